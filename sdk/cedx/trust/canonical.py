@@ -1,0 +1,89 @@
+"""Canonical bytes of a logical record: what every cedx signature covers.
+
+A logical record is the JSON data model of a document (objects, arrays, strings, integers,
+booleans, null), independent of whether it travelled as JSON or XML. Its canonical form is
+RFC 8785 (JCS) with two cedx rules applied first, so that equal records give equal bytes:
+
+* decimal quantities are strings (``Decimal`` values become their plain positional string);
+  binary floats are refused, since they cannot carry an exact decimal;
+* instants are UTC strings ``YYYY-MM-DDThh:mm:ss[.ffffff]Z`` (aware ``datetime`` values are
+  converted; naive ones are refused).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from decimal import Decimal
+from typing import Any
+
+import rfc8785
+
+
+class CanonicalizationError(ValueError):
+    """A value cannot be represented in a logical record; ``path`` says where."""
+
+    def __init__(self, message: str, path: str):
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+def format_instant(value: _dt.datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime (no UTC offset)")
+    utc = value.astimezone(_dt.timezone.utc)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def format_decimal(value: Decimal) -> str:
+    if not value.is_finite():
+        raise ValueError("decimal must be finite")
+    return format(value, "f")
+
+
+def to_logical(value: Any, path: str = "$") -> Any:
+    """Convert Python values (models, Decimals, datetimes, enums) into a logical record."""
+    if hasattr(value, "model_dump"):  # pydantic models, without importing pydantic here
+        value = value.model_dump(mode="python", by_alias=True, exclude_none=True)
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        raise CanonicalizationError("binary float; decimals must travel as strings", path)
+    if isinstance(value, Decimal):
+        try:
+            return format_decimal(value)
+        except ValueError as exc:
+            raise CanonicalizationError(str(exc), path) from exc
+    if isinstance(value, _dt.datetime):
+        try:
+            return format_instant(value)
+        except ValueError as exc:
+            raise CanonicalizationError(str(exc), path) from exc
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return to_logical(value.value, path)
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise CanonicalizationError("object keys must be strings", path)
+            out[k] = to_logical(v, f"{path}.{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_logical(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    raise CanonicalizationError(f"unsupported type {type(value).__name__}", path)
+
+
+def canonicalize(value: Any) -> bytes:
+    """RFC 8785 bytes of the logical record of ``value``."""
+    logical = to_logical(value)
+    try:
+        return rfc8785.dumps(logical)
+    except rfc8785.IntegerDomainError as exc:
+        raise CanonicalizationError(f"integer outside the I-JSON range: {exc}", "$") from exc
