@@ -75,7 +75,7 @@ class SM2PublicKey:
                 raise InvalidKey(f"malformed PEM: {exc}") from exc
             if kind != "PUBLIC KEY":
                 raise InvalidKey(f"expected a PUBLIC KEY PEM block, found {kind!r}")
-        if len(data) == 65 and data[0] == 4:
+        if data[:1] != b"\x30":  # not a DER SEQUENCE: a raw point, 04||X||Y
             return cls(decode_point(data), backend)
         try:
             info = asn1keys.PublicKeyInfo.load(data, strict=True)
