@@ -30,6 +30,16 @@ DEFAULT_POLICY = "2.25.229104744207215262826498813474409305437"
 UTC = _dt.timezone.utc
 
 
+class TimeStampResp(tsp.TimeStampResp):
+    """asn1crypto declares timeStampToken mandatory; RFC 3161 §2.4.2 makes it OPTIONAL
+    (absent in every rejection)."""
+
+    _fields = [
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
+
 def _sm3_alg() -> dict:
     return {"algorithm": OID_SM3}
 
@@ -96,13 +106,13 @@ class TimeStampAuthority:
         if policy is not None and policy != self._policy:
             return self._reject("unaccepted_policy", f"policy {policy} is not offered")
         token = self.timestamp(imprint, nonce=nonce, include_certificate=cert_req)
-        resp = tsp.TimeStampResp(
+        resp = TimeStampResp(
             {"status": {"status": "granted"}, "time_stamp_token": cms.ContentInfo.load(token)}
         )
         return resp.dump()
 
     def _reject(self, failure: str, text: str) -> bytes:
-        return tsp.TimeStampResp(
+        return TimeStampResp(
             {
                 "status": {
                     "status": "rejection",
@@ -197,7 +207,7 @@ class TimestampInfo:
 def token_from_response(response: bytes, request: bytes | None = None) -> bytes:
     """Extract the token from a TimeStampResp, checking status and (given the request) nonce."""
     try:
-        resp = tsp.TimeStampResp.load(response, strict=True)
+        resp = TimeStampResp.load(response, strict=True)
         status = resp["status"]["status"].native
     except (ValueError, TypeError, KeyError) as exc:
         raise TimestampError(f"malformed TimeStampResp: {exc}") from exc

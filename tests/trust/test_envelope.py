@@ -1,0 +1,137 @@
+"""Canonical record signing: the signed-document envelope."""
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+
+from cedx import trust
+from cedx.trust.canonical import CanonicalizationError, canonicalize
+from cedx.trust.errors import InvalidSignature
+
+CST = dt.timezone(dt.timedelta(hours=8))
+
+
+@pytest.fixture(scope="module")
+def key():
+    return trust.generate_private_key()
+
+
+RECORD = {
+    "specVersion": "1.0",
+    "entityCode": "91350100M000100Y43",
+    "period": "2026-10",
+    "fuels": [
+        {"fuelCode": "bituminous", "consumption": {"value": "152340.50", "unit": "t"}},
+        {"fuelCode": "diesel", "consumption": {"value": "12.3", "unit": "t"}},
+    ],
+    "totalEmission": {"value": "281234.712", "unit": "tCO2"},
+    "unitCount": 2,
+    "final": True,
+}
+
+
+def test_canonical_bytes_are_rfc8785():
+    assert canonicalize({"b": 1, "a": "x", "c": [True, None]}) == b'{"a":"x","b":1,"c":[true,null]}'
+    assert canonicalize({"\u6d4b": "碳"}) == '{"测":"碳"}'.encode()
+
+
+def test_python_values_become_logical_values():
+    t = dt.datetime(2026, 11, 1, 8, 0, tzinfo=CST)
+    assert canonicalize({"t": t, "d": Decimal("1.50"), "e": Decimal("1E-7")}) == (
+        b'{"d":"1.50","e":"0.0000001","t":"2026-11-01T00:00:00Z"}'
+    )
+    with pytest.raises(CanonicalizationError, match=r"\$\.x\[1\]: binary float"):
+        canonicalize({"x": [1, 2.5]})
+    with pytest.raises(CanonicalizationError, match="naive"):
+        canonicalize({"t": dt.datetime(2026, 1, 1)})
+    with pytest.raises(CanonicalizationError, match="I-JSON"):
+        canonicalize({"n": 2**60})
+
+
+def test_sign_and_verify_after_json_transport(key):
+    doc = trust.sign_document(RECORD, key)
+    received = json.loads(json.dumps(doc, ensure_ascii=False, indent=2))
+    verified = trust.verify_document(received, key.public_key())
+    assert verified.payload == RECORD
+    assert verified.key_id == key.public_key().fingerprint()
+
+
+def test_offsets_normalise_so_equal_instants_verify(key):
+    local = {"at": dt.datetime(2026, 11, 1, 8, 0, tzinfo=CST)}
+    utc = {"at": dt.datetime(2026, 11, 1, 0, 0, tzinfo=dt.timezone.utc)}
+    doc = trust.sign_document(local, key)
+    trust.verify_document({"payload": utc, "signature": doc["signature"]}, key.public_key())
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda r: r["fuels"][0]["consumption"].__setitem__("value", "152340.51"),  # value
+        lambda r: r["fuels"][0]["consumption"].__setitem__("value", "152340.5"),  # same number, other string
+        lambda r: r.__setitem__("extra", "x"),  # added field
+        lambda r: r.pop("final"),  # removed field
+        lambda r: r["fuels"].reverse(),  # order of an order-significant list
+        lambda r: r.__setitem__("unitCount", 3),
+        lambda r: r.__setitem__("final", False),
+    ],
+    ids=["value", "decimal-string", "added", "removed", "list-order", "integer", "boolean"],
+)
+def test_any_change_breaks_the_signature(key, mutate):
+    doc = json.loads(json.dumps(trust.sign_document(RECORD, key)))
+    mutate(doc["payload"])
+    with pytest.raises(InvalidSignature, match="does not verify"):
+        trust.verify_document(doc, key.public_key())
+
+
+def test_protected_metadata_and_wrong_key(key):
+    doc = trust.sign_document(RECORD, key)
+    moved = json.loads(json.dumps(doc))
+    moved["signature"]["signingTime"] = "2020-01-01T00:00:00Z"
+    with pytest.raises(InvalidSignature, match="does not verify"):
+        trust.verify_document(moved, key.public_key())
+    with pytest.raises(InvalidSignature, match="keyId"):
+        trust.verify_document(doc, trust.generate_private_key().public_key())
+    alg = json.loads(json.dumps(doc))
+    alg["signature"]["algorithm"] = "RSA"
+    with pytest.raises(InvalidSignature, match="unsupported signature algorithm"):
+        trust.verify_document(alg, key.public_key())
+    bad = json.loads(json.dumps(doc))
+    bad["signature"]["value"] = "***"
+    with pytest.raises(InvalidSignature, match="base64"):
+        trust.verify_document(bad, key.public_key())
+    with pytest.raises(InvalidSignature, match="not a signed envelope"):
+        trust.verify_document(RECORD, key.public_key())
+
+
+def test_custom_user_id_is_recorded_and_used(key):
+    doc = trust.sign_document(RECORD, key, uid=b"entity-91350100")
+    assert doc["signature"]["userId"] == "entity-91350100"
+    trust.verify_document(doc, key.public_key())
+    doc["signature"].pop("userId")
+    with pytest.raises(InvalidSignature):
+        trust.verify_document(doc, key.public_key())
+
+
+def test_certificate_chain_and_timestamp_attach_unprotected(key):
+    from cedx.trust import tsa as tts
+    from cedx.trust import x509 as tx
+    from cedx.trust.sm3 import sm3
+
+    ca_key = trust.generate_private_key()
+    ca = tx.create_ca(ca_key, {"common_name": "Root"})
+    cert = tx.issue_certificate(tx.create_csr(key, {"common_name": "signer"}), ca, ca_key)
+    tsa_key = trust.generate_private_key()
+    tsa_cert = tx.issue_certificate(tx.create_csr(tsa_key, {"common_name": "TSA"}), ca, ca_key, profile="tsa")
+    authority = tts.TimeStampAuthority(tsa_key, tsa_cert)
+    doc = trust.sign_document(RECORD, key, certificate_chain=[cert], timestamper=authority.timestamp)
+
+    def resolve(block):
+        import base64
+
+        return tx.validate_chain(base64.b64decode(block["certificateChain"][0]), trust_anchors=[ca])
+
+    verified = trust.verify_document(doc, resolve)
+    info = tts.verify_token(verified.timestamp_token, imprint=sm3(verified.signature), trust_anchors=[ca])
+    assert info.gen_time.tzinfo is not None

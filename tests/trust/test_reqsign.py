@@ -1,0 +1,72 @@
+import datetime as dt
+
+import pytest
+
+from cedx import trust
+from cedx.trust.errors import InvalidSignature, ReplayError
+from cedx.trust.reqsign import RequestVerifier, canonical_query, sign_request
+
+UTC = dt.timezone.utc
+
+
+@pytest.fixture
+def setup():
+    key = trust.generate_private_key()
+    keys = {key.public_key().fingerprint(): key.public_key()}
+    return key, RequestVerifier(keys.get)
+
+
+def test_valid_request(setup):
+    key, verifier = setup
+    body = b'{"period":"2026-10"}'
+    h = sign_request(key, "post", "/v1/submissions", "b=2&a=1", body)
+    assert verifier.verify("POST", "/v1/submissions", "a=1&b=2", h, body) == key.public_key()
+
+
+def test_replayed_nonce_rejected(setup):
+    key, verifier = setup
+    h = sign_request(key, "GET", "/v1/submissions")
+    verifier.verify("GET", "/v1/submissions", "", h, b"")
+    with pytest.raises(ReplayError, match="already been used"):
+        verifier.verify("GET", "/v1/submissions", "", h, b"")
+
+
+def test_outside_window_rejected(setup):
+    key, verifier = setup
+    old = dt.datetime.now(UTC) - dt.timedelta(minutes=10)
+    h = sign_request(key, "GET", "/v1/x", now=old)
+    with pytest.raises(ReplayError, match="window"):
+        verifier.verify("GET", "/v1/x", "", h, b"")
+
+
+@pytest.mark.parametrize("field", ["method", "path", "query", "body"])
+def test_tampering_rejected(setup, field):
+    key, verifier = setup
+    h = sign_request(key, "POST", "/v1/a", "x=1", b"body")
+    args = {"method": "POST", "path": "/v1/a", "query": "x=1", "body": b"body"}
+    args[field] = {"method": "PUT", "path": "/v1/b", "query": "x=2", "body": b"bodY"}[field]
+    with pytest.raises(InvalidSignature):
+        verifier.verify(args["method"], args["path"], args["query"], h, args["body"])
+
+
+def test_missing_header_and_unknown_key(setup):
+    key, verifier = setup
+    h = sign_request(key, "GET", "/v1/a")
+    partial = {k: v for k, v in h.items() if k != "X-Cedx-Nonce"}
+    with pytest.raises(InvalidSignature, match="X-Cedx-Nonce"):
+        verifier.verify("GET", "/v1/a", "", partial, b"")
+    stranger = sign_request(trust.generate_private_key(), "GET", "/v1/a")
+    with pytest.raises(InvalidSignature, match="unknown"):
+        verifier.verify("GET", "/v1/a", "", stranger, b"")
+
+
+def test_forged_request_does_not_burn_nonce(setup):
+    key, verifier = setup
+    h = sign_request(key, "GET", "/v1/a")
+    with pytest.raises(InvalidSignature):
+        verifier.verify("GET", "/v1/b", "", h, b"")
+    verifier.verify("GET", "/v1/a", "", h, b"")  # still accepted once
+
+
+def test_canonical_query():
+    assert canonical_query("b=2&a=1&a=0&c=%E7%A2%B3") == "a=0&a=1&b=2&c=%E7%A2%B3"
