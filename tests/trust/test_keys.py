@@ -54,7 +54,7 @@ def test_non_minimal_and_malformed_der_rejected(key):
     nonminimal = b"\x30" + bytes([len(body)]) + body
     with pytest.raises(InvalidSignature, match="non-canonical|not a DER"):
         key.public_key().verify(nonminimal, b"m")
-    with pytest.raises(InvalidSignature, match="non-canonical|not a DER"):
+    with pytest.raises(InvalidSignature, match="length does not match|trailing"):
         key.public_key().verify(sig + b"\x00", b"m")  # trailing byte
     with pytest.raises(InvalidSignature):
         key.public_key().verify(b"\x30\x03\x02\x01\x01", b"m")  # one INTEGER only

@@ -33,9 +33,9 @@ from .curve import (
     Point,
     decode_point,
     encode_point,
-    message_digest,
     validate_private_scalar,
     validate_public_point,
+    z_value,
 )
 from .errors import DecryptionError, InvalidKey, InvalidSignature
 from .sm3 import kdf, sm3
@@ -57,12 +57,20 @@ def _sm2_algorithm() -> dict:
 class SM2PublicKey:
     """An SM2 public key. Verifies signatures and encrypts."""
 
-    __slots__ = ("point", "_backend", "_handle")
+    __slots__ = ("point", "_backend", "_handle", "_z_cache")
 
     def __init__(self, point: Point, backend: Backend | None = None):
         self.point = validate_public_point(point)
         self._backend = backend or get_backend()
         self._handle = None
+        self._z_cache: dict[bytes, bytes] = {}
+
+    def digest(self, message: bytes, uid: bytes = DEFAULT_ID) -> bytes:
+        """e = SM3(Z_A || M), with Z_A cached per user ID (it depends only on key and ID)."""
+        z = self._z_cache.get(uid)
+        if z is None:
+            z = self._z_cache.setdefault(uid, z_value(self.point, uid))
+        return sm3(z + message)
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -119,12 +127,12 @@ class SM2PublicKey:
 
     def verify_digest(self, signature: bytes, e: bytes) -> None:
         r, s = der.decode_signature(signature)
-        if not self._backend.verify_digest(self._get_handle(), e, r, s):
+        if not self._backend.verify_digest(self._get_handle(), e, signature, r, s):
             raise InvalidSignature("SM2 signature does not verify")
 
     def verify(self, signature: bytes, message: bytes, uid: bytes = DEFAULT_ID) -> None:
         """Verify an SM2-with-SM3 DER signature; raise InvalidSignature with the reason."""
-        self.verify_digest(signature, message_digest(self.point, message, uid))
+        self.verify_digest(signature, self.digest(message, uid))
 
     def is_valid(self, signature: bytes, message: bytes, uid: bytes = DEFAULT_ID) -> bool:
         try:
@@ -188,15 +196,14 @@ class SM2PrivateKey:
 
     # --- operations ---------------------------------------------------------------------
     def sign_digest(self, e: bytes, *, k: int | None = None) -> bytes:
-        r, s = self._backend.sign_digest(self._get_handle(), e, k)
-        return der.encode_signature(r, s)
+        return self._backend.sign_digest(self._get_handle(), e, k)
 
     def sign(self, message: bytes, uid: bytes = DEFAULT_ID, *, k: int | None = None) -> bytes:
         """SM2-with-SM3 signature over ``message`` with user ID ``uid``, DER-encoded.
 
         ``k`` fixes the nonce and exists only to reproduce published test vectors.
         """
-        return self.sign_digest(message_digest(self._public.point, message, uid), k=k)
+        return self.sign_digest(self._public.digest(message, uid), k=k)
 
     def decrypt(self, ciphertext: bytes) -> bytes:
         """Decrypt DER C1C3C2; the C1 point and the C3 hash are both checked."""

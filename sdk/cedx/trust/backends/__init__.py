@@ -29,12 +29,12 @@ class Backend(Protocol):
 
     def public_handle(self, q: Point) -> Any: ...
 
-    def sign_digest(self, handle: Any, e: bytes, k: int | None = None) -> tuple[int, int]:
-        """Sign the digest e. ``k`` fixes the nonce, for published test vectors only."""
+    def sign_digest(self, handle: Any, e: bytes, k: int | None = None) -> bytes:
+        """DER signature of the digest e. ``k`` fixes the nonce, for test vectors only."""
         ...
 
-    def verify_digest(self, handle: Any, e: bytes, r: int, s: int) -> bool:
-        """r and s are already range-checked by the caller."""
+    def verify_digest(self, handle: Any, e: bytes, signature: bytes, r: int, s: int) -> bool:
+        """``signature`` is strict DER of (r, s), already checked and range-checked."""
         ...
 
     def multiply(self, k: int, point: Point) -> Point: ...

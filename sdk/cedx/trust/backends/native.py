@@ -8,13 +8,14 @@ EC_POINT_mul plus the textbook formula, since OpenSSL offers no way to inject k.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from asn1crypto.algos import DSASignature
 from tongsuopy.backends.tongsuo.backend import backend as _tb
 from tongsuopy.crypto.asymciphers import ec as _ec
 
 from ..curve import GX, GY, N, Point
+from ..der import encode_signature
 
 _lib = _tb._lib
 _ffi = _tb._ffi
@@ -30,6 +31,25 @@ class _Group:
         self.ptr = _ffi.gc(group, _lib.EC_GROUP_free)
 
 
+class _KeyHandle:
+    """A tongsuopy key plus one initialised EVP_PKEY_CTX per thread (contexts are not
+    thread-safe, and creating one per call costs about a tenth of a verification)."""
+
+    def __init__(self, key: Any, private: bool):
+        self.key = key
+        self._private = private
+        self._local = threading.local()
+
+    def ctx(self) -> Any:
+        ctx = getattr(self._local, "ctx", None)
+        if ctx is None:
+            ctx = _ffi.gc(_lib.EVP_PKEY_CTX_new(self.key._evp_pkey, _ffi.NULL), _lib.EVP_PKEY_CTX_free)
+            init = _lib.EVP_PKEY_sign_init if self._private else _lib.EVP_PKEY_verify_init
+            _tb.openssl_assert(init(ctx) == 1)
+            self._local.ctx = ctx
+        return ctx
+
+
 class NativeBackend:
     name = "native"
 
@@ -40,28 +60,24 @@ class NativeBackend:
         nums = _ec.derive_private_key(d, _ec.SM2()).public_key().public_numbers()
         return nums.x, nums.y
 
-    def private_handle(self, d: int, q: Point) -> Any:
-        return _ec.derive_private_key(d, _ec.SM2())
+    def private_handle(self, d: int, q: Point) -> _KeyHandle:
+        return _KeyHandle(_ec.derive_private_key(d, _ec.SM2()), private=True)
 
-    def public_handle(self, q: Point) -> Any:
-        return _ec.EllipticCurvePublicNumbers(q[0], q[1], _ec.SM2()).public_key()
+    def public_handle(self, q: Point) -> _KeyHandle:
+        key = _ec.EllipticCurvePublicNumbers(q[0], q[1], _ec.SM2()).public_key()
+        return _KeyHandle(key, private=False)
 
-    def sign_digest(self, handle: Any, e: bytes, k: int | None = None) -> tuple[int, int]:
+    def sign_digest(self, handle: Any, e: bytes, k: int | None = None) -> bytes:
         if k is not None:
-            return self._sign_with_fixed_k(handle, e, k)
-        ctx = _ffi.gc(_lib.EVP_PKEY_CTX_new(handle._evp_pkey, _ffi.NULL), _lib.EVP_PKEY_CTX_free)
-        _tb.openssl_assert(_lib.EVP_PKEY_sign_init(ctx) == 1)
+            return encode_signature(*self._sign_with_fixed_k(handle, e, k))
+        ctx = handle.ctx()
         buflen = _ffi.new("size_t *", 80)
         buf = _ffi.new("unsigned char[]", 80)
         _tb.openssl_assert(_lib.EVP_PKEY_sign(ctx, buf, buflen, e, len(e)) == 1)
-        sig = DSASignature.load(bytes(_ffi.buffer(buf)[: buflen[0]]))
-        return int(sig["r"].native), int(sig["s"].native)
+        return bytes(_ffi.buffer(buf)[: buflen[0]])  # OpenSSL emits minimal DER
 
-    def verify_digest(self, handle: Any, e: bytes, r: int, s: int) -> bool:
-        der = DSASignature({"r": r, "s": s}).dump()
-        ctx = _ffi.gc(_lib.EVP_PKEY_CTX_new(handle._evp_pkey, _ffi.NULL), _lib.EVP_PKEY_CTX_free)
-        _tb.openssl_assert(_lib.EVP_PKEY_verify_init(ctx) == 1)
-        ok = _lib.EVP_PKEY_verify(ctx, der, len(der), e, len(e))
+    def verify_digest(self, handle: Any, e: bytes, der: bytes, r: int, s: int) -> bool:
+        ok = _lib.EVP_PKEY_verify(handle.ctx(), der, len(der), e, len(e))
         if ok != 1:
             _tb._consume_errors()
         return ok == 1
@@ -87,7 +103,7 @@ class NativeBackend:
             return _tb._bn_to_int(ox), _tb._bn_to_int(oy)
 
     def _sign_with_fixed_k(self, handle: Any, e: bytes, k: int) -> tuple[int, int]:
-        d = handle.private_numbers().private_value
+        d = handle.key.private_numbers().private_value
         x1, _ = self.multiply(k, (GX, GY))
         r = (int.from_bytes(e, "big") + x1) % N
         if r == 0 or r + k == N:

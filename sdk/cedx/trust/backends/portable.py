@@ -14,6 +14,7 @@ import secrets
 from gmssl import sm2 as _gmssl_sm2
 
 from ..curve import GX, GY, N, Point
+from ..der import encode_signature
 
 _G_HEX = f"{GX:064x}{GY:064x}"
 
@@ -50,18 +51,18 @@ class PortableBackend:
     def public_handle(self, q: Point) -> _gmssl_sm2.CryptSM2:
         return _engine(public_hex=_point_hex(q))
 
-    def sign_digest(
-        self, handle: _gmssl_sm2.CryptSM2, e: bytes, k: int | None = None
-    ) -> tuple[int, int]:
+    def sign_digest(self, handle: _gmssl_sm2.CryptSM2, e: bytes, k: int | None = None) -> bytes:
         while True:
             nonce = k if k is not None else secrets.randbelow(N - 1) + 1
             sig = handle.sign(e, f"{nonce:064x}")
             if sig is not None:
-                return int(sig[:64], 16), int(sig[64:], 16)
+                return encode_signature(int(sig[:64], 16), int(sig[64:], 16))
             if k is not None:  # a fixed k that yields r = 0 or s = 0 cannot be used
                 raise ValueError("the given k produces an invalid signature")
 
-    def verify_digest(self, handle: _gmssl_sm2.CryptSM2, e: bytes, r: int, s: int) -> bool:
+    def verify_digest(
+        self, handle: _gmssl_sm2.CryptSM2, e: bytes, der: bytes, r: int, s: int
+    ) -> bool:
         try:
             return bool(handle.verify(f"{r:064x}{s:064x}", e))
         except (TypeError, ValueError):  # gmssl fails on degenerate intermediate points
