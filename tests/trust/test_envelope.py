@@ -63,6 +63,9 @@ def test_offsets_normalise_so_equal_instants_verify(key):
     utc = {"at": dt.datetime(2026, 11, 1, 0, 0, tzinfo=dt.timezone.utc)}
     doc = trust.sign_document(local, key)
     trust.verify_document({"payload": utc, "signature": doc["signature"]}, key.public_key())
+    later = {"at": dt.datetime(2026, 11, 1, 0, 0, 1, tzinfo=dt.timezone.utc)}
+    with pytest.raises(InvalidSignature):
+        trust.verify_document({"payload": later, "signature": doc["signature"]}, key.public_key())
 
 
 @pytest.mark.parametrize(
@@ -103,6 +106,15 @@ def test_protected_metadata_and_wrong_key(key):
         trust.verify_document(bad, key.public_key())
     with pytest.raises(InvalidSignature, match="not a signed envelope"):
         trust.verify_document(RECORD, key.public_key())
+
+
+def test_envelope_fields_are_protected(key):
+    doc = trust.sign_document(RECORD, key, envelope_fields={"specVersion": "1.0"})
+    assert list(doc) == ["specVersion", "payload", "signature"]
+    trust.verify_document(doc, key.public_key())
+    doc["specVersion"] = "1.1"
+    with pytest.raises(InvalidSignature, match="does not verify"):
+        trust.verify_document(doc, key.public_key())
 
 
 def test_custom_user_id_is_recorded_and_used(key):

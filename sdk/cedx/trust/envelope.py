@@ -1,4 +1,4 @@
-"""The signed-document envelope: ``{"payload": <record>, "signature": <signature block>}``.
+"""The signed-document envelope: ``{"specVersion": ..., "payload": <record>, "signature": <block>}``.
 
 The signature block (spec schema ``SignatureBlock``) is detached from the payload:
 
@@ -11,9 +11,10 @@ The signature block (spec schema ``SignatureBlock``) is detached from the payloa
     value             base64 DER SM2 signature
     timestampToken    optional, base64 DER RFC 3161 token over SM3(value)
 
-What is signed: canonical({"payload": payload, "signature": block minus value,
-certificateChain and timestampToken}). The signing metadata is therefore protected too, while a
-chain or a time-stamp can be attached after signing. Because the input is the logical record,
+What is signed: the canonical form of the whole envelope (every member, such as specVersion
+and payload) with ``value``, ``certificateChain`` and ``timestampToken`` removed from the
+signature block. The signing metadata is therefore protected too, while a chain or a
+time-stamp can be attached after signing. Because the input is the logical record,
 the same signature verifies whether the document travelled as JSON or as XML.
 """
 
@@ -50,9 +51,11 @@ def b64d(text: str, what: str) -> bytes:
         raise InvalidSignature(f"{what} is not valid base64") from exc
 
 
-def signing_input(payload: Any, block: dict) -> bytes:
+def signing_input(envelope: dict) -> bytes:
+    """Canonical bytes the signature covers (see the module docstring)."""
+    block = envelope["signature"]
     protected = {k: v for k, v in block.items() if k not in _UNPROTECTED}
-    return canonicalize({"payload": payload, "signature": protected})
+    return canonicalize({**envelope, "signature": protected})
 
 
 def sign_document(
@@ -63,8 +66,12 @@ def sign_document(
     certificate_chain: list[bytes] | None = None,
     uid: bytes = DEFAULT_ID,
     timestamper: Callable[[bytes], bytes] | None = None,
+    envelope_fields: dict | None = None,
 ) -> dict:
     """Sign a logical record (or a model) and return the envelope as a logical record.
+
+    ``envelope_fields`` are further top-level members of the envelope (the spec puts
+    ``specVersion`` there); they are covered by the signature like the payload.
 
     ``timestamper`` receives the SM3 imprint of the signature value and returns a DER RFC 3161
     token (see cedx.trust.tsa); it is optional.
@@ -78,13 +85,14 @@ def sign_document(
     }
     if uid != DEFAULT_ID:
         block["userId"] = uid.decode("utf-8")
-    value = key.sign(signing_input(record, block), uid)
+    envelope = {**to_logical(envelope_fields or {}), "payload": record, "signature": block}
+    value = key.sign(signing_input(envelope), uid)
     block["value"] = b64e(value)
     if certificate_chain:
         block["certificateChain"] = [b64e(c) for c in certificate_chain]
     if timestamper is not None:
         block["timestampToken"] = b64e(timestamper(sm3(value)))
-    return {"payload": record, "signature": block}
+    return envelope
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,7 @@ def verify_document(
     uid = block.get("userId", DEFAULT_ID.decode()).encode("utf-8")
     value = b64d(block["value"], "signature value")
     try:
-        public.verify(value, signing_input(doc["payload"], block), uid)
+        public.verify(value, signing_input(doc), uid)
     except InvalidSignature as exc:
         raise InvalidSignature(f"document signature invalid: {exc}") from exc
     token = block.get("timestampToken")
