@@ -123,15 +123,23 @@ class TimeStampAuthority:
         ).dump()
 
     def timestamp(
-        self, imprint: bytes, *, nonce: int | None = None, include_certificate: bool = True
+        self,
+        imprint: bytes,
+        *,
+        nonce: int | None = None,
+        include_certificate: bool = True,
+        serial_number: int | None = None,
     ) -> bytes:
-        """Issue a token (DER ContentInfo) for an SM3 imprint."""
+        """Issue a token (DER ContentInfo) for an SM3 imprint.
+
+        ``serial_number`` overrides the authority's counter (reproducible example tokens).
+        """
         gen_time = self._clock().astimezone(UTC).replace(microsecond=0)
         info_fields = {
             "version": "v1",
             "policy": self._policy,
             "message_imprint": {"hash_algorithm": _sm3_alg(), "hashed_message": imprint},
-            "serial_number": self._next_serial(),
+            "serial_number": serial_number or self._next_serial(),
             "gen_time": gen_time,
             "accuracy": {"seconds": self._accuracy},
             "ordering": False,

@@ -1,0 +1,68 @@
+"""python -m generator [generate|check]
+
+generate  (default) write every generated file
+check     regenerate in memory; exit 1 with a unified diff when committed files are stale
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+import time
+
+from .pipeline import REPO, build
+
+
+def generate() -> int:
+    start = time.perf_counter()
+    files = build()
+    changed = 0
+    for rel, data in sorted(files.items()):
+        path = REPO / rel
+        if path.exists() and path.read_bytes() == data:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        changed += 1
+    print(f"generator: {len(files)} files, {changed} changed, {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def check() -> int:
+    files = build()
+    stale = []
+    for rel, data in sorted(files.items()):
+        path = REPO / rel
+        current = path.read_bytes() if path.exists() else b""
+        if current != data:
+            stale.append(rel)
+            diff = difflib.unified_diff(
+                current.decode("utf-8", "replace").splitlines(),
+                data.decode("utf-8", "replace").splitlines(),
+                f"{rel} (committed)", f"{rel} (generated)", lineterm="", n=1,
+            )
+            for i, line in enumerate(diff):
+                if i >= 40:
+                    print("  ...")
+                    break
+                print(line)
+    if stale:
+        print(f"generator check: {len(stale)} generated file(s) are stale; run `make generate`",
+              file=sys.stderr)
+        return 1
+    print(f"generator check: {len(files)} generated files are up to date")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "generate"
+    if command == "generate":
+        return generate()
+    if command == "check":
+        return check()
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

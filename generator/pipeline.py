@@ -1,0 +1,50 @@
+"""The generation pipeline: spec/ → every generated file, as {relative path: bytes}.
+
+Nothing here writes to disk; ``__main__`` decides whether to write (generate) or compare
+(check), which is what makes ``make check`` exact.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cedx.spec.schema import SchemaIndex
+
+from .bundle import bundle_core, example_schemas, inline_examples
+from .examples import example_json_bytes, render_xml, sign_examples
+from .load import load_spec
+from .xsd import derive_xsd
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE_INIT = '''"""Generated from spec/ by `python -m generator` — do not edit.
+
+Data files: openapi.json (the bundled specification) and cedx.xsd (the derived XML Schema).
+"""
+'''
+
+
+def build(repo: Path = REPO) -> dict[str, bytes]:
+    source = load_spec(repo / "spec")
+    core = bundle_core(source)
+    index = SchemaIndex(core)
+    usage = example_schemas(source.document)
+    schemas = {name: schema for name, (schema, _media) in usage.items() if name.endswith(".json")}
+    xml_names = {name for name in usage if name.endswith(".xml")}
+    examples = sign_examples(index, source.examples, schemas, repo / "spec" / "examples" / "pki")
+    xml_examples = render_xml(index, examples, schemas, xml_names)
+    xsd = derive_xsd(core)
+    bundled = inline_examples(core, examples, xml_examples)
+
+    files: dict[str, bytes] = {}
+    for name, doc in examples.items():
+        files[f"spec/examples/{name}"] = example_json_bytes(doc)
+    for name, text in xml_examples.items():
+        files[f"spec/examples/{name}"] = text.encode("utf-8")
+    files["spec/cedx.xsd"] = xsd
+    files["sdk/cedx/generated/cedx.xsd"] = xsd
+    files["sdk/cedx/generated/openapi.json"] = (
+        json.dumps(bundled, ensure_ascii=False, indent=1, sort_keys=False) + "\n"
+    ).encode("utf-8")
+    files["sdk/cedx/generated/__init__.py"] = PACKAGE_INIT.encode("utf-8")
+    return files

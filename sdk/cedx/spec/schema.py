@@ -1,0 +1,126 @@
+"""Read-only view of the bundled specification: component schemas, refs, XML names, tables.
+
+Everything that walks documents by their schema (validation, rules, the XML codec, the XSD and
+docs generators) goes through this one index, so the mapping rules live in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Iterator
+
+from .units import UnitTable
+
+REF_PREFIX = "#/components/schemas/"
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    schema: dict          # the property schema as written (may hold $ref and annotations)
+    required: bool
+    attribute: bool       # carried as an XML attribute
+
+    @property
+    def ref(self) -> str | None:
+        ref = self.schema.get("$ref")
+        return ref[len(REF_PREFIX):] if ref else None
+
+
+class SchemaIndex:
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.schemas: dict[str, dict] = spec["components"]["schemas"]
+
+    # --- tables ---------------------------------------------------------------------------
+    @cached_property
+    def units(self) -> UnitTable:
+        return UnitTable(self.spec.get("x-cedx-units", []))
+
+    @cached_property
+    def error_codes(self) -> dict[str, dict]:
+        return {e["code"]: e for e in self.spec.get("x-cedx-error-codes", [])}
+
+    @cached_property
+    def rules(self) -> list[dict]:
+        return list(self.spec.get("x-cedx-rules", {}).get("rules", []))
+
+    @property
+    def spec_version(self) -> str:
+        return self.spec["x-cedx-spec-version"]
+
+    @property
+    def namespace(self) -> str:
+        return self.spec["x-cedx-xml-namespace"]
+
+    # --- schemas --------------------------------------------------------------------------
+    def resolve(self, schema: dict) -> dict:
+        """Follow $ref (and single-element allOf wrappers) to the target schema."""
+        seen = 0
+        while True:
+            if "$ref" in schema:
+                schema = self.schemas[schema["$ref"][len(REF_PREFIX):]]
+            elif list(schema.get("allOf", [])) and len(schema["allOf"]) == 1 and "type" not in schema:
+                schema = schema["allOf"][0]
+            else:
+                return schema
+            seen += 1
+            if seen > 32:
+                raise ValueError("reference cycle")
+
+    def ref_name(self, schema: dict) -> str | None:
+        ref = schema.get("$ref")
+        return ref[len(REF_PREFIX):] if ref else None
+
+    def kind(self, schema: dict) -> str:
+        """object | array | string | integer | boolean | number."""
+        target = self.resolve(schema)
+        t = target.get("type")
+        if t is None and "properties" in target:
+            return "object"
+        if isinstance(t, list):
+            t = next(x for x in t if x != "null")
+        return t or "string"
+
+    def properties(self, schema: dict) -> Iterator[Property]:
+        target = self.resolve(schema)
+        required = set(target.get("required", []))
+        for name, prop in target.get("properties", {}).items():
+            attribute = bool(prop.get("xml", {}).get("attribute"))
+            yield Property(name, prop, name in required, attribute)
+
+    def item_schema(self, schema: dict) -> dict:
+        return self.resolve(schema)["items"]
+
+    def item_name(self, schema: dict) -> str:
+        items = self.item_schema(schema)
+        return items.get("xml", {}).get("name", "item")
+
+    def annotation(self, schema: dict, key: str) -> Any:
+        """An annotation on the schema as written, else on the schema it refers to."""
+        if key in schema:
+            return schema[key]
+        if "$ref" in schema:
+            return self.annotation(self.schemas[self.ref_name(schema)], key)
+        return None
+
+    def document_schemas(self) -> list[str]:
+        """Component schemas that are request or response bodies (XML root elements)."""
+        names: set[str] = set()
+        for item in self.spec.get("paths", {}).values():
+            for op in item.values():
+                if not isinstance(op, dict):
+                    continue
+                bodies = [op.get("requestBody", {})] + list(op.get("responses", {}).values())
+                for body in bodies:
+                    for media, content in body.get("content", {}).items():
+                        if media.endswith("xml") and "$ref" in content.get("schema", {}):
+                            names.add(self.ref_name(content["schema"]))
+        return sorted(names)
+
+    def signed_schemas(self) -> dict[str, dict]:
+        return {n: s["x-cedx-signed"] for n, s in self.schemas.items() if "x-cedx-signed" in s}
+
+    def rules_for(self, schema_name: str) -> list[dict]:
+        return [r for r in self.rules if r.get("kind") == "document" and schema_name in r.get("appliesTo", [])]
