@@ -10,6 +10,11 @@ import difflib
 import sys
 import time
 
+import json
+
+from cedx.spec.schema import SchemaIndex
+
+from .drift import check_drift
 from .pipeline import REPO, build
 
 
@@ -50,7 +55,13 @@ def check() -> int:
         print(f"generator check: {len(stale)} generated file(s) are stale; run `make generate`",
               file=sys.stderr)
         return 1
-    print(f"generator check: {len(files)} generated files are up to date")
+    drift = check_drift(SchemaIndex(json.loads(files["sdk/cedx/generated/openapi.json"])),
+                        (REPO / "spec" / "cedx.xsd").read_bytes())
+    for line in drift:
+        print(f"drift: {line}", file=sys.stderr)
+    if drift:
+        return 1
+    print(f"generator check: {len(files)} generated files are up to date; XSD and JSON Schemas agree")
     return 0
 
 

@@ -13,6 +13,7 @@ from importlib import resources
 
 from .schema import SchemaIndex
 from .validate import Issue, Validator
+from .xmlcodec import XmlCodec, XmlError
 
 BUNDLE_PACKAGE = "cedx.generated"
 BUNDLE_FILE = "openapi.json"
@@ -36,8 +37,16 @@ def validator() -> Validator:
     return Validator(index())
 
 
+@lru_cache(maxsize=1)
+def xml_codec() -> XmlCodec:
+    return XmlCodec(index())
+
+
 def xsd_bytes() -> bytes:
     return resources.files(BUNDLE_PACKAGE).joinpath(XSD_FILE).read_bytes()
 
 
-__all__ = ["Issue", "SchemaIndex", "Validator", "bundled_spec", "index", "validator", "xsd_bytes"]
+__all__ = [
+    "Issue", "SchemaIndex", "Validator", "XmlCodec", "XmlError",
+    "bundled_spec", "index", "validator", "xml_codec", "xsd_bytes",
+]

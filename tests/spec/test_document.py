@@ -1,0 +1,152 @@
+"""The OpenAPI document: valid, versioned, complete in the ways the issue requires."""
+
+import re
+
+import pytest
+from openapi_spec_validator import validate
+
+ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "415", "422", "429"}
+METHODS = {"get", "put", "post", "delete", "patch"}
+
+
+def operations(doc):
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method in METHODS:
+                yield path, method, op
+
+
+def test_source_and_bundle_are_valid_openapi_31(source_doc, bundled):
+    validate(source_doc)
+    validate(bundled)
+    assert bundled["openapi"].startswith("3.1")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", bundled["info"]["version"])
+
+
+def test_paths_are_versioned_and_grouped_by_interface(bundled):
+    tags = {t["name"] for t in bundled["tags"]}
+    assert {"reporting", "acquisition"} <= tags
+    for path, _method, op in operations(bundled):
+        if path.startswith(("/.well-known/", "/oauth/")):
+            assert op["tags"] == ["common"]
+            continue
+        assert path.startswith("/v1/"), path
+        group = path.split("/")[2]
+        assert group in ("reporting", "acquisition"), path
+        assert op["tags"] == [group], f"{path} is tagged {op['tags']}"
+
+
+def test_every_operation_documents_the_error_responses(bundled):
+    ids = []
+    for path, method, op in operations(bundled):
+        ids.append(op["operationId"])
+        missing = ERROR_STATUSES - set(op["responses"])
+        assert not missing, f"{method.upper()} {path} lacks {sorted(missing)}"
+    assert len(ids) == len(set(ids)), "operationIds must be unique"
+
+
+def test_data_operations_offer_json_and_xml(bundled):
+    for path, method, op in operations(bundled):
+        if op["operationId"] == "issueToken":
+            continue  # RFC 6749 fixes the token endpoint's formats
+        bodies = [op.get("requestBody")] + [r for s, r in op["responses"].items() if s.startswith("2")]
+        for body in filter(None, bodies):
+            media = set(body.get("content", {}))
+            assert {"application/json", "application/xml"} <= media, f"{method} {path}: {media}"
+            for content in body["content"].values():
+                assert content.get("examples"), f"{method} {path} has no examples"
+
+
+def test_errors_are_problem_json_with_the_code_table(bundled, index):
+    for name, resp in bundled["components"]["responses"].items():
+        assert list(resp["content"]) == ["application/problem+json"], name
+    codes = set(index.error_codes)
+    assert index.schemas["ErrorCode"]["enum"] == list(index.error_codes)
+    for entry in index.error_codes.values():
+        assert entry["zh"] and entry["en"] and 400 <= entry["status"] <= 599
+    assert {"SIGNATURE_INVALID", "RULE_VIOLATION", "IDEMPOTENCY_CONFLICT", "TOKEN_EXPIRED"} <= codes
+
+
+def test_every_document_carries_spec_version(index):
+    for name in index.document_schemas():
+        props = {p.name: p for p in index.properties(index.schemas[name])}
+        assert "specVersion" in props and props["specVersion"].required, name
+        assert props["specVersion"].attribute, f"{name}: specVersion is an XML attribute"
+
+
+def test_arrays_name_their_xml_items_and_objects_are_closed(index):
+    for name, schema in index.schemas.items():
+        if index.kind(schema) != "object":
+            continue
+        assert schema.get("additionalProperties") is False, f"{name} must be closed"
+        for prop in index.properties(schema):
+            if index.kind(prop.schema) == "array":
+                assert prop.schema.get("xml", {}).get("wrapped") is True, f"{name}.{prop.name}"
+                assert "name" in prop.schema["items"].get("xml", {}), f"{name}.{prop.name} items"
+
+
+def test_titles_are_bilingual(index):
+    for name, schema in index.schemas.items():
+        assert " / " in schema.get("title", ""), f"{name}: title must be 'zh / en'"
+        for prop in index.properties(schema):
+            title = prop.schema.get("title") or index.resolve(prop.schema).get("title", "")
+            if title:
+                assert " / " in title, f"{name}.{prop.name}: {title!r}"
+
+
+def test_units_have_allowed_codes_from_the_table(index):
+    codes = set(index.units.codes())
+    assert index.schemas["UnitCode"]["enum"] == index.units.codes()
+    for name, schema in index.schemas.items():
+        for prop in index.properties(schema):
+            for unit in prop.schema.get("x-cedx-units", []):
+                assert unit in codes, f"{name}.{prop.name}: {unit} not in the unit table"
+
+
+def test_rule_ids_are_stable_and_referenced(index, bundled):
+    ids = [r["id"] for r in index.rules]
+    assert len(ids) == len(set(ids))
+    for rule in index.rules:
+        assert re.fullmatch(r"R-[A-Z0-9]+-[0-9]{3}", rule["id"])
+        assert rule["zh"] and rule["en"]
+        for target in rule.get("appliesTo", []):
+            assert target in index.schemas, f"{rule['id']} applies to unknown {target}"
+    used = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "x-cedx-rule" in node:
+                used.add(node["x-cedx-rule"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(bundled["components"]["schemas"])
+    assert used <= set(ids), used - set(ids)
+
+
+@pytest.mark.parametrize("scope", ["reporting:submit", "reporting:read", "reporting:entity:write", "acquisition:read"])
+def test_scopes_are_declared_and_used(bundled, scope):
+    flows = bundled["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]
+    assert flows["tokenUrl"] == "/oauth/token"
+    assert scope in flows["scopes"]
+    used = {s for _p, _m, op in operations(bundled) for req in op.get("security", []) for s in req.get("oauth2", [])}
+    assert scope in used
+
+
+def test_writes_require_request_signatures_and_submissions_idempotency(bundled):
+    for path, method, op in operations(bundled):
+        if method in ("post", "put") and path.startswith("/v1/"):
+            assert op.get("x-cedx-request-signature") == "required", path
+            names = {p["$ref"].rsplit("/", 1)[1] for p in op.get("parameters", []) if "$ref" in p}
+            assert {"RequestTimestamp", "RequestNonce", "RequestKeyId", "RequestSignature"} <= names
+        if op["operationId"].startswith("submit"):
+            assert any(p.get("$ref", "").endswith("IdempotencyKey") for p in op["parameters"])
+
+
+def test_configuration_document_is_signed_and_announces_successors(index):
+    assert index.schemas["SignedPlatformConfiguration"]["x-cedx-signed"]["signer"] == "platform"
+    props = {p.name for p in index.properties(index.schemas["PlatformConfiguration"])}
+    assert {"endpoints", "signingCertificates", "validFrom", "successor"} <= props

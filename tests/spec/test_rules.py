@@ -1,0 +1,239 @@
+"""Negative cases: each broken document is rejected with the right rule ID at the right path."""
+
+import copy
+from decimal import Decimal
+
+import pytest
+
+from cedx.spec.uscc import check_character, is_valid
+
+from .conftest import load_example
+
+
+def codes(issues):
+    return {(i.code, i.path) for i in issues}
+
+
+def q(value, unit):
+    return {"value": value, "unit": unit}
+
+
+def set_in(doc, path, value):
+    *head, last = path
+    for key in head:
+        doc = doc[key]
+    doc[last] = value
+
+
+def test_uscc_check_character():
+    assert is_valid("91350100M000100Y43")  # the sample of GB 32100-2015
+    assert check_character("91320500MA1X2P3Q4") == "R"
+    assert not is_valid("91350100M000100Y44")
+    assert not is_valid("91350100M000100Y4")
+    assert not is_valid("9135010OM000100Y43")  # letter O is not in the character set
+
+
+# (example, path to change, new value, expected (code, path))
+CASES = [
+    ("monthly-report-power.json", ["payload", "creditCode"], "91320500MA1X2P3Q4K",
+     ("R-USCC-002", "$.payload")),
+    ("monthly-report-power.json", ["payload", "combustion", 0, "consumption", "unit"], "tonnes",
+     ("R-UNIT-001", "$.payload.combustion[0].consumption.unit")),
+    ("monthly-report-power.json", ["payload", "combustion", 0, "consumption", "unit"], "kg",
+     ("R-UNIT-002", "$.payload.combustion[0].consumption.unit")),
+    ("monthly-report-power.json", ["payload", "totals", "total", "value"], "999999.000",
+     ("R-TOT-004", "$.payload")),
+    ("monthly-report-power.json", ["payload", "combustion", 0, "consumption", "value"], 35.2,
+     ("R-DEC-001", "$.payload.combustion[0].consumption.value")),
+    ("monthly-report-power.json", ["payload", "combustion", 0, "consumption", "value"], "3.52e1",
+     ("R-DEC-001", "$.payload.combustion[0].consumption.value")),
+    ("monthly-report-power.json", ["payload", "preparedAt"], "2026-11-05T10:30:00",
+     ("R-TIME-001", "$.payload.preparedAt")),
+    ("monthly-report-power.json", ["payload", "period"], "2026-13",
+     ("R-PERIOD-001", "$.payload.period")),
+    ("monthly-report-power.json", ["payload", "industry"], "thermal power",
+     ("R-CODE-001", "$.payload.industry")),
+    ("monthly-report-power.json", ["payload", "combustion", 0, "emission", "value"], "120.000",
+     ("R-FUEL-001", "$.payload.combustion[0]")),
+    ("monthly-report-power.json", ["payload", "combustion", 0, "ncv", "unit"], "GJ/1e4Nm3",
+     ("R-FUEL-002", "$.payload.combustion[0]")),
+    ("monthly-report-power.json", ["payload", "totals", "combustion", "value"], "600000.000",
+     ("R-TOT-001", "$.payload")),
+    ("monthly-report-power.json", ["payload", "purchasedElectricity", "emission", "value"], "700.000",
+     ("R-ELEC-001", "$.payload")),
+    ("monthly-report-power.json", ["payload", "power", "units", 1, "combustionEmission", "value"], "289861.000",
+     ("R-POW-001", "$.payload.power.units[1]")),
+    ("monthly-report-power.json", ["payload", "power", "units", 0, "powerSupplied", "value"], "356401.000",
+     ("R-POW-003", "$.payload.power.units[0]")),
+    ("monthly-report-power.json", ["payload", "power", "units", 0, "runningHours", "value"], "745",
+     ("R-POW-004", "$.payload.power.units[0]")),
+    ("monthly-report-power.json", ["payload", "power", "units", 0, "grossGeneration", "value"], "480000.000",
+     ("R-POW-005", "$.payload.power.units[0]")),
+    ("monthly-report-power.json", ["payload", "submissionKind"], "correction",
+     ("R-SUB-001", "$.payload")),
+    ("monthly-report-power-correction.json", ["payload", "submissionKind"], "original",
+     ("R-SUB-003", "$.payload")),
+    ("monthly-report-power.json", ["payload", "industry"], "cement",
+     ("R-IND-001", "$.payload")),
+    ("monthly-report-cement.json", ["payload", "cement", "lines", 0, "processEmission", "value"], "76000.000",
+     ("R-CEM-001", "$.payload.cement.lines[0]")),
+    ("monthly-report-cement.json", ["payload", "cement", "lines", 0, "kilnDustEmission", "value"], "1.000",
+     ("R-CEM-002", "$.payload.cement.lines[0]")),
+    ("monthly-report-cement.json", ["payload", "cement", "lines", 0, "organicCarbonEmission", "value"], "1.000",
+     ("R-CEM-003", "$.payload.cement.lines[0]")),
+    ("monthly-report-cement.json", ["payload", "cement", "lines", 0, "caoNonCarbonate", "value"], "70",
+     ("R-CEM-004", "$.payload.cement.lines[0]")),
+    ("monthly-report-cement.json", ["payload", "totals", "process", "value"], "1.000",
+     ("R-TOT-002", "$.payload")),
+    ("monthly-report-steel.json", ["payload", "steel", "fluxes", 1, "emission", "value"], "1.000",
+     ("R-STL-001", "$.payload.steel.fluxes[1]")),
+    ("monthly-report-steel.json", ["payload", "steel", "electrodes", "emission", "value"], "1.000",
+     ("R-STL-002", "$.payload")),
+    ("monthly-report-steel.json", ["payload", "steel", "carbonFixed", 0, "fixedEmission", "value"], "1.000",
+     ("R-STL-003", "$.payload.steel.carbonFixed[0]")),
+    ("monthly-report-steel.json", ["payload", "steel", "carbonFixedTotal", "value"], "1.000",
+     ("R-STL-004", "$.payload")),
+    ("monthly-report-steel.json", ["payload", "exportedElectricity", "emission", "value"], "1.000",
+     ("R-ELEC-002", "$.payload")),
+    ("monthly-report-steel.json", ["payload", "purchasedHeat", "emission", "value"], "1.000",
+     ("R-HEAT-001", "$.payload")),
+    ("monthly-report-steel.json", ["payload", "exportedHeat", "emission", "value"], "1.000",
+     ("R-HEAT-002", "$.payload")),
+    ("monthly-report-steel.json", ["payload", "totals", "carbonFixed", "value"], "1.000",
+     ("R-TOT-003", "$.payload")),
+    ("monthly-report-coal.json", ["payload", "coalMining", "ch4Flared", "value"], "50.00",
+     ("R-COAL-001", "$.payload")),
+    ("monthly-report-coal.json", ["payload", "coalMining", "ch4EmissionCO2e", "value"], "1.000",
+     ("R-COAL-003", "$.payload")),
+    ("monthly-report-coal.json", ["payload", "coalMining", "ch4Utilised", "value"], "200.00",
+     ("R-COAL-004", "$.payload")),
+    ("monthly-report-chemical.json", ["payload", "chemical", "carbonWastes", 0, "quantity", "value"], "30000.00",
+     ("R-CHEM-001", "$.payload")),
+    ("monthly-report-chemical.json", ["payload", "chemical", "n2oProcesses", 0, "n2oEmission", "value"], "1.000",
+     ("R-CHEM-002", "$.payload.chemical.n2oProcesses[0]")),
+    ("monthly-report-chemical.json", ["payload", "chemical", "n2oProcesses", 0, "co2e", "value"], "1.000",
+     ("R-CHEM-003", "$.payload.chemical.n2oProcesses[0]")),
+    ("monthly-report-chemical.json", ["payload", "combustion", 0, "emission", "value"], "1.000",
+     ("R-FUEL-001", "$.payload.combustion[0]")),
+    ("annual-report-power.json", ["payload", "months", 11, "totalEmission", "value"], "1.000",
+     ("R-ANN-001", "$.payload")),
+    ("annual-report-power.json", ["payload", "months", 11, "period"], "2025-01",
+     ("R-ANN-002", "$.payload")),
+    ("annual-report-power.json", ["payload", "months", 11, "period"], "2024-12",
+     ("R-ANN-002", "$.payload")),
+    ("period-statistics.json", ["payload", "items", 1, "coverage"], "0.9",
+     ("R-ACQ-003", "$.payload.items[1]")),
+    ("period-statistics.json", ["payload", "items", 1, "validCount"], 25,
+     ("R-ACQ-003", "$.payload.items[1]")),
+    ("metering-point.json", ["instrument", "calibration", "dueDate"], "2026-06-01",
+     ("R-ACQ-004", "$")),
+    ("configuration-successor.json", ["payload", "successor", "effectiveFrom"], "2025-12-01T00:00:00+08:00",
+     ("R-CFG-001", "$.payload")),
+    ("entity-power.json", ["creditCode"], "91320500MA1X2P3Q4Y",
+     ("R-USCC-002", "$")),
+]
+
+SCHEMAS = {
+    "monthly-report": "SignedMonthlyReport", "annual-report": "SignedAnnualReport",
+    "period-statistics": "SignedPeriodStatistics", "metering-point": "MeteringPoint",
+    "configuration": "SignedPlatformConfiguration", "entity": "Entity",
+}
+
+
+def schema_of(name):
+    return next(s for prefix, s in SCHEMAS.items() if name.startswith(prefix))
+
+
+@pytest.mark.parametrize("example,path,value,expected", CASES,
+                         ids=[f"{c[3][0]}:{'.'.join(map(str, c[1][-2:]))}" for c in CASES])
+def test_violation_is_reported_with_rule_and_path(validator, example, path, value, expected):
+    doc = copy.deepcopy(load_example(example))
+    assert validator.validate(schema_of(example), doc) == []  # the example itself is clean
+    set_in(doc, path, value)
+    found = codes(validator.validate(schema_of(example), doc))
+    assert expected in found, found
+
+
+def test_every_document_rule_has_a_negative_case(index):
+    covered = {c[3][0] for c in CASES} | {"R-SUB-002", "R-POW-002", "R-COAL-002", "R-ACQ-001", "R-ACQ-002"}
+    document_rules = {r["id"] for r in index.rules if r["kind"] == "document"}
+    assert document_rules <= covered, document_rules - covered
+
+
+def test_supplementary_submission(validator):
+    doc = copy.deepcopy(load_example("monthly-report-power.json"))
+    doc["payload"]["submissionKind"] = "supplementary"
+    assert ("R-SUB-002", "$.payload") in codes(validator.validate("SignedMonthlyReport", doc))
+    doc["payload"]["reason"] = "系统故障导致逾期 / late because of an outage"
+    assert validator.validate("SignedMonthlyReport", doc) == []
+
+
+def test_calculated_carbon_content_follows_the_formula(validator):
+    doc = copy.deepcopy(load_example("monthly-report-power.json"))
+    unit = doc["payload"]["power"]["units"][0]
+    unit["carbonContentAsReceived"]["source"] = "calculated"
+    assert ("R-POW-002", "$.payload.power.units[0]") in codes(validator.validate("SignedMonthlyReport", doc))
+    # C_ar = NCV_ar x 0.03085 tC/GJ, with emissions and totals recomputed to match.
+    car = (Decimal(unit["ncvAsReceived"]["value"]) * Decimal("0.03085")).quantize(Decimal("0.000001"))
+    unit["carbonContentAsReceived"] = {"value": str(car), "unit": "tC/t", "source": "calculated"}
+    new_e = (Decimal(unit["coalConsumption"]["value"]) * car * Decimal("0.99") * 44 / 12).quantize(Decimal("0.001"))
+    delta = new_e - Decimal(unit["combustionEmission"]["value"])
+    unit["combustionEmission"]["value"] = str(new_e)
+    for key in ("combustion", "total"):
+        t = doc["payload"]["totals"][key]
+        t["value"] = str(Decimal(t["value"]) + delta)
+    assert validator.validate("SignedMonthlyReport", doc) == []
+
+
+def test_open_pit_mine(validator):
+    doc = copy.deepcopy(load_example("monthly-report-coal.json"))
+    cm = doc["payload"]["coalMining"]
+    for k in ("ch4Ventilation", "ch4Drainage", "ch4Utilised", "ch4Flared"):
+        cm.pop(k)
+    cm["mineType"] = "open_pit"
+    cm["openPitFactor"] = {"value": "0.54", "unit": "Nm3/t", "source": "default"}
+    assert ("R-COAL-002", "$.payload") in codes(validator.validate("SignedMonthlyReport", doc))
+    ch4 = (Decimal("618500.00") * Decimal("0.54") / 10000 * Decimal("7.17")).quantize(Decimal("0.001"))
+    co2e = ch4 * 21
+    old = Decimal(cm["ch4EmissionCO2e"]["value"])
+    cm["ch4Emission"]["value"], cm["ch4EmissionCO2e"]["value"] = str(ch4), str(co2e)
+    for key in ("process", "total"):
+        t = doc["payload"]["totals"][key]
+        t["value"] = str(Decimal(t["value"]) - old + co2e)
+    assert validator.validate("SignedMonthlyReport", doc) == []
+
+
+def test_measurement_batch_rules(validator):
+    page = load_example("measurement-batch-page.json")
+    batch = copy.deepcopy(page["items"][0])
+    assert validator.validate("SignedMeasurementBatch", batch) == []
+    batch["payload"]["values"][3].pop("value")
+    assert ("R-ACQ-001", "$.payload.values[3]") in codes(validator.validate("SignedMeasurementBatch", batch))
+    batch = copy.deepcopy(page["items"][0])
+    v = batch["payload"]["values"]
+    v[4], v[5] = v[5], v[4]
+    assert ("R-ACQ-002", "$.payload") in codes(validator.validate("SignedMeasurementBatch", batch))
+    batch = copy.deepcopy(page["items"][0])
+    batch["payload"]["values"][0]["time"] = "2026-09-30T23:00:00+08:00"
+    assert ("R-ACQ-002", "$.payload") in codes(validator.validate("SignedMeasurementBatch", batch))
+
+
+def test_schema_errors_name_the_field(validator):
+    doc = copy.deepcopy(load_example("monthly-report-power.json"))
+    del doc["payload"]["totals"]
+    doc["payload"]["unexpected"] = 1
+    found = codes(validator.validate("SignedMonthlyReport", doc))
+    assert ("SCHEMA-REQUIRED", "$.payload.totals") in found
+    assert ("SCHEMA-ADDITIONALPROPERTIES", "$.payload") in found
+
+
+def test_rules_are_unit_independent(validator):
+    """The same report in kg instead of t, and % instead of a ratio, still satisfies the rules."""
+    doc = copy.deepcopy(load_example("monthly-report-power.json"))
+    fuel = doc["payload"]["combustion"][0]
+    fuel["oxidationRate"] = {"value": "98", "unit": "%", "source": "default"}
+    assert validator.validate("SignedMonthlyReport", doc) == []
+    unit = doc["payload"]["power"]["units"][0]
+    unit["carbonContentAsReceived"]["value"] = str(Decimal(unit["carbonContentAsReceived"]["value"]) / 100)
+    unit["carbonContentAsReceived"]["unit"] = "tC/t"
+    assert validator.validate("SignedMonthlyReport", doc) == []
