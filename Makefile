@@ -1,4 +1,5 @@
 # cedx — one entry point for set-up, generation, checks, tests, demo and benchmarks.
+# 一个入口：安装、生成、检查、测试、演示与基准测试。
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -14,18 +15,24 @@ $(STAMP): pyproject.toml requirements-dev.txt
 	$(PY) -m pip install -q -e '.[server,fast]' -r requirements-dev.txt
 	touch $(STAMP)
 
+## make test: the whole suite (unit, spec, interoperability with the OpenSSL command line)
 test: $(STAMP)
 	$(PY) -m pytest
 
+## make check: generated files fresh, XSD and JSON Schemas agree, lint clean
 check: $(STAMP)
+	$(PY) -m generator check
 	$(PY) -m ruff check sdk/cedx generator tests bench
 
+## make generate: regenerate everything derived from spec/
 generate: $(STAMP)
-	$(PY) -m generator
+	$(PY) -m generator generate
 
+## make demo: the end-to-end job on the embedded specification
 demo: $(STAMP)
 	$(PY) -m cedx.demo
 
+## make bench: trust-layer figures beside `openssl speed sm2`
 bench: $(STAMP)
 	$(PY) bench/trust.py
 

@@ -7,10 +7,9 @@ check     regenerate in memory; exit 1 with a unified diff when committed files 
 from __future__ import annotations
 
 import difflib
+import json
 import sys
 import time
-
-import json
 
 from cedx.spec.schema import SchemaIndex
 

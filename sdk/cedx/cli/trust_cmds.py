@@ -7,8 +7,8 @@ import datetime as _dt
 import os
 from pathlib import Path
 
-from ..trust import x509 as tx
 from ..trust import tsa as tts
+from ..trust import x509 as tx
 from ..trust.curve import DEFAULT_ID
 from ..trust.errors import CertificateError, InvalidKey, InvalidSignature, TimestampError
 from ..trust.keys import SM2PrivateKey, SM2PublicKey

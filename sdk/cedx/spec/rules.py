@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import calendar
 import datetime as _dt
+import operator
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
@@ -125,6 +126,9 @@ class RuleEngine:
                 return _ABSENT
             obj = obj[part]
         return obj
+
+
+_ORDERING = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
 
 
 class _Absent:
@@ -249,11 +253,7 @@ class _Evaluator:
             elif isinstance(op, ast.In):
                 ok = left in right
             else:
-                a, b = self.comparable(left), self.comparable(right)
-                ok = {
-                    ast.Lt: lambda: a < b, ast.LtE: lambda: a <= b,
-                    ast.Gt: lambda: a > b, ast.GtE: lambda: a >= b,
-                }[type(op)]()
+                ok = _ORDERING[type(op)](self.comparable(left), self.comparable(right))
             if not ok:
                 return False
             left = right

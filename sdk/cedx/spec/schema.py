@@ -6,9 +6,10 @@ docs generators) goes through this one index, so the mapping rules live in one p
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterator
+from typing import Any
 
 from .units import UnitTable
 

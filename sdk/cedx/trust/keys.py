@@ -12,10 +12,9 @@ import hmac
 import os
 import secrets
 
-from asn1crypto import core
+from asn1crypto import core, pem
 from asn1crypto import keys as asn1keys
 from asn1crypto.algos import Pbkdf2Salt
-from asn1crypto import pem
 from asn1crypto.keys import ECDomainParameters, EncryptedPrivateKeyInfo, PrivateKeyInfo
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -28,8 +27,8 @@ from .curve import (
     DEFAULT_ID,
     GX,
     GY,
-    N,
     OID_SM2,
+    N,
     Point,
     decode_point,
     encode_point,
@@ -74,7 +73,7 @@ class SM2PublicKey:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_bytes(cls, data: bytes, backend: Backend | None = None) -> "SM2PublicKey":
+    def from_bytes(cls, data: bytes, backend: Backend | None = None) -> SM2PublicKey:
         """Load from PEM, SubjectPublicKeyInfo DER, or raw 04||X||Y."""
         if data.lstrip().startswith(b"-----"):
             try:
@@ -179,7 +178,7 @@ class SM2PrivateKey:
         self._handle = None
 
     @classmethod
-    def generate(cls, backend: Backend | None = None) -> "SM2PrivateKey":
+    def generate(cls, backend: Backend | None = None) -> SM2PrivateKey:
         return cls(secrets.randbelow(N - 2) + 1, backend)
 
     def public_key(self) -> SM2PublicKey:
@@ -249,7 +248,7 @@ class SM2PrivateKey:
     @classmethod
     def from_bytes(
         cls, data: bytes, password: bytes | None = None, backend: Backend | None = None
-    ) -> "SM2PrivateKey":
+    ) -> SM2PrivateKey:
         """Load PKCS#8 (plain or encrypted) or SEC1, PEM or DER."""
         kind = None
         if data.lstrip().startswith(b"-----"):
@@ -291,7 +290,7 @@ class SM2PrivateKey:
 
 def _looks_encrypted(data: bytes) -> bool:
     try:
-        EncryptedPrivateKeyInfo.load(data, strict=True).native
+        _ = EncryptedPrivateKeyInfo.load(data, strict=True).native  # full parse or ValueError
         return True
     except (ValueError, TypeError, KeyError):
         return False

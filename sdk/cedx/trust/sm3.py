@@ -24,7 +24,7 @@ class SM3Hasher:
     def __init__(self) -> None:
         self._h = hashes.Hash(hashes.SM3())
 
-    def update(self, data: bytes) -> "SM3Hasher":
+    def update(self, data: bytes) -> SM3Hasher:
         self._h.update(data)
         return self
 

@@ -14,8 +14,8 @@ import datetime as _dt
 import hmac
 import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from asn1crypto import cms, tsp, x509
 
@@ -246,7 +246,7 @@ def _parse(token: bytes):
             raise TimestampError("token does not encapsulate a TSTInfo")
         tst_der = bytes(eci["content"].contents)
         info = tsp.TSTInfo.load(tst_der, strict=True)
-        info.native
+        _ = info.native  # full parse, so malformed content fails here
         return sd, info, tst_der
     except TimestampError:
         raise

@@ -210,7 +210,7 @@ def _unarmor(data: bytes, label: str) -> bytes:
 def load_certificate(data: bytes) -> x509.Certificate:
     try:
         cert = x509.Certificate.load(_unarmor(data, "CERTIFICATE"), strict=True)
-        cert.native  # force a full parse so that malformed bodies fail here
+        _ = cert.native  # force a full parse so that malformed bodies fail here
         return cert
     except (ValueError, TypeError, KeyError) as exc:
         raise CertificateError(f"malformed certificate: {exc}") from exc
@@ -379,7 +379,7 @@ def _load_revocations(
         try:
             crl = asn1crl.CertificateList.load(_unarmor(data, "X509 CRL"), strict=True)
             tbs = crl["tbs_cert_list"]
-            tbs.native
+            _ = tbs.native  # full parse
         except (ValueError, TypeError, KeyError) as exc:
             raise CertificateError(f"malformed CRL: {exc}") from exc
         issuer = next((c for c in pool if c.subject == tbs["issuer"]), None)

@@ -10,7 +10,7 @@ Choice: ``CEDX_SM2_BACKEND=native|portable``; default native when tongsuopy impo
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from typing import Any, Protocol
 
 from ..curve import Point
@@ -40,7 +40,7 @@ class Backend(Protocol):
     def multiply(self, k: int, point: Point) -> Point: ...
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_backend(name: str | None = None) -> Backend:
     """Return a backend by name, or the configured/default one when name is None."""
     name = name or os.environ.get(ENV_VAR) or None
