@@ -50,6 +50,18 @@ def test_python_values_become_logical_values():
         canonicalize({"n": 2**60})
 
 
+def test_instant_strings_normalise_like_datetimes():
+    assert canonicalize({"t": "2026-11-01T08:00:00+08:00"}) == b'{"t":"2026-11-01T00:00:00Z"}'
+    assert canonicalize({"t": "2026-11-01T00:00:00.500Z"}) == b'{"t":"2026-11-01T00:00:00.5Z"}'
+    assert canonicalize({"t": "2026-11-01"}) == b'{"t":"2026-11-01"}'  # dates stay dates
+    assert canonicalize({"t": "not 2026-11-01T00:00:00Z"}) == b'{"t":"not 2026-11-01T00:00:00Z"}'
+    with pytest.raises(CanonicalizationError, match="invalid instant"):
+        canonicalize({"t": "2026-13-01T00:00:00Z"})
+    as_string = {"at": "2026-11-01T08:00:00+08:00"}
+    as_datetime = {"at": dt.datetime(2026, 11, 1, 8, tzinfo=CST)}
+    assert canonicalize(as_string) == canonicalize(as_datetime)
+
+
 def test_sign_and_verify_after_json_transport(key):
     doc = trust.sign_document(RECORD, key)
     received = json.loads(json.dumps(doc, ensure_ascii=False, indent=2))

@@ -6,8 +6,10 @@ RFC 8785 (JCS) with two cedx rules applied first, so that equal records give equ
 
 * decimal quantities are strings (``Decimal`` values become their plain positional string);
   binary floats are refused, since they cannot carry an exact decimal;
-* instants are UTC strings ``YYYY-MM-DDThh:mm:ss[.ffffff]Z`` (aware ``datetime`` values are
-  converted; naive ones are refused).
+* instants are UTC strings ``YYYY-MM-DDThh:mm:ss[.ffffff]Z``: aware ``datetime`` values and
+  every string that is an RFC 3339 instant with an offset are converted (naive datetimes are
+  refused), so "2026-11-05T10:30:00+08:00" as JSON text, as XML text or as a parsed datetime
+  gives the same bytes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ import enum
 from decimal import Decimal
 from typing import Any
 
+import re
+
 import rfc8785
+
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 
 
 class CanonicalizationError(ValueError):
@@ -38,6 +44,20 @@ def format_instant(value: _dt.datetime) -> str:
     return text + "Z"
 
 
+def _parse_instant(text: str) -> _dt.datetime:
+    date_part, _, rest = text.partition("T")
+    clock, frac, offset = rest[:8], "", rest[8:]
+    if offset.startswith("."):
+        digits = re.match(r"\.(\d+)", offset).group(1)
+        frac, offset = digits, offset[1 + len(digits):]
+    micro = (frac + "000000")[:6]  # sub-microsecond digits are beyond datetime's precision
+    base = _dt.datetime.fromisoformat(f"{date_part}T{clock}")
+    tz = _dt.timezone.utc if offset == "Z" else _dt.timezone(
+        (1 if offset[0] == "+" else -1) * _dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
+    )
+    return base.replace(microsecond=int(micro), tzinfo=tz)
+
+
 def format_decimal(value: Decimal) -> str:
     if not value.is_finite():
         raise ValueError("decimal must be finite")
@@ -48,7 +68,14 @@ def to_logical(value: Any, path: str = "$") -> Any:
     """Convert Python values (models, Decimals, datetimes, enums) into a logical record."""
     if hasattr(value, "model_dump"):  # pydantic models, without importing pydantic here
         value = value.model_dump(mode="python", by_alias=True, exclude_none=True)
-    if value is None or isinstance(value, (bool, str)):
+    if isinstance(value, str):
+        if _INSTANT.match(value):
+            try:
+                return format_instant(_parse_instant(value))
+            except ValueError as exc:
+                raise CanonicalizationError(f"invalid instant {value!r}: {exc}", path) from exc
+        return value
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
         return value
