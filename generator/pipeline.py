@@ -14,12 +14,14 @@ from cedx.spec.schema import SchemaIndex
 from .bundle import bundle_core, example_schemas, inline_examples
 from .examples import example_json_bytes, render_xml, sign_examples
 from .load import load_spec
+from .models import generate_models
 from .xsd import derive_xsd
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE_INIT = '''"""Generated from spec/ by `python -m generator` — do not edit.
 
-Data files: openapi.json (the bundled specification) and cedx.xsd (the derived XML Schema).
+Modules: models (pydantic v2 models of every schema). Data files: openapi.json (the bundled
+specification) and cedx.xsd (the derived XML Schema).
 """
 '''
 
@@ -47,4 +49,5 @@ def build(repo: Path = REPO) -> dict[str, bytes]:
         json.dumps(bundled, ensure_ascii=False, indent=1, sort_keys=False) + "\n"
     ).encode("utf-8")
     files["sdk/cedx/generated/__init__.py"] = PACKAGE_INIT.encode("utf-8")
+    files["sdk/cedx/generated/models.py"] = generate_models(core)
     return files

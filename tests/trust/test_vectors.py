@@ -69,3 +69,18 @@ def test_native_backend_present_on_linux_x86_64():
 
     if sys.platform == "linux" and platform.machine() == "x86_64":
         assert "native" in available_backends(), "tongsuopy wheel expected on linux x86_64"
+
+
+def test_backend_choice_follows_the_environment_variable():
+    import os
+    import subprocess
+    import sys
+
+    code = "from cedx.trust.backends import get_backend; print(get_backend().name)"
+    for name in ("portable", "native"):
+        env = dict(os.environ, CEDX_SM2_BACKEND=name)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.stdout.strip() == name, out.stderr
+    env = dict(os.environ, CEDX_SM2_BACKEND="bogus")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "unknown SM2 backend" in out.stderr

@@ -1,4 +1,5 @@
 """Generated from spec/ by `python -m generator` — do not edit.
 
-Data files: openapi.json (the bundled specification) and cedx.xsd (the derived XML Schema).
+Modules: models (pydantic v2 models of every schema). Data files: openapi.json (the bundled
+specification) and cedx.xsd (the derived XML Schema).
 """

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import re
 from decimal import Decimal
 from typing import Any
-
-import re
 
 import rfc8785
 
@@ -64,12 +63,16 @@ def format_decimal(value: Decimal) -> str:
     return format(value, "f")
 
 
-def to_logical(value: Any, path: str = "$") -> Any:
-    """Convert Python values (models, Decimals, datetimes, enums) into a logical record."""
+def to_logical(value: Any, path: str = "$", *, normalize: bool = False) -> Any:
+    """Convert Python values (models, Decimals, datetimes, enums) into a logical record.
+
+    Lexical forms are kept (an instant keeps its offset) unless ``normalize`` is set, which
+    applies the canonical rules: instants in UTC. ``canonicalize`` always normalizes.
+    """
     if hasattr(value, "model_dump"):  # pydantic models, without importing pydantic here
-        value = value.model_dump(mode="python", by_alias=True, exclude_none=True)
+        value = value.model_dump(mode="json", by_alias=True, exclude_none=True)
     if isinstance(value, str):
-        if _INSTANT.match(value):
+        if normalize and _INSTANT.match(value):
             try:
                 return format_instant(_parse_instant(value))
             except ValueError as exc:
@@ -87,29 +90,28 @@ def to_logical(value: Any, path: str = "$") -> Any:
         except ValueError as exc:
             raise CanonicalizationError(str(exc), path) from exc
     if isinstance(value, _dt.datetime):
-        try:
-            return format_instant(value)
-        except ValueError as exc:
-            raise CanonicalizationError(str(exc), path) from exc
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise CanonicalizationError("naive datetime (no UTC offset)", path)
+        return format_instant(value) if normalize else value.isoformat()
     if isinstance(value, _dt.date):
         return value.isoformat()
     if isinstance(value, enum.Enum):
-        return to_logical(value.value, path)
+        return to_logical(value.value, path, normalize=normalize)
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise CanonicalizationError("object keys must be strings", path)
-            out[k] = to_logical(v, f"{path}.{k}")
+            out[k] = to_logical(v, f"{path}.{k}", normalize=normalize)
         return out
     if isinstance(value, (list, tuple)):
-        return [to_logical(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [to_logical(v, f"{path}[{i}]", normalize=normalize) for i, v in enumerate(value)]
     raise CanonicalizationError(f"unsupported type {type(value).__name__}", path)
 
 
 def canonicalize(value: Any) -> bytes:
     """RFC 8785 bytes of the logical record of ``value``."""
-    logical = to_logical(value)
+    logical = to_logical(value, normalize=True)
     try:
         return rfc8785.dumps(logical)
     except rfc8785.IntegerDomainError as exc:

@@ -1,0 +1,1 @@
+"""cedx.runtime — hand-written code that the generated SDK imports (types, errors, transport)."""
