@@ -12,15 +12,19 @@ from pathlib import Path
 from cedx.spec.schema import SchemaIndex
 
 from .bundle import bundle_core, example_schemas, inline_examples
+from .client import generate_client
 from .examples import example_json_bytes, render_xml, sign_examples
+from .ir import build_ir
 from .load import load_spec
 from .models import generate_models
+from .server import generate_server
 from .xsd import derive_xsd
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE_INIT = '''"""Generated from spec/ by `python -m generator` — do not edit.
 
-Modules: models (pydantic v2 models of every schema). Data files: openapi.json (the bundled
+Modules: models (pydantic v2 models of every schema), client (typed clients per interface), server
+(abstract services and FastAPI routers), operations (metadata shared by both). Data files: openapi.json (the bundled
 specification) and cedx.xsd (the derived XML Schema).
 """
 '''
@@ -50,4 +54,7 @@ def build(repo: Path = REPO) -> dict[str, bytes]:
     ).encode("utf-8")
     files["sdk/cedx/generated/__init__.py"] = PACKAGE_INIT.encode("utf-8")
     files["sdk/cedx/generated/models.py"] = generate_models(core)
+    ops = build_ir(SchemaIndex(bundled))
+    files["sdk/cedx/generated/client.py"] = generate_client(ops)
+    files.update(generate_server(ops))
     return files

@@ -1,0 +1,193 @@
+"""The client runtime the generated clients build on (requests-based).
+
+It turns one operation call into one HTTP exchange: path and query, JSON or XML body, bearer
+token, request-signature headers, an idempotency key, sign-on-send of documents the spec marks
+as signed, verify-on-receive of signed responses, and problem+json answers as typed exceptions.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from enum import Enum
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import requests
+
+from .. import spec, trust
+from ..trust import x509 as tx
+from .errors import ApiError, AuthenticationError, SignatureVerificationError
+from .operations import OperationInfo
+
+log = logging.getLogger("cedx.client")
+
+
+class Format(str, Enum):
+    JSON = "application/json"
+    XML = "application/xml"
+
+
+class TokenProvider:
+    """OAuth2 client-credentials tokens, fetched on demand and refreshed before they expire."""
+
+    def __init__(self, token_url: str, client_id: str, client_secret: str, scope: str | None = None,
+                 *, session: requests.Session | None = None, timeout: float = 30, verify: Any = True,
+                 refresh_margin: float = 60):
+        self.token_url, self.client_id, self._secret, self.scope = token_url, client_id, client_secret, scope
+        self._session = session or requests.Session()
+        self._timeout, self._verify, self._margin = timeout, verify, refresh_margin
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def token(self, force: bool = False) -> str:
+        with self._lock:
+            if force or self._token is None or time.monotonic() > self._expires - self._margin:
+                data = {"grant_type": "client_credentials", "client_id": self.client_id,
+                        "client_secret": self._secret}
+                if self.scope:
+                    data["scope"] = self.scope
+                resp = self._session.post(self.token_url, data=data, timeout=self._timeout,
+                                          verify=self._verify)
+                body = resp.json() if resp.content else {}
+                if resp.status_code != 200:
+                    raise AuthenticationError(resp.status_code, body.get("error", "TOKEN_INVALID"),
+                                              body.get("error", "token request refused"),
+                                              body.get("error_description", ""), body=body)
+                self._token = body["access_token"]
+                self._expires = time.monotonic() + float(body.get("expires_in", 3600))
+            return self._token
+
+
+class BaseClient:
+    """Common machinery of ReportingClient, AcquisitionClient and CommonClient."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        token_provider: TokenProvider | None = None,
+        signing_key: trust.SM2PrivateKey | None = None,
+        signing_certificate: bytes | None = None,
+        trust_anchors: list[bytes] | None = None,
+        format: Format = Format.JSON,
+        session: requests.Session | None = None,
+        timeout: float = 30,
+        verify: Any = True,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self._token, self._tokens = token, token_provider
+        self.signing_key = signing_key
+        self.signing_certificate = signing_certificate
+        self.trust_anchors = trust_anchors or []
+        self.format = Format(format)
+        self.session = session or requests.Session()
+        self.timeout, self.verify = timeout, verify
+
+    # --- serialisation --------------------------------------------------------------------
+    @staticmethod
+    def _record(value: Any) -> Any:
+        if hasattr(value, "model_dump"):
+            return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return value
+
+    def _encode(self, schema: str, record: Any, fmt: Format) -> bytes:
+        if fmt is Format.XML:
+            return spec.xml_codec().dumps(schema, record, pretty=False)
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def _decode(self, resp: requests.Response, schema: str | None) -> Any:
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if ctype.endswith("xml"):
+            _, record = spec.xml_codec().loads(resp.content, schema)
+            return record
+        return resp.json() if resp.content else None
+
+    # --- trust ----------------------------------------------------------------------------
+    def _sign_body(self, op: OperationInfo, body: Any) -> Any:
+        """Sign-on-send: a payload (not yet an envelope) is signed with the client's key."""
+        record = self._record(body)
+        if not op.signed_request or (isinstance(record, dict) and "signature" in record):
+            return record
+        if self.signing_key is None:
+            raise ValueError(f"{op.operation_id} sends a signed document: configure signing_key")
+        chain = [self.signing_certificate] if self.signing_certificate else None
+        return trust.sign_document(record, self.signing_key, certificate_chain=chain,
+                                   envelope_fields={"specVersion": spec.index().spec_version})
+
+    def verify_signed(self, record: dict) -> trust.VerifiedDocument:
+        """Verify-on-receive against the trust anchors (certificate chain in the block)."""
+        def resolve(block: dict) -> trust.SM2PublicKey:
+            chain = block.get("certificateChain") or []
+            if not chain:
+                raise trust.InvalidSignature("signed response carries no certificate chain")
+            certs = [base64.b64decode(c) for c in chain]
+            return tx.validate_chain(certs[0], trust_anchors=self.trust_anchors, intermediates=certs[1:])
+        try:
+            return trust.verify_document(record, resolve)
+        except (trust.InvalidSignature, trust.CertificateError) as exc:
+            raise SignatureVerificationError(str(exc)) from exc
+
+    # --- the exchange ---------------------------------------------------------------------
+    def _auth_header(self) -> dict[str, str]:
+        if self._tokens is not None:
+            return {"Authorization": f"Bearer {self._tokens.token()}"}
+        if self._token:
+            return {"Authorization": f"Bearer {self._token}"}
+        return {}
+
+    def _call(self, op: OperationInfo, *, path_params: dict | None = None, query: dict | None = None,
+              headers: dict | None = None, body: Any = None, format: Format | None = None,
+              model: Callable[[Any], Any] | None = None) -> Any:
+        fmt = Format(format or self.format)
+        path = op.path
+        for name, value in (path_params or {}).items():
+            path = path.replace("{" + name + "}", quote(str(value), safe=""))
+        q = {k: (v.value if isinstance(v, Enum) else v) for k, v in (query or {}).items() if v is not None}
+        query_string = urlencode(q)
+        hdrs = {"Accept": f"{fmt.value}, application/problem+json"}
+        hdrs.update(self._auth_header())
+        hdrs.update({k: v for k, v in (headers or {}).items() if v is not None})
+        data = b""
+        if body is not None:
+            if op.body_media == ("application/x-www-form-urlencoded",):
+                data = urlencode(self._record(body)).encode()
+                hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+                hdrs["Accept"] = "application/json"
+            else:
+                data = self._encode(op.body_schema, self._sign_body(op, body), fmt)
+                hdrs["Content-Type"] = f"{fmt.value}; charset=utf-8"
+        if op.idempotent and "Idempotency-Key" not in hdrs:
+            hdrs["Idempotency-Key"] = str(uuid.uuid4())
+        if self.signing_key is not None and op.request_signature:
+            hdrs.update(trust.sign_request(self.signing_key, op.method, path, query_string, data))
+        url = f"{self.base_url}{path}" + (f"?{query_string}" if query_string else "")
+        log.debug("%s %s", op.method, url)
+        resp = self.session.request(op.method, url, data=data or None, headers=hdrs,
+                                    timeout=self.timeout, verify=self.verify)
+        if resp.status_code >= 400:
+            try:
+                problem = resp.json()
+            except ValueError:
+                problem = {"code": "HTTP_ERROR", "title": resp.reason or "", "detail": resp.text[:300]}
+            raise ApiError.from_problem(resp.status_code, problem if isinstance(problem, dict) else {})
+        record = self._decode(resp, op.response_schema)
+        if op.signed_response and self.trust_anchors and isinstance(record, dict):
+            self.verify_signed(record)
+        return model(record) if model else record
+
+    def _pages(self, fetch: Callable[..., Any], items: str = "items", **kwargs) -> Iterator[Any]:
+        cursor = None
+        while True:
+            page = fetch(cursor=cursor, **kwargs)
+            yield from getattr(page, items)
+            cursor = page.next_cursor
+            if not cursor:
+                return
