@@ -18,8 +18,15 @@ class ApiError(Exception):
 
     status = 0
 
-    def __init__(self, status: int, code: str, title: str, detail: str = "",
-                 errors: list[ProblemItem] | None = None, body: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str = "",
+        errors: list[ProblemItem] | None = None,
+        body: dict | None = None,
+    ):
         self.status, self.code, self.title, self.detail = status, code, title, detail
         self.errors = errors or []
         self.body = body or {}
@@ -35,31 +42,81 @@ class ApiError(Exception):
 
     @classmethod
     def from_problem(cls, status: int, body: dict) -> ApiError:
-        items = [ProblemItem(e.get("path", "$"), e.get("code", ""), e.get("message", ""), e.get("rule"))
-                 for e in body.get("errors", []) if isinstance(e, dict)]
+        items = [
+            ProblemItem(e.get("path", "$"), e.get("code", ""), e.get("message", ""), e.get("rule"))
+            for e in body.get("errors", [])
+            if isinstance(e, dict)
+        ]
         kind = ERROR_CLASSES.get(status) or (ServerError if status >= 500 else ApiError)
-        return kind(status, str(body.get("code", "")), str(body.get("title", "")),
-                    str(body.get("detail", "")), items, body)
+        return kind(
+            status,
+            str(body.get("code", "")),
+            str(body.get("title", "")),
+            str(body.get("detail", "")),
+            items,
+            body,
+        )
 
 
-class BadRequestError(ApiError): status = 400
-class AuthenticationError(ApiError): status = 401
-class ForbiddenError(ApiError): status = 403
-class NotFoundError(ApiError): status = 404
-class NotAcceptableError(ApiError): status = 406
-class ConflictError(ApiError): status = 409
-class PayloadTooLargeError(ApiError): status = 413
-class UnsupportedMediaTypeError(ApiError): status = 415
-class UnprocessableError(ApiError): status = 422
-class RateLimitedError(ApiError): status = 429
-class ServerError(ApiError): status = 500
+class BadRequestError(ApiError):
+    status = 400
 
 
-ERROR_CLASSES = {c.status: c for c in (
-    BadRequestError, AuthenticationError, ForbiddenError, NotFoundError, NotAcceptableError,
-    ConflictError, PayloadTooLargeError, UnsupportedMediaTypeError, UnprocessableError,
-    RateLimitedError,
-)}
+class AuthenticationError(ApiError):
+    status = 401
+
+
+class ForbiddenError(ApiError):
+    status = 403
+
+
+class NotFoundError(ApiError):
+    status = 404
+
+
+class NotAcceptableError(ApiError):
+    status = 406
+
+
+class ConflictError(ApiError):
+    status = 409
+
+
+class PayloadTooLargeError(ApiError):
+    status = 413
+
+
+class UnsupportedMediaTypeError(ApiError):
+    status = 415
+
+
+class UnprocessableError(ApiError):
+    status = 422
+
+
+class RateLimitedError(ApiError):
+    status = 429
+
+
+class ServerError(ApiError):
+    status = 500
+
+
+ERROR_CLASSES = {
+    c.status: c
+    for c in (
+        BadRequestError,
+        AuthenticationError,
+        ForbiddenError,
+        NotFoundError,
+        NotAcceptableError,
+        ConflictError,
+        PayloadTooLargeError,
+        UnsupportedMediaTypeError,
+        UnprocessableError,
+        RateLimitedError,
+    )
+}
 
 
 class SignatureVerificationError(Exception):
