@@ -13,6 +13,7 @@ from cedx.spec.schema import SchemaIndex
 
 from .bundle import bundle_core, example_schemas, inline_examples
 from .client import generate_client
+from .docs import generate_docs
 from .examples import example_json_bytes, render_xml, sign_examples
 from .ir import build_ir
 from .load import load_spec
@@ -57,4 +58,5 @@ def build(repo: Path = REPO) -> dict[str, bytes]:
     ops = build_ir(SchemaIndex(bundled))
     files["sdk/cedx/generated/client.py"] = generate_client(ops)
     files.update(generate_server(ops))
+    files.update(generate_docs(SchemaIndex(bundled), ops))
     return files

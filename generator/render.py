@@ -17,7 +17,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
-        autoescape=False,
+        # Code and Markdown are not escaped; the HTML reference is.
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
     )
     env.filters["pyrepr"] = repr
     env.filters["pytuple"] = lambda xs: repr(tuple(xs))
