@@ -1,7 +1,9 @@
 """python -m generator [generate|check]
 
 generate  (default) write every generated file
-check     regenerate in memory; exit 1 with a unified diff when committed files are stale
+check     regenerate in memory; exit 1 with a unified diff when committed files are stale,
+          and run the XSD-vs-JSON-Schema drift check
+diff OLD NEW  changes between two spec versions, classified compatible / breaking
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ def main(argv: list[str]) -> int:
         return generate()
     if command == "check":
         return check()
+    if command == "diff":
+        from .diff import main as diff_main
+
+        return diff_main(argv[1:])
     print(__doc__, file=sys.stderr)
     return 2
 
