@@ -19,13 +19,15 @@ from .ir import build_ir
 from .load import load_spec
 from .models import generate_models
 from .server import generate_server
+from .xmlbind import generate_bindings, generate_mapping
 from .xsd import derive_xsd
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE_INIT = '''"""Generated from spec/ by `python -m generator` — do not edit.
 
 Modules: models (pydantic v2 models of every schema), client (typed clients per interface), server
-(abstract services and FastAPI routers), operations (metadata shared by both). Data files: openapi.json (the bundled
+(abstract services and FastAPI routers), operations (metadata shared by both), xml (XML ⇄
+models ⇄ xsdata bindings) and xmlbind (xsdata dataclasses). Data files: openapi.json (the bundled
 specification) and cedx.xsd (the derived XML Schema).
 """
 '''
@@ -59,4 +61,6 @@ def build(repo: Path = REPO) -> dict[str, bytes]:
     files["sdk/cedx/generated/client.py"] = generate_client(ops)
     files.update(generate_server(ops))
     files.update(generate_docs(SchemaIndex(bundled), ops))
+    files.update(generate_bindings(xsd))
+    files["sdk/cedx/generated/xml.py"] = generate_mapping(index)
     return files
