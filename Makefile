@@ -23,6 +23,7 @@ test: $(STAMP)
 check: $(STAMP)
 	$(PY) -m generator check
 	$(PY) -m ruff check sdk/cedx generator tests bench
+	$(PY) -m mypy sdk/cedx/generated sdk/cedx/runtime
 	$(PY) -m pytest -q tests/spec
 
 ## make generate: regenerate everything derived from spec/

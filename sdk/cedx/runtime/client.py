@@ -98,8 +98,8 @@ class BaseClient:
             return value.model_dump(mode="json", by_alias=True, exclude_none=True)
         return value
 
-    def _encode(self, schema: str, record: Any, fmt: Format) -> bytes:
-        if fmt is Format.XML:
+    def _encode(self, schema: str | None, record: Any, fmt: Format) -> bytes:
+        if fmt is Format.XML and schema:
             return spec.xml_codec().dumps(schema, record, pretty=False)
         return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 

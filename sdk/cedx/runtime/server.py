@@ -148,10 +148,10 @@ def _issues_problem(issues) -> Problem:
     return Problem(code, f"{len(items)} problem(s) in the document", items)
 
 
-def _coerce_param(value: str, wire: str, schema_ref: str | None, kind: str) -> Any:
+def _coerce_param(value: str, wire: str, kind: str) -> Any:
     if kind == "integer":
         try:
-            value = int(value)
+            return int(value)
         except ValueError:
             raise Problem("INVALID_PARAMETER", f"parameter {wire} must be an integer") from None
     return value
@@ -212,7 +212,7 @@ def _read_params(request: Request, params) -> dict[str, Any]:
                 raise Problem(code, f"{location} parameter {wire} is required")
             out[python_name] = None
             continue
-        value = _coerce_param(raw, wire, ref, kind)
+        value = _coerce_param(raw, wire, kind)
         issues = validator.schema_issues(ref, value) if ref else _inline_issues(inline, value)
         if issues:
             raise Problem("NOT_FOUND" if location == "path" else "INVALID_PARAMETER",
