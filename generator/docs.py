@@ -23,6 +23,10 @@ def _type(index: SchemaIndex, schema: dict) -> tuple[str, str]:
     if ref:
         return f"[`{ref}`](#schema-{ref})", f'<a href="#schema-{ref}"><code>{escape(ref)}</code></a>'
     kind = index.kind(schema)
+    if kind == "union":
+        variants = sorted(set(index.variants(schema)[1].values()))
+        return (r" \| ".join(f"[`{v}`](#schema-{v})" for v in variants),
+                " | ".join(f'<a href="#schema-{v}"><code>{escape(v)}</code></a>' for v in variants))
     if kind == "array":
         md, html = _type(index, schema["items"])
         return f"{md}[]", f"{html}[]"
@@ -49,6 +53,9 @@ def _schemas(index: SchemaIndex) -> list[tuple[str, dict]]:
                     "title": prop.schema.get("title") or target.get("title", ""),
                     "rule": index.annotation(prop.schema, "x-cedx-rule"),
                 })
+        elif index.kind(schema) == "union":
+            prop, mapping = index.variants(schema)
+            entry["simple"] = f"oneOf, discriminator `{prop}`: " + ", ".join(f"`{k}` → {v}" for k, v in mapping.items())
         else:
             bits = [index.kind(schema)]
             if schema.get("enum"):

@@ -33,14 +33,18 @@ specification) and cedx.xsd (the derived XML Schema).
 '''
 
 
-def build(repo: Path = REPO) -> dict[str, bytes]:
+def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
+    """Every generated file for the spec under ``repo/spec``, as {path relative to repo: bytes}.
+
+    ``pki_dir`` holds the keys that sign the examples (default: the spec's example PKI).
+    """
     source = load_spec(repo / "spec")
     core = bundle_core(source)
     index = SchemaIndex(core)
     usage = example_schemas(source.document)
     schemas = {name: schema for name, (schema, _media) in usage.items() if name.endswith(".json")}
     xml_names = {name for name in usage if name.endswith(".xml")}
-    examples = sign_examples(index, source.examples, schemas, repo / "spec" / "examples" / "pki")
+    examples = sign_examples(index, source.examples, schemas, pki_dir or repo / "spec" / "examples" / "pki")
     xml_examples = render_xml(index, examples, schemas, xml_names)
     xsd = derive_xsd(core)
     bundled = inline_examples(core, examples, xml_examples)

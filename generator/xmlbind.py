@@ -29,7 +29,8 @@ def generate_bindings(xsd: bytes) -> dict[str, bytes]:
         root = Path(tmp) / Path(*PACKAGE.split("."))
         for path in sorted(root.glob("*.py")):
             rel = f"sdk/{'/'.join(PACKAGE.split('.'))}/{path.name}"
-            code = path.read_text(encoding="utf-8")
+            # xsdata imports absolutely; relative imports keep the package relocatable.
+            code = path.read_text(encoding="utf-8").replace(f"from {PACKAGE}.", "from .")
             out[rel] = format_python(f"{CODE_HEADER} (via xsdata)\n{code}", rel).encode("utf-8")
         return out
 

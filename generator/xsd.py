@@ -55,6 +55,8 @@ class XsdBuilder:
                 root.append(self._complex_type(schema, name))
             elif kind in ("string", "integer", "boolean"):
                 root.append(self._simple_type(schema, name))
+            elif kind == "union":
+                continue  # carried inline where used (a choice of the variants' elements)
             else:
                 raise ValueError(f"schema {name}: kind {kind} has no XML mapping")
         return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
@@ -89,10 +91,24 @@ class XsdBuilder:
             el.set("minOccurs", str(min_occurs))
         if max_occurs != "1":
             el.set("maxOccurs", max_occurs)
+        if self.index.kind(schema) == "union":
+            ct = etree.SubElement(el, _xs("complexType"))
+            choice = etree.SubElement(ct, _xs("choice"))
+            for variant in sorted(set(self.index.variants(schema)[1].values())):
+                etree.SubElement(choice, _xs("element"), name=variant, type=f"c:{variant}")
+            return el
         if self.index.kind(schema) == "array" and "$ref" not in schema:
             ct = etree.SubElement(el, _xs("complexType"))
             seq = etree.SubElement(ct, _xs("sequence"))
             items = schema["items"]
+            if self.index.kind(items) == "union":
+                holder = etree.SubElement(seq, _xs("element"), name=self.index.item_name(schema))
+                holder.set("minOccurs", str(schema.get("minItems", 0)))
+                holder.set("maxOccurs", str(schema["maxItems"]) if "maxItems" in schema else "unbounded")
+                inner = etree.SubElement(etree.SubElement(holder, _xs("complexType")), _xs("choice"))
+                for variant in sorted(set(self.index.variants(items)[1].values())):
+                    etree.SubElement(inner, _xs("element"), name=variant, type=f"c:{variant}")
+                return el
             seq.append(self._element(
                 self.index.item_name(schema), items, schema.get("minItems", 0),
                 str(schema["maxItems"]) if "maxItems" in schema else "unbounded",

@@ -24,6 +24,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response={"payload": "PlatformConfiguration", "signer": "platform"},
         path_params=(),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "issueToken": OperationInfo(
         operation_id="issueToken",
@@ -43,6 +44,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response=None,
         path_params=(),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "registerEntity": OperationInfo(
         operation_id="registerEntity",
@@ -62,6 +64,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response=None,
         path_params=(),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "getEntity": OperationInfo(
         operation_id="getEntity",
@@ -81,6 +84,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response=None,
         path_params=("creditCode",),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "updateEntity": OperationInfo(
         operation_id="updateEntity",
@@ -100,6 +104,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response=None,
         path_params=("creditCode",),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "listFacilities": OperationInfo(
         operation_id="listFacilities",
@@ -119,6 +124,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response=None,
         path_params=("creditCode",),
         query_params={"limit": "limit", "cursor": "cursor"},
+        spec_package=__package__ or "cedx.generated",
     ),
     "putFacility": OperationInfo(
         operation_id="putFacility",
@@ -138,6 +144,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response=None,
         path_params=("creditCode", "facilityId"),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "submitMonthlyReport": OperationInfo(
         operation_id="submitMonthlyReport",
@@ -157,6 +164,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response={"payload": "Receipt", "signer": "platform", "timestamped": True},
         path_params=(),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "getMonthlyReport": OperationInfo(
         operation_id="getMonthlyReport",
@@ -176,6 +184,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response={"payload": "MonthlyReport", "signer": "entity"},
         path_params=("submissionId",),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "submitAnnualReport": OperationInfo(
         operation_id="submitAnnualReport",
@@ -195,6 +204,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response={"payload": "Receipt", "signer": "platform", "timestamped": True},
         path_params=(),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "getAnnualReport": OperationInfo(
         operation_id="getAnnualReport",
@@ -214,6 +224,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response={"payload": "AnnualReport", "signer": "entity"},
         path_params=("submissionId",),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "listSubmissions": OperationInfo(
         operation_id="listSubmissions",
@@ -239,6 +250,7 @@ OPERATIONS: dict[str, OperationInfo] = {
             "period": "period",
             "state": "state",
         },
+        spec_package=__package__ or "cedx.generated",
     ),
     "getSubmissionStatus": OperationInfo(
         operation_id="getSubmissionStatus",
@@ -258,6 +270,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response=None,
         path_params=("submissionId",),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "getReceipt": OperationInfo(
         operation_id="getReceipt",
@@ -277,6 +290,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response={"payload": "Receipt", "signer": "platform", "timestamped": True},
         path_params=("submissionId",),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "getSourceInfo": OperationInfo(
         operation_id="getSourceInfo",
@@ -296,6 +310,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response=None,
         path_params=(),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "listMeteringPoints": OperationInfo(
         operation_id="listMeteringPoints",
@@ -315,6 +330,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response=None,
         path_params=(),
         query_params={"limit": "limit", "cursor": "cursor"},
+        spec_package=__package__ or "cedx.generated",
     ),
     "getMeteringPoint": OperationInfo(
         operation_id="getMeteringPoint",
@@ -334,6 +350,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response=None,
         path_params=("pointId",),
         query_params={},
+        spec_package=__package__ or "cedx.generated",
     ),
     "listMeasurementBatches": OperationInfo(
         operation_id="listMeasurementBatches",
@@ -359,6 +376,7 @@ OPERATIONS: dict[str, OperationInfo] = {
             "limit": "limit",
             "cursor": "cursor",
         },
+        spec_package=__package__ or "cedx.generated",
     ),
     "getPeriodStatistics": OperationInfo(
         operation_id="getPeriodStatistics",
@@ -378,6 +396,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         signed_response={"payload": "PeriodStatistics", "signer": "source"},
         path_params=("pointId",),
         query_params={"period_type": "periodType", "from_": "from", "to": "to"},
+        spec_package=__package__ or "cedx.generated",
     ),
 }
 

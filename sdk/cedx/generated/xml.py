@@ -40,18 +40,19 @@ DOCUMENTS: dict[str, tuple[type[BaseModel], type]] = {
     "SubmissionStatus": (models.SubmissionStatus, bindings.SubmissionStatus),
 }
 _BY_MODEL = {model: name for name, (model, _binding) in DOCUMENTS.items()}
+_SPEC = spec.context(__package__ or "cedx.generated")
 
 
 def to_xml(document: BaseModel, *, pretty: bool = True) -> bytes:
     """Serialise a document model as XML."""
     name = _BY_MODEL[type(document)]
     record = document.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return spec.xml_codec().dumps(name, record, pretty=pretty)
+    return _SPEC.xml_codec.dumps(name, record, pretty=pretty)
 
 
 def from_xml(data: bytes, expected: type[BaseModel] | None = None) -> BaseModel:
     """Parse an XML document (hardened: no DTD, no entities) into its model."""
-    name, record = spec.xml_codec().loads(data, _BY_MODEL[expected] if expected else None)
+    name, record = _SPEC.xml_codec.loads(data, _BY_MODEL[expected] if expected else None)
     return DOCUMENTS[name][0].model_validate(record)
 
 

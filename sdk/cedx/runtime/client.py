@@ -98,15 +98,15 @@ class BaseClient:
             return value.model_dump(mode="json", by_alias=True, exclude_none=True)
         return value
 
-    def _encode(self, schema: str | None, record: Any, fmt: Format) -> bytes:
-        if fmt is Format.XML and schema:
-            return spec.xml_codec().dumps(schema, record, pretty=False)
+    def _encode(self, op: OperationInfo, record: Any, fmt: Format) -> bytes:
+        if fmt is Format.XML and op.body_schema:
+            return spec.context(op.spec_package).xml_codec.dumps(op.body_schema, record, pretty=False)
         return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
-    def _decode(self, resp: requests.Response, schema: str | None) -> Any:
+    def _decode(self, resp: requests.Response, op: OperationInfo) -> Any:
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
         if ctype.endswith("xml"):
-            _, record = spec.xml_codec().loads(resp.content, schema)
+            _, record = spec.context(op.spec_package).xml_codec.loads(resp.content, op.response_schema)
             return record
         return resp.json() if resp.content else None
 
@@ -119,8 +119,9 @@ class BaseClient:
         if self.signing_key is None:
             raise ValueError(f"{op.operation_id} sends a signed document: configure signing_key")
         chain = [self.signing_certificate] if self.signing_certificate else None
+        version = spec.context(op.spec_package).index.spec_version
         return trust.sign_document(record, self.signing_key, certificate_chain=chain,
-                                   envelope_fields={"specVersion": spec.index().spec_version})
+                                   envelope_fields={"specVersion": version})
 
     def verify_signed(self, record: dict) -> trust.VerifiedDocument:
         """Verify-on-receive against the trust anchors (certificate chain in the block)."""
@@ -162,7 +163,7 @@ class BaseClient:
                 hdrs["Content-Type"] = "application/x-www-form-urlencoded"
                 hdrs["Accept"] = "application/json"
             else:
-                data = self._encode(op.body_schema, self._sign_body(op, body), fmt)
+                data = self._encode(op, self._sign_body(op, body), fmt)
                 hdrs["Content-Type"] = f"{fmt.value}; charset=utf-8"
         if op.idempotent and "Idempotency-Key" not in hdrs:
             hdrs["Idempotency-Key"] = str(uuid.uuid4())
@@ -178,7 +179,7 @@ class BaseClient:
             except ValueError:
                 problem = {"code": "HTTP_ERROR", "title": resp.reason or "", "detail": resp.text[:300]}
             raise ApiError.from_problem(resp.status_code, problem if isinstance(problem, dict) else {})
-        record = self._decode(resp, op.response_schema)
+        record = self._decode(resp, op)
         if op.signed_response and self.trust_anchors and isinstance(record, dict):
             self.verify_signed(record)
         return model(record) if model else record

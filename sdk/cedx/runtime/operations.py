@@ -24,3 +24,4 @@ class OperationInfo:
     signed_response: dict | None = None
     path_params: tuple[str, ...] = ()
     query_params: dict[str, str] = field(default_factory=dict)  # python name -> wire name
+    spec_package: str = "cedx.generated"  # whose bundled spec validates and maps this operation

@@ -103,12 +103,13 @@ def negotiate(accept: str | None, offered: tuple[str, ...]) -> str | None:
     return None
 
 
-def problem_response(problem: Problem, instance: str = "") -> Response:
-    table = spec.index().error_codes
+def problem_response(problem: Problem, instance: str = "", package: str = "cedx.generated") -> Response:
+    index = spec.context(package).index
+    table = index.error_codes
     entry = table.get(problem.code, {"status": problem.status or 500, "zh": problem.code, "en": problem.code})
     status = problem.status or entry["status"]
     body = {
-        "specVersion": spec.index().spec_version,
+        "specVersion": index.spec_version,
         "type": f"https://cedx.example.cn/problems/{problem.code.lower().replace('_', '-')}",
         "title": f"{entry['zh']} / {entry['en']}",
         "status": status,
@@ -128,9 +129,9 @@ def problem_response(problem: Problem, instance: str = "") -> Response:
                     media_type=PROBLEM, headers=headers)
 
 
-def encode(record: Any, schema: str | None, fmt: str) -> bytes:
+def encode(record: Any, schema: str | None, fmt: str, package: str = "cedx.generated") -> bytes:
     if fmt == XML and schema:
-        return spec.xml_codec().dumps(schema, record, pretty=False)
+        return spec.context(package).xml_codec.dumps(schema, record, pretty=False)
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -140,9 +141,9 @@ def _record(value: Any) -> Any:
     return value
 
 
-def _issues_problem(issues) -> Problem:
+def _issues_problem(issues, package: str) -> Problem:
     items = [ProblemItem(i.path, i.code, i.message, i.rule) for i in issues]
-    schema_level = {r["id"] for r in spec.index().rules if r.get("kind") == "schema"}
+    schema_level = {r["id"] for r in spec.context(package).index.rules if r.get("kind") == "schema"}
     is_schema = any(i.code.startswith("SCHEMA-") or i.code in schema_level for i in issues)
     code = "SCHEMA_VIOLATION" if is_schema else "RULE_VIOLATION"
     return Problem(code, f"{len(items)} problem(s) in the document", items)
@@ -169,16 +170,16 @@ async def handle(request: Request, op: OperationInfo, method, hooks: ServerHooks
         ctx = RequestContext(request=request, operation=op, format=fmt)
         hooks.rate_limit(ctx)
         hooks.authenticate(ctx)
-        kwargs = _read_params(request, params)
+        kwargs = _read_params(request, params, op.spec_package)
         if op.body_schema:
             ctx.raw_body = await _read_body(request, hooks.max_body_bytes)
         if op.request_signature == "required" or request.headers.get("x-cedx-signature"):
             hooks.verify_request_signature(ctx)
         if op.body_schema:
             record = _parse_body(request, op, ctx.raw_body)
-            issues = spec.validator().validate(op.body_schema, record)
+            issues = spec.context(op.spec_package).validator.validate(op.body_schema, record)
             if issues:
-                raise _issues_problem(issues)
+                raise _issues_problem(issues, op.spec_package)
             ctx.record = record
             if op.signed_request:
                 hooks.verify_document(ctx, record)
@@ -187,18 +188,19 @@ async def handle(request: Request, op: OperationInfo, method, hooks: ServerHooks
         reply = result if isinstance(result, Reply) else Reply(result)
         record = _record(reply.body)
         headers = {**ctx.response_headers, **reply.headers}
-        return Response(encode(record, op.response_schema, fmt), status_code=reply.status or op.success_status,
+        return Response(encode(record, op.response_schema, fmt, op.spec_package), status_code=reply.status or op.success_status,
                         media_type=f"{fmt}; charset=utf-8", headers=headers)
     except Problem as problem:
-        return problem_response(problem, instance)
+        return problem_response(problem, instance, op.spec_package)
     except Exception:  # a server fault, never the client's: log it, answer 500 without details
         log.exception("%s %s failed", op.method, instance)
-        return problem_response(Problem("INTERNAL_ERROR", "the server failed to process the request"), instance)
+        return problem_response(Problem("INTERNAL_ERROR", "the server failed to process the request"),
+                                instance, op.spec_package)
 
 
-def _read_params(request: Request, params) -> dict[str, Any]:
+def _read_params(request: Request, params, package: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    validator = spec.validator()
+    validator = spec.context(package).validator
     for python_name, (wire, location, ref, kind, required, inline) in params.items():
         if location == "path":
             raw = request.path_params.get(wire)
@@ -253,7 +255,7 @@ def _parse_body(request: Request, op: OperationInfo, raw: bytes) -> Any:
                       f"Content-Type {ctype or '(none)'} is not one of {', '.join(op.body_media)}")
     if ctype == XML:
         try:
-            _, record = spec.xml_codec().loads(raw, op.body_schema)
+            _, record = spec.context(op.spec_package).xml_codec.loads(raw, op.body_schema)
         except XmlError as exc:
             status = {"MALFORMED_BODY": 400, "XML_FORBIDDEN_CONSTRUCT": 400, "PAYLOAD_TOO_LARGE": 413}.get(exc.code, 422)
             code = exc.code if exc.code != "SCHEMA_VIOLATION" else "SCHEMA_VIOLATION"

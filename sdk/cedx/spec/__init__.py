@@ -8,7 +8,7 @@ inspector apply exactly the rules the spec states.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from .schema import SchemaIndex
@@ -20,33 +20,48 @@ BUNDLE_FILE = "openapi.json"
 XSD_FILE = "cedx.xsd"
 
 
-@lru_cache(maxsize=1)
+class SpecContext:
+    """The index, validator and XML codec of one generated package's bundled spec."""
+
+    def __init__(self, package: str):
+        self.package = package
+        text = resources.files(package).joinpath(BUNDLE_FILE).read_text(encoding="utf-8")
+        self.spec = json.loads(text)
+        self.index = SchemaIndex(self.spec)
+        self.validator = Validator(self.index)
+        self.xml_codec = XmlCodec(self.index)
+
+    def xsd_bytes(self) -> bytes:
+        return resources.files(self.package).joinpath(XSD_FILE).read_bytes()
+
+
+@cache
+def context(package: str = BUNDLE_PACKAGE) -> SpecContext:
+    """The spec of a generated package (default: the SDK's own, cedx.generated)."""
+    return SpecContext(package)
+
+
 def bundled_spec() -> dict:
-    """The bundled OpenAPI document shipped in the package."""
-    text = resources.files(BUNDLE_PACKAGE).joinpath(BUNDLE_FILE).read_text(encoding="utf-8")
-    return json.loads(text)
+    return context().spec
 
 
-@lru_cache(maxsize=1)
 def index() -> SchemaIndex:
-    return SchemaIndex(bundled_spec())
+    return context().index
 
 
-@lru_cache(maxsize=1)
 def validator() -> Validator:
-    return Validator(index())
+    return context().validator
 
 
-@lru_cache(maxsize=1)
 def xml_codec() -> XmlCodec:
-    return XmlCodec(index())
+    return context().xml_codec
 
 
 def xsd_bytes() -> bytes:
-    return resources.files(BUNDLE_PACKAGE).joinpath(XSD_FILE).read_bytes()
+    return context().xsd_bytes()
 
 
 __all__ = [
-    "Issue", "SchemaIndex", "Validator", "XmlCodec", "XmlError",
+    "Issue", "SchemaIndex", "SpecContext", "Validator", "XmlCodec", "XmlError", "context",
     "bundled_spec", "index", "validator", "xml_codec", "xsd_bytes",
 ]

@@ -75,8 +75,10 @@ class SchemaIndex:
         return ref[len(REF_PREFIX):] if ref else None
 
     def kind(self, schema: dict) -> str:
-        """object | array | string | integer | boolean | number."""
+        """object | array | union | string | integer | boolean | number."""
         target = self.resolve(schema)
+        if "oneOf" in target:
+            return "union"
         t = target.get("type")
         if t is None and "properties" in target:
             return "object"
@@ -97,6 +99,23 @@ class SchemaIndex:
     def item_name(self, schema: dict) -> str:
         items = self.item_schema(schema)
         return items.get("xml", {}).get("name", "item")
+
+    def variants(self, schema: dict) -> tuple[str, dict[str, str]]:
+        """For a oneOf with a discriminator: (property name, {value: variant schema name}).
+
+        XML carries the chosen variant as the single child element, named after its schema.
+        """
+        target = self.resolve(schema)
+        disc = target.get("discriminator")
+        if not disc:
+            raise ValueError("oneOf without a discriminator has no XML mapping")
+        mapping = {k: v[len(REF_PREFIX):] for k, v in disc.get("mapping", {}).items()}
+        if not mapping:
+            for option in target["oneOf"]:
+                name = self.ref_name(option)
+                value = self.resolve(option)["properties"][disc["propertyName"]].get("enum", [name])[0]
+                mapping[value] = name
+        return disc["propertyName"], mapping
 
     def annotation(self, schema: dict, key: str) -> Any:
         """An annotation on the schema as written, else on the schema it refers to."""

@@ -86,6 +86,12 @@ class Validator:
 
     def _walk_units(self, schema: dict, value: Any, path: str, issues: list[Issue]) -> None:
         kind = self.index.kind(schema)
+        if kind == "union" and isinstance(value, dict):
+            prop, mapping = self.index.variants(schema)
+            variant = mapping.get(value.get(prop))
+            if variant:
+                self._walk_units(self.index.schemas[variant], value, path, issues)
+            return
         if kind == "object" and isinstance(value, dict):
             for prop in self.index.properties(schema):
                 if prop.name not in value:

@@ -104,6 +104,10 @@ class XmlCodec:
             item_schema, item_name = self.index.item_schema(schema), self.index.item_name(schema)
             for item in value:
                 self._fill(etree.SubElement(element, self._q(item_name)), item_schema, item)
+        elif kind == "union":
+            prop, mapping = self.index.variants(schema)
+            variant = mapping[value[prop]]
+            self._fill(etree.SubElement(element, self._q(variant)), self.index.schemas[variant], value)
         else:
             element.text = self._scalar_text(value)
 
@@ -135,6 +139,15 @@ class XmlCodec:
                     raise XmlError(f"expected element {item_name}, found {etree.QName(child).localname}", cpath, "SCHEMA_VIOLATION")
                 out.append(self._read(child, item_schema, cpath))
             return out
+        if kind == "union":
+            self._no_text(element, path)
+            children = self._children(element)
+            _prop, mapping = self.index.variants(schema)
+            names = set(mapping.values())
+            local = etree.QName(children[0]).localname if len(children) == 1 else None
+            if local not in names:
+                raise XmlError(f"expected exactly one of {', '.join(sorted(names))}", path, "SCHEMA_VIOLATION")
+            return self._read(children[0], self.index.schemas[local], path)
         if len(self._children(element)):
             raise XmlError("element content where a value is expected", path, "SCHEMA_VIOLATION")
         if element.attrib:
