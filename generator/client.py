@@ -54,5 +54,6 @@ def generate_client(ops: list[Operation]) -> bytes:
         {"class_name": cls, "title": title, "ops": [o for o in ops if o.interface == key]}
         for key, (cls, title) in INTERFACES.items()
     ]
+    interfaces = [i for i in interfaces if i["ops"]]
     code = env.get_template("client.py.j2").render(header=CODE_HEADER, ops=ops, interfaces=interfaces)
     return format_python(code, "sdk/cedx/generated/client.py").encode("utf-8")

@@ -29,7 +29,9 @@ def generate_server(ops: list[Operation]) -> dict[str, bytes]:
          "builder": f"build_{key}_router", "ops": [o for o in ops if o.interface == key]}
         for key, (cls, title) in INTERFACES.items()
     ]
-    server = env.get_template("server.py.j2").render(header=CODE_HEADER, interfaces=interfaces)
+    interfaces = [i for i in interfaces if i["ops"]]
+    example = next((i for i in interfaces if i["key"] == "reporting"), interfaces[0])
+    server = env.get_template("server.py.j2").render(header=CODE_HEADER, interfaces=interfaces, example=example)
     operations = env.get_template("operations.py.j2").render(header=CODE_HEADER, ops=ops)
     return {
         "sdk/cedx/generated/server.py": format_python(server, "sdk/cedx/generated/server.py").encode(),

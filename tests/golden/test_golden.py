@@ -10,6 +10,7 @@ import sys
 import uuid
 
 import pytest
+from pydantic import ValidationError
 
 from cedx import trust
 from cedx.runtime.client import Format
@@ -53,7 +54,7 @@ def test_union_and_xml(golden_sdk):
     assert kinds == ["Circle", "Square"]
     assert xml.to_xml(drawing) == data
     assert isinstance(xml.to_binding(drawing).shapes.shape[0].circle.radius, str)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         models.Drawing.model_validate({**drawing.model_dump(mode="json", by_alias=True), "colour": "purple"})
 
 

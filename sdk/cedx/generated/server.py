@@ -3,10 +3,10 @@
 
 Implement the service in your own module (regeneration never touches it) and mount the router:
 
-    class MyPlatform(ReportingService):
-        def submit_monthly_report(self, ctx, *, body, idempotency_key): ...
+    class MyImplementation(ReportingService):
+        def register_entity(self, ctx, ...): ...
 
-    app.include_router(build_reporting_router(MyPlatform(), hooks=MyHooks()))
+    app.include_router(build_reporting_router(MyImplementation(), hooks=MyHooks()))
 
 The router validates and negotiates (cedx.runtime.server); the service sees typed models.
 """

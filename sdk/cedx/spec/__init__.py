@@ -8,7 +8,7 @@ inspector apply exactly the rules the spec states.
 from __future__ import annotations
 
 import json
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 
 from .schema import SchemaIndex

@@ -3,10 +3,10 @@
 
 Implement the service in your own module (regeneration never touches it) and mount the router:
 
-    class MyPlatform(ReportingService):
-        def submit_monthly_report(self, ctx, *, body, idempotency_key): ...
+    class MyImplementation(ReportingService):
+        def list_drawings(self, ctx, ...): ...
 
-    app.include_router(build_reporting_router(MyPlatform(), hooks=MyHooks()))
+    app.include_router(build_reporting_router(MyImplementation(), hooks=MyHooks()))
 
 The router validates and negotiates (cedx.runtime.server); the service sees typed models.
 """
@@ -24,28 +24,7 @@ from cedx.runtime.server import Reply, RequestContext, ServerHooks, handle
 from . import models
 from .operations import OPERATIONS, PARAMS
 
-__all__ = [
-    "CommonService",
-    "build_common_router",
-    "ReportingService",
-    "build_reporting_router",
-    "AcquisitionService",
-    "build_acquisition_router",
-    "Reply",
-    "RequestContext",
-    "ServerHooks",
-]
-
-
-class CommonService(ABC):
-    """共性接口：配置与令牌 / Common: configuration and tokens"""
-
-
-def build_common_router(service: CommonService, hooks: ServerHooks | None = None) -> APIRouter:
-    """Routes of the common interface, bound to ``service``."""
-    hooks = hooks or ServerHooks()
-    router = APIRouter()
-    return router
+__all__ = ["ReportingService", "build_reporting_router", "Reply", "RequestContext", "ServerHooks"]
 
 
 class ReportingService(ABC):
@@ -116,17 +95,4 @@ def build_reporting_router(
     router.add_api_route(
         "/v1/reporting/drawings/{drawingId}", get_drawing, methods=["GET"], include_in_schema=False
     )
-    return router
-
-
-class AcquisitionService(ABC):
-    """数据自动获取接口 / Data auto-acquisition interface"""
-
-
-def build_acquisition_router(
-    service: AcquisitionService, hooks: ServerHooks | None = None
-) -> APIRouter:
-    """Routes of the acquisition interface, bound to ``service``."""
-    hooks = hooks or ServerHooks()
-    router = APIRouter()
     return router
