@@ -65,6 +65,7 @@ def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
     files["sdk/cedx/generated/client.py"] = generate_client(ops)
     files.update(generate_server(ops))
     files.update(generate_docs(SchemaIndex(bundled), ops))
+    files["sdk/cedx/generated/reference.html"] = files["docs/index.html"]  # served offline by the platform
     files.update(generate_bindings(xsd))
     files["sdk/cedx/generated/xml.py"] = generate_mapping(index)
     return files

@@ -123,6 +123,14 @@ class SignatureVerificationError(Exception):
     """A signed response did not verify against the configured trust anchors."""
 
 
+class OAuthError(Exception):
+    """An RFC 6749 §5.2 error, answered as {error, error_description} (token endpoint only)."""
+
+    def __init__(self, error: str, description: str = "", status: int = 400):
+        super().__init__(f"{error}: {description}")
+        self.error, self.description, self.status = error, description, status
+
+
 @dataclass
 class Problem(Exception):
     """Raised by server-side code to answer with problem+json."""

@@ -21,11 +21,12 @@ from starlette.responses import Response
 
 from .. import spec
 from ..spec.xmlcodec import XmlError
-from .errors import Problem, ProblemItem
+from .errors import OAuthError, Problem, ProblemItem
 from .operations import OperationInfo
 
 log = logging.getLogger("cedx.server")
 JSON, XML, PROBLEM = "application/json", "application/xml", "application/problem+json"
+FORM = "application/x-www-form-urlencoded"  # RFC 6749 token requests: errors in RFC 6749 form
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
 
@@ -178,6 +179,8 @@ async def handle(request: Request, op: OperationInfo, method, hooks: ServerHooks
         if op.body_schema:
             record = _parse_body(request, op, ctx.raw_body)
             issues = spec.context(op.spec_package).validator.validate(op.body_schema, record)
+            if issues and op.body_media == (FORM,):
+                raise OAuthError("invalid_request", "; ".join(f"{i.path}: {i.message}" for i in issues[:5]))
             if issues:
                 raise _issues_problem(issues, op.spec_package)
             ctx.record = record
@@ -190,7 +193,16 @@ async def handle(request: Request, op: OperationInfo, method, hooks: ServerHooks
         headers = {**ctx.response_headers, **reply.headers}
         return Response(encode(record, op.response_schema, fmt, op.spec_package), status_code=reply.status or op.success_status,
                         media_type=f"{fmt}; charset=utf-8", headers=headers)
+    except OAuthError as err:
+        body = {"error": err.error, **({"error_description": err.description} if err.description else {})}
+        headers = {"Cache-Control": "no-store"}
+        if err.status == 401:
+            headers["WWW-Authenticate"] = "Basic"
+        return Response(json.dumps(body), status_code=err.status, media_type=JSON, headers=headers)
     except Problem as problem:
+        if op.body_media == (FORM,) and problem.code in ("MALFORMED_BODY", "UNSUPPORTED_MEDIA_TYPE"):
+            return Response(json.dumps({"error": "invalid_request", "error_description": problem.detail}),
+                            status_code=400, media_type=JSON, headers={"Cache-Control": "no-store"})
         return problem_response(problem, instance, op.spec_package)
     except Exception:  # a server fault, never the client's: log it, answer 500 without details
         log.exception("%s %s failed", op.method, instance)
@@ -253,6 +265,13 @@ def _parse_body(request: Request, op: OperationInfo, raw: bytes) -> Any:
     if ctype not in op.body_media:
         raise Problem("UNSUPPORTED_MEDIA_TYPE",
                       f"Content-Type {ctype or '(none)'} is not one of {', '.join(op.body_media)}")
+    if ctype == FORM:
+        from urllib.parse import parse_qsl
+
+        try:
+            return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw)))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise Problem("MALFORMED_BODY", f"the form body cannot be read: {exc}") from exc
     if ctype == XML:
         try:
             _, record = spec.context(op.spec_package).xml_codec.loads(raw, op.body_schema)

@@ -1,0 +1,135 @@
+"""`cedx platform ...` (administration) and `cedx serve platform`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def _settings(args):
+    from ..platform.settings import PlatformSettings
+
+    settings = PlatformSettings()
+    if getattr(args, "dir", None):
+        settings.data_dir = Path(args.dir)
+    return settings
+
+
+def _admin(args):
+    from ..platform.admin import Admin
+
+    return Admin(_settings(args))
+
+
+def _fail(exc: Exception) -> Exception:
+    from . import CliError
+
+    return CliError(f"error: {exc}", 2)
+
+
+def cmd_init(args) -> int:
+    admin = _admin(args)
+    print(f"platform data in {admin.settings.data_dir.resolve()} (database {admin.settings.url.split('://')[0]})")
+    return 0
+
+
+def cmd_add_entity(args) -> int:
+    from ..platform.admin import AdminError
+
+    try:
+        _admin(args).add_entity(args.credit_code)
+    except AdminError as exc:
+        raise _fail(exc) from exc
+    print(f"entity {args.credit_code} registered")
+    return 0
+
+
+def cmd_add_client(args) -> int:
+    from ..platform.admin import DEFAULT_SCOPES, AdminError
+
+    args.scope = args.scope or DEFAULT_SCOPES.split()
+    secret = os.environ.get(args.secret_env) if args.secret_env else None
+    try:
+        secret = _admin(args).add_client(args.credit_code, args.client_id, " ".join(args.scope), secret)
+    except AdminError as exc:
+        raise _fail(exc) from exc
+    print(f"client {args.client_id} for {args.credit_code}; scopes {' '.join(args.scope)}")
+    if not args.secret_env:
+        print(f"client secret (shown once, stored hashed): {secret}")
+    return 0
+
+
+def cmd_add_certificate(args) -> int:
+    from ..platform.admin import AdminError
+
+    try:
+        key_id = _admin(args).add_certificate(args.credit_code, Path(args.certificate).read_bytes())
+    except AdminError as exc:
+        raise _fail(exc) from exc
+    print(f"certificate registered for {args.credit_code}; key ID {key_id}")
+    return 0
+
+
+def cmd_issue_certificate(args) -> int:
+    from ..platform.admin import AdminError
+    from ..trust import x509 as tx
+
+    try:
+        cert = _admin(args).issue_certificate(args.credit_code, Path(args.csr).read_bytes())
+    except AdminError as exc:
+        raise _fail(exc) from exc
+    Path(args.out).write_bytes(tx.to_pem(cert))
+    print(f"certificate issued and registered for {args.credit_code}: {args.out}")
+    return 0
+
+
+def cmd_serve_platform(args) -> int:
+    import uvicorn
+
+    settings = _settings(args)
+    os.environ["CEDX_PLATFORM_DIR"] = str(settings.data_dir)
+    if args.public_url:
+        os.environ["CEDX_PUBLIC_URL"] = args.public_url
+    uvicorn.run("cedx.platform.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level=args.log_level)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    plat = sub.add_parser("platform", help="administer the reference platform").add_subparsers(
+        dest="platform_command", metavar="ACTION", required=True)
+
+    def common(p):
+        p.add_argument("--dir", help="platform data directory (default $CEDX_PLATFORM_DIR or ./cedx-platform)")
+        return p
+
+    common(plat.add_parser("init", help="create the data directory, PKI and database")).set_defaults(func=cmd_init)
+    p = common(plat.add_parser("add-entity", help="register a reporting entity by its credit code"))
+    p.add_argument("credit_code")
+    p.set_defaults(func=cmd_add_entity)
+    p = common(plat.add_parser("add-client", help="create an API client (OAuth2 client credentials)"))
+    p.add_argument("credit_code")
+    p.add_argument("--client-id", required=True)
+    p.add_argument("--scope", action="append", default=None, help="repeatable; default: all reporting scopes")
+    p.add_argument("--secret-env", metavar="VAR", help="take the secret from this variable instead of generating one")
+    p.set_defaults(func=cmd_add_client)
+    p = common(plat.add_parser("add-certificate", help="register an entity's signing certificate"))
+    p.add_argument("credit_code")
+    p.add_argument("certificate")
+    p.set_defaults(func=cmd_add_certificate)
+    p = common(plat.add_parser("issue-certificate", help="issue (from the platform CA) and register a certificate"))
+    p.add_argument("credit_code")
+    p.add_argument("--csr", required=True)
+    p.add_argument("-o", "--out", required=True)
+    p.set_defaults(func=cmd_issue_certificate)
+
+    serve = sub.add_parser("serve", help="run a reference service").add_subparsers(
+        dest="serve_command", metavar="SERVICE", required=True)
+    p = common(serve.add_parser("platform", help="the reference reporting platform"))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--public-url", help="base URL announced in the configuration document")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_serve_platform)

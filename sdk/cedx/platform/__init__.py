@@ -1,0 +1,1 @@
+"""The reference platform: implements the generated reporting-server stub (cedx serve platform)."""
