@@ -11,11 +11,12 @@ import uvicorn
 
 
 @contextlib.contextmanager
-def serve(app, host: str = "127.0.0.1"):
-    sock = socket.socket()
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    sock.close()
+def serve(app, host: str = "127.0.0.1", port: int = 0):
+    if not port:
+        sock = socket.socket()
+        sock.bind((host, 0))
+        port = sock.getsockname()[1]
+        sock.close()
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -8,8 +8,10 @@ as signed, verify-on-receive of signed responses, and problem+json answers as ty
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -31,6 +33,14 @@ log = logging.getLogger("cedx.client")
 class Format(str, Enum):
     JSON = "application/json"
     XML = "application/xml"
+
+
+def _query_value(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
 
 
 class TokenProvider:
@@ -65,6 +75,32 @@ class TokenProvider:
             return self._token
 
 
+class RetryPolicy:
+    """Exponential backoff with full jitter on connection errors, 429 and 5xx; a Retry-After
+    answer is honoured (capped). ``sleep`` is injectable for tests."""
+
+    RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+    def __init__(self, attempts: int = 6, base: float = 0.25, cap: float = 20.0,
+                 retry_after_cap: float = 120.0, sleep: Callable[[float], None] = time.sleep):
+        self.attempts, self.base, self.cap, self.retry_after_cap, self.sleep = attempts, base, cap, retry_after_cap, sleep
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after:
+            try:
+                return min(float(retry_after), self.retry_after_cap)
+            except ValueError:
+                try:
+                    when = email.utils.parsedate_to_datetime(retry_after)
+                    return min(max(0.0, when.timestamp() - time.time()), self.retry_after_cap)
+                except (TypeError, ValueError):
+                    pass
+        return random.uniform(0, min(self.cap, self.base * (2 ** attempt)))
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
 class BaseClient:
     """Common machinery of ReportingClient, AcquisitionClient and CommonClient."""
 
@@ -81,8 +117,10 @@ class BaseClient:
         session: requests.Session | None = None,
         timeout: float = 30,
         verify: Any = True,
+        retry: RetryPolicy | None = None,
     ):
         self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
         self._token, self._tokens = token, token_provider
         self.signing_key = signing_key
         self.signing_certificate = signing_certificate
@@ -151,7 +189,7 @@ class BaseClient:
         path = op.path
         for name, value in (path_params or {}).items():
             path = path.replace("{" + name + "}", quote(str(value), safe=""))
-        q = {k: (v.value if isinstance(v, Enum) else v) for k, v in (query or {}).items() if v is not None}
+        q = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
         query_string = urlencode(q)
         hdrs = {"Accept": f"{fmt.value}, application/problem+json"}
         hdrs.update(self._auth_header())
@@ -167,12 +205,7 @@ class BaseClient:
                 hdrs["Content-Type"] = f"{fmt.value}; charset=utf-8"
         if op.idempotent and "Idempotency-Key" not in hdrs:
             hdrs["Idempotency-Key"] = str(uuid.uuid4())
-        if self.signing_key is not None and op.request_signature:
-            hdrs.update(trust.sign_request(self.signing_key, op.method, path, query_string, data))
-        url = f"{self.base_url}{path}" + (f"?{query_string}" if query_string else "")
-        log.debug("%s %s", op.method, url)
-        resp = self.session.request(op.method, url, data=data or None, headers=hdrs,
-                                    timeout=self.timeout, verify=self.verify)
+        resp = self._send(op, path, query_string, hdrs, data)
         if resp.status_code >= 400:
             try:
                 problem = resp.json()
@@ -183,6 +216,39 @@ class BaseClient:
         if op.signed_response and self.trust_anchors and isinstance(record, dict):
             self.verify_signed(record)
         return model(record) if model else record
+
+    def _send(self, op: OperationInfo, path: str, query_string: str, hdrs: dict, data: bytes) -> requests.Response:
+        """One logical request, retried on transient failures. Retrying is safe: reads are
+        idempotent and every write carries an idempotency key or is a PUT; each attempt is
+        signed afresh (new timestamp and nonce)."""
+        refreshed = False
+        attempt = 0
+        while True:
+            if self.signing_key is not None and op.request_signature:
+                hdrs.update(trust.sign_request(self.signing_key, op.method, path, query_string, data))
+            url = f"{self.base_url}{path}" + (f"?{query_string}" if query_string else "")
+            try:
+                resp = self.session.request(op.method, url, data=data or None, headers=hdrs,
+                                            timeout=self.timeout, verify=self.verify)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                attempt += 1
+                if attempt >= self.retry.attempts:
+                    raise
+                wait = self.retry.delay(attempt)
+                log.warning("%s %s: %s; retry %d in %.2f s", op.method, path, type(exc).__name__, attempt, wait)
+                self.retry.sleep(wait)
+                continue
+            if resp.status_code == 401 and self._tokens is not None and not refreshed:
+                refreshed = True  # the token may have expired between fetch and use
+                hdrs.update({"Authorization": f"Bearer {self._tokens.token(force=True)}"})
+                continue
+            if resp.status_code in self.retry.RETRY_STATUSES and attempt + 1 < self.retry.attempts:
+                attempt += 1
+                wait = self.retry.delay(attempt, resp.headers.get("Retry-After"))
+                log.warning("%s %s: HTTP %d; retry %d in %.2f s", op.method, path, resp.status_code, attempt, wait)
+                self.retry.sleep(wait)
+                continue
+            return resp
 
     def _pages(self, fetch: Callable[..., Any], items: str = "items", **kwargs) -> Iterator[Any]:
         cursor = None

@@ -1,0 +1,183 @@
+"""A durable outbox (SQLite) for submissions: what an ERP/MES embeds so that a report survives a
+crash or an outage and is stored by the platform exactly once.
+
+``enqueue`` signs the document and stores it with a fresh idempotency key before anything is
+sent (fsync'd: synchronous=FULL). ``deliver`` sends pending items in order with their stored
+key and exact bytes; whatever happened before — a crash after the platform stored it, a lost
+answer — the platform answers the same receipt for the same key and body, so a retry can never
+create a second submission. Items the platform refuses (4xx other than 408/429) are parked as
+failed with the problem, for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .errors import ApiError
+
+log = logging.getLogger("cedx.outbox")
+
+OPERATIONS = {"monthly_report": "submit_monthly_report", "annual_report": "submit_annual_report"}
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    document TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    receipt TEXT,
+    created_at REAL NOT NULL,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, seq);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: str
+    kind: str
+    state: str
+    attempts: int
+    last_error: str | None
+    receipt: dict | None
+
+
+class Outbox:
+    def __init__(self, path: str | Path, client: Any):
+        self.path = str(path)
+        self.client = client
+        self._lock = threading.Lock()  # one delivery loop at a time per process
+        with self._db() as db:
+            db.executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    # --- writing --------------------------------------------------------------------------
+    def enqueue(self, document: Any, kind: str = "monthly_report") -> str:
+        """Sign (if a payload is given) and store durably; returns the item id."""
+        if kind not in OPERATIONS:
+            raise ValueError(f"unknown document kind {kind!r}")
+        envelope = self.client._sign_body(self.client_operation(kind), document)
+        item_id = str(uuid.uuid4())
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0]
+            db.execute(
+                "INSERT INTO outbox (id, seq, kind, document, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (item_id, seq, kind, json.dumps(envelope, ensure_ascii=False), str(uuid.uuid4()), time.time()),
+            )
+            db.execute("COMMIT")
+        return item_id
+
+    def client_operation(self, kind: str):
+        from ..generated.operations import OPERATIONS as OPS
+
+        return OPS["submitMonthlyReport" if kind == "monthly_report" else "submitAnnualReport"]
+
+    # --- delivering -----------------------------------------------------------------------
+    def deliver(self, limit: int | None = None) -> int:
+        """Send pending items in order; stops at the first transient failure. Returns how many
+        were delivered in this call."""
+        delivered = 0
+        with self._lock:
+            while limit is None or delivered < limit:
+                with self._db() as db:
+                    row = db.execute(
+                        "SELECT id, kind, document, idempotency_key FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT 1"
+                    ).fetchone()
+                if row is None:
+                    return delivered
+                item_id, kind, document, key = row
+                try:
+                    receipt = getattr(self.client, OPERATIONS[kind])(json.loads(document), idempotency_key=key)
+                except ApiError as exc:
+                    if exc.status in (408, 429) or exc.status >= 500:
+                        self._note(item_id, f"{exc.status} {exc.code}: {exc.detail}")
+                        return delivered
+                    self._park(item_id, f"{exc.status} {exc.code}: {exc.detail} {[e.__dict__ for e in exc.errors]}")
+                    continue
+                except (requests.ConnectionError, requests.Timeout) as exc:
+                    self._note(item_id, f"{type(exc).__name__}: {exc}")
+                    return delivered
+                record = receipt.model_dump(mode="json", by_alias=True, exclude_none=True)
+                with self._db() as db:
+                    db.execute("UPDATE outbox SET state = 'delivered', receipt = ?, delivered_at = ?, attempts = attempts + 1 "
+                               "WHERE id = ?", (json.dumps(record, ensure_ascii=False), time.time(), item_id))
+                delivered += 1
+        return delivered
+
+    def _note(self, item_id: str, error: str) -> None:
+        log.warning("outbox item %s not delivered yet: %s", item_id, error)
+        with self._db() as db:
+            db.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?", (error, item_id))
+
+    def _park(self, item_id: str, error: str) -> None:
+        log.error("outbox item %s refused by the platform: %s", item_id, error)
+        with self._db() as db:
+            db.execute("UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
+                       (error, item_id))
+
+    # --- reading --------------------------------------------------------------------------
+    def item(self, item_id: str) -> OutboxItem:
+        with self._db() as db:
+            row = db.execute("SELECT id, kind, state, attempts, last_error, receipt FROM outbox WHERE id = ?",
+                             (item_id,)).fetchone()
+        if row is None:
+            raise KeyError(item_id)
+        return OutboxItem(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else None)
+
+    def counts(self) -> dict[str, int]:
+        with self._db() as db:
+            return dict(db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
+
+
+class AddressFollower:
+    """Reads the platform's signed configuration document and follows an announced address
+    change, but only when the document verifies against the trust anchors."""
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    def check(self, now: float | None = None) -> str | None:
+        """Return the new base URL if the client switched, else None. Raises
+        SignatureVerificationError for an unsigned or wrongly signed document."""
+        from ..generated.client import CommonClient
+
+        common = CommonClient(self.client.base_url, trust_anchors=self.client.trust_anchors,
+                              session=self.client.session, verify=self.client.verify, retry=self.client.retry)
+        if not self.client.trust_anchors:
+            raise ValueError("configure trust_anchors before following address changes")
+        config = common.get_configuration()  # verified on receipt (signed response)
+        successor = config.payload.successor
+        if successor is None:
+            return None
+        if successor.effective_from.timestamp() > (now or time.time()):
+            return None
+        new = str(successor.base_url).rstrip("/")
+        if new == self.client.base_url:
+            return None
+        log.warning("platform address changes: %s -> %s (%s)", self.client.base_url, new, successor.reason)
+        self.client.base_url = new
+        return new
+
+
+__all__ = ["AddressFollower", "Outbox", "OutboxItem"]
