@@ -1,114 +1,220 @@
-"""`make demo`: the end-to-end path that exists today, on the embedded specification.
+"""`make demo`: the whole chain on one machine, with no other software.
 
-An emitting unit's monthly report (the spec's 2 x 660 MW example) is checked against the data
-model and the quality rules, signed under a freshly made SM2 PKI, sent as JSON, converted to
-XML and back, verified, time-stamped, and then tampered with to show both kinds of rejection.
+Two simulated source systems (a coal-fired unit, a 5,000 t/d clinker line) serve signed,
+hash-chained metering data; the enterprise side pulls a month of it, verifies it, computes the
+emissions with the guideline formulas, signs the monthly reports and submits them through a
+durable outbox — power in JSON, cement in XML; the platform verifies, checks quality, stores,
+and answers signed, time-stamped receipts. A correction and an announced address change follow.
+Everything runs on free loopback ports with SQLite in a temporary directory and shuts down.
 """
 
 from __future__ import annotations
 
-import base64
-import copy
+import contextlib
 import datetime as dt
-import json
+import secrets
+import socket
 import sys
+import tempfile
+import threading
+import time
+import uuid
 from decimal import Decimal
-from importlib import resources
+from pathlib import Path
+
+import uvicorn
 
 from . import spec, trust
+from .accounting.guideline import Lab, cement_report, power_report
+from .accounting.series import month_total, pull_month
+from .acquisition.app import create_source_app
+from .generated import models
+from .generated.client import AcquisitionClient, ReportingClient
+from .platform.admin import Admin
+from .platform.app import create_app
+from .platform.settings import PlatformSettings
+from .runtime.client import Format, TokenProvider
+from .runtime.outbox import AddressFollower, Outbox
 from .trust import tsa as tts
 from .trust import x509 as tx
-from .trust.backends import get_backend
+
+CST = dt.timezone(dt.timedelta(hours=8))
+TOTAL_UNITS = {"t/h": "t", "MW": "MWh"}  # hourly averages of a rate, summed over hours
+ENTITIES = {
+    "power": ("91320500MA1X2P3Q4R", "华东示范电厂有限公司"),
+    "cement": ("91530100MA6K7L8M9M", "西南示范水泥有限公司"),
+    "steel": ("91130200MA0B1C2D31", "北方示范钢铁有限公司"),
+    "coal_mining": ("91140600MA0E4F5G6U", "晋北示范煤业有限公司"),
+    "chemical": ("91370800MA3H4J5K63", "东部示范化工有限公司"),
+}
 
 
-def _example(name: str) -> dict:
-    # The examples live in spec/; the bundled spec carries them inline.
-    for item in spec.bundled_spec()["paths"].values():
-        for op in item.values():
-            body = op.get("requestBody", {}) if isinstance(op, dict) else {}
-            for ex in body.get("content", {}).get("application/json", {}).get("examples", {}).values():
-                if ex.get("value", {}).get("payload", {}).get("reportId") == name:
-                    return copy.deepcopy(ex["value"])
-    raise KeyError(name)
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-def line(zh: str, en: str, value: object = "") -> None:
-    print(f"  {zh} / {en}: {value}")
+@contextlib.contextmanager
+def serving(app, port: int):
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"server on port {port} did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _verified_receipt(record: dict, anchors: list[bytes]) -> tuple[str, str]:
+    from base64 import b64decode
+
+    chain = [b64decode(c) for c in record["signature"]["certificateChain"]]
+    verified = trust.verify_document(record, lambda block: tx.validate_chain(chain[0], trust_anchors=anchors, intermediates=chain[1:]))
+    info = tts.verify_token(verified.timestamp_token, imprint=trust.sm3(verified.signature), trust_anchors=anchors)
+    return "valid", info.gen_time.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S+08:00")
 
 
 def main() -> int:
-    print("cedx demo — 月度报告的校验、签名、格式转换、验签与时间戳 / check, sign, convert, verify, time-stamp")
-    backend = get_backend()
-    envelope = _example("3f2b8a10-6c1d-4e2a-9b7f-1a2b3c4d5e6f")
-    report = envelope["payload"]
-    validator, codec = spec.validator(), spec.xml_codec()
+    today = dt.datetime.now(CST)
+    month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    period = month.strftime("%Y-%m")
+    say("cedx demo — 数据获取 → 核算 → 签名报送 → 回执 / acquisition → accounting → signed submission → receipt")
+    say(f"报告期 / period {period}; SM2 backend: {trust.get_backend().name}")
+    with tempfile.TemporaryDirectory(prefix="cedx-demo-") as tmp, contextlib.ExitStack() as stack:
+        root = Path(tmp)
+        port_a, port_b = free_port(), free_port()
+        settings_a = PlatformSettings(data_dir=root / "platform", database_url=None,
+                                      successor_url=f"http://127.0.0.1:{port_b}",
+                                      successor_from=today.isoformat(timespec="seconds"))
+        settings_b = PlatformSettings(data_dir=root / "platform", database_url=None)
+        admin = Admin(settings_a)
+        anchors = [admin.pki.ca]
+        keys, certs, secrets_ = {}, {}, {}
+        for industry, (code, _name) in ENTITIES.items():
+            admin.add_entity(code)
+            secrets_[industry] = admin.add_client(code, f"{code}-erp")
+            keys[industry] = trust.generate_private_key()
+            certs[industry] = admin.issue_certificate(code, tx.create_csr(keys[industry], {"common_name": code}))
+        say(f"\n平台 / platform: 已登记 {len(ENTITIES)} 个排放单位（每行业一个） / {len(ENTITIES)} entities registered, one per industry")
 
-    print("\n1. 数据模型与一致性规则 / data model and quality rules")
-    issues = validator.validate("MonthlyReport", report)
-    line("单位", "entity", f"{report['entityName']} ({report['creditCode']})")
-    line("报告期", "period", report["period"])
-    for key in ("combustion", "process", "purchasedElectricity", "total"):
-        q = report["totals"][key]
-        line({"combustion": "燃烧排放", "process": "过程排放", "purchasedElectricity": "购入电力", "total": "排放总量"}[key],
-             key, f"{Decimal(q['value']):,} {q['unit']}")
-    rules = len(spec.index().rules_for("MonthlyReport"))
-    line("校验结果", "result", "通过 / passed" if not issues else issues)
-    line("适用规则数", "rules applied", rules)
+        token = secrets.token_urlsafe(16)
+        url_a = stack.enter_context(serving(create_app(settings_a), port_a))
+        url_b_planned = f"http://127.0.0.1:{port_b}"
+        sources = {site: stack.enter_context(serving(
+            create_source_app(site, root / f"source-{site}", [token], commissioned=month), free_port()))
+            for site in ("power", "cement")}
+        source_anchors = {site: tx.load_certificate((root / f"source-{site}" / "pki" / "ca.pem").read_bytes()).dump()
+                          for site in sources}
+        say(f"平台 / platform {url_a}; 数据源 / sources {sources['power']} (power), {sources['cement']} (cement)")
 
-    print("\n2. 签名与时间戳 / signature and time-stamp (SM2-with-SM3, RFC 3161)")
-    now = dt.datetime.now(dt.timezone.utc)
-    ca_key = trust.generate_private_key()
-    ca = tx.create_ca(ca_key, {"country_name": "CN", "common_name": "cedx demo root"}, not_before=now - dt.timedelta(minutes=5))
-    ent_key = trust.generate_private_key()
-    ent_cert = tx.issue_certificate(tx.create_csr(ent_key, {"common_name": report["creditCode"]}), ca, ca_key,
-                                    not_before=now - dt.timedelta(minutes=5))
-    tsa_key = trust.generate_private_key()
-    tsa_cert = tx.issue_certificate(tx.create_csr(tsa_key, {"common_name": "cedx demo TSA"}), ca, ca_key, profile="tsa",
-                                    not_before=now - dt.timedelta(minutes=5))
-    authority = tts.TimeStampAuthority(tsa_key, tsa_cert)
-    signed = trust.sign_document(report, ent_key, certificate_chain=[ent_cert], timestamper=authority.timestamp,
-                                 envelope_fields={"specVersion": "1.0"})
-    line("SM2 实现", "SM2 backend", backend.name)
-    line("签名公钥", "key ID", signed["signature"]["keyId"][:16] + "…")
+        def acquire(site: str, point: str):
+            client = AcquisitionClient(sources[site], token=token, trust_anchors=[source_anchors[site]])
+            total = month_total(pull_month(client, point, month, [source_anchors[site]]))
+            evidence = {"sourceId": f"SRC-{site.upper()}-01", "pointId": point, "granularity": "hour",
+                        "firstSequence": total.first_sequence, "lastSequence": total.last_sequence,
+                        "lastBatchDigest": total.last_digest}
+            return total, evidence
 
-    print("\n3. JSON → XML → 验签 / JSON → XML → verify")
-    as_json = json.dumps(signed, ensure_ascii=False).encode()
-    xml = codec.dumps("SignedMonthlyReport", json.loads(as_json))
-    _, from_xml = codec.loads(xml)
-    xsd_ok = _xsd_valid(xml)
-    def resolve(block: dict) -> trust.SM2PublicKey:
-        leaf = base64.b64decode(block["certificateChain"][0])
-        return tx.validate_chain(leaf, trust_anchors=[ca])
+        def reporting_client(industry: str, url: str, fmt: Format) -> ReportingClient:
+            code = ENTITIES[industry][0]
+            return ReportingClient(url, token_provider=TokenProvider(f"{url}/oauth/token", f"{code}-erp", secrets_[industry]),
+                                   signing_key=keys[industry], signing_certificate=certs[industry],
+                                   trust_anchors=anchors, format=fmt)
 
-    verified = trust.verify_document(from_xml, resolve)
-    info = tts.verify_token(verified.timestamp_token, imprint=trust.sm3(verified.signature), trust_anchors=[ca])
-    line("JSON 字节数", "JSON bytes", len(as_json))
-    line("XML 字节数（符合 XSD）", "XML bytes (valid per XSD)", f"{len(xml)} ({'yes' if xsd_ok else 'NO'})")
-    line("XML 形式验签", "signature verified from XML", "通过 / valid")
-    line("时间戳", "time-stamp", f"{info.gen_time.isoformat()} (TSA serial {info.serial_number})")
+        # --- power, JSON -------------------------------------------------------------------
+        say("\n1. 发电（JSON）/ power (JSON): 拉取并验证签名与哈希链 / pull, verify signatures and hash chain")
+        totals, evidence = {}, []
+        for point in ("PWR-U1-COAL", "PWR-U1-GEN", "PWR-U1-SUPPLY", "PWR-GRID-IMPORT"):
+            totals[point], ev = acquire("power", point)
+            evidence.append(ev)
+            t = totals[point]
+            say(f"   {point:16} {t.total:12,.2f} {TOTAL_UNITS.get(t.unit, t.unit):4} batches {t.first_sequence}-{t.last_sequence}"
+                f"  hours {t.hours} (valid {t.valid_hours}, substituted {t.substituted_hours}, stopped {t.stopped_hours})")
+        lab = Lab("入炉煤月度化验报告 / monthly coal lab report", {"ncv": ("20.512", "GJ/t"), "carbon": ("53.21", "%")})
+        gen = totals["PWR-U1-GEN"]
+        power = power_report(credit_code=ENTITIES["power"][0], name=ENTITIES["power"][1], period=period, unit_id="U1",
+                             capacity_mw="660", coal_t=totals["PWR-U1-COAL"].total, generation_mwh=gen.total,
+                             supply_mwh=totals["PWR-U1-SUPPLY"].total, running_hours=gen.hours - gen.stopped_hours,
+                             heat_gj="152000.000", grid_mwh=totals["PWR-GRID-IMPORT"].total, lab=lab,
+                             evidence=evidence, prepared_at=today.isoformat(timespec="seconds"))
+        issues = spec.validator().validate("MonthlyReport", power.model_dump(mode="json", by_alias=True, exclude_none=True))
+        if issues:
+            say(f"   quality rules failed: {issues}")
+            return 1
+        client = reporting_client("power", url_a, Format.JSON)
+        outbox = Outbox(root / "erp-outbox.db", client)
+        item = outbox.enqueue(power)
+        outbox.deliver()
+        power_receipt = outbox.item(item).receipt
+        results = [("power", "JSON", power, power_receipt, url_a)]
 
-    print("\n4. 篡改检测 / tampering is detected")
-    tampered = copy.deepcopy(from_xml)
-    tampered["payload"]["power"]["units"][1]["coalConsumption"]["value"] = "140000.00"
-    rule_issues = validator.validate("SignedMonthlyReport", tampered)
-    line("规则", "rules", ", ".join(sorted({f"{i.code} @ {i.path}" for i in rule_issues})))
-    try:
-        trust.verify_document(tampered, ent_key.public_key())
-        line("签名", "signature", "UNEXPECTEDLY VALID")
-        return 1
-    except trust.InvalidSignature as exc:
-        line("签名", "signature", f"拒绝 / rejected: {exc}")
-    if issues or not xsd_ok or not rule_issues:
-        return 1
-    print("\n完成 / done. 报送平台与数据源的端到端流程见 issue 5 / the platform and source flow comes with issue 5.")
+        # --- correction --------------------------------------------------------------------
+        say("2. 更正 / correction: 化验室复核收到基元素碳含量 / the lab revises the carbon content")
+        corrected = power_report(credit_code=ENTITIES["power"][0], name=ENTITIES["power"][1], period=period, unit_id="U1",
+                                 capacity_mw="660", coal_t=totals["PWR-U1-COAL"].total, generation_mwh=gen.total,
+                                 supply_mwh=totals["PWR-U1-SUPPLY"].total, running_hours=gen.hours - gen.stopped_hours,
+                                 heat_gj="152000.000", grid_mwh=totals["PWR-GRID-IMPORT"].total,
+                                 lab=Lab(lab.reference + "（复核）/ rechecked", {"ncv": ("20.512", "GJ/t"), "carbon": ("53.08", "%")}),
+                                 evidence=evidence, prepared_at=dt.datetime.now(CST).isoformat(timespec="seconds"))
+        corrected.submission_kind = models.SubmissionKind.correction
+        corrected.replaces_submission_id = uuid.UUID(power_receipt["payload"]["submissionId"])
+        corrected.reason = "元素碳检测复核 / carbon test rechecked"
+        item2 = outbox.enqueue(corrected)
+        outbox.deliver()
+        correction_receipt = outbox.item(item2).receipt
+        results.append(("power (correction)", "JSON", corrected, correction_receipt, url_a))
+
+        # --- address change ----------------------------------------------------------------
+        say("3. 配置地址变更 / address change: 平台公告新地址（已签名） / the platform announces a new address (signed)")
+        url_b = stack.enter_context(serving(create_app(settings_b), port_b))
+        assert url_b == url_b_planned
+        follower = AddressFollower(client)
+        switched = follower.check()
+        say(f"   {url_a} -> {switched}: 签名有效，已切换 / signature valid, switched")
+
+        # --- cement, XML, to the new address -----------------------------------------------
+        say("4. 水泥（XML，新地址）/ cement (XML, new address)")
+        ctotals, cevidence = {}, []
+        for point in ("CEM-CLINKER", "CEM-KILN-COAL", "CEM-RAWMEAL"):
+            ctotals[point], ev = acquire("cement", point)
+            cevidence.append(ev)
+        clab = Lab("熟料与入窑煤化验月报 / monthly clinker and coal lab report",
+                   {"cao": ("65.50", "%"), "cao_nc": ("0.80", "%"), "mgo": ("2.10", "%"), "mgo_nc": ("0.10", "%"),
+                    "coal_ncv": ("23.514", "GJ/t")})
+        cement = cement_report(credit_code=ENTITIES["cement"][0], name=ENTITIES["cement"][1], period=period,
+                               line_id="L1-5000TPD", clinker_t=ctotals["CEM-CLINKER"].total,
+                               kiln_coal_t=ctotals["CEM-KILN-COAL"].total, raw_meal_t=ctotals["CEM-RAWMEAL"].total,
+                               kiln_dust_t="1180.00", grid_mwh=Decimal("9120"), lab=clab, evidence=cevidence,
+                               prepared_at=today.isoformat(timespec="seconds"))
+        cclient = reporting_client("cement", switched, Format.XML)
+        creceipt = cclient.submit_monthly_report(cement).model_dump(mode="json", by_alias=True, exclude_none=True)
+        results.append(("cement", "XML", cement, creceipt, switched))
+
+        # --- summary -----------------------------------------------------------------------
+        say("\n汇总 / summary")
+        header = f"{'单位 / entity':34} {'格式':5} {'燃烧':>12} {'过程':>12} {'电力':>10} {'合计 / total':>14}  {'版本':4} {'回执 / receipt':36}  签名 / TSA"
+        say(header)
+        for label, fmt, report, receipt, _url in results:
+            t = report.totals
+            sig, when = _verified_receipt(receipt, anchors)
+            say(f"{report.entity_name + ' ' + label:30} {fmt:5} {t.combustion.value:>12,} {t.process.value:>12,} "
+                f"{t.purchased_electricity.value:>10,} {t.total.value:>14,} tCO2  v{receipt['payload']['version']}  "
+                f"{receipt['payload']['receiptId']}  {sig} / {when}")
+        listing = reporting_client("power", switched, Format.JSON).list_submissions(period=period).items
+        say("\n发电报送状态 / power submissions: " + ", ".join(f"v{s.version} {s.state.value}" for s in sorted(listing, key=lambda s: s.version)))
+        say(f"ERP 发件箱 / outbox: {outbox.counts()}")
+    say("\n完成：服务已关闭 / done: services shut down")
     return 0
-
-
-def _xsd_valid(xml: bytes) -> bool:
-    from lxml import etree
-
-    schema = etree.XMLSchema(etree.fromstring(resources.files("cedx.generated").joinpath("cedx.xsd").read_bytes()))
-    return schema.validate(etree.fromstring(xml))
 
 
 if __name__ == "__main__":

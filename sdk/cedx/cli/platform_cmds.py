@@ -96,6 +96,19 @@ def cmd_serve_platform(args) -> int:
     return 0
 
 
+def cmd_serve_acquisition(args) -> int:
+    import uvicorn
+
+    os.environ["CEDX_SOURCE_SITE"] = args.site
+    os.environ["CEDX_SOURCE_DIR"] = args.dir or f"cedx-source-{args.site}"
+    os.environ["CEDX_SOURCE_TOKENS"] = ",".join(args.token)
+    if args.commissioned:
+        os.environ["CEDX_SOURCE_COMMISSIONED"] = args.commissioned
+    uvicorn.run("cedx.acquisition.app:create_source_app", factory=True, host=args.host, port=args.port,
+                log_level=args.log_level)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     plat = sub.add_parser("platform", help="administer the reference platform").add_subparsers(
         dest="platform_command", metavar="ACTION", required=True)
@@ -133,3 +146,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--public-url", help="base URL announced in the configuration document")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve_platform)
+    p = serve.add_parser("acquisition", help="a reference acquisition source (simulated plant)")
+    p.add_argument("--site", choices=["power", "cement"], default="power")
+    p.add_argument("--dir", help="source data directory (keys)")
+    p.add_argument("--token", action="append", required=True, help="accepted bearer token (repeatable)")
+    p.add_argument("--commissioned", metavar="YYYY-MM", help="first month of the hash chain (default: this month)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8100)
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_serve_acquisition)

@@ -1,0 +1,1 @@
+"""The accounting step: acquired series → the month's emissions → the spec's MonthlyReport."""
