@@ -37,6 +37,7 @@ demo: $(STAMP)
 ## make bench: trust-layer figures beside `openssl speed sm2`
 bench: $(STAMP)
 	$(PY) bench/trust.py
+	$(PY) bench/reporting.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

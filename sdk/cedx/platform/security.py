@@ -96,8 +96,13 @@ class RateLimiter:
 
 
 class PlatformHooks(ServerHooks):
+    #: Verified entity keys are remembered this long: a revocation or expiry takes effect
+    #: within this many seconds, and a busy platform does not re-validate chains per request.
+    KEY_CACHE_SECONDS = 60
+
     def __init__(self, sessions, pki, settings):
         self.sessions, self.pki, self.settings = sessions, pki, settings
+        self._keys: dict[tuple[str, str], tuple[float, trust.SM2PublicKey | None, str | None]] = {}
         self.max_body_bytes = settings.max_body_bytes
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.nonces = DbNonceStore(sessions)
@@ -131,15 +136,30 @@ class PlatformHooks(ServerHooks):
             raise Problem("SCOPE_INSUFFICIENT", f"this operation needs scope {' '.join(missing)}")
         ctx.principal = Principal(row.credit_code, scopes, row.client_id)
 
-    def _entity_key(self, credit_code: str, key_id: str) -> trust.SM2PublicKey | None:
+    def _entity_key_checked(self, credit_code: str, key_id: str) -> tuple[trust.SM2PublicKey | None, str | None]:
+        """(key, None) for a registered, valid certificate of the entity, else (None, reason)."""
+        now = time.monotonic()
+        hit = self._keys.get((credit_code, key_id))
+        if hit and hit[0] > now:
+            return hit[1], hit[2]
         with self.sessions() as s:
             row = s.get(CertificateRow, key_id)
-        if row is None or row.revoked or row.credit_code != credit_code:
-            return None
-        try:
-            return tx.validate_chain(row.der, trust_anchors=self.pki.anchors)
-        except trust.CertificateError:
-            return None
+        if row is None or row.credit_code != credit_code:
+            result = (None, "the signing key has no certificate registered for this entity")
+        elif row.revoked:
+            result = (None, "the signing certificate has been revoked")
+        else:
+            try:
+                result = (tx.validate_chain(row.der, trust_anchors=self.pki.anchors), None)
+            except trust.CertificateError as exc:
+                result = (None, str(exc))
+        if len(self._keys) > 10000:
+            self._keys.clear()
+        self._keys[(credit_code, key_id)] = (now + self.KEY_CACHE_SECONDS, *result)
+        return result
+
+    def _entity_key(self, credit_code: str, key_id: str) -> trust.SM2PublicKey | None:
+        return self._entity_key_checked(credit_code, key_id)[0]
 
     def verify_request_signature(self, ctx: RequestContext) -> None:
         principal = ctx.principal
@@ -162,18 +182,10 @@ class PlatformHooks(ServerHooks):
             raise Problem("ENTITY_FORBIDDEN", "the document is for another entity than the token's",
                           [ProblemItem("$.payload.creditCode", "ENTITY_FORBIDDEN", "does not match the token")])
         key_id = record["signature"]["keyId"]
-        with self.sessions() as s:
-            row = s.get(CertificateRow, key_id)
-        if row is None or row.credit_code != principal.credit_code:
-            raise Problem("CERTIFICATE_INVALID", "the signing key has no certificate registered for this entity",
-                          [ProblemItem("$.signature.keyId", "CERTIFICATE_INVALID", "unknown signing key")])
-        if row.revoked:
-            raise Problem("CERTIFICATE_INVALID", "the signing certificate has been revoked")
-        try:
-            public = tx.validate_chain(row.der, trust_anchors=self.pki.anchors)
-        except trust.CertificateError as exc:
-            raise Problem("CERTIFICATE_INVALID", str(exc),
-                          [ProblemItem("$.signature.keyId", "CERTIFICATE_INVALID", str(exc))]) from exc
+        public, reason = self._entity_key_checked(principal.credit_code, key_id)
+        if public is None:
+            raise Problem("CERTIFICATE_INVALID", reason or "certificate invalid",
+                          [ProblemItem("$.signature.keyId", "CERTIFICATE_INVALID", reason or "certificate invalid")])
         try:
             trust.verify_document(record, public)
         except trust.InvalidSignature as exc:

@@ -46,6 +46,7 @@ class Validator:
     def __init__(self, index: SchemaIndex):
         self.index = index
         self.rules = RuleEngine(index)
+        self._validators: dict[str, Draft202012Validator] = {}
 
     @cached_property
     def _registry(self) -> Registry:
@@ -53,11 +54,13 @@ class Validator:
         return Registry().with_resource(SPEC_URI, resource)
 
     def _validator(self, schema_name: str) -> Draft202012Validator:
-        if schema_name not in self.index.schemas:
-            raise KeyError(f"unknown schema {schema_name}")
-        return Draft202012Validator(
-            {"$ref": f"{SPEC_URI}{REF_PREFIX}{schema_name}"}, registry=self._registry
-        )
+        cached = self._validators.get(schema_name)
+        if cached is None:
+            if schema_name not in self.index.schemas:
+                raise KeyError(f"unknown schema {schema_name}")
+            cached = Draft202012Validator({"$ref": f"{SPEC_URI}{REF_PREFIX}{schema_name}"}, registry=self._registry)
+            self._validators[schema_name] = cached
+        return cached
 
     # --- stages ---------------------------------------------------------------------------
     def schema_issues(self, schema_name: str, document: Any) -> list[Issue]:
