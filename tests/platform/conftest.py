@@ -84,3 +84,10 @@ def env(request, tmp_path_factory):
     with serve(app) as url:
         settings.base_url = url
         yield Env(url, admin, app)
+
+
+@pytest.fixture
+def openssl(tmp_path):
+    from ..trust.conftest import OpenSSL
+
+    return OpenSSL(tmp_path)

@@ -228,3 +228,17 @@ def test_openapi_and_docs_are_served(env):
     assert requests.get(f"{env.url}/openapi.json").json()["info"]["version"]
     html = requests.get(f"{env.url}/docs").text
     assert "op-submitMonthlyReport" in html and "<script" not in html
+
+
+def test_time_stamp_authority_over_http(env, openssl):
+    from cedx.trust import tsa as tts
+
+    imprint = trust.sm3(b"an auditor's file")
+    query = tts.make_request(imprint)
+    r = requests.post(f"{env.url}/tsa", data=query, headers={"Content-Type": "application/timestamp-query"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/timestamp-reply"
+    token = tts.token_from_response(r.content, query)
+    assert tts.verify_token(token, imprint=imprint, trust_anchors=[env.ca]).policy == tts.DEFAULT_POLICY
+    openssl.write("r.tsr", r.content)
+    assert "Status: Granted." in openssl.run("ts", "-reply", "-in", "r.tsr", "-text").stdout.decode()
+    assert requests.post(f"{env.url}/tsa", data=b"x", headers={"Content-Type": "text/plain"}).status_code == 415

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from .. import spec
@@ -36,6 +36,16 @@ def create_app(settings: PlatformSettings | None = None) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         return HTMLResponse(resources.files("cedx.generated").joinpath("reference.html").read_text(encoding="utf-8"))
+
+    @app.post("/tsa", include_in_schema=False)
+    async def timestamp(request: Request) -> Response:
+        """RFC 3161 over HTTP: application/timestamp-query in, application/timestamp-reply out."""
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/timestamp-query":
+            return Response("expected application/timestamp-query", status_code=415, media_type="text/plain")
+        body = await request.body()
+        if len(body) > 4096:
+            return Response("time-stamp request too large", status_code=413, media_type="text/plain")
+        return Response(platform.tsa.respond(body), media_type="application/timestamp-reply")
 
     @app.get("/health", include_in_schema=False)
     def health() -> Response:
