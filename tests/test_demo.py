@@ -14,4 +14,5 @@ def test_demo_runs_end_to_end():
     assert "v1 superseded, v2 accepted" in text
     assert text.count("valid / ") == 3  # three receipts, each signed and time-stamped
     assert " XML " in text and " JSON " in text
+    assert text.count("signature valid; receipt digest 一致 / matches") == 2
     assert "done: services shut down" in text

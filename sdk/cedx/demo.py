@@ -200,6 +200,17 @@ def main() -> int:
         creceipt = cclient.submit_monthly_report(cement).model_dump(mode="json", by_alias=True, exclude_none=True)
         results.append(("cement", "XML", cement, creceipt, switched))
 
+        # --- each report read back in the other format: the same signature verifies ----------
+        say("5. 以另一格式读回并验签 / read back in the other format and verify the same signature")
+        for industry, fmt, receipt in (("power", Format.XML, correction_receipt), ("cement", Format.JSON, creceipt)):
+            back = reporting_client(industry, switched, fmt).get_monthly_report(receipt["payload"]["submissionId"])
+            trust.verify_document(back, keys[industry].public_key())
+            digest = trust.sm3(trust.canonicalize(back)).hex()
+            same = "一致 / matches" if digest == receipt["payload"]["documentDigest"] else "DIFFERS"
+            say(f"   {ENTITIES[industry][1]} as {fmt.name}: signature valid; receipt digest {same}")
+            if digest != receipt["payload"]["documentDigest"]:
+                return 1
+
         # --- summary -----------------------------------------------------------------------
         say("\n汇总 / summary")
         header = f"{'单位 / entity':34} {'格式':5} {'燃烧':>12} {'过程':>12} {'电力':>10} {'合计 / total':>14}  {'版本':4} {'回执 / receipt':36}  签名 / TSA"
