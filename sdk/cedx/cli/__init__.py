@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import platform_cmds, trust_cmds
+from . import inspect_cmds, platform_cmds, trust_cmds
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     trust_cmds.register(sub)
     platform_cmds.register(sub)
+    inspect_cmds.register(sub)
     return parser
 
 

@@ -1,0 +1,224 @@
+"""Inspection cases for the data auto-acquisition interface (the source side)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+from lxml import etree
+
+from .. import spec, trust
+from ..runtime.client import Format
+from ..runtime.errors import ApiError
+from ..trust import x509 as tx
+from .framework import NotApplicable, case, check
+
+ACQ = ("acquisition",)
+
+
+def _point(t) -> str:
+    if t.point_id:
+        return t.point_id
+    page = t.acquisition().list_metering_points(limit=1)
+    check(bool(page.items), "the source lists no metering point")
+    return page.items[0].point_id
+
+
+def _window(t):
+    src = t.session.get(f"{t.url}/v1/acquisition/source", headers={"Authorization": f"Bearer {t.token()}"}).json()
+    del src
+    now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return (now - dt.timedelta(days=3)).isoformat(), now.isoformat()
+
+
+def _batches(t, fmt=Format.JSON, limit=2):
+    start, end = _window(t)
+    page = t.acquisition(fmt).list_measurement_batches(_point(t), granularity="hour", from_=start, to=end, limit=limit)
+    check(len(page.items) >= 1, "no batch in the last three days")
+    return page
+
+
+def _resolver(t):
+    def resolve(block):
+        chain = [base64.b64decode(c) for c in block.get("certificateChain") or []]
+        check(bool(chain), "batch carries no certificate chain")
+        return tx.validate_chain(chain[0], trust_anchors=t.trust_anchors, intermediates=chain[1:])
+    return resolve
+
+
+@case(1, "A1.1", "计量点与计量器具符合模式 / points and instruments conform", "GET /v1/acquisition/points",
+      "MeteringPointList validates; each instrument has calibration data", ACQ)
+def a1_1(t):
+    r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": f"Bearer {t.token()}"})
+    issues = spec.validator().schema_issues("MeteringPointList", r.json())
+    check(not issues, f"does not conform: {[i.message for i in issues[:3]]}")
+
+
+@case(1, "A1.2", "批次符合 XSD / batches conform to the XSD", "GET batches as XML", "valid per the XSD", ACQ)
+def a1_2(t):
+    start, end = _window(t)
+    r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}/batches",
+                      params={"granularity": "hour", "from": start, "to": end, "limit": 1},
+                      headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/xml"})
+    schema = etree.XMLSchema(etree.fromstring(spec.xsd_bytes()))
+    check(schema.validate(etree.fromstring(r.content)), f"XSD: {schema.error_log.last_error}")
+
+
+@case(1, "A1.3", "统计符合模式 / statistics conform", "GET daily statistics", "SignedPeriodStatistics validates", ACQ)
+def a1_3(t):
+    start, end = _window(t)
+    stats = t.acquisition().get_period_statistics(_point(t), period_type="day", from_=start, to=end)
+    issues = spec.validator().validate("SignedPeriodStatistics", stats.model_dump(mode="json", by_alias=True, exclude_none=True))
+    check(not issues, f"{[i.code for i in issues[:3]]}")
+
+
+@case(2, "A2.1", "JSON 与 XML 等价 / JSON and XML equivalent", "one point as JSON and as XML", "equal records", ACQ)
+def a2_1(t):
+    check(t.acquisition(Format.JSON).get_metering_point(_point(t)) == t.acquisition(Format.XML).get_metering_point(_point(t)),
+          "JSON and XML differ")
+
+
+@case(2, "A2.2", "批次满足一致性规则 / batches satisfy the rules", "read batches", "R-ACQ-001/002 hold", ACQ)
+def a2_2(t):
+    for b in _batches(t).items:
+        issues = spec.validator().rule_issues("SignedMeasurementBatch", b.model_dump(mode="json", by_alias=True, exclude_none=True))
+        check(not issues, f"{[(i.code, i.path) for i in issues[:3]]}")
+
+
+@case(2, "A2.3", "统计与完整率一致 / statistics coverage is consistent", "daily statistics", "R-ACQ-003 holds", ACQ)
+def a2_3(t):
+    start, end = _window(t)
+    stats = t.acquisition().get_period_statistics(_point(t), period_type="day", from_=start, to=end)
+    issues = spec.validator().rule_issues("SignedPeriodStatistics", stats.model_dump(mode="json", by_alias=True, exclude_none=True))
+    check(not issues, f"{[(i.code, i.path) for i in issues[:3]]}")
+
+
+@case(3, "A3.1", "内容类型 / content types", "GET a point as JSON and XML", "declared with charset=utf-8", ACQ)
+def a3_1(t):
+    for accept in ("application/json", "application/xml"):
+        r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}", headers={"Authorization": f"Bearer {t.token()}", "Accept": accept})
+        ctype = r.headers.get("content-type", "").lower().replace(" ", "")
+        check(ctype.startswith(accept) and "charset=utf-8" in ctype, f"Content-Type {ctype}")
+
+
+@case(3, "A3.2", "单位代码与十进制字符串 / unit codes and decimal strings", "read batches (raw JSON)",
+      "units from the table; values are strings; times carry offsets", ACQ)
+def a3_2(t):
+    start, end = _window(t)
+    r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}/batches", params={"granularity": "hour", "from": start, "to": end, "limit": 1},
+                      headers={"Authorization": f"Bearer {t.token()}"})
+    for item in r.json()["items"]:
+        p = item["payload"]
+        check(p["unit"] in spec.index().units, f"unit {p['unit']} not in the table")
+        for v in p["values"]:
+            check(isinstance(v.get("value", ""), str), f"value {v.get('value')!r} is not a decimal string")
+            check(v["time"].endswith("Z") or v["time"][-6] in "+-", f"time {v['time']} lacks an offset")
+
+
+@case(3, "A3.3", "质量标记为代码 / quality flags are codes", "read batches", "every flag is one of N F M S D C T B", ACQ)
+def a3_3(t):
+    for b in _batches(t).items:
+        check(all(v.flag.value in "NFMSDCTB" for v in b.payload.values), "a flag outside the HJ 212 code list")
+
+
+@case(4, "A4.1", "获取流程 / acquisition flow", "source info → points → batches → statistics", "each step answers 200", ACQ)
+def a4_1(t):
+    t.acquisition().get_source_info()
+    _batches(t)
+    start, end = _window(t)
+    t.acquisition().get_period_statistics(_point(t), period_type="day", from_=start, to=end)
+
+
+@case(4, "A4.2", "批次序号连续 / sequence numbers advance", "two consecutive pages", "sequence numbers strictly consecutive", ACQ)
+def a4_2(t):
+    seqs = [b.payload.sequence_number for b in _batches(t, limit=3).items]
+    check(seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"sequence numbers {seqs}")
+
+
+@case(4, "A4.3", "未知计量点 / an unknown point", "GET /v1/acquisition/points/NO-SUCH-POINT", "404 problem+json", ACQ)
+def a4_3(t):
+    try:
+        t.acquisition().get_metering_point("NO-SUCH-POINT")
+    except ApiError as exc:
+        check(exc.status == 404, f"HTTP {exc.status}")
+        return
+    raise AssertionError("an unknown point was answered")
+
+
+@case(5, "A5.1", "分页 / pagination", "list points with limit=1", "nextCursor given; following it gives the rest", ACQ)
+def a5_1(t):
+    page = t.acquisition().list_metering_points(limit=1)
+    check(len(page.items) == 1, "limit=1 not honoured")
+    if page.next_cursor is None:
+        raise NotApplicable("the source has a single metering point")
+    everything = list(t.acquisition().iter_metering_points(limit=1))
+    check(len({p.point_id for p in everything}) == len(everything) >= 2, "pagination repeats or loses points")
+
+
+@case(5, "A5.2", "参数错误 / invalid parameters", "batches with granularity=fortnight", "400 problem+json", ACQ)
+def a5_2(t):
+    start, end = _window(t)
+    r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}/batches", params={"granularity": "fortnight", "from": start, "to": end},
+                      headers={"Authorization": f"Bearer {t.token()}"})
+    check(r.status_code == 400 and r.headers.get("content-type", "").startswith("application/problem+json"), f"HTTP {r.status_code}")
+
+
+@case(5, "A5.3", "版本化路径 / versioned paths", "GET /v1/acquisition/source", "200 under /v1/", ACQ)
+def a5_3(t):
+    check(t.acquisition().get_source_info().source_id, "no source id")
+
+
+@case(6, "A6.1", "XML 应答 / XML answers", "GET batches with Accept: application/xml", "XML answered", ACQ)
+def a6_1(t):
+    check(bool(_batches(t, Format.XML).items), "no XML batches")
+
+
+@case(6, "A6.2", "不可接受的格式 / an unacceptable Accept", "GET points with Accept: text/csv", "406", ACQ)
+def a6_2(t):
+    r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": f"Bearer {t.token()}", "Accept": "text/csv"})
+    check(r.status_code == 406, f"HTTP {r.status_code}")
+
+
+@case(6, "A6.3", "JSON 应答 / JSON answers", "GET points with Accept: application/json", "JSON answered", ACQ)
+def a6_3(t):
+    r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/json"})
+    check(r.status_code == 200 and r.headers.get("content-type", "").startswith("application/json"), f"HTTP {r.status_code}")
+
+
+@case(7, "A7.1", "无令牌 / no token", "GET points without Authorization", "401", ACQ)
+def a7_1(t):
+    check(t.session.get(f"{t.url}/v1/acquisition/points").status_code == 401, "answered without a token")
+
+
+@case(7, "A7.2", "无效令牌 / invalid token", "GET points with a made-up token", "401", ACQ)
+def a7_2(t):
+    r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": "Bearer not-a-token-of-this-source"})
+    check(r.status_code == 401, f"HTTP {r.status_code}")
+
+
+@case(7, "A7.3", "令牌不出现在错误中 / no secret in errors", "a refused request", "the problem does not echo the token", ACQ)
+def a7_3(t):
+    r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": "Bearer sekrit-canary-0123456789"})
+    check("sekrit-canary" not in r.text, "the token is echoed")
+
+
+@case(9, "A9.1", "批次已签名 / batches are signed", "read batches", "each signature verifies to the trust anchor", ACQ)
+def a9_1(t):
+    for b in _batches(t).items:
+        trust.verify_document(b, _resolver(t))
+
+
+@case(9, "A9.2", "批次链式连接 / batches are hash-chained", "three consecutive batches", "each links to its predecessor", ACQ)
+def a9_2(t):
+    payloads = [b.payload.model_dump(mode="json", by_alias=True, exclude_none=True) for b in _batches(t, limit=3).items]
+    try:
+        trust.verify_chain(payloads)
+    except trust.ChainError as exc:
+        raise AssertionError(f"chain broken at position {exc.position}: {exc}") from exc
+
+
+@case(9, "A9.3", "统计已签名 / statistics are signed", "daily statistics", "signature verifies", ACQ)
+def a9_3(t):
+    start, end = _window(t)
+    stats = t.acquisition().get_period_statistics(_point(t), period_type="day", from_=start, to=end)
+    trust.verify_document(stats, _resolver(t))

@@ -1,0 +1,153 @@
+"""Cases, verdicts, evidence: what every inspection case records.
+
+Each case sends real requests through a recording session; every exchange (request and
+response, bodies truncated, secrets redacted) is evidence attached to the case's verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import requests
+
+ITEMS = {
+    1: ("数据模型", "Data model"),
+    2: ("数据一致性", "Data consistency"),
+    3: ("机器可读", "Machine-readability"),
+    4: ("交换流程", "Exchange flow"),
+    5: ("接口调用规范", "Invocation rules"),
+    6: ("数据交换格式", "Exchange formats"),
+    7: ("接口授权", "Authorization"),
+    8: ("配置地址变更", "Configuration-address change"),
+    9: ("数据可信", "Data trust"),
+}
+SECRET_HEADERS = {"authorization", "x-cedx-signature", "cookie", "set-cookie"}
+SECRET_FIELDS = re.compile(r'("?(client_secret|access_token|password)"?\s*[:=]\s*"?)([^"&\s,}]+)', re.I)
+MAX_BODY = 2000
+
+
+class CaseFailed(AssertionError):
+    """The implementation did not behave as the specification requires."""
+
+
+class NotApplicable(Exception):
+    """The case does not apply to this implementation (with the reason)."""
+
+
+def check(condition: bool, reason: str) -> None:
+    if not condition:
+        raise CaseFailed(reason)
+
+
+def redact(text: str) -> str:
+    return SECRET_FIELDS.sub(lambda m: m.group(1) + "***", text)
+
+
+@dataclass
+class Exchange:
+    method: str
+    url: str
+    request_headers: dict
+    request_body: str
+    status: int | None
+    response_headers: dict
+    response_body: str
+    elapsed_ms: float
+
+
+@dataclass
+class CaseResult:
+    item: int
+    case_id: str
+    title: str
+    sends: str
+    passes_when: str
+    verdict: str = "pass"          # pass | fail | not-applicable
+    reason: str = ""
+    exchanges: list[Exchange] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Case:
+    item: int
+    case_id: str
+    title: str         # "zh / en"
+    sends: str         # what the case sends
+    passes_when: str   # what passes
+    run: Callable[[Any], None]
+    interfaces: tuple[str, ...]
+
+
+REGISTRY: list[Case] = []
+
+
+def case(item: int, case_id: str, title: str, sends: str, passes_when: str, interfaces=("reporting",)):
+    def wrap(fn):
+        REGISTRY.append(Case(item, case_id, title, sends, passes_when, fn, tuple(interfaces)))
+        return fn
+    return wrap
+
+
+class RecordingSession(requests.Session):
+    """A requests session that keeps the exchanges of the case being run."""
+
+    def __init__(self):
+        super().__init__()
+        self.exchanges: list[Exchange] = []
+
+    def request(self, method, url, **kwargs):  # type: ignore[override]
+        started = time.perf_counter()
+        resp = None
+        try:
+            resp = super().request(method, url, **kwargs)
+            return resp
+        finally:
+            req_headers = {k: ("***" if k.lower() in SECRET_HEADERS else v) for k, v in (kwargs.get("headers") or {}).items()}
+            body = kwargs.get("data") or kwargs.get("json") or b""
+            if isinstance(body, dict):
+                body = json.dumps(body)
+            if isinstance(body, bytes):
+                body = body[:MAX_BODY].decode("utf-8", "replace")
+            self.exchanges.append(Exchange(
+                method, url, req_headers, redact(str(body)[:MAX_BODY]),
+                resp.status_code if resp is not None else None,
+                {k: ("***" if k.lower() in SECRET_HEADERS else v) for k, v in (resp.headers.items() if resp is not None else [])},
+                redact(resp.text[:MAX_BODY]) if resp is not None else "(no response)",
+                round((time.perf_counter() - started) * 1000, 1)))
+
+
+def run_case(c: Case, target: Any) -> CaseResult:
+    result = CaseResult(c.item, c.case_id, c.title, c.sends, c.passes_when)
+    target.session.exchanges = []
+    try:
+        c.run(target)
+    except NotApplicable as exc:
+        result.verdict, result.reason = "not-applicable", str(exc)
+    except CaseFailed as exc:
+        result.verdict, result.reason = "fail", str(exc)
+    except requests.RequestException as exc:
+        result.verdict, result.reason = "fail", f"transport error: {exc}"
+    except Exception as exc:  # a malformed answer the case could not even read is a failure
+        result.verdict = "fail"
+        result.reason = f"{type(exc).__name__}: {exc}"[:500]
+        result.exchanges.append(Exchange("-", "-", {}, "", None, {}, traceback.format_exc()[-1500:], 0))
+    result.exchanges = list(target.session.exchanges) + result.exchanges
+    return result
+
+
+def item_verdict(results: list[CaseResult]) -> str:
+    if any(r.verdict == "fail" for r in results):
+        return "fail"
+    if results and all(r.verdict == "not-applicable" for r in results):
+        return "not-applicable"
+    return "pass"
+
+
+def as_dict(result: CaseResult) -> dict:
+    return asdict(result)

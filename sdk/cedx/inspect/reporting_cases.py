@@ -1,0 +1,400 @@
+"""Inspection cases for the reporting interface (the platform side). Three or more per item."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import uuid
+
+from lxml import etree
+
+from .. import spec, trust
+from ..generated import models
+from ..runtime.client import Format
+from ..runtime.errors import ApiError
+from ..trust import tsa as tts
+from ..trust import x509 as tx
+from .framework import case, check
+
+SUBMIT = "/v1/reporting/monthly-reports"
+INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _schema_ok(name: str, record) -> None:
+    issues = spec.validator().schema_issues(name, record)
+    check(not issues, f"{name} does not conform: " + "; ".join(f"{i.path} {i.code} {i.message}" for i in issues[:3]))
+
+
+def _xsd_ok(data: bytes) -> None:
+    schema = etree.XMLSchema(etree.fromstring(spec.xsd_bytes()))
+    check(schema.validate(etree.fromstring(data)), f"XML does not conform to the XSD: {schema.error_log.last_error}")
+
+
+def _submit(t, report=None, fmt=Format.JSON, **kw):
+    return t.reporting(fmt).submit_monthly_report(report or t.report(), **kw)
+
+
+def _expect_problem(resp, status: int, code: str | None = None) -> dict:
+    check(resp.status_code == status, f"expected HTTP {status}, got {resp.status_code}: {resp.text[:200]}")
+    check(resp.headers.get("content-type", "").startswith("application/problem+json"),
+          f"error answered as {resp.headers.get('content-type')}, not application/problem+json")
+    body = resp.json()
+    if code:
+        check(body.get("code") == code, f"expected problem code {code}, got {body.get('code')}")
+    return body
+
+
+def _api_error(fn, status: int, code: str | None = None) -> ApiError:
+    try:
+        fn()
+    except ApiError as exc:
+        check(exc.status == status, f"expected HTTP {status}, got {exc.status} {exc.code}")
+        if code:
+            check(exc.code == code, f"expected problem code {code}, got {exc.code}")
+        return exc
+    raise AssertionError(f"the request was accepted; expected HTTP {status}" + (f" {code}" if code else ""))
+
+
+# --- 1 data model ----------------------------------------------------------------------------
+@case(1, "1.1", "配置文档符合数据模型 / the configuration document conforms",
+      "GET /.well-known/cedx-configuration (JSON)", "the body validates against SignedPlatformConfiguration")
+def c1_1(t):
+    r = t.session.get(f"{t.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
+    check(r.status_code == 200, f"HTTP {r.status_code}")
+    _schema_ok("SignedPlatformConfiguration", r.json())
+
+
+@case(1, "1.2", "回执符合模式与 XSD / receipts conform to the schema and the XSD",
+      "submit a valid monthly report; read its receipt as JSON and as XML", "both validate (JSON Schema, XSD)")
+def c1_2(t):
+    receipt = _submit(t)
+    sid = str(receipt.payload.submission_id)
+    r = t.session.get(f"{t.url}/v1/reporting/submissions/{sid}/receipt", headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/json"})
+    _schema_ok("SignedReceipt", r.json())
+    x = t.session.get(f"{t.url}/v1/reporting/submissions/{sid}/receipt", headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/xml"})
+    check(x.status_code == 200, f"XML receipt: HTTP {x.status_code}")
+    _xsd_ok(x.content)
+
+
+@case(1, "1.3", "列表与状态符合数据模型 / listings and statuses conform",
+      "GET /v1/reporting/submissions?limit=2 and one status, JSON and XML", "SubmissionList/SubmissionStatus validate; XML per XSD")
+def c1_3(t):
+    _submit(t)
+    r = t.session.get(f"{t.url}/v1/reporting/submissions?limit=2", headers={"Authorization": f"Bearer {t.token()}"})
+    _schema_ok("SubmissionList", r.json())
+    x = t.session.get(f"{t.url}/v1/reporting/submissions?limit=2", headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/xml"})
+    _xsd_ok(x.content)
+
+
+@case(1, "1.4", "不符合模式的文档被拒绝 / a non-conforming document is refused",
+      "a signed report whose unit code is not in the unit table", "422 SCHEMA_VIOLATION citing R-UNIT-001 at the field")
+def c1_4(t):
+    doc = t.signed(t.report())
+    doc["payload"]["combustion"][0]["consumption"]["unit"] = "tonnes"
+    exc = _api_error(lambda: t.reporting().submit_monthly_report(doc), 422, "SCHEMA_VIOLATION")
+    check("R-UNIT-001" in exc.rules, f"rule R-UNIT-001 not cited (got {exc.rules})")
+    check("$.payload.combustion[0].consumption.unit" in exc.paths, f"field path not given (got {exc.paths})")
+
+
+# --- 2 data consistency ------------------------------------------------------------------------
+@case(2, "2.1", "违反一致性规则被拒绝 / a rule violation is refused",
+      "a report whose unit coal emission does not follow the formula", "422 RULE_VIOLATION citing R-POW-001")
+def c2_1(t):
+    report = t.report()
+    report.power.units[0].combustion_emission.value += 1000
+    exc = _api_error(lambda: t.reporting().submit_monthly_report(report), 422, "RULE_VIOLATION")
+    check("R-POW-001" in exc.rules, f"R-POW-001 not cited (got {exc.rules})")
+
+
+@case(2, "2.2", "同一资源的 JSON 与 XML 等价 / JSON and XML forms of a resource are equivalent",
+      "read a submitted report as JSON and as XML", "the logical records are equal and the same signature verifies")
+def c2_2(t):
+    sid = str(_submit(t).payload.submission_id)
+    as_json = t.reporting(Format.JSON).get_monthly_report(sid)
+    as_xml = t.reporting(Format.XML).get_monthly_report(sid)
+    check(as_json == as_xml, "the JSON and XML forms differ")
+    trust.verify_document(as_xml, t.key.public_key())
+
+
+@case(2, "2.3", "回执摘要与所收文档一致 / the receipt digests what was received",
+      "submit; compare receipt.documentDigest with SM3 of the canonical stored document", "they are equal")
+def c2_3(t):
+    receipt = _submit(t)
+    stored = t.reporting().get_monthly_report(str(receipt.payload.submission_id))
+    digest = trust.sm3(trust.canonicalize(stored)).hex()
+    check(digest == receipt.payload.document_digest, "documentDigest does not match the stored document")
+
+
+# --- 3 machine-readability ---------------------------------------------------------------------
+@case(3, "3.1", "内容类型与字符集 / declared content types and charsets",
+      "GET a status as JSON and as XML", "Content-Type is application/json or application/xml with charset=utf-8")
+def c3_1(t):
+    sid = str(_submit(t).payload.submission_id)
+    for accept in ("application/json", "application/xml"):
+        r = t.session.get(f"{t.url}/v1/reporting/submissions/{sid}", headers={"Authorization": f"Bearer {t.token()}", "Accept": accept})
+        ctype = r.headers.get("content-type", "").lower().replace(" ", "")
+        check(ctype.startswith(accept), f"asked {accept}, got Content-Type {ctype}")
+        check("charset=utf-8" in ctype, f"Content-Type {ctype} declares no UTF-8 charset")
+
+
+@case(3, "3.2", "时间带偏移、数值为十进制字符串 / instants carry offsets, decimals are strings",
+      "read a receipt and a stored report", "every instant has an offset; every quantity value is a JSON string")
+def c3_2(t):
+    receipt = _submit(t)
+    r = t.session.get(f"{t.url}/v1/reporting/monthly-reports/{receipt.payload.submission_id}",
+                      headers={"Authorization": f"Bearer {t.token()}"})
+    body = r.json()
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if "value" in node and "unit" in node:
+                check(isinstance(node["value"], str), f"{path}.value is a {type(node['value']).__name__}, not a decimal string")
+                check(node["unit"] in spec.index().units, f"{path}.unit {node['unit']!r} is not in the unit table")
+            for k, v in node.items():
+                walk(v, f"{path}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}[{i}]")
+        elif isinstance(node, float):
+            raise AssertionError(f"{path} is a binary float")
+    walk(body, "$")
+    for key in ("receivedAt",):
+        check(INSTANT.match(receipt.model_dump(mode="json", by_alias=True)["payload"][key] or ""), f"{key} lacks an offset")
+
+
+@case(3, "3.3", "错误使用代码而非自由文本 / errors carry codes from the table",
+      "a request without token and a request for an unknown submission", "problem+json with codes from x-cedx-error-codes")
+def c3_3(t):
+    codes = set(spec.index().error_codes)
+    r1 = t.session.get(f"{t.url}/v1/reporting/submissions")
+    b1 = _expect_problem(r1, 401)
+    r2 = t.session.get(f"{t.url}/v1/reporting/submissions/{uuid.uuid4()}", headers={"Authorization": f"Bearer {t.token()}"})
+    b2 = _expect_problem(r2, 404)
+    for body in (b1, b2):
+        check(body.get("code") in codes, f"code {body.get('code')!r} is not in the error-code table")
+
+
+# --- 4 exchange flow ---------------------------------------------------------------------------
+@case(4, "4.1", "令牌→报送→回执→状态 / token → submit → receipt → status",
+      "obtain a token, submit, read the receipt and the status", "201 with a receipt, status accepted, version 1")
+def c4_1(t):
+    receipt = _submit(t)
+    check(receipt.payload.version == 1, f"first version is {receipt.payload.version}")
+    status = t.reporting().get_submission_status(str(receipt.payload.submission_id))
+    check(status.state.value == "accepted", f"state {status.state.value}")
+
+
+@case(4, "4.2", "更正形成新版本 / a correction makes a new version",
+      "submit, then a correction replacing it", "version 2 accepted; version 1 superseded")
+def c4_2(t):
+    first = t.report()
+    receipt = _submit(t, first)
+    corrected = first.model_copy(deep=True)
+    corrected.report_id = uuid.uuid4()
+    corrected.submission_kind = models.SubmissionKind.correction
+    corrected.replaces_submission_id = receipt.payload.submission_id
+    corrected.reason = "inspection correction"
+    second = _submit(t, corrected)
+    check(second.payload.version == 2, f"correction has version {second.payload.version}")
+    old = t.reporting().get_submission_status(str(receipt.payload.submission_id))
+    check(old.state.value == "superseded", f"the replaced version is {old.state.value}")
+
+
+@case(4, "4.3", "补报与状态冲突 / supplementary submission and state conflicts",
+      "a supplementary report for a new period; a second original for a period already reported",
+      "the first is accepted; the second answers 409")
+def c4_3(t):
+    report = t.report()
+    report.submission_kind = models.SubmissionKind.supplementary
+    report.reason = "late: inspection"
+    check(_submit(t, report).payload.submission_kind.value == "supplementary", "supplementary kind not kept")
+    again = report.model_copy(update={"report_id": uuid.uuid4(), "submission_kind": models.SubmissionKind.original, "reason": None})
+    _api_error(lambda: t.reporting().submit_monthly_report(again), 409)
+
+
+# --- 5 invocation rules --------------------------------------------------------------------------
+@case(5, "5.1", "版本化路径与 problem+json / versioned paths, problem+json errors",
+      "GET an unknown submission under /v1/", "404 application/problem+json with a code and a title")
+def c5_1(t):
+    r = t.session.get(f"{t.url}/v1/reporting/submissions/{uuid.uuid4()}", headers={"Authorization": f"Bearer {t.token()}"})
+    body = _expect_problem(r, 404, "NOT_FOUND")
+    check(body.get("title") and body.get("status") == 404, "problem lacks title or status")
+
+
+@case(5, "5.2", "分页 / pagination",
+      "submit three reports; list with limit=1 and follow nextCursor", "each page has one item, Link rel=next, no repeats")
+def c5_2(t):
+    for _ in range(3):
+        _submit(t)
+    r = t.session.get(f"{t.url}/v1/reporting/submissions?limit=1", headers={"Authorization": f"Bearer {t.token()}"})
+    check(r.status_code == 200 and len(r.json()["items"]) == 1, "limit=1 did not give one item")
+    check('rel="next"' in r.headers.get("link", ""), "no RFC 8288 Link rel=next header")
+    seen = [s.submission_id for s in t.reporting().iter_submissions(limit=1)]
+    check(len(seen) == len(set(seen)) and len(seen) >= 3, "pagination repeated or lost items")
+
+
+@case(5, "5.3", "幂等 / idempotency",
+      "the same signed body twice with one Idempotency-Key, then another body with that key",
+      "the same receipt twice; then 409 IDEMPOTENCY_CONFLICT")
+def c5_3(t):
+    doc, key = t.signed(t.report()), str(uuid.uuid4())
+    a = t.reporting().submit_monthly_report(doc, idempotency_key=key)
+    b = t.reporting().submit_monthly_report(doc, idempotency_key=key)
+    check(a == b, "the same key and body gave different receipts (stored twice?)")
+    other = t.signed(t.report())
+    _api_error(lambda: t.reporting().submit_monthly_report(other, idempotency_key=key), 409, "IDEMPOTENCY_CONFLICT")
+
+
+@case(5, "5.4", "速率限制头 / rate-limit headers",
+      "GET /v1/reporting/submissions", "RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset are present")
+def c5_4(t):
+    r = t.session.get(f"{t.url}/v1/reporting/submissions?limit=1", headers={"Authorization": f"Bearer {t.token()}"})
+    missing = [h for h in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset") if h not in r.headers]
+    check(not missing, f"missing {', '.join(missing)}")
+
+
+# --- 6 exchange formats --------------------------------------------------------------------------
+@case(6, "6.1", "XML 报送与 XML 应答 / XML in, XML out",
+      "submit a report as application/xml with Accept: application/xml", "201, answered in XML valid per the XSD")
+def c6_1(t):
+    body = spec.xml_codec().dumps("SignedMonthlyReport", t.signed(t.report()))
+    r = t.session.post(t.url + SUBMIT, data=body, headers=t.headers(SUBMIT, body, ctype="application/xml", accept="application/xml"))
+    check(r.status_code == 201, f"HTTP {r.status_code}: {r.text[:200]}")
+    check(r.headers.get("content-type", "").startswith("application/xml"), f"answered {r.headers.get('content-type')}")
+    _xsd_ok(r.content)
+
+
+@case(6, "6.2", "不可接受的格式 / an unacceptable Accept",
+      "GET a listing with Accept: text/csv", "406 NOT_ACCEPTABLE")
+def c6_2(t):
+    r = t.session.get(f"{t.url}/v1/reporting/submissions", headers={"Authorization": f"Bearer {t.token()}", "Accept": "text/csv"})
+    _expect_problem(r, 406, "NOT_ACCEPTABLE")
+
+
+@case(6, "6.3", "不支持的内容类型 / an unsupported Content-Type",
+      "POST a report as text/csv", "415 UNSUPPORTED_MEDIA_TYPE")
+def c6_3(t):
+    body = b"period,total\n2026-10,1\n"
+    r = t.session.post(t.url + SUBMIT, data=body, headers=t.headers(SUBMIT, body, ctype="text/csv"))
+    _expect_problem(r, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+# --- 7 authorization ---------------------------------------------------------------------------
+@case(7, "7.1", "无令牌被拒绝 / no token", "GET a listing without Authorization", "401 TOKEN_MISSING")
+def c7_1(t):
+    _expect_problem(t.session.get(f"{t.url}/v1/reporting/submissions"), 401, "TOKEN_MISSING")
+
+
+@case(7, "7.2", "无效或过期令牌被拒绝 / invalid or expired token",
+      "GET a listing with a well-formed token the platform never issued", "401 TOKEN_INVALID or TOKEN_EXPIRED")
+def c7_2(t):
+    r = t.session.get(f"{t.url}/v1/reporting/submissions", headers={"Authorization": "Bearer " + base64.urlsafe_b64encode(uuid.uuid4().bytes * 2).decode()})
+    body = _expect_problem(r, 401)
+    check(body.get("code") in ("TOKEN_INVALID", "TOKEN_EXPIRED"), f"code {body.get('code')}")
+
+
+@case(7, "7.3", "权限范围不足被拒绝 / insufficient scope",
+      "a token with scope reporting:read submits a report", "403 SCOPE_INSUFFICIENT")
+def c7_3(t):
+    read_only = t.token(scope="reporting:read")
+    _api_error(lambda: t.reporting(token=read_only).submit_monthly_report(t.report()), 403, "SCOPE_INSUFFICIENT")
+
+
+@case(7, "7.4", "不得报送他人数据 / no other entity's data",
+      "submit a report whose creditCode is another (valid) entity's", "refused with 403 ENTITY_FORBIDDEN")
+def c7_4(t):
+    other = "91350100M000100Y43" if t.credit_code != "91350100M000100Y43" else "91320500MA1X2P3Q4R"
+    report = t.report()
+    report.credit_code = other
+    _api_error(lambda: t.reporting().submit_monthly_report(report), 403, "ENTITY_FORBIDDEN")
+
+
+# --- 8 configuration-address change -----------------------------------------------------------
+def _config(t) -> dict:
+    r = t.session.get(f"{t.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
+    check(r.status_code == 200, f"HTTP {r.status_code}")
+    return r.json()
+
+
+def _resolver(t):
+    def resolve(block):
+        chain = [base64.b64decode(c) for c in block.get("certificateChain") or []]
+        check(bool(chain), "the configuration document carries no certificate chain")
+        return tx.validate_chain(chain[0], trust_anchors=t.trust_anchors, intermediates=chain[1:])
+    return resolve
+
+
+@case(8, "8.1", "配置文档签名有效 / the configuration document is validly signed",
+      "GET the configuration document", "signature verifies; the signer's chain ends at the trust anchor")
+def c8_1(t):
+    doc = _config(t)
+    check("signature" in doc, "the configuration document is not signed")
+    try:
+        trust.verify_document(doc, _resolver(t))
+    except trust.TrustError as exc:
+        raise AssertionError(f"signature or certificate invalid: {exc}") from exc
+
+
+@case(8, "8.2", "篡改的变更通知可被发现 / a tampered change notice is detectable",
+      "change the successor address (or add one) in a copy of the document", "verification of the copy fails")
+def c8_2(t):
+    doc = copy.deepcopy(_config(t))
+    doc["payload"]["successor"] = {"baseUrl": "https://attacker.example", "effectiveFrom": "2020-01-01T00:00:00Z", "reason": "x"}
+    try:
+        trust.verify_document(doc, _resolver(t))
+    except trust.TrustError:
+        return
+    raise AssertionError("a tampered configuration document still verifies")
+
+
+@case(8, "8.3", "配置内容完整 / the configuration is complete and consistent",
+      "read endpoints, signing certificates and any successor", "endpoints given; certificates parse; successor not before validFrom")
+def c8_3(t):
+    doc = _config(t)
+    payload = doc["payload"]
+    check(payload.get("endpoints", {}).get("token") and payload["endpoints"].get("reporting"), "endpoints missing")
+    for c in payload.get("signingCertificates", []):
+        tx.load_certificate(base64.b64decode(c))
+    issues = spec.validator().rule_issues("SignedPlatformConfiguration", doc)
+    check(not issues, f"rule violations: {[i.code for i in issues]}")
+
+
+# --- 9 data trust -----------------------------------------------------------------------------
+@case(9, "9.1", "篡改的文档被拒绝 / a tampered document is refused",
+      "sign a report, then change the entity name", "422 SIGNATURE_INVALID")
+def c9_1(t):
+    doc = t.signed(t.report())
+    doc["payload"]["entityName"] = doc["payload"]["entityName"] + "（篡改）"
+    _api_error(lambda: t.reporting().submit_monthly_report(doc), 422, "SIGNATURE_INVALID")
+
+
+@case(9, "9.2", "未登记密钥签名被拒绝 / a signature by an unregistered key is refused",
+      "a report signed by a freshly generated key", "422 CERTIFICATE_INVALID")
+def c9_2(t):
+    doc = t.signed(t.report(), key=trust.generate_private_key())
+    _api_error(lambda: t.reporting().submit_monthly_report(doc), 422, "CERTIFICATE_INVALID")
+
+
+@case(9, "9.3", "回执已签名并加盖时间戳 / receipts are signed and time-stamped",
+      "submit; verify the receipt signature, certificate chain and RFC 3161 token",
+      "all verify; the TSA certificate has the critical timeStamping EKU")
+def c9_3(t):
+    receipt = _submit(t).model_dump(mode="json", by_alias=True, exclude_none=True)
+    verified = trust.verify_document(receipt, _resolver(t))
+    check(verified.timestamp_token is not None, "the receipt carries no time-stamp token")
+    tts.verify_token(verified.timestamp_token, imprint=trust.sm3(verified.signature), trust_anchors=t.trust_anchors)
+
+
+@case(9, "9.4", "重放的请求被拒绝 / a replayed request is refused",
+      "send one signed request twice (same timestamp, nonce and signature)", "the second answers 401 REQUEST_REPLAYED")
+def c9_4(t):
+    body = json.dumps(t.signed(t.report()), ensure_ascii=False).encode()
+    headers = t.headers(SUBMIT, body)
+    first = t.session.post(t.url + SUBMIT, data=body, headers=headers)
+    check(first.status_code == 201, f"first request: HTTP {first.status_code}")
+    second = t.session.post(t.url + SUBMIT, data=body, headers=headers)
+    _expect_problem(second, 401, "REQUEST_REPLAYED")
+
+

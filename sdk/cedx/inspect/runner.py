@@ -1,0 +1,93 @@
+"""Run the inspection items against a target and write report.json and report.html."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import sys
+from pathlib import Path
+
+from . import acquisition_cases, reporting_cases  # noqa: F401  (registers the cases)
+from .framework import ITEMS, REGISTRY, as_dict, item_verdict, run_case
+from .target import Target
+
+
+def run(target: Target, items: list[int] | None = None, progress=None) -> dict:
+    cases = [c for c in REGISTRY if target.interface in c.interfaces and (not items or c.item in items)]
+    results = []
+    for i, c in enumerate(cases, 1):
+        r = run_case(c, target)
+        results.append(r)
+        if progress:
+            progress(f"[{i}/{len(cases)}] {c.case_id} {r.verdict.upper():15} {c.title}" + (f" — {r.reason}" if r.reason else ""))
+    report_items = []
+    for number, (zh, en) in ITEMS.items():
+        if items and number not in items:
+            continue
+        mine = [r for r in results if r.item == number]
+        if not mine:
+            report_items.append({"item": number, "zh": zh, "en": en, "result": "not-applicable",
+                                 "reason": f"no case of this item applies to the {target.interface} interface", "cases": []})
+            continue
+        report_items.append({"item": number, "zh": zh, "en": en, "result": item_verdict(mine),
+                             "cases": [as_dict(r) for r in mine]})
+    passed = all(i["result"] != "fail" for i in report_items)
+    return {
+        "inspector": "cedx inspect", "specVersion": "1.0",
+        "target": {"url": target.url, "interface": target.interface},
+        "startedAt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "result": "pass" if passed else "fail",
+        "summary": {v: sum(1 for r in results if r.verdict == v) for v in ("pass", "fail", "not-applicable")},
+        "items": report_items,
+    }
+
+
+def write(report: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    (out / "report.html").write_text(render_html(report), encoding="utf-8")
+
+
+VERDICT_ZH = {"pass": "合格 / pass", "fail": "不合格 / fail", "not-applicable": "不适用 / not applicable"}
+
+
+def render_html(report: dict) -> str:
+    e = html.escape
+    rows, sections = [], []
+    for item in report["items"]:
+        rows.append(f"<tr class='{item['result']}'><td>{item['item']}</td><td>{e(item['zh'])}<br><span class=en>{e(item['en'])}</span></td>"
+                    f"<td>{VERDICT_ZH[item['result']]}</td><td>{len(item['cases'])}</td></tr>")
+        cases = []
+        for c in item["cases"]:
+            ex = "".join(
+                f"<details><summary>{e(x['method'])} {e(x['url'])} → {x['status']}</summary>"
+                f"<pre>{e(json.dumps(x['request_headers'], ensure_ascii=False))}\n\n{e(x['request_body'])}</pre>"
+                f"<pre>{e(json.dumps(x['response_headers'], ensure_ascii=False))}\n\n{e(x['response_body'])}</pre></details>"
+                for x in c["exchanges"])
+            cases.append(f"<div class='case {c['verdict']}'><h4>{e(c['case_id'])} {e(c['title'])} — {VERDICT_ZH[c['verdict']]}</h4>"
+                         f"<p>发送 / sends: {e(c['sends'])}<br>合格条件 / passes when: {e(c['passes_when'])}"
+                         + (f"<br><b>理由 / reason:</b> {e(c['reason'])}" if c["reason"] else "") + f"</p>{ex}</div>")
+        sections.append(f"<h3 id='item{item['item']}'>{item['item']}. {e(item['zh'])} / {e(item['en'])} — {VERDICT_ZH[item['result']]}</h3>"
+                        + (f"<p>{e(item.get('reason', ''))}</p>" if item.get("reason") else "") + "".join(cases))
+    s = report["summary"]
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>数据接口检验报告 / Data interface inspection report</title>
+<style>body{{font-family:"Noto Sans CJK SC","Microsoft YaHei",system-ui,sans-serif;margin:24px 40px;color:#1d2330}}
+table{{border-collapse:collapse}} td,th{{border:1px solid #ccd;padding:4px 10px}} .en{{color:#5a6272}}
+tr.pass td:nth-child(3),.case.pass h4{{color:#0b6e4f}} tr.fail td:nth-child(3),.case.fail h4{{color:#b00020}}
+pre{{background:#f7f7f9;border:1px solid #e1e4ea;padding:8px;white-space:pre-wrap;font-size:11px;max-height:300px;overflow:auto}}
+.case{{border-left:3px solid #ccd;padding-left:10px;margin:10px 0}} @media print{{pre{{max-height:none}}}}</style></head>
+<body><h1>数据接口检验报告<br><span class=en>Data interface inspection report</span></h1>
+<p>被检对象 / target: <code>{e(report['target']['url'])}</code> · 接口 / interface: {e(report['target']['interface'])} ·
+时间 / time: {e(report['startedAt'])} · 工具 / tool: cedx inspect (spec {e(report['specVersion'])})</p>
+<p><b>结论 / result: {VERDICT_ZH[report['result']]}</b> — 用例 / cases: {s['pass']} 合格 / pass, {s['fail']} 不合格 / fail,
+{s['not-applicable']} 不适用 / n/a</p>
+<table><tr><th>项 / item</th><th>检验项目 / inspection item</th><th>结论 / result</th><th>用例数 / cases</th></tr>{''.join(rows)}</table>
+{''.join(sections)}
+<p class=en>机密信息（令牌、密钥、客户端密码、签名头）已隐去 / secrets (tokens, keys, client secrets, signature headers) are redacted.</p>
+</body></html>"""
+
+
+def main_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,100 @@
+"""What the inspector knows about the implementation under inspection, and helpers shared by
+the cases (tokens, clients on the recording session, fresh example documents)."""
+
+from __future__ import annotations
+
+import copy
+import random
+import uuid
+from dataclasses import dataclass, field
+
+from .. import spec, trust
+from ..generated import models
+from ..generated.client import AcquisitionClient, CommonClient, ReportingClient
+from ..runtime.client import NO_RETRY, Format
+from .framework import RecordingSession, check
+
+MONTHS31 = ("01", "03", "05", "07", "08", "10", "12")
+
+
+@dataclass
+class Target:
+    url: str
+    interface: str                          # reporting | acquisition
+    trust_anchors: list[bytes]
+    client_id: str | None = None
+    client_secret: str | None = None
+    token_value: str | None = None          # acquisition: a bearer token for the source
+    key: trust.SM2PrivateKey | None = None  # the entity's signing key (reporting)
+    certificate: bytes | None = None
+    credit_code: str | None = None
+    point_id: str | None = None             # acquisition: a point to read (default: the first listed)
+    session: RecordingSession = field(default_factory=RecordingSession)
+    _token: str | None = None
+    _period_seq: int = field(default_factory=lambda: random.randrange(0, 7 * 700))
+
+    # --- tokens and clients ---------------------------------------------------------------
+    def token(self, scope: str | None = None, fresh: bool = False) -> str:
+        if self.interface == "acquisition":
+            check(bool(self.token_value), "an acquisition token is required (--token)")
+            return self.token_value
+        if self._token and not fresh and scope is None:
+            return self._token
+        data = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
+        if scope:
+            data["scope"] = scope
+        resp = self.session.post(f"{self.url}/oauth/token", data=data, timeout=30)
+        check(resp.status_code == 200, f"token request answered {resp.status_code}: {resp.text[:200]}")
+        token = resp.json().get("access_token")
+        check(isinstance(token, str) and token, "token response has no access_token")
+        if scope is None:
+            self._token = token
+        return token
+
+    def reporting(self, fmt: Format = Format.JSON, *, token: str | None = None, key=None, **kw) -> ReportingClient:
+        return ReportingClient(self.url, token=token or self.token(), signing_key=key or self.key,
+                               signing_certificate=self.certificate, trust_anchors=self.trust_anchors, format=fmt,
+                               session=self.session, retry=NO_RETRY, **kw)
+
+    def acquisition(self, fmt: Format = Format.JSON, token: str | None = None) -> AcquisitionClient:
+        return AcquisitionClient(self.url, token=token or self.token(), trust_anchors=self.trust_anchors, format=fmt,
+                                 session=self.session, retry=NO_RETRY)
+
+    def common(self) -> CommonClient:
+        return CommonClient(self.url, trust_anchors=self.trust_anchors, session=self.session, retry=NO_RETRY)
+
+    # --- documents ------------------------------------------------------------------------
+    def example(self) -> dict:
+        """The spec's own signed power example (appendix C), as a template."""
+        op = spec.bundled_spec()["paths"]["/v1/reporting/monthly-reports"]["post"]
+        return copy.deepcopy(op["requestBody"]["content"]["application/json"]["examples"]["power"]["value"])
+
+    def report(self, period: str | None = None) -> models.MonthlyReport:
+        """A valid power monthly report for this entity and an unused period."""
+        payload = self.example()["payload"]
+        payload["creditCode"] = self.credit_code
+        payload["reportId"] = str(uuid.uuid4())
+        payload["period"] = period or self.fresh_period()
+        return models.MonthlyReport.model_validate(payload)
+
+    def fresh_period(self) -> str:
+        """A period no earlier case of this run used (31-day months: unit running hours fit);
+        runs start at a random point so that re-inspecting a target rarely meets its own data."""
+        self._period_seq += 1
+        year, month = divmod(self._period_seq % (7 * 700), 7)
+        return f"{1200 + year}-{MONTHS31[month]}"
+
+    def signed(self, report: models.MonthlyReport, key=None) -> dict:
+        chain = [self.certificate] if self.certificate and key is None else None
+        return trust.sign_document(report, key or self.key, certificate_chain=chain, envelope_fields={"specVersion": "1.0"})
+
+    def headers(self, path: str, body: bytes, *, ctype: str = "application/json", accept: str | None = None,
+                token: str | None = None, idempotency_key: str | None = None, method: str = "POST") -> dict:
+        h = {"Authorization": f"Bearer {token or self.token()}", "Content-Type": ctype}
+        if accept:
+            h["Accept"] = accept
+        if idempotency_key is not False:
+            h["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
+        if self.key:
+            h.update(trust.sign_request(self.key, method, path, "", body))
+        return h
