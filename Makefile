@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test check generate demo bench clean
+.PHONY: venv test check generate demo inspect bench clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ generate: $(STAMP)
 ## make demo: the end-to-end job on the embedded specification
 demo: $(STAMP)
 	$(PY) -m cedx.demo
+
+## make inspect: inspect the reference platform and source; reports under build/inspection/
+inspect: $(STAMP)
+	$(PY) -m cedx.inspect.local build/inspection
 
 ## make bench: trust-layer figures beside `openssl speed sm2`
 bench: $(STAMP)

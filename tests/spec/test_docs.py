@@ -52,3 +52,13 @@ def test_reference_lists_units_rules_and_error_codes():
     for needle in ("`GJ/1e4Nm3`", "`R-POW-001`", "`SIGNATURE_INVALID`", "收到基元素碳含量"):
         assert needle in MD
     assert len(example_usage()) > 50
+
+
+def test_inspection_catalogue_lists_every_case():
+    from cedx.inspect import runner  # noqa: F401
+    from cedx.inspect.framework import REGISTRY
+
+    catalogue = (REPO / "docs" / "inspection.md").read_text(encoding="utf-8")
+    for c in REGISTRY:
+        assert f"| {c.case_id} | {c.title} |" in catalogue, c.case_id
+    assert catalogue.count("\n## ") == 9

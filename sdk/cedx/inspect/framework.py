@@ -27,6 +27,18 @@ ITEMS = {
     8: ("配置地址变更", "Configuration-address change"),
     9: ("数据可信", "Data trust"),
 }
+#: cedx's reading of what each item covers (the specification's chapter on inspection).
+ITEM_SCOPE = {
+    1: "每个返回或接受的文档符合 JSON Schema 与 XSD / every document returned or accepted conforms to the schema and the XSD",
+    2: "跨字段规则成立；同一资源的 JSON 与 XML 等价 / cross-field rules hold; JSON and XML forms of a resource are equivalent",
+    3: "声明内容类型与字符集；用代码而非自由文本；单位代码取自单位表；时间带偏移 / declared content types and charsets, codes, unit codes, offsets",
+    4: "令牌→报送→回执→状态→更正/补报，按规定的顺序与状态 / token → submit → receipt → status → correction / supplementary, in order and state",
+    5: "版本化路径、problem+json 错误码、分页、幂等、速率限制 / versioned paths, problem+json codes, pagination, idempotency, rate limits",
+    6: "JSON 与 XML 均可收发，内容协商，406/415 / JSON and XML in and out, content negotiation, 406/415",
+    7: "缺失、无效或过期令牌、权限范围不足、他人数据均被拒绝 / missing, invalid or expired tokens, wrong scope, other entities' data refused",
+    8: "签名配置文档有效，变更通知可验证，篡改可发现 / the signed configuration document is valid, change notices verify, tampering shows",
+    9: "篡改文档与错误签名被拒绝，回执签名并加盖时间戳，证书链有效，批次链式连接 / tampering and bad signatures refused, receipts signed and time-stamped, chains valid, batches chained",
+}
 SECRET_HEADERS = {"authorization", "x-cedx-signature", "cookie", "set-cookie"}
 SECRET_FIELDS = re.compile(r'("?(client_secret|access_token|password)"?\s*[:=]\s*"?)([^"&\s,}]+)', re.I)
 MAX_BODY = 2000
