@@ -13,16 +13,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
-import socket
 import sys
 import tempfile
-import threading
-import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
-
-import uvicorn
 
 from . import spec, trust
 from .accounting.guideline import Lab, cement_report, power_report
@@ -35,6 +30,8 @@ from .platform.app import create_app
 from .platform.settings import PlatformSettings
 from .runtime.client import Format, TokenProvider
 from .runtime.outbox import AddressFollower, Outbox
+from .runtime.serve import free_port
+from .runtime.serve import serve_in_thread as serving
 from .trust import tsa as tts
 from .trust import x509 as tx
 
@@ -47,28 +44,6 @@ ENTITIES = {
     "coal_mining": ("91140600MA0E4F5G6U", "晋北示范煤业有限公司"),
     "chemical": ("91370800MA3H4J5K63", "东部示范化工有限公司"),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(app, port: int):
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError(f"server on port {port} did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def say(text: str = "") -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 
 from lxml import etree
@@ -10,7 +9,6 @@ from lxml import etree
 from .. import spec, trust
 from ..runtime.client import Format
 from ..runtime.errors import ApiError
-from ..trust import x509 as tx
 from .framework import NotApplicable, case, check
 
 ACQ = ("acquisition",)
@@ -38,12 +36,6 @@ def _batches(t, fmt=Format.JSON, limit=2):
     return page
 
 
-def _resolver(t):
-    def resolve(block):
-        chain = [base64.b64decode(c) for c in block.get("certificateChain") or []]
-        check(bool(chain), "batch carries no certificate chain")
-        return tx.validate_chain(chain[0], trust_anchors=t.trust_anchors, intermediates=chain[1:])
-    return resolve
 
 
 @case(1, "A1.1", "计量点与计量器具符合模式 / points and instruments conform", "GET /v1/acquisition/points",
@@ -205,7 +197,7 @@ def a7_3(t):
 @case(9, "A9.1", "批次已签名 / batches are signed", "read batches", "each signature verifies to the trust anchor", ACQ)
 def a9_1(t):
     for b in _batches(t).items:
-        trust.verify_document(b, _resolver(t))
+        trust.verify_document(b, t.resolver())
 
 
 @case(9, "A9.2", "批次链式连接 / batches are hash-chained", "three consecutive batches", "each links to its predecessor", ACQ)
@@ -221,4 +213,4 @@ def a9_2(t):
 def a9_3(t):
     start, end = _window(t)
     stats = t.acquisition().get_period_statistics(_point(t), period_type="day", from_=start, to=end)
-    trust.verify_document(stats, _resolver(t))
+    trust.verify_document(stats, t.resolver())

@@ -10,10 +10,11 @@ import tempfile
 from pathlib import Path
 
 from ..acquisition.app import create_source_app
-from ..demo import free_port, serving
 from ..platform.admin import Admin
 from ..platform.app import create_app
 from ..platform.settings import PlatformSettings
+from ..runtime.serve import free_port
+from ..runtime.serve import serve_in_thread as serving
 from ..trust import generate_private_key
 from ..trust import x509 as tx
 from .runner import main_progress, run, write

@@ -3,6 +3,7 @@ the cases (tokens, clients on the recording session, fresh example documents).""
 
 from __future__ import annotations
 
+import base64
 import copy
 import random
 import uuid
@@ -12,6 +13,7 @@ from .. import spec, trust
 from ..generated import models
 from ..generated.client import AcquisitionClient, CommonClient, ReportingClient
 from ..runtime.client import NO_RETRY, Format
+from ..trust import x509 as tx
 from .framework import RecordingSession, check
 
 MONTHS31 = ("01", "03", "05", "07", "08", "10", "12")
@@ -62,6 +64,15 @@ class Target:
 
     def common(self) -> CommonClient:
         return CommonClient(self.url, trust_anchors=self.trust_anchors, session=self.session, retry=NO_RETRY)
+
+    def resolver(self):
+        """Key resolver for signed documents: the block's certificate chain, validated up to
+        the trust anchors the inspector was given."""
+        def resolve(block):
+            chain = [base64.b64decode(c) for c in block.get("certificateChain") or []]
+            check(bool(chain), "the signed document carries no certificate chain")
+            return tx.validate_chain(chain[0], trust_anchors=self.trust_anchors, intermediates=chain[1:])
+        return resolve
 
     # --- documents ------------------------------------------------------------------------
     def example(self) -> dict:
