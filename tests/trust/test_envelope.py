@@ -159,3 +159,53 @@ def test_certificate_chain_and_timestamp_attach_unprotected(key):
     verified = trust.verify_document(doc, resolve)
     info = tts.verify_token(verified.timestamp_token, imprint=sm3(verified.signature), trust_anchors=[ca])
     assert info.gen_time.tzinfo is not None
+
+
+ADVERSARIAL = [
+    "", "plain", "引号\"与反斜杠\\", "\u0000\u0001\u001f\u007f", "\b\f\n\r\t", "\u2028\u2029", "€𝄞😀",
+    "\ud7ff\ue000\uffff", "</script>", "a\u0300", "2026-11-01T08:00:00+08:00", "-0", "1e5",
+]
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL)
+def test_fast_canonical_form_equals_rfc8785(text):
+    import rfc8785
+
+    from cedx.trust.canonical import to_logical
+
+    record = {"z": text, "a": [text, 1, -(2**53 - 1), True, None], "m": {"k": text, "K": {}}, "b": []}
+    assert canonicalize(record) == rfc8785.dumps(to_logical(record, normalize=True))
+
+
+def test_fast_canonical_form_equals_rfc8785_on_every_example():
+    import json as _json
+    from pathlib import Path
+
+    import rfc8785
+
+    from cedx.trust.canonical import to_logical
+
+    examples = sorted((Path(__file__).resolve().parents[2] / "spec" / "examples").glob("*.json"))
+    assert len(examples) > 30
+    for path in examples:
+        doc = _json.loads(path.read_text(encoding="utf-8"))
+        assert canonicalize(doc) == rfc8785.dumps(to_logical(doc, normalize=True)), path.name
+
+
+def test_non_ascii_keys_fall_back_to_rfc8785_ordering():
+    import rfc8785
+
+    record = {"\ue000": 1, "😀": 2, "a": 3}  # UTF-16 order differs from code-point order here
+    assert canonicalize(record) == rfc8785.dumps(record)
+
+
+@pytest.mark.parametrize("text,canonical", [
+    ("2026-11-01T00:00:00Z", "2026-11-01T00:00:00Z"),
+    ("2026-11-01T00:00:00.5Z", "2026-11-01T00:00:00.5Z"),
+    ("2026-11-01T00:00:00.500Z", "2026-11-01T00:00:00.5Z"),
+    ("2026-11-01T00:00:00.000Z", "2026-11-01T00:00:00Z"),
+    ("2026-11-01T00:00:00.1234567Z", "2026-11-01T00:00:00.123456Z"),
+    ("2026-11-01T08:00:00.250+08:00", "2026-11-01T00:00:00.25Z"),
+])
+def test_instant_canonical_forms(text, canonical):
+    assert canonicalize({"t": text}) == f'{{"t":"{canonical}"}}'.encode()

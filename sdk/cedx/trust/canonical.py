@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import json
 import re
 from decimal import Decimal
 from typing import Any
@@ -41,6 +42,21 @@ def format_instant(value: _dt.datetime) -> str:
     if utc.microsecond:
         text += f".{utc.microsecond:06d}".rstrip("0")
     return text + "Z"
+
+
+def _already_canonical(text: str) -> bool:
+    """A UTC instant already in canonical form (seconds, or a fraction without trailing zeros,
+    up to microseconds) needs no parsing — the common case on hot paths."""
+    if not text.endswith("Z"):
+        return False
+    try:
+        _dt.datetime.fromisoformat(text[:19])  # still validates the calendar (C speed)
+    except ValueError:
+        return False  # the full path reports it
+    if len(text) == 20:
+        return True
+    fraction = text[20:-1]
+    return text[19] == "." and 1 <= len(fraction) <= 6 and fraction.isdigit() and not fraction.endswith("0")
 
 
 def _parse_instant(text: str) -> _dt.datetime:
@@ -72,7 +88,7 @@ def to_logical(value: Any, path: str = "$", *, normalize: bool = False) -> Any:
     if hasattr(value, "model_dump"):  # pydantic models, without importing pydantic here
         value = value.model_dump(mode="json", by_alias=True, exclude_none=True)
     if isinstance(value, str):
-        if normalize and _INSTANT.match(value):
+        if normalize and _INSTANT.match(value) and not _already_canonical(value):
             try:
                 return format_instant(_parse_instant(value))
             except ValueError as exc:
@@ -109,9 +125,43 @@ def to_logical(value: Any, path: str = "$", *, normalize: bool = False) -> Any:
     raise CanonicalizationError(f"unsupported type {type(value).__name__}", path)
 
 
+_I_JSON_MAX = 2**53 - 1
+
+
+def _fast_path_ok(value: Any) -> bool:
+    """True when json.dumps gives the RFC 8785 bytes: ASCII keys only (so code-point order is
+    UTF-16 order), no floats, integers inside the I-JSON range."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            for k, item in v.items():
+                if not k.isascii():
+                    return False
+                stack.append(item)
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, bool) or v is None or isinstance(v, str):
+            continue
+        elif isinstance(v, int):
+            if abs(v) > _I_JSON_MAX:
+                return False
+        else:
+            return False
+    return True
+
+
 def canonicalize(value: Any) -> bytes:
-    """RFC 8785 bytes of the logical record of ``value``."""
+    """RFC 8785 bytes of the logical record of ``value``.
+
+    The logical data model has no floats, so for ASCII object keys the C-accelerated json.dumps
+    (sorted keys, no whitespace, UTF-8 literals; control characters escaped as RFC 8785 does) is
+    byte-identical to RFC 8785 and several times faster; anything else goes through rfc8785.
+    The test suite compares both on every example and on adversarial strings.
+    """
     logical = to_logical(value, normalize=True)
+    if _fast_path_ok(logical):
+        return json.dumps(logical, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
     try:
         return rfc8785.dumps(logical)
     except rfc8785.IntegerDomainError as exc:
