@@ -10,7 +10,6 @@ substituted.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
@@ -41,11 +40,10 @@ def pull_month(client, point_id: str, month_start: dt.datetime, trust_anchors: l
     end = month_start.replace(day=28) + dt.timedelta(days=4)
     end = end.replace(day=1)
     payloads = []
+    resolve = tx.ChainResolver(trust_anchors)
     for signed in client.iter_measurement_batches(point_id, granularity="hour", from_=month_start.isoformat(), to=end.isoformat()):
         record = signed.model_dump(mode="json", by_alias=True, exclude_none=True)
-        chain_der = [base64.b64decode(c) for c in record["signature"].get("certificateChain", [])]
-        trust.verify_document(record, lambda block, c=chain_der: tx.validate_chain(
-            c[0], trust_anchors=trust_anchors, intermediates=c[1:]))
+        trust.verify_document(record, resolve)
         payloads.append(record["payload"])
     if not payloads:
         raise ValueError(f"no batches for {point_id} in {month_start:%Y-%m}")

@@ -64,6 +64,9 @@ def create_source_app(site: str | None = None, data_dir: Path | None = None, tok
     key = SM2PrivateKey.from_bytes((data_dir / "pki" / "source.key.pem").read_bytes())
     chain = [tx.load_certificate((data_dir / "pki" / n).read_bytes()).dump() for n in ("source.pem", "ca.pem")]
     source = Source(site, key, chain, commissioned=commissioned, seed=seed)
+    synthetic = int(os.environ.get("CEDX_SOURCE_SYNTHETIC_POINTS", "0"))  # load tests only
+    if synthetic:
+        source.add_synthetic_points(synthetic)
     app = FastAPI(title=f"cedx reference acquisition source ({site})", openapi_url=None, docs_url=None, redoc_url=None)
     app.include_router(build_acquisition_router(source, SourceHooks(tokens)))
     app.state.source = source

@@ -52,6 +52,15 @@ class Source(AcquisitionService):
         self._lock = threading.Lock()
         self.clock = clock or (lambda: dt.datetime.now(UTC))
 
+    def add_synthetic_points(self, n: int, template: str | None = None) -> None:
+        """Load tests: n more points, copies of a template point with their own IDs and data."""
+        base = self.points[template or sorted(self.points)[0]]
+        for i in range(n):
+            pid = f"SYN-{i:03d}"
+            self.points[pid] = PointModel(pid, f"{base.name} #{i}", base.measurand, base.unit, base.total_unit,
+                                          base.per_hour, base.mean, base.amplitude, base.noise, base.upper,
+                                          base.decimals, [], base.instrument)
+
     # --- documents ------------------------------------------------------------------------
     def get_source_info(self, ctx):
         return {"specVersion": SPEC_VERSION, "sourceId": self.source_id,

@@ -7,7 +7,6 @@ as signed, verify-on-receive of signed responses, and problem+json answers as ty
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import json
 import logging
@@ -125,6 +124,7 @@ class BaseClient:
         self.signing_key = signing_key
         self.signing_certificate = signing_certificate
         self.trust_anchors = trust_anchors or []
+        self._resolver: tx.ChainResolver | None = None
         self.format = Format(format)
         self.session = session or requests.Session()
         self.timeout, self.verify = timeout, verify
@@ -163,14 +163,10 @@ class BaseClient:
 
     def verify_signed(self, record: dict) -> trust.VerifiedDocument:
         """Verify-on-receive against the trust anchors (certificate chain in the block)."""
-        def resolve(block: dict) -> trust.SM2PublicKey:
-            chain = block.get("certificateChain") or []
-            if not chain:
-                raise trust.InvalidSignature("signed response carries no certificate chain")
-            certs = [base64.b64decode(c) for c in chain]
-            return tx.validate_chain(certs[0], trust_anchors=self.trust_anchors, intermediates=certs[1:])
+        if self._resolver is None or self._resolver.trust_anchors != self.trust_anchors:
+            self._resolver = tx.ChainResolver(self.trust_anchors)
         try:
-            return trust.verify_document(record, resolve)
+            return trust.verify_document(record, self._resolver)
         except (trust.InvalidSignature, trust.CertificateError) as exc:
             raise SignatureVerificationError(str(exc)) from exc
 

@@ -400,3 +400,41 @@ def _load_revocations(
 def _check_revocation(cert: x509.Certificate, revoked: dict[bytes, set[int]]) -> None:
     if cert.serial_number in revoked.get(cert.issuer.dump(), set()):
         raise CertificateError(f"certificate '{_describe(cert)}' has been revoked")
+
+
+class ChainResolver:
+    """Key resolver for signed documents that carry a certificate chain: validates the chain to
+    the trust anchors and remembers the result for ``ttl`` seconds, so a stream of documents
+    from one signer (a month of batches) validates its chain once, not per document."""
+
+    def __init__(self, trust_anchors: Sequence[bytes], *, purpose: str | None = None, ttl: float = 300.0):
+        import threading
+
+        self.trust_anchors = list(trust_anchors)
+        self.purpose, self.ttl = purpose, ttl
+        self._cache: dict[tuple[bytes, ...], tuple[float, SM2PublicKey]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, block: dict) -> SM2PublicKey:
+        import base64
+        import binascii
+        import time
+
+        try:
+            chain = tuple(base64.b64decode(c, validate=True) for c in block.get("certificateChain") or [])
+        except (binascii.Error, ValueError) as exc:
+            raise CertificateError("certificate chain is not valid base64") from exc
+        if not chain:
+            raise CertificateError("the signed document carries no certificate chain")
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(chain)
+            if hit and hit[0] > now:
+                return hit[1]
+        key = validate_chain(chain[0], trust_anchors=self.trust_anchors, intermediates=chain[1:], purpose=self.purpose)
+        with self._lock:
+            if len(self._cache) > 1000:
+                self._cache.clear()
+            self._cache[chain] = (now + self.ttl, key)
+        return key
+
