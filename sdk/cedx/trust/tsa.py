@@ -77,6 +77,13 @@ class TimeStampAuthority:
         if certificate_public_key(self._cert) != key.public_key():
             raise CertificateError("TSA key does not match the TSA certificate")
         self._chain = [load_certificate(c) for c in chain]
+        # DER kept once: tokens embed fresh loads of it, which asn1crypto writes back verbatim
+        # (re-serialising parsed certificates and names costs far more than signing).
+        self._cert_der = self._cert.dump()
+        self._chain_der = [c.dump() for c in self._chain]
+        self._subject_der = self._cert.subject.dump()
+        self._issuer_der = self._cert.issuer.dump()
+        self._cert_hash = sm3(self._cert_der)
         self._policy = policy
         self._accuracy = accuracy_seconds
         self._clock = clock or (lambda: _dt.datetime.now(UTC))
@@ -143,13 +150,12 @@ class TimeStampAuthority:
             "gen_time": gen_time,
             "accuracy": {"seconds": self._accuracy},
             "ordering": False,
-            "tsa": x509.GeneralName(name="directory_name", value=self._cert.subject),
+            "tsa": x509.GeneralName(name="directory_name", value=x509.Name.load(self._subject_der)),
         }
         if nonce is not None:
             info_fields["nonce"] = nonce
         tst_info = tsp.TSTInfo(info_fields)
         tst_der = tst_info.dump()
-        cert_der = self._cert.dump()
         attrs = cms.CMSAttributes(
             [
                 {"type": "content_type", "values": ["tst_info"]},
@@ -162,11 +168,11 @@ class TimeStampAuthority:
                             "certs": [
                                 {
                                     "hash_algorithm": _sm3_alg(),
-                                    "cert_hash": sm3(cert_der),
+                                    "cert_hash": self._cert_hash,
                                     "issuer_serial": {
                                         "issuer": [
                                             x509.GeneralName(
-                                                name="directory_name", value=self._cert.issuer
+                                                name="directory_name", value=x509.Name.load(self._issuer_der)
                                             )
                                         ],
                                         "serial_number": self._cert.serial_number,
@@ -184,7 +190,7 @@ class TimeStampAuthority:
                 "version": "v1",
                 "sid": cms.SignerIdentifier(
                     name="issuer_and_serial_number",
-                    value={"issuer": self._cert.issuer, "serial_number": self._cert.serial_number},
+                    value={"issuer": x509.Name.load(self._issuer_der), "serial_number": self._cert.serial_number},
                 ),
                 "digest_algorithm": _sm3_alg(),
                 "signed_attrs": attrs,
@@ -195,11 +201,11 @@ class TimeStampAuthority:
         signed = {
             "version": "v3",
             "digest_algorithms": [_sm3_alg()],
-            "encap_content_info": {"content_type": "tst_info", "content": tst_info},
+            "encap_content_info": {"content_type": "tst_info", "content": cms.ParsableOctetString(tst_der)},
             "signer_infos": [signer],
         }
         if include_certificate:
-            signed["certificates"] = [self._cert] + self._chain
+            signed["certificates"] = [x509.Certificate.load(d) for d in [self._cert_der, *self._chain_der]]
         return cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
 
 
