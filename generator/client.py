@@ -49,7 +49,6 @@ def generate_client(ops: list[Operation]) -> bytes:
     env = environment()
     env.filters["signature"] = signature
     env.filters["iter_name"] = iter_name
-    env.filters["querymap"] = lambda params: repr({p.python_name: p.name for p in params})
     interfaces = [
         {"class_name": cls, "title": title, "ops": [o for o in ops if o.interface == key]}
         for key, (cls, title) in INTERFACES.items()

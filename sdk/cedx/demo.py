@@ -51,10 +51,7 @@ def say(text: str = "") -> None:
 
 
 def _verified_receipt(record: dict, anchors: list[bytes]) -> tuple[str, str]:
-    from base64 import b64decode
-
-    chain = [b64decode(c) for c in record["signature"]["certificateChain"]]
-    verified = trust.verify_document(record, lambda block: tx.validate_chain(chain[0], trust_anchors=anchors, intermediates=chain[1:]))
+    verified = trust.verify_document(record, tx.ChainResolver(anchors))
     info = tts.verify_token(verified.timestamp_token, imprint=trust.sm3(verified.signature), trust_anchors=anchors)
     return "valid", info.gen_time.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S+08:00")
 

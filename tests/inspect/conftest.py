@@ -17,7 +17,7 @@ CST = dt.timezone(dt.timedelta(hours=8))
 class Reference:
     """A reference platform (and what an inspector is given to inspect it)."""
 
-    def __init__(self, tmp, app_factory=None, hooks_factory=None):
+    def __init__(self, tmp):
         self.settings = PlatformSettings(data_dir=tmp, database_url=None, rate_limit_per_minute=10**6)
         self.admin = Admin(self.settings)
         self.entity = Entity(self.admin, "91320500MA1X2P3Q4R", "monthly-report-power.json")

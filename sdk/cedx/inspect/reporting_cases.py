@@ -28,7 +28,7 @@ def _schema_ok(name: str, record) -> None:
 
 
 def _xsd_ok(data: bytes) -> None:
-    schema = etree.XMLSchema(etree.fromstring(spec.xsd_bytes()))
+    schema = spec.context().xml_schema
     check(schema.validate(etree.fromstring(data)), f"XML does not conform to the XSD: {schema.error_log.last_error}")
 
 

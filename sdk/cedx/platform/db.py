@@ -115,10 +115,6 @@ class FacilityRow(Base):
     document: Mapped[dict] = mapped_column(JSON)
 
 
-class CounterRow(Base):
-    __tablename__ = "counters"
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    value: Mapped[int] = mapped_column(Integer)
 
 
 def make_engine(url: str) -> Engine:

@@ -9,7 +9,6 @@ format. Every failure is problem+json with a code from the spec's error-code tab
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 from dataclasses import dataclass, field
@@ -289,6 +288,3 @@ def _parse_body(request: Request, op: OperationInfo, raw: bytes) -> Any:
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
-
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat().replace("+00:00", "Z")

@@ -8,7 +8,7 @@ inspector apply exactly the rules the spec states.
 from __future__ import annotations
 
 import json
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 from .schema import SchemaIndex
@@ -33,6 +33,13 @@ class SpecContext:
 
     def xsd_bytes(self) -> bytes:
         return resources.files(self.package).joinpath(XSD_FILE).read_bytes()
+
+    @cached_property
+    def xml_schema(self):
+        """The derived XSD, compiled once (lxml)."""
+        from lxml import etree
+
+        return etree.XMLSchema(etree.fromstring(self.xsd_bytes()))
 
 
 @cache

@@ -269,14 +269,11 @@ class _Evaluator:
     def _sub_expr(self, items: Any, expr_node: ast.AST) -> list:
         if not isinstance(expr_node, ast.Constant) or not isinstance(expr_node.value, str):
             raise ValueError("the per-element expression must be a string literal")
-        out = []
-        for item in items if isinstance(items, list) else []:
-            sub = _Evaluator(self.engine, _Scope(item, self.scope.root, self.scope.path),
-                             " ".join(expr_node.value.split()), self.tolerance)
-            tree, text = _parse(expr_node.value)
-            sub.text = text
-            out.append(sub.visit(tree.body))
-        return out
+        tree, text = _parse(expr_node.value)
+        return [
+            _Evaluator(self.engine, _Scope(item, self.scope.root, self.scope.path), text, self.tolerance).visit(tree.body)
+            for item in (items if isinstance(items, list) else [])
+        ]
 
     def f_approx(self, args) -> bool:
         a, b = self.number(self.visit(args[0])), self.number(self.visit(args[1]))

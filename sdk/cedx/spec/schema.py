@@ -139,8 +139,5 @@ class SchemaIndex:
                             names.add(self.ref_name(content["schema"]))
         return sorted(names)
 
-    def signed_schemas(self) -> dict[str, dict]:
-        return {n: s["x-cedx-signed"] for n, s in self.schemas.items() if "x-cedx-signed" in s}
-
     def rules_for(self, schema_name: str) -> list[dict]:
         return [r for r in self.rules if r.get("kind") == "document" and schema_name in r.get("appliesTo", [])]

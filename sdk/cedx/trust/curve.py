@@ -74,7 +74,3 @@ def z_value(public: Point, uid: bytes = DEFAULT_ID) -> bytes:
     parts += [v.to_bytes(32, "big") for v in (A, B, GX, GY, public[0], public[1])]
     return sm3(b"".join(parts))
 
-
-def message_digest(public: Point, message: bytes, uid: bytes = DEFAULT_ID) -> bytes:
-    """e = SM3(Z_A || M): the value SM2 actually signs."""
-    return sm3(z_value(public, uid) + message)
