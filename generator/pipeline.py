@@ -13,7 +13,7 @@ from cedx.spec.schema import SchemaIndex
 
 from .bundle import bundle_core, example_schemas, inline_examples
 from .client import generate_client
-from .docs import generate_catalogue, generate_docs
+from .docs import generate_docs
 from .examples import example_json_bytes, render_xml, sign_examples
 from .ir import build_ir
 from .load import load_spec
@@ -66,8 +66,6 @@ def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
     files.update(generate_server(ops))
     files.update(generate_docs(SchemaIndex(bundled), ops))
     files["sdk/cedx/generated/reference.html"] = files["docs/index.html"]  # served offline by the platform
-    if repo == REPO:  # the catalogue describes this repository's inspector, not a test spec
-        files["docs/inspection.md"] = generate_catalogue()
     files.update(generate_bindings(xsd))
     files["sdk/cedx/generated/xml.py"] = generate_mapping(index)
     return files
