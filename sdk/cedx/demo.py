@@ -24,7 +24,7 @@ from .accounting.guideline import Lab, cement_report, power_report
 from .accounting.series import month_total, pull_month
 from .acquisition.app import create_source_app
 from .generated import models
-from .generated.client import AcquisitionClient, ReportingClient
+from .generated.client import AcquisitionClient, CommonClient, ReportingClient
 from .platform.admin import Admin
 from .platform.app import create_app
 from .platform.settings import PlatformSettings
@@ -150,7 +150,7 @@ def main() -> int:
         say("3. 配置地址变更 / address change: 平台公告新地址（已签名） / the platform announces a new address (signed)")
         url_b = stack.enter_context(serving(create_app(settings_b), port_b))
         assert url_b == url_b_planned
-        follower = AddressFollower(client)
+        follower = AddressFollower(client, CommonClient)
         switched = follower.check()
         say(f"   {url_a} -> {switched}: 签名有效，已切换 / signature valid, switched")
 

@@ -24,10 +24,14 @@ from typing import Any
 import requests
 
 from .errors import ApiError
+from .operations import OperationInfo
 
 log = logging.getLogger("cedx.outbox")
 
-OPERATIONS = {"monthly_report": "submit_monthly_report", "annual_report": "submit_annual_report"}
+# document kind -> (operationId, client method); the OperationInfo comes from the client itself
+# (generated clients carry their operations), so the runtime never imports generated modules.
+OPERATIONS = {"monthly_report": ("submitMonthlyReport", "submit_monthly_report"),
+              "annual_report": ("submitAnnualReport", "submit_annual_report")}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id TEXT PRIMARY KEY,
@@ -88,10 +92,9 @@ class Outbox:
             db.execute("COMMIT")
         return item_id
 
-    def client_operation(self, kind: str):
-        from ..generated.operations import OPERATIONS as OPS
-
-        return OPS["submitMonthlyReport" if kind == "monthly_report" else "submitAnnualReport"]
+    def client_operation(self, kind: str) -> OperationInfo:
+        operation: OperationInfo = self.client.operations[OPERATIONS[kind][0]]
+        return operation
 
     # --- delivering -----------------------------------------------------------------------
     def deliver(self, limit: int | None = None) -> int:
@@ -108,7 +111,7 @@ class Outbox:
                     return delivered
                 item_id, kind, document, key = row
                 try:
-                    receipt = getattr(self.client, OPERATIONS[kind])(json.loads(document), idempotency_key=key)
+                    receipt = getattr(self.client, OPERATIONS[kind][1])(json.loads(document), idempotency_key=key)
                 except ApiError as exc:
                     if exc.status in (408, 429) or exc.status >= 500:
                         self._note(item_id, f"{exc.status} {exc.code}: {exc.detail}")
@@ -152,17 +155,19 @@ class Outbox:
 
 class AddressFollower:
     """Reads the platform's signed configuration document and follows an announced address
-    change, but only when the document verifies against the trust anchors."""
+    change, but only when the document verifies against the trust anchors.
 
-    def __init__(self, client: Any):
+    ``common_client`` is the client class of the common interface (``cedx.generated.client.
+    CommonClient``); it is passed in because the runtime does not import generated code."""
+
+    def __init__(self, client: Any, common_client: type):
         self.client = client
+        self.common_client = common_client
 
     def check(self, now: float | None = None) -> str | None:
         """Return the new base URL if the client switched, else None. Raises
         SignatureVerificationError for an unsigned or wrongly signed document."""
-        from ..generated.client import CommonClient
-
-        common = CommonClient(self.client.base_url, trust_anchors=self.client.trust_anchors,
+        common = self.common_client(self.client.base_url, trust_anchors=self.client.trust_anchors,
                               session=self.client.session, verify=self.client.verify, retry=self.client.retry)
         if not self.client.trust_anchors:
             raise ValueError("configure trust_anchors before following address changes")

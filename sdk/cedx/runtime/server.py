@@ -103,7 +103,7 @@ def negotiate(accept: str | None, offered: tuple[str, ...]) -> str | None:
     return None
 
 
-def problem_response(problem: Problem, instance: str = "", package: str = "cedx.generated") -> Response:
+def problem_response(problem: Problem, instance: str = "", package: str = spec.BUNDLE_PACKAGE) -> Response:
     index = spec.context(package).index
     table = index.error_codes
     entry = table.get(problem.code, {"status": problem.status or 500, "zh": problem.code, "en": problem.code})
@@ -129,7 +129,7 @@ def problem_response(problem: Problem, instance: str = "", package: str = "cedx.
                     media_type=PROBLEM, headers=headers)
 
 
-def encode(record: Any, schema: str | None, fmt: str, package: str = "cedx.generated") -> bytes:
+def encode(record: Any, schema: str | None, fmt: str, package: str = spec.BUNDLE_PACKAGE) -> bytes:
     if fmt == XML and schema:
         return spec.context(package).xml_codec.dumps(schema, record, pretty=False)
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
