@@ -16,13 +16,23 @@ import time
 from cedx.spec.schema import SchemaIndex
 
 from .drift import check_drift
-from .pipeline import REPO, build
+from .pipeline import GENERATED, REPO, build
+
+
+def orphans(files: dict[str, bytes]) -> list[str]:
+    """Files in the generated folder that the generator no longer makes (a renamed example…)."""
+    return sorted(rel for path in (REPO / GENERATED).rglob("*")
+                  if path.is_file() and "__pycache__" not in path.parts
+                  and (rel := path.relative_to(REPO).as_posix()) not in files)
 
 
 def generate() -> int:
     start = time.perf_counter()
     files = build()
     changed = 0
+    for rel in orphans(files):
+        (REPO / rel).unlink()
+        changed += 1
     for rel, data in sorted(files.items()):
         path = REPO / rel
         if path.exists() and path.read_bytes() == data:
@@ -52,12 +62,15 @@ def check() -> int:
                     print("  ...")
                     break
                 print(line)
+    for rel in orphans(files):
+        stale.append(rel)
+        print(f"{rel}: no longer generated")
     if stale:
         print(f"generator check: {len(stale)} generated file(s) are stale; run `make generate`",
               file=sys.stderr)
         return 1
     drift = check_drift(SchemaIndex(json.loads(files["sdk/cedx/generated/openapi.json"])),
-                        (REPO / "spec" / "cedx.xsd").read_bytes())
+                        (REPO / GENERATED / "cedx.xsd").read_bytes())
     for line in drift:
         print(f"drift: {line}", file=sys.stderr)
     if drift:

@@ -1,5 +1,5 @@
 """Step: the bilingual interface reference, as Markdown (docs/reference.md) and as one
-self-contained HTML page (docs/index.html: inline CSS, no scripts, no network), both rendered
+self-contained HTML page (sdk/cedx/generated/reference.html: inline CSS, no scripts, no network), both rendered
 from templates/docs with the same context, macros and filters."""
 
 from __future__ import annotations
@@ -91,4 +91,5 @@ def generate_docs(index: SchemaIndex, ops: list[Operation]) -> dict[str, bytes]:
     }
     md = env.get_template("docs/reference.md.j2").render(**context)
     html = env.get_template("docs/reference.html.j2").render(**context)
-    return {"docs/reference.md": md.encode("utf-8"), "docs/index.html": html.encode("utf-8")}
+    # the HTML page is served offline by the platform, so it lives in the package
+    return {"docs/reference.md": md.encode("utf-8"), "sdk/cedx/generated/reference.html": html.encode("utf-8")}

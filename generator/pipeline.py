@@ -23,12 +23,14 @@ from .xmlbind import generate_bindings, generate_mapping
 from .xsd import derive_xsd
 
 REPO = Path(__file__).resolve().parent.parent
+GENERATED = "sdk/cedx/generated"  # the one place for everything derived from spec/
 PACKAGE_INIT = '''"""Generated from spec/ by `python -m generator` — do not edit.
 
 Modules: models (pydantic v2 models of every schema), client (typed clients per interface), server
 (abstract services and FastAPI routers), operations (metadata shared by both), xml (XML ⇄
 models ⇄ xsdata bindings) and xmlbind (xsdata dataclasses). Data files: openapi.json (the bundled
-specification) and cedx.xsd (the derived XML Schema).
+specification), cedx.xsd (the derived XML Schema, normative), reference.html (the interface
+reference) and examples/ (the spec's examples, signed, in JSON and XML).
 """
 '''
 
@@ -49,14 +51,15 @@ def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
     xsd = derive_xsd(core)
     bundled = inline_examples(core, examples, xml_examples)
 
+    # Every derived artefact lives under one generated folder, committed once; the package ships
+    # it (the XSD is normative and published from there). spec/ holds only what people write.
     files: dict[str, bytes] = {}
     for name, doc in examples.items():
-        files[f"spec/examples/{name}"] = example_json_bytes(doc)
+        files[f"{GENERATED}/examples/{name}"] = example_json_bytes(doc)
     for name, text in xml_examples.items():
-        files[f"spec/examples/{name}"] = text.encode("utf-8")
-    files["spec/cedx.xsd"] = xsd
-    files["sdk/cedx/generated/cedx.xsd"] = xsd
-    files["sdk/cedx/generated/openapi.json"] = (
+        files[f"{GENERATED}/examples/{name}"] = text.encode("utf-8")
+    files[f"{GENERATED}/cedx.xsd"] = xsd
+    files[f"{GENERATED}/openapi.json"] = (
         json.dumps(bundled, ensure_ascii=False, indent=1, sort_keys=False) + "\n"
     ).encode("utf-8")
     files["sdk/cedx/generated/__init__.py"] = PACKAGE_INIT.encode("utf-8")
@@ -65,7 +68,6 @@ def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
     files["sdk/cedx/generated/client.py"] = generate_client(ops)
     files.update(generate_server(ops))
     files.update(generate_docs(SchemaIndex(bundled), ops))
-    files["sdk/cedx/generated/reference.html"] = files["docs/index.html"]  # served offline by the platform
     files.update(generate_bindings(xsd))
     files["sdk/cedx/generated/xml.py"] = generate_mapping(index)
     return files

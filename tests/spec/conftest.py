@@ -12,7 +12,10 @@ from generator.bundle import example_schemas
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "spec"
-EXAMPLES = SPEC / "examples"
+GENERATED = REPO / "sdk" / "cedx" / "generated"
+EXAMPLES = GENERATED / "examples"  # signed JSON and rendered XML (sources: spec/examples/*.json)
+PKI = SPEC / "examples" / "pki"
+XSD = GENERATED / "cedx.xsd"
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from generator.pipeline import REPO
 
 from .conftest import example_usage
 
-DOC = (REPO / "docs" / "index.html").read_text(encoding="utf-8")
+DOC = (REPO / "sdk" / "cedx" / "generated" / "reference.html").read_text(encoding="utf-8")
 MD = (REPO / "docs" / "reference.md").read_text(encoding="utf-8")
 
 

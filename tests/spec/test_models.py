@@ -12,7 +12,7 @@ from cedx import trust
 from cedx.generated import models as m
 from cedx.trust import x509 as tx
 
-from .conftest import EXAMPLES, example_usage, load_example
+from .conftest import EXAMPLES, PKI, example_usage, load_example
 
 USAGE = example_usage()
 JSON_EXAMPLES = sorted(n for n in USAGE if n.endswith(".json"))
@@ -35,7 +35,7 @@ def test_values_are_exact_and_typed():
 
 
 def test_signature_verifies_from_the_model():
-    ca = (EXAMPLES / "pki" / "ca.pem").read_bytes()
+    ca = (PKI / "ca.pem").read_bytes()
     signed = m.SignedMonthlyReport.model_validate(load_example("monthly-report-coal.json"))
 
     def resolve(block):

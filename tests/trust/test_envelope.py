@@ -185,7 +185,7 @@ def test_fast_canonical_form_equals_rfc8785_on_every_example():
 
     from cedx.trust.canonical import to_logical
 
-    examples = sorted((Path(__file__).resolve().parents[2] / "spec" / "examples").glob("*.json"))
+    examples = sorted((Path(__file__).resolve().parents[2] / "sdk" / "cedx" / "generated" / "examples").glob("*.json"))
     assert len(examples) > 30
     for path in examples:
         doc = _json.loads(path.read_text(encoding="utf-8"))

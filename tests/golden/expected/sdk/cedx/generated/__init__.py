@@ -3,5 +3,6 @@
 Modules: models (pydantic v2 models of every schema), client (typed clients per interface), server
 (abstract services and FastAPI routers), operations (metadata shared by both), xml (XML ⇄
 models ⇄ xsdata bindings) and xmlbind (xsdata dataclasses). Data files: openapi.json (the bundled
-specification) and cedx.xsd (the derived XML Schema).
+specification), cedx.xsd (the derived XML Schema, normative), reference.html (the interface
+reference) and examples/ (the spec's examples, signed, in JSON and XML).
 """
