@@ -46,6 +46,7 @@ inspect: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/trust.py
 	$(PY) bench/reporting.py
+	$(PY) bench/xmlpaths.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -19,7 +19,7 @@ from .ir import build_ir
 from .load import load_spec
 from .models import generate_models
 from .server import generate_server
-from .xmlbind import generate_bindings, generate_mapping
+from .xmlmap import generate_mapping
 from .xsd import derive_xsd
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ PACKAGE_INIT = '''"""Generated from spec/ by `python -m generator` — do not ed
 
 Modules: models (pydantic v2 models of every schema), client (typed clients per interface), server
 (abstract services and FastAPI routers), operations (metadata shared by both), xml (XML ⇄
-models ⇄ xsdata bindings) and xmlbind (xsdata dataclasses). Data files: openapi.json (the bundled
+models, through the spec-driven cedx.spec.xmlcodec). Data files: openapi.json (the bundled
 specification), cedx.xsd (the derived XML Schema, normative), reference.html (the interface
 reference) and examples/ (the spec's examples, signed, in JSON and XML).
 """
@@ -68,6 +68,5 @@ def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
     files["sdk/cedx/generated/client.py"] = generate_client(ops)
     files.update(generate_server(ops))
     files.update(generate_docs(SchemaIndex(bundled), ops))
-    files.update(generate_bindings(xsd))
     files["sdk/cedx/generated/xml.py"] = generate_mapping(index)
     return files

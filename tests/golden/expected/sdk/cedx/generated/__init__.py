@@ -2,7 +2,7 @@
 
 Modules: models (pydantic v2 models of every schema), client (typed clients per interface), server
 (abstract services and FastAPI routers), operations (metadata shared by both), xml (XML ⇄
-models ⇄ xsdata bindings) and xmlbind (xsdata dataclasses). Data files: openapi.json (the bundled
+models, through the spec-driven cedx.spec.xmlcodec). Data files: openapi.json (the bundled
 specification), cedx.xsd (the derived XML Schema, normative), reference.html (the interface
 reference) and examples/ (the spec's examples, signed, in JSON and XML).
 """
