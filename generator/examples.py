@@ -9,13 +9,13 @@ document digest in receipts.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.hmac import HMAC
 
+from cedx.instants import parse_instant
 from cedx.spec.schema import SchemaIndex
 from cedx.spec.xmlcodec import XmlCodec
 from cedx.trust import canonicalize, chain, sign_document, sm3
@@ -63,10 +63,6 @@ class ExamplePki:
         return tx.load_certificate((self.dir / f"{name}.pem").read_bytes()).dump()
 
 
-def _instant(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 class ExampleSigner:
     def __init__(self, index: SchemaIndex, pki: ExamplePki):
         self.index = index
@@ -81,7 +77,7 @@ class ExampleSigner:
         signed = self.index.schemas[schema_name]["x-cedx-signed"]
         payload = doc["payload"]
         signer = self._signer_name(signed, payload)
-        signing_time = _instant(doc["signature"]["signingTime"])
+        signing_time = parse_instant(doc["signature"]["signingTime"])
         timestamper = None
         if signed.get("timestamped"):
             tsa = TimeStampAuthority(

@@ -48,7 +48,7 @@ def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
     xml_names = {name for name in usage if name.endswith(".xml")}
     examples = sign_examples(index, source.examples, schemas, pki_dir or repo / "spec" / "examples" / "pki")
     xml_examples = render_xml(index, examples, schemas, xml_names)
-    xsd = derive_xsd(core)
+    xsd = derive_xsd(index)
     bundled = inline_examples(core, examples, xml_examples)
 
     # Every derived artefact lives under one generated folder, committed once; the package ships
@@ -64,9 +64,10 @@ def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
     ).encode("utf-8")
     files["sdk/cedx/generated/__init__.py"] = PACKAGE_INIT.encode("utf-8")
     files["sdk/cedx/generated/models.py"] = generate_models(core)
-    ops = build_ir(SchemaIndex(bundled))
+    bundled_index = SchemaIndex(bundled)
+    ops = build_ir(bundled_index)
     files["sdk/cedx/generated/client.py"] = generate_client(ops)
     files.update(generate_server(ops))
-    files.update(generate_docs(SchemaIndex(bundled), ops))
+    files.update(generate_docs(bundled_index, ops))
     files["sdk/cedx/generated/xml.py"] = generate_mapping(index)
     return files

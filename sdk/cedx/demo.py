@@ -25,6 +25,7 @@ from .accounting.series import month_total, pull_month
 from .acquisition.app import create_source_app
 from .generated import models
 from .generated.client import AcquisitionClient, CommonClient, ReportingClient
+from .instants import CST
 from .platform.admin import Admin
 from .platform.app import create_app
 from .platform.settings import PlatformSettings
@@ -35,7 +36,6 @@ from .runtime.serve import serve_in_thread as serving
 from .trust import tsa as tts
 from .trust import x509 as tx
 
-CST = dt.timezone(dt.timedelta(hours=8))
 TOTAL_UNITS = {"t/h": "t", "MW": "MWh"}  # hourly averages of a rate, summed over hours
 ENTITIES = {
     "power": ("91320500MA1X2P3Q4R", "华东示范电厂有限公司"),

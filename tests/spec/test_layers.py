@@ -40,3 +40,20 @@ def test_the_check_sees_relative_imports():
     # the outbox used to import ..generated.operations inside a method
     sample = REPO / "sdk" / "cedx" / "acquisition" / "source.py"
     assert any(name.startswith("cedx.generated") for name in _imports(sample))
+
+
+def test_instant_pattern_is_the_specs(bundled):
+    from cedx.instants import INSTANT_PATTERN
+
+    assert INSTANT_PATTERN.pattern == bundled["components"]["schemas"]["DateTime"]["pattern"]
+
+
+def test_shared_helpers_are_defined_once():
+    # UTC+8 and the instant pattern live in cedx.instants; a second definition drifts
+    needles = ("timedelta(hours=8))", "T\\d{2}:\\d{2}:\\d{2}", "T[0-9]{2}:[0-9]{2}:[0-9]{2}(")
+    home = REPO / "sdk" / "cedx" / "instants.py"
+    offenders = [f"{path.relative_to(REPO)}: {needle}"
+                 for folder in ("sdk/cedx", "generator") for path in sorted((REPO / folder).rglob("*.py"))
+                 if path != home and "generated" not in path.parts
+                 for needle in needles if needle in path.read_text(encoding="utf-8")]
+    assert not offenders, offenders

@@ -7,10 +7,9 @@ from decimal import Decimal
 import pytest
 
 from cedx import trust
+from cedx.instants import CST
 from cedx.trust.canonical import CanonicalizationError, canonicalize
 from cedx.trust.errors import InvalidSignature
-
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 @pytest.fixture(scope="module")
