@@ -24,10 +24,6 @@ from cedx.trust.curve import DEFAULT_ID, N
 from cedx.trust.keys import SM2PrivateKey
 from cedx.trust.tsa import TimeStampAuthority
 
-ENTITY_KEYS = {
-    "power": "entity-power", "cement": "entity-cement", "steel": "entity-steel",
-    "coal_mining": "entity-coal", "chemical": "entity-chemical",
-}
 # Receipts confirm a submitted example; their documentDigest is derived from it.
 RECEIPT_SOURCES = {
     "receipt-power.json": "monthly-report-power.json",
@@ -62,6 +58,16 @@ class ExamplePki:
     def cert(self, name: str) -> bytes:
         return tx.load_certificate((self.dir / f"{name}.pem").read_bytes()).dump()
 
+    def entity_key_name(self, credit_code: str) -> str:
+        """The example entity whose certificate names ``credit_code`` (its common name), so no
+        table of industries is needed here."""
+        for path in sorted(self.dir.glob("entity-*.pem")):
+            if not path.name.endswith(".key.pem"):
+                subject = tx.load_certificate(path.read_bytes()).subject.native
+                if subject.get("common_name") == credit_code:
+                    return path.name[: -len(".pem")]
+        raise KeyError(f"no example entity certificate for credit code {credit_code}")
+
 
 class ExampleSigner:
     def __init__(self, index: SchemaIndex, pki: ExamplePki):
@@ -70,7 +76,7 @@ class ExampleSigner:
 
     def _signer_name(self, signed: dict, payload: dict) -> str:
         if signed["signer"] == "entity":
-            return ENTITY_KEYS[payload["industry"]]
+            return self.pki.entity_key_name(payload["creditCode"])
         return signed["signer"]
 
     def sign_envelope(self, schema_name: str, doc: dict) -> dict:
@@ -94,7 +100,7 @@ class ExampleSigner:
             signing_time=signing_time,
             certificate_chain=[self.pki.cert(signer)],
             timestamper=timestamper,
-            envelope_fields={"specVersion": doc["specVersion"]},
+            envelope_fields={"specVersion": self.index.spec_version},  # the spec's, not the source's
         )
 
     def sign(self, schema_name: str, doc: dict) -> dict:
@@ -117,10 +123,19 @@ class ExampleSigner:
         return doc
 
 
+def _spec_version(value: object, version: str) -> object:
+    """Every ``specVersion`` of an example states the spec's own version."""
+    if isinstance(value, dict):
+        return {k: version if k == "specVersion" else _spec_version(v, version) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_spec_version(v, version) for v in value]
+    return value
+
+
 def sign_examples(index: SchemaIndex, examples: dict[str, object], schemas: dict[str, str], pki_dir: Path) -> dict[str, object]:
     """Return the examples with every signature (and derived digest) made afresh."""
     signer = ExampleSigner(index, ExamplePki(pki_dir))
-    out = dict(examples)
+    out = {name: _spec_version(doc, index.spec_version) for name, doc in examples.items()}
     ordered = sorted(examples, key=lambda n: n in RECEIPT_SOURCES)  # receipts last
     for name in ordered:
         schema_name = schemas.get(name)

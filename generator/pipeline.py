@@ -13,6 +13,7 @@ from cedx.spec.schema import SchemaIndex
 
 from .bundle import bundle_core, example_schemas, inline_examples
 from .client import generate_client
+from .constants import generate_constants
 from .docs import generate_docs
 from .examples import example_json_bytes, render_xml, sign_examples
 from .ir import build_ir
@@ -26,7 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 GENERATED = "sdk/cedx/generated"  # the one place for everything derived from spec/
 PACKAGE_INIT = '''"""Generated from spec/ by `python -m generator` — do not edit.
 
-Modules: models (pydantic v2 models of every schema), client (typed clients per interface), server
+Modules: constants (the spec's facts: version, industries, error statuses, operations), models
+(pydantic v2 models of every schema), client (typed clients per interface), server
 (abstract services and FastAPI routers), operations (metadata shared by both), xml (XML ⇄
 models, through the spec-driven cedx.spec.xmlcodec). Data files: openapi.json (the bundled
 specification), cedx.xsd (the derived XML Schema, normative), reference.html (the interface
@@ -50,6 +52,7 @@ def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
     xml_examples = render_xml(index, examples, schemas, xml_names)
     xsd = derive_xsd(index)
     bundled = inline_examples(core, examples, xml_examples)
+    bundled_index = SchemaIndex(bundled)
 
     # Every derived artefact lives under one generated folder, committed once; the package ships
     # it (the XSD is normative and published from there). spec/ holds only what people write.
@@ -64,7 +67,7 @@ def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
     ).encode("utf-8")
     files["sdk/cedx/generated/__init__.py"] = PACKAGE_INIT.encode("utf-8")
     files["sdk/cedx/generated/models.py"] = generate_models(core)
-    bundled_index = SchemaIndex(bundled)
+    files["sdk/cedx/generated/constants.py"] = generate_constants(bundled_index)
     ops = build_ir(bundled_index)
     files["sdk/cedx/generated/client.py"] = generate_client(ops)
     files.update(generate_server(ops))

@@ -23,15 +23,13 @@ from typing import Any
 
 import requests
 
+from .. import spec
+from ..spec.facts import SpecFacts
 from .errors import ApiError
 from .operations import OperationInfo
 
 log = logging.getLogger("cedx.outbox")
 
-# document kind -> (operationId, client method); the OperationInfo comes from the client itself
-# (generated clients carry their operations), so the runtime never imports generated modules.
-OPERATIONS = {"monthly_report": ("submitMonthlyReport", "submit_monthly_report"),
-              "annual_report": ("submitAnnualReport", "submit_annual_report")}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id TEXT PRIMARY KEY,
@@ -78,7 +76,7 @@ class Outbox:
     # --- writing --------------------------------------------------------------------------
     def enqueue(self, document: Any, kind: str = "monthly_report") -> str:
         """Sign (if a payload is given) and store durably; returns the item id."""
-        if kind not in OPERATIONS:
+        if kind not in self._facts().submit_operations:
             raise ValueError(f"unknown document kind {kind!r}")
         envelope = self.client._sign_body(self.client_operation(kind), document)
         item_id = str(uuid.uuid4())
@@ -92,8 +90,16 @@ class Outbox:
             db.execute("COMMIT")
         return item_id
 
+    def _facts(self) -> SpecFacts:
+        """The spec the client was generated from: which operation submits which document type
+        (DocumentType), by what method name. The client carries its operations, so the runtime
+        never imports generated modules."""
+        ops = self.client.operations
+        package = next(iter(ops.values())).spec_package if ops else spec.BUNDLE_PACKAGE
+        return spec.context(package).index.facts
+
     def client_operation(self, kind: str) -> OperationInfo:
-        operation: OperationInfo = self.client.operations[OPERATIONS[kind][0]]
+        operation: OperationInfo = self.client.operations[self._facts().submit_operations[kind]]
         return operation
 
     # --- delivering -----------------------------------------------------------------------
@@ -111,7 +117,8 @@ class Outbox:
                     return delivered
                 item_id, kind, document, key = row
                 try:
-                    receipt = getattr(self.client, OPERATIONS[kind][1])(json.loads(document), idempotency_key=key)
+                    method = self._facts().operations[self._facts().submit_operations[kind]]
+                    receipt = getattr(self.client, method)(json.loads(document), idempotency_key=key)
                 except ApiError as exc:
                     if exc.status in (408, 429) or exc.status >= 500:
                         self._note(item_id, f"{exc.status} {exc.code}: {exc.detail}")

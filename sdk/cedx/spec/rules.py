@@ -21,11 +21,6 @@ from ..instants import parse_instant
 from . import uscc
 from .schema import SchemaIndex
 
-_INDUSTRY_SECTIONS = {
-    "power": "power", "cement": "cement", "steel": "steel",
-    "coalMining": "coal_mining", "chemical": "chemical",
-}
-
 
 @dataclass(frozen=True)
 class Violation:
@@ -340,7 +335,8 @@ class _Evaluator:
 
     def f_industrySections(self, args) -> list:
         doc = self.scope.current
-        return [code for key, code in _INDUSTRY_SECTIONS.items() if isinstance(doc, dict) and key in doc]
+        sections = self.engine.index.facts.industry_sections  # from the spec: Industry × MonthlyReport
+        return [code for key, code in sections.items() if isinstance(doc, dict) and key in doc]
 
     def f_startsWith(self, args) -> bool:
         s, prefix = self.visit(args[0]), self.visit(args[1])
