@@ -4,6 +4,7 @@ generate  (default) write every generated file
 check     regenerate in memory; exit 1 with a unified diff when committed files are stale,
           and run the XSD-vs-JSON-Schema drift check
 diff OLD NEW  changes between two spec versions, classified compatible / breaking
+strip-examples  reduce spec/examples/*.json to their source form (signatures: signingTime only)
 """
 
 from __future__ import annotations
@@ -85,6 +86,15 @@ def main(argv: list[str]) -> int:
         return generate()
     if command == "check":
         return check()
+    if command == "strip-examples":
+        from .examples import example_json_bytes, source_form
+
+        for path in sorted((REPO / "spec" / "examples").glob("*.json")):
+            text = example_json_bytes(source_form(json.loads(path.read_text(encoding="utf-8"))))
+            if path.read_bytes() != text:
+                path.write_bytes(text)
+                print(f"stripped {path.relative_to(REPO)}")
+        return 0
     if command == "diff":
         from .diff import main as diff_main
 

@@ -54,3 +54,14 @@ def test_generate_from_a_tree_without_generated_code(tmp_path):
         assert sorted(made) == sorted(committed), sub
         differing = [name for name in made if made[name] != committed[name]]
         assert not differing, differing
+
+
+def test_example_sources_hold_no_derived_fields():
+    """spec/examples/*.json are what a person writes; signatures are the generator's."""
+    import json
+
+    from generator.examples import source_form
+
+    stale = [p.name for p in sorted((REPO / "spec" / "examples").glob("*.json"))
+             if (doc := json.loads(p.read_text(encoding="utf-8"))) != source_form(doc)]
+    assert not stale, f"{stale}: run `python -m generator strip-examples`"
