@@ -85,7 +85,7 @@ def test_client_against_server_in_both_formats(golden_sdk):
     key = trust.generate_private_key()
     app = FastAPI()
     app.include_router(server_mod.build_reporting_router(Drawings()))
-    payload = models.Drawing.model_validate_json((EXPECTED / "sdk" / "cedx" / "generated" / "examples" / "drawing.json").read_bytes())
+    payload = models.Drawing.model_validate_json((EXPECTED.parent / "spec" / "examples" / "drawing.json").read_bytes())
     with serve(app) as url:
         for fmt in (Format.JSON, Format.XML):
             c = client_mod.ReportingClient(url, signing_key=key, format=fmt)

@@ -10,7 +10,7 @@ from cedx import trust
 from cedx.trust import tsa as tts
 from cedx.trust import x509 as tx
 
-from .conftest import EXAMPLES, PKI, XSD, example_usage, load_example
+from .conftest import EXAMPLES, PKI, XSD, example_path, example_usage, load_example
 
 USAGE = example_usage()
 JSON_EXAMPLES = sorted(n for n in USAGE if n.endswith(".json"))
@@ -20,7 +20,7 @@ CA = (PKI / "ca.pem").read_bytes()
 
 def test_every_operation_example_file_exists():
     for name in USAGE:
-        assert (EXAMPLES / name).exists(), name
+        assert example_path(name).exists(), name
     assert len(XML_EXAMPLES) >= 20
 
 
