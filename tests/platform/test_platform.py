@@ -177,7 +177,7 @@ def test_quality_rule_failure(env):
     report.period, report.report_id = "2024-07", uuid.uuid4()
     report.power.units[0].coal_consumption.value += 1000
     with pytest.raises(UnprocessableError) as exc:
-        env.client(env.power, Format.XML).submit_monthly_report(report)
+        env.client(env.power, Format.XML, validate=False).submit_monthly_report(report)  # the platform's check
     assert exc.value.code == "RULE_VIOLATION"
     assert ("R-POW-001", "$.payload.power.units[0]") in [(e.rule, e.path) for e in exc.value.errors]
 
