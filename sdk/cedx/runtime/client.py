@@ -28,8 +28,16 @@ import requests
 
 from .. import spec, trust
 from ..trust import x509 as tx
-from .errors import ApiError, AuthenticationError, SignatureVerificationError
-from .errors import ConfigurationError, ConnectionFailed, InvalidResponseError, RequestTimeout, TransportError
+from .errors import (
+    ApiError,
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionFailed,
+    InvalidResponseError,
+    RequestTimeout,
+    SignatureVerificationError,
+    TransportError,
+)
 from .errors import ValidationError as DocumentInvalid
 from .operations import OperationInfo
 
