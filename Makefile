@@ -12,7 +12,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[server,fast]' -r requirements-dev.txt
+	$(PY) -m pip install -q -e '.[server,fast,async]' -r requirements-dev.txt
 	touch $(STAMP)
 
 ## make test: the whole suite (unit, spec, interoperability with the OpenSSL command line)

@@ -179,3 +179,36 @@ def test_outbox_closes_its_connections(tmp_path):
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "'pending': 1" in out.stdout
+
+
+def test_the_portable_sm2_fallback_warns_once_with_the_install_hint():
+    code = textwrap.dedent("""
+        import sys, warnings
+        sys.modules["tongsuopy"] = None          # as on a machine without the native wheel
+        warnings.simplefilter("always")
+        with warnings.catch_warnings(record=True) as caught:
+            from cedx import trust
+            key = trust.generate_private_key()
+            trust.verify_document(trust.sign_document({"a": 1}, key), key.public_key())
+            key.sign(b"again")
+        print(len(caught), caught[0].category.__name__, caught[0].message)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": ""})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("1 PerformanceWarning") and "pip install 'cedx[fast]'" in out.stdout
+
+
+def test_run_time_needs_no_yaml():
+    code = textwrap.dedent("""
+        import sys, cedx
+        payload = __import__("json").loads(sys.stdin.read())
+        client = cedx.ReportingClient("http://127.0.0.1:1", token="t", signing_key=cedx.trust.generate_private_key(),
+                                      verify_signatures=False)
+        client._validate_document(client.operations["submitMonthlyReport"], payload)
+        cedx.trust.sign_document(payload, client.signing_key)
+        print("yaml" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         input=json.dumps(load_example("monthly-report-power.json")["payload"]))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
