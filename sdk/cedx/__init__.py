@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from . import errors, trust
     from ._exceptions import CedxError, ConfigurationError, TrustError
     from .generated import models
+    from .generated.aio import AsyncAcquisitionClient, AsyncCommonClient, AsyncReportingClient
     from .generated.client import AcquisitionClient, CommonClient, ReportingClient
+    from .runtime.aio import AsyncTokenProvider
     from .runtime.client import NO_RETRY, Format, RetryPolicy, TokenProvider
     from .runtime.errors import (
         ApiError,
@@ -61,6 +63,11 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "AcquisitionClient": ("cedx.generated.client", "AcquisitionClient"),
     "CommonClient": ("cedx.generated.client", "CommonClient"),
     "TokenProvider": ("cedx.runtime.client", "TokenProvider"),
+    # asyncio (httpx: pip install 'cedx[async]')
+    "AsyncReportingClient": ("cedx.generated.aio", "AsyncReportingClient"),
+    "AsyncAcquisitionClient": ("cedx.generated.aio", "AsyncAcquisitionClient"),
+    "AsyncCommonClient": ("cedx.generated.aio", "AsyncCommonClient"),
+    "AsyncTokenProvider": ("cedx.runtime.aio", "AsyncTokenProvider"),
     "Format": ("cedx.runtime.client", "Format"),
     "RetryPolicy": ("cedx.runtime.client", "RetryPolicy"),
     "NO_RETRY": ("cedx.runtime.client", "NO_RETRY"),
@@ -88,7 +95,8 @@ for _name in (
 del _name
 
 __all__ = [
-    "NO_RETRY", "AcquisitionClient", "AddressFollower", "ApiError", "AuthError", "AuthenticationError",
+    "NO_RETRY", "AcquisitionClient", "AsyncAcquisitionClient", "AsyncCommonClient", "AsyncReportingClient",
+    "AsyncTokenProvider", "AddressFollower", "ApiError", "AuthError", "AuthenticationError",
     "BadRequestError", "CedxError", "CommonClient", "ConfigurationError", "ConflictError", "ConnectionFailed",
     "ForbiddenError", "Format", "InvalidResponseError", "NotAcceptableError", "NotFoundError", "Outbox",
     "OutboxItem", "PayloadTooLargeError", "RateLimitedError", "ReportingClient", "RequestTimeout", "RetryPolicy",

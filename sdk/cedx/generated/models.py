@@ -13,7 +13,7 @@ from cedx.runtime.types import DecimalString, Instant
 
 
 class SpecVersion(Enum):
-    field_1_0 = "1.0"
+    v1_0 = "1.0"
 
 
 class Identifier(RootModel[str]):
@@ -40,7 +40,7 @@ class UnitCode(Enum):
 
     t = "t"
     kg = "kg"
-    field_1e4_nm3 = "1e4Nm3"
+    nm3_1e4 = "1e4Nm3"
     nm3 = "Nm3"
     m3 = "m3"
     gj = "GJ"
@@ -70,8 +70,8 @@ class UnitCode(Enum):
     deg_c = "degC"
     k_pa = "kPa"
     h = "h"
-    field_ = "%"
-    field_1 = "1"
+    percent = "%"
+    dimensionless = "1"
 
 
 class Industry(Enum):
