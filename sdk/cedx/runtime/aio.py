@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from .. import trust
 from .client import BaseClient, Format, RetryPolicy, _query_value, log
 from .errors import (
     ApiError,
@@ -29,8 +30,6 @@ from .errors import (
     TransportError,
 )
 from .operations import OperationInfo
-
-from .. import trust
 
 if TYPE_CHECKING:
     from typing_extensions import Self
