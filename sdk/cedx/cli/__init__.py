@@ -6,10 +6,11 @@ Exit status: 0 success / valid, 1 a verification found the input invalid, 2 usag
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from . import inspect_cmds, platform_cmds, trust_cmds
+from . import example_cmds, inspect_cmds, platform_cmds, trust_cmds
 from ._help import HELP
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     trust_cmds.register(sub)
     platform_cmds.register(sub)
     inspect_cmds.register(sub)
+    example_cmds.register(sub)
     for p, action in walk(parser):
         if not action.help:
             action.help = HELP.get(f"{p.prog}:{action.dest}") or HELP.get(action.dest)
@@ -100,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cedx: error: this command needs {top}, part of an optional extra: pip install 'cedx[{extra}]'",
               file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `cedx example ... | head`: the reader left; not an error
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (nothing more to say at exit)
+        return EXIT_OK
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"cedx: error: {where}{exc.strerror or exc}", file=sys.stderr)
