@@ -48,6 +48,8 @@ log = logging.getLogger("cedx.client")
 
 
 class Format(str, Enum):
+    """The wire format of a call: JSON or XML (per client, or per call with ``format=``)."""
+
     JSON = "application/json"
     XML = "application/xml"
 

@@ -62,6 +62,9 @@ class OutboxItem:
 
 
 class Outbox:
+    """A durable, ordered queue of signed documents in SQLite: ``enqueue`` validates, signs and
+    stores; ``deliver`` sends with the stored idempotency key, so each is stored exactly once."""
+
     def __init__(self, path: str | Path, client: Any):
         self.path = str(path)
         self.client = client
