@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test check generate demo inspect bench clean
+.PHONY: venv test check generate demo inspect bench docs-check clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,11 @@ bench: $(STAMP)
 	$(PY) bench/trust.py
 	$(PY) bench/reporting.py
 	$(PY) bench/xmlpaths.py
+
+## make docs-check: the HTML reference in headless Chromium (desktop and phone screenshots in
+## build/docs-check/), plus its static checks (no remote assets, search, language switch)
+docs-check: $(STAMP)
+	$(PY) tests/docs/check_html.py build/docs-check
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
