@@ -50,7 +50,6 @@ def _example(op: Operation) -> str:
 
 
 def api_context(ops: list[Operation], schemas: dict) -> dict:
-    import cedx
 
     classes = []
     for key, (cls, title) in INTERFACES.items():
