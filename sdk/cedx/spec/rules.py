@@ -14,7 +14,7 @@ import datetime as _dt
 import operator
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Context, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
@@ -47,7 +47,18 @@ class _Scope:
 @lru_cache(maxsize=512)
 def _parse(expr: str) -> tuple[ast.Expression, str]:
     text = " ".join(expr.split())
-    return ast.parse(text, mode="eval"), text
+    tree = ast.parse(text, mode="eval")
+    # Numeric literals become Decimals from their source text (exact, never via float), once
+    # per expression rather than once per evaluation.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            node.decimal = Decimal(ast.get_source_segment(text, node))  # type: ignore[attr-defined]
+    return tree, text
+
+
+#: Arithmetic context of rule expressions (34 digits, decimal128), shared rather than entered
+#: per operation.
+_ARITH = Context(prec=34)
 
 
 class RuleEngine:
@@ -193,9 +204,8 @@ class _Evaluator:
         return method(node)
 
     def v_Constant(self, node: ast.Constant) -> Any:
-        if isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return Decimal(ast.get_source_segment(self.text, node))  # exact, never via float
-        return node.value
+        decimal = getattr(node, "decimal", None)
+        return node.value if decimal is None else decimal
 
     def v_Name(self, node: ast.Name) -> Any:
         if node.id == "root":
@@ -222,18 +232,17 @@ class _Evaluator:
         if isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str):
             return left + right
         a, b = self.number(left), self.number(right)
-        with localcontext() as ctx:
-            ctx.prec = 34
-            if isinstance(node.op, ast.Add):
-                return a + b
-            if isinstance(node.op, ast.Sub):
-                return a - b
-            if isinstance(node.op, ast.Mult):
-                return a * b
-            if isinstance(node.op, ast.Div):
-                if b == 0:
-                    raise _Missing()  # a zero divisor makes the rule inapplicable
-                return a / b
+        op = node.op
+        if isinstance(op, ast.Add):
+            return _ARITH.add(a, b)
+        if isinstance(op, ast.Sub):
+            return _ARITH.subtract(a, b)
+        if isinstance(op, ast.Mult):
+            return _ARITH.multiply(a, b)
+        if isinstance(op, ast.Div):
+            if b == 0:
+                raise _Missing()  # a zero divisor makes the rule inapplicable
+            return _ARITH.divide(a, b)
         raise ValueError("operator not allowed")
 
     def v_BoolOp(self, node: ast.BoolOp) -> bool:
