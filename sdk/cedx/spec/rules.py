@@ -154,6 +154,10 @@ def _fmt(d: Decimal) -> str:
     return format(d.normalize(), "f") if d == d.to_integral_value() else f"{d:.6g}"
 
 
+#: Node type -> unbound visitor, filled on first sight (dispatch without a string per node).
+_VISITORS: dict[type, Any] = {}
+
+
 class _Evaluator:
     FUNCTIONS = {
         "approx", "sum", "all", "count", "present", "opt", "unique", "increasing", "q",
@@ -198,10 +202,13 @@ class _Evaluator:
 
     # nodes ---------------------------------------------------------------------------------
     def visit(self, node: ast.AST) -> Any:
-        method = getattr(self, f"v_{type(node).__name__}", None)
+        method = _VISITORS.get(type(node))
         if method is None:
-            raise ValueError(f"expression construct not allowed: {type(node).__name__}")
-        return method(node)
+            method = getattr(_Evaluator, f"v_{type(node).__name__}", None)
+            if method is None:
+                raise ValueError(f"expression construct not allowed: {type(node).__name__}")
+            _VISITORS[type(node)] = method
+        return method(self, node)
 
     def v_Constant(self, node: ast.Constant) -> Any:
         decimal = getattr(node, "decimal", None)
