@@ -56,7 +56,7 @@ def measure(module: str, runs: int) -> tuple[float, float, list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--module", action="append")
     args = ap.parse_args()
     print(f"import time (best of {args.runs} fresh interpreters; target: client <= 1.3 x its dependencies)")

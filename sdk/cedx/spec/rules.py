@@ -69,6 +69,27 @@ class RuleEngine:
             Decimal(defaults.get("relative", "0.001")),
             Decimal(defaults.get("absolute", "0")),
         )
+        self._si_cache: dict[tuple, Decimal] = {}
+
+    def si_value(self, value: Any, unit: Any) -> Decimal:
+        """A quantity in SI units; memoised on the (value, unit) pair (a value is read by
+        several rules, and Decimal parsing plus conversion dominates rule evaluation)."""
+        try:
+            return self._si_cache[(value, unit)]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: not a quantity the schema allows; convert to fail clearly
+            return self._to_si(value, unit)
+        result = self._to_si(value, unit)
+        if len(self._si_cache) > 65536:
+            self._si_cache.clear()
+        self._si_cache[(value, unit)] = result
+        return result
+
+    def _to_si(self, value: Any, unit: Any) -> Decimal:
+        if unit not in self.index.units:
+            raise TypeError(f"unknown unit {unit}")
+        return self.index.units[unit].to_si(Decimal(value))
 
     # --- public ---------------------------------------------------------------------------
     def check(self, schema_name: str, document: Any) -> list[Violation]:
@@ -178,10 +199,7 @@ class _Evaluator:
         if isinstance(value, int):
             return Decimal(value)
         if isinstance(value, dict) and "value" in value and "unit" in value:
-            unit = value["unit"]
-            if unit not in self.engine.index.units:
-                raise TypeError(f"unknown unit {unit}")
-            return self.engine.index.units[unit].to_si(Decimal(value["value"]))
+            return self.engine.si_value(value["value"], value["unit"])
         if isinstance(value, str):
             return Decimal(value)
         raise TypeError(f"not a number: {value!r}")
