@@ -23,9 +23,8 @@ import common  # noqa: F401  (puts the repository on sys.path)
 import requests
 
 from cedx import trust
+from cedx.instants import CST
 from cedx.trust import x509 as tx
-
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 def bench_pull(points: int, days: int) -> None:

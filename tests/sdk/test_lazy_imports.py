@@ -4,7 +4,7 @@ machinery, the trust layer nor their heavy dependencies; they load on first use.
 import subprocess
 import sys
 
-HEAVY = ("cedx.generated.models", "cedx.spec", "cedx.trust", "pydantic", "jsonschema", "lxml",
+HEAVY = ("cedx.generated.models", "cedx.spec.validate", "cedx.spec.rules", "cedx.spec.xmlcodec", "cedx.trust", "pydantic", "jsonschema", "lxml",
          "fastjsonschema", "asn1crypto", "cryptography")
 
 

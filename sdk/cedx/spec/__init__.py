@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 from .schema import SchemaIndex
 
 if TYPE_CHECKING:
-    from .validate import Issue, Validator
+    from .issue import Issue
+    from .validate import Validator
     from .xmlcodec import XmlCodec, XmlError
 
 # The validator (rule engine) and the XML codec (lxml) load on first use: a client that only
 # sends JSON never pays for them at import.
-_LAZY = {"Issue": "validate", "Validator": "validate", "XmlCodec": "xmlcodec", "XmlError": "xmlcodec"}
+_LAZY = {"Issue": "issue", "Validator": "validate", "XmlCodec": "xmlcodec", "XmlError": "xmlcodec"}
 
 
 def __getattr__(name: str) -> Any:

@@ -16,10 +16,10 @@ of a document that can carry a unit.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from .issue import Issue
 from .rules import RuleEngine
 from .schema import REF_PREFIX, SchemaIndex
 
@@ -28,20 +28,6 @@ if TYPE_CHECKING:
     from referencing import Registry
 
 SPEC_URI = "urn:cedx:openapi"
-
-
-@dataclass(frozen=True)
-class Issue:
-    path: str
-    code: str
-    message: str
-    rule: str | None = None
-
-    def as_problem_item(self) -> dict:
-        item = {"path": self.path, "code": self.code, "message": self.message}
-        if self.rule:
-            item["rule"] = self.rule
-        return item
 
 
 def json_path(parts) -> str:

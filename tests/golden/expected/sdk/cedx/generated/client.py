@@ -24,6 +24,8 @@ else:  # the models (pydantic class construction) load on the first call that ne
 class ReportingClient(BaseClient):
     """报送数据接口 / Reporting interface"""
 
+    operations = OPERATIONS
+
     def list_drawings(
         self,
         *,
