@@ -1,0 +1,86 @@
+"""`cedx hj212 decode|encode` as a user runs them: JSON out, exit 0; one line on stderr, exit 1."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cedx.cli import main
+from cedx.hj212 import codec
+
+from .test_codec import ALL_SUFFIXES, CHECK_SEGMENT, corpus
+
+GOOD = b"##0101" + CHECK_SEGMENT + b"1C80\r\n"
+
+
+def cedx(*args, stdin: bytes):
+    return subprocess.run([sys.executable, "-m", "cedx.cli", *args], input=stdin, capture_output=True)
+
+
+def run(monkeypatch, capsys, args, stdin: bytes):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    buf = io.BytesIO()
+    out = io.TextIOWrapper(buf, encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", out)
+    rc = main(args)
+    out.flush()
+    return rc, buf.getvalue(), capsys.readouterr().err
+
+
+def test_decode_and_encode_as_processes():
+    r = cedx("hj212", "decode", stdin=GOOD)
+    assert r.returncode == 0 and r.stderr == b""
+    doc = json.loads(r.stdout)
+    assert doc["CN"] == "1062" and doc["CP"]["RtdInterval"] == "30" and doc["crc"] == "1C80"
+    back = cedx("hj212", "encode", stdin=r.stdout)
+    assert back.returncode == 0 and back.stdout == GOOD
+    bad = cedx("hj212", "decode", stdin=GOOD.replace(b"1C80", b"1C81"))
+    assert bad.returncode == 1 and bad.stdout == b""
+    line = bad.stderr.decode().strip()
+    assert len(line.splitlines()) == 1 and line.startswith("cedx: hj212 decode: crc:") and "Traceback" not in line
+    assert cedx("hj212", "frobnicate", stdin=b"").returncode == 2
+
+
+@pytest.mark.parametrize("expect,packet", list(corpus()))
+def test_corpus_through_the_cli(monkeypatch, capsys, expect, packet):
+    rc, out, err = run(monkeypatch, capsys, ["hj212", "decode"], packet.encode() + b"\n")
+    if expect == "ok":
+        assert rc == 0 and json.loads(out)["CP"] is not None and err == ""
+    else:
+        assert rc == 1 and out == b"" and err.startswith(f"cedx: hj212 decode: {expect}:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("stdin", [
+    b"", b"hello", b"##", b"##0101", GOOD[:-10], GOOD.replace(b"CN=1062", b"CN=10x2"), GOOD * 2,
+    b"##0101" + CHECK_SEGMENT + b"%04X" % codec.crc16_modbus(CHECK_SEGMENT), bytes(range(256)), b"\xff" * 30000,
+])
+def test_malformed_input_is_one_line_exit_1(monkeypatch, capsys, stdin):
+    rc, out, err = run(monkeypatch, capsys, ["hj212", "decode"], stdin)
+    assert rc == 1 and out == b"" and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_pasted_forms_are_accepted(monkeypatch, capsys):
+    for stdin in (b"  " + GOOD.strip() + b"\\r\\n\n", GOOD.hex().encode() + b"\n", GOOD.strip()):
+        rc, out, _ = run(monkeypatch, capsys, ["hj212", "decode", "--compact"], stdin)
+        assert rc == 0 and json.loads(out)["MN"] == "010000A8900016F000169DC0"
+
+
+def test_encode_split_and_decode_all(monkeypatch, capsys):
+    doc = codec.decode(codec.frame(ALL_SUFFIXES)).to_json()
+    rc, packets, _ = run(monkeypatch, capsys, ["hj212", "encode", "--split", "320"], json.dumps(doc).encode())
+    assert rc == 0 and packets.count(b"\r\n##") >= 1
+    rc, out, _ = run(monkeypatch, capsys, ["hj212", "decode", "--all"], packets)
+    lines = [json.loads(x) for x in out.decode().splitlines()]
+    assert rc == 0 and lines[-1]["reassembled"] and lines[-1]["CP"]["items"] == doc["CP"]["items"]
+    rc, out, err = run(monkeypatch, capsys, ["hj212", "decode", "--all"], packets.split(b"\r\n", 1)[1])
+    assert rc == 1 and "incomplete" in out.decode() and err.count("\n") == 1
+
+
+def test_encode_refuses_bad_json(monkeypatch, capsys):
+    for stdin in (b"{", b"[1]", b'{"CN": "2011", "Flag": "five"}', b'{"CP": {}}'):
+        rc, out, err = run(monkeypatch, capsys, ["hj212", "encode"], stdin)
+        assert rc == 1 and out == b"" and err.startswith("cedx: hj212 encode:") and err.count("\n") == 1
