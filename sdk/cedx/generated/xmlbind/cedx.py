@@ -209,6 +209,9 @@ class MeteringPointMeasurand(Enum):
     FLUE_GAS_FLOW = "flue_gas_flow"
     O2_CONCENTRATION = "o2_concentration"
     FLUE_GAS_TEMPERATURE = "flue_gas_temperature"
+    FLUE_GAS_PRESSURE = "flue_gas_pressure"
+    FLUE_GAS_HUMIDITY = "flue_gas_humidity"
+    FLUE_GAS_VELOCITY = "flue_gas_velocity"
     PRODUCT_OUTPUT = "product_output"
 
 
