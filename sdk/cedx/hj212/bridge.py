@@ -417,6 +417,7 @@ def run_bridge_cli(args) -> int:
     try:
         asyncio.run(main())
     finally:
+        summary = bridge.summary()
         bridge.close()
-        print(json.dumps(bridge.summary(), ensure_ascii=False))
+        print(json.dumps(summary, ensure_ascii=False))
     return 0
