@@ -38,10 +38,11 @@ demo: $(STAMP)
 inspect: $(STAMP)
 	$(PY) -m cedx.inspect.local build/inspection
 
-## make bench: trust-layer figures beside `openssl speed sm2`
+## make bench: trust-layer figures beside `openssl speed sm2`; platform; HJ 212 bridge
 bench: $(STAMP)
 	$(PY) bench/trust.py
 	$(PY) bench/reporting.py
+	$(PY) bench/hj212.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

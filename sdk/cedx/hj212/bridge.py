@@ -47,6 +47,7 @@ class BridgeConfig:
     source_id: str = "SRC-HJ212-BRIDGE"
     operator: str = "91320500MA1X2P3Q4R"
     group_size: int = 256                # packets per group commit at most
+    feed_interval: float = 1.0           # readings reach the sealed store at least this often
     clock: object = None                 # () -> aware datetime (tests)
 
 
@@ -111,8 +112,9 @@ class Bridge:
             for (_, f), o in zip(work, outcomes):
                 f.set_result(o)
             # Feed when the queue drains (or every 0.5 s under load): acknowledging comes first.
+            # Feeding is off the reply path: on flush (before each seal) or every feed_interval.
             flush = any(i is None for i, _ in group)
-            if not flush and not self._queue.empty() and time.monotonic() - self._last_feed < 0.5:
+            if not flush and time.monotonic() - self._last_feed < self.config.feed_interval:
                 continue
             self._last_feed = time.monotonic()
             try:
@@ -139,7 +141,8 @@ class Bridge:
         for doc in self.sink.points():
             pid = doc["pointId"]
             base = self.sink.granularities(pid)[0]
-            until = now - dt.timedelta(seconds=STEP[base] + self.config.seal_delay.get(base, 0) - 1)
+            # Instants before floor(until) are sealed: their periods ended at least seal_delay ago.
+            until = now - dt.timedelta(seconds=self.config.seal_delay.get(base, 0))
             total += self.sink.seal(pid, until=until)
         self.stats["batches sealed"] += total
         return total
@@ -149,6 +152,7 @@ class Bridge:
         while True:
             await asyncio.sleep(self.config.seal_interval)
             try:
+                await self.flush()          # every reading stored so far is fed before sealing
                 await loop.run_in_executor(self._sealer, self.seal_now)
             except Exception:
                 log.exception("sealing failed; retried at the next interval")
@@ -203,8 +207,11 @@ class Bridge:
                         self.stats["partial packets dropped"] += 1
                         log.info("%s: closed mid-packet (%d bytes dropped, not acknowledged)", peer, frames.pending)
                     break
-                for raw, error in frames.feed(data):
-                    await self._packet(raw, error, peer, writer)
+                # Everything that arrived together is stored in one group; replies go out in order.
+                started = [self._begin(raw, error, peer) for raw, error in frames.feed(data)]
+                for item in started:
+                    if item is not None:
+                        await self._finish(*item, writer, peer)
         except (ConnectionError, OSError) as exc:
             log.info("%s: connection lost (%s)", peer, exc)
         except asyncio.CancelledError:  # the bridge is stopping
@@ -216,7 +223,8 @@ class Bridge:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _packet(self, raw: bytes, error: HJ212Error | None, peer: str, writer: asyncio.StreamWriter) -> None:
+    def _begin(self, raw: bytes, error: HJ212Error | None, peer: str):
+        """Check a packet and hand it to the writer; returns what _finish needs, or None."""
         p = None
         if error is None:
             try:
@@ -227,15 +235,21 @@ class Bridge:
             self.stats["malformed"] += 1
             self.stats[f"malformed: {error.kind}"] += 1  # type: ignore[union-attr]
             log.warning("%s: packet refused, no reply: %s", peer, error)
-            return
+            return None
         if not self._authorised(p):
             self.stats["refused: password"] += 1
             log.warning("%s: MN %s sent a wrong PW; packet refused", peer, p.mn)
             if p.reply_required and p.cn not in codec.DATA_COMMANDS and not p.cn.startswith("90"):
-                await self._send(writer, codec.request_reply(p, 3))
+                return p, None
+            return None
+        return p, asyncio.wrap_future(self._submit((p, raw, peer)))
+
+    async def _finish(self, p: codec.Packet, stored, writer: asyncio.StreamWriter, peer: str) -> None:
+        if stored is None:                      # refused before storing: the request is answered QnRtn=3
+            await self._send(writer, codec.request_reply(p, 3))
             return
         try:
-            outcome = await self.store(p, raw, peer)
+            outcome = await stored
         except Exception as exc:
             # Not stored, so not acknowledged: drop the connection; the logger reconnects and re-sends.
             self.stats["storage failures"] += 1

@@ -196,9 +196,12 @@ class ReceiveStore:
                 marks[rowid] = outcome
         if marks:
             with self._lock:
+                # Marks are re-creatable (feeding again is idempotent): no fsync needed for them.
+                self.db.execute("PRAGMA synchronous=NORMAL")
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.executemany("UPDATE readings SET fed=? WHERE rowid=?", [(v, k) for k, v in marks.items()])
                 self.db.execute("COMMIT")
+                self.db.execute("PRAGMA synchronous=FULL")
         return Counter(FED_NAMES[v] for v in marks.values())
 
     def replay(self) -> int:
