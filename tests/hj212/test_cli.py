@@ -84,3 +84,10 @@ def test_encode_refuses_bad_json(monkeypatch, capsys):
     for stdin in (b"{", b"[1]", b'{"CN": "2011", "Flag": "five"}', b'{"CP": {}}'):
         rc, out, err = run(monkeypatch, capsys, ["hj212", "encode"], stdin)
         assert rc == 1 and out == b"" and err.startswith("cedx: hj212 encode:") and err.count("\n") == 1
+
+
+def test_bom_and_spaced_hex(monkeypatch, capsys):
+    spaced = b" ".join(b"%02x" % b for b in GOOD)
+    for stdin in (b"\xef\xbb\xbf" + GOOD, spaced):
+        rc, out, _ = run(monkeypatch, capsys, ["hj212", "decode", "--compact"], stdin)
+        assert rc == 0 and json.loads(out)["CN"] == "1062"

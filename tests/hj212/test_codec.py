@@ -229,3 +229,16 @@ def test_frame_reader_bounds_memory():
     assert out and out[0][1].kind == "size"
     reader.feed(b"y" * 100_000)
     assert reader.pending < 10
+
+
+def test_more_field_practice():
+    # Chinese text in CP with a length field counting characters (the CRC still covers the bytes)
+    seg = "QN=20261201101500000;ST=31;CN=3020;PW=1;MN=M1;Flag=4;CP=&&DataTime=20261201100000;i13001-Info=脱硫塔&&".encode()
+    chars = len(seg.decode())
+    p = hj212.decode(b"##%04d" % chars + seg + codec.crc_hex(seg).encode() + b"\r\n")
+    assert p.items["i13001"]["Info"] == "脱硫塔" and any("characters" in n for n in p.notes)
+    reader = codec.FrameReader()
+    assert [e for _, e in reader.feed(b"##%04d" % chars + seg + codec.crc_hex(seg).encode() + b"\r\n" + codec.frame(CHECK_SEGMENT))] == [None, None]
+    # empty optional header value, spaces around a number
+    p = hj212.decode(codec.frame("QN=20261201101500000;ST=31;CN=2011;PW=;MN=M1;Flag=;CP=&&a01012-Rtd= 48.5 &&"))
+    assert p.pw is None and p.flag is None and p.items["a01012"]["Rtd"] == "48.5"

@@ -22,10 +22,13 @@ def _read_packet(data: bytes) -> tuple[bytes, list[str]]:
     source code with a literal ``\\r\\n``, or a hex dump of the bytes (``2323...``), is accepted."""
     notes = []
     text = data.strip()
+    if text.startswith(b"\xef\xbb\xbf"):
+        text, _ = text[3:].strip(), notes.append("UTF-8 byte-order mark removed")
     if text.endswith(b"\\r\\n"):
         text, _ = text[:-4], notes.append("literal \\r\\n at the end removed")
-    if re.fullmatch(rb"2323(?:[0-9A-Fa-f]{2})+", text or b"-"):
-        text, _ = bytes.fromhex(text.decode()).strip(), notes.append("input read as a hex dump")
+    compact = re.sub(rb"\s+", b"", text)
+    if re.fullmatch(rb"2323(?:[0-9A-Fa-f]{2})+", compact or b"-"):
+        text, _ = bytes.fromhex(compact.decode()).strip(), notes.append("input read as a hex dump")
     return text, notes
 
 

@@ -216,6 +216,13 @@ def _text(data: bytes) -> str:
         return data.decode("gb18030", errors="replace")  # field practice: GBK text in CP
 
 
+def _char_count(segment: bytes) -> int | None:
+    try:
+        return len(segment.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+
+
 def unframe(frame: bytes, *, lenient_tail: bool = True) -> tuple[bytes, str, list[str]]:
     """Check framing, length and CRC; return (data segment, CRC hex as received, notes)."""
     notes: list[str] = []
@@ -242,7 +249,9 @@ def unframe(frame: bytes, *, lenient_tail: bool = True) -> tuple[bytes, str, lis
     if len(body) < 4:
         raise FramingError("packet too short: no room for the 4-digit CRC")
     segment, crc_text = body[:-4], body[-4:].decode("ascii", "replace")
-    if len(segment) != declared:
+    if len(segment) != declared and _char_count(segment) == declared:
+        notes.append("length field counts characters, not bytes (non-ASCII text in the segment)")
+    elif len(segment) != declared:
         tail = " (the CRC field is not 4 hex digits either)" if not re.fullmatch(r"[0-9A-Fa-f]{4}", crc_text) else ""
         raise LengthError(f"length field says {declared} bytes but the data segment has {len(segment)}{tail}",
                           declared=declared, actual=len(segment))
@@ -301,6 +310,9 @@ def parse_segment(segment: str) -> Packet:
             notes.append(f"header field {key} read as {name}")
         if name in values:
             raise FieldError(f"header field {name} appears twice", field=name)
+        if value == "" and name != "CN":
+            notes.append(f"empty {name} read as absent")
+            continue
         values[name] = value
     fields, items = parse_cp(cp, notes)
     if "CN" not in values:
@@ -382,13 +394,16 @@ def validate(p: Packet) -> None:
         for suffix, value in sub.items():
             where = f"CP/{code}-{suffix}"
             if suffix in NUMERIC_SUFFIXES:
+                if value != value.strip():
+                    p.notes.append(f"{code}-{suffix}: spaces around the number ignored")
+                    value = sub[suffix] = value.strip()
                 if value == "":
                     p.notes.append(f"{code}-{suffix} is empty (no value)")
                 elif not _NUMBER.match(value):
                     raise FieldError(f"{where}={value!r} is not a number", field=where)
             elif suffix in TIME_SUFFIXES:
                 parse_time(value, where)
-            elif suffix == "Flag" and (not value or not value.isalnum() or len(value) > 2):
+            elif suffix == "Flag" and (not value or not value.isalnum() or len(value) > 4):
                 raise FieldError(f"{where}={value!r} is not a data flag (N, F, M, S, D, C, T, B ...)", field=where)
     # Version: Flag bits 2..7 when present, else the style of the pollutant codes.
     if p.flag is not None:
@@ -607,7 +622,11 @@ class FrameReader:
             bad = bytes(self.buf[:cut])
             del self.buf[:cut]
             try:
-                unframe(bad, lenient_tail=True)
-                out.append((bad, FramingError("packet not followed by CR LF")))
+                unframe(bad, lenient_tail=False)
+                out.append((bad, None))          # e.g. a length that counts characters, not bytes
             except HJ212Error as exc:
-                out.append((bad, exc))
+                try:
+                    unframe(bad, lenient_tail=True)
+                    out.append((bad, FramingError("packet not followed by CR LF")))
+                except HJ212Error:
+                    out.append((bad, exc))
