@@ -402,7 +402,10 @@ def validate(p: Packet) -> None:
                 elif not _NUMBER.match(value):
                     raise FieldError(f"{where}={value!r} is not a number", field=where)
             elif suffix in TIME_SUFFIXES:
-                parse_time(value, where)
+                if value:
+                    parse_time(value, where)
+                else:
+                    p.notes.append(f"{code}-{suffix} is empty")
             elif suffix == "Flag" and (not value or not value.isalnum() or len(value) > 4):
                 raise FieldError(f"{where}={value!r} is not a data flag (N, F, M, S, D, C, T, B ...)", field=where)
     # Version: Flag bits 2..7 when present, else the style of the pollutant codes.
