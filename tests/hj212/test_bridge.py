@@ -280,3 +280,20 @@ def test_simulated_logger_to_signed_batches_over_http(tmp_path):
                 float(minute_values(plan, 0)["a00000"][0]) * 3600)   # m3/s on the wire, Nm3/h in the batch
     finally:
         bridge.close()
+
+
+def test_incomplete_split_messages_are_bounded(tmp_path):
+    async def go():
+        async with Harness(tmp_path, max_incomplete=1) as h:
+            items = {c: {"Avg": "1.5", "Flag": "N"} for c in ("a05001", "a00000", "a19001", "a01012")}
+            conn = await h.connect()
+            first = [codec.split(codec.Packet(cn="2061", qn=f"2026110210003000{i}", st="31", pw=PLAN.pw, mn=MN, flag=5,
+                                              fields={"DataTime": f"2026110209{i}000"}, items=items), 150) for i in (1, 2)]
+            assert (await h.exchange(conn, codec.encode(first[0][0]))).cn == "9014"        # message 1 waits for part 2
+            assert await h.exchange(conn, codec.encode(first[1][0]), timeout=0.3) is None   # message 2: over the bound
+            assert len(first[0]) >= 2
+            for part in first[0][1:]:
+                assert (await h.exchange(conn, codec.encode(part))).cn == "9014"           # message 1 completes
+            assert (await h.exchange(conn, codec.encode(first[1][0]))).cn == "9014"        # now message 2 is taken
+            conn[1].close()
+    run(go())
