@@ -15,7 +15,7 @@ import requests
 
 from cedx import trust
 from cedx.hj212 import codec
-from cedx.hj212.bridge import Bridge, BridgeConfig, create_bridge_app
+from cedx.hj212.bridge import Bridge, BridgeConfig, create_bridge_app, payload_values
 from cedx.hj212.logger import CST, LoggerPlan, minute_values, run_logger, site_mapping
 from cedx.hj212.mapping import Mapping
 from cedx.runtime.serve import serve_in_thread
@@ -66,11 +66,16 @@ class Harness:
         with sqlite3.connect(self.db) as c:   # an independent connection: what is on disk
             return c.execute(sql, args).fetchall()
 
-    def batch_values(self, point: str = POINT) -> list[dict]:
+    def batch_values(self, point: str = POINT) -> list[tuple[str, str, str]]:
+        """(UTC time, value, flag) of the sealed instants that have a value (either batch layout)."""
         out = []
         for b in self.bridge.sink.batches(point, "minute", 0, 2**40):
-            out += [v for v in json.loads(b.envelope)["payload"]["values"] if v.get("value")]
+            out += [(utc(t), v, f) for t, v, f in payload_values(json.loads(b.envelope)["payload"]) if v]
         return out
+
+
+def utc(t: int) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def run(coro):
@@ -127,8 +132,8 @@ def test_duplicates_out_of_order_and_conflicts(tmp_path):
             assert len(h.rows("SELECT * FROM conflicts")) == 1    # a05001 differs, a19001 is the same
             h.bridge.seal_now()
             values = h.batch_values()
-            assert [v["time"][11:16] for v in values] == ["00:00", "00:01", "00:02", "00:03", "00:04", "00:05"]
-            assert {v["value"] for v in values} == {"231000.5"}
+            assert [t[11:16] for t, _, _ in values] == ["00:00", "00:01", "00:02", "00:03", "00:04", "00:05"]
+            assert {v for _, v, _ in values} == {"231000.5"}
             conn[1].close()
     run(go())
 
@@ -268,15 +273,14 @@ def test_simulated_logger_to_signed_batches_over_http(tmp_path):
                 trust.verify_document(env, bridge.key.public_key())
                 payloads.append(env["payload"])
             tchain.verify_chain(payloads)
-            values = {v["time"]: v for p in payloads for v in p["values"]}
-            first = values["2026-11-02T00:00:00Z"]              # 08:00 local
-            assert first["flag"] == "N" and first["value"]
-            assert values["2026-11-02T00:20:00Z"]["flag"] == "C" and values["2026-11-02T00:30:00Z"]["flag"] == "M"
-            assert values["2026-11-01T23:59:00Z"]["flag"] == "B"  # before the logger started: no data
+            values = {utc(t): (v, f) for p in payloads for t, v, f in payload_values(p)}
+            assert values["2026-11-02T00:00:00Z"][1] == "N" and values["2026-11-02T00:00:00Z"][0]   # 08:00 local
+            assert values["2026-11-02T00:20:00Z"][1] == "C" and values["2026-11-02T00:30:00Z"][1] == "M"
+            assert values["2026-11-01T23:59:00Z"] == ("", "B")   # before the logger started: no data
             flow_page = requests.get(f"{base}/v1/acquisition/points/PWR-U1-CEMS-a00000/batches", headers=auth, timeout=10,
                                      params={"granularity": "minute", "from": "2026-11-02T00:00:00Z", "to": "2026-11-02T01:00:00Z"}).json()
-            flow_values = {v["time"]: v for e in flow_page["items"] for v in e["payload"]["values"]}
-            assert float(flow_values["2026-11-02T00:00:00Z"]["value"]) == pytest.approx(
+            flow_values = {utc(t): v for e in flow_page["items"] for t, v, _ in payload_values(e["payload"])}
+            assert float(flow_values["2026-11-02T00:00:00Z"]) == pytest.approx(
                 float(minute_values(plan, 0)["a00000"][0]) * 3600)   # m3/s on the wire, Nm3/h in the batch
     finally:
         bridge.close()

@@ -272,7 +272,7 @@ class Bridge:
 
 
 # --- the acquisition interface over the sealed store ---------------------------------------------
-def _payload_values(payload: dict):
+def payload_values(payload: dict):
     """(epoch, value text, flag) of a batch payload, columnar or per-value layout."""
     if "flags" in payload:
         step = STEP[payload["granularity"]]
@@ -352,7 +352,7 @@ def build_source(bridge: Bridge):
             tz = bridge.mapping.tz
             groups: dict[str, list] = {}
             for b in bridge.sink.batches(point_id, gran, int(start.timestamp()), int(end.timestamp()), limit=10_000):
-                for t, v, f in _payload_values(json.loads(b.envelope)["payload"]):
+                for t, v, f in payload_values(json.loads(b.envelope)["payload"]):
                     if start.timestamp() <= t < end.timestamp():
                         local = dt.datetime.fromtimestamp(t, tz)
                         key = local.strftime("%Y-%m-%d" if period_type == "day" else "%Y-%m")

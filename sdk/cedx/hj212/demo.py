@@ -10,7 +10,7 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
-from .bridge import Bridge, BridgeConfig, _payload_values, create_bridge_app
+from .bridge import Bridge, BridgeConfig, payload_values, create_bridge_app
 from .logger import CST, LoggerPlan, run_logger, site_mapping
 from .mapping import Mapping
 
@@ -60,7 +60,7 @@ def run_bridge_step(root: Path, say) -> bool:
                     trust.verify_document(record, resolve)
                     payloads.append(record["payload"])
                 trust.verify_chain(payloads)
-                cells = [(v, f) for p in payloads for t, v, f in _payload_values(p) if frm.timestamp() <= t < to.timestamp()]
+                cells = [(v, f) for p in payloads for t, v, f in payload_values(p) if frm.timestamp() <= t < to.timestamp()]
                 flags = Counter(f for _, f in cells)
                 valid = [Decimal(v) for v, f in cells if v and f in "NSCT"]
                 mean = sum(valid) / len(valid) if valid else Decimal(0)
