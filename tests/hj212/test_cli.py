@@ -91,3 +91,30 @@ def test_bom_and_spaced_hex(monkeypatch, capsys):
     for stdin in (b"\xef\xbb\xbf" + GOOD, spaced):
         rc, out, _ = run(monkeypatch, capsys, ["hj212", "decode", "--compact"], stdin)
         assert rc == 0 and json.loads(out)["CN"] == "1062"
+
+
+def test_simulate_against_a_bridge(tmp_path):
+    import asyncio
+    import threading
+
+    from cedx.hj212.bridge import Bridge, BridgeConfig
+    from cedx.hj212.logger import LoggerPlan, site_mapping
+    from cedx.hj212.mapping import Mapping
+
+    bridge = Bridge(BridgeConfig(tmp_path, Mapping.load(site_mapping(LoggerPlan())), seal_interval=3600))
+    loop = asyncio.new_event_loop()
+    port = loop.run_until_complete(bridge.start("127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        r = cedx("hj212", "simulate", "--port", str(port), "--minutes", "3", "--start", "2026-11-02T08:00",
+                 "--broken-packet", "1", "--reply-timeout", "0.3", stdin=b"")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"sent": 4, "acknowledged": 3, "resent": 1, "reconnects": 0, "brokenSent": 1}
+    finally:
+        asyncio.run_coroutine_threadsafe(bridge.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        bridge.close()
+    closed = cedx("hj212", "simulate", "--port", str(port), "--minutes", "1", stdin=b"")
+    assert closed.returncode == 1 and closed.stderr.decode().count("\n") == 1

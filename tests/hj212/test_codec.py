@@ -221,6 +221,9 @@ def test_frame_reader_resynchronises():
     kinds = [(err.kind if err else "ok") for _, err in out]
     assert kinds == ["framing", "ok", "length", "ok", "crc", "ok"]
     assert reader.pending == 0
+    # a length field larger than the packet: the next packet is not swallowed
+    out = reader.feed(b"##0150" + CHECK_SEGMENT + b"1C80\r\n" + good)
+    assert [(err.kind if err else "ok") for _, err in out] == ["length", "ok"]
 
 
 def test_frame_reader_bounds_memory():

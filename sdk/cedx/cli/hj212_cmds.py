@@ -107,6 +107,26 @@ def cmd_encode(args) -> int:
     return 0
 
 
+def cmd_simulate(args) -> int:
+    """Play the simulated CEMS data logger against any HJ 212 receiver (ours or another)."""
+    import asyncio
+    import datetime as dt
+
+    from ..hj212.logger import CST, LoggerPlan, run_logger
+
+    start = dt.datetime.fromisoformat(args.start).replace(tzinfo=CST) if args.start else \
+        (dt.datetime.now(CST) - dt.timedelta(minutes=args.minutes)).replace(second=0, microsecond=0)
+    plan = LoggerPlan(mn=args.mn, pw=args.pw, start=start, minutes=args.minutes,
+                      broken_packet=args.broken_packet, drop_at=args.drop_at)
+    try:
+        report = asyncio.run(run_logger(args.host, args.port, plan, reply_timeout=args.reply_timeout))
+    except (OSError, RuntimeError) as exc:
+        raise _invalid(f"hj212 simulate: {exc}") from None
+    print(json.dumps({"sent": report.sent, "acknowledged": report.acknowledged, "resent": report.resent,
+                      "reconnects": report.reconnects, "brokenSent": report.broken_sent}))
+    return 0
+
+
 def cmd_serve_bridge(args) -> int:
     from ..hj212.bridge import run_bridge_cli
 
@@ -123,6 +143,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = hj.add_parser("encode", help="JSON (as printed by decode; or a list) on standard input → packet(s)")
     p.add_argument("--split", type=int, metavar="BYTES", help="split into packets of at most BYTES (PNUM/PNO)")
     p.set_defaults(func=cmd_encode)
+
+    p = hj.add_parser("simulate", help="a simulated CEMS data logger sending minute and hourly data to HOST:PORT")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9212)
+    p.add_argument("--mn", default="CEMS0001PWRU1")
+    p.add_argument("--pw", default="123456")
+    p.add_argument("--minutes", type=int, default=60)
+    p.add_argument("--start", help="local start time YYYY-MM-DDThh:mm (default: MINUTES ago)")
+    p.add_argument("--broken-packet", type=int, metavar="INDEX", help="send packet INDEX once with a bad CRC")
+    p.add_argument("--drop-at", type=int, metavar="INDEX", help="cut the connection in the middle of packet INDEX")
+    p.add_argument("--reply-timeout", type=float, default=2.0)
+    p.set_defaults(func=cmd_simulate)
 
     serve = sub.choices.get("serve")  # created by platform_cmds; add our service to it
     if serve is None:

@@ -78,6 +78,9 @@ class Bridge:
         self._tasks: set[asyncio.Task] = set()
         self.fed: Counter = Counter()
         self._last_feed = 0.0
+        replayed = self.receive.replay()  # the table may now list loggers it did not list before
+        if replayed:
+            log.info("%d stored readings of loggers or codes not in the table are looked at again", replayed)
         self._submit(None)  # feed what an earlier run stored but did not feed
 
     # --- the writer thread: group commit, then feed ---------------------------------------------

@@ -10,7 +10,7 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
-from .bridge import Bridge, BridgeConfig, payload_values, create_bridge_app
+from .bridge import Bridge, BridgeConfig, create_bridge_app, payload_values
 from .logger import CST, LoggerPlan, run_logger, site_mapping
 from .mapping import Mapping
 
