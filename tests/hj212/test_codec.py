@@ -245,3 +245,12 @@ def test_more_field_practice():
     # empty optional header value, spaces around a number
     p = hj212.decode(codec.frame("QN=20261201101500000;ST=31;CN=2011;PW=;MN=M1;Flag=;CP=&&a01012-Rtd= 48.5 &&"))
     assert p.pw is None and p.flag is None and p.items["a01012"]["Rtd"] == "48.5"
+
+
+def test_log_text_between_slashes_is_opaque():
+    seg = ("QN=20190424002722330;ST=32;CN=3020;PW=123456;MN=23040281003022;Flag=5;CP=&&DataTime=20190424002000;"
+           "PolId=w01018;i11001-Info=//R:4e 26, 45; pump=on, 0d 0a//;i12001-Info=1&&")
+    p = hj212.decode(codec.frame(seg))
+    assert p.items["i11001"]["Info"] == "//R:4e 26, 45; pump=on, 0d 0a//"
+    assert p.items["i12001"] == {"Info": "1"} and p.fields["PolId"] == "w01018"
+    assert hj212.encode(hj212.Packet.from_json(p.to_json())) == codec.frame(seg)

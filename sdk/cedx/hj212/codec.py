@@ -333,14 +333,34 @@ def _int_field(values: dict[str, str], name: str) -> int | None:
     return int(v)
 
 
+def _cp_entries(cp: str):
+    """(token, key, '=', value) per entry. A value written ``//…//`` (HJ 212-2017 log text, e.g.
+    ``i11001-Info``) is opaque: separators inside it do not split it."""
+    i, n = 0, len(cp)
+    while i < n:
+        j = i
+        while j < n and cp[j] not in ";,=":
+            j += 1
+        if j >= n or cp[j] != "=":
+            yield cp[i:j], cp[i:j], "", ""
+            i = j + 1
+            continue
+        k = j + 1
+        if cp.startswith("//", k) and cp.find("//", k + 2) >= 0:
+            k = cp.find("//", k + 2) + 2
+        while k < n and cp[k] not in ";,":
+            k += 1
+        yield cp[i:k], cp[i:j], "=", cp[j + 1:k]
+        i = k + 1
+
+
 def parse_cp(cp: str, notes: list[str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     """CP content: ``key=value`` entries separated by ';' (between groups) or ',' (within one)."""
     fields: dict[str, str] = {}
     items: dict[str, dict[str, str]] = {}
-    for token in re.split(r"[;,]", cp):
+    for token, key, eq, value in _cp_entries(cp):
         if not token.strip():
             continue
-        key, eq, value = token.partition("=")
         if not eq or not key:
             raise FieldError(f"CP entry {token!r} is not key=value", field=f"CP/{token}")
         if "-" in key:
