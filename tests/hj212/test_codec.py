@@ -254,3 +254,15 @@ def test_log_text_between_slashes_is_opaque():
     assert p.items["i11001"]["Info"] == "//R:4e 26, 45; pump=on, 0d 0a//"
     assert p.items["i12001"] == {"Info": "1"} and p.fields["PolId"] == "w01018"
     assert hj212.encode(hj212.Packet.from_json(p.to_json())) == codec.frame(seg)
+
+
+def test_frame_reader_keeps_the_packet_after_a_cut_one():
+    good = codec.frame(CHECK_SEGMENT)
+    cut = codec.frame(ALL_SUFFIXES)[:150]
+    for junk in (b"", b"b\r&c;x=\rybx", b"\r\n"):
+        reader = codec.FrameReader()
+        out = []
+        stream = cut + junk + good + cut[:40] + good
+        for i in range(0, len(stream), 13):
+            out += reader.feed(stream[i:i + 13])
+        assert [raw for raw, err in out if err is None] == [good, good], junk

@@ -618,6 +618,18 @@ class FrameReader:
                 out.append((b"##" + digits, SizeError(f"declared data segment of {n} bytes exceeds the limit {self.max_segment}")))
                 continue
             need = 6 + n + 4 + 2
+            inner = self.buf.find(b"##", 2, need)
+            if inner >= 0:
+                # Another packet starts inside this one's claimed extent: this one is broken
+                # (cut short, or its length lies). Report it and resume at the inner '##'.
+                bad = bytes(self.buf[:inner])
+                del self.buf[:inner]
+                try:
+                    unframe(bad, lenient_tail=True)
+                    out.append((bad, FramingError("packet not followed by CR LF")))
+                except HJ212Error as exc:
+                    out.append((bad, exc))
+                continue
             if len(self.buf) < need:
                 # A lying length: a complete-looking packet (next '##' after CR LF) ends earlier.
                 nxt = self.buf.find(b"\r\n##", 6)
@@ -635,13 +647,15 @@ class FrameReader:
                 continue
             # The length field disagrees with where the packet ends: report it, resync after it.
             end = self.buf.find(b"\r\n", 6)
-            if end >= 0:
+            nxt = self.buf.find(b"##", 2)
+            if end >= 0 and (nxt < 0 or end + 2 <= nxt):
                 cut = end + 2
+            elif nxt >= 0:
+                cut = nxt           # the next packet starts before any CR LF: keep it whole
+            elif len(self.buf) <= need + self.max_segment:
+                return out          # wait for the end of this packet
             else:
-                nxt = self.buf.find(b"##", 6)
-                if nxt < 0 and len(self.buf) <= need + self.max_segment:
-                    return out  # wait for the end of this packet
-                cut = nxt if nxt >= 0 else len(self.buf)
+                cut = len(self.buf)
             bad = bytes(self.buf[:cut])
             del self.buf[:cut]
             try:
