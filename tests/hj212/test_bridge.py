@@ -36,10 +36,10 @@ def minute_packet(minute: int, co2: str = "231000.5", flag: str = "N", qn_ms: in
 class Harness:
     """A bridge on a free loopback port, run inside one asyncio loop per test."""
 
-    def __init__(self, tmp_path, **config):
-        self.now = START + dt.timedelta(hours=3)
+    def __init__(self, tmp_path, plan: LoggerPlan = PLAN, **config):
+        self.now = plan.start + dt.timedelta(hours=3)
         config.setdefault("seal_interval", 3600)
-        self.bridge = Bridge(BridgeConfig(tmp_path, Mapping.load(site_mapping(PLAN)), clock=lambda: self.now, **config))
+        self.bridge = Bridge(BridgeConfig(tmp_path, Mapping.load(site_mapping(plan)), clock=lambda: self.now, **config))
         self.db = tmp_path / "receive.db"
 
     async def __aenter__(self):
@@ -301,3 +301,40 @@ def test_incomplete_split_messages_are_bounded(tmp_path):
             assert (await h.exchange(conn, codec.encode(first[1][0]))).cn == "9014"        # now message 2 is taken
             conn[1].close()
     run(go())
+
+
+def test_hourly_values_are_derived_and_the_inspector_passes(tmp_path):
+    """The acquisition interface in front of the bridge passes every acquisition case of
+    `cedx inspect`; hourly values are the mean of the valid minutes."""
+    from decimal import Decimal
+
+    from cedx.inspect.runner import run as inspect
+    from cedx.inspect.target import Target
+    from cedx.trust import x509 as tx
+
+    start = (dt.datetime.now(CST) - dt.timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    plan = LoggerPlan(start=start, minutes=120, broken_packet=None, drop_at=None, calibration=(20, 23), maintenance=(30, 32))
+    clock = lambda: start + dt.timedelta(hours=3)  # noqa: E731  (the inspector reads the last three days)
+
+    async def go():
+        async with Harness(tmp_path, plan) as h:
+            await run_logger("127.0.0.1", h.port, plan, reply_timeout=0.3)
+            await h.bridge.flush()
+            h.bridge.seal_now()
+    run(go())
+    bridge = Bridge(BridgeConfig(tmp_path, Mapping.load(site_mapping(plan)), clock=clock))
+    try:
+        hours = [c for b in bridge.sink.batches(POINT, "hour", 0, 2**40)
+                 for c in payload_values(json.loads(b.envelope)["payload"])]
+        by_time = {t: (v, f) for t, v, f in hours}
+        valid = [Decimal(minute_values(plan, i)["a05001"][0]) for i in range(60) if not (30 <= i < 32)]
+        value, flag = by_time[int(start.timestamp())]        # 08:00 local: 58 of 60 minutes valid (M excluded)
+        assert flag == "N" and Decimal(value) == pytest.approx(sum(valid) / len(valid), abs=Decimal("0.1"))
+        assert by_time[int(start.timestamp()) - 3600] == ("", "B")   # 07:00 local: no data
+        with serve_in_thread(create_bridge_app(bridge, ["tok"])) as base:
+            anchor = tx.load_certificate((tmp_path / "pki" / "ca.pem").read_bytes()).dump()
+            report = inspect(Target(base, "acquisition", [anchor], token_value="tok"))
+        failed = [(c["case_id"], c["reason"]) for it in report["items"] for c in it["cases"] if c["verdict"] != "pass"]
+        assert report["result"] == "pass" and not failed, failed
+    finally:
+        bridge.close()

@@ -311,7 +311,7 @@ def build_source(bridge: Bridge):
                     "name": "HJ 212 数采仪网关 / HJ 212 data-logger bridge", "systemType": "cems",
                     "operatorCreditCode": bridge.config.operator,
                     "signingCertificates": [base64.b64encode(c).decode() for c in bridge.chain],
-                    "granularities": ["minute", "hour"]}
+                    "granularities": ["minute", "hour", "day"]}
 
         def _doc(self, point_id: str) -> dict:
             info = bridge.sink.point_info(point_id)

@@ -4,7 +4,8 @@ The bridge writes through the sealed-store API of the acquisition source
 (``register_point`` / ``append`` / ``seal`` / ``batches`` / ``points``, see
 cedx.acquisition.store.SealedStore). When that store is present it is used as is; otherwise
 :class:`LocalSealedStore` offers the same calls and seals batches in the specification's
-current MeasurementBatch layout (per-value objects), base granularity only.
+current MeasurementBatch layout (per-value objects): the base granularity from the readings,
+hours and days derived from it.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import datetime as dt
 import json
 import sqlite3
 import threading
+from collections import Counter
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from .. import trust
@@ -23,6 +25,18 @@ from ..trust import chain as tchain
 UTC = dt.timezone.utc
 STEP = {"minute": 60, "hour": 3600, "day": 86400}
 VALID = frozenset("NSCT")
+COARSER = {"minute": "hour", "hour": "day"}
+
+
+def _aggregate(cells: list[tuple[str, str]]) -> tuple[str, str]:
+    """Mean of the valid values of a period (same rule as the reference source)."""
+    valid = [Decimal(v) for v, f in cells if f in VALID and v]
+    others = Counter(f for v, f in cells if f not in VALID or not v)
+    if not valid or len(valid) < 0.75 * len(cells):
+        return "", max(others, key=lambda f: (others[f], f)) if others else "B"
+    places = max((-Decimal(v).as_tuple().exponent for v, f in cells if f in VALID and v), default=0)
+    mean = sum(valid) / len(valid)
+    return format(mean.quantize(Decimal(1).scaleb(-max(0, int(places))), ROUND_HALF_UP), "f"), "N"
 
 
 @dataclass(frozen=True)
@@ -101,7 +115,12 @@ class LocalSealedStore:
 
     def granularities(self, point_id: str) -> list[str]:
         info = self.point_info(point_id)
-        return [] if info is None else [info[1]]
+        if info is None:
+            return []
+        out = [info[1]]
+        while out[-1] in COARSER:
+            out.append(COARSER[out[-1]])
+        return out
 
     # --- writing ------------------------------------------------------------------------------
     def _head(self, pid: str, gran: str, since: int) -> tuple[int, str, int]:
@@ -146,8 +165,20 @@ class LocalSealedStore:
     def _next_midnight(self, t: int) -> int:
         return (t + self.offset) // 86400 * 86400 - self.offset + 86400
 
+    def _next_month(self, t: int) -> int:
+        local = dt.datetime.fromtimestamp(t + self.offset, UTC)
+        nxt = (local.replace(day=1) + dt.timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0)
+        return int(nxt.timestamp()) - self.offset
+
+    def _floor(self, gran: str, t: int) -> int:
+        if gran == "day":
+            return (t + self.offset) // 86400 * 86400 - self.offset
+        return t // STEP[gran] * STEP[gran]
+
     def seal(self, point_id: str | None = None, *, until: dt.datetime | int, signing_time: dt.datetime | None = None) -> int:
-        """Seal every unsealed instant before ``until``; a missing reading is sealed as flag B."""
+        """Seal every unsealed instant before ``until`` (a missing reading as flag B, no value), then
+        the coarser periods it completes: hours from minutes, days from hours (mean of the valid
+        values N S C T; under 75 % valid: the dominant other flag and no value)."""
         until_s = _epoch(until)
         when = signing_time or dt.datetime.now(UTC)
         total = 0
@@ -155,40 +186,69 @@ class LocalSealedStore:
             rows = self.db.execute("SELECT point_id, base, since, document FROM points" +
                                    (" WHERE point_id=?" if point_id else ""), (point_id,) if point_id else ()).fetchall()
             for pid, base, since, document in rows:
-                step = STEP[base]
-                seq, digest, start = self._head(pid, base, since)
-                end = until_s // step * step
-                if end <= start:
-                    continue
-                cells = {t: (v, f) for t, v, f in self.db.execute(
-                    "SELECT t, value, flag FROM pending WHERE point_id=? AND granularity=? AND t>=? AND t<?", (pid, base, start, end))}
                 unit = json.loads(document)["unit"]
                 self.db.execute("BEGIN IMMEDIATE")
                 try:
-                    t = start
-                    while t < end:
-                        bend = min(self._next_midnight(t), end)
-                        values = []
-                        for x in range(t, bend, step):
-                            v, f = cells.get(x, ("", "B"))
-                            values.append({"time": _iso(x), **({"value": v} if v else {}), "flag": f})
-                        payload = {"sourceId": self.source_id, "pointId": pid, "granularity": base, "unit": unit,
-                                   "periodStart": _iso(t), "periodEnd": _iso(bend), "sequenceNumber": seq + 1,
-                                   "previousBatchDigest": digest, "sealedAt": _iso(int(when.timestamp())), "values": values}
-                        envelope = trust.sign_document(payload, self.key, certificate_chain=self.chain,
-                                                       envelope_fields={"specVersion": "1.0"}, signing_time=when)
-                        digest, seq = tchain.batch_digest(payload), seq + 1
-                        self.db.execute("INSERT INTO batches VALUES(?,?,?,?,?,?,?)",
-                                        (pid, base, seq, t, bend, digest, json.dumps(envelope, ensure_ascii=False).encode()))
-                        total += 1
-                        t = bend
-                    self.db.execute("INSERT OR REPLACE INTO heads VALUES(?,?,?,?,?)", (pid, base, seq, digest, end))
+                    _, _, start = self._head(pid, base, since)
+                    end = self._floor(base, until_s)
+                    cells = {t: (v, f) for t, v, f in self.db.execute(
+                        "SELECT t, value, flag FROM pending WHERE point_id=? AND granularity=? AND t>=? AND t<?",
+                        (pid, base, start, end))}
+                    gran, n = base, self._write(pid, base, since, unit, end, cells, when)
+                    while n and gran in COARSER:
+                        fine, gran = gran, COARSER[gran]
+                        _, _, cstart = self._head(pid, gran, since)
+                        cend = self._floor(gran, self._head(pid, fine, since)[2])
+                        derived = self._derive(pid, fine, gran, cstart, cend)
+                        total += n
+                        n = self._write(pid, gran, since, unit, cend, derived, when)
+                    total += n
                     self.db.execute("DELETE FROM pending WHERE point_id=? AND granularity=? AND t<?", (pid, base, end))
                     self.db.execute("COMMIT")
                 except BaseException:
                     self.db.execute("ROLLBACK")
                     raise
         return total
+
+    def _write(self, pid: str, gran: str, since: int, unit: str, end: int, cells: dict, when: dt.datetime) -> int:
+        seq, digest, start = self._head(pid, gran, since)
+        if end <= start:
+            return 0
+        step, n, t = STEP[gran], 0, start
+        while t < end:
+            bend = min(self._next_month(t) if gran == "day" else self._next_midnight(t), end)
+            values = []
+            for x in range(t, bend, step):
+                v, f = cells.get(x, ("", "B"))
+                values.append({"time": _iso(x), **({"value": v} if v else {}), "flag": f})
+            payload = {"sourceId": self.source_id, "pointId": pid, "granularity": gran, "unit": unit,
+                       "periodStart": _iso(t), "periodEnd": _iso(bend), "sequenceNumber": seq + 1,
+                       "previousBatchDigest": digest, "sealedAt": _iso(int(when.timestamp())), "values": values}
+            envelope = trust.sign_document(payload, self.key, certificate_chain=self.chain,
+                                           envelope_fields={"specVersion": "1.0"}, signing_time=when)
+            digest, seq = tchain.batch_digest(payload), seq + 1
+            self.db.execute("INSERT INTO batches VALUES(?,?,?,?,?,?,?)",
+                            (pid, gran, seq, t, bend, digest, json.dumps(envelope, ensure_ascii=False).encode()))
+            n += 1
+            t = bend
+        self.db.execute("INSERT OR REPLACE INTO heads VALUES(?,?,?,?,?)", (pid, gran, seq, digest, end))
+        return n
+
+    def _derive(self, pid: str, fine: str, coarse: str, start: int, end: int) -> dict[int, tuple[str, str]]:
+        values: dict[int, tuple[str, str]] = {}
+        for (envelope,) in self.db.execute("SELECT envelope FROM batches WHERE point_id=? AND granularity=? AND end>? AND start<?",
+                                           (pid, fine, start, end)):
+            for item in json.loads(envelope)["payload"]["values"]:
+                t = int(dt.datetime.fromisoformat(item["time"].replace("Z", "+00:00")).timestamp())
+                if start <= t < end:
+                    values[t] = (item.get("value", ""), item["flag"])
+        out, t = {}, start
+        while t < end:
+            nxt = t + STEP[coarse] if coarse != "day" else self._next_midnight(t)
+            cells = [values.get(x, ("", "B")) for x in range(t, nxt, STEP[fine])]
+            out[t] = _aggregate(cells)
+            t = nxt
+        return out
 
     # --- reading ------------------------------------------------------------------------------
     def sealed_until(self, point_id: str, granularity: str) -> int | None:
