@@ -36,8 +36,8 @@ def minute_packet(minute: int, co2: str = "231000.5", flag: str = "N", qn_ms: in
 class Harness:
     """A bridge on a free loopback port, run inside one asyncio loop per test."""
 
-    def __init__(self, tmp_path, plan: LoggerPlan = PLAN, **config):
-        self.now = plan.start + dt.timedelta(hours=3)
+    def __init__(self, tmp_path, plan: LoggerPlan = PLAN, now: dt.datetime | None = None, **config):
+        self.now = now or plan.start + dt.timedelta(hours=3)
         config.setdefault("seal_interval", 3600)
         self.bridge = Bridge(BridgeConfig(tmp_path, Mapping.load(site_mapping(plan)), clock=lambda: self.now, **config))
         self.db = tmp_path / "receive.db"
@@ -312,12 +312,13 @@ def test_hourly_values_are_derived_and_the_inspector_passes(tmp_path):
     from cedx.inspect.target import Target
     from cedx.trust import x509 as tx
 
-    start = (dt.datetime.now(CST) - dt.timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
-    plan = LoggerPlan(start=start, minutes=120, broken_packet=None, drop_at=None, calibration=(20, 23), maintenance=(30, 32))
-    clock = lambda: start + dt.timedelta(hours=3)  # noqa: E731  (the inspector reads the last three days)
+    # Across a local midnight within the last three days (what the inspector reads): two hourly batches.
+    start = (dt.datetime.now(CST) - dt.timedelta(days=2)).replace(hour=22, minute=0, second=0, microsecond=0)
+    plan = LoggerPlan(start=start, minutes=180, broken_packet=None, drop_at=None, calibration=(20, 23), maintenance=(30, 32))
+    clock = lambda: start + dt.timedelta(hours=3, minutes=5)  # noqa: E731
 
     async def go():
-        async with Harness(tmp_path, plan) as h:
+        async with Harness(tmp_path, plan, now=clock()) as h:
             await run_logger("127.0.0.1", h.port, plan, reply_timeout=0.3)
             await h.bridge.flush()
             h.bridge.seal_now()
@@ -328,9 +329,9 @@ def test_hourly_values_are_derived_and_the_inspector_passes(tmp_path):
                  for c in payload_values(json.loads(b.envelope)["payload"])]
         by_time = {t: (v, f) for t, v, f in hours}
         valid = [Decimal(minute_values(plan, i)["a05001"][0]) for i in range(60) if not (30 <= i < 32)]
-        value, flag = by_time[int(start.timestamp())]        # 08:00 local: 58 of 60 minutes valid (M excluded)
+        value, flag = by_time[int(start.timestamp())]        # 22:00 local: 58 of 60 minutes valid (M excluded)
         assert flag == "N" and Decimal(value) == pytest.approx(sum(valid) / len(valid), abs=Decimal("0.1"))
-        assert by_time[int(start.timestamp()) - 3600] == ("", "B")   # 07:00 local: no data
+        assert by_time[int(start.timestamp()) - 3600] == ("", "B")   # 21:00 local: no data
         with serve_in_thread(create_bridge_app(bridge, ["tok"])) as base:
             anchor = tx.load_certificate((tmp_path / "pki" / "ca.pem").read_bytes()).dump()
             report = inspect(Target(base, "acquisition", [anchor], token_value="tok"))

@@ -60,14 +60,24 @@ class Bridge:
         self.config = config
         self.mapping = config.mapping
         data_dir = Path(config.data_dir)
-        init_source_pki(data_dir / "pki", "hj212-bridge")
-        self.key = SM2PrivateKey.from_bytes((data_dir / "pki" / "source.key.pem").read_bytes())
-        self.chain = [tx.load_certificate((data_dir / "pki" / n).read_bytes()).dump() for n in ("source.pem", "ca.pem")]
-        offset = self.mapping.tz.utcoffset(None)
-        self.receive = ReceiveStore(data_dir / "receive.db", self.mapping, max_incomplete=config.max_incomplete)
-        self.sink = open_sealed_store(data_dir / "sealed.db", source_id=config.source_id, key=self.key,
-                                      certificate_chain=self.chain, utc_offset_hours=int(offset.total_seconds() // 3600))
         self.clock = config.clock or (lambda: dt.datetime.now(UTC))
+        self.receive = ReceiveStore(data_dir / "receive.db", self.mapping, max_incomplete=config.max_incomplete)
+        factory = source_app_factory()
+        if factory is not None:
+            # The acquisition source's own store-backed app: the bridge writes into its
+            # SealedStore (same database, same signing key), so `cedx serve acquisition
+            # --site none --dir DIR` serves the same batches.
+            source = factory("none", data_dir, [], clock=self.clock).state.source
+            self.sink, self.key, self.chain = source.store, source.signer.key, source.signer.certificate_chain
+            self.source_id = source.signer.source_id
+        else:
+            init_source_pki(data_dir / "pki", "hj212-bridge")
+            self.key = SM2PrivateKey.from_bytes((data_dir / "pki" / "source.key.pem").read_bytes())
+            self.chain = [tx.load_certificate((data_dir / "pki" / n).read_bytes()).dump() for n in ("source.pem", "ca.pem")]
+            offset = self.mapping.tz.utcoffset(None)
+            self.sink = open_sealed_store(data_dir / "sealed.db", source_id=config.source_id, key=self.key,
+                                          certificate_chain=self.chain, utc_offset_hours=int(offset.total_seconds() // 3600))
+            self.source_id = config.source_id
         self.stats: Counter = Counter()
         self.registered: set[str] = set()
         self._queue: queue.Queue = queue.Queue()
@@ -77,13 +87,17 @@ class Bridge:
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
         self.fed: Counter = Counter()
-        self._last_feed = 0.0
+        self._feed_lock = threading.Lock()
+        self._feed_wanted = threading.Event()
+        self._stopping = threading.Event()
         replayed = self.receive.replay()  # the table may now list loggers it did not list before
         if replayed:
             log.info("%d stored readings of loggers or codes not in the table are looked at again", replayed)
-        self._submit(None)  # feed what an earlier run stored but did not feed
+        self._feeder = threading.Thread(target=self._feed_loop, name="hj212-feeder", daemon=True)
+        self._feeder.start()
+        self._feed_wanted.set()  # feed what an earlier run stored but did not feed
 
-    # --- the writer thread: group commit, then feed ---------------------------------------------
+    # --- the writer thread: group commit ---------------------------------------------
     def _submit(self, item) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
         self._queue.put((item, fut))
@@ -114,20 +128,32 @@ class Bridge:
                 continue
             for (_, f), o in zip(work, outcomes):
                 f.set_result(o)
-            # Feed when the queue drains (or every 0.5 s under load): acknowledging comes first.
-            # Feeding is off the reply path: on flush (before each seal) or every feed_interval.
-            flush = any(i is None for i, _ in group)
-            if not flush and time.monotonic() - self._last_feed < self.config.feed_interval:
-                continue
-            self._last_feed = time.monotonic()
-            try:
-                counts = self.receive.feed(self.sink, self.registered)
-                self.fed.update(counts)
-            except Exception:
-                log.exception("feeding the sealed store failed; the readings stay pending")
             for i, f in group:
                 if i is None:
                     f.set_result(None)
+            if work:
+                self._feed_wanted.set()
+
+    # --- the feeder thread: readings → sealed store, off the reply path ----------------------------
+    def feed_now(self) -> None:
+        with self._feed_lock:
+            try:
+                while True:
+                    counts = self.receive.feed(self.sink, self.registered, limit=20_000)
+                    self.fed.update(counts)
+                    if sum(counts.values()) < 20_000:
+                        break
+            except Exception:
+                log.exception("feeding the sealed store failed; the readings stay pending")
+
+    def _feed_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._feed_wanted.wait(self.config.feed_interval)
+            if self._stopping.is_set():
+                return
+            self._feed_wanted.clear()
+            self.feed_now()
+            time.sleep(min(self.config.feed_interval, 0.2))   # batch the appends of busy periods
 
     async def store(self, p: codec.Packet, raw: bytes, peer: str) -> Outcome:
         return await asyncio.wrap_future(self._submit((p, raw, peer)))
@@ -135,6 +161,7 @@ class Bridge:
     async def flush(self) -> None:
         """Wait until everything submitted so far is stored and fed."""
         await asyncio.wrap_future(self._submit(None))
+        await asyncio.get_running_loop().run_in_executor(None, self.feed_now)
 
     # --- sealing -------------------------------------------------------------------------------
     def seal_now(self, now: dt.datetime | None = None) -> int:
@@ -181,6 +208,9 @@ class Bridge:
     def close(self) -> None:
         self._queue.put(StopIteration)
         self._writer.join(10)
+        self._stopping.set()
+        self._feed_wanted.set()
+        self._feeder.join(30)
         self._sealer.shutdown(wait=True)
         self.receive.close()
         self.sink.close()
@@ -307,7 +337,7 @@ def build_source(bridge: Bridge):
         def get_source_info(self, ctx):
             import base64
 
-            return {"specVersion": "1.0", "sourceId": bridge.config.source_id,
+            return {"specVersion": "1.0", "sourceId": bridge.source_id,
                     "name": "HJ 212 数采仪网关 / HJ 212 data-logger bridge", "systemType": "cems",
                     "operatorCreditCode": bridge.config.operator,
                     "signingCertificates": [base64.b64encode(c).decode() for c in bridge.chain],
@@ -369,7 +399,7 @@ def build_source(bridge: Bridge):
                     item.update({"average": str((sum(valid) / len(valid)).quantize(Decimal("0.001"), ROUND_HALF_UP)),
                                  "minimum": str(min(valid)), "maximum": str(max(valid))})
                 items.append(item)
-            payload = {"sourceId": bridge.config.source_id, "pointId": point_id, "periodType": period_type,
+            payload = {"sourceId": bridge.source_id, "pointId": point_id, "periodType": period_type,
                        "unit": doc["unit"], "generatedAt": bridge.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                        "items": items}
             return trust.sign_document(payload, bridge.key, certificate_chain=bridge.chain,
@@ -378,7 +408,23 @@ def build_source(bridge: Bridge):
     return BridgeSource()
 
 
+def source_app_factory():
+    """The acquisition source's app factory when it serves a SealedStore that other writers fill
+    (``create_source_app(site="none", database_url=...)``), else None (older source)."""
+    import inspect
+
+    try:
+        from ..acquisition.app import create_source_app
+    except ImportError:
+        return None
+    return create_source_app if "database_url" in inspect.signature(create_source_app).parameters else None
+
+
 def create_bridge_app(bridge: Bridge, tokens: list[str]):
+    """The acquisition interface over the bridge's sealed batches."""
+    factory = source_app_factory()
+    if factory is not None:
+        return factory("none", Path(bridge.config.data_dir), tokens, clock=bridge.clock)
     from fastapi import FastAPI
 
     from ..acquisition.app import SourceHooks

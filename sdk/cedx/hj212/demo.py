@@ -31,7 +31,7 @@ def run_bridge_step(root: Path, say) -> bool:
         port = await bridge.start("127.0.0.1", 0)
         say(f"   网关 / bridge tcp://127.0.0.1:{port}; 数采仪 / logger MN {plan.mn}: {plan.minutes} 分钟 + 2 小时数据（小时数据拆分为 2 包）"
             f" / {plan.minutes} minutes + 2 hours of data (hourly data split into 2 packets)")
-        report = await run_logger("127.0.0.1", port, plan, reply_timeout=0.3)
+        report = await run_logger("127.0.0.1", port, plan, reply_timeout=1.0)
         await bridge.flush()
         bridge.seal_now()
         await bridge.stop()
