@@ -118,3 +118,35 @@ def test_simulate_against_a_bridge(tmp_path):
         bridge.close()
     closed = cedx("hj212", "simulate", "--port", str(port), "--minutes", "1", stdin=b"")
     assert closed.returncode == 1 and closed.stderr.decode().count("\n") == 1
+
+
+def test_serve_bridge_as_a_process(tmp_path):
+    import signal
+    import time
+
+    import yaml
+
+    from cedx.hj212.logger import LoggerPlan, site_mapping
+    from cedx.runtime.serve import free_port
+
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site_mapping(LoggerPlan()), allow_unicode=True), encoding="utf-8")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cedx.cli", "serve", "hj212-bridge", "--dir", str(tmp_path / "d"),
+                             "--mapping", str(tmp_path / "site.yaml"), "--host", "127.0.0.1", "--port", str(port),
+                             "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            r = cedx("hj212", "simulate", "--port", str(port), "--minutes", "2", "--start", "2026-11-02T08:00",
+                     "--reply-timeout", "1", stdin=b"")
+            if r.returncode == 0:
+                break
+            time.sleep(0.2)
+        assert json.loads(r.stdout)["acknowledged"] == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["packets"] == {"stored": 2} and summary["readings"]["fed"] == 14
+    bad = cedx("serve", "hj212-bridge", "--mapping", str(tmp_path / "missing.yaml"), stdin=b"")
+    assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1

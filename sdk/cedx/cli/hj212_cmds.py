@@ -168,6 +168,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--password", action="append", default=[], metavar="MN=PW",
                    help="accept this MN only with this PW (repeatable; default: any MN, any PW)")
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds without a byte before closing")
+    p.add_argument("--seal-interval", type=float, default=30.0, help="seconds between sealing rounds")
+    p.add_argument("--seal-delay", type=float, default=120.0,
+                   help="seconds after a minute ends before it is sealed (late packets still fit); hours wait 900 s")
     p.add_argument("--http-port", type=int, help="also serve the acquisition interface over HTTP on this port")
     p.add_argument("--http-host", default="127.0.0.1")
     p.add_argument("--token", action="append", default=[], help="bearer token accepted by the HTTP interface")

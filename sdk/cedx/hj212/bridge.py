@@ -453,7 +453,8 @@ def run_bridge_cli(args) -> int:
         mapping.loggers[mn] = type(lg)(lg.mn, lg.prefix, lg.facility_id, pw, lg.base, lg.since, lg.instruments)
     if args.http_port and not args.token:
         raise CliError("serve hj212-bridge: --http-port needs at least one --token")
-    bridge = Bridge(BridgeConfig(Path(args.dir), mapping, idle_timeout=args.idle_timeout))
+    bridge = Bridge(BridgeConfig(Path(args.dir), mapping, idle_timeout=args.idle_timeout, seal_interval=args.seal_interval,
+                                 seal_delay={"minute": args.seal_delay, "hour": max(900.0, args.seal_delay)}))
 
     async def main() -> None:
         port = await bridge.start(args.host, args.port)
