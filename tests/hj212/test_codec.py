@@ -266,3 +266,9 @@ def test_frame_reader_keeps_the_packet_after_a_cut_one():
         for i in range(0, len(stream), 13):
             out += reader.feed(stream[i:i + 13])
         assert [raw for raw, err in out if err is None] == [good, good], junk
+
+
+def test_lower_case_cp_and_spaces_around_keys():
+    p = hj212.decode(codec.frame("qn=20261201101500000;st=31;cn=2011;pw=1;mn=M1;flag=4;cp=&& DataTime=20261201100000; a01012-Rtd=48.5&&"))
+    assert p.cn == "2011" and p.fields == {"DataTime": "20261201100000"} and p.items == {"a01012": {"Rtd": "48.5"}}
+    assert any("lower case" in n for n in p.notes)

@@ -285,6 +285,9 @@ def parse_segment(segment: str) -> Packet:
     """Parse the data segment (without framing) into a :class:`Packet` and validate it."""
     notes: list[str] = []
     cp_at = segment.find("CP=&&")
+    if cp_at < 0 and segment.upper().find("CP=&&") >= 0:
+        cp_at = segment.upper().find("CP=&&")
+        notes.append("field CP written in lower case")
     if cp_at < 0:
         raise FieldError("the data segment has no 'CP=&&...&&' command-parameter field", field="CP")
     if cp_at and segment[cp_at - 1] != ";":
@@ -361,8 +364,11 @@ def parse_cp(cp: str, notes: list[str]) -> tuple[dict[str, str], dict[str, dict[
     for token, key, eq, value in _cp_entries(cp):
         if not token.strip():
             continue
+        if key != key.strip():
+            notes.append(f"spaces around CP key {key.strip()!r} ignored")
+            key = key.strip()
         if not eq or not key:
-            raise FieldError(f"CP entry {token!r} is not key=value", field=f"CP/{token}")
+            raise FieldError(f"CP entry {token!r} is not key=value", field=f"CP/{token.strip()}")
         if "-" in key:
             code, _, suffix = key.rpartition("-")
             if not code or not suffix:
