@@ -23,12 +23,15 @@ def _read_packet(data: bytes) -> tuple[bytes, list[str]]:
     notes = []
     text = data.strip()
     if text.startswith(b"\xef\xbb\xbf"):
-        text, _ = text[3:].strip(), notes.append("UTF-8 byte-order mark removed")
+        text = text[3:].strip()
+        notes.append("UTF-8 byte-order mark removed")
     if text.endswith(b"\\r\\n"):
-        text, _ = text[:-4], notes.append("literal \\r\\n at the end removed")
+        text = text[:-4]
+        notes.append("literal \\r\\n at the end removed")
     compact = re.sub(rb"\s+", b"", text)
     if re.fullmatch(rb"2323(?:[0-9A-Fa-f]{2})+", compact or b"-"):
-        text, _ = bytes.fromhex(compact.decode()).strip(), notes.append("input read as a hex dump")
+        text = bytes.fromhex(compact.decode()).strip()
+        notes.append("input read as a hex dump")
     return text, notes
 
 
@@ -58,7 +61,8 @@ def _decode_all(data: bytes) -> int:
     from ..hj212 import codec
     from ..hj212.errors import HJ212Error
 
-    reader, parts, bad = codec.FrameReader(), {}, 0
+    reader, bad = codec.FrameReader(), 0
+    parts: dict[tuple, dict[int | None, codec.Packet]] = {}
     frames = reader.feed(data)
     if reader.pending:
         frames += reader.feed(b"\r\n")  # the last packet may lack CR LF

@@ -22,6 +22,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +49,7 @@ class BridgeConfig:
     operator: str = "91320500MA1X2P3Q4R"
     group_size: int = 256                # packets per group commit at most
     feed_interval: float = 1.0           # readings reach the sealed store at least this often
-    clock: object = None                 # () -> aware datetime (tests)
+    clock: Callable[[], dt.datetime] | None = None   # now, as an aware datetime (tests)
 
 
 class Bridge:
@@ -244,7 +245,7 @@ class Bridge:
                 started = [self._begin(raw, error, peer) for raw, error in frames.feed(data)]
                 for item in started:
                     if item is not None:
-                        await self._finish(*item, writer, peer)
+                        await self._finish(item[0], item[1], writer, peer)
         except (ConnectionError, OSError) as exc:
             log.info("%s: connection lost (%s)", peer, exc)
         except asyncio.CancelledError:  # the bridge is stopping
@@ -470,7 +471,9 @@ def run_bridge_cli(args) -> int:
 
             http = uvicorn.Server(uvicorn.Config(create_bridge_app(bridge, args.token), host=args.http_host,
                                                  port=args.http_port, log_level=args.log_level.lower()))
-            http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            # Signals belong to this process loop (stop below), not to uvicorn.
+            http.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+            http.install_signal_handlers = lambda: None  # type: ignore[attr-defined]  # older uvicorn
             serve_task = asyncio.create_task(http.serve())
         await stop.wait()
         if http is not None:

@@ -237,7 +237,8 @@ def unframe(frame: bytes, *, lenient_tail: bool = True) -> tuple[bytes, str, lis
     if body.endswith(b"\r\n"):
         body = body[:-2]
     elif body.endswith(b"\n"):
-        body, _ = body[:-1], notes.append("trailer LF without CR accepted")
+        body = body[:-1]
+        notes.append("trailer LF without CR accepted")
     elif lenient_tail:
         notes.append("CR LF trailer missing (accepted at the end of input)")
     else:

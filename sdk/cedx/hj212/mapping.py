@@ -100,7 +100,8 @@ class Mapping:
     def convert(self, cm: CodeMap, text: str) -> str:
         """The value in the spec's unit, as a plain decimal string (at most 12 decimals)."""
         v = Decimal(text) * cm.factor + cm.offset
-        places = max(0, min(12, -v.as_tuple().exponent if isinstance(v.as_tuple().exponent, int) else 0))
+        exponent = v.as_tuple().exponent
+        places = max(0, min(12, -exponent if isinstance(exponent, int) else 0))
         out = format(v.quantize(Decimal(1).scaleb(-places)), "f")
         return "0" if out in ("-0", "") else out
 

@@ -24,7 +24,7 @@ import logging
 import sqlite3
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..trust.sm3 import sm3
@@ -61,11 +61,6 @@ class Outcome:
     duplicates: int = 0
     conflicts: int = 0
     note: str | None = None
-
-
-@dataclass
-class Stats:
-    counts: Counter = field(default_factory=Counter)
 
 
 class ReceiveStore:
@@ -107,7 +102,7 @@ class ReceiveStore:
             (now, peer, p.mn, p.qn, p.cn, p.pnum, p.pno, ident, raw, "part" if p.split else "stored"))
         if cur.rowcount == 0:
             return Outcome("duplicate")
-        packet_id = cur.lastrowid
+        packet_id = int(cur.lastrowid or 0)
         if not p.split:
             return self._readings(p, packet_id, now, Outcome("stored"))
         rows = self.db.execute("SELECT id, raw FROM packets WHERE status='part' AND mn IS ? AND qn IS ? AND cn=? AND pnum=?",

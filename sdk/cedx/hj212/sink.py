@@ -34,9 +34,9 @@ def _aggregate(cells: list[tuple[str, str]]) -> tuple[str, str]:
     others = Counter(f for v, f in cells if f not in VALID or not v)
     if not valid or len(valid) < 0.75 * len(cells):
         return "", max(others, key=lambda f: (others[f], f)) if others else "B"
-    places = max((-Decimal(v).as_tuple().exponent for v, f in cells if f in VALID and v), default=0)
-    mean = sum(valid) / len(valid)
-    return format(mean.quantize(Decimal(1).scaleb(-max(0, int(places))), ROUND_HALF_UP), "f"), "N"
+    places = max((len(v) - v.index(".") - 1 if "." in v else 0 for v, f in cells if f in VALID and v), default=0)
+    mean = Decimal(sum(valid)) / len(valid)
+    return format(mean.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP), "f"), "N"
 
 
 @dataclass(frozen=True)
