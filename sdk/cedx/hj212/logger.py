@@ -18,9 +18,9 @@ import math
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from ..instants import CST
 from . import codec
 
-CST = dt.timezone(dt.timedelta(hours=8))
 CODES = {  # code: (mean, relative swing, decimals)
     "a05001": (231000.0, 0.03, 1),   # CO2 mg/m3 (about 11.8 % by volume)
     "a00000": (555.0, 0.08, 2),      # flow m3/s
