@@ -1052,6 +1052,9 @@ class Measurand(Enum):
     flue_gas_flow = "flue_gas_flow"
     o2_concentration = "o2_concentration"
     flue_gas_temperature = "flue_gas_temperature"
+    flue_gas_pressure = "flue_gas_pressure"
+    flue_gas_humidity = "flue_gas_humidity"
+    flue_gas_velocity = "flue_gas_velocity"
     product_output = "product_output"
 
 
