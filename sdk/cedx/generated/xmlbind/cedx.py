@@ -7,6 +7,41 @@ from enum import Enum
 __NAMESPACE__ = "urn:cedx:1.0"
 
 
+class AlternativeFuelFuelCode(Enum):
+    WASTE_TYRES = "waste_tyres"
+    WASTE_OIL = "waste_oil"
+    WASTE_SOLVENTS = "waste_solvents"
+    WASTE_PLASTICS = "waste_plastics"
+    REFUSE_DERIVED_FUEL = "refuse_derived_fuel"
+    SEWAGE_SLUDGE = "sewage_sludge"
+    BIOMASS = "biomass"
+    OTHER = "other"
+
+
+class AnalysisBasis(Enum):
+    """
+    分析基准 / Analysis basis.
+    """
+
+    AS_RECEIVED = "as_received"
+    AIR_DRIED = "air_dried"
+    DRY = "dry"
+
+
+class AttachmentKind(Enum):
+    LAB_REPORT = "lab_report"
+    SETTLEMENT_INVOICE = "settlement_invoice"
+    PRODUCTION_REPORT = "production_report"
+    CALIBRATION_CERTIFICATE = "calibration_certificate"
+    STOCK_TAKE = "stock_take"
+    OTHER = "other"
+
+
+class Co2RecoveryUse(Enum):
+    EXPORTED = "exported"
+    INTERNAL_FEEDSTOCK = "internal_feedstock"
+
+
 class CalibrationMethod(Enum):
     VERIFICATION = "verification"
     CALIBRATION = "calibration"
@@ -17,6 +52,32 @@ class CarbonFixationProductCode(Enum):
     PIG_IRON = "pig_iron"
     COKE = "coke"
     COKE_OVEN_BY_PRODUCTS = "coke_oven_by_products"
+    METHANOL = "methanol"
+    TAR = "tar"
+    CRUDE_BENZENE = "crude_benzene"
+    OTHER_CHEMICAL = "other_chemical"
+
+
+class CarbonMaterialUseMaterialCode(Enum):
+    PIG_IRON = "pig_iron"
+    COKE = "coke"
+    SCRAP = "scrap"
+    FERROALLOY = "ferroalloy"
+    DIRECT_REDUCED_IRON = "direct_reduced_iron"
+    HOT_BRIQUETTED_IRON = "hot_briquetted_iron"
+    OTHER = "other"
+
+
+class CarbonateUseCarbonateCode(Enum):
+    LIMESTONE = "limestone"
+    DOLOMITE = "dolomite"
+    SODIUM_CARBONATE = "sodium_carbonate"
+    OTHER = "other"
+
+
+class CoalMeasurementMethod(Enum):
+    AS_FIRED = "as_fired"
+    DELIVERED_WITH_STOCK_CHANGE = "delivered_with_stock_change"
 
 
 class CoalMiningMonthlyDataMineType(Enum):
@@ -29,6 +90,25 @@ class ContactRole(Enum):
     LEGAL_REPRESENTATIVE = "legal_representative"
     TECHNICAL = "technical"
     OTHER = "other"
+
+
+class DataGapCause(Enum):
+    INVALID_FLAG = "invalid_flag"
+    NO_DATA = "no_data"
+    FULL_DAY_INVALID = "full_day_invalid"
+    TEST_MISSING = "test_missing"
+    TEST_LATE = "test_late"
+    INSTRUMENT_FAULT = "instrument_fault"
+
+
+class DataGapMethod(Enum):
+    CONSERVATIVE_DEFAULT = "conservative_default"
+    MAX_VALID_SAME_DAY = "max_valid_same_day"
+    MAX_VALID_PERIOD = "max_valid_period"
+    MIN_VALID_SAME_DAY = "min_valid_same_day"
+    MIN_VALID_PERIOD = "min_valid_period"
+    PREVIOUS_VALID_TEST = "previous_valid_test"
+    BACKUP_METER = "backup_meter"
 
 
 class DocumentType(Enum):
@@ -124,6 +204,11 @@ class FacilityKind(Enum):
     OTHER = "other"
 
 
+class FlareOperation(Enum):
+    NORMAL = "normal"
+    EMERGENCY = "emergency"
+
+
 class FluxUseFluxCode(Enum):
     LIMESTONE = "limestone"
     DOLOMITE = "dolomite"
@@ -152,6 +237,41 @@ class FuelCode(Enum):
     CONVERTER_GAS = "converter_gas"
     PETROLEUM_COKE = "petroleum_coke"
     OTHER = "other"
+    COAL_GANGUE = "coal_gangue"
+    COAL_SLURRY = "coal_slurry"
+    LNG = "lng"
+    BIOMASS = "biomass"
+
+
+class GeneratingUnitBoilerType(Enum):
+    PULVERIZED_COAL = "pulverized_coal"
+    CFB = "cfb"
+    STOKER = "stoker"
+    GAS_TURBINE_COMBINED_CYCLE = "gas_turbine_combined_cycle"
+    GAS_TURBINE_SIMPLE_CYCLE = "gas_turbine_simple_cycle"
+    OTHER = "other"
+
+
+class GeneratingUnitCoolingType(Enum):
+    WATER = "water"
+    AIR = "air"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class GeneratingUnitFuelCategory(Enum):
+    COAL = "coal"
+    COAL_UNCONVENTIONAL = "coal_unconventional"
+    GAS = "gas"
+    OIL = "oil"
+
+
+class GeneratingUnitPressureClass(Enum):
+    ULTRA_SUPERCRITICAL = "ultra_supercritical"
+    SUPERCRITICAL = "supercritical"
+    SUBCRITICAL = "subcritical"
+    ULTRA_HIGH_PRESSURE = "ultra_high_pressure"
+    HIGH_PRESSURE = "high_pressure"
+    NOT_APPLICABLE = "not_applicable"
 
 
 class Granularity(Enum):
@@ -176,6 +296,22 @@ class Industry(Enum):
     STEEL = "steel"
     COAL_MINING = "coal_mining"
     CHEMICAL = "chemical"
+
+
+class LabEvidenceSampleType(Enum):
+    AS_FIRED_COAL = "as_fired_coal"
+    DELIVERED_COAL = "delivered_coal"
+    FUEL_OIL = "fuel_oil"
+    FUEL_GAS = "fuel_gas"
+    CLINKER = "clinker"
+    RAW_MEAL = "raw_meal"
+    KILN_DUST = "kiln_dust"
+    BYPASS_DUST = "bypass_dust"
+    ALTERNATIVE_FUEL = "alternative_fuel"
+    PRODUCT = "product"
+    CARBONATE = "carbonate"
+    DRAINED_GAS = "drained_gas"
+    OTHER = "other"
 
 
 class MeasuringInstrumentType(Enum):
@@ -215,6 +351,17 @@ class MeteringPointMeasurand(Enum):
 class N2OprocessProcessCode(Enum):
     NITRIC_ACID = "nitric_acid"
     ADIPIC_ACID = "adipic_acid"
+
+
+class N2OprocessTechnology(Enum):
+    NITRIC_HIGH_PRESSURE = "nitric_high_pressure"
+    NITRIC_MEDIUM_PRESSURE = "nitric_medium_pressure"
+    NITRIC_ATMOSPHERIC = "nitric_atmospheric"
+    NITRIC_DUAL_PRESSURE = "nitric_dual_pressure"
+    NITRIC_COMBINED = "nitric_combined"
+    NITRIC_LOW_PRESSURE = "nitric_low_pressure"
+    ADIPIC_NITRIC_OXIDATION = "adipic_nitric_oxidation"
+    ADIPIC_OTHER = "adipic_other"
 
 
 class ParameterSource(Enum):
@@ -482,8 +629,101 @@ class UnitCode(Enum):
     DEG_C = "degC"
     K_PA = "kPa"
     H = "h"
+    TCE = "tce"
+    MJ_KG = "MJ/kg"
+    K_J_KG = "kJ/kg"
+    KCAL_KG = "kcal/kg"
+    MPA = "MPa"
+    MG_NM3 = "mg/Nm3"
+    VOL = "%vol"
+    PPM = "ppm"
     PERCENT_SIGN = "%"
     VALUE_1 = "1"
+
+
+class AccreditationScheme(Enum):
+    CMA = "CMA"
+    CNAS = "CNAS"
+    IN_HOUSE = "in_house"
+
+
+@dataclass(kw_only=True)
+class Attachment:
+    """
+    附件 / Attachment.
+    """
+
+    attachment_id: str = field(
+        metadata={
+            "name": "attachmentId",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        }
+    )
+    kind: AttachmentKind = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    title: str = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_length": 1,
+            "max_length": 500,
+        }
+    )
+    file_name: None | str = field(
+        default=None,
+        metadata={
+            "name": "fileName",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[^/\\]{1,120}",
+        },
+    )
+    media_type: str = field(
+        metadata={
+            "name": "mediaType",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[a-z]+/[a-z0-9.+-]{1,80}",
+        }
+    )
+    size: int = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_inclusive": 1,
+            "max_inclusive": 104857600,
+        }
+    )
+    sm3: str = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[0-9a-f]{64}",
+        }
+    )
+    content: None | str = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[A-Za-z0-9+/]*={0,2}",
+        },
+    )
+    uri: None | str = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "max_length": 500,
+            "pattern": r"https://[^\s]+",
+        },
+    )
 
 
 @dataclass(kw_only=True)
@@ -639,57 +879,139 @@ class EmissionSource:
 
 
 @dataclass(kw_only=True)
-class EvidenceRef:
+class LabEvidence:
     """
-    数据来源批次 / Evidence: acquisition batches used.
+    检测证据 / Laboratory evidence.
     """
 
-    source_id: str = field(
+    lab_evidence_id: str = field(
         metadata={
-            "name": "sourceId",
+            "name": "labEvidenceId",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
             "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
         }
     )
-    point_id: str = field(
+    laboratory: str = field(
         metadata={
-            "name": "pointId",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_length": 1,
+            "max_length": 500,
+        }
+    )
+    accreditation: LabEvidence.Accreditation = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    report_number: str = field(
+        metadata={
+            "name": "reportNumber",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_length": 1,
+            "max_length": 500,
+        }
+    )
+    sample_type: None | LabEvidenceSampleType = field(
+        default=None,
+        metadata={
+            "name": "sampleType",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    sample_id: str = field(
+        metadata={
+            "name": "sampleId",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_length": 1,
+            "max_length": 500,
+        }
+    )
+    preparation_id: None | str = field(
+        default=None,
+        metadata={
+            "name": "preparationId",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_length": 1,
+            "max_length": 500,
+        },
+    )
+    sampling_from: str = field(
+        metadata={
+            "name": "samplingFrom",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])",
+        }
+    )
+    sampling_to: str = field(
+        metadata={
+            "name": "samplingTo",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])",
+        }
+    )
+    analysis_date: str = field(
+        metadata={
+            "name": "analysisDate",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])",
+        }
+    )
+    method_standards: LabEvidence.MethodStandards = field(
+        metadata={
+            "name": "methodStandards",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    attachment_id: None | str = field(
+        default=None,
+        metadata={
+            "name": "attachmentId",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
             "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
-        }
+        },
     )
-    granularity: Granularity = field(
-        metadata={
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    first_sequence: int = field(
-        metadata={
-            "name": "firstSequence",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-            "min_inclusive": 1,
-        }
-    )
-    last_sequence: int = field(
-        metadata={
-            "name": "lastSequence",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-            "min_inclusive": 1,
-        }
-    )
-    last_batch_digest: str = field(
-        metadata={
-            "name": "lastBatchDigest",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-            "pattern": r"[0-9a-f]{64}",
-        }
-    )
+
+    @dataclass(kw_only=True)
+    class Accreditation:
+        scheme: AccreditationScheme = field(
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+            }
+        )
+        number: None | str = field(
+            default=None,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "pattern": r"[A-Za-z0-9][A-Za-z0-9 ._/-]{1,39}",
+            },
+        )
+
+    @dataclass(kw_only=True)
+    class MethodStandards:
+        standard: list[str] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "min_occurs": 1,
+                "max_occurs": 10,
+                "pattern": r"(GB|GB/T|DL/T|HJ|JC/T|YB/T|MT/T|ISO|ASTM)[ A-Za-z0-9./-]{1,40}",
+            },
+        )
 
 
 @dataclass(kw_only=True)
@@ -759,7 +1081,7 @@ class Parameter:
         metadata={
             "type": "Element",
             "namespace": "urn:cedx:1.0",
-            "pattern": r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?",
+            "pattern": r"(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?",
         }
     )
     unit: UnitCode = field(
@@ -781,6 +1103,15 @@ class Parameter:
             "namespace": "urn:cedx:1.0",
             "min_length": 1,
             "max_length": 500,
+        },
+    )
+    lab_evidence_id: None | str = field(
+        default=None,
+        metadata={
+            "name": "labEvidenceId",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
         },
     )
 
@@ -1027,7 +1358,7 @@ class Quantity:
         metadata={
             "type": "Element",
             "namespace": "urn:cedx:1.0",
-            "pattern": r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?",
+            "pattern": r"(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?",
         }
     )
     unit: UnitCode = field(
@@ -1220,6 +1551,27 @@ class SignatureBlock:
 
 
 @dataclass(kw_only=True)
+class SignedQuantity:
+    """
+    可为负的数量 / Signed quantity.
+    """
+
+    value: str = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?",
+        }
+    )
+    unit: UnitCode = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+
+
+@dataclass(kw_only=True)
 class SourceInfo:
     """
     源系统 / Source system.
@@ -1385,6 +1737,127 @@ class SubmissionStatus:
 
 
 @dataclass(kw_only=True)
+class AlternativeFuel:
+    """
+    替代燃料或废物 / Alternative fuel or waste.
+    """
+
+    fuel_code: AlternativeFuelFuelCode = field(
+        metadata={
+            "name": "fuelCode",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    consumption: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    ncv: Parameter = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    carbon_content: Parameter = field(
+        metadata={
+            "name": "carbonContent",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    fossil_carbon_share: Parameter = field(
+        metadata={
+            "name": "fossilCarbonShare",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    oxidation_rate: Parameter = field(
+        metadata={
+            "name": "oxidationRate",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    fossil_emission: Quantity = field(
+        metadata={
+            "name": "fossilEmission",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+
+
+@dataclass(kw_only=True)
+class BiomassCofiring:
+    """
+    掺烧生物质 / Co-fired biomass.
+    """
+
+    consumption: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    ncv: Parameter = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    heat_share: Parameter = field(
+        metadata={
+            "name": "heatShare",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+
+
+@dataclass(kw_only=True)
+class Co2Recovery:
+    """
+    CO2 回收 / CO2 recovered.
+    """
+
+    class Meta:
+        name = "CO2Recovery"
+
+    use: Co2RecoveryUse = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    quantity: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    purity: Parameter = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    recipient_name: None | str = field(
+        default=None,
+        metadata={
+            "name": "recipientName",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_length": 1,
+            "max_length": 500,
+        },
+    )
+
+
+@dataclass(kw_only=True)
 class CarbonFixation:
     """
     产品固碳 / Carbon fixed in a product.
@@ -1459,102 +1932,189 @@ class CarbonFlow:
 
 
 @dataclass(kw_only=True)
-class ClinkerLine:
+class CarbonMaterialUse:
     """
-    熟料生产线 / Clinker line.
+    外购含碳原料 / Purchased carbon-bearing material.
     """
 
-    line_id: str = field(
+    material_code: CarbonMaterialUseMaterialCode = field(
         metadata={
-            "name": "lineId",
+            "name": "materialCode",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    quantity: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    carbon_content: Parameter = field(
+        metadata={
+            "name": "carbonContent",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    emission: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+
+
+@dataclass(kw_only=True)
+class CarbonateUse:
+    """
+    碳酸盐使用 / Carbonate use.
+    """
+
+    carbonate_code: CarbonateUseCarbonateCode = field(
+        metadata={
+            "name": "carbonateCode",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    consumption: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    purity: Parameter = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    factor: Parameter = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    emission: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+
+
+@dataclass(kw_only=True)
+class CoalAnalysis:
+    """
+    入炉煤月度化验 / Monthly as-fired coal analysis.
+    """
+
+    total_moisture: Parameter = field(
+        metadata={
+            "name": "totalMoisture",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    air_dried_moisture: Parameter = field(
+        metadata={
+            "name": "airDriedMoisture",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    hydrogen_as_received: None | Parameter = field(
+        default=None,
+        metadata={
+            "name": "hydrogenAsReceived",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    sulphur: None | Parameter = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    carbon_measured: None | Parameter = field(
+        default=None,
+        metadata={
+            "name": "carbonMeasured",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    carbon_basis: None | AnalysisBasis = field(
+        default=None,
+        metadata={
+            "name": "carbonBasis",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    lab_evidence_id: str = field(
+        metadata={
+            "name": "labEvidenceId",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
             "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
         }
     )
-    clinker_output: Quantity = field(
+
+
+@dataclass(kw_only=True)
+class CoalMeasurement:
+    """
+    燃煤量计量方式 / How coal consumed was measured.
+    """
+
+    method: CoalMeasurementMethod = field(
         metadata={
-            "name": "clinkerOutput",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
         }
     )
-    cao_content: Parameter = field(
+    delivered: None | Quantity = field(
+        default=None,
         metadata={
-            "name": "caoContent",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
-        }
+        },
     )
-    cao_non_carbonate: Parameter = field(
+    opening_stock: None | Quantity = field(
+        default=None,
         metadata={
-            "name": "caoNonCarbonate",
+            "name": "openingStock",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
-        }
+        },
     )
-    mgo_content: Parameter = field(
+    closing_stock: None | Quantity = field(
+        default=None,
         metadata={
-            "name": "mgoContent",
+            "name": "closingStock",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
-        }
+        },
     )
-    mgo_non_carbonate: Parameter = field(
+    stock_change: None | SignedQuantity = field(
+        default=None,
         metadata={
-            "name": "mgoNonCarbonate",
+            "name": "stockChange",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
-        }
+        },
     )
-    kiln_dust: Quantity = field(
+    other_use: None | Quantity = field(
+        default=None,
         metadata={
-            "name": "kilnDust",
+            "name": "otherUse",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
-        }
-    )
-    kiln_dust_calcination: Parameter = field(
-        metadata={
-            "name": "kilnDustCalcination",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    raw_meal_consumption: Quantity = field(
-        metadata={
-            "name": "rawMealConsumption",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    raw_meal_organic_carbon: Parameter = field(
-        metadata={
-            "name": "rawMealOrganicCarbon",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    process_emission: Quantity = field(
-        metadata={
-            "name": "processEmission",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    kiln_dust_emission: Quantity = field(
-        metadata={
-            "name": "kilnDustEmission",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    organic_carbon_emission: Quantity = field(
-        metadata={
-            "name": "organicCarbonEmission",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
+        },
     )
 
 
@@ -1645,6 +2205,193 @@ class CoalMiningMonthlyData:
             "namespace": "urn:cedx:1.0",
         }
     )
+    drained_gas_volume: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "drainedGasVolume",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    drained_gas_ch4: None | Parameter = field(
+        default=None,
+        metadata={
+            "name": "drainedGasCH4",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    flare_destruction_efficiency: None | Parameter = field(
+        default=None,
+        metadata={
+            "name": "flareDestructionEfficiency",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    flare_co2: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "flareCO2",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    co2_ventilation: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "co2Ventilation",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    co2_drainage: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "co2Drainage",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    co2_density: None | Parameter = field(
+        default=None,
+        metadata={
+            "name": "co2Density",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    co2_escape: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "co2Escape",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    post_mining_factor: None | Parameter = field(
+        default=None,
+        metadata={
+            "name": "postMiningFactor",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    post_mining_ch4: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "postMiningCH4",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    fugitive_ch4: Quantity = field(
+        metadata={
+            "name": "fugitiveCH4",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    fugitive_co2e: Quantity = field(
+        metadata={
+            "name": "fugitiveCO2e",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+
+
+@dataclass(kw_only=True)
+class DataGap:
+    """
+    数据缺失与替代 / Data gap and substitution.
+    """
+
+    parameter: str = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "max_length": 200,
+            "pattern": r"[A-Za-z][A-Za-z0-9]*(\[[0-9]+\])?(\.[A-Za-z][A-Za-z0-9]*(\[[0-9]+\])?)*",
+        }
+    )
+    point_id: None | str = field(
+        default=None,
+        metadata={
+            "name": "pointId",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        },
+    )
+    cause: DataGapCause = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    method: DataGapMethod = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    flags: None | DataGap.Flags = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    hours: None | int = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_inclusive": 0,
+        },
+    )
+    values: None | int = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_inclusive": 0,
+        },
+    )
+    substitute: None | Parameter = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    contribution: None | Quantity = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    reference: str = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_length": 1,
+            "max_length": 500,
+        }
+    )
+
+    @dataclass(kw_only=True)
+    class Flags:
+        flag: list[QualityFlag] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "max_occurs": 8,
+            },
+        )
 
 
 @dataclass(kw_only=True)
@@ -1729,33 +2476,29 @@ class EmissionTotals:
             "namespace": "urn:cedx:1.0",
         },
     )
+    fugitive: None | Quantity = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    flare: None | Quantity = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    co2_recovered: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "co2Recovered",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
     total: Quantity = field(
-        metadata={
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-
-
-@dataclass(kw_only=True)
-class EnergyFlow:
-    """
-    电力或热力 / Electricity or heat flow.
-    """
-
-    amount: Quantity = field(
-        metadata={
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    factor: Parameter = field(
-        metadata={
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    emission: Quantity = field(
         metadata={
             "type": "Element",
             "namespace": "urn:cedx:1.0",
@@ -1856,6 +2599,122 @@ class Entity:
 
 
 @dataclass(kw_only=True)
+class EvidenceRef:
+    """
+    数据来源批次 / Evidence: acquisition batches used.
+    """
+
+    source_id: str = field(
+        metadata={
+            "name": "sourceId",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        }
+    )
+    point_id: str = field(
+        metadata={
+            "name": "pointId",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        }
+    )
+    granularity: Granularity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    first_sequence: int = field(
+        metadata={
+            "name": "firstSequence",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_inclusive": 1,
+        }
+    )
+    last_sequence: int = field(
+        metadata={
+            "name": "lastSequence",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_inclusive": 1,
+        }
+    )
+    last_batch_digest: str = field(
+        metadata={
+            "name": "lastBatchDigest",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[0-9a-f]{64}",
+        }
+    )
+    reported_field: None | str = field(
+        default=None,
+        metadata={
+            "name": "reportedField",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "max_length": 200,
+            "pattern": r"[A-Za-z][A-Za-z0-9]*(\[[0-9]+\])?(\.[A-Za-z][A-Za-z0-9]*(\[[0-9]+\])?)*",
+        },
+    )
+    period_start: None | str = field(
+        default=None,
+        metadata={
+            "name": "periodStart",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})",
+        },
+    )
+    period_end: None | str = field(
+        default=None,
+        metadata={
+            "name": "periodEnd",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})",
+        },
+    )
+    total: None | Quantity = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    valid_hours: None | int = field(
+        default=None,
+        metadata={
+            "name": "validHours",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_inclusive": 0,
+        },
+    )
+    substituted_hours: None | int = field(
+        default=None,
+        metadata={
+            "name": "substitutedHours",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_inclusive": 0,
+        },
+    )
+    stopped_hours: None | int = field(
+        default=None,
+        metadata={
+            "name": "stoppedHours",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_inclusive": 0,
+        },
+    )
+
+
+@dataclass(kw_only=True)
 class Facility:
     """
     设施 / Facility.
@@ -1909,6 +2768,55 @@ class Facility:
 
 
 @dataclass(kw_only=True)
+class Flare:
+    """
+    火炬 / Flare.
+    """
+
+    flare_id: str = field(
+        metadata={
+            "name": "flareId",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        }
+    )
+    operation: FlareOperation = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    gas_volume: Quantity = field(
+        metadata={
+            "name": "gasVolume",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    carbon_content: Parameter = field(
+        metadata={
+            "name": "carbonContent",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    oxidation_rate: Parameter = field(
+        metadata={
+            "name": "oxidationRate",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    emission: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+
+
+@dataclass(kw_only=True)
 class FluxUse:
     """
     熔剂消耗 / Flux use.
@@ -1929,6 +2837,72 @@ class FluxUse:
     )
     factor: Parameter = field(
         metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    emission: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+
+
+@dataclass(kw_only=True)
+class FuelBalance:
+    """
+    能源品种净消耗 / Net fuel use of one carrier.
+    """
+
+    fuel_code: FuelCode = field(
+        metadata={
+            "name": "fuelCode",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    purchased: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    exported: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    stock_change: SignedQuantity = field(
+        metadata={
+            "name": "stockChange",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    net: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    ncv: Parameter = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    carbon_content: Parameter = field(
+        metadata={
+            "name": "carbonContent",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    oxidation_rate: Parameter = field(
+        metadata={
+            "name": "oxidationRate",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
         }
@@ -1993,99 +2967,6 @@ class FuelCombustion:
             "type": "Element",
             "namespace": "urn:cedx:1.0",
         }
-    )
-
-
-@dataclass(kw_only=True)
-class GeneratingUnit:
-    """
-    发电机组 / Generating unit.
-    """
-
-    unit_id: str = field(
-        metadata={
-            "name": "unitId",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
-        }
-    )
-    capacity: Quantity = field(
-        metadata={
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    coal_consumption: Quantity = field(
-        metadata={
-            "name": "coalConsumption",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    ncv_as_received: Parameter = field(
-        metadata={
-            "name": "ncvAsReceived",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    carbon_content_as_received: Parameter = field(
-        metadata={
-            "name": "carbonContentAsReceived",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    oxidation_rate: Parameter = field(
-        metadata={
-            "name": "oxidationRate",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    combustion_emission: Quantity = field(
-        metadata={
-            "name": "combustionEmission",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    gross_generation: Quantity = field(
-        metadata={
-            "name": "grossGeneration",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    power_supplied: Quantity = field(
-        metadata={
-            "name": "powerSupplied",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    heat_supplied: Quantity = field(
-        metadata={
-            "name": "heatSupplied",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    running_hours: Quantity = field(
-        metadata={
-            "name": "runningHours",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    load_factor: None | Parameter = field(
-        default=None,
-        metadata={
-            "name": "loadFactor",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        },
     )
 
 
@@ -2310,9 +3191,22 @@ class N2Oprocess:
             "namespace": "urn:cedx:1.0",
         }
     )
-    abatement_rate: Parameter = field(
+    technology: N2OprocessTechnology = field(
         metadata={
-            "name": "abatementRate",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    destruction_efficiency: Parameter = field(
+        metadata={
+            "name": "destructionEfficiency",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    abatement_usage_rate: Parameter = field(
+        metadata={
+            "name": "abatementUsageRate",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
         }
@@ -2420,6 +3314,46 @@ class SignedReceipt:
 
 
 @dataclass(kw_only=True)
+class SteamHeat:
+    """
+    蒸汽热量 / Heat carried by steam.
+    """
+
+    mass: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    pressure: None | Quantity = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    temperature: None | SignedQuantity = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    enthalpy: Parameter = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    heat: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+
+
+@dataclass(kw_only=True)
 class SteelProcessOutput:
     """
     工序产量 / Process output.
@@ -2437,6 +3371,13 @@ class SteelProcessOutput:
             "type": "Element",
             "namespace": "urn:cedx:1.0",
         }
+    )
+    emission: None | Quantity = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
     )
 
 
@@ -2584,36 +3525,33 @@ class AnnualReport:
 
 
 @dataclass(kw_only=True)
-class CementMonthlyData:
-    """
-    水泥行业月度数据 / Cement, monthly.
-    """
-
-    lines: CementMonthlyData.Lines = field(
-        metadata={
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-
-    @dataclass(kw_only=True)
-    class Lines:
-        line: list[ClinkerLine] = field(
-            default_factory=list,
-            metadata={
-                "type": "Element",
-                "namespace": "urn:cedx:1.0",
-                "min_occurs": 1,
-            },
-        )
-
-
-@dataclass(kw_only=True)
 class ChemicalMonthlyData:
     """
     化工与石化月度数据 / Chemical and petrochemical, monthly.
     """
 
+    carbonates: None | ChemicalMonthlyData.Carbonates = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    co2_recovered: None | ChemicalMonthlyData.Co2Recovered = field(
+        default=None,
+        metadata={
+            "name": "co2Recovered",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    flares: None | ChemicalMonthlyData.Flares = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
     carbon_inputs: ChemicalMonthlyData.CarbonInputs = field(
         metadata={
             "name": "carbonInputs",
@@ -2649,6 +3587,39 @@ class ChemicalMonthlyData:
             "namespace": "urn:cedx:1.0",
         }
     )
+
+    @dataclass(kw_only=True)
+    class Carbonates:
+        carbonate: list[CarbonateUse] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "max_occurs": 20,
+            },
+        )
+
+    @dataclass(kw_only=True)
+    class Co2Recovered:
+        recovery: list[Co2Recovery] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "max_occurs": 20,
+            },
+        )
+
+    @dataclass(kw_only=True)
+    class Flares:
+        flare: list[Flare] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "max_occurs": 20,
+            },
+        )
 
     @dataclass(kw_only=True)
     class CarbonInputs:
@@ -2692,6 +3663,182 @@ class ChemicalMonthlyData:
 
 
 @dataclass(kw_only=True)
+class ClinkerLine:
+    """
+    熟料生产线 / Clinker line.
+    """
+
+    line_id: str = field(
+        metadata={
+            "name": "lineId",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        }
+    )
+    clinker_output: Quantity = field(
+        metadata={
+            "name": "clinkerOutput",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    cao_content: Parameter = field(
+        metadata={
+            "name": "caoContent",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    cao_non_carbonate: Parameter = field(
+        metadata={
+            "name": "caoNonCarbonate",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    mgo_content: Parameter = field(
+        metadata={
+            "name": "mgoContent",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    mgo_non_carbonate: Parameter = field(
+        metadata={
+            "name": "mgoNonCarbonate",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    kiln_dust: Quantity = field(
+        metadata={
+            "name": "kilnDust",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    kiln_dust_calcination: Parameter = field(
+        metadata={
+            "name": "kilnDustCalcination",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    raw_meal_consumption: Quantity = field(
+        metadata={
+            "name": "rawMealConsumption",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    raw_meal_organic_carbon: Parameter = field(
+        metadata={
+            "name": "rawMealOrganicCarbon",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    process_emission: Quantity = field(
+        metadata={
+            "name": "processEmission",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    kiln_dust_emission: Quantity = field(
+        metadata={
+            "name": "kilnDustEmission",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    organic_carbon_emission: Quantity = field(
+        metadata={
+            "name": "organicCarbonEmission",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    bypass_dust: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "bypassDust",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    bypass_dust_calcination: None | Parameter = field(
+        default=None,
+        metadata={
+            "name": "bypassDustCalcination",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    bypass_dust_emission: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "bypassDustEmission",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    alternative_fuels: None | ClinkerLine.AlternativeFuels = field(
+        default=None,
+        metadata={
+            "name": "alternativeFuels",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+
+    @dataclass(kw_only=True)
+    class AlternativeFuels:
+        fuel: list[AlternativeFuel] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "max_occurs": 20,
+            },
+        )
+
+
+@dataclass(kw_only=True)
+class EnergyFlow:
+    """
+    电力或热力 / Electricity or heat flow.
+    """
+
+    amount: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    factor: Parameter = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    emission: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    steam: None | SteamHeat = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+
+
+@dataclass(kw_only=True)
 class FacilityList:
     """
     设施列表 / Facility list.
@@ -2726,6 +3873,203 @@ class FacilityList:
             default_factory=list,
             metadata={
                 "type": "Element",
+            },
+        )
+
+
+@dataclass(kw_only=True)
+class GeneratingUnit:
+    """
+    发电机组 / Generating unit.
+    """
+
+    unit_id: str = field(
+        metadata={
+            "name": "unitId",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        }
+    )
+    capacity: Quantity = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    coal_consumption: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "coalConsumption",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    ncv_as_received: None | Parameter = field(
+        default=None,
+        metadata={
+            "name": "ncvAsReceived",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    carbon_content_as_received: None | Parameter = field(
+        default=None,
+        metadata={
+            "name": "carbonContentAsReceived",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    oxidation_rate: None | Parameter = field(
+        default=None,
+        metadata={
+            "name": "oxidationRate",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    combustion_emission: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "combustionEmission",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    gross_generation: Quantity = field(
+        metadata={
+            "name": "grossGeneration",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    power_supplied: Quantity = field(
+        metadata={
+            "name": "powerSupplied",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    heat_supplied: Quantity = field(
+        metadata={
+            "name": "heatSupplied",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    running_hours: Quantity = field(
+        metadata={
+            "name": "runningHours",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    load_factor: None | Parameter = field(
+        default=None,
+        metadata={
+            "name": "loadFactor",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    fuel_category: GeneratingUnitFuelCategory = field(
+        metadata={
+            "name": "fuelCategory",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    boiler_type: GeneratingUnitBoilerType = field(
+        metadata={
+            "name": "boilerType",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    pressure_class: GeneratingUnitPressureClass = field(
+        metadata={
+            "name": "pressureClass",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    cooling_type: GeneratingUnitCoolingType = field(
+        metadata={
+            "name": "coolingType",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    coal_measurement: None | CoalMeasurement = field(
+        default=None,
+        metadata={
+            "name": "coalMeasurement",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    coal_analysis: None | CoalAnalysis = field(
+        default=None,
+        metadata={
+            "name": "coalAnalysis",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    fuels: None | GeneratingUnit.Fuels = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    biomass_cofiring: None | BiomassCofiring = field(
+        default=None,
+        metadata={
+            "name": "biomassCofiring",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    unit_emission: Quantity = field(
+        metadata={
+            "name": "unitEmission",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    heat_supply_ratio: Parameter = field(
+        metadata={
+            "name": "heatSupplyRatio",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    intensity_power_supplied: Quantity = field(
+        metadata={
+            "name": "intensityPowerSupplied",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    intensity_heat_supplied: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "intensityHeatSupplied",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+
+    @dataclass(kw_only=True)
+    class Fuels:
+        fuel: list[FuelCombustion] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "max_occurs": 10,
             },
         )
 
@@ -2801,31 +4145,6 @@ class MeteringPoint:
 
 
 @dataclass(kw_only=True)
-class PowerMonthlyData:
-    """
-    发电行业月度数据 / Power generation, monthly.
-    """
-
-    units: PowerMonthlyData.Units = field(
-        metadata={
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-
-    @dataclass(kw_only=True)
-    class Units:
-        unit: list[GeneratingUnit] = field(
-            default_factory=list,
-            metadata={
-                "type": "Element",
-                "namespace": "urn:cedx:1.0",
-                "min_occurs": 1,
-            },
-        )
-
-
-@dataclass(kw_only=True)
 class SignedMeasurementBatch:
     """
     签名计量数据批次 / Signed measurement batch.
@@ -2857,6 +4176,22 @@ class SteelMonthlyData:
     钢铁行业月度数据 / Iron and steel, monthly.
     """
 
+    net_fuels: None | SteelMonthlyData.NetFuels = field(
+        default=None,
+        metadata={
+            "name": "netFuels",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    purchased_materials: None | SteelMonthlyData.PurchasedMaterials = field(
+        default=None,
+        metadata={
+            "name": "purchasedMaterials",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
     processes: SteelMonthlyData.Processes = field(
         metadata={
             "type": "Element",
@@ -2899,6 +4234,28 @@ class SteelMonthlyData:
     )
 
     @dataclass(kw_only=True)
+    class NetFuels:
+        fuel: list[FuelBalance] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "max_occurs": 30,
+            },
+        )
+
+    @dataclass(kw_only=True)
+    class PurchasedMaterials:
+        material: list[CarbonMaterialUse] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "max_occurs": 20,
+            },
+        )
+
+    @dataclass(kw_only=True)
     class Processes:
         process: list[SteelProcessOutput] = field(
             default_factory=list,
@@ -2925,6 +4282,39 @@ class SteelMonthlyData:
             metadata={
                 "type": "Element",
                 "namespace": "urn:cedx:1.0",
+            },
+        )
+
+
+@dataclass(kw_only=True)
+class CementMonthlyData:
+    """
+    水泥行业月度数据 / Cement, monthly.
+    """
+
+    cement_output: None | Quantity = field(
+        default=None,
+        metadata={
+            "name": "cementOutput",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    lines: CementMonthlyData.Lines = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+
+    @dataclass(kw_only=True)
+    class Lines:
+        line: list[ClinkerLine] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "min_occurs": 1,
             },
         )
 
@@ -3017,6 +4407,58 @@ class MeteringPointList:
                 "type": "Element",
             },
         )
+
+
+@dataclass(kw_only=True)
+class PowerMonthlyData:
+    """
+    发电行业月度数据 / Power generation, monthly.
+    """
+
+    units: PowerMonthlyData.Units = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+
+    @dataclass(kw_only=True)
+    class Units:
+        unit: list[GeneratingUnit] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "min_occurs": 1,
+            },
+        )
+
+
+@dataclass(kw_only=True)
+class SignedAnnualReport:
+    """
+    签名年度报告 / Signed annual report.
+    """
+
+    class Meta:
+        namespace = "urn:cedx:1.0"
+
+    payload: AnnualReport = field(
+        metadata={
+            "type": "Element",
+        }
+    )
+    signature: SignatureBlock = field(
+        metadata={
+            "type": "Element",
+        }
+    )
+    spec_version: SpecVersion = field(
+        metadata={
+            "name": "specVersion",
+            "type": "Attribute",
+        }
+    )
 
 
 @dataclass(kw_only=True)
@@ -3183,6 +4625,29 @@ class MonthlyReport:
             "namespace": "urn:cedx:1.0",
         }
     )
+    lab_evidence: None | MonthlyReport.LabEvidence = field(
+        default=None,
+        metadata={
+            "name": "labEvidence",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    data_gaps: None | MonthlyReport.DataGaps = field(
+        default=None,
+        metadata={
+            "name": "dataGaps",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
+    attachments: None | MonthlyReport.Attachments = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        },
+    )
 
     @dataclass(kw_only=True)
     class Combustion:
@@ -3205,32 +4670,39 @@ class MonthlyReport:
             },
         )
 
+    @dataclass(kw_only=True)
+    class LabEvidence:
+        lab_report: list[LabEvidence] = field(
+            default_factory=list,
+            metadata={
+                "name": "labReport",
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "max_occurs": 200,
+            },
+        )
 
-@dataclass(kw_only=True)
-class SignedAnnualReport:
-    """
-    签名年度报告 / Signed annual report.
-    """
+    @dataclass(kw_only=True)
+    class DataGaps:
+        gap: list[DataGap] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "max_occurs": 500,
+            },
+        )
 
-    class Meta:
-        namespace = "urn:cedx:1.0"
-
-    payload: AnnualReport = field(
-        metadata={
-            "type": "Element",
-        }
-    )
-    signature: SignatureBlock = field(
-        metadata={
-            "type": "Element",
-        }
-    )
-    spec_version: SpecVersion = field(
-        metadata={
-            "name": "specVersion",
-            "type": "Attribute",
-        }
-    )
+    @dataclass(kw_only=True)
+    class Attachments:
+        attachment: list[Attachment] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "max_occurs": 50,
+            },
+        )
 
 
 @dataclass(kw_only=True)
