@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from . import spec, trust
+from .accounting import agreement
 from .accounting.guideline import (
     Attachment,
     CoalUnit,
@@ -98,12 +99,14 @@ def main() -> int:
                           for site in sources}
         say(f"平台 / platform {url_a}; 数据源 / sources {sources['power']} (power), {sources['cement']} (cement)")
 
+        pulled: dict[str, list[dict]] = {}
+
         def acquire(site: str, point: str, field: str, item: str = "activity"):
             client = AcquisitionClient(sources[site], token=token, trust_anchors=[source_anchors[site]])
             mp = client.get_metering_point(point).model_dump(mode="json", by_alias=True, exclude_none=True)
             # signatures, hash chain and flag/value agreement against the instrument's range
-            total = month_total(pull_month(client, point, month, [source_anchors[site]], mp["instrument"]["range"]),
-                                mp["measurand"])
+            pulled[point] = pull_month(client, point, month, [source_anchors[site]], mp["instrument"]["range"])
+            total = month_total(pulled[point], mp["measurand"])
             unit = TOTAL_UNITS.get(total.unit, total.unit)
             evidence = evidence_ref(total, f"SRC-{site.upper()}-01", field, unit, item)
             return total, evidence, metered_gaps(total, field, unit, item)
@@ -159,6 +162,12 @@ def main() -> int:
                                 labs=[lab], prepared_at=prepared)
 
         power = build_power(coal_lab("58.05"), today.isoformat(timespec="seconds"))
+        record = power.model_dump(mode="json", by_alias=True, exclude_none=True)
+        disagreements = agreement.check(record, pulled)
+        say(f"   核对 / agreement (R-EVID-002): {len(record['evidence'])} 项月累计量由已验签批次重算 / totals recomputed from "
+            f"the signed batches: {'一致 / agree' if not disagreements else disagreements}")
+        if disagreements:
+            return 1
         u1 = power.power.units[0]
         say(f"   化验 / lab: Cad 58.05 % → Car {u1.carbon_content_as_received.value} % (GB/T 483); "
             f"附件 / attachment SM3 {power.attachments[0].sm3[:16]}…; 供电强度 / intensity {u1.intensity_power_supplied.value} tCO2/MWh")
