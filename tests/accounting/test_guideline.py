@@ -134,3 +134,32 @@ def test_totals_deduct_exports_fixed_carbon_and_recovered_co2_and_add_fugitive()
                  carbon_fixed=D("40"), co2_recovered=D("15"), exported_electricity=D("20"), exported_heat=D("3"))
     # 1000 + 200 + 50 + 10 + 30 + 5 - 40 - 15 - 20 - 3 = 1,217
     assert t["total"] == {"value": "1217.000", "unit": "tCO2e"}
+
+
+def test_a_gas_unit_reports_fuels_instead_of_coal():
+    """PWR-2022: a combined-cycle gas unit has no coal fields; its gas is in `fuels` and counts in the totals."""
+    import copy
+    import json
+    from pathlib import Path
+
+    doc = json.loads((Path(__file__).parents[2] / "spec/examples/monthly-report-power.json").read_text())["payload"]
+    doc = copy.deepcopy(doc)
+    # 2,850 x 10^4 Nm3 x 389.31 GJ/10^4 Nm3 = 1,109,533.5 GJ; x 0.01532 tC/GJ = 16,998.05322 tC; x 0.99 = 16,828.07269 tC;
+    # x 44/12 = 61,702.93319 -> 61,702.933 tCO2
+    gas = g.fuel_combustion("U3-GAS", "natural_gas", D("2850"), "1e4Nm3", "PWR-2022")
+    assert gas["emission"]["value"] == "61702.933"
+    # power intensity: 61,702.933 x (1 - 0) / 168,000 MWh = 0.367279 -> 0.3673
+    unit = {"unitId": "U3", "capacity": {"value": "390", "unit": "MW"}, "grossGeneration": {"value": "172000.000", "unit": "MWh"},
+            "powerSupplied": {"value": "168000.000", "unit": "MWh"}, "heatSupplied": {"value": "0.000", "unit": "GJ"},
+            "runningHours": {"value": "620", "unit": "h"}, "fuelCategory": "gas", "boilerType": "gas_turbine_combined_cycle",
+            "pressureClass": "not_applicable", "coolingType": "water", "fuels": [gas], "unitEmission": gas["emission"],
+            "heatSupplyRatio": {"value": "0", "unit": "1", "source": "calculated"},
+            "intensityPowerSupplied": {"value": "0.3673", "unit": "tCO2/MWh"}}
+    doc["power"]["units"].append(unit)
+    issues = {i.code for i in spec.validator().validate("MonthlyReport", doc)}
+    assert issues == {"R-TOT-001"}  # the unit is fine; the combustion total does not include it yet
+    for key in ("combustion", "total"):
+        doc["totals"][key]["value"] = str(D(doc["totals"][key]["value"]) + D("61702.933"))
+    assert spec.validator().validate("MonthlyReport", doc) == []
+    unit["fuelCategory"] = "coal"  # a coal unit without coal data
+    assert "R-POW-009" in {i.code for i in spec.validator().validate("MonthlyReport", doc)}
