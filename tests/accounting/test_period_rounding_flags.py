@@ -79,7 +79,8 @@ def test_flag_value_agreement():
 
 def test_flag_check_reads_row_and_columnar_batches():
     row_batch = {"values": [{"time": T, "value": "1.0", "flag": "B"}, {"time": T, "flag": "N"}]}
-    columnar = {"times": [T, T], "values": ["1.0", None], "flags": ["B", "N"]}
+    columnar = {"start": "2026-09-30T16:00:00Z", "step": "PT1H", "count": 2, "values": ["1.0", ""], "flags": "BN"}
     rng = {"lower": "0", "upper": "10", "unit": "t/h"}
     assert [v.rule for v in flags.check_batch(row_batch, rng)] == ["R-ACQ-005", "R-ACQ-001"]
     assert [v.rule for v in flags.check_batch(columnar, rng)] == ["R-ACQ-005", "R-ACQ-001"]
+    assert [t for t, _, _ in flags.rows(columnar)] == ["2026-09-30T16:00:00Z", "2026-09-30T17:00:00Z"]

@@ -13,6 +13,7 @@ through :func:`rows`. Applied by the source before sealing, by the client on pul
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,20 +32,26 @@ class FlagViolation:
     message: str
 
 
+_STEPS = {"PT1M": dt.timedelta(minutes=1), "PT1H": dt.timedelta(hours=1), "P1D": dt.timedelta(days=1)}
+
+
 def rows(batch: dict) -> Iterator[tuple[str, Decimal | None, str]]:
     """(time, value, flag) rows of a batch payload, row-shaped or columnar.
 
-    Columnar shape (the acquisition helper's pages): parallel arrays ``times``/``values``/``flags``
-    with JSON null for a missing value; row shape: ``values: [{time, value?, flag}]``.
+    Row shape: ``values: [{time, value?, flag}]``. Columnar shape (sealed batches): value i is at
+    ``start + i × step``, ``values[i]`` is a decimal string ('' or null for no value) and its flag
+    is character i of the ``flags`` string.
     """
-    values = batch.get("values")
-    if isinstance(values, list) and (not values or isinstance(values[0], dict)):
+    values = batch.get("values") or []
+    if values and isinstance(values[0], dict):
         for v in values:
-            yield v["time"], (Decimal(v["value"]) if v.get("value") is not None else None), v["flag"]
+            yield v["time"], (Decimal(v["value"]) if v.get("value") not in (None, "") else None), v["flag"]
         return
-    times, flags = batch.get("times") or [], batch.get("flags") or []
-    for t, v, f in zip(times, values or [], flags):
-        yield t, (Decimal(v) if v is not None else None), f
+    start = dt.datetime.fromisoformat(str(batch["start"]).replace("Z", "+00:00"))
+    step = _STEPS[batch["step"]]
+    for i, (v, f) in enumerate(zip(values, batch.get("flags") or "")):
+        t = (start + i * step).astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        yield t, (Decimal(v) if v not in (None, "") else None), f
 
 
 def check(values: Iterable[tuple[str, Decimal | None, str]], lower: Decimal, upper: Decimal) -> list[FlagViolation]:
