@@ -54,6 +54,15 @@ def rows(batch: dict) -> Iterator[tuple[str, Decimal | None, str]]:
         yield t, (Decimal(v) if v not in (None, "") else None), f
 
 
+def span(batch: dict) -> tuple[str, str]:
+    """(start, end) of a batch payload in either shape."""
+    if "periodStart" in batch:
+        return batch["periodStart"], batch["periodEnd"]
+    start = dt.datetime.fromisoformat(str(batch["start"]).replace("Z", "+00:00"))
+    end = start + int(batch["count"]) * _STEPS[batch["step"]]
+    return batch["start"], end.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def check(values: Iterable[tuple[str, Decimal | None, str]], lower: Decimal, upper: Decimal) -> list[FlagViolation]:
     out = []
     for i, (t, v, f) in enumerate(values):

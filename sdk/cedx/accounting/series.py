@@ -111,4 +111,4 @@ def month_total(payloads: list[dict], measurand: str | None = None) -> MonthTota
     gaps = [g for g in (same_day, full_day) if g.hours]
     return MonthTotal(payloads[0]["pointId"], payloads[0]["unit"], total, hours, valid, sum(g.hours for g in gaps), stopped,
                       payloads[0]["sequenceNumber"], payloads[-1]["sequenceNumber"], trust.batch_digest(payloads[-1]),
-                      payloads[0]["periodStart"], payloads[-1]["periodEnd"], gaps)
+                      fl.span(payloads[0])[0], fl.span(payloads[-1])[1], gaps)
