@@ -106,7 +106,7 @@ def main() -> int:
             mp = client.get_metering_point(point).model_dump(mode="json", by_alias=True, exclude_none=True)
             # signatures, hash chain and flag/value agreement against the instrument's range
             pulled[point] = pull_month(client, point, month, [source_anchors[site]], mp["instrument"]["range"])
-            total = month_total(pulled[point], mp["measurand"])
+            total = month_total(pulled[point], month, measurand=mp["measurand"])
             unit = TOTAL_UNITS.get(total.unit, total.unit)
             evidence = evidence_ref(total, f"SRC-{site.upper()}-01", field, unit, item)
             return total, evidence, metered_gaps(total, field, unit, item)

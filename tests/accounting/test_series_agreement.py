@@ -38,12 +38,22 @@ def test_a_fully_invalid_day_is_not_zero():
     day1 = [("100", "N")] * 20 + [(None, "M")] * 4
     day2 = [(None, "B")] * 24
     day3 = [("120", "N")] * 22 + [(None, "F")] * 2
-    t = month_total(batches([day1, day2, day3]))
+    t = month_total(batches([day1, day2, day3]), MONTH)
     # 20 x 100 + 4 x 100 + 24 x 120 + 22 x 120 + 0 = 2,000 + 400 + 2,880 + 2,640 = 7,920 t
     assert t.total == D("7920")
     assert (t.valid_hours, t.substituted_hours, t.stopped_hours) == (42, 28, 2)
     assert [(g.method, g.cause, g.hours, g.contribution) for g in t.gaps] == [
         ("max_valid_same_day", "invalid_flag", 4, D("400")), ("max_valid_period", "full_day_invalid", 24, D("2880"))]
+
+
+def test_only_hours_inside_the_reporting_month_count():
+    # a batch for 31 October 2026 (Beijing) counts in October; with month_start = November it counts for nothing
+    day = [("10", "N")] * 24
+    last_day = batches([day])
+    for b in last_day:
+        b["values"] = [{**v, "time": v["time"].replace("2026-10-01", "2026-10-31")} for v in b["values"]]
+    assert month_total(last_day, MONTH).total == D("240")
+    assert month_total(last_day, dt.datetime(2026, 11, 1, tzinfo=CST)).total == D("0")
 
 
 def test_calibration_and_over_range_hours_are_not_valid_data():
@@ -55,7 +65,7 @@ def test_calibration_and_over_range_hours_are_not_valid_data():
 def test_outputs_are_substituted_on_the_low_side():
     day = [("500", "N")] * 12 + [("400", "N")] * 11 + [(None, "D")]
     # generation: the lowest valid hour (400) is the conservative side (it raises the intensity)
-    assert month_total(batches([day]), "electricity_generation").total == D("500") * 12 + D("400") * 12
+    assert month_total(batches([day]), measurand="electricity_generation").total == D("500") * 12 + D("400") * 12
     assert month_total(batches([day])).total == D("500") * 13 + D("400") * 11
 
 

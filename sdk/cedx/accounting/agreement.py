@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .. import spec, trust
+from .period import bounds as period_bounds
 from .series import month_total
 
 _STEP = re.compile(r"([A-Za-z][A-Za-z0-9]*)(?:\[(\d+)\])?")
@@ -77,7 +78,8 @@ def check(report: dict, batches: dict[str, list[dict]]) -> list[Disagreement]:
             continue
         gap = gaps.get(ev["reportedField"])
         measurand = "electricity_generation" if gap and gap["method"] in LOW_METHODS else None
-        total = month_total(chain, measurand)
+        month_start = period_bounds(report["period"])[0] if "period" in report else None
+        total = month_total(chain, month_start, measurand=measurand)
         stated = Decimal(ev["total"]["value"])
         if abs(total.total - stated) > half_unit(ev["total"]["value"]):
             out.append(Disagreement("R-EVID-002", i, f"{ev['pointId']}: batches give {total.total}, evidence states {stated}"))

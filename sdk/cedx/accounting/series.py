@@ -23,6 +23,7 @@ from decimal import Decimal
 from .. import trust
 from ..trust import x509 as tx
 from . import flags as fl
+from ..spec.rules import month_bounds
 from .period import CHINA_STANDARD_TIME
 
 #: Measurands whose conservative side is low (outputs in an intensity's denominator, or deducted).
@@ -78,14 +79,20 @@ def pull_month(client, point_id: str, month_start: dt.datetime, trust_anchors: l
     return payloads
 
 
-def month_total(payloads: list[dict], measurand: str | None = None) -> MonthTotal:
+def month_total(payloads: list[dict], month_start: dt.datetime | None = None, measurand: str | None = None) -> MonthTotal:
+    """Totals of verified hourly batches (row or columnar shape). With ``month_start`` only the hours
+    inside that reporting month count (period rule R-PERIOD-002); days are China Standard Time days."""
     low = measurand in LOW_SIDE
     pick = min if low else max
+    lo, hi = month_bounds(month_start.astimezone(CHINA_STANDARD_TIME).year, month_start.astimezone(CHINA_STANDARD_TIME).month) \
+        if month_start is not None else (None, None)
     by_day: dict[str, list[tuple[Decimal | None, str]]] = defaultdict(list)
     for batch in payloads:
         for t, v, f in fl.rows(batch):
-            day = dt.datetime.fromisoformat(t.replace("Z", "+00:00")).astimezone(CHINA_STANDARD_TIME).date().isoformat()
-            by_day[day].append((v, f))
+            instant = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+            if lo is not None and not lo <= instant < hi:
+                continue
+            by_day[instant.astimezone(CHINA_STANDARD_TIME).date().isoformat()].append((v, f))
     valid_all = [v for values in by_day.values() for v, f in values if f in fl.VALID and v is not None]
     month_sub = pick(valid_all) if valid_all else None
     same_day = Gap("min_valid_same_day" if low else "max_valid_same_day", "invalid_flag")
