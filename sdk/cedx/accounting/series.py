@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .. import trust
+from ..spec.rules import month_bounds
 from ..trust import x509 as tx
 from . import flags as fl
-from ..spec.rules import month_bounds
 from .period import CHINA_STANDARD_TIME
 
 #: Measurands whose conservative side is low (outputs in an intensity's denominator, or deducted).
