@@ -173,3 +173,14 @@ def test_source_fault_flags_disagreeing_with_values_is_caught(source, monkeypatc
     source.session.exchanges = []
     item_result = run(source, [2])["items"][0]
     assert any(c["case_id"] == "A2.4" and c["verdict"] == "fail" and "R-ACQ-006" in c["reason"] for c in item_result["cases"])
+
+
+def test_item2_catches_accepted_negative_activity_data(tmp_path, monkeypatch):
+    """Issue 11 §4 / 13: a platform whose schema lets negative quantities through fails case 2.4."""
+    original = Validator.schema_issues
+
+    def lenient(self, name, doc, *a, **k):
+        return [i for i in original(self, name, doc, *a, **k) if i.code != "R-QTY-001"]
+    monkeypatch.setattr(Validator, "schema_issues", lenient)
+    item = _inspect(tmp_path, 2)
+    assert any(c["case_id"] == "2.4" and c["verdict"] == "fail" for c in item["cases"]), item["cases"]
