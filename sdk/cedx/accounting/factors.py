@@ -35,7 +35,7 @@ class FactorTable:
     def reference(self, key: str, row: dict | None = None) -> str:
         row = row or self.row(key)
         where = f" {row['clause']}" if row.get("clause") else ""
-        return f"因子表 / factor table {self.version} {key} ({row.get('set', '')}{where})"
+        return f"因子表 / factor table {self.version} {key} ({row.get('set', '')}{where}){_flag(row)}"
 
     # --- parameters as they appear in reports ------------------------------------------------
     def parameter(self, key: str, source: str = "default") -> dict:
@@ -48,7 +48,7 @@ class FactorTable:
         if not rows:
             raise KeyError(f"no default for {fuel} in {guideline}")
         r = rows[0]
-        ref = f"因子表 / factor table {self.version} fuels {guideline}/{fuel} ({r['clause']})"
+        ref = f"因子表 / factor table {self.version} fuels {guideline}/{fuel} ({r['clause']}){_flag(r)}"
         return {k: {**r[k], "source": "default", "reference": ref} for k in ("ncv", "carbonContent", "oxidationRate")}
 
     def grid(self, year: int, kind: str = "national_average") -> dict:
@@ -57,19 +57,24 @@ class FactorTable:
             raise KeyError(f"no grid factor for {year} ({kind})")
         r = rows[0]
         return {"value": r["value"], "unit": "tCO2/MWh", "source": "regulator_published",
-                "reference": f"因子表 / factor table {self.version} grid {year}/{kind} ({r['set']})"}
+                "reference": f"因子表 / factor table {self.version} grid {year}/{kind} ({r['set']}){_flag(r)}"}
 
     def gwp(self, gas: str, assessment: str) -> dict:
         key = f"gwp.{gas}.{assessment}"
         r = self.row(key)
         return {"value": r["value"], "unit": "1", "source": "default",
-                "reference": f"因子表 / factor table {self.version} {key}"}
+                "reference": f"因子表 / factor table {self.version} {key}{_flag(r)}"}
 
     def places(self, item: str) -> int:
         rows = [r for r in self.table["precision"] if r["item"] == item]
         if not rows:
             raise KeyError(f"no precision for {item}")
         return int(rows[0]["places"])
+
+
+def _flag(row: dict) -> str:
+    """Values the table marks unconfirmed say so wherever they are used."""
+    return " 未核实 / unconfirmed" if row.get("status") == "unconfirmed" else ""
 
 
 @cache
