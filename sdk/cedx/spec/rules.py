@@ -13,20 +13,16 @@ import base64
 import calendar
 import datetime as _dt
 import operator
-import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 from functools import lru_cache
 from typing import Any
 
+from ..instants import CST as CHINA_STANDARD_TIME
+from ..instants import INSTANT_PATTERN as _INSTANT
+from ..instants import parse_instant
 from . import uscc
 from .schema import SchemaIndex
-
-_INDUSTRY_SECTIONS = {
-    "power": "power", "cement": "cement", "steel": "steel",
-    "coalMining": "coal_mining", "chemical": "chemical",
-}
-_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -186,7 +182,7 @@ class _Evaluator:
             raise _Missing()
         if isinstance(value, str):
             if _INSTANT.match(value):
-                return _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+                return parse_instant(value)
             return value
         if isinstance(value, (dict, int, Decimal)) and not isinstance(value, bool):
             try:
@@ -351,7 +347,8 @@ class _Evaluator:
 
     def f_industrySections(self, args) -> list:
         doc = self.scope.current
-        return [code for key, code in _INDUSTRY_SECTIONS.items() if isinstance(doc, dict) and key in doc]
+        sections = self.engine.index.facts.industry_sections  # from the spec: Industry × MonthlyReport
+        return [code for key, code in sections.items() if isinstance(doc, dict) and key in doc]
 
     def f_startsWith(self, args) -> bool:
         s, prefix = self.visit(args[0]), self.visit(args[1])
@@ -418,9 +415,6 @@ class _Evaluator:
         if isinstance(v, _Absent):
             raise _Missing()
         return Decimal(len(base64.b64decode(v, validate=True)))
-
-
-CHINA_STANDARD_TIME = _dt.timezone(_dt.timedelta(hours=8))
 
 
 def month_bounds(year: int, month: int) -> tuple[_dt.datetime, _dt.datetime]:
