@@ -152,13 +152,31 @@ def execution_order(cases: list[Case]) -> list[Case]:
 
 
 class RecordingSession(requests.Session):
-    """A requests session that keeps the exchanges of the case being run."""
+    """A requests session that keeps the exchanges of the case being run.
 
-    def __init__(self):
+    It is polite: a 429 with a Retry-After of at most a minute is waited out and the request
+    sent again (recorded both times), within a budget for the whole run, so that a platform's
+    rate limits (or its limit on failed authentications) do not turn into failures of unrelated
+    cases. The rate-limit probe switches this off (``polite = False``)."""
+
+    MAX_RETRY_AFTER = 60
+
+    def __init__(self, wait_budget: float = 180):
         super().__init__()
         self.exchanges: list[Exchange] = []
+        self.polite = True
+        self.wait_budget = wait_budget
 
     def request(self, method, url, **kwargs):  # type: ignore[override]
+        resp = self._recorded(method, url, **kwargs)
+        retry = resp.headers.get("Retry-After", "") if resp.status_code == 429 else ""
+        if self.polite and retry.isdigit() and int(retry) <= min(self.MAX_RETRY_AFTER, self.wait_budget):
+            self.wait_budget -= int(retry) + 0.5
+            time.sleep(int(retry) + 0.5)
+            resp = self._recorded(method, url, **kwargs)
+        return resp
+
+    def _recorded(self, method, url, **kwargs):
         started = time.perf_counter()
         resp = None
         try:

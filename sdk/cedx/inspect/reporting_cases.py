@@ -275,8 +275,20 @@ def c5_5(t):
     if budget <= 0:
         raise NotApplicable("opt-in: the probe sends up to N requests to exhaust the limit (--rate-limit-probe N); "
                             "agree it with the operator before inspecting a production platform")
+    t.session.polite = False  # here a 429 is what is looked for, not something to wait out
+    try:
+        _probe_rate_limit(t, budget)
+    finally:
+        t.session.polite = True
+
+
+def _probe_rate_limit(t, budget: int) -> None:
     path = "/v1/reporting/submissions?limit=1"
     first = _get(t, path)
+    if first.status_code == 429:  # the earlier cases used the window up: the limit is enforced
+        _expect_problem(first, 429, "RATE_LIMITED")
+        check(first.headers.get("Retry-After", "").isdigit(), "429 without an integer Retry-After")
+        return
     check(first.status_code == 200, f"HTTP {first.status_code}")
     try:
         remaining, limit = int(first.headers["RateLimit-Remaining"]), int(first.headers["RateLimit-Limit"])
