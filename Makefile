@@ -19,16 +19,20 @@ $(STAMP): pyproject.toml requirements-dev.txt
 test: $(STAMP)
 	$(PY) -m pytest
 
-## make check: generated files fresh, XSD and JSON Schemas agree, lint clean
+## make check: generated files fresh (also from a tree without generated code: tests/spec),
+## XSD and JSON Schemas agree, lint clean
 check: $(STAMP)
 	$(PY) -m generator check
+	$(PY) -m cedx.inspect.catalogue --check docs/inspection.md
 	$(PY) -m ruff check sdk/cedx generator tests bench
 	$(PY) -m mypy sdk/cedx/generated sdk/cedx/runtime
 	$(PY) -m pytest -q tests/spec
 
-## make generate: regenerate everything derived from spec/
+## make generate: regenerate everything derived from spec/ (the generator reads spec/ and
+## templates/ only, never its own output), then the inspection catalogue from the inspector
 generate: $(STAMP)
 	$(PY) -m generator generate
+	$(PY) -m cedx.inspect.catalogue docs/inspection.md
 
 ## make demo: the end-to-end job on the embedded specification
 demo: $(STAMP)
@@ -42,6 +46,7 @@ inspect: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/trust.py
 	$(PY) bench/reporting.py
+	$(PY) bench/xmlpaths.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -32,12 +32,11 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cedx import trust  # noqa: E402
+from cedx.instants import CST  # noqa: E402
 from cedx.platform.admin import Admin  # noqa: E402
 from cedx.platform.settings import PlatformSettings  # noqa: E402
 from cedx.trust import x509 as tx  # noqa: E402
 from tests.platform.conftest import Entity, Env  # noqa: E402
-
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 @contextlib.contextmanager

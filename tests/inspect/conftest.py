@@ -5,11 +5,10 @@ import pytest
 from cedx.acquisition.app import create_source_app
 from cedx.inspect.local import ReferencePlatform
 from cedx.inspect.target import Target
+from cedx.instants import CST
 from cedx.trust import x509 as tx
 
 from ..loopback import serve
-
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ from .operations import OPERATIONS
 class CommonClient(BaseClient):
     """共性接口：配置与令牌 / Common: configuration and tokens"""
 
+    operations = OPERATIONS
+
     def get_configuration(
         self, *, format: Format | None = None
     ) -> models.SignedPlatformConfiguration:
@@ -55,6 +57,8 @@ class CommonClient(BaseClient):
 
 class ReportingClient(BaseClient):
     """报送数据接口 / Reporting interface"""
+
+    operations = OPERATIONS
 
     def register_entity(
         self, body: models.Entity, *, format: Format | None = None
@@ -343,6 +347,8 @@ class ReportingClient(BaseClient):
 
 class AcquisitionClient(BaseClient):
     """数据自动获取接口 / Data auto-acquisition interface"""
+
+    operations = OPERATIONS
 
     def get_source_info(self, *, format: Format | None = None) -> models.SourceInfo:
         """读取源系统信息 / Read the source system's description

@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 
 from ..acquisition.app import create_source_app
+from ..instants import CST
 from ..platform.admin import Admin
 from ..platform.app import create_app
 from ..platform.settings import PlatformSettings
@@ -32,7 +33,6 @@ from ..trust import x509 as tx
 from .runner import main_progress, run, write
 from .target import Credential, OtherEntity, Target
 
-CST = dt.timezone(dt.timedelta(hours=8))
 ENTITY, OTHER = "91320500MA1X2P3Q4R", "91350100M000100Y43"
 
 

@@ -6,7 +6,6 @@ import base64
 import copy
 import datetime as dt
 import json
-import re
 import uuid
 
 import requests
@@ -14,6 +13,7 @@ from lxml import etree
 
 from .. import spec, trust
 from ..generated import models
+from ..instants import INSTANT_PATTERN as INSTANT
 from ..runtime.client import Format
 from ..runtime.errors import ApiError
 from ..trust import tsa as tts
@@ -21,7 +21,6 @@ from ..trust import x509 as tx
 from .framework import CaseFailed, NotApplicable, case, check, prerequisite
 
 SUBMIT = "/v1/reporting/monthly-reports"
-INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
 def _schema_ok(name: str, record) -> None:

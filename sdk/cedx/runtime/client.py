@@ -14,7 +14,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -102,6 +102,8 @@ NO_RETRY = RetryPolicy(attempts=1)
 
 class BaseClient:
     """Common machinery of ReportingClient, AcquisitionClient and CommonClient."""
+
+    operations: Mapping[str, OperationInfo] = {}  # set by each generated client: operationId -> info
 
     def __init__(
         self,

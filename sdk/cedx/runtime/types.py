@@ -14,10 +14,9 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator, PlainSerializer, ValidationInfo
 
+from ..instants import INSTANT_PATTERN
+
 DECIMAL_PATTERN = re.compile(r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?$")
-INSTANT_PATTERN = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
-)
 
 
 def _decimal(value: Any, info: ValidationInfo) -> Decimal:

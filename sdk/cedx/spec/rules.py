@@ -10,22 +10,16 @@ from __future__ import annotations
 
 import ast
 import calendar
-import datetime as _dt
 import operator
-import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 from functools import lru_cache
 from typing import Any
 
+from ..instants import INSTANT_PATTERN as _INSTANT
+from ..instants import parse_instant
 from . import uscc
 from .schema import SchemaIndex
-
-_INDUSTRY_SECTIONS = {
-    "power": "power", "cement": "cement", "steel": "steel",
-    "coalMining": "coal_mining", "chemical": "chemical",
-}
-_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -176,7 +170,7 @@ class _Evaluator:
             raise _Missing()
         if isinstance(value, str):
             if _INSTANT.match(value):
-                return _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+                return parse_instant(value)
             return value
         if isinstance(value, (dict, int, Decimal)) and not isinstance(value, bool):
             try:
@@ -341,7 +335,8 @@ class _Evaluator:
 
     def f_industrySections(self, args) -> list:
         doc = self.scope.current
-        return [code for key, code in _INDUSTRY_SECTIONS.items() if isinstance(doc, dict) and key in doc]
+        sections = self.engine.index.facts.industry_sections  # from the spec: Industry × MonthlyReport
+        return [code for key, code in sections.items() if isinstance(doc, dict) and key in doc]
 
     def f_startsWith(self, args) -> bool:
         s, prefix = self.visit(args[0]), self.visit(args[1])

@@ -18,6 +18,8 @@ from .operations import OPERATIONS
 class ReportingClient(BaseClient):
     """报送数据接口 / Reporting interface"""
 
+    operations = OPERATIONS
+
     def list_drawings(
         self,
         *,
