@@ -29,7 +29,7 @@ def preflight(target: Target) -> dict | None:
         except requests.RequestException as exc:
             return None, {"cause": "unreachable", "detail": f"{method} {url}: {type(exc).__name__}: {exc}"[:500]}
 
-    if target.interface == "acquisition":
+    if target.interface == "acquisition" and (target.token_value or not target.client_id):
         resp, why = reach("GET", f"{target.url}/v1/acquisition/source",
                           headers={"Authorization": f"Bearer {target.token_value or ''}", "Accept": "application/json"})
         if why:
@@ -38,15 +38,20 @@ def preflight(target: Target) -> dict | None:
             return {"cause": "credentials-refused",
                     "detail": f"the source answered {resp.status_code} to the bearer token given (--token-env)"}
         return None
-    _, why = reach("GET", f"{target.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
+    if target.interface == "acquisition":
+        _, why = reach("GET", f"{target.url}/v1/acquisition/source", headers={"Accept": "application/json"})
+    else:
+        _, why = reach("GET", f"{target.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
     if why:
         return why
     clients = [("the inspector's client", target.client_id, target.client_secret)]
     if target.other:
         clients.append(("the second entity's client", target.other.client_id, target.other.client_secret))
     for who, client_id, secret in clients:
-        resp, why = reach("POST", f"{target.url}/oauth/token",
-                          data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret})
+        form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+        if target.default_scope:
+            form["scope"] = target.default_scope
+        resp, why = reach("POST", f"{target.url}/oauth/token", data=form)
         if why:
             return why
         try:

@@ -59,16 +59,22 @@ class Target:
 
     # --- tokens and clients ---------------------------------------------------------------
     def token(self, scope: str | None = None, fresh: bool = False) -> str:
-        if self.interface == "acquisition":
-            check(bool(self.token_value), "an acquisition token is required (--token)")
+        # An acquisition source takes a static bearer token, or client credentials for scope
+        # acquisition:read at its own token endpoint.
+        if self.interface == "acquisition" and (self.token_value or not self.client_id):
+            check(bool(self.token_value), "an acquisition token (--token-env) or client credentials are required")
             return self.token_value
         if self._token and not fresh and scope is None:
             return self._token
         if scope is not None:  # a token with a narrower scope is the case's own check
             return self.request_token(self.client_id, self.client_secret, scope)
         with prerequisite("token"):
-            self._token = self.request_token(self.client_id, self.client_secret)
+            self._token = self.request_token(self.client_id, self.client_secret, self.default_scope)
         return self._token
+
+    @property
+    def default_scope(self) -> str | None:
+        return "acquisition:read" if self.interface == "acquisition" else None
 
     def request_token(self, client_id: str | None, client_secret: str | None, scope: str | None = None,
                       base_url: str | None = None) -> str:
