@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from . import example_cmds, inspect_cmds, platform_cmds, trust_cmds
+from . import example_cmds, hj212_cmds, inspect_cmds, platform_cmds, trust_cmds
 from ._help import HELP
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 #: A missing optional dependency -> the extra that provides it.
 EXTRAS = {"fastapi": "server", "uvicorn": "server", "starlette": "server", "sqlalchemy": "server",
-          "psycopg": "server", "httpx": "async", "tongsuopy": "fast"}
+          "psycopg": "server", "yaml": "server", "httpx": "async", "tongsuopy": "fast"}
 
 
 def port(text: str) -> int:
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     trust_cmds.register(sub)
     platform_cmds.register(sub)
     inspect_cmds.register(sub)
+    hj212_cmds.register(sub)  # after platform_cmds: adds `serve hj212-bridge`
     example_cmds.register(sub)
     for p, action in walk(parser):
         if not action.help:

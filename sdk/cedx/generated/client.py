@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cedx.runtime.client import BaseClient, Format
 
-from . import models
 from .operations import OPERATIONS
+
+if TYPE_CHECKING:
+    from . import models
+else:  # the models (pydantic class construction) load on the first call that needs them
+    from cedx.runtime.lazy import LazyModule
+
+    models = LazyModule(f"{__package__}.models")
 
 
 class CommonClient(BaseClient):

@@ -26,8 +26,6 @@ from urllib.parse import quote, urlencode
 
 import requests
 
-from .. import spec, trust
-from ..trust import x509 as tx
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -39,10 +37,19 @@ from .errors import (
     TransportError,
 )
 from .errors import ValidationError as DocumentInvalid
+from .lazy import LazyModule
 from .operations import OperationInfo
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from .. import spec, trust
+    from ..trust import x509 as tx
+else:  # the spec (bundle, XML codec) and the trust layer (asn1crypto, cryptography, SM2) load when
+    # a client first needs them: importing the client costs little more than requests
+    spec = LazyModule("cedx.spec")
+    trust = LazyModule("cedx.trust")
+    tx = LazyModule("cedx.trust.x509")
 
 log = logging.getLogger("cedx.client")
 

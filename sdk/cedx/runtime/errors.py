@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import requests
 
 from .._exceptions import CedxError, ConfigurationError, TrustError
-from ..spec.validate import Issue
+from ..spec.issue import Issue
 
 #: One field-level problem (path, code, message, rule): the validator's Issue is exactly what a
 #: problem+json ``errors`` item carries, so the server, the client and the validator share it.
