@@ -32,3 +32,15 @@ def test_draws_and_clears_on_a_terminal(monkeypatch):
     quiet = Tty()
     list(track(range(3), stream=quiet))
     assert quiet.getvalue() == ""
+
+
+def test_the_inspection_progress_lines_stay_the_same_off_a_terminal(capsys, monkeypatch):
+    from cedx.inspect import runner
+
+    monkeypatch.delenv("CEDX_PROGRESS", raising=False)
+    for i in (1, 2):
+        runner.main_progress(f"[{i}/2] 4.{i} PASS            a case")
+    runner.main_progress("INCONCLUSIVE — unreachable: connection refused")
+    assert capsys.readouterr().err.splitlines() == [
+        "[1/2] 4.1 PASS            a case", "[2/2] 4.2 PASS            a case",
+        "INCONCLUSIVE — unreachable: connection refused"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .. import trust
+from ..progress import Progress
 from ..spec.rules import month_bounds
 from ..trust import x509 as tx
 from . import flags as fl
@@ -63,10 +64,12 @@ def pull_month(client, point_id: str, month_start: dt.datetime, trust_anchors: l
     end = (local.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     payloads = []
     resolve = tx.ChainResolver(trust_anchors)
-    for signed in client.iter_measurement_batches(point_id, granularity="hour", from_=local.isoformat(), to=end.isoformat()):
-        record = signed.model_dump(mode="json", by_alias=True, exclude_none=True)
-        trust.verify_document(record, resolve)
-        payloads.append(record["payload"])
+    with Progress((end - local).days, f"pull {point_id} {local:%Y-%m}") as bar:  # quiet unless a terminal
+        for signed in client.iter_measurement_batches(point_id, granularity="hour", from_=local.isoformat(), to=end.isoformat()):
+            record = signed.model_dump(mode="json", by_alias=True, exclude_none=True)
+            trust.verify_document(record, resolve)
+            payloads.append(record["payload"])
+            bar.advance()
     if not payloads:
         raise ValueError(f"no batches for {point_id} in {local:%Y-%m}")
     trust.verify_chain(payloads)
