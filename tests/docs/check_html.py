@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "sdk" / "cedx" / "generated" / "reference.html"
 SIZES = {"desktop": (1280, 900), "phone": (390, 844)}
+VIEWS = ("", "-python-api")  # the top, and the Python API reference (the page cut to start there)
 
 
 def static_problems(html: str) -> list[str]:
@@ -52,13 +53,20 @@ def screenshots(out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     shots = []
     for name, (w, h) in SIZES.items():
-        target = out / f"reference-{name}.png"
-        with tempfile.TemporaryDirectory() as profile:
-            subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                            f"--user-data-dir={profile}", "--no-first-run", "--disable-background-networking",
-                            f"--window-size={w},{h}", f"--screenshot={target}", PAGE.as_uri()],
-                           check=True, capture_output=True, timeout=120)
-        shots.append(target)
+        for view in VIEWS:
+            target = out / f"reference-{name}{view}.png"
+            with tempfile.TemporaryDirectory() as tmp:
+                page = PAGE
+                if view:  # headless screenshots ignore #fragments: cut the page to start at the section
+                    html = PAGE.read_text(encoding="utf-8")
+                    start, end = html.index("<main>") + len("<main>"), html.index('<h2 id="python-api">')
+                    page = Path(tmp) / "page.html"
+                    page.write_text(html[:start] + html[end:], encoding="utf-8")
+                subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                f"--user-data-dir={tmp}/profile", "--no-first-run", "--disable-background-networking",
+                                f"--window-size={w},{h}", f"--screenshot={target}", page.as_uri()],
+                               check=True, capture_output=True, timeout=120)
+            shots.append(target)
     return shots
 
 
