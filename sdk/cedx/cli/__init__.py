@@ -89,8 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or EXIT_OK)
-    except CliError as exc:
-        print(f"cedx: {_one_line(exc)}", file=sys.stderr)
+    except CliError as exc:  # the command's own one-line message, as it wrote it
+        print(f"cedx: {str(exc).strip() or 'error'}", file=sys.stderr)
         return exc.status
     except TrustError as exc:
         print(f"cedx: error: {exc}", file=sys.stderr)
