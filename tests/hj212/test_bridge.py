@@ -209,6 +209,22 @@ def test_wrong_password_is_refused(tmp_path):
     run(go())
 
 
+def test_known_only_refuses_unlisted_loggers(tmp_path):
+    async def go():
+        async with Harness(tmp_path, known_only=True) as h:
+            conn = await h.connect()
+            stranger = minute_packet(0)
+            stranger.mn = "UNKNOWN0001"
+            assert await h.exchange(conn, codec.encode(stranger), timeout=0.3) is None
+            req = codec.Packet(cn="1013", qn="20261102080000000", st="31", pw="1", mn="UNKNOWN0001", flag=5)
+            assert (await h.exchange(conn, codec.encode(req))).fields == {"QnRtn": "4"}
+            assert (await h.exchange(conn, codec.encode(minute_packet(0)))).cn == "9014"   # a listed logger
+            await h.bridge.flush()
+            assert len(h.rows("SELECT * FROM packets")) == 1
+            conn[1].close()
+    run(go())
+
+
 def test_bounded_buffer_and_oversized_frames(tmp_path):
     async def go():
         async with Harness(tmp_path, max_segment=512) as h:
