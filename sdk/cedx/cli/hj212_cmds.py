@@ -45,6 +45,8 @@ def cmd_decode(args) -> int:
     if len(data) > 20_000:
         raise _invalid("hj212 decode: input larger than any packet (a packet is at most 10,012 bytes)")
     packet, notes = _read_packet(data)
+    if not packet:
+        raise _invalid("hj212 decode: framing: no packet on standard input")
     if b"\n##" in packet or b"\r##" in packet:
         raise _invalid("hj212 decode: more than one packet on standard input (use --all)")
     try:

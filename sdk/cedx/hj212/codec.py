@@ -234,7 +234,7 @@ def unframe(frame: bytes, *, lenient_tail: bool = True) -> tuple[bytes, str, lis
     """Check framing, length and CRC; return (data segment, CRC hex as received, notes)."""
     notes: list[str] = []
     if not frame.startswith(b"##"):
-        head = frame[:12].decode("ascii", "replace")
+        head = frame[:12].rstrip(b"\r\n").decode("ascii", "replace")
         raise FramingError(f"a packet starts with '##' (got {head!r})")
     digits = frame[2:6]
     if len(digits) < 4 or not digits.isdigit():
