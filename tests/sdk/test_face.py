@@ -176,8 +176,9 @@ def test_outbox_closes_its_connections(tmp_path):
         print(box.counts())
         client.close(); del box; gc.collect()
     """)
-    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-W", "error", "-X", "dev", "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    assert "ResourceWarning" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
     assert "'pending': 1" in out.stdout
 
 
