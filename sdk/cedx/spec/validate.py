@@ -41,6 +41,17 @@ def _accept_any(_value: Any) -> bool:
     return True
 
 
+# Keywords whose draft-07 reading (fastjsonschema) differs from 2020-12 or is missing there.
+_DRAFT_2020_ONLY = frozenset({
+    "prefixItems", "unevaluatedProperties", "unevaluatedItems", "dependentRequired",
+    "dependentSchemas", "$dynamicRef", "$dynamicAnchor", "$anchor", "minContains", "maxContains",
+    "$recursiveRef",
+})
+# Siblings of $ref that assert nothing.
+_ANNOTATIONS = frozenset({"title", "description", "xml", "examples", "example", "default",
+                          "deprecated", "readOnly", "writeOnly", "$comment"})
+
+
 class Validator:
     def __init__(self, index: SchemaIndex):
         self.index = index
@@ -86,21 +97,61 @@ class Validator:
                 stack.extend(node)
         return {name: _accept_any for name in found}
 
+    @cached_property
+    def _fast_components(self) -> dict | None:
+        """The components as fastjsonschema (draft-07) reads them with 2020-12 meaning, or None
+        when the spec uses something whose draft-07 meaning differs: then every document takes
+        the jsonschema path (correct, only slower)."""
+        import copy
+
+        components = copy.deepcopy(self.index.spec.get("components", {}))
+        safe = True
+
+        def visit(node: Any) -> Any:  # node: a schema
+            nonlocal safe
+            if not isinstance(node, dict):
+                return node
+            if _DRAFT_2020_ONLY & node.keys() or isinstance(node.get("items"), list):
+                safe = False
+            values = node.get("enum", []) + ([node["const"]] if "const" in node else [])
+            if any(not isinstance(v, str) for v in values):
+                safe = False  # draft-07 code compares with ==, so 1 == True == 1.0
+            out = {}
+            for key, value in node.items():
+                if key in _ANNOTATIONS or key.startswith("x-") or key in ("enum", "const"):
+                    out[key] = value  # data, not schemas
+                elif key in ("properties", "patternProperties", "$defs", "definitions"):
+                    out[key] = {name: visit(sub) for name, sub in value.items()}
+                elif isinstance(value, list):
+                    out[key] = [visit(sub) for sub in value]
+                else:
+                    out[key] = visit(value)
+            ref = out.get("$ref")
+            if ref is not None and any(k not in _ANNOTATIONS and not k.startswith("x-") for k in out if k != "$ref"):
+                # draft-07 ignores a $ref's siblings; 2020-12 applies them: keep both meanings equal
+                out = {k: v for k, v in out.items() if k != "$ref"}
+                out["allOf"] = [*out.get("allOf", []), {"$ref": ref}]
+            return out
+
+        rewritten = dict(components, schemas={n: visit(sch) for n, sch in components.get("schemas", {}).items()})
+        return rewritten if safe else None
+
     def _compiled_check(self, schema_name: str):
-        """The compiled validator for a component schema (built once, on first use)."""
-        check = self._compiled.get(schema_name)
-        if check is None:
-            with self._compile_lock:
-                check = self._compiled.get(schema_name)
-                if check is None:
+        """The compiled validator for a component schema (built once, on first use), or None
+        when the spec cannot be compiled with the same meaning (see ``_fast_components``)."""
+        if schema_name in self._compiled:
+            return self._compiled[schema_name]
+        with self._compile_lock:
+            if schema_name not in self._compiled:
+                components = self._fast_components
+                check = None
+                if components is not None:
                     import fastjsonschema
 
-                    if schema_name not in self.index.schemas:
-                        raise KeyError(f"unknown schema {schema_name}")
-                    root = {"$ref": f"{REF_PREFIX}{schema_name}", "components": self.index.spec["components"]}
+                    root = {"$ref": f"{REF_PREFIX}{schema_name}", "components": components}
                     check = fastjsonschema.compile(root, formats=self._formats, use_default=False)
-                    self._compiled[schema_name] = check
-        return check
+                self._compiled[schema_name] = check
+        return self._compiled[schema_name]
 
     def is_valid(self, schema_name: str, document: Any) -> bool:
         """True when the document satisfies the schema (fast path; no explanation)."""
@@ -108,13 +159,15 @@ class Validator:
 
     # --- stages ---------------------------------------------------------------------------
     def schema_issues(self, schema_name: str, document: Any) -> list[Issue]:
-        try:
-            self._compiled_check(schema_name)(document)
-            return []
-        except KeyError:
-            raise
-        except Exception:  # JsonSchemaValueException, or anything odd: let jsonschema explain
-            pass
+        if schema_name not in self.index.schemas:
+            raise KeyError(f"unknown schema {schema_name}")
+        check = self._compiled_check(schema_name)
+        if check is not None:
+            try:
+                check(document)
+                return []
+            except Exception:  # JsonSchemaValueException, or anything odd: let jsonschema explain
+                pass
         return self.explain(schema_name, document)
 
     def explain(self, schema_name: str, document: Any) -> list[Issue]:
