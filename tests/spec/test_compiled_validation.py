@@ -129,3 +129,19 @@ def test_keywords_with_another_draft_07_meaning_disable_the_compiled_check(schem
 def test_unknown_schema_is_a_key_error(validator):
     with pytest.raises(KeyError):
         validator.schema_issues("NoSuchSchema", {})
+
+
+def test_first_use_from_many_threads_sees_complete_plans(index, power_report):
+    """Plans and compiled checks are built once under a lock: no thread may validate against a
+    half-built one (a wrong unit must be found by every thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cedx.spec.validate import Validator
+
+    power_report["payload"]["power"]["units"][1]["coalConsumption"]["unit"] = "MW"
+    for _ in range(3):
+        fresh = Validator(index)
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _, v=fresh: v.validate("SignedMonthlyReport", power_report), range(16)))
+        for issues in results:
+            assert ("$.payload.power.units[1].coalConsumption.unit", "R-UNIT-002") in {(i.path, i.code) for i in issues}

@@ -58,7 +58,7 @@ class Validator:
         self.rules = RuleEngine(index)
         self._validators: dict[str, Draft202012Validator] = {}
         self._compiled: dict[str, Any] = {}
-        self._compile_lock = threading.Lock()
+        self._compile_lock = threading.RLock()
         self._unit_plans: dict[int, Any] = {}
 
     @cached_property
@@ -202,34 +202,49 @@ class Validator:
 
         ("object", [(property, allowed units or None, child plan or None), ...]),
         ("array", item plan), ("union", discriminator, {value: plan}). Built once per schema
-        object; properties keep their schema order, so issues come out in the same order as
-        a walk over the whole schema."""
+        object, under a lock (threads validate concurrently; none may see a half-built plan);
+        properties keep their schema order, so issues come out in the same order as a walk
+        over the whole schema."""
+        key = id(schema)
+        try:
+            return self._unit_plans[key]
+        except KeyError:
+            pass
+        with self._compile_lock:
+            building: dict[int, Any] = {}
+            plan = self._build_unit_plan(schema, building)
+            self._unit_plans.update(building)
+            return plan
+
+    def _build_unit_plan(self, schema: dict, building: dict[int, Any]) -> Any:
         key = id(schema)
         if key in self._unit_plans:
             return self._unit_plans[key]
-        self._unit_plans[key] = None  # a recursive reference contributes nothing new
+        if key in building:
+            return building[key]
+        building[key] = None  # a recursive reference contributes nothing new
         index = self.index
         kind = index.kind(schema)
         plan: Any = None
         if kind == "union":
             prop, mapping = index.variants(schema)
-            options = {value: self._unit_plan(index.schemas[name]) for value, name in mapping.items()}
+            options = {value: self._build_unit_plan(index.schemas[name], building) for value, name in mapping.items()}
             if any(p is not None for p in options.values()):
                 plan = ("union", prop, options)
         elif kind == "object":
             entries = []
             for prop in index.properties(schema):
                 allowed = prop.schema.get("x-cedx-units")
-                child = self._unit_plan(prop.schema)
+                child = self._build_unit_plan(prop.schema, building)
                 if allowed or child is not None:
                     entries.append((prop.name, allowed, child))
             if entries:
                 plan = ("object", entries)
         elif kind == "array":
-            item = self._unit_plan(index.item_schema(schema))
+            item = self._build_unit_plan(index.item_schema(schema), building)
             if item is not None:
                 plan = ("array", item)
-        self._unit_plans[key] = plan
+        building[key] = plan
         return plan
 
     def rule_issues(self, schema_name: str, document: Any) -> list[Issue]:
