@@ -38,4 +38,4 @@ def test_the_serve_command_uses_the_protocol():
 
     from cedx.cli import platform_cmds
 
-    assert "http=NODELAY_HTTP" in inspect.getsource(platform_cmds.cmd_serve_platform)
+    assert f'http="{NODELAY_HTTP}"' in inspect.getsource(platform_cmds.cmd_serve_platform)

@@ -91,10 +91,8 @@ def cmd_serve_platform(args) -> int:
     os.environ["CEDX_PLATFORM_DIR"] = str(settings.data_dir)
     if args.public_url:
         os.environ["CEDX_PUBLIC_URL"] = args.public_url
-    from cedx.runtime.serve import NODELAY_HTTP
-
     uvicorn.run("cedx.platform.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, http=NODELAY_HTTP)
+                workers=args.workers, log_level=args.log_level, http="cedx.runtime.serve:NoDelayH11Protocol")
     return 0
 
 
