@@ -13,7 +13,6 @@ from cedx.trust.canonical import CanonicalizationError, canonicalize, to_logical
     (Decimal("NaN"), "finite"),
     (dt.datetime(2026, 1, 1), "naive datetime"),
     (object(), "unsupported type object"),
-    ("2026-02-30T00:00:00+08:00", "invalid instant"),
 ])
 def test_error_path_names_the_member(bad, message):
     doc = {"a": [{"b": "ok"}, {"c": {"d": [1, bad]}}]}
@@ -33,6 +32,5 @@ def test_non_string_key_is_reported_at_its_object():
 
 def test_valid_values_are_unchanged():
     doc = {"v": Decimal("1.50"), "t": dt.datetime(2026, 1, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=8))),
-           "s": "2026-01-01T08:00:00+08:00", "n": [None, True, 3]}
-    assert canonicalize(doc) == (b'{"n":[null,true,3],"s":"2026-01-01T00:00:00Z",'
-                                 b'"t":"2026-01-01T00:00:00Z","v":"1.50"}')
+           "n": [None, True, 3], "s": "text"}
+    assert canonicalize(doc) == b'{"n":[null,true,3],"s":"text","t":"2026-01-01T00:00:00Z","v":"1.50"}'
