@@ -91,7 +91,7 @@ def main() -> int:
 
         def acquire(site: str, point: str):
             client = AcquisitionClient(sources[site], token=token, trust_anchors=[source_anchors[site]])
-            total = month_total(pull_month(client, point, month, [source_anchors[site]]))
+            total = month_total(pull_month(client, point, month, [source_anchors[site]]), month)
             evidence = {"sourceId": f"SRC-{site.upper()}-01", "pointId": point, "granularity": "hour",
                         "firstSequence": total.first_sequence, "lastSequence": total.last_sequence,
                         "lastBatchDigest": total.last_digest}

@@ -139,18 +139,39 @@ def test_item9_catches_skipped_signature_verification(tmp_path, monkeypatch):
     assert item["result"] == "fail" and any(c["case_id"] == "9.1" and c["verdict"] == "fail" for c in item["cases"])
 
 
+class SkipOnCursor:
+    """A source that silently skips one batch whenever a page is asked for by cursor: every
+    batch still verifies on its own, only the chain across pages shows the omission."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].endswith("/batches"):
+            from urllib.parse import parse_qsl, urlencode
+
+            query = dict(parse_qsl(scope["query_string"].decode()))
+            if query.get("cursor", "").isdigit():
+                query["cursor"] = str(int(query["cursor"]) + 1)
+                scope = {**scope, "query_string": urlencode(query).encode()}
+        await self.app(scope, receive, send)
+
+
 @pytest.mark.parametrize("item", [9])
-def test_source_fault_broken_chain_is_caught(source, item, monkeypatch):
-    from cedx.acquisition.source import Source
+def test_source_fault_batch_omitted_across_pages_is_caught(tmp_path, item):
+    import datetime as dt
 
-    original = Source._payload
+    from cedx.acquisition.app import create_source_app
+    from cedx.inspect.target import Target
+    from cedx.trust import x509 as tx
 
-    def broken(self, p, granularity, seq, previous):
-        out = original(self, p, granularity, seq, previous)
-        out["previousBatchDigest"] = "f" * 64 if seq % 2 == 0 else out["previousBatchDigest"]
-        return out
-    monkeypatch.setattr(Source, "_payload", broken)
-    source.session.exchanges = []
-    item_result = run(source, [item])["items"][0]
-    assert item_result["result"] == "fail"
-    assert any(c["case_id"] == "A9.2" and c["verdict"] == "fail" for c in item_result["cases"])
+    cst = dt.timezone(dt.timedelta(hours=8))
+    month = (dt.datetime.now(cst) - dt.timedelta(days=40)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    app = create_source_app("cement", tmp_path, ["inspect-token-0123"], commissioned=month)
+    ca = tx.load_certificate((tmp_path / "pki" / "ca.pem").read_bytes()).dump()
+    with serve(SkipOnCursor(app)) as url:
+        target = Target(url=url, interface="acquisition", trust_anchors=[ca], token_value="inspect-token-0123")
+        item_result = run(target, [item])["items"][0]
+    verdicts = {c["case_id"]: c["verdict"] for c in item_result["cases"]}
+    assert item_result["result"] == "fail" and verdicts["A9.2"] == "fail"
+    assert verdicts["A9.1"] == "pass"  # each batch on its own is fine

@@ -54,12 +54,21 @@ class Endpoints:
     端点 / Endpoints.
     """
 
-    reporting: str = field(
+    reporting: None | str = field(
+        default=None,
         metadata={
             "type": "Element",
             "namespace": "urn:cedx:1.0",
             "max_length": 300,
-        }
+        },
+    )
+    acquisition: None | str = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "max_length": 300,
+        },
     )
     token: str = field(
         metadata={
@@ -176,6 +185,12 @@ class Industry(Enum):
     STEEL = "steel"
     COAL_MINING = "coal_mining"
     CHEMICAL = "chemical"
+
+
+class MeasurementBatchStep(Enum):
+    PT1_M = "PT1M"
+    PT1_H = "PT1H"
+    P1_D = "P1D"
 
 
 class MeasuringInstrumentType(Enum):
@@ -342,21 +357,6 @@ class ProblemItem:
             "max_length": 1000,
         }
     )
-
-
-class QualityFlag(Enum):
-    """
-    数据标记（HJ 212） / Data flag (HJ 212).
-    """
-
-    N = "N"
-    F = "F"
-    M = "M"
-    S = "S"
-    D = "D"
-    C = "C"
-    T = "T"
-    B = "B"
 
 
 class SignatureBlockAlgorithm(Enum):
@@ -693,32 +693,110 @@ class EvidenceRef:
 
 
 @dataclass(kw_only=True)
-class MeasuredValue:
+class MeasurementBatch:
     """
-    测量值 / Measured value.
+    计量数据批次（列式、封存） / Measurement batch (columnar, sealed).
     """
 
-    time: str = field(
+    source_id: str = field(
         metadata={
+            "name": "sourceId",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
-            "pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})",
+            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
         }
     )
-    value: None | str = field(
-        default=None,
+    point_id: str = field(
         metadata={
+            "name": "pointId",
             "type": "Element",
             "namespace": "urn:cedx:1.0",
-            "pattern": r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?",
-        },
+            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        }
     )
-    flag: QualityFlag = field(
+    granularity: Granularity = field(
         metadata={
             "type": "Element",
             "namespace": "urn:cedx:1.0",
         }
     )
+    unit: UnitCode = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    start: str = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z",
+        }
+    )
+    step: MeasurementBatchStep = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    count: int = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_inclusive": 1,
+            "max_inclusive": 1440,
+        }
+    )
+    values: MeasurementBatch.Values = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    flags: str = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[NFMSDCTB]{1,1440}",
+        }
+    )
+    sequence_number: int = field(
+        metadata={
+            "name": "sequenceNumber",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "min_inclusive": 1,
+        }
+    )
+    previous_batch_digest: str = field(
+        metadata={
+            "name": "previousBatchDigest",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[0-9a-f]{64}",
+        }
+    )
+    sealed_at: str = field(
+        metadata={
+            "name": "sealedAt",
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "pattern": r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z",
+        }
+    )
+
+    @dataclass(kw_only=True)
+    class Values:
+        v: list[str] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+                "namespace": "urn:cedx:1.0",
+                "min_occurs": 1,
+                "max_occurs": 1440,
+                "pattern": r"(-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?)?",
+            },
+        )
 
 
 @dataclass(kw_only=True)
@@ -2090,99 +2168,6 @@ class GeneratingUnit:
 
 
 @dataclass(kw_only=True)
-class MeasurementBatch:
-    """
-    计量数据批次 / Measurement batch.
-    """
-
-    source_id: str = field(
-        metadata={
-            "name": "sourceId",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
-        }
-    )
-    point_id: str = field(
-        metadata={
-            "name": "pointId",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
-        }
-    )
-    granularity: Granularity = field(
-        metadata={
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    unit: UnitCode = field(
-        metadata={
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    period_start: str = field(
-        metadata={
-            "name": "periodStart",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-            "pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})",
-        }
-    )
-    period_end: str = field(
-        metadata={
-            "name": "periodEnd",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-            "pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})",
-        }
-    )
-    sequence_number: int = field(
-        metadata={
-            "name": "sequenceNumber",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-            "min_inclusive": 1,
-        }
-    )
-    previous_batch_digest: str = field(
-        metadata={
-            "name": "previousBatchDigest",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-            "pattern": r"[0-9a-f]{64}",
-        }
-    )
-    sealed_at: str = field(
-        metadata={
-            "name": "sealedAt",
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-            "pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})",
-        }
-    )
-    values: MeasurementBatch.Values = field(
-        metadata={
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-
-    @dataclass(kw_only=True)
-    class Values:
-        v: list[MeasuredValue] = field(
-            default_factory=list,
-            metadata={
-                "type": "Element",
-                "namespace": "urn:cedx:1.0",
-                "max_occurs": 50000,
-            },
-        )
-
-
-@dataclass(kw_only=True)
 class MeasuringInstrument:
     """
     计量器具 / Measuring instrument.
@@ -2334,6 +2319,32 @@ class N2Oprocess:
         metadata={
             "type": "Element",
             "namespace": "urn:cedx:1.0",
+        }
+    )
+
+
+@dataclass(kw_only=True)
+class SignedMeasurementBatch:
+    """
+    签名计量数据批次 / Signed measurement batch.
+    """
+
+    payload: MeasurementBatch = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    signature: SignatureBlock = field(
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+        }
+    )
+    spec_version: SpecVersion = field(
+        metadata={
+            "name": "specVersion",
+            "type": "Attribute",
         }
     )
 
@@ -2731,6 +2742,57 @@ class FacilityList:
 
 
 @dataclass(kw_only=True)
+class MeasurementBatchPage:
+    """
+    批次分页 / Page of batches.
+    """
+
+    class Meta:
+        namespace = "urn:cedx:1.0"
+
+    point_id: str = field(
+        metadata={
+            "name": "pointId",
+            "type": "Element",
+            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        }
+    )
+    granularity: Granularity = field(
+        metadata={
+            "type": "Element",
+        }
+    )
+    items: MeasurementBatchPage.Items = field(
+        metadata={
+            "type": "Element",
+        }
+    )
+    next_cursor: None | str = field(
+        default=None,
+        metadata={
+            "name": "nextCursor",
+            "type": "Element",
+            "max_length": 512,
+        },
+    )
+    spec_version: SpecVersion = field(
+        metadata={
+            "name": "specVersion",
+            "type": "Attribute",
+        }
+    )
+
+    @dataclass(kw_only=True)
+    class Items:
+        batch: list[SignedMeasurementBatch] = field(
+            default_factory=list,
+            metadata={
+                "type": "Element",
+            },
+        )
+
+
+@dataclass(kw_only=True)
 class MeteringPoint:
     """
     计量/监测点 / Metering or monitoring point.
@@ -2826,32 +2888,6 @@ class PowerMonthlyData:
 
 
 @dataclass(kw_only=True)
-class SignedMeasurementBatch:
-    """
-    签名计量数据批次 / Signed measurement batch.
-    """
-
-    payload: MeasurementBatch = field(
-        metadata={
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    signature: SignatureBlock = field(
-        metadata={
-            "type": "Element",
-            "namespace": "urn:cedx:1.0",
-        }
-    )
-    spec_version: SpecVersion = field(
-        metadata={
-            "name": "specVersion",
-            "type": "Attribute",
-        }
-    )
-
-
-@dataclass(kw_only=True)
 class SteelMonthlyData:
     """
     钢铁行业月度数据 / Iron and steel, monthly.
@@ -2925,57 +2961,6 @@ class SteelMonthlyData:
             metadata={
                 "type": "Element",
                 "namespace": "urn:cedx:1.0",
-            },
-        )
-
-
-@dataclass(kw_only=True)
-class MeasurementBatchPage:
-    """
-    批次分页 / Page of batches.
-    """
-
-    class Meta:
-        namespace = "urn:cedx:1.0"
-
-    point_id: str = field(
-        metadata={
-            "name": "pointId",
-            "type": "Element",
-            "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
-        }
-    )
-    granularity: Granularity = field(
-        metadata={
-            "type": "Element",
-        }
-    )
-    items: MeasurementBatchPage.Items = field(
-        metadata={
-            "type": "Element",
-        }
-    )
-    next_cursor: None | str = field(
-        default=None,
-        metadata={
-            "name": "nextCursor",
-            "type": "Element",
-            "max_length": 512,
-        },
-    )
-    spec_version: SpecVersion = field(
-        metadata={
-            "name": "specVersion",
-            "type": "Attribute",
-        }
-    )
-
-    @dataclass(kw_only=True)
-    class Items:
-        batch: list[SignedMeasurementBatch] = field(
-            default_factory=list,
-            metadata={
-                "type": "Element",
             },
         )
 
