@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import threading
@@ -44,6 +45,7 @@ from .simulate import SITES, Simulation, synthetic_points
 from .source import SPEC_VERSION, Source
 from .store import SealedStore
 
+log = logging.getLogger("cedx.acquisition")
 CST = dt.timezone(dt.timedelta(hours=8))
 SCOPE = "acquisition:read"
 TOKEN_LIFETIME = 3600
@@ -212,9 +214,12 @@ def init_source_pki(pki_dir: Path, site: str) -> None:
 def create_source_app(site: str | None = None, data_dir: Path | None = None, tokens: list[str] | None = None,
                       commissioned: dt.datetime | None = None, seed: str = "cedx", *,
                       clients: dict[str, str] | None = None, database_url: str | None = None,
-                      public_url: str | None = None, rate_limit: int | None = None, clock=None) -> FastAPI:
+                      public_url: str | None = None, rate_limit: int | None = None, clock=None,
+                      seal_interval: float = 0, seal_lag: float = 120) -> FastAPI:
     """The source app. ``site`` ("power", "cement") runs that simulation as a writer of the
-    store; ``site="none"`` serves only what other writers (e.g. the HJ 212 bridge) store."""
+    store; ``site="none"`` serves only what other writers (e.g. the HJ 212 bridge) store.
+    With ``seal_interval`` (seconds; needs a server running the lifespan) the source seals the
+    points of other writers up to ``seal_lag`` seconds before now, so late telegrams still fit."""
     site = site or os.environ.get("CEDX_SOURCE_SITE", "power")
     data_dir = Path(data_dir or os.environ.get("CEDX_SOURCE_DIR", f"cedx-source-{site}"))
     tokens = tokens if tokens is not None else os.environ.get("CEDX_SOURCE_TOKENS", "").split(",")
@@ -243,10 +248,24 @@ def create_source_app(site: str | None = None, data_dir: Path | None = None, tok
     issuer = TokenIssuer(clients, signer, name, public_url)
     hooks = SourceHooks(tokens, issuer, RateLimiter(rate_limit))
 
+    def sealer():  # points fed by other writers (e.g. the HJ 212 bridge): seal what is due
+        while not source.stopping.wait(seal_interval):
+            try:
+                source.catch_up()
+                simulated = set(simulation.models) if simulation else set()
+                until = source.clock() - dt.timedelta(seconds=seal_lag)
+                for doc in store.points():
+                    if doc["pointId"] not in simulated:
+                        store.seal(doc["pointId"], until=until)
+            except Exception:  # keep sealing on the next round; the cause is logged
+                log.exception("sealing round failed")
+
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        if seal_interval > 0:
+            threading.Thread(target=sealer, daemon=True, name="cedx-sealer").start()
         yield
-        source.stopping.set()   # long computations in worker threads stop at once
+        source.stopping.set()   # long computations in worker threads and the sealer stop at once
         store.close()
 
     app = FastAPI(title=f"cedx reference acquisition source ({site})", openapi_url=None, docs_url=None,

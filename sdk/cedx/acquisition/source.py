@@ -67,12 +67,14 @@ class Source(AcquisitionService):
             simulation.register(store)
 
     # --- keeping the store current --------------------------------------------------------
-    def catch_up(self) -> None:
-        """Let the simulation write (and seal) everything up to now. Writers other than the
-        simulation seal on their own; the source only reads what they stored."""
+    def catch_up(self, until: int | None = None) -> None:
+        """Let the simulation write (and seal) everything up to ``until`` (epoch; at most now).
+        Writers other than the simulation seal on their own; the source only reads what they
+        stored."""
         if self.simulation is not None:
+            now = int(self.clock().timestamp())
             with self._write_lock:
-                self.simulation.write(self.store, self.clock())
+                self.simulation.write(self.store, min(until, now) if until is not None else now)
 
     # --- documents ------------------------------------------------------------------------
     def get_source_info(self, ctx):
@@ -124,7 +126,7 @@ class Source(AcquisitionService):
             raise Problem("INVALID_PARAMETER", f"query parameter limit must be 1..{MAX_PAGE}")
         if cursor is not None and not (cursor.isdigit() and len(cursor) <= 10):
             raise Problem("INVALID_PARAMETER", "query parameter cursor: not a cursor of this listing")
-        self.catch_up()
+        self.catch_up(end)
         size = limit or DEFAULT_PAGE
         after = int(cursor) if cursor else 0
         found = self.store.batches(point_id, granularity, start, end, after_seq=after, limit=size + 1) if start < end else []
@@ -153,7 +155,7 @@ class Source(AcquisitionService):
     def get_period_statistics(self, ctx, *, point_id, period_type, from_, to):
         doc, base, since = self._doc(point_id)
         start, end = self._range(f"{period_type} statistics", from_, to, MAX_STATISTICS_DAYS[period_type], since)
-        self.catch_up()
+        self.catch_up(end)
         sealed = self.store.sealed_until(point_id, base) or since
         end = min(end, sealed)
         unit = doc["unit"]
