@@ -55,14 +55,27 @@ def pull_batches(client, point_id: str, *, granularity: str, from_: str, to: str
     ChainHead of an earlier pull that this one continues (the head is ``verifier.head``)."""
     fmt = Format(format or client.format)
     query = {"granularity": granularity, "from": from_, "to": to, **({"limit": limit} if limit else {})}
-    verifier = BatchVerifier(tx.ChainResolver(trust_anchors), point_id=point_id, granularity=granularity,
-                             anchor=anchor)
+    verifier = BatchVerifier(_resolver(trust_anchors), point_id=point_id, granularity=granularity, anchor=anchor)
     pages = _pages(client, point_id, query, fmt)
     if prefetch:
         pages = _prefetched(pages)
     for page in pages:
         for envelope in page.get("items", []):
             yield verifier.verify(envelope)
+
+
+_RESOLVERS: dict[tuple[bytes, ...], tx.ChainResolver] = {}
+
+
+def _resolver(trust_anchors: list[bytes]) -> tx.ChainResolver:
+    """One resolver per set of anchors: a validated certificate chain is reused across pulls
+    (ChainResolver re-validates after its time-to-live)."""
+    key = tuple(trust_anchors)
+    if key not in _RESOLVERS:
+        if len(_RESOLVERS) > 16:
+            _RESOLVERS.clear()
+        _RESOLVERS[key] = tx.ChainResolver(trust_anchors)
+    return _RESOLVERS[key]
 
 
 def _prefetched(pages: Iterator[dict]) -> Iterator[dict]:

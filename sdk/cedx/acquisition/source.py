@@ -63,6 +63,7 @@ class Source(AcquisitionService):
         self.stopping = threading.Event()
         self.abandoned = 0                      # statistics requests stopped early (client gone)
         self._write_lock = threading.Lock()
+        self._written = 0                       # the simulation has written everything before this
         if simulation is not None:
             simulation.register(store)
 
@@ -73,8 +74,12 @@ class Source(AcquisitionService):
         stored."""
         if self.simulation is not None:
             now = int(self.clock().timestamp())
+            target = (min(until, now) if until is not None else now) // 60 * 60
+            if target <= self._written:   # already there: no database round trips
+                return
             with self._write_lock:
-                self.simulation.write(self.store, min(until, now) if until is not None else now)
+                self.simulation.write(self.store, target)
+                self._written = max(self._written, target)
 
     # --- documents ------------------------------------------------------------------------
     def get_source_info(self, ctx):
@@ -142,12 +147,20 @@ class Source(AcquisitionService):
             return Reply(record, headers=headers)
 
         def body() -> Iterator[bytes]:
-            yield json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"items":['
+            # Stored bytes go out as they are, in chunks of ~256 KiB (small writes would meet
+            # delayed ACKs; one huge write would hold the whole page twice).
+            chunk = [json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"items":[']
+            size = 0
             for i, b in enumerate(page):
                 if self.stopping.is_set() or _disconnected(ctx):
                     return
-                yield (b"," if i else b"") + b.envelope
-            yield b"]" + (f',"nextCursor":"{page[-1].seq}"'.encode() if more else b"") + b"}"
+                chunk.append((b"," if i else b"") + b.envelope)
+                size += len(b.envelope)
+                if size >= 262144:
+                    yield b"".join(chunk)
+                    chunk, size = [], 0
+            chunk.append(b"]" + (f',"nextCursor":"{page[-1].seq}"'.encode() if more else b"") + b"}")
+            yield b"".join(chunk)
 
         return StreamingResponse(body(), media_type="application/json; charset=utf-8", headers=headers)
 

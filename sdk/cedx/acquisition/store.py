@@ -303,7 +303,8 @@ class SealedStore:
             if t < end:
                 if f in VALID and (v is None or v == ""):
                     raise ValueError(f"{utc_text(t)}: flag {f} needs a value")
-                now_part[t] = (_value_text(v), f)
+                # strings are checked once per batch when sealed (Signer.seal -> check_payload)
+                now_part[t] = (v if type(v) is str else _value_text(v), f)
             else:
                 later.append((t, v, f))
         n = self._seal(point_id, end, now_part, signing_time)
