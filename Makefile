@@ -42,6 +42,7 @@ inspect: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/trust.py
 	$(PY) bench/reporting.py
+	$(PY) bench/pull.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

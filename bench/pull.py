@@ -146,7 +146,7 @@ def main() -> None:
         print("scaling in days (10 points):  " + "  ".join(
             f"{d:>2} d {1e6 * t / v:6.2f} us/value" for d in ((1, 7) if args.quick else (1, 7, 30))
             for v, t in [pull(src, min(10, points), d)]))
-        print(f"client peak traced memory, one point: 1 day {memory(src, 1):.1f} MiB, "
+        print(f"client peak traced memory, one point: 14 days {memory(src, 14):.1f} MiB, "
               f"{days} days {memory(src, days):.1f} MiB (pages of 7 batches; bounded by the page, not the period)")
     if not args.quick:
         with SourceProcess(200, 3) as src:
