@@ -79,18 +79,20 @@ def main() -> int:
             certs[industry] = admin.issue_certificate(code, tx.create_csr(keys[industry], {"common_name": code}))
         say(f"\n平台 / platform: 已登记 {len(ENTITIES)} 个排放单位（每行业一个） / {len(ENTITIES)} entities registered, one per industry")
 
-        token = secrets.token_urlsafe(16)
+        source_secret = secrets.token_urlsafe(16)   # the accounting system's client secret at each source
         url_a = stack.enter_context(serving(create_app(settings_a), port_a))
         url_b_planned = f"http://127.0.0.1:{port_b}"
         sources = {site: stack.enter_context(serving(
-            create_source_app(site, root / f"source-{site}", [token], commissioned=month), free_port()))
+            create_source_app(site, root / f"source-{site}", [], commissioned=month, clients={"accounting": source_secret}),
+            free_port()))
             for site in ("power", "cement")}
         source_anchors = {site: tx.load_certificate((root / f"source-{site}" / "pki" / "ca.pem").read_bytes()).dump()
                           for site in sources}
         say(f"平台 / platform {url_a}; 数据源 / sources {sources['power']} (power), {sources['cement']} (cement)")
 
         def acquire(site: str, point: str):
-            client = AcquisitionClient(sources[site], token=token, trust_anchors=[source_anchors[site]])
+            client = AcquisitionClient(sources[site], trust_anchors=[source_anchors[site]], token_provider=TokenProvider(
+                f"{sources[site]}/oauth/token", "accounting", source_secret, "acquisition:read"))
             total = month_total(pull_month(client, point, month, [source_anchors[site]]), month)
             evidence = {"sourceId": f"SRC-{site.upper()}-01", "pointId": point, "granularity": "hour",
                         "firstSequence": total.first_sequence, "lastSequence": total.last_sequence,
