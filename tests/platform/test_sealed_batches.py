@@ -157,3 +157,42 @@ def test_other_signers_are_refused(store, pki):
     intruder_ca = tx.create_ca(trust.generate_private_key(), {"common_name": "intruder"})
     with pytest.raises(BatchError):
         BatchVerifier(tx.ChainResolver([intruder_ca])).verify(_envelopes(store, "minute")[0])
+
+
+def test_concurrent_writer_and_sealer_lose_nothing(pki, tmp_path, request):
+    """A bridge appending while the source seals (two store objects, as two processes would
+    have): every reading is either in a sealed batch with its value or reported late."""
+    import threading
+
+    kind, url = database_urls()[-1]
+    url = _fresh_postgres(url) if kind == "postgresql" else tmp_path / "shared.db"
+    sealer, writer = SealedStore(url, signer=pki[0]), SealedStore(url)
+    point = {**POINT, "pointId": "RACE"}
+    sealer.register_point(point, since=SINCE)
+    sent, late = {}, 0
+
+    def write():
+        nonlocal late
+        for i in range(0, 720, 6):
+            chunk = [Reading(SINCE + dt.timedelta(minutes=i + k), Decimal(1000 + i + k), "N") for k in range(6)]
+            late += writer.append("RACE", chunk).late
+            sent.update({int(r.time.timestamp()): str(r.value) for r in chunk})
+
+    t = threading.Thread(target=write)
+    t.start()
+    for m in range(0, 720, 24):
+        sealer.seal("RACE", until=SINCE + dt.timedelta(minutes=m))
+    t.join()
+    sealer.seal("RACE", until=SINCE + dt.timedelta(minutes=720))
+    got = {}
+    v = BatchVerifier(tx.ChainResolver([pki[1]]))
+    for b in sealer.batches("RACE", "minute", 0, 2**40):
+        p = v.verify(json.loads(b.envelope)).payload
+        for i, (value, flag) in enumerate(zip(p["values"], p["flags"])):
+            if flag == "N":
+                got[b.start + 60 * i] = value
+    assert v.head.end == int((SINCE + dt.timedelta(minutes=720)).timestamp())
+    assert len(got) + late == len(sent) == 720
+    assert all(sent[t_] == value for t_, value in got.items())
+    sealer.close()
+    writer.close()

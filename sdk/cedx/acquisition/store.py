@@ -211,6 +211,12 @@ class SealedStore:
             row = c.execute(select(points_t.c.base).where(points_t.c.point_id == pid)).first()
             if row is None:
                 c.execute(insert(points_t).values(point_id=pid, base=base, since=start, document=text))
+                grans = [base]
+                while grans[-1] in COARSER:
+                    grans.append(COARSER[grans[-1]])
+                # the chain heads exist from the start, so writers and sealers only ever lock them
+                c.execute(insert(heads_t), [{"point_id": pid, "granularity": g, "seq": 0, "digest": GENESIS,
+                                             "next_start": start} for g in grans])
             elif row.base != base:
                 raise ValueError(f"point {pid} already has base granularity {row.base}")
             else:
@@ -335,10 +341,14 @@ class SealedStore:
         return and_(pending_t.c.point_id == pid, pending_t.c.granularity == gran, pending_t.c.t >= lo, pending_t.c.t < hi)
 
     def _head(self, c, pid: str, gran: str, since: int) -> tuple[int, str, int]:
-        r = c.execute(select(heads_t).where(and_(heads_t.c.point_id == pid, heads_t.c.granularity == gran))).first()
-        if r is None:
+        """The chain head, locked for this transaction: a no-op UPDATE takes the write lock
+        (SQLite) or the row lock (PostgreSQL) before reading, so an append and a seal in
+        different processes cannot interleave between reading the head and writing."""
+        where = and_(heads_t.c.point_id == pid, heads_t.c.granularity == gran)
+        if c.execute(update(heads_t).where(where).values(seq=heads_t.c.seq)).rowcount == 0:
             c.execute(insert(heads_t).values(point_id=pid, granularity=gran, seq=0, digest=GENESIS, next_start=since))
             return 0, GENESIS, since
+        r = c.execute(select(heads_t).where(where)).first()
         return r.seq, r.digest, r.next_start
 
     def _cascade(self, c, pid: str, gran: str, since: int, until: int, extra: dict, when) -> int:
