@@ -10,10 +10,12 @@ chain, contiguity). Printed figures, all measured in this run:
   and against the format limit: the same verification of the same bytes already in memory
   (JSON parse + one-pass canonical form + SM3 + SM2 verify), i.e. what no transport can beat;
 * scaling: cost per value for 10 / 50 / 200 points (3 days) and 1 / 7 / 30 days (10 points);
-* memory: peak traced allocation of the client for 1 day and 30 days of one point.
+* memory: peak traced allocation of the client for 7 days and 31 days of one point;
+* the same pull with the source's store in PostgreSQL (when a server URL is given).
 
     python bench/pull.py              # the full set (a few minutes: sealing ~3 M values first)
     python bench/pull.py --quick      # 10 points, 7 days
+    python bench/pull.py --postgres postgresql+psycopg://...   # also with the store in PostgreSQL
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ TARGET = 75_000
 
 
 class SourceProcess:
-    def __init__(self, points: int, days: int):
-        self.points, self.days = points, days
+    def __init__(self, points: int, days: int, database_url: str | None = None):
+        self.points, self.days, self.database_url = points, days, database_url
 
     def __enter__(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -53,7 +55,8 @@ class SourceProcess:
         env = dict(os.environ, CEDX_SOURCE_SYNTHETIC_POINTS=str(self.points))
         self.proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "acquisition", "--site", "power",
                                       "--dir", self.tmp.name, "--token", TOKEN, "--commissioned", "2026-10",
-                                      "--port", str(port), "--log-level", "warning", "--rate-limit", str(10**9)], env=env)
+                                      "--port", str(port), "--log-level", "warning", "--rate-limit", str(10**9)]
+                                     + (["--database-url", self.database_url] if self.database_url else []), env=env)
         self.url = f"http://127.0.0.1:{port}"
         for _ in range(600):
             try:
@@ -69,7 +72,8 @@ class SourceProcess:
         r.raise_for_status()
         sealed = (self.points + 1) * self.days * 1440  # + the template point
         elapsed = time.perf_counter() - start
-        print(f"  (setup: the source sealed {sealed:,} minute values + hourly/daily series into SQLite in {elapsed:.1f} s,"
+        where = "PostgreSQL" if self.database_url else "SQLite"
+        print(f"  (setup: the source sealed {sealed:,} minute values + hourly/daily series into {where} in {elapsed:.1f} s,"
               f" {sealed / elapsed:,.0f} values/s; not part of the pull figures)")
         return self
 
@@ -130,9 +134,24 @@ def memory(src: SourceProcess, days: int) -> float:
     return peak / 2**20
 
 
+def fresh_postgres(url: str) -> str:
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"cedx_bench_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="10 points x 7 days only")
+    ap.add_argument("--postgres", default=os.environ.get("CEDX_TEST_POSTGRES_URL"),
+                    help="also pull from a source whose store is in PostgreSQL (default $CEDX_TEST_POSTGRES_URL)")
     args = ap.parse_args()
     points, days = (10, 7) if args.quick else (50, 31)
     print(f"acquisition pull: minute data, {points} points x {days} days, every batch verified")
@@ -141,13 +160,20 @@ def main() -> None:
         pull(src, 1, 1)                                          # warm-up (connections, certificate chain)
         values, elapsed = pull(src, points, days)
         rate = values / elapsed
-        print(f"pull: {values:,} values in {elapsed:.1f} s = {rate:,.0f} values/s | target {TARGET:,} "
+        print(f"pull (SQLite store): {values:,} values in {elapsed:.1f} s = {rate:,.0f} values/s | target {TARGET:,} "
               f"(ratio {rate / TARGET:.2f}) | format limit {limit:,.0f} values/s (ratio {rate / limit:.2f})")
         print("scaling in days (10 points):  " + "  ".join(
             f"{d:>2} d {1e6 * t / v:6.2f} us/value" for d in ((1, 7) if args.quick else (1, 7, 30))
             for v, t in [pull(src, min(10, points), d)]))
-        print(f"client peak traced memory, one point: 14 days {memory(src, 14):.1f} MiB, "
+        print(f"client peak traced memory, one point: 7 days {memory(src, 7):.1f} MiB, "
               f"{days} days {memory(src, days):.1f} MiB (pages of 7 batches; bounded by the page, not the period)")
+    if args.postgres:
+        with SourceProcess(points, days, fresh_postgres(args.postgres)) as src:
+            pull(src, 1, 1)
+            values, elapsed = pull(src, points, days)
+            rate = values / elapsed
+            print(f"pull (PostgreSQL store): {values:,} values in {elapsed:.1f} s = {rate:,.0f} values/s | "
+                  f"target {TARGET:,} (ratio {rate / TARGET:.2f}) | format limit (above) ratio {rate / limit:.2f}")
     if not args.quick:
         with SourceProcess(200, 3) as src:
             print("scaling in points (3 days):   " + "  ".join(
