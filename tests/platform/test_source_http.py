@@ -198,3 +198,14 @@ def test_sigterm_stops_the_source(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_inspector_reads_the_source_with_client_credentials(source):
+    from cedx.inspect.runner import run
+    from cedx.inspect.target import Target
+
+    url, ca, _ = source
+    target = Target(url=url, interface="acquisition", trust_anchors=[ca], client_id="acct", client_secret=SECRET)
+    report = run(target, [4, 5, 7, 9])
+    failed = [c for item in report["items"] for c in item["cases"] if c["verdict"] == "fail"]
+    assert report["result"] == "pass", failed

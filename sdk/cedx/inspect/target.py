@@ -36,14 +36,14 @@ class Target:
 
     # --- tokens and clients ---------------------------------------------------------------
     def token(self, scope: str | None = None, fresh: bool = False) -> str:
-        if self.interface == "acquisition":
-            check(bool(self.token_value), "an acquisition token is required (--token)")
+        if self.interface == "acquisition" and (self.token_value or not self.client_id):
+            check(bool(self.token_value), "an acquisition token (--token-env) or client credentials are required")
             return self.token_value
         if self._token and not fresh and scope is None:
             return self._token
         data = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
-        if scope:
-            data["scope"] = scope
+        if scope or self.interface == "acquisition":
+            data["scope"] = scope or "acquisition:read"
         resp = self.session.post(f"{self.url}/oauth/token", data=data, timeout=30)
         check(resp.status_code == 200, f"token request answered {resp.status_code}: {resp.text[:200]}")
         token = resp.json().get("access_token")
