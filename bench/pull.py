@@ -10,7 +10,7 @@ chain, contiguity). Printed figures, all measured in this run:
   and against the format limit: the same verification of the same bytes already in memory
   (JSON parse + one-pass canonical form + SM3 + SM2 verify), i.e. what no transport can beat;
 * scaling: cost per value for 10 / 50 / 200 points (3 days) and 1 / 7 / 30 days (10 points);
-* memory: peak traced allocation of the client for 7 days and 31 days of one point;
+* memory: peak traced allocation of the client for 21 days and 31 days of one point;
 * the same pull with the source's store in PostgreSQL (when a server URL is given).
 
     python bench/pull.py              # the full set (a few minutes: sealing ~3 M values first)
@@ -165,8 +165,8 @@ def main() -> None:
         print("scaling in days (10 points):  " + "  ".join(
             f"{d:>2} d {1e6 * t / v:6.2f} us/value" for d in ((1, 7) if args.quick else (1, 7, 30))
             for v, t in [pull(src, min(10, points), d)]))
-        print(f"client peak traced memory, one point: 7 days {memory(src, 7):.1f} MiB, "
-              f"{days} days {memory(src, days):.1f} MiB (pages of 7 batches; bounded by the page, not the period)")
+        print(f"client peak traced memory, one point: 21 days {memory(src, 21):.1f} MiB, "
+              f"{days} days {memory(src, days):.1f} MiB (pages of 7 batches: at most three pages held, whatever the period)")
     if args.postgres:
         with SourceProcess(points, days, fresh_postgres(args.postgres)) as src:
             pull(src, 1, 1)

@@ -209,3 +209,25 @@ def test_the_inspector_reads_the_source_with_client_credentials(source):
     report = run(target, [4, 5, 7, 9])
     failed = [c for item in report["items"] for c in item["cases"] if c["verdict"] == "fail"]
     assert report["result"] == "pass", failed
+
+
+def test_pull_memory_is_bounded_by_the_page_not_the_period(source):
+    import tracemalloc
+
+    url, ca, _ = source
+    client = AcquisitionClient(url, token_provider=TokenProvider(f"{url}/oauth/token", "acct", SECRET))
+
+    def peak(days):
+        tracemalloc.start()
+        n = sum(b.payload["count"] for b in pull_batches(
+            client, "CEM-RAWMEAL", granularity="minute", from_=MONTH.isoformat(),
+            to=(MONTH + dt.timedelta(days=days)).isoformat(), trust_anchors=[ca], limit=7))
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert n == days * 1440
+        return top
+
+    list(pull_batches(client, "CEM-RAWMEAL", granularity="minute", from_=MONTH.isoformat(),
+                      to=(MONTH + dt.timedelta(days=31)).isoformat(), trust_anchors=[ca], limit=31))  # warm
+    three_pages, five_pages = peak(21), peak(31)
+    assert five_pages < 1.25 * three_pages   # 10 more days, no more memory

@@ -3,7 +3,8 @@
 ``pull_batches`` follows the pages of listMeasurementBatches and yields every batch only after
 it verified (cedx.acquisition.batches.BatchVerifier: signature to the trust anchors, chain,
 contiguity). A fetcher thread downloads and parses page k+1 while the caller verifies page k;
-at most two pages are held, so memory does not grow with the length of the period.
+at most three pages are held (one being verified, one queued, one being fetched), so memory
+does not grow with the length of the period.
 """
 
 from __future__ import annotations
