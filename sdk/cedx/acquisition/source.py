@@ -14,11 +14,12 @@ import datetime as dt
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from .. import trust
 from ..generated.server import AcquisitionService, Reply
@@ -32,6 +33,7 @@ SPEC_VERSION = "1.0"
 MAX_RANGE_DAYS = {"minute": 92, "hour": 366, "day": 3660}           # spec: x-cedx-max-range
 MAX_STATISTICS_DAYS = {"day": 366, "month": 366}
 DEFAULT_PAGE, MAX_PAGE = 7, 100
+GRANULARITIES = {"minute": ("minute", "hour", "day"), "hour": ("hour", "day")}   # base -> served (derived)
 # Rate units whose minute values integrate to a total: unit -> (total unit, factor per minute).
 TOTALS = {"t/h": ("t", Decimal(1) / 60), "MW": ("MWh", Decimal(1) / 60), "kW": ("kWh", Decimal(1) / 60),
           "GJ/h": ("GJ", Decimal(1) / 60), "Nm3/h": ("Nm3", Decimal(1) / 60), "m3/h": ("m3", Decimal(1) / 60)}
@@ -64,6 +66,7 @@ class Source(AcquisitionService):
         self.abandoned = 0                      # statistics requests stopped early (client gone)
         self._write_lock = threading.Lock()
         self._written = 0                       # the simulation has written everything before this
+        self._points: dict[str, tuple[float, tuple[dict, str, int]]] = {}
         if simulation is not None:
             simulation.register(store)
 
@@ -89,9 +92,18 @@ class Source(AcquisitionService):
                 "granularities": ["minute", "hour", "day"]}
 
     def _doc(self, point_id: str) -> tuple[dict, str, int]:
+        """(document, base granularity, since), remembered for a few seconds: base and since
+        never change, and a renamed instrument may take that long to show."""
+        now = time.monotonic()
+        hit = self._points.get(point_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         info = self.store.point_info(point_id)
         if info is None:
             raise Problem("NOT_FOUND", f"no metering point {point_id}")
+        if len(self._points) > 10000:
+            self._points.clear()
+        self._points[point_id] = (now + 5, info)
         return info
 
     def list_metering_points(self, ctx, *, limit, cursor):
@@ -122,7 +134,7 @@ class Source(AcquisitionService):
 
     def list_measurement_batches(self, ctx, *, point_id, granularity, from_, to, limit, cursor):
         _, base, since = self._doc(point_id)
-        offered = self.store.granularities(point_id)
+        offered = GRANULARITIES[base]
         if granularity not in offered:
             raise Problem("INVALID_PARAMETER", f"granularity {granularity} is not offered for {point_id} "
                                                f"({', '.join(offered)})")
@@ -162,6 +174,8 @@ class Source(AcquisitionService):
             chunk.append(b"]" + (f',"nextCursor":"{page[-1].seq}"'.encode() if more else b"") + b"}")
             yield b"".join(chunk)
 
+        if sum(len(b.envelope) for b in page) < 262144:   # a small page: one write with Content-Length
+            return Response(b"".join(body()), media_type="application/json; charset=utf-8", headers=headers)
         return StreamingResponse(body(), media_type="application/json; charset=utf-8", headers=headers)
 
     # --- statistics -----------------------------------------------------------------------
