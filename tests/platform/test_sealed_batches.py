@@ -14,11 +14,12 @@ from cedx.acquisition.batches import BatchError, BatchVerifier, Signer, canonica
 from cedx.acquisition.store import Reading, SealedStore
 from cedx.trust import x509 as tx
 
+from .acq_data import POINT_DOC
 from .conftest import _fresh_postgres, database_urls
 
 CST = dt.timezone(dt.timedelta(hours=8))
 SINCE = dt.datetime(2026, 10, 1, tzinfo=CST)
-POINT = {"specVersion": "1.0", "pointId": "CEMS-CO2", "name": "CO2", "measurand": "co2_concentration", "unit": "mg/m3"}
+POINT = POINT_DOC
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,11 @@ from cedx.runtime.serve import free_port
 from cedx.trust import x509 as tx
 
 from ..loopback import serve
+from .acq_data import POINT_DOC
 
 CST = dt.timezone(dt.timedelta(hours=8))
 MONTH = dt.datetime(2026, 10, 1, tzinfo=CST)
 SECRET = "acct-secret-0123456789abcdef"
-
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
@@ -231,3 +231,33 @@ def test_pull_memory_is_bounded_by_the_page_not_the_period(source):
                       to=(MONTH + dt.timedelta(days=31)).isoformat(), trust_anchors=[ca], limit=31))  # warm
     three_pages, five_pages = peak(21), peak(31)
     assert five_pages < 1.25 * three_pages   # 10 more days, no more memory
+
+
+def test_a_source_fed_by_another_writer(tmp_path):
+    """--site none: the source serves what another writer (e.g. the HJ 212 bridge, holding no
+    key) appended to the same store, once sealed by the source."""
+    from decimal import Decimal
+
+    from cedx.acquisition.pull import pull_batches
+    from cedx.acquisition.store import Reading, SealedStore
+
+    app = create_source_app("none", tmp_path, ["static-token-0123456789"], commissioned=MONTH)
+    ca = tx.load_certificate((tmp_path / "pki" / "ca.pem").read_bytes()).dump()
+    writer = SealedStore(tmp_path / "source.db")                       # no signer: append only
+    with pytest.raises(ValueError, match="instrument"):
+        writer.register_point({"specVersion": "1.0", "pointId": "CEMS-CO2", "name": "CO2 (CEMS)",
+                               "measurand": "co2_concentration", "unit": "mg/m3"}, since=MONTH)
+    writer.register_point(POINT_DOC, since=MONTH)
+    writer.append("CEMS-CO2", [Reading(MONTH + dt.timedelta(minutes=i), Decimal(230000 + i), "N") for i in range(90)])
+    app.state.source.store.seal(until=MONTH + dt.timedelta(minutes=90))
+    with serve(app) as url:
+        client = AcquisitionClient(url, token="static-token-0123456789")
+        assert [p.point_id for p in client.list_metering_points().items] == ["CEMS-CO2"]
+        minutes = list(pull_batches(client, "CEMS-CO2", granularity="minute", from_=MONTH.isoformat(),
+                                    to=(MONTH + dt.timedelta(hours=2)).isoformat(), trust_anchors=[ca]))
+        hours = list(pull_batches(client, "CEMS-CO2", granularity="hour", from_=MONTH.isoformat(),
+                                  to=(MONTH + dt.timedelta(hours=2)).isoformat(), trust_anchors=[ca]))
+    assert [b.payload["count"] for b in minutes] == [90] and minutes[0].payload["values"][89] == "230089"
+    assert hours[0].payload["values"] == ["230030"] and hours[0].payload["flags"] == "N"   # mean 230029.5, at the
+    # inputs' precision (half up); 00:00-01:00 is sealed, 01:00-01:30 not yet
+    writer.close()

@@ -205,6 +205,11 @@ class SealedStore:
         start = _epoch(since)
         if self._day_floor(start) != start:
             raise ValueError("since must be a local midnight of the source's time zone")
+        from .. import spec
+
+        issues = spec.validator().validate("MeteringPoint", document)
+        if issues:  # served as is: it must conform
+            raise ValueError("not a valid MeteringPoint: " + "; ".join(f"{i.path}: {i.message}" for i in issues[:5]))
         pid = document["pointId"]
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         with self.engine.begin() as c:
