@@ -15,7 +15,7 @@ chain, contiguity). Printed figures, all measured in this run:
 
     python bench/pull.py              # the full set (a few minutes: sealing ~3 M values first)
     python bench/pull.py --quick      # 10 points, 7 days
-    python bench/pull.py --postgres postgresql+psycopg://...   # also with the store in PostgreSQL
+    CEDX_TEST_POSTGRES_URL=postgresql+psycopg://... python bench/pull.py   # also a PostgreSQL store
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import common  # noqa: F401  (puts the repository on sys.path)
 import requests
+from common import figure, postgres_url
 
 from cedx.acquisition.batches import BatchVerifier
 from cedx.acquisition.pull import pull_batches
@@ -134,24 +136,9 @@ def memory(src: SourceProcess, days: int) -> float:
     return peak / 2**20
 
 
-def fresh_postgres(url: str) -> str:
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
-    name = f"cedx_bench_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return url.rsplit("/", 1)[0] + "/" + name
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="10 points x 7 days only")
-    ap.add_argument("--postgres", default=os.environ.get("CEDX_TEST_POSTGRES_URL"),
-                    help="also pull from a source whose store is in PostgreSQL (default $CEDX_TEST_POSTGRES_URL)")
     args = ap.parse_args()
     points, days = (10, 7) if args.quick else (50, 31)
     print(f"acquisition pull: minute data, {points} points x {days} days, every batch verified")
@@ -160,20 +147,25 @@ def main() -> None:
         pull(src, 1, 1)                                          # warm-up (connections, certificate chain)
         values, elapsed = pull(src, points, days)
         rate = values / elapsed
-        print(f"pull (SQLite store): {values:,} values in {elapsed:.1f} s = {rate:,.0f} values/s | target {TARGET:,} "
-              f"(ratio {rate / TARGET:.2f}) | format limit {limit:,.0f} values/s (ratio {rate / limit:.2f})")
+        print(f"  pull (SQLite store): {values:,} values in {elapsed:.1f} s")
+        figure("pull, verified, SQLite store", rate, "values/s", "format limit", limit, precision=0,
+               target=f">= {TARGET:,} values/s (now {rate / TARGET:.2f} x)")
         print("scaling in days (10 points):  " + "  ".join(
             f"{d:>2} d {1e6 * t / v:6.2f} us/value" for d in ((1, 7) if args.quick else (1, 7, 30))
             for v, t in [pull(src, min(10, points), d)]))
         print(f"client peak traced memory, one point: 21 days {memory(src, 21):.1f} MiB, "
               f"{days} days {memory(src, days):.1f} MiB (pages of 7 batches: at most three pages held, whatever the period)")
-    if args.postgres:
-        with SourceProcess(points, days, fresh_postgres(args.postgres)) as src:
+    pg = postgres_url()
+    if pg is None:
+        print("  (PostgreSQL store skipped: set CEDX_TEST_POSTGRES_URL)")
+    else:
+        with SourceProcess(points, days, pg) as src:
             pull(src, 1, 1)
             values, elapsed = pull(src, points, days)
             rate = values / elapsed
-            print(f"pull (PostgreSQL store): {values:,} values in {elapsed:.1f} s = {rate:,.0f} values/s | "
-                  f"target {TARGET:,} (ratio {rate / TARGET:.2f}) | format limit (above) ratio {rate / limit:.2f}")
+            print(f"  pull (PostgreSQL store): {values:,} values in {elapsed:.1f} s")
+            figure("pull, verified, PostgreSQL store", rate, "values/s", "format limit", limit, precision=0,
+                   target=f">= {TARGET:,} values/s (now {rate / TARGET:.2f} x)")
     if not args.quick:
         with SourceProcess(200, 3) as src:
             print("scaling in points (3 days):   " + "  ".join(

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from ..acquisition.batches import ChainHead, canonical_payload
 from ..acquisition.pull import pull_batches
+from ..instants import CST
 from ..trust.sm3 import sm3
 
 VALID = {"N", "S", "C", "T"}
@@ -61,7 +62,7 @@ def pull_month(client, point_id: str, month_start: dt.datetime, trust_anchors: l
 def month_total(payloads: list[dict], month_start: dt.datetime | None = None) -> MonthTotal:
     """Totals of verified hourly batches (columnar): only the hours inside the month (when
     ``month_start`` is given) count; days are those of month_start's time zone (else UTC+8)."""
-    tz = month_start.tzinfo if month_start is not None else dt.timezone(dt.timedelta(hours=8))
+    tz = month_start.tzinfo if month_start is not None else CST
     lo, hi = (month_bounds(month_start) if month_start is not None else (None, None))
     by_day: dict[dt.date, list[tuple[Decimal | None, str]]] = defaultdict(list)
     for batch in payloads:

@@ -36,6 +36,7 @@ from ..generated.server import (
     build_acquisition_router,
     build_common_router,
 )
+from ..instants import CST
 from ..runtime.errors import OAuthError, Problem
 from ..runtime.server import problem_response
 from ..trust import x509 as tx
@@ -46,7 +47,6 @@ from .source import SPEC_VERSION, Source
 from .store import SealedStore
 
 log = logging.getLogger("cedx.acquisition")
-CST = dt.timezone(dt.timedelta(hours=8))
 SCOPE = "acquisition:read"
 TOKEN_LIFETIME = 3600
 

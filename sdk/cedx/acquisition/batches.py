@@ -40,7 +40,8 @@ _FLAGS = re.compile(r"[NFMSDCTB]{1,1440}")
 _UTC = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z")
 _HEX = re.compile(r"[0-9a-f]{64}")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_SIGNING_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{0,5}[1-9])?Z")
+# the canonical UTC form of a signing time (cedx.trust.canonical.format_instant): Z, no trailing zeros
+_SIGNING_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T([0-9]{2}:){2}[0-9]{2}(\.[0-9]{0,5}[1-9])?Z")
 _BLOCK_KEYS = frozenset({"algorithm", "canonicalization", "keyId", "userId", "signingTime", "value",
                          "certificateChain", "timestampToken"})
 _UNPROTECTED = ("value", "certificateChain", "timestampToken")

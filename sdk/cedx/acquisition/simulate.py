@@ -17,8 +17,9 @@ import random
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from ..instants import CST
+
 UTC = dt.timezone.utc
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 def _u(seed: str, *parts: object) -> float:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 
 from .. import trust
 from ..generated.server import AcquisitionService, Reply
+from ..instants import INSTANT_PATTERN
 from ..runtime.errors import Problem
 from .batches import STEP_SECONDS, VALID, Signer, utc_text
 from .simulate import Simulation
@@ -37,13 +37,12 @@ GRANULARITIES = {"minute": ("minute", "hour", "day"), "hour": ("hour", "day")}  
 # Rate units whose minute values integrate to a total: unit -> (total unit, factor per minute).
 TOTALS = {"t/h": ("t", Decimal(1) / 60), "MW": ("MWh", Decimal(1) / 60), "kW": ("kWh", Decimal(1) / 60),
           "GJ/h": ("GJ", Decimal(1) / 60), "Nm3/h": ("Nm3", Decimal(1) / 60), "m3/h": ("m3", Decimal(1) / 60)}
-_INSTANT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$")
 
 
 def parse_instant(name: str, text: str) -> int:
     """A query instant as epoch seconds; an impossible date (year 0, month 13) is the client's
     mistake (400), never a server error."""
-    if not isinstance(text, str) or not _INSTANT.match(text):
+    if not isinstance(text, str) or not INSTANT_PATTERN.match(text):
         raise Problem("INVALID_PARAMETER", f"query parameter {name}: not an RFC 3339 instant with an offset")
     try:
         t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

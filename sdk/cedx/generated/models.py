@@ -7,9 +7,9 @@ from enum import Enum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, ConfigDict, Field, RootModel
 
-from cedx.runtime.types import DecimalString, Instant
+from cedx.runtime.types import DecimalString, Instant, SpecModel
 
 
 class SpecVersion(Enum):
@@ -89,7 +89,7 @@ class ParameterSource(Enum):
     calculated = "calculated"
 
 
-class Quantity(BaseModel):
+class Quantity(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -101,7 +101,7 @@ class Quantity(BaseModel):
     unit: UnitCode
 
 
-class Parameter(BaseModel):
+class Parameter(SpecModel):
     """
     带来源的参数或排放因子 / A parameter or emission factor with its source
     """
@@ -131,7 +131,7 @@ class Role(Enum):
     other = "other"
 
 
-class Contact(BaseModel):
+class Contact(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -150,7 +150,7 @@ class Canonicalization(Enum):
     cedx_jcs_1 = "cedx-jcs-1"
 
 
-class SignatureBlock(BaseModel):
+class SignatureBlock(SpecModel):
     """
     分离式签名：签名覆盖整个文档（除本块的 value、certificateChain、timestampToken 外）的规范化形式
     （RFC 8785，十进制为字符串、时间为 UTC），因而 JSON 与 XML 传输下同一签名均可验证。
@@ -214,7 +214,7 @@ class SignatureBlock(BaseModel):
     ] = None
 
 
-class Endpoints(BaseModel):
+class Endpoints(SpecModel):
     """
     平台给出 reporting，源系统给出 acquisition（源系统也以本文档公布其签名配置，platformId 为其 sourceId）。
     A platform gives `reporting`; an acquisition source gives `acquisition` (a source publishes
@@ -238,7 +238,7 @@ class Endpoints(BaseModel):
     ] = None
 
 
-class SuccessorAddress(BaseModel):
+class SuccessorAddress(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -259,7 +259,7 @@ class GrantType(Enum):
     client_credentials = "client_credentials"
 
 
-class TokenRequest(BaseModel):
+class TokenRequest(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -274,7 +274,7 @@ class TokenType(Enum):
     bearer = "Bearer"
 
 
-class TokenResponse(BaseModel):
+class TokenResponse(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -294,7 +294,7 @@ class Error(Enum):
     invalid_scope = "invalid_scope"
 
 
-class OAuthError(BaseModel):
+class OAuthError(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -331,7 +331,7 @@ class ErrorCode(Enum):
     service_unavailable = "SERVICE_UNAVAILABLE"
 
 
-class ProblemItem(BaseModel):
+class ProblemItem(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -350,7 +350,7 @@ class ProblemItem(BaseModel):
     message: Annotated[str, Field(max_length=1000, title="说明 / Message")]
 
 
-class Entity(BaseModel):
+class Entity(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -470,7 +470,7 @@ class SubmissionKind(Enum):
     supplementary = "supplementary"
 
 
-class FuelCombustion(BaseModel):
+class FuelCombustion(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -494,7 +494,7 @@ class FuelCombustion(BaseModel):
     emission: Annotated[Quantity, Field(title="排放量 / Emission")]
 
 
-class EnergyFlow(BaseModel):
+class EnergyFlow(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -504,7 +504,7 @@ class EnergyFlow(BaseModel):
     emission: Annotated[Quantity, Field(title="排放量 / Emission")]
 
 
-class EmissionTotals(BaseModel):
+class EmissionTotals(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -534,7 +534,7 @@ class EmissionTotals(BaseModel):
     total: Annotated[Quantity, Field(title="排放总量 / Total")]
 
 
-class MonthSummary(BaseModel):
+class MonthSummary(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -550,7 +550,7 @@ class MonthSummary(BaseModel):
     ]
 
 
-class AnnualReport(BaseModel):
+class AnnualReport(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -595,7 +595,7 @@ class AnnualReport(BaseModel):
     totals: EmissionTotals
 
 
-class SignedAnnualReport(BaseModel):
+class SignedAnnualReport(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -607,7 +607,7 @@ class SignedAnnualReport(BaseModel):
     signature: SignatureBlock
 
 
-class GeneratingUnit(BaseModel):
+class GeneratingUnit(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -653,7 +653,7 @@ class GeneratingUnit(BaseModel):
     ] = None
 
 
-class ClinkerLine(BaseModel):
+class ClinkerLine(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -714,7 +714,7 @@ class ProcessCode(Enum):
     lime_kiln = "lime_kiln"
 
 
-class SteelProcessOutput(BaseModel):
+class SteelProcessOutput(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -728,7 +728,7 @@ class FluxCode(Enum):
     dolomite = "dolomite"
 
 
-class FluxUse(BaseModel):
+class FluxUse(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -739,7 +739,7 @@ class FluxUse(BaseModel):
     emission: Annotated[Quantity, Field(title="排放量 / Emission")]
 
 
-class ElectrodeUse(BaseModel):
+class ElectrodeUse(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -756,7 +756,7 @@ class ProductCode(Enum):
     coke_oven_by_products = "coke_oven_by_products"
 
 
-class CarbonFixation(BaseModel):
+class CarbonFixation(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -776,7 +776,7 @@ class MineType(Enum):
     open_pit = "open_pit"
 
 
-class CoalMiningMonthlyData(BaseModel):
+class CoalMiningMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -811,7 +811,7 @@ class CoalMiningMonthlyData(BaseModel):
     ]
 
 
-class CarbonFlow(BaseModel):
+class CarbonFlow(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -837,7 +837,7 @@ class ProcessCode1(Enum):
     adipic_acid = "adipic_acid"
 
 
-class N2OProcess(BaseModel):
+class N2OProcess(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -863,7 +863,7 @@ class SubmissionState(Enum):
     superseded = "superseded"
 
 
-class Receipt(BaseModel):
+class Receipt(SpecModel):
     """
     平台对已接收报送的确认，由平台签名并加盖时间戳 / The platform's confirmation of an accepted submission, signed and time-stamped by the platform
     """
@@ -913,7 +913,7 @@ class Receipt(BaseModel):
     ]
 
 
-class SignedReceipt(BaseModel):
+class SignedReceipt(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -925,7 +925,7 @@ class SignedReceipt(BaseModel):
     signature: SignatureBlock
 
 
-class SubmissionStatus(BaseModel):
+class SubmissionStatus(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -953,7 +953,7 @@ class SubmissionStatus(BaseModel):
     ] = None
 
 
-class SubmissionList(BaseModel):
+class SubmissionList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -999,7 +999,7 @@ class SystemType(Enum):
     other = "other"
 
 
-class SourceInfo(BaseModel):
+class SourceInfo(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1064,6 +1064,9 @@ class Measurand(Enum):
     flue_gas_flow = "flue_gas_flow"
     o2_concentration = "o2_concentration"
     flue_gas_temperature = "flue_gas_temperature"
+    flue_gas_pressure = "flue_gas_pressure"
+    flue_gas_humidity = "flue_gas_humidity"
+    flue_gas_velocity = "flue_gas_velocity"
     product_output = "product_output"
 
 
@@ -1079,7 +1082,7 @@ class Type(Enum):
     other = "other"
 
 
-class MeasuringRange(BaseModel):
+class MeasuringRange(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1100,7 +1103,7 @@ class Method(Enum):
     calibration = "calibration"
 
 
-class Calibration(BaseModel):
+class Calibration(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1145,7 +1148,7 @@ class Step(Enum):
     p1_d = "P1D"
 
 
-class MeasurementBatch(BaseModel):
+class MeasurementBatch(SpecModel):
     """
     列式批次：第 i 个数值（i 从 0 起）的时刻为 `start + i × step`，其质量标记为 `flags` 的第 i 个字符。
     批次覆盖 [start, start + count × step)；同一计量点、同一粒度的批次按 `sequenceNumber` 连续、首尾相接
@@ -1226,7 +1229,7 @@ class MeasurementBatch(BaseModel):
     """
 
 
-class SignedMeasurementBatch(BaseModel):
+class SignedMeasurementBatch(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1238,7 +1241,7 @@ class SignedMeasurementBatch(BaseModel):
     signature: SignatureBlock
 
 
-class MeasurementBatchPage(BaseModel):
+class MeasurementBatchPage(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1261,7 +1264,7 @@ class MeasurementBatchPage(BaseModel):
     ] = None
 
 
-class PeriodStatistic(BaseModel):
+class PeriodStatistic(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1299,7 +1302,7 @@ class PeriodStatistic(BaseModel):
     """
 
 
-class PeriodStatistics(BaseModel):
+class PeriodStatistics(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1325,7 +1328,7 @@ class PeriodStatistics(BaseModel):
     items: Annotated[list[PeriodStatistic], Field(json_schema_extra={"xml": {"wrapped": True}})]
 
 
-class SignedPeriodStatistics(BaseModel):
+class SignedPeriodStatistics(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1337,7 +1340,7 @@ class SignedPeriodStatistics(BaseModel):
     signature: SignatureBlock
 
 
-class PlatformConfiguration(BaseModel):
+class PlatformConfiguration(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1386,7 +1389,7 @@ class PlatformConfiguration(BaseModel):
     successor: SuccessorAddress | None = None
 
 
-class SignedPlatformConfiguration(BaseModel):
+class SignedPlatformConfiguration(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1398,7 +1401,7 @@ class SignedPlatformConfiguration(BaseModel):
     signature: SignatureBlock
 
 
-class Problem(BaseModel):
+class Problem(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1423,7 +1426,7 @@ class Problem(BaseModel):
     ] = None
 
 
-class EmissionSource(BaseModel):
+class EmissionSource(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1452,7 +1455,7 @@ class EmissionSource(BaseModel):
     ]
 
 
-class EvidenceRef(BaseModel):
+class EvidenceRef(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1482,7 +1485,7 @@ class EvidenceRef(BaseModel):
     ]
 
 
-class PowerMonthlyData(BaseModel):
+class PowerMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1497,7 +1500,7 @@ class PowerMonthlyData(BaseModel):
     ]
 
 
-class CementMonthlyData(BaseModel):
+class CementMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1512,7 +1515,7 @@ class CementMonthlyData(BaseModel):
     ]
 
 
-class SteelMonthlyData(BaseModel):
+class SteelMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1541,7 +1544,7 @@ class SteelMonthlyData(BaseModel):
     ]
 
 
-class ChemicalMonthlyData(BaseModel):
+class ChemicalMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1583,7 +1586,7 @@ class ChemicalMonthlyData(BaseModel):
     ]
 
 
-class MeasuringInstrument(BaseModel):
+class MeasuringInstrument(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1617,7 +1620,7 @@ class MeasuringInstrument(BaseModel):
     calibration: Calibration
 
 
-class Facility(BaseModel):
+class Facility(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1646,7 +1649,7 @@ class Facility(BaseModel):
     ]
 
 
-class FacilityList(BaseModel):
+class FacilityList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1660,7 +1663,7 @@ class FacilityList(BaseModel):
     ] = None
 
 
-class MonthlyReport(BaseModel):
+class MonthlyReport(SpecModel):
     """
     一个排放单位一个月的活动数据、参数与排放量 / One entity's activity data, parameters and emissions for one month
     """
@@ -1736,7 +1739,7 @@ class MonthlyReport(BaseModel):
     totals: EmissionTotals
 
 
-class SignedMonthlyReport(BaseModel):
+class SignedMonthlyReport(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1748,7 +1751,7 @@ class SignedMonthlyReport(BaseModel):
     signature: SignatureBlock
 
 
-class MeteringPoint(BaseModel):
+class MeteringPoint(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1792,7 +1795,7 @@ class MeteringPoint(BaseModel):
     instrument: MeasuringInstrument
 
 
-class MeteringPointList(BaseModel):
+class MeteringPointList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
