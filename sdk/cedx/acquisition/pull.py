@@ -1,7 +1,7 @@
 """Client side of the acquisition interface: streaming, verified pulls of sealed batches.
 
-``pull_batches`` follows the pages of listMeasurementBatches and yields every batch only after
-it verified (cedx.acquisition.batches.BatchVerifier: signature to the trust anchors, chain,
+``pull_batches`` (one point) and ``pull_points`` (several, one after another) follow the pages
+of listMeasurementBatches and yield every batch only after it verified (cedx.acquisition.batches.BatchVerifier: signature to the trust anchors, chain,
 contiguity). A fetcher thread downloads and parses page k+1 while the caller verifies page k;
 at most three pages are held (one being verified, one queued, one being fetched), so memory
 does not grow with the length of the period.
@@ -13,6 +13,7 @@ import json
 import queue
 import threading
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from .. import spec
@@ -79,7 +80,31 @@ def _resolver(trust_anchors: list[bytes]) -> tx.ChainResolver:
     return _RESOLVERS[key]
 
 
-def _prefetched(pages: Iterator[dict]) -> Iterator[dict]:
+def pull_points(client, point_ids: list[str], *, granularity: str, from_: str, to: str, trust_anchors: list[bytes],
+                limit: int | None = None, format: Format | None = None) -> Iterator[tuple[str, VerifiedBatch]]:
+    """Every point's batches, verified, as (point id, batch), point after point. The fetcher
+    runs ahead across point boundaries too, so the round trip of each point's first page
+    overlaps the verification of the previous point (short periods of many points)."""
+    fmt = Format(format or client.format)
+    query = {"granularity": granularity, "from": from_, "to": to, **({"limit": limit} if limit else {})}
+
+    def pages():
+        for pid in point_ids:
+            for page in _pages(client, pid, query, fmt):
+                yield pid, page
+
+    verifiers: dict[str, BatchVerifier] = {}
+    resolver = _resolver(trust_anchors)
+    for pid, page in _prefetched(pages()):
+        v = verifiers.get(pid)
+        if v is None:
+            verifiers.clear()   # points come one after another: keep one verifier
+            v = verifiers[pid] = BatchVerifier(resolver, point_id=pid, granularity=granularity)
+        for envelope in page.get("items", []):
+            yield pid, v.verify(envelope)
+
+
+def _prefetched(pages: Iterator[Any]) -> Iterator[Any]:
     q: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
 
