@@ -190,7 +190,7 @@ def _fmt(d: Decimal) -> str:
 class _Evaluator:
     FUNCTIONS = {
         "approx", "sum", "all", "count", "present", "opt", "unique", "increasing", "q",
-        "unitOf", "hoursInPeriod", "usccValid", "industrySections", "startsWith",
+        "unitOf", "hoursInPeriod", "usccValid", "industrySections", "startsWith", "length", "flagged",
         "factor", "monthStart", "monthEnd", "addDays", "sm3b64", "b64size", "parameters",
     }
 
@@ -285,6 +285,18 @@ class _Evaluator:
         v = self.visit(args[0])
         items = [self.comparable(x) for x in ([] if isinstance(v, _Absent) else v)]
         return all(a < b for a, b in zip(items, items[1:]))
+
+    def f_length(self, args) -> int:
+        """Length of a string or list (count() treats a string as one item)."""
+        v = self.visit(args[0])
+        return 0 if isinstance(v, _Absent) else len(v) if isinstance(v, (str, list)) else 1
+
+    def f_flagged(self, args) -> list:
+        """Columnar batches: pair value i with flag character i as {value, flag}."""
+        values, flags = self.visit(args[0]), self.visit(args[1])
+        if not isinstance(values, list) or not isinstance(flags, str):
+            return []
+        return [{"value": v, "flag": f} for v, f in zip(values, flags)]
 
     def f_q(self, args) -> Decimal:
         value, unit = self.visit(args[0]), self.visit(args[1])
