@@ -237,6 +237,13 @@ def main() -> int:
             if digest != receipt["payload"]["documentDigest"]:
                 return 1
 
+        # --- HJ 212 bridge (cedx.hj212): CEMS data logger → bridge → signed batches ---------
+        from .hj212.demo import run_bridge_step
+
+        say("6. HJ 212 网关 / HJ 212 bridge: 模拟 CEMS 数采仪 → 网关 → 签名链式批次 / simulated CEMS logger → bridge → signed, chained batches")
+        if not run_bridge_step(root / "hj212-bridge", say):
+            return 1
+
         # --- summary -----------------------------------------------------------------------
         say("\n汇总 / summary")
         header = f"{'单位 / entity':34} {'格式':5} {'燃烧':>12} {'过程':>12} {'电力':>10} {'合计 / total':>14}  {'版本':4} {'回执 / receipt':36}  签名 / TSA"

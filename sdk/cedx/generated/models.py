@@ -7,9 +7,9 @@ from enum import Enum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import ConfigDict, Field, RootModel
 
-from cedx.runtime.types import DecimalString, Instant, NonNegativeDecimalString
+from cedx.runtime.types import DecimalString, Instant, NonNegativeDecimalString, SpecModel
 
 
 class SpecVersion(Enum):
@@ -97,7 +97,7 @@ class ParameterSource(Enum):
     calculated = "calculated"
 
 
-class Quantity(BaseModel):
+class Quantity(SpecModel):
     """
     非负的数量（规则 R-QTY-001） / A non-negative amount (rule R-QTY-001)
     """
@@ -118,7 +118,7 @@ class Quantity(BaseModel):
     unit: UnitCode
 
 
-class SignedQuantity(BaseModel):
+class SignedQuantity(SpecModel):
     """
     仅用于按定义可正可负的量：库存变化（期末 − 期初）、净调入等。
     Only for quantities that are signed by definition: stock change (closing − opening),
@@ -137,7 +137,7 @@ class SignedQuantity(BaseModel):
     unit: UnitCode
 
 
-class Parameter(BaseModel):
+class Parameter(SpecModel):
     """
     带来源的参数或排放因子 / A parameter or emission factor with its source
     """
@@ -183,7 +183,7 @@ class Role(Enum):
     other = "other"
 
 
-class Contact(BaseModel):
+class Contact(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -202,7 +202,7 @@ class Canonicalization(Enum):
     cedx_jcs_1 = "cedx-jcs-1"
 
 
-class SignatureBlock(BaseModel):
+class SignatureBlock(SpecModel):
     """
     分离式签名：签名覆盖整个文档（除本块的 value、certificateChain、timestampToken 外）的规范化形式
     （RFC 8785，十进制为字符串、时间为 UTC），因而 JSON 与 XML 传输下同一签名均可验证。
@@ -266,7 +266,7 @@ class SignatureBlock(BaseModel):
     ] = None
 
 
-class Endpoints(BaseModel):
+class Endpoints(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -278,7 +278,7 @@ class Endpoints(BaseModel):
     ] = None
 
 
-class SuccessorAddress(BaseModel):
+class SuccessorAddress(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -299,7 +299,7 @@ class GrantType(Enum):
     client_credentials = "client_credentials"
 
 
-class TokenRequest(BaseModel):
+class TokenRequest(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -314,7 +314,7 @@ class TokenType(Enum):
     bearer = "Bearer"
 
 
-class TokenResponse(BaseModel):
+class TokenResponse(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -334,7 +334,7 @@ class Error(Enum):
     invalid_scope = "invalid_scope"
 
 
-class OAuthError(BaseModel):
+class OAuthError(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -371,7 +371,7 @@ class ErrorCode(Enum):
     service_unavailable = "SERVICE_UNAVAILABLE"
 
 
-class ProblemItem(BaseModel):
+class ProblemItem(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -390,7 +390,7 @@ class ProblemItem(BaseModel):
     message: Annotated[str, Field(max_length=1000, title="说明 / Message")]
 
 
-class Entity(BaseModel):
+class Entity(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -514,7 +514,7 @@ class SubmissionKind(Enum):
     supplementary = "supplementary"
 
 
-class FuelCombustion(BaseModel):
+class FuelCombustion(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -538,7 +538,7 @@ class FuelCombustion(BaseModel):
     emission: Annotated[Quantity, Field(title="排放量 / Emission")]
 
 
-class EmissionTotals(BaseModel):
+class EmissionTotals(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -574,7 +574,7 @@ class EmissionTotals(BaseModel):
     total: Annotated[Quantity, Field(title="排放总量 / Total")]
 
 
-class MonthSummary(BaseModel):
+class MonthSummary(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -590,7 +590,7 @@ class MonthSummary(BaseModel):
     ]
 
 
-class AnnualReport(BaseModel):
+class AnnualReport(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -635,7 +635,7 @@ class AnnualReport(BaseModel):
     totals: EmissionTotals
 
 
-class SignedAnnualReport(BaseModel):
+class SignedAnnualReport(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -647,7 +647,7 @@ class SignedAnnualReport(BaseModel):
     signature: SignatureBlock
 
 
-class SteamHeat(BaseModel):
+class SteamHeat(SpecModel):
     """
     蒸汽吨数按焓值折算为热量：AD = Ma ×（Enst − 83.74）× 10⁻³ GJ，Enst 为按计量温度、压力查蒸汽表所得焓值（kJ/kg），
     83.74 kJ/kg 为 20 °C 水的焓（因子表 heat.steam_enthalpy_baseline；IND-2015 热力活动数据条款）。规则 R-HEAT-003。
@@ -687,7 +687,7 @@ class Scheme(Enum):
     in_house = "in_house"
 
 
-class Accreditation(BaseModel):
+class Accreditation(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -725,7 +725,7 @@ class MethodStandard(RootModel[str]):
     ]
 
 
-class LabEvidence(BaseModel):
+class LabEvidence(SpecModel):
     """
     一份检测报告：实验室及其资质（CMA 检验检测机构资质认定或 CNAS 认可）、报告编号、样品与制样编号、采样日期、
     方法标准。实测参数以 `labEvidenceId` 引用它；报告文件本身作为附件（`attachmentId`）。依据：PWR-2022 第 6 章
@@ -827,7 +827,7 @@ class Kind1(Enum):
     other = "other"
 
 
-class Attachment(BaseModel):
+class Attachment(SpecModel):
     """
     类型化的附件记录（检测报告、结算发票、生产报表、检定证书、盘库记录）。`sm3` 为文件字节的 SM3 摘要；记录是
     报告载荷的一部分，故摘要受文档签名覆盖，文件与报告绑定。文件字节的传输：不超过 512 KiB 的文件以 Base64
@@ -919,7 +919,7 @@ class Method1(Enum):
     delivered_with_stock_change = "delivered_with_stock_change"
 
 
-class CoalMeasurement(BaseModel):
+class CoalMeasurement(SpecModel):
     """
     入炉煤计量（皮带秤、给煤机）或入厂煤 ± 库存变化：消耗量 = 入厂量 −（期末库存 − 期初库存）− 非生产用煤（规则 R-POW-010）。
     As fired (belt scale, feeders) or delivered ± stock change: consumed = delivered − (closing −
@@ -952,7 +952,7 @@ class CoalMeasurement(BaseModel):
     ] = None
 
 
-class CoalAnalysis(BaseModel):
+class CoalAnalysis(SpecModel):
     """
     月度入炉煤化验项目：全水分 Mt（收到基）、空气干燥基水分 Mad、收到基氢 Har、全硫 St、低位发热量、元素碳及其分析基准。
     元素碳按 `carbonBasis` 换算为收到基（规则 R-POW-007）；当月未检测元素碳时不填，并以数据缺失记录保守缺省值。 / Monthly as-fired coal items: total
@@ -992,7 +992,7 @@ class CoalAnalysis(BaseModel):
     ]
 
 
-class BiomassCofiring(BaseModel):
+class BiomassCofiring(SpecModel):
     """
     生物质燃烧排放不计入（因子表 power.biomass_carbon_factor） / Biomass combustion CO2 is outside the boundary (factor table power.biomass_carbon_factor)
     """
@@ -1019,7 +1019,7 @@ class FuelCode1(Enum):
     other = "other"
 
 
-class AlternativeFuel(BaseModel):
+class AlternativeFuel(SpecModel):
     """
     仅化石碳（非生物质碳）计入：排放 = 消耗量 × 低位发热量 × 单位热值含碳量 × 化石碳比例 × 碳氧化率 × 44/12（规则 R-CEM-006；
     cedx 以单位热值含碳量表达指南的排放因子）。 / Only fossil (non-biomass) carbon counts: emission =
@@ -1059,7 +1059,7 @@ class ProcessCode(Enum):
     lime_kiln = "lime_kiln"
 
 
-class SteelProcessOutput(BaseModel):
+class SteelProcessOutput(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1071,7 +1071,7 @@ class SteelProcessOutput(BaseModel):
     ] = None
 
 
-class FuelBalance(BaseModel):
+class FuelBalance(SpecModel):
     """
     净消耗量 = 购入量 − 外供量 − 库存变化（规则 R-STL-005）；排放 = 净消耗 × NCV × CC × OF × 44/12（规则 R-STL-006） / Net use = purchased − exported − stock change (R-STL-005); emission as for fuel combustion (R-STL-006)
     """
@@ -1110,7 +1110,7 @@ class MaterialCode(Enum):
     other = "other"
 
 
-class CarbonMaterialUse(BaseModel):
+class CarbonMaterialUse(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1128,7 +1128,7 @@ class FluxCode(Enum):
     dolomite = "dolomite"
 
 
-class FluxUse(BaseModel):
+class FluxUse(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1139,7 +1139,7 @@ class FluxUse(BaseModel):
     emission: Annotated[Quantity, Field(title="排放量 / Emission")]
 
 
-class ElectrodeUse(BaseModel):
+class ElectrodeUse(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1160,7 +1160,7 @@ class ProductCode(Enum):
     other_chemical = "other_chemical"
 
 
-class CarbonFixation(BaseModel):
+class CarbonFixation(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1180,7 +1180,7 @@ class MineType(Enum):
     open_pit = "open_pit"
 
 
-class CoalMiningMonthlyData(BaseModel):
+class CoalMiningMonthlyData(SpecModel):
     """
     甲烷按逃逸排放计（`fugitiveCO2e` 计入合计的 `fugitive`，不计入过程排放）；火炬燃烧 CO2 计入 `flare`；
     井工矿 CO2 逃逸计入 `fugitive`。 / CH4 is booked as fugitive (`fugitiveCO2e` goes to the `fugitive`
@@ -1271,7 +1271,7 @@ class CoalMiningMonthlyData(BaseModel):
     ]
 
 
-class CarbonFlow(BaseModel):
+class CarbonFlow(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1308,7 +1308,7 @@ class Technology(Enum):
     adipic_other = "adipic_other"
 
 
-class N2OProcess(BaseModel):
+class N2OProcess(SpecModel):
     """
     N2O 排放 = 产量 × 排放因子 ×（1 − 销毁效率 × 减排装置使用率）（规则 R-CHEM-002） / N2O = production × factor × (1 − destruction efficiency × abatement usage rate)
     """
@@ -1342,7 +1342,7 @@ class CarbonateCode(Enum):
     other = "other"
 
 
-class CarbonateUse(BaseModel):
+class CarbonateUse(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1361,7 +1361,7 @@ class Use(Enum):
     internal_feedstock = "internal_feedstock"
 
 
-class CO2Recovery(BaseModel):
+class CO2Recovery(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1380,7 +1380,7 @@ class Operation(Enum):
     emergency = "emergency"
 
 
-class Flare(BaseModel):
+class Flare(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1412,7 +1412,7 @@ class SubmissionState(Enum):
     superseded = "superseded"
 
 
-class Receipt(BaseModel):
+class Receipt(SpecModel):
     """
     平台对已接收报送的确认，由平台签名并加盖时间戳 / The platform's confirmation of an accepted submission, signed and time-stamped by the platform
     """
@@ -1462,7 +1462,7 @@ class Receipt(BaseModel):
     ]
 
 
-class SignedReceipt(BaseModel):
+class SignedReceipt(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1474,7 +1474,7 @@ class SignedReceipt(BaseModel):
     signature: SignatureBlock
 
 
-class SubmissionStatus(BaseModel):
+class SubmissionStatus(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1502,7 +1502,7 @@ class SubmissionStatus(BaseModel):
     ] = None
 
 
-class SubmissionList(BaseModel):
+class SubmissionList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1548,7 +1548,7 @@ class SystemType(Enum):
     other = "other"
 
 
-class SourceInfo(BaseModel):
+class SourceInfo(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1613,6 +1613,9 @@ class Measurand(Enum):
     flue_gas_flow = "flue_gas_flow"
     o2_concentration = "o2_concentration"
     flue_gas_temperature = "flue_gas_temperature"
+    flue_gas_pressure = "flue_gas_pressure"
+    flue_gas_humidity = "flue_gas_humidity"
+    flue_gas_velocity = "flue_gas_velocity"
     product_output = "product_output"
 
 
@@ -1628,7 +1631,7 @@ class Type(Enum):
     other = "other"
 
 
-class MeasuringRange(BaseModel):
+class MeasuringRange(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1649,7 +1652,7 @@ class Method2(Enum):
     calibration = "calibration"
 
 
-class Calibration(BaseModel):
+class Calibration(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1671,7 +1674,7 @@ class Calibration(BaseModel):
     ]
 
 
-class MeasuredValue(BaseModel):
+class MeasuredValue(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1687,7 +1690,7 @@ class MeasuredValue(BaseModel):
     flag: QualityFlag
 
 
-class MeasurementBatch(BaseModel):
+class MeasurementBatch(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1741,7 +1744,7 @@ class MeasurementBatch(BaseModel):
     ]
 
 
-class SignedMeasurementBatch(BaseModel):
+class SignedMeasurementBatch(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1753,7 +1756,7 @@ class SignedMeasurementBatch(BaseModel):
     signature: SignatureBlock
 
 
-class MeasurementBatchPage(BaseModel):
+class MeasurementBatchPage(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1776,7 +1779,7 @@ class MeasurementBatchPage(BaseModel):
     ] = None
 
 
-class PeriodStatistic(BaseModel):
+class PeriodStatistic(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1814,7 +1817,7 @@ class PeriodStatistic(BaseModel):
     """
 
 
-class PeriodStatistics(BaseModel):
+class PeriodStatistics(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1840,7 +1843,7 @@ class PeriodStatistics(BaseModel):
     items: Annotated[list[PeriodStatistic], Field(json_schema_extra={"xml": {"wrapped": True}})]
 
 
-class SignedPeriodStatistics(BaseModel):
+class SignedPeriodStatistics(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1852,7 +1855,7 @@ class SignedPeriodStatistics(BaseModel):
     signature: SignatureBlock
 
 
-class PlatformConfiguration(BaseModel):
+class PlatformConfiguration(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1901,7 +1904,7 @@ class PlatformConfiguration(BaseModel):
     successor: SuccessorAddress | None = None
 
 
-class SignedPlatformConfiguration(BaseModel):
+class SignedPlatformConfiguration(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1913,7 +1916,7 @@ class SignedPlatformConfiguration(BaseModel):
     signature: SignatureBlock
 
 
-class Problem(BaseModel):
+class Problem(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1938,7 +1941,7 @@ class Problem(BaseModel):
     ] = None
 
 
-class EmissionSource(BaseModel):
+class EmissionSource(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1967,7 +1970,7 @@ class EmissionSource(BaseModel):
     ]
 
 
-class EnergyFlow(BaseModel):
+class EnergyFlow(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1980,7 +1983,7 @@ class EnergyFlow(BaseModel):
     )
 
 
-class EvidenceRef(BaseModel):
+class EvidenceRef(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -2055,7 +2058,7 @@ class EvidenceRef(BaseModel):
     ] = None
 
 
-class DataGap(BaseModel):
+class DataGap(SpecModel):
     """
     对一个参数（或计量点）的缺失、无效数据的替代：原因、方法、小时数或数值个数、所用替代值及其对月累计量的贡献。
     有效数据仅为标记 N；C/S/T/M/D/B 均非有效数据，F（停运）为零。检测缺失或逾期须用指南的保守（高限）缺省值
@@ -2119,7 +2122,7 @@ class DataGap(BaseModel):
     ]
 
 
-class GeneratingUnit(BaseModel):
+class GeneratingUnit(SpecModel):
     """
     一台机组一个月的数据（PWR-2022 第 4 章核算方法、第 7 章月度信息化存证、附录 C 报告格式）。燃煤类机组须报燃煤量及其
     计量方式、入炉煤化验项目与基准换算、碳氧化率与燃煤排放（规则 R-POW-009）；燃气、燃油机组的燃料列入 `fuels`；
@@ -2226,7 +2229,7 @@ class GeneratingUnit(BaseModel):
     ] = None
 
 
-class ClinkerLine(BaseModel):
+class ClinkerLine(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -2299,7 +2302,7 @@ class ClinkerLine(BaseModel):
     ] = None
 
 
-class SteelMonthlyData(BaseModel):
+class SteelMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -2346,7 +2349,7 @@ class SteelMonthlyData(BaseModel):
     ]
 
 
-class ChemicalMonthlyData(BaseModel):
+class ChemicalMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -2409,7 +2412,7 @@ class ChemicalMonthlyData(BaseModel):
     ]
 
 
-class MeasuringInstrument(BaseModel):
+class MeasuringInstrument(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -2443,7 +2446,7 @@ class MeasuringInstrument(BaseModel):
     calibration: Calibration
 
 
-class Facility(BaseModel):
+class Facility(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -2472,7 +2475,7 @@ class Facility(BaseModel):
     ]
 
 
-class FacilityList(BaseModel):
+class FacilityList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -2486,7 +2489,7 @@ class FacilityList(BaseModel):
     ] = None
 
 
-class PowerMonthlyData(BaseModel):
+class PowerMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -2501,7 +2504,7 @@ class PowerMonthlyData(BaseModel):
     ]
 
 
-class CementMonthlyData(BaseModel):
+class CementMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -2519,7 +2522,7 @@ class CementMonthlyData(BaseModel):
     ]
 
 
-class MeteringPoint(BaseModel):
+class MeteringPoint(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -2563,7 +2566,7 @@ class MeteringPoint(BaseModel):
     instrument: MeasuringInstrument
 
 
-class MeteringPointList(BaseModel):
+class MeteringPointList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -2577,7 +2580,7 @@ class MeteringPointList(BaseModel):
     ] = None
 
 
-class MonthlyReport(BaseModel):
+class MonthlyReport(SpecModel):
     """
     一个排放单位一个月的活动数据、参数与排放量 / One entity's activity data, parameters and emissions for one month
     """
@@ -2677,7 +2680,7 @@ class MonthlyReport(BaseModel):
     ] = None
 
 
-class SignedMonthlyReport(BaseModel):
+class SignedMonthlyReport(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
