@@ -324,6 +324,8 @@ class _Evaluator:
         if isinstance(period, _Absent):
             raise _Missing()
         year, month = (int(x) for x in str(period).split("-"))
+        if not (1 <= year <= 9998 and 1 <= month <= 12):
+            raise _Missing()  # no such calendar month (e.g. year 0000): the schema's pattern alone cannot say so
         return year, month
 
     def f_monthStart(self, args) -> _dt.datetime:
@@ -347,7 +349,7 @@ class _Evaluator:
             raise _Missing()
         from ..trust import sm3
 
-        return sm3(base64.b64decode(v, validate=True)).hex()
+        return sm3(_b64(v)).hex()
 
     def f_parameters(self, args) -> list:
         """Every Parameter ({value, unit, source}) anywhere below a node (root: the whole document)."""
@@ -370,7 +372,14 @@ class _Evaluator:
         v = self.visit(args[0])
         if isinstance(v, _Absent):
             raise _Missing()
-        return Decimal(len(base64.b64decode(v, validate=True)))
+        return Decimal(len(_b64(v)))
+
+
+def _b64(value: Any) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except ValueError:  # binascii.Error: not base64 — the schema reports it; the rule does not apply
+        raise _Missing() from None
 
 
 def month_bounds(year: int, month: int) -> tuple[_dt.datetime, _dt.datetime]:
@@ -407,6 +416,7 @@ def factor_row(spec: dict, key: str) -> dict:
 
 def _no_factor(key: str) -> dict:
     raise KeyError(f"no factor {key!r} in the factor table")
+
 
 # --- expression compiler -------------------------------------------------------------------
 # Each AST node becomes, once, a closure over its compiled children taking the evaluator (scope,
