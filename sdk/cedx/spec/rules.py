@@ -359,8 +359,8 @@ class _Evaluator:
     def f_addDays(self, args) -> _dt.datetime:
         t = self.comparable(self.visit(args[0]))
         days = self.number(self.visit(args[1]))
-        if not isinstance(t, _dt.datetime):
-            raise TypeError("addDays needs an instant")
+        if not isinstance(t, _dt.datetime) or not (-3660 <= days <= 3660):
+            raise _Missing()  # not an instant, or an absurd offset: the rule does not apply
         return t + _dt.timedelta(days=int(days))
 
     def f_sm3b64(self, args) -> str:
