@@ -190,7 +190,7 @@ def _fmt(d: Decimal) -> str:
 class _Evaluator:
     FUNCTIONS = {
         "approx", "sum", "all", "count", "present", "opt", "unique", "increasing", "q",
-        "unitOf", "hoursInPeriod", "usccValid", "industrySections", "startsWith",
+        "unitOf", "hoursInPeriod", "usccValid", "industrySections", "startsWith", "length", "flagged",
         "factor", "monthStart", "monthEnd", "addDays", "sm3b64", "b64size", "parameters",
     }
 
@@ -286,6 +286,18 @@ class _Evaluator:
         items = [self.comparable(x) for x in ([] if isinstance(v, _Absent) else v)]
         return all(a < b for a, b in zip(items, items[1:]))
 
+    def f_length(self, args) -> int:
+        """Length of a string or list (count() treats a string as one item)."""
+        v = self.visit(args[0])
+        return 0 if isinstance(v, _Absent) else len(v) if isinstance(v, (str, list)) else 1
+
+    def f_flagged(self, args) -> list:
+        """Columnar batches: pair value i with flag character i as {value, flag}."""
+        values, flags = self.visit(args[0]), self.visit(args[1])
+        if not isinstance(values, list) or not isinstance(flags, str):
+            return []
+        return [{"value": v, "flag": f} for v, f in zip(values, flags)]
+
     def f_q(self, args) -> Decimal:
         value, unit = self.visit(args[0]), self.visit(args[1])
         return self.number({"value": value, "unit": unit})
@@ -347,8 +359,8 @@ class _Evaluator:
     def f_addDays(self, args) -> _dt.datetime:
         t = self.comparable(self.visit(args[0]))
         days = self.number(self.visit(args[1]))
-        if not isinstance(t, _dt.datetime):
-            raise TypeError("addDays needs an instant")
+        if not isinstance(t, _dt.datetime) or not (-3660 <= days <= 3660):
+            raise _Missing()  # not an instant, or an absurd offset: the rule does not apply
         return t + _dt.timedelta(days=int(days))
 
     def f_sm3b64(self, args) -> str:
