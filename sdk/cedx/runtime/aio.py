@@ -204,7 +204,11 @@ class AsyncBaseClient(BaseClient):
                 hdrs["Content-Type"] = "application/x-www-form-urlencoded"
                 hdrs["Accept"] = "application/json"
             else:
-                data = self._encode(op, self._sign_body(op, body), fmt)
+                # the blocking client's sign-once-per-idempotency-key, where the runtime has it
+                signed_once = getattr(self, "_signed_once", None)
+                envelope = (signed_once(op, body, (headers or {}).get("Idempotency-Key")) if signed_once
+                            else self._sign_body(op, body))
+                data = self._encode(op, envelope, fmt)
                 hdrs["Content-Type"] = f"{fmt.value}; charset=utf-8"
         if op.idempotent and "Idempotency-Key" not in hdrs:
             hdrs["Idempotency-Key"] = str(uuid.uuid4())
