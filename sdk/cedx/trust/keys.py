@@ -262,6 +262,10 @@ class SM2PrivateKey:
                     raise InvalidKey("the private key is encrypted: a password is required")
                 data = _decrypt_pkcs8(data, password)
                 kind = "PRIVATE KEY"
+                # A wrong password yields random plaintext whose padding is valid about once in
+                # 256 tries; what follows must then say "wrong password", not a DER parse error.
+                if not _is_private_key_info(data):
+                    raise InvalidKey("wrong password for the encrypted private key")
             if kind == "EC PRIVATE KEY":
                 ec = asn1keys.ECPrivateKey.load(data, strict=True)
             else:
@@ -286,6 +290,14 @@ class SM2PrivateKey:
 
     def __repr__(self) -> str:
         return f"<SM2PrivateKey public={self._public.fingerprint()[:16]}…>"
+
+
+def _is_private_key_info(data: bytes) -> bool:
+    try:
+        _ = PrivateKeyInfo.load(data, strict=True)["private_key"].parsed.native
+        return True
+    except (ValueError, TypeError, KeyError):
+        return False
 
 
 def _looks_encrypted(data: bytes) -> bool:
