@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from ..generated.server import ServerHooks, build_acquisition_router
 from ..runtime.errors import Problem
+from ..runtime.server import install_problem_handlers
 from ..trust import x509 as tx
 from ..trust.keys import SM2PrivateKey
 from .source import Source
@@ -68,6 +69,7 @@ def create_source_app(site: str | None = None, data_dir: Path | None = None, tok
     if synthetic:
         source.add_synthetic_points(synthetic)
     app = FastAPI(title=f"cedx reference acquisition source ({site})", openapi_url=None, docs_url=None, redoc_url=None)
+    install_problem_handlers(app)
     app.include_router(build_acquisition_router(source, SourceHooks(tokens)))
     app.state.source = source
     return app

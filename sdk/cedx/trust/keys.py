@@ -381,3 +381,25 @@ def load_private_key(data: bytes, password: bytes | None = None) -> SM2PrivateKe
 
 def load_public_key(data: bytes) -> SM2PublicKey:
     return SM2PublicKey.from_bytes(data)
+
+
+def write_private_file(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> None:
+    """Write key material readable by the owner only: created with O_EXCL at mode 0600 before a
+    byte is written (never world-readable for an instant, never through a planted symlink).
+    An existing file raises FileExistsError unless ``overwrite``; then a fresh 0600 file replaces it."""
+    target = os.fspath(path)
+    if os.path.lexists(target) and not overwrite:
+        raise FileExistsError(f"{target} exists; refusing to overwrite a key")
+    tmp = target if not os.path.lexists(target) else f"{target}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the umask cannot widen it, but a restrictive one could narrow it
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    if tmp != target:
+        os.replace(tmp, target)

@@ -76,6 +76,22 @@ class Endpoints:
             "max_length": 300,
         },
     )
+    crl: None | str = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "max_length": 300,
+        },
+    )
+    revocation: None | str = field(
+        default=None,
+        metadata={
+            "type": "Element",
+            "namespace": "urn:cedx:1.0",
+            "max_length": 300,
+        },
+    )
 
 
 class ErrorCode(Enum):
@@ -95,6 +111,7 @@ class ErrorCode(Enum):
     SCOPE_INSUFFICIENT = "SCOPE_INSUFFICIENT"
     ENTITY_FORBIDDEN = "ENTITY_FORBIDDEN"
     NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     SUBMISSION_CONFLICT = "SUBMISSION_CONFLICT"
