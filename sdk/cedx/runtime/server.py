@@ -292,10 +292,24 @@ def client_credentials(ctx: RequestContext, form: dict) -> tuple[str, str]:
 def allowed_methods(app, scope) -> list[str]:
     """Every method some route serves at this path (for 405's Allow header)."""
     methods: set[str] = set()
-    for route in getattr(app, "routes", []):
-        match, _ = route.matches({**scope, "type": "http"})
-        if match in (Match.FULL, Match.PARTIAL):
-            methods |= set(getattr(route, "methods", None) or ())
+    scope = {**scope, "type": "http"}
+
+    def walk(routes, path: str) -> None:
+        for route in routes:
+            included = getattr(route, "original_router", None)  # FastAPI ≥ 0.16x nests included routers
+            if included is not None:
+                prefix = getattr(getattr(route, "include_context", None), "prefix", "") or ""
+                if path.startswith(prefix):
+                    walk(included.routes, path[len(prefix):])
+                continue
+            if hasattr(route, "routes") and not hasattr(route, "methods"):
+                walk(route.routes, path)
+                continue
+            match, _ = route.matches({**scope, "path": path})
+            if match in (Match.FULL, Match.PARTIAL):
+                methods.update(getattr(route, "methods", None) or ())
+
+    walk(getattr(app, "routes", []), scope["path"])
     return sorted(methods)
 
 
