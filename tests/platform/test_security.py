@@ -360,3 +360,69 @@ def test_a_fresh_signature_a_little_ahead_is_accepted(env):
     signed = trust.sign_document(report, env.power.key, certificate_chain=[env.power.cert],
                                  signing_time=now + dt.timedelta(seconds=60), envelope_fields={"specVersion": "1.0"})
     assert env.client(env.power).submit_monthly_report(signed).payload.version == 1
+
+
+# --- 5. rate limits shared through the database ---------------------------------------------
+@pytest.fixture
+def limited(env, tmp_path):
+    """Two platform instances ("workers" or "hosts") on one fresh database with low limits."""
+    import os
+
+    from cedx.platform.admin import Admin
+
+    from .conftest import _fresh_postgres
+
+    url = _fresh_postgres(os.environ["CEDX_TEST_POSTGRES_URL"]) if env.admin.settings.database_url else None
+    settings = PlatformSettings(data_dir=tmp_path / "p", database_url=url, rate_limit_per_minute=5,
+                                auth_failures_per_minute=3)
+    admin = Admin(settings)
+    entity = Entity(admin, env.power.credit_code, "monthly-report-power.json")
+    left = 60 - time.time() % 60
+    if left < 15:  # start in a fresh one-minute window, so the whole test counts in one
+        time.sleep(left + 0.1)
+    with serve(create_app(settings)) as a, serve(create_app(settings)) as b:
+        yield a, b, entity
+
+
+def test_rate_limit_is_per_client_and_shared_by_instances(limited):
+    a, b, entity = limited
+    client_id = f"{entity.credit_code}-erp"
+    tokens = [requests.post(f"{a}/oauth/token", auth=(client_id, entity.secret),
+                            data={"grant_type": "client_credentials"}).json()["access_token"] for _ in range(2)]
+    path = f"/v1/reporting/entities/{entity.credit_code}/facilities"
+    remaining = []
+    for i in range(5):  # alternate instances and tokens: one count for the client
+        r = requests.get((a, b)[i % 2] + path, headers=bearer(tokens[i % 2]))
+        assert r.status_code == 200 and r.headers["RateLimit-Limit"] == "5"
+        remaining.append(int(r.headers["RateLimit-Remaining"]))
+    assert remaining == [4, 3, 2, 1, 0]
+    for base, token in ((a, tokens[0]), (b, tokens[1])):
+        r = requests.get(base + path, headers=bearer(token))
+        assert is_problem(r, 429, "RATE_LIMITED")
+        retry = int(r.headers["Retry-After"])
+        assert 0 < retry <= 60 and r.headers["RateLimit-Reset"] == str(retry) and r.headers["RateLimit-Remaining"] == "0"
+
+
+def test_invalid_tokens_are_limited_per_address_whatever_the_header(limited):
+    a, b, entity = limited
+    path = f"/v1/reporting/entities/{entity.credit_code}/facilities"
+    for i in range(3):
+        assert is_problem(requests.get((a, b)[i % 2] + path, headers=bearer(f"guess-{i}")), 401, "TOKEN_INVALID")
+    for base in (a, b):
+        r = requests.get(base + path, headers=bearer("guess-again"))
+        assert is_problem(r, 429, "RATE_LIMITED") and 0 < int(r.headers["Retry-After"]) <= 60
+
+
+def test_wrong_secrets_are_limited_per_client_id_and_per_address(limited):
+    a, b, entity = limited
+    client_id = f"{entity.credit_code}-erp"
+    for i in range(3):
+        r = requests.post(f"{(a, b)[i % 2]}/oauth/token", auth=(client_id, f"wrong-{i}"),
+                          data={"grant_type": "client_credentials"})
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    # Now even the right secret waits: guessing cannot continue on any instance.
+    r = requests.post(f"{b}/oauth/token", auth=(client_id, entity.secret), data={"grant_type": "client_credentials"})
+    assert r.status_code == 429 and 0 < int(r.headers["Retry-After"]) <= 60
+    # Other client IDs from the same address are refused too (per-address count).
+    r = requests.post(f"{a}/oauth/token", auth=("someone-else", "x"), data={"grant_type": "client_credentials"})
+    assert r.status_code == 429
