@@ -426,3 +426,20 @@ def test_wrong_secrets_are_limited_per_client_id_and_per_address(limited):
     # Other client IDs from the same address are refused too (per-address count).
     r = requests.post(f"{a}/oauth/token", auth=("someone-else", "x"), data={"grant_type": "client_credentials"})
     assert r.status_code == 429
+
+
+def test_a_replay_is_not_rechecked_for_freshness(env):
+    """Trust profile §9: the same key and document get the stored receipt even after the window."""
+    entity = fresh_entity(env)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    signed = trust.sign_document(entity.report(), entity.key, certificate_chain=[entity.cert],
+                                 signing_time=now - dt.timedelta(seconds=120), envelope_fields={"specVersion": "1.0"})
+    key = str(uuid.uuid4())
+    first = env.client(entity).submit_monthly_report(signed, idempotency_key=key)
+    with serve(create_app(settings_like(env, signing_time_max_age_seconds=60))) as strict:
+        c = env.client(entity)
+        c.base_url = strict
+        assert c.submit_monthly_report(signed, idempotency_key=key) == first
+        with pytest.raises(UnprocessableError) as exc:
+            c.submit_monthly_report(signed, idempotency_key=str(uuid.uuid4()))
+        assert exc.value.code == "SIGNATURE_INVALID"

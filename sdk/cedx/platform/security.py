@@ -2,7 +2,8 @@
 authentication with the client's state checked on every request, a rate limiter shared by all
 workers and hosts through the store, request signatures with nonces in the store, document
 signatures against the entity's registered certificates (revocation effective at once), and
-the freshness window on a document's signing time."""
+the freshness rule on a document's signing time (applied by the service, after the idempotent
+replay lookup: a replay was checked when first received)."""
 
 from __future__ import annotations
 
@@ -215,7 +216,6 @@ class PlatformHooks(ServerHooks):
         if principal is None or payload.get("creditCode") != principal.credit_code:
             raise Problem("ENTITY_FORBIDDEN", "the document is for another entity than the token's",
                           [ProblemItem("$.payload.creditCode", "ENTITY_FORBIDDEN", "does not match the token")])
-        self.check_freshness(record)
         key_id = record["signature"]["keyId"]
         public, reason = self._entity_key_checked(principal.credit_code, key_id)
         if public is None:
@@ -227,23 +227,24 @@ class PlatformHooks(ServerHooks):
             raise Problem("SIGNATURE_INVALID", str(exc),
                           [ProblemItem("$.signature.value", "SIGNATURE_INVALID", str(exc))]) from exc
 
-    def check_freshness(self, record: dict, now: dt.datetime | None = None) -> None:
-        """signingTime within [receipt − max age, receipt + future skew] and not before
-        preparedAt − tolerance (settings; the trust profile states the rule)."""
-        s = self.settings
-        now = now or dt.datetime.now(UTC)
-        signed = _instant(record["signature"]["signingTime"])
-        prepared = record.get("payload", {}).get("preparedAt")
-        problem = None
-        if signed > now + dt.timedelta(seconds=s.signing_time_future_seconds):
-            problem = f"signingTime is more than {s.signing_time_future_seconds} s after the time of receipt"
-        elif signed < now - dt.timedelta(seconds=s.signing_time_max_age_seconds):
-            problem = (f"signingTime is more than {s.signing_time_max_age_seconds // 86400} days before the time of "
-                       "receipt; sign the document again")
-        elif prepared and signed < _instant(prepared) - dt.timedelta(seconds=s.signing_time_before_prepared_seconds):
-            problem = f"signingTime is more than {s.signing_time_before_prepared_seconds} s before preparedAt"
-        if problem:
-            raise Problem("SIGNATURE_INVALID", problem, [ProblemItem("$.signature.signingTime", "SIGNATURE_STALE", problem)])
+
+def check_signing_time(record: dict, settings, now: dt.datetime | None = None) -> None:
+    """The trust profile's freshness rule (docs/trust-profile.md §9), bounds from the settings:
+    signingTime ≤ receipt + 300 s, ≥ receipt − 7 days, ≥ payload.preparedAt − 300 s."""
+    s = settings
+    now = now or dt.datetime.now(UTC)
+    signed = _instant(record["signature"]["signingTime"])
+    prepared = record.get("payload", {}).get("preparedAt")
+    problem = None
+    if signed > now + dt.timedelta(seconds=s.signing_time_future_seconds):
+        problem = f"signingTime is more than {s.signing_time_future_seconds} s after the time of receipt"
+    elif signed < now - dt.timedelta(seconds=s.signing_time_max_age_seconds):
+        problem = (f"signingTime is more than {s.signing_time_max_age_seconds // 86400} days before the time of "
+                   "receipt; sign the document again (with a new Idempotency-Key)")
+    elif prepared and signed < _instant(prepared) - dt.timedelta(seconds=s.signing_time_before_prepared_seconds):
+        problem = f"signingTime is more than {s.signing_time_before_prepared_seconds} s before preparedAt"
+    if problem:
+        raise Problem("SIGNATURE_INVALID", problem, [ProblemItem("$.signature.signingTime", "SIGNATURE_STALE", problem)])
 
 
 def _instant(value: str) -> dt.datetime:

@@ -26,7 +26,14 @@ from ..runtime.errors import OAuthError, Problem
 from ..runtime.server import JSON, as_received, client_credentials
 from ..trust import x509 as tx
 from ..trust.tsa import TimeStampAuthority
-from .security import RateLimiter, check_secret, client_address, new_token, token_hash
+from .security import (
+    RateLimiter,
+    check_secret,
+    check_signing_time,
+    client_address,
+    new_token,
+    token_hash,
+)
 from .store import Store, StoreConflict, SubmissionRecord, TokenRecord
 
 UTC = dt.timezone.utc
@@ -249,6 +256,7 @@ class Platform(ReportingService, CommonService):
                 replay = self._replay(tx_.idempotency(credit_code, key), key, digest)
                 if replay is not None:
                     return replay
+                check_signing_time(record, self.settings, now)
                 version, supersedes = 1, None
                 if kind == "correction":
                     replaced = tx_.submission(payload["replacesSubmissionId"])

@@ -280,13 +280,11 @@ def client_credentials(ctx: RequestContext, form: dict) -> tuple[str, str]:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise OAuthError("invalid_client", "malformed HTTP Basic credentials", 401) from None
         return unquote_plus(client_id), unquote_plus(secret)
-    if header:
-        raise OAuthError("invalid_client", "unsupported client authentication scheme; use HTTP Basic", 401)
-    client_id, secret = form.get("client_id"), form.get("client_secret")
-    if not client_id or not secret:
+    form_id, form_secret = form.get("client_id"), form.get("client_secret")
+    if not form_id or not form_secret:
         raise OAuthError("invalid_client", "client authentication is required (HTTP Basic or client_id and client_secret)",
                          401)
-    return client_id, secret
+    return str(form_id), str(form_secret)
 
 
 def allowed_methods(app, scope) -> list[str]:
