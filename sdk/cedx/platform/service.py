@@ -242,62 +242,87 @@ class Platform(ReportingService, CommonService):
         return self._submit(ctx, idempotency_key, "annual_report", body)
 
     def _submit(self, ctx, key: str, document_type: str, record: dict):
-        payload = record["payload"]
         credit_code = ctx.principal.credit_code
         digest = trust.sm3(trust.canonicalize(record)).hex()
+        try:
+            return self._accept(ctx, key, document_type, record, digest)
+        except (Problem, StoreConflict) as exc:
+            if isinstance(exc, Problem) and exc.code != "SUBMISSION_CONFLICT":
+                raise
+            # A concurrent request with the same key (or another accepted version) won the race.
+            with self.store.submission_reader() as state:
+                replay = self._replay(state.idempotency(credit_code, key), key, digest)
+            if replay is not None:
+                return replay
+            if isinstance(exc, Problem):
+                raise
+            raise Problem("SUBMISSION_CONFLICT", "another submission for this period was accepted concurrently") from None
+
+    def _accept(self, ctx, key: str, document_type: str, record: dict, digest: str):
+        payload = record["payload"]
+        credit_code = ctx.principal.credit_code
+        period = payload.get("period") or str(payload["year"])
+        kind, replaces = payload["submissionKind"], payload.get("replacesSubmissionId")
+        submission_id, now = str(uuid.uuid4()), _now()
+        # Decide on a read of the state, sign the receipt outside any lock, then write in one
+        # transaction that re-checks the decision (the same answer a locked read would give).
+        with self.store.submission_reader() as state:
+            replay = self._replay(state.idempotency(credit_code, key), key, digest)
+            if replay is not None:
+                return replay
+            check_signing_time(record, self.settings, now)
+            replaced = self._decide(state, credit_code, document_type, period, kind, replaces)
+        version, supersedes = (replaced.version + 1, replaced.submission_id) if replaced else (1, None)
+        receipt_id = str(uuid.uuid4())
+        receipt_payload = {
+            "receiptId": receipt_id, "submissionId": submission_id, "documentType": document_type,
+            "reportId": payload["reportId"], "creditCode": credit_code, "period": period, "version": version,
+            "submissionKind": kind}
+        if supersedes:
+            receipt_payload["supersedes"] = supersedes
+        receipt_payload.update({"documentDigest": digest, "receivedAt": _iso(now), "platformId": self.settings.platform_id})
+        receipt = self._sign(receipt_payload, timestamp=True)
         # Stored as received: a JSON body byte for byte (it is exactly the validated record);
         # an XML body as its logical record, from which the receipt's digest is recomputed.
         document = ctx.raw_body.decode("utf-8") if ctx.body_format == JSON else json.dumps(record, ensure_ascii=False)
-        period = payload.get("period") or str(payload["year"])
-        kind = payload["submissionKind"]
-        submission_id, now = str(uuid.uuid4()), _now()
-        try:
-            with self.store.submission_transaction() as tx_:
-                replay = self._replay(tx_.idempotency(credit_code, key), key, digest)
-                if replay is not None:
-                    return replay
-                check_signing_time(record, self.settings, now)
-                version, supersedes = 1, None
-                if kind == "correction":
-                    replaced = tx_.submission(payload["replacesSubmissionId"])
-                    if replaced is None or replaced.credit_code != credit_code or replaced.document_type != document_type \
-                            or replaced.period != period:
-                        raise Problem("SUBMISSION_CONFLICT",
-                                      "replacesSubmissionId names no submission of this entity, type and period")
-                    if replaced.state != "accepted" or not tx_.supersede(replaced.submission_id, by=submission_id):
-                        raise Problem("SUBMISSION_CONFLICT", f"submission {replaced.submission_id} is already superseded"
-                                      f"{' by ' + replaced.superseded_by if replaced.superseded_by else ''}; "
-                                      "correct the latest version")
-                    version, supersedes = replaced.version + 1, replaced.submission_id
-                else:
-                    current = tx_.accepted(credit_code, document_type, period)
-                    if current is not None:
-                        raise Problem("SUBMISSION_CONFLICT", f"{period} already has accepted submission "
-                                      f"{current.submission_id}; send a correction that replaces it")
-                receipt_id = str(uuid.uuid4())
-                receipt_payload = {
-                    "receiptId": receipt_id, "submissionId": submission_id, "documentType": document_type,
-                    "reportId": payload["reportId"], "creditCode": credit_code, "period": period, "version": version,
-                    "submissionKind": kind}
-                if supersedes:
-                    receipt_payload["supersedes"] = supersedes
-                receipt_payload.update({"documentDigest": digest, "receivedAt": _iso(now),
-                                        "platformId": self.settings.platform_id})
-                receipt = self._sign(receipt_payload, timestamp=True)
-                tx_.insert(SubmissionRecord(
-                    submission_id=submission_id, credit_code=credit_code, document_type=document_type,
-                    report_id=payload["reportId"], period=period, version=version, kind=kind, state="accepted",
-                    supersedes=supersedes, superseded_by=None, document=document, document_digest=digest,
-                    receipt=json.dumps(receipt, ensure_ascii=False), receipt_id=receipt_id, received_at=now),
-                    key, digest)
-        except StoreConflict:
-            # A concurrent request with the same key, or another accepted version, won the race.
-            with self.store.submission_transaction() as tx_:
-                replay = self._replay(tx_.idempotency(credit_code, key), key, digest)
+        row = SubmissionRecord(
+            submission_id=submission_id, credit_code=credit_code, document_type=document_type,
+            report_id=payload["reportId"], period=period, version=version, kind=kind, state="accepted",
+            supersedes=supersedes, superseded_by=None, document=document, document_digest=digest,
+            receipt=json.dumps(receipt, ensure_ascii=False), receipt_id=receipt_id, received_at=now)
+        with self.store.submission_transaction() as tx_:
+            replay = self._replay(tx_.idempotency(credit_code, key), key, digest)
             if replay is not None:
                 return replay
-            raise Problem("SUBMISSION_CONFLICT", "another submission for this period was accepted concurrently") from None
+            if replaced is not None:
+                if not tx_.supersede(replaced.submission_id, by=submission_id):
+                    raise Problem("SUBMISSION_CONFLICT", f"submission {replaced.submission_id} was superseded "
+                                  "concurrently; correct the latest version")
+            elif tx_.accepted(credit_code, document_type, period) is not None:
+                raise Problem("SUBMISSION_CONFLICT", "another submission for this period was accepted concurrently")
+            tx_.insert(row, key, digest)
         return Reply(receipt, status=201, headers={"Location": f"/v1/reporting/submissions/{submission_id}"})
+
+    @staticmethod
+    def _decide(state, credit_code: str, document_type: str, period: str, kind: str,
+                replaces: str | None) -> SubmissionRecord | None:
+        """The accepted submission a correction replaces (None for an original); the rules of
+        one accepted version per entity, document type and period."""
+        if kind == "correction":
+            replaced = state.submission(replaces) if replaces else None
+            if replaced is None or replaced.credit_code != credit_code or replaced.document_type != document_type \
+                    or replaced.period != period:
+                raise Problem("SUBMISSION_CONFLICT", "replacesSubmissionId names no submission of this entity, type and period")
+            if replaced.state != "accepted":
+                raise Problem("SUBMISSION_CONFLICT", f"submission {replaced.submission_id} is already superseded"
+                              f"{' by ' + replaced.superseded_by if replaced.superseded_by else ''}; "
+                              "correct the latest version")
+            return replaced
+        current = state.accepted(credit_code, document_type, period)
+        if current is not None:
+            raise Problem("SUBMISSION_CONFLICT", f"{period} already has accepted submission {current.submission_id}; "
+                          "send a correction that replaces it")
+        return None
 
     def _replay(self, prior, key: str, digest: str) -> Reply | None:
         if prior is None:

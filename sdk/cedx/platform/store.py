@@ -73,8 +73,8 @@ class IdempotencyRecord:
     submission: SubmissionRecord
 
 
-class SubmissionTransaction(ABC):
-    """One database transaction for one submission: read the state, decide, write, commit."""
+class SubmissionReader(ABC):
+    """A consistent read of the submission state (one snapshot)."""
 
     @abstractmethod
     def idempotency(self, credit_code: str, key: str) -> IdempotencyRecord | None: ...
@@ -84,6 +84,10 @@ class SubmissionTransaction(ABC):
 
     @abstractmethod
     def submission(self, submission_id: str) -> SubmissionRecord | None: ...
+
+
+class SubmissionTransaction(SubmissionReader):
+    """The one write transaction of a submission: re-check what was decided, write, commit."""
 
     @abstractmethod
     def supersede(self, submission_id: str, by: str) -> bool:
@@ -172,6 +176,9 @@ class Store(ABC):
     def count(self, key: str, window: int) -> int: ...
 
     # --- submissions -----------------------------------------------------------------------
+    @abstractmethod
+    def submission_reader(self) -> AbstractContextManager[SubmissionReader]: ...
+
     @abstractmethod
     def submission_transaction(self) -> AbstractContextManager[SubmissionTransaction]:
         """Commits on a clean exit; raises StoreConflict when a uniqueness rule refused it."""
