@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -34,13 +35,14 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    insert,
     or_,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -73,7 +75,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
 class EntityRow(Base):
     __tablename__ = "entities"
     credit_code: Mapped[str] = mapped_column(String(18), primary_key=True)
-    document: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the Entity document once registered
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the Entity document once registered
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -167,7 +169,7 @@ class FacilityRow(Base):
     __tablename__ = "facilities"
     credit_code: Mapped[str] = mapped_column(String(18), primary_key=True)
     facility_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    document: Mapped[dict] = mapped_column(JSON)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 # --- engine ---------------------------------------------------------------------------------
@@ -181,7 +183,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, future=True)
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # durable, and concurrent enough for one host
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:  # durable, and concurrent enough for one host
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -190,7 +192,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _begin(conn):
+        def _begin(conn: Connection) -> None:
             options = conn.get_execution_options()
             # Rate-limit counters and nonces need no fsync per commit (WAL keeps them consistent;
             # an OS crash may forget the last few); submissions and everything else do.
@@ -205,7 +207,7 @@ def make_engine(url: str) -> Engine:
     with engine.begin() as conn:
         if conn.execute(select(RevocationRow.id)).first() is None:
             try:
-                conn.execute(RevocationRow.__table__.insert().values(id=1, counter=0))
+                conn.execute(insert(RevocationRow).values(id=1, counter=0))
             except IntegrityError:  # another worker created it
                 pass
     return engine
@@ -221,7 +223,7 @@ def _create_private_file(path: Path) -> None:
             os.chmod(name, 0o600)
 
 
-def make_sessions(engine: Engine) -> sessionmaker:
+def make_sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
@@ -235,6 +237,10 @@ def _submission(row: SubmissionRow) -> SubmissionRecord:
         received_at=_aware(row.received_at))
 
 
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)
+
+
 def _certificate(row: CertificateRow) -> CertificateRecord:
     return CertificateRecord(key_id=row.key_id, credit_code=row.credit_code, der=row.der, serial=int(row.serial),
                              revoked_at=_aware(row.revoked_at) if row.revoked_at else
@@ -245,34 +251,35 @@ class _SqlSubmissionReader(SubmissionReader):
     def __init__(self, session: Session):
         self.s = session
 
-    def idempotency(self, credit_code, key):
+    def idempotency(self, credit_code: str, key: str) -> IdempotencyRecord | None:
         row = self.s.scalars(select(IdempotencyRow).where(IdempotencyRow.credit_code == credit_code,
                                                           IdempotencyRow.key == key)).first()
         if row is None:
             return None
         sub = self.s.get(SubmissionRow, row.submission_id)
+        assert sub is not None  # written in the same transaction as the key
         return IdempotencyRecord(row.request_digest, _submission(sub))
 
-    def accepted(self, credit_code, document_type, period):
+    def accepted(self, credit_code: str, document_type: str, period: str) -> SubmissionRecord | None:
         row = self.s.scalars(select(SubmissionRow).where(
             SubmissionRow.credit_code == credit_code, SubmissionRow.document_type == document_type,
             SubmissionRow.period == period, SubmissionRow.state == "accepted")).first()
         return _submission(row) if row else None
 
-    def submission(self, submission_id):
+    def submission(self, submission_id: str) -> SubmissionRecord | None:
         row = self.s.get(SubmissionRow, submission_id)
         return _submission(row) if row else None
 
 
 
 class _SqlSubmissionTransaction(_SqlSubmissionReader, SubmissionTransaction):
-    def supersede(self, submission_id, by):
-        done = self.s.execute(update(SubmissionRow).where(
+    def supersede(self, submission_id: str, by: str) -> bool:
+        done = _rowcount(self.s.execute(update(SubmissionRow).where(
             SubmissionRow.submission_id == submission_id, SubmissionRow.state == "accepted")
-            .values(state="superseded", superseded_by=by)).rowcount
+            .values(state="superseded", superseded_by=by)))
         return done == 1
 
-    def insert(self, submission, idempotency_key, request_digest):
+    def insert(self, submission: SubmissionRecord, idempotency_key: str, request_digest: str) -> None:
         r = submission
         self.s.add(SubmissionRow(
             submission_id=r.submission_id, credit_code=r.credit_code, document_type=r.document_type,
@@ -314,25 +321,26 @@ class SqlStore(Store):
                 s.rollback()
                 raise StoreConflict(str(exc.orig)) from None
 
-    def _insert(self, table):
-        return (sqlite.insert if self.sqlite else postgresql.insert)(table)
+    def _insert(self, entity: type[Base]) -> Any:
+        """INSERT with ON CONFLICT (both dialects have it, spelled by their own constructs)."""
+        return (sqlite.insert if self.sqlite else postgresql.insert)(entity)
 
     # --- entities and facilities -----------------------------------------------------------
-    def add_entity(self, credit_code):
+    def add_entity(self, credit_code: str) -> None:
         with self._write() as s:
             if s.get(EntityRow, credit_code) is None:
                 s.add(EntityRow(credit_code=credit_code))
 
-    def entity_known(self, credit_code):
+    def entity_known(self, credit_code: str) -> bool:
         with self.sessions() as s:
             return s.get(EntityRow, credit_code) is not None
 
-    def entity_document(self, credit_code):
+    def entity_document(self, credit_code: str) -> dict[str, Any] | None:
         with self.sessions() as s:
             row = s.get(EntityRow, credit_code)
             return row.document if row else None
 
-    def register_entity(self, credit_code, document):
+    def register_entity(self, credit_code: str, document: dict[str, Any]) -> bool:
         with self._write() as s:
             row = s.get(EntityRow, credit_code)
             if row is not None and row.document is not None:
@@ -343,7 +351,7 @@ class SqlStore(Store):
                 row.document = document
             return True
 
-    def update_entity(self, credit_code, document):
+    def update_entity(self, credit_code: str, document: dict[str, Any]) -> bool:
         with self._write() as s:
             row = s.get(EntityRow, credit_code)
             if row is None or row.document is None:
@@ -351,11 +359,11 @@ class SqlStore(Store):
             row.document = document
             return True
 
-    def put_facility(self, credit_code, facility_id, document):
+    def put_facility(self, credit_code: str, facility_id: str, document: dict[str, Any]) -> None:
         with self._write() as s:
             s.merge(FacilityRow(credit_code=credit_code, facility_id=facility_id, document=document))
 
-    def facilities(self, credit_code, after, limit):
+    def facilities(self, credit_code: str, after: str | None, limit: int) -> list[tuple[str, dict[str, Any]]]:
         with self.sessions() as s:
             q = select(FacilityRow).where(FacilityRow.credit_code == credit_code)
             if after:
@@ -364,29 +372,29 @@ class SqlStore(Store):
                     for r in s.scalars(q.order_by(FacilityRow.facility_id).limit(limit)).all()]
 
     # --- clients and tokens ----------------------------------------------------------------
-    def add_client(self, client):
+    def add_client(self, client: ClientRecord) -> None:
         with self._write() as s:
             s.add(ClientRow(client_id=client.client_id, secret_hash=client.secret_hash,
                             credit_code=client.credit_code, scopes=client.scopes, active=client.active))
 
-    def client(self, client_id):
+    def client(self, client_id: str) -> ClientRecord | None:
         with self.sessions() as s:
             row = s.get(ClientRow, client_id)
             return ClientRecord(row.client_id, row.secret_hash, row.credit_code, row.scopes, row.active) if row else None
 
-    def set_client_active(self, client_id, active):
+    def set_client_active(self, client_id: str, active: bool) -> bool:
         with self._write() as s:
-            done = s.execute(update(ClientRow).where(ClientRow.client_id == client_id).values(active=active)).rowcount
+            done = _rowcount(s.execute(update(ClientRow).where(ClientRow.client_id == client_id).values(active=active)))
             if not active:
                 s.execute(delete(TokenRow).where(TokenRow.client_id == client_id))
             return done == 1
 
-    def add_token(self, token):
+    def add_token(self, token: TokenRecord) -> None:
         with self._write() as s:
             s.add(TokenRow(token_hash=token.token_hash, client_id=token.client_id, credit_code=token.credit_code,
                            scopes=token.scopes, expires_at=token.expires_at))
 
-    def token(self, token_hash):
+    def token(self, token_hash: str) -> TokenRecord | None:
         with self.sessions() as s:
             row = s.execute(select(TokenRow, ClientRow.active).join(ClientRow, ClientRow.client_id == TokenRow.client_id)
                             .where(TokenRow.token_hash == token_hash)).first()
@@ -395,43 +403,43 @@ class SqlStore(Store):
             t, active = row
             return TokenRecord(t.token_hash, t.client_id, t.credit_code, t.scopes, _aware(t.expires_at), bool(active))
 
-    def revoke_token(self, token_hash, client_id):
+    def revoke_token(self, token_hash: str, client_id: str) -> bool:
         with self._write() as s:
-            return s.execute(delete(TokenRow).where(TokenRow.token_hash == token_hash,
-                                                    TokenRow.client_id == client_id)).rowcount == 1
+            return _rowcount(s.execute(delete(TokenRow).where(TokenRow.token_hash == token_hash,
+                                                              TokenRow.client_id == client_id))) == 1
 
     # --- nonces ----------------------------------------------------------------------------
-    def add_nonce(self, nonce, expires_at):
+    def add_nonce(self, nonce: str, expires_at: float) -> bool:
         now = int(time.time())
         with self._write(light=True) as s:
             if secrets.randbelow(200) == 0:  # now and then, forget expired nonces
                 s.execute(delete(NonceRow).where(NonceRow.expires_at < now))
-            stmt = self._insert(NonceRow.__table__).values(nonce=nonce, expires_at=int(expires_at) + 1)
+            stmt = self._insert(NonceRow).values(nonce=nonce, expires_at=int(expires_at) + 1)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["nonce"], set_={"expires_at": stmt.excluded.expires_at},
-                where=NonceRow.__table__.c.expires_at < now).returning(NonceRow.__table__.c.nonce)
+                where=NonceRow.expires_at < now).returning(NonceRow.nonce)
             return s.execute(stmt).first() is not None
 
     # --- certificates and revocation -------------------------------------------------------
-    def add_certificate(self, certificate):
+    def add_certificate(self, certificate: CertificateRecord) -> None:
         with self._write() as s:
             s.merge(CertificateRow(key_id=certificate.key_id, credit_code=certificate.credit_code,
                                    der=certificate.der, serial=str(certificate.serial), revoked=False,
                                    revoked_at=None))
 
-    def certificate(self, key_id):
+    def certificate(self, key_id: str) -> CertificateRecord | None:
         with self.sessions() as s:
             row = s.get(CertificateRow, key_id)
             return _certificate(row) if row else None
 
-    def certificates(self, credit_code=None):
+    def certificates(self, credit_code: str | None = None) -> list[CertificateRecord]:
         with self.sessions() as s:
             q = select(CertificateRow)
             if credit_code:
                 q = q.where(CertificateRow.credit_code == credit_code)
             return [_certificate(r) for r in s.scalars(q.order_by(CertificateRow.key_id)).all()]
 
-    def revoke_certificate(self, key_id, at):
+    def revoke_certificate(self, key_id: str, at: dt.datetime) -> CertificateRecord | None:
         with self._write() as s:
             row = s.get(CertificateRow, key_id)
             if row is None:
@@ -443,22 +451,21 @@ class SqlStore(Store):
             s.flush()
             return _certificate(row)
 
-    def revocation_counter(self):
+    def revocation_counter(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(RevocationRow.counter).where(RevocationRow.id == 1)).scalar_one())
 
     # --- rate limits -----------------------------------------------------------------------
-    def hit(self, key, window):
-        table = RateCounterRow.__table__
+    def hit(self, key: str, window: int) -> int:
         with self._write(light=True) as s:
             if secrets.randbelow(500) == 0:  # now and then, forget windows older than an hour
                 s.execute(delete(RateCounterRow).where(RateCounterRow.window < window - 3600))
-            stmt = self._insert(table).values(key=key, window=window, count=1)
+            stmt = self._insert(RateCounterRow).values(key=key, window=window, count=1)
             stmt = stmt.on_conflict_do_update(index_elements=["key", "window"],
-                                              set_={"count": table.c.count + 1}).returning(table.c.count)
+                                              set_={"count": RateCounterRow.count + 1}).returning(RateCounterRow.count)
             return int(s.execute(stmt).scalar_one())
 
-    def count(self, key, window):
+    def count(self, key: str, window: int) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(RateCounterRow.count).where(
                 RateCounterRow.key == key, RateCounterRow.window == window)).scalar() or 0)
@@ -474,12 +481,13 @@ class SqlStore(Store):
         with self._write() as s:
             yield _SqlSubmissionTransaction(s)
 
-    def submission(self, submission_id):
+    def submission(self, submission_id: str) -> SubmissionRecord | None:
         with self.sessions() as s:
             row = s.get(SubmissionRow, submission_id)
             return _submission(row) if row else None
 
-    def submissions(self, credit_code, *, document_type, period, state, after, limit):
+    def submissions(self, credit_code: str, *, document_type: str | None, period: str | None, state: str | None,
+                    after: tuple[dt.datetime, str] | None, limit: int) -> list[SubmissionRecord]:
         with self.sessions() as s:
             q = select(SubmissionRow).where(SubmissionRow.credit_code == credit_code)
             if document_type:

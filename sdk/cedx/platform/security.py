@@ -15,11 +15,13 @@ import os
 import secrets
 import threading
 import time
+from typing import Any
 
 from .. import trust
 from ..runtime.errors import Problem, ProblemItem
 from ..runtime.server import RequestContext, ServerHooks
 from ..trust import x509 as tx
+from .settings import PlatformPki, PlatformSettings
 from .store import Store
 
 UTC = dt.timezone.utc
@@ -119,7 +121,7 @@ class PlatformHooks(ServerHooks):
     #: because the store's revocation counter is read on each of them.
     KEY_CACHE_SECONDS = 60
 
-    def __init__(self, store: Store, pki, settings, limiter: RateLimiter | None = None):
+    def __init__(self, store: Store, pki: PlatformPki, settings: PlatformSettings, limiter: RateLimiter | None = None):
         self.store, self.pki, self.settings = store, pki, settings
         self._keys: dict[tuple[str, str], tuple[float, trust.SM2PublicKey | None, str | None]] = {}
         self._keys_counter = -1
@@ -175,7 +177,8 @@ class PlatformHooks(ServerHooks):
         if hit and hit[0] > now:
             return hit[1], hit[2]
         cert = self.store.certificate(key_id)
-        keep = self.KEY_CACHE_SECONDS
+        keep = float(self.KEY_CACHE_SECONDS)
+        result: tuple[trust.SM2PublicKey | None, str | None]
         if cert is None or cert.credit_code != credit_code:
             result = (None, "the signing key has no certificate registered for this entity")
         elif cert.revoked_at is not None:
@@ -210,7 +213,7 @@ class PlatformHooks(ServerHooks):
         except trust.TrustError as exc:
             raise Problem("REQUEST_SIGNATURE_INVALID", str(exc)) from exc
 
-    def verify_document(self, ctx: RequestContext, record: dict) -> None:
+    def verify_document(self, ctx: RequestContext, record: dict[str, Any]) -> None:
         principal = ctx.principal
         payload = record.get("payload", {})
         if principal is None or payload.get("creditCode") != principal.credit_code:
@@ -228,7 +231,7 @@ class PlatformHooks(ServerHooks):
                           [ProblemItem("$.signature.value", "SIGNATURE_INVALID", str(exc))]) from exc
 
 
-def check_signing_time(record: dict, settings, now: dt.datetime | None = None) -> None:
+def check_signing_time(record: dict[str, Any], settings: PlatformSettings, now: dt.datetime | None = None) -> None:
     """The trust profile's freshness rule (docs/trust-profile.md §9), bounds from the settings:
     signingTime ≤ receipt + 300 s, ≥ receipt − 7 days, ≥ payload.preparedAt − 300 s."""
     s = settings

@@ -19,11 +19,12 @@ import datetime as dt
 import json
 import threading
 import uuid
+from typing import Any
 
 from .. import trust
 from ..generated.server import CommonService, Reply, ReportingService
 from ..runtime.errors import OAuthError, Problem
-from ..runtime.server import JSON, as_received, client_credentials
+from ..runtime.server import JSON, RequestContext, as_received, client_credentials
 from ..trust import x509 as tx
 from ..trust.tsa import TimeStampAuthority
 from .security import (
@@ -34,7 +35,16 @@ from .security import (
     new_token,
     token_hash,
 )
-from .store import Store, StoreConflict, SubmissionRecord, TokenRecord
+from .settings import PlatformPki, PlatformSettings
+from .store import (
+    ClientRecord,
+    IdempotencyRecord,
+    Store,
+    StoreConflict,
+    SubmissionReader,
+    SubmissionRecord,
+    TokenRecord,
+)
 
 UTC = dt.timezone.utc
 SPEC_VERSION = "1.0"
@@ -67,27 +77,27 @@ def _parse_cursor(cursor: str) -> tuple[dt.datetime, str]:
 
 
 class Platform(ReportingService, CommonService):
-    def __init__(self, store: Store, pki, settings, limiter: RateLimiter | None = None):
+    def __init__(self, store: Store, pki: PlatformPki, settings: PlatformSettings, limiter: RateLimiter | None = None):
         self.store, self.pki, self.settings = store, pki, settings
         self.limiter = limiter or RateLimiter(store, settings.rate_limit_per_minute, settings.auth_failures_per_minute)
         self.tsa = TimeStampAuthority(pki.tsa_key, pki.tsa_cert)
-        self._configs: dict[str, dict] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
         self._crl: tuple[int, bytes] | None = None
         self._lock = threading.Lock()
 
     # --- helpers --------------------------------------------------------------------------
     @staticmethod
-    def _own(ctx, credit_code: str) -> None:
+    def _own(ctx: RequestContext, credit_code: str) -> None:
         if ctx.principal is None or ctx.principal.credit_code != credit_code:
             raise Problem("ENTITY_FORBIDDEN", "the token is bound to another entity")
 
-    def _sign(self, payload: dict, timestamp: bool = False) -> dict:
+    def _sign(self, payload: dict[str, Any], timestamp: bool = False) -> dict[str, Any]:
         return trust.sign_document(payload, self.pki.platform_key, certificate_chain=[self.pki.platform_cert, self.pki.ca],
                                    timestamper=self.tsa.timestamp if timestamp else None,
                                    envelope_fields={"specVersion": SPEC_VERSION})
 
     @staticmethod
-    def _status(row: SubmissionRecord) -> dict:
+    def _status(row: SubmissionRecord) -> dict[str, Any]:
         out = {"specVersion": SPEC_VERSION, "submissionId": row.submission_id, "documentType": row.document_type,
                "reportId": row.report_id, "period": row.period, "version": row.version,
                "submissionKind": row.kind, "state": row.state, "receivedAt": _iso(row.received_at),
@@ -98,14 +108,14 @@ class Platform(ReportingService, CommonService):
             out["supersededBy"] = row.superseded_by
         return out
 
-    def _submission(self, ctx, submission_id: str, document_type: str | None = None) -> SubmissionRecord:
+    def _submission(self, ctx: RequestContext, submission_id: str, document_type: str | None = None) -> SubmissionRecord:
         row = self.store.submission(submission_id)
         if row is None or row.credit_code != ctx.principal.credit_code or (document_type and row.document_type != document_type):
             # Another entity's submission is reported as absent: its existence is not disclosed.
             raise Problem("NOT_FOUND", f"no submission {submission_id} for this entity")
         return row
 
-    def base_url(self, ctx) -> str:
+    def base_url(self, ctx: RequestContext) -> str:
         """The announced address: the configured public URL, else the address this request
         arrived on (the local socket the server accepted it on, not the client's Host header)."""
         if self.settings.base_url:
@@ -117,7 +127,7 @@ class Platform(ReportingService, CommonService):
         return f"{scheme}://{host}" + ("" if default else f":{port}")
 
     # --- common ---------------------------------------------------------------------------
-    def get_configuration(self, ctx):
+    def get_configuration(self, ctx: RequestContext) -> Reply:
         base = self.base_url(ctx)
         with self._lock:
             config = self._configs.get(base)
@@ -139,7 +149,7 @@ class Platform(ReportingService, CommonService):
                 config = self._configs[base] = self._sign(payload)
         return Reply(config, headers={"Cache-Control": "max-age=300"})
 
-    def _authenticate_client(self, ctx, record: dict):
+    def _authenticate_client(self, ctx: RequestContext, record: dict[str, Any]) -> ClientRecord:
         """RFC 6749 §2.3.1 client authentication (Basic or form), failures limited per client
         ID and per address before the (deliberately slow) secret check."""
         client_id, secret = client_credentials(ctx, record)
@@ -156,7 +166,7 @@ class Platform(ReportingService, CommonService):
         return client
 
     @as_received
-    def issue_token(self, ctx, *, body):
+    def issue_token(self, ctx: RequestContext, *, body: Any) -> Reply:
         client = self._authenticate_client(ctx, body)
         granted = set(client.scopes.split())
         asked = set((body.get("scope") or client.scopes).split())
@@ -169,7 +179,7 @@ class Platform(ReportingService, CommonService):
         return Reply({"access_token": token, "token_type": "Bearer", "expires_in": lifetime,
                       "scope": " ".join(sorted(asked))}, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
-    def revoke_token(self, ctx, form: dict) -> None:
+    def revoke_token(self, ctx: RequestContext, form: dict[str, str]) -> None:
         """RFC 7009: the authenticated client revokes one of its tokens; unknown tokens are
         not an error (the answer is 200 either way, so it tells nothing about the token)."""
         client = self._authenticate_client(ctx, form)
@@ -191,30 +201,30 @@ class Platform(ReportingService, CommonService):
 
     # --- entities and facilities ----------------------------------------------------------
     @as_received
-    def register_entity(self, ctx, *, body):
+    def register_entity(self, ctx: RequestContext, *, body: Any) -> Reply:
         code = body["creditCode"]
         self._own(ctx, code)
         if not self.store.register_entity(code, body):
             raise Problem("ENTITY_EXISTS", "the entity is registered; update it with PUT")
         return Reply(body, status=201, headers={"Location": f"/v1/reporting/entities/{code}"})
 
-    def get_entity(self, ctx, *, credit_code):
+    def get_entity(self, ctx: RequestContext, *, credit_code: str) -> Reply:
         self._own(ctx, credit_code)
         document = self.store.entity_document(credit_code)
         if document is None:
             raise Problem("NOT_FOUND", "the entity has not registered its details yet")
-        return document
+        return Reply(document)
 
     @as_received
-    def update_entity(self, ctx, *, credit_code, body):
+    def update_entity(self, ctx: RequestContext, *, credit_code: str, body: Any) -> Reply:
         self._own(ctx, credit_code)
         if body["creditCode"] != credit_code:
             raise Problem("INVALID_PARAMETER", "the document's creditCode differs from the path")
         if not self.store.update_entity(credit_code, body):
             raise Problem("NOT_FOUND", "register the entity first")
-        return body
+        return Reply(body)
 
-    def list_facilities(self, ctx, *, credit_code, limit, cursor):
+    def list_facilities(self, ctx: RequestContext, *, credit_code: str, limit: int | None, cursor: str | None) -> Reply:
         self._own(ctx, credit_code)
         limit = limit or 50
         rows = self.store.facilities(credit_code, cursor, limit + 1)
@@ -222,26 +232,26 @@ class Platform(ReportingService, CommonService):
         out = {"specVersion": SPEC_VERSION, "items": [document for _, document in page]}
         if len(rows) > len(page):
             out["nextCursor"] = page[-1][0]
-        return out
+        return Reply(out)
 
     @as_received
-    def put_facility(self, ctx, *, credit_code, facility_id, body):
+    def put_facility(self, ctx: RequestContext, *, credit_code: str, facility_id: str, body: Any) -> Reply:
         self._own(ctx, credit_code)
         if body["facilityId"] != facility_id:
             raise Problem("INVALID_PARAMETER", "the document's facilityId differs from the path")
         self.store.put_facility(credit_code, facility_id, body)
-        return body
+        return Reply(body)
 
     # --- submissions ----------------------------------------------------------------------
     @as_received
-    def submit_monthly_report(self, ctx, *, idempotency_key, body):
+    def submit_monthly_report(self, ctx: RequestContext, *, idempotency_key: str, body: Any) -> Reply:
         return self._submit(ctx, idempotency_key, "monthly_report", body)
 
     @as_received
-    def submit_annual_report(self, ctx, *, idempotency_key, body):
+    def submit_annual_report(self, ctx: RequestContext, *, idempotency_key: str, body: Any) -> Reply:
         return self._submit(ctx, idempotency_key, "annual_report", body)
 
-    def _submit(self, ctx, key: str, document_type: str, record: dict):
+    def _submit(self, ctx: RequestContext, key: str, document_type: str, record: dict[str, Any]) -> Reply:
         credit_code = ctx.principal.credit_code
         digest = trust.sm3(trust.canonicalize(record)).hex()
         try:
@@ -258,7 +268,7 @@ class Platform(ReportingService, CommonService):
                 raise
             raise Problem("SUBMISSION_CONFLICT", "another submission for this period was accepted concurrently") from None
 
-    def _accept(self, ctx, key: str, document_type: str, record: dict, digest: str):
+    def _accept(self, ctx: RequestContext, key: str, document_type: str, record: dict[str, Any], digest: str) -> Reply:
         payload = record["payload"]
         credit_code = ctx.principal.credit_code
         period = payload.get("period") or str(payload["year"])
@@ -304,7 +314,7 @@ class Platform(ReportingService, CommonService):
         return Reply(receipt, status=201, headers={"Location": f"/v1/reporting/submissions/{submission_id}"})
 
     @staticmethod
-    def _decide(state, credit_code: str, document_type: str, period: str, kind: str,
+    def _decide(state: SubmissionReader, credit_code: str, document_type: str, period: str, kind: str,
                 replaces: str | None) -> SubmissionRecord | None:
         """The accepted submission a correction replaces (None for an original); the rules of
         one accepted version per entity, document type and period."""
@@ -324,7 +334,7 @@ class Platform(ReportingService, CommonService):
                           "send a correction that replaces it")
         return None
 
-    def _replay(self, prior, key: str, digest: str) -> Reply | None:
+    def _replay(self, prior: IdempotencyRecord | None, key: str, digest: str) -> Reply | None:
         if prior is None:
             return None
         if prior.request_digest != digest:
@@ -333,19 +343,20 @@ class Platform(ReportingService, CommonService):
         return Reply(json.loads(sub.receipt), status=201,
                      headers={"Idempotency-Replayed": "true", "Location": f"/v1/reporting/submissions/{sub.submission_id}"})
 
-    def get_monthly_report(self, ctx, *, submission_id):
-        return json.loads(self._submission(ctx, submission_id, "monthly_report").document)
+    def get_monthly_report(self, ctx: RequestContext, *, submission_id: str) -> Reply:
+        return Reply(json.loads(self._submission(ctx, submission_id, "monthly_report").document))
 
-    def get_annual_report(self, ctx, *, submission_id):
-        return json.loads(self._submission(ctx, submission_id, "annual_report").document)
+    def get_annual_report(self, ctx: RequestContext, *, submission_id: str) -> Reply:
+        return Reply(json.loads(self._submission(ctx, submission_id, "annual_report").document))
 
-    def get_submission_status(self, ctx, *, submission_id):
-        return self._status(self._submission(ctx, submission_id))
+    def get_submission_status(self, ctx: RequestContext, *, submission_id: str) -> Reply:
+        return Reply(self._status(self._submission(ctx, submission_id)))
 
-    def get_receipt(self, ctx, *, submission_id):
-        return json.loads(self._submission(ctx, submission_id).receipt)
+    def get_receipt(self, ctx: RequestContext, *, submission_id: str) -> Reply:
+        return Reply(json.loads(self._submission(ctx, submission_id).receipt))
 
-    def list_submissions(self, ctx, *, limit, cursor, document_type, period, state):
+    def list_submissions(self, ctx: RequestContext, *, limit: int | None, cursor: str | None, document_type: Any,
+                         period: str | None, state: Any) -> Reply:
         limit = limit or 50
         rows = self.store.submissions(ctx.principal.credit_code, document_type=document_type, period=period, state=state,
                                       after=_parse_cursor(cursor) if cursor else None, limit=limit + 1)

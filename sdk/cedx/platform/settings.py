@@ -98,7 +98,7 @@ def load_pki(pki_dir: Path) -> PlatformPki:
         return SM2PrivateKey.from_bytes((pki_dir / f"{name}.key.pem").read_bytes())
 
     def cert(name: str) -> bytes:
-        return tx.load_certificate((pki_dir / f"{name}.pem").read_bytes()).dump()
+        return bytes(tx.load_certificate((pki_dir / f"{name}.pem").read_bytes()).dump())
 
     trust_dir = pki_dir / "trust"
     # Extra trust anchors are honoured only from a directory no one else could write into.

@@ -14,6 +14,7 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 
 class StoreConflict(Exception):
@@ -106,21 +107,21 @@ class Store(ABC):
     def entity_known(self, credit_code: str) -> bool: ...
 
     @abstractmethod
-    def entity_document(self, credit_code: str) -> dict | None: ...
+    def entity_document(self, credit_code: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def register_entity(self, credit_code: str, document: dict) -> bool:
+    def register_entity(self, credit_code: str, document: dict[str, Any]) -> bool:
         """Store the entity's first document; False when it has one already."""
 
     @abstractmethod
-    def update_entity(self, credit_code: str, document: dict) -> bool:
+    def update_entity(self, credit_code: str, document: dict[str, Any]) -> bool:
         """Replace the entity's document; False when it has none yet."""
 
     @abstractmethod
-    def put_facility(self, credit_code: str, facility_id: str, document: dict) -> None: ...
+    def put_facility(self, credit_code: str, facility_id: str, document: dict[str, Any]) -> None: ...
 
     @abstractmethod
-    def facilities(self, credit_code: str, after: str | None, limit: int) -> list[tuple[str, dict]]: ...
+    def facilities(self, credit_code: str, after: str | None, limit: int) -> list[tuple[str, dict[str, Any]]]: ...
 
     # --- API clients and tokens ------------------------------------------------------------
     @abstractmethod

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote_plus
@@ -91,7 +92,7 @@ class ServerHooks:
     def verify_request_signature(self, ctx: RequestContext) -> None:
         """Check the X-Cedx-* headers when the operation requires them; raise Problem."""
 
-    def verify_document(self, ctx: RequestContext, record: dict) -> None:
+    def verify_document(self, ctx: RequestContext, record: dict[str, Any]) -> None:
         """Verify a signed request document (x-cedx-signed); raise Problem(SIGNATURE_INVALID)."""
 
     def rate_limit(self, ctx: RequestContext) -> None:
@@ -176,7 +177,7 @@ def _record(value: Any) -> Any:
     return value
 
 
-def _issues_problem(issues, package: str) -> Problem:
+def _issues_problem(issues: list[Any], package: str) -> Problem:
     items = [ProblemItem(i.path, i.code, i.message, i.rule) for i in issues]
     schema_level = {r["id"] for r in spec.context(package).index.rules if r.get("kind") == "schema"}
     is_schema = any(i.code.startswith("SCHEMA-") or i.code in schema_level for i in issues)
@@ -194,8 +195,8 @@ def _coerce_param(value: str, wire: str, kind: str) -> Any:
     return value
 
 
-async def handle(request: Request, op: OperationInfo, method, hooks: ServerHooks,
-                 params: dict[str, tuple], body_model=None) -> Response:
+async def handle(request: Request, op: OperationInfo, method: Callable[..., Any], hooks: ServerHooks,
+                 params: dict[str, tuple[Any, ...]], body_model: Callable[[Any], Any] | None = None) -> Response:
     """Run one operation. ``params``: python name → (wire name, location, schema ref, kind,
     required); ``body_model`` builds the typed body the service method receives (unless the
     method is marked `as_received`)."""
@@ -218,7 +219,8 @@ async def handle(request: Request, op: OperationInfo, method, hooks: ServerHooks
                                 instance, op.spec_package)
 
 
-def _admit(request: Request, op: OperationInfo, hooks: ServerHooks, params) -> tuple[RequestContext, dict]:
+def _admit(request: Request, op: OperationInfo, hooks: ServerHooks,
+           params: dict[str, tuple[Any, ...]]) -> tuple[RequestContext, dict[str, Any]]:
     fmt = negotiate(request.headers.get("accept"), op.response_media or (JSON,))
     if fmt is None:
         raise Problem("NOT_ACCEPTABLE", f"available: {', '.join(op.response_media)}")
@@ -228,7 +230,8 @@ def _admit(request: Request, op: OperationInfo, hooks: ServerHooks, params) -> t
     return ctx, _read_params(request, params, op.spec_package)
 
 
-def _run(ctx: RequestContext, op: OperationInfo, method, hooks: ServerHooks, kwargs: dict, body_model) -> Response:
+def _run(ctx: RequestContext, op: OperationInfo, method: Callable[..., Any], hooks: ServerHooks, kwargs: dict[str, Any],
+         body_model: Callable[[Any], Any] | None) -> Response:
     request = ctx.request
     if op.request_signature == "required" or request.headers.get("x-cedx-signature"):
         hooks.verify_request_signature(ctx)
@@ -244,8 +247,8 @@ def _run(ctx: RequestContext, op: OperationInfo, method, hooks: ServerHooks, kwa
         ctx.record = record
         if op.signed_request:
             hooks.verify_document(ctx, record)
-        typed = body_model and not getattr(method, "__cedx_as_received__", False)
-        kwargs["body"] = body_model(record) if typed else record
+        as_is = body_model is None or getattr(method, "__cedx_as_received__", False)
+        kwargs["body"] = record if as_is or body_model is None else body_model(record)
     result = method(ctx, **kwargs)
     reply = result if isinstance(result, Reply) else Reply(result)
     record = _record(reply.body)
@@ -266,7 +269,7 @@ def oauth_error_response(err: OAuthError) -> Response:
     return Response(json.dumps(body), status_code=err.status, media_type=JSON, headers=headers)
 
 
-def client_credentials(ctx: RequestContext, form: dict) -> tuple[str, str]:
+def client_credentials(ctx: RequestContext, form: dict[str, Any]) -> tuple[str, str]:
     """The client's ID and secret from HTTP Basic (RFC 6749 §2.3.1: each form-urlencoded, then
     base64) or from the form body, never both; OAuthError otherwise."""
     header = ctx.header("authorization") or ""
@@ -287,12 +290,12 @@ def client_credentials(ctx: RequestContext, form: dict) -> tuple[str, str]:
     return str(form_id), str(form_secret)
 
 
-def allowed_methods(app, scope) -> list[str]:
+def allowed_methods(app: Any, scope: Mapping[str, Any]) -> list[str]:
     """Every method some route serves at this path (for 405's Allow header)."""
     methods: set[str] = set()
     scope = {**scope, "type": "http"}
 
-    def walk(routes, path: str) -> None:
+    def walk(routes: Any, path: str) -> None:
         for route in routes:
             included = getattr(route, "original_router", None)  # FastAPI ≥ 0.16x nests included routers
             if included is not None:
@@ -311,7 +314,7 @@ def allowed_methods(app, scope) -> list[str]:
     return sorted(methods)
 
 
-def install_problem_handlers(app, package: str = "cedx.generated") -> None:
+def install_problem_handlers(app: Any, package: str = "cedx.generated") -> None:
     """Unknown routes (404), unsupported methods (405 with Allow) and any other HTTP error the
     framework raises answer problem+json like every other failure."""
 
@@ -330,7 +333,7 @@ def install_problem_handlers(app, package: str = "cedx.generated") -> None:
     app.add_exception_handler(HTTPException, http_error)
 
 
-def _read_params(request: Request, params, package: str) -> dict[str, Any]:
+def _read_params(request: Request, params: dict[str, tuple[Any, ...]], package: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     validator = spec.context(package).validator
     for python_name, (wire, location, ref, kind, required, inline) in params.items():
@@ -356,7 +359,7 @@ def _read_params(request: Request, params, package: str) -> dict[str, Any]:
     return out
 
 
-def _inline_issues(schema: dict | None, value: Any) -> list:
+def _inline_issues(schema: dict[str, Any] | None, value: Any) -> list[Any]:
     if not schema:
         return []
     from jsonschema import Draft202012Validator
@@ -439,7 +442,7 @@ def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def _object(pairs: list[tuple[str, Any]]) -> dict:
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         seen: set[str] = set()
