@@ -23,7 +23,7 @@ from typing import Any
 
 import rfc8785
 
-_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+from ..instants import INSTANT_PATTERN as _INSTANT
 
 
 class CanonicalizationError(ValueError):
