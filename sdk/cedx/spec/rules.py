@@ -324,6 +324,8 @@ class _Evaluator:
         if isinstance(period, _Absent):
             raise _Missing()
         year, month = (int(x) for x in str(period).split("-"))
+        if not (1 <= year <= 9998 and 1 <= month <= 12):
+            raise _Missing()  # no such calendar month (e.g. year 0000): the schema's pattern alone cannot say so
         return year, month
 
     def f_monthStart(self, args) -> _dt.datetime:
@@ -347,7 +349,7 @@ class _Evaluator:
             raise _Missing()
         from ..trust import sm3
 
-        return sm3(base64.b64decode(v, validate=True)).hex()
+        return sm3(_b64(v)).hex()
 
     def f_parameters(self, args) -> list:
         """Every Parameter ({value, unit, source}) anywhere below a node (root: the whole document)."""
@@ -370,7 +372,14 @@ class _Evaluator:
         v = self.visit(args[0])
         if isinstance(v, _Absent):
             raise _Missing()
-        return Decimal(len(base64.b64decode(v, validate=True)))
+        return Decimal(len(_b64(v)))
+
+
+def _b64(value: Any) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except ValueError:  # binascii.Error: not base64 — the schema reports it; the rule does not apply
+        raise _Missing() from None
 
 
 def month_bounds(year: int, month: int) -> tuple[_dt.datetime, _dt.datetime]:
@@ -521,7 +530,7 @@ def _c_compare(node: ast.Compare):
                 same = left == right
                 ok = same if op is ast.Eq else not same
             elif op is ast.In:
-                ok = left in right
+                ok = False if isinstance(right, _Absent) else left in right  # an absent list is empty
             else:
                 ok = _ORDERING[op](ev.comparable(left), ev.comparable(right))
             if not ok:
