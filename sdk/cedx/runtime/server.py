@@ -421,6 +421,28 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _MAX_SAFE_INTEGER = 2**53 - 1
+# Characters XML 1.0 cannot carry, escaped in JSON (raw ones are already invalid JSON): refused,
+# so that every accepted document can be answered in both formats.
+_NON_XML_ESCAPE = re.compile(rb"\\u(00(0[0-8bBcCeEfF]|1[0-9a-fA-F])|[fF]{3}[eEfF])")
+_NON_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _non_xml_path(value: Any, path: str = "$") -> str | None:
+    """The JSON path of the first key or string holding a character XML 1.0 cannot carry."""
+    stack = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if _NON_XML_CHAR.search(node):
+                return where
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                if _NON_XML_CHAR.search(k):
+                    return where
+                stack.append((v, f"{where}.{k}"))
+        elif isinstance(node, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node))
+    return None
 
 
 def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -483,6 +505,12 @@ def parse_json(raw: bytes) -> Any:
                       "(RFC 7493 §2.1)") from None
     except (ValueError, RecursionError) as exc:
         raise Problem("MALFORMED_BODY", f"the body is not well-formed I-JSON: {str(exc)[:300]}") from None
+    if _NON_XML_ESCAPE.search(raw):
+        where = _non_xml_path(value)
+        if where:
+            raise Problem("MALFORMED_BODY", f"{where} holds a control character that XML 1.0 cannot carry "
+                          "(allowed: TAB, LF, CR)", [ProblemItem(where, "CHARACTER-NOT-ALLOWED",
+                                                                 "control character other than TAB, LF, CR")])
     return value
 
 
