@@ -94,6 +94,10 @@ def create_app(settings: PlatformSettings | None = None) -> FastAPI:
     @app.get("/pki/crl", include_in_schema=False)
     async def crl(request: Request) -> Response:
         """The platform CA's CRL (DER), current the moment a revocation is committed."""
+        try:
+            await run_in_threadpool(_limited, request)
+        except Problem as problem:
+            return problem_response(problem, request.url.path)
         der = await run_in_threadpool(platform.crl)
         return Response(der, media_type="application/pkix-crl", headers={"Cache-Control": "no-cache"})
 
