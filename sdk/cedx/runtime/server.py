@@ -250,6 +250,9 @@ def _run(ctx: RequestContext, op: OperationInfo, method: Callable[..., Any], hoo
         as_is = body_model is None or getattr(method, "__cedx_as_received__", False)
         kwargs["body"] = record if as_is or body_model is None else body_model(record)
     result = method(ctx, **kwargs)
+    if isinstance(result, Response):  # the service streams its own body, already encoded
+        result.headers.update(ctx.response_headers)
+        return result
     reply = result if isinstance(result, Reply) else Reply(result)
     record = _record(reply.body)
     headers = {**ctx.response_headers, **reply.headers}
