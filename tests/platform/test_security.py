@@ -309,10 +309,15 @@ def test_unknown_routes_and_methods_answer_problem_json(env):
 def test_acquisition_source_unknown_routes_answer_problem_json(tmp_path):
     from cedx.acquisition.app import create_source_app
 
-    with serve(create_source_app("power", tmp_path / "src", ["t" * 20])) as url:
+    with serve(create_source_app("power", tmp_path / "src", ["t" * 20], clients={"acct": "s3cret-value"})) as url:
         assert is_problem(requests.get(f"{url}/v1/acquisition/nothing"), 404, "NOT_FOUND")
         r = requests.delete(f"{url}/v1/acquisition/source")
-        assert is_problem(r, 405, "METHOD_NOT_ALLOWED") and "GET" in r.headers["Allow"]
+        assert is_problem(r, 405, "METHOD_NOT_ALLOWED") and r.headers["Allow"] == "GET"
+        # The source's token endpoint takes HTTP Basic like the platform's (RFC 6749 §2.3.1).
+        r = requests.post(f"{url}/oauth/token", data={"grant_type": "client_credentials"}, auth=("acct", "s3cret-value"))
+        assert r.status_code == 200 and r.json()["token_type"] == "Bearer"
+        r = requests.post(f"{url}/oauth/token", data={"grant_type": "client_credentials"}, auth=("acct", "wrong"))
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client"
 
 
 # --- 11.4 the announced address -------------------------------------------------------------
