@@ -196,7 +196,11 @@ def make_engine(url: str) -> Engine:
             options = conn.get_execution_options()
             # Rate-limit counters and nonces need no fsync per commit (WAL keeps them consistent;
             # an OS crash may forget the last few); submissions and everything else do.
-            conn.exec_driver_sql("PRAGMA synchronous=" + ("NORMAL" if options.get("cedx_light") else "FULL"))
+            mode = "NORMAL" if options.get("cedx_light") else "FULL"
+            info = conn.connection.info
+            if info.get("synchronous") != mode:  # a statement only when the mode changes
+                conn.exec_driver_sql(f"PRAGMA synchronous={mode}")
+                info["synchronous"] = mode
             # A write transaction takes the write lock up front: a deferred transaction that
             # reads first and writes later fails with SQLITE_BUSY when another worker wrote between.
             conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("cedx_write") else "BEGIN")

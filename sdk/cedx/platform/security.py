@@ -96,11 +96,12 @@ class RateLimiter:
                           headers={"Retry-After": str(reset), **headers})
         return headers
 
-    def check_failures(self, *keys: str) -> None:
-        """Refuse before any secret is checked when a key has failed too often this minute."""
+    def check_failures(self, *keys: str, strictly_over: bool = False) -> None:
+        """Refuse (before any secret is checked) when a key has failed too often this minute."""
         window, reset = self._window()
+        limit = self.failures_per_minute + (1 if strictly_over else 0)
         for key in keys:
-            if self.store.count(f"fail:{key}", window) >= self.failures_per_minute:
+            if self.store.count(f"fail:{key}", window) >= limit:
                 raise Problem("RATE_LIMITED", f"too many failed authentications; retry in {reset} s",
                               headers={"Retry-After": str(reset), "RateLimit-Limit": str(self.failures_per_minute),
                                        "RateLimit-Remaining": "0", "RateLimit-Reset": str(reset)})
@@ -138,13 +139,15 @@ class PlatformHooks(ServerHooks):
     def authenticate(self, ctx: RequestContext) -> None:
         if not ctx.operation.scopes and ctx.operation.interface == "common":
             return
-        address = f"addr:{client_address(ctx)}"
-        self.limiter.check_failures(address)
         try:
             ctx.principal = self._principal(ctx)
         except Problem as problem:
-            if problem.status == 401 or problem.code.startswith("TOKEN_"):
+            if problem.code.startswith("TOKEN_"):
+                # Counted per address; past the limit the answer is 429 until the window ends.
+                # (A valid token costs no extra query; guessing 256-bit tokens is hopeless anyway.)
+                address = f"addr:{client_address(ctx)}"
                 self.limiter.failed(address)
+                self.limiter.check_failures(address, strictly_over=True)
             raise
 
     def _principal(self, ctx: RequestContext) -> Principal:
@@ -165,9 +168,14 @@ class PlatformHooks(ServerHooks):
         return Principal(token.credit_code, scopes, token.client_id)
 
     # --- entity keys ------------------------------------------------------------------------
-    def _entity_key_checked(self, credit_code: str, key_id: str) -> tuple[trust.SM2PublicKey | None, str | None]:
+    def _entity_key_checked(self, credit_code: str, key_id: str,
+                            ctx: RequestContext | None = None) -> tuple[trust.SM2PublicKey | None, str | None]:
         """(key, None) for a registered, valid certificate of the entity, else (None, reason)."""
-        counter = self.store.revocation_counter()
+        counter = getattr(ctx, "cedx_revocations", None)  # read once per request
+        if counter is None:
+            counter = self.store.revocation_counter()
+            if ctx is not None:
+                ctx.cedx_revocations = counter  # type: ignore[attr-defined]
         now = time.monotonic()
         with self._keys_lock:
             if counter != self._keys_counter or len(self._keys) > 10000:
@@ -195,14 +203,14 @@ class PlatformHooks(ServerHooks):
                 self._keys[(credit_code, key_id)] = (now + keep, *result)
         return result
 
-    def _entity_key(self, credit_code: str, key_id: str) -> trust.SM2PublicKey | None:
-        return self._entity_key_checked(credit_code, key_id)[0]
+    def _entity_key(self, credit_code: str, key_id: str, ctx: RequestContext | None = None) -> trust.SM2PublicKey | None:
+        return self._entity_key_checked(credit_code, key_id, ctx)[0]
 
     # --- signatures -------------------------------------------------------------------------
     def verify_request_signature(self, ctx: RequestContext) -> None:
         principal = ctx.principal
         verifier = trust.RequestVerifier(
-            lambda key_id: self._entity_key(principal.credit_code, key_id) if principal else None,
+            lambda key_id: self._entity_key(principal.credit_code, key_id, ctx) if principal else None,
             nonce_store=self.nonces,
         )
         try:
@@ -220,7 +228,7 @@ class PlatformHooks(ServerHooks):
             raise Problem("ENTITY_FORBIDDEN", "the document is for another entity than the token's",
                           [ProblemItem("$.payload.creditCode", "ENTITY_FORBIDDEN", "does not match the token")])
         key_id = record["signature"]["keyId"]
-        public, reason = self._entity_key_checked(principal.credit_code, key_id)
+        public, reason = self._entity_key_checked(principal.credit_code, key_id, ctx)
         if public is None:
             raise Problem("CERTIFICATE_INVALID", reason or "certificate invalid",
                           [ProblemItem("$.signature.keyId", "CERTIFICATE_INVALID", reason or "certificate invalid")])

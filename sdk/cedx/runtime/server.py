@@ -202,10 +202,11 @@ async def handle(request: Request, op: OperationInfo, method: Callable[..., Any]
     method is marked `as_received`)."""
     instance = request.url.path
     try:
+        if not op.body_schema:  # one worker-thread hop
+            return await run_in_threadpool(_admit_and_run, request, op, method, hooks, params)
         ctx, kwargs = await run_in_threadpool(_admit, request, op, hooks, params)
-        if op.body_schema:
-            # Only after authentication: nobody unauthenticated makes the server buffer a body.
-            ctx.raw_body = await read_body(request, hooks.max_body_bytes)
+        # Only after authentication: nobody unauthenticated makes the server buffer a body.
+        ctx.raw_body = await read_body(request, hooks.max_body_bytes)
         return await run_in_threadpool(_run, ctx, op, method, hooks, kwargs, body_model)
     except OAuthError as err:
         return oauth_error_response(err)
@@ -228,6 +229,12 @@ def _admit(request: Request, op: OperationInfo, hooks: ServerHooks,
     hooks.authenticate(ctx)
     hooks.rate_limit(ctx)
     return ctx, _read_params(request, params, op.spec_package)
+
+
+def _admit_and_run(request: Request, op: OperationInfo, method: Callable[..., Any], hooks: ServerHooks,
+                   params: dict[str, tuple[Any, ...]]) -> Response:
+    ctx, kwargs = _admit(request, op, hooks, params)
+    return _run(ctx, op, method, hooks, kwargs, None)
 
 
 def _run(ctx: RequestContext, op: OperationInfo, method: Callable[..., Any], hooks: ServerHooks, kwargs: dict[str, Any],
