@@ -9,6 +9,7 @@ import json
 import uuid
 
 import requests
+from asn1crypto import crl as asn1crl
 from lxml import etree
 
 from .. import spec, trust
@@ -593,11 +594,39 @@ def _refused_credential(t, credential, option: str) -> None:
     _expect_problem(r, 401, "REQUEST_SIGNATURE_INVALID")
 
 
+def _crl_lists(t, certificate: bytes) -> None:
+    """When the configuration names a CRL (endpoints.crl): it is served, issued and signed by a
+    trust anchor, current, and lists the revoked certificate."""
+    url = _config(t)["payload"].get("endpoints", {}).get("crl")
+    if not url:
+        return
+    r = t.session.get(url)
+    check(r.status_code == 200, f"the CRL {url}: HTTP {r.status_code}")
+    try:
+        crl = asn1crl.CertificateList.load(r.content)
+        tbs = crl["tbs_cert_list"]
+        issuer, next_update = tbs["issuer"], tbs["next_update"].native
+        listed = {e["user_certificate"].native for e in (tbs["revoked_certificates"] or [])}
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CaseFailed(f"the CRL at {url} is not a DER CertificateList: {exc}") from exc
+    anchor = next((a for a in t.trust_anchors if tx.load_certificate(a).subject == issuer), None)
+    check(anchor is not None, "the CRL is not issued by a trust anchor")
+    try:
+        tx.certificate_public_key(anchor).verify(crl["signature"].native, tbs.dump())
+    except trust.TrustError as exc:
+        raise CaseFailed(f"the CRL's signature does not verify: {exc}") from exc
+    check(next_update is None or next_update > dt.datetime.now(dt.timezone.utc), f"the CRL is stale (nextUpdate {next_update})")
+    serial = tx.load_certificate(certificate).serial_number
+    check(serial in listed, f"the revoked certificate (serial {serial}) is not in the CRL")
+
+
 @case(9, "9.5", "已吊销证书被拒绝 / a revoked certificate is refused",
       "a report signed with a key whose registered certificate was revoked (--revoked-key/--revoked-cert); "
-      "a valid report whose request signature uses that key", "422 CERTIFICATE_INVALID; 401 REQUEST_SIGNATURE_INVALID")
+      "a valid report whose request signature uses that key; the CRL the configuration names, if any",
+      "422 CERTIFICATE_INVALID; 401 REQUEST_SIGNATURE_INVALID; the CRL is signed by a trust anchor, current, and lists it")
 def c9_5(t):
     _refused_credential(t, t.revoked, "revoked")
+    _crl_lists(t, t.revoked.certificate)
 
 
 @case(9, "9.6", "过期证书被拒绝 / an expired certificate is refused",
