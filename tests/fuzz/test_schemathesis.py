@@ -89,6 +89,21 @@ def _cedx_xml(ctx, value):
         return serialize_xml(ctx.case, value)["data"]
 
 
+#: Figures for the run's log: requests sent per target and how they were answered.
+TALLY: dict[str, dict[str, int]] = {}
+
+
+def _counting(session: requests.Session, target: str) -> requests.Session:
+    tally = TALLY.setdefault(target, {"sent": 0, "2xx": 0, "4xx": 0, "5xx": 0, "other": 0})
+
+    def count(response, *args, **kwargs):
+        tally["sent"] += 1
+        kind = f"{response.status_code // 100}xx"
+        tally[kind if kind in tally else "other"] += 1
+    session.hooks["response"].append(count)
+    return session
+
+
 class SignedBearer(requests.auth.AuthBase):
     """OAuth2 bearer token plus the request signature (SM2 over method, path, query, body)."""
 
@@ -213,7 +228,7 @@ def platform(tmp_path_factory):
         reference = ReferencePlatform(tmp_path_factory.mktemp("fuzz-platform"), successor=False, provision=False)
     with reference as target:
         token = target.request_token(target.client_id, target.client_secret)
-        session = requests.Session()
+        session = _counting(requests.Session(), "platform")
         session.auth = SignedBearer(token, target.key)
         yield target, session
         session.close()  # no keep-alive connection holds the server's shutdown
@@ -264,6 +279,7 @@ def source(tmp_path_factory):
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     session.get(f"{url}/v1/acquisition/points/{point}/batches", timeout=300, params={
         "granularity": "minute", "from": (now - dt.timedelta(hours=2)).isoformat(), "to": now.isoformat()})
+    _counting(session, "source")
     try:
         yield url, session, point
     finally:
