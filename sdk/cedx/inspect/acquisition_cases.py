@@ -10,6 +10,7 @@ from .. import spec, trust
 from ..runtime.client import Format
 from ..runtime.errors import ApiError
 from .framework import case, check, prerequisite
+from .probes import probe_rate_limit
 
 ACQ = ("acquisition",)
 
@@ -186,6 +187,14 @@ def a5_2(t):
 @case(5, "A5.3", "版本化路径 / versioned paths", "GET /v1/acquisition/source", "200 under /v1/", ACQ)
 def a5_3(t):
     check(t.acquisition().get_source_info().source_id, "no source id")
+
+
+@case(5, "A5.5", "速率限制确实生效 / the rate limit is enforced",
+      "opt-in (--rate-limit-probe N): cheap reads of the point list until RateLimit-Remaining reaches 0, one more; "
+      "with client credentials, the same with a fresh token", "429 RATE_LIMITED with an integer Retry-After exactly "
+      "when Remaining was 0; a fresh token of the same client is still limited", ACQ, last=True)
+def a5_5(t):
+    probe_rate_limit(t, "/v1/acquisition/points?limit=1")
 
 
 @case(6, "A6.1", "XML 应答 / XML answers", "GET batches with Accept: application/xml", "XML answered", ACQ)

@@ -20,6 +20,7 @@ from ..runtime.errors import ApiError
 from ..trust import tsa as tts
 from ..trust import x509 as tx
 from .framework import CaseFailed, NotApplicable, case, check, prerequisite
+from .probes import probe_rate_limit
 
 SUBMIT = "/v1/reporting/monthly-reports"
 
@@ -271,57 +272,7 @@ def c5_4(t):
       "fresh token of the same client", "429 RATE_LIMITED with an integer Retry-After exactly when Remaining was 0; "
       "a new token of the same client is still limited", last=True)
 def c5_5(t):
-    budget = t.rate_limit_budget
-    if budget <= 0:
-        raise NotApplicable("opt-in: the probe sends up to N requests to exhaust the limit (--rate-limit-probe N); "
-                            "agree it with the operator before inspecting a production platform")
-    t.session.polite = False  # here a 429 is what is looked for, not something to wait out
-    try:
-        _probe_rate_limit(t, budget)
-    finally:
-        t.session.polite = True
-
-
-def _probe_rate_limit(t, budget: int) -> None:
-    path = "/v1/reporting/submissions?limit=1"
-    first = _get(t, path)
-    if first.status_code == 429:  # the earlier cases used the window up: the limit is enforced
-        _expect_problem(first, 429, "RATE_LIMITED")
-        check(first.headers.get("Retry-After", "").isdigit(), "429 without an integer Retry-After")
-        return
-    check(first.status_code == 200, f"HTTP {first.status_code}")
-    try:
-        remaining, limit = int(first.headers["RateLimit-Remaining"]), int(first.headers["RateLimit-Limit"])
-    except (KeyError, ValueError) as exc:
-        raise CaseFailed(f"RateLimit-Remaining / RateLimit-Limit missing or not integers: {exc}") from exc
-    if remaining + 1 > budget - 2:
-        raise NotApplicable(f"{remaining} requests remain in the window (limit {limit}); the probe budget is {budget}")
-    sent, last, reset = 1, remaining, first.headers.get("RateLimit-Reset", "")
-    while sent < budget:
-        r = _get(t, path)
-        sent += 1
-        if r.status_code == 429:
-            _expect_problem(r, 429, "RATE_LIMITED")
-            retry = r.headers.get("Retry-After", "")
-            check(retry.isdigit(), f"Retry-After {retry!r} is not a number of seconds")
-            check(last == 0, f"429 while the previous answer said RateLimit-Remaining: {last} — the headers do not tell the truth")
-            break
-        check(r.status_code == 200, f"HTTP {r.status_code} after {sent} requests")
-        remaining = int(r.headers.get("RateLimit-Remaining", "-1"))
-        if last == 0 and not (reset.isdigit() and int(reset) <= 1):
-            raise CaseFailed(f"RateLimit-Remaining was 0 yet request {sent} was answered 200: the limit is not enforced")
-        last, reset = remaining, r.headers.get("RateLimit-Reset", "")
-    else:
-        raise CaseFailed(f"{sent} requests (limit {limit}) and no 429: the limit is not enforced")
-    # The limit belongs to the client, not to the token string: a fresh token must not reset it.
-    resp = t.session.post(f"{t.url}/oauth/token", data={"grant_type": "client_credentials", "client_id": t.client_id,
-                                                        "client_secret": t.client_secret})
-    if resp.status_code == 429:
-        return  # the token endpoint is limited as well
-    check(resp.status_code == 200, f"token request answered {resp.status_code}")
-    again = _get(t, path, token=resp.json()["access_token"])
-    check(again.status_code == 429, f"a fresh token of the same client was answered {again.status_code}: "
-                                    "the limit is kept per token, not per client")
+    probe_rate_limit(t, "/v1/reporting/submissions?limit=1")
 
 
 # --- 6 exchange formats --------------------------------------------------------------------------
