@@ -334,6 +334,10 @@ def test_a_broken_submission_blocks_dependent_cases_instead_of_failing_them(tmp_
     results = {i["item"]: i["result"] for i in report["items"]}
     assert results[4] == "fail" and results[3] == "blocked" and report["result"] == "fail"
     assert report["summary"]["blocked"] == len(blocked)
+    from cedx.inspect.runner import write
+    write(report, tmp_path / "report")
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "受阻 / blocked" in html and "blocked by 4.1" in html
 
 
 def test_the_inspector_waits_out_a_429_instead_of_failing(tmp_path):
