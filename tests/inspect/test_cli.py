@@ -65,6 +65,9 @@ def test_cli_pass_and_fail(tmp_path):
     usage = subprocess.run([sys.executable, "-m", "cedx", "inspect", "--target", "http://127.0.0.1:9", "--interface", "reporting",
                             "--ca", str(tmp_path / "ca.pem")], capture_output=True, text=True, cwd=REPO)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+    missing = subprocess.run([sys.executable, "-m", "cedx", "inspect", "--target", "http://127.0.0.1:9", "--interface",
+                              "acquisition", "--ca", str(tmp_path / "no-such-ca.pem")], capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode == 2 and "no-such-ca.pem" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_cli_inconclusive_when_unreachable_or_refused(tmp_path):
