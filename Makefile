@@ -42,11 +42,16 @@ demo: $(STAMP)
 inspect: $(STAMP)
 	$(PY) -m cedx.inspect.local build/inspection
 
-## make bench: trust-layer figures beside `openssl speed sm2`
+## make bench: every figure of issue 14 beside an anchor measured in the same run, with its ratio;
+## HJ 212 bridge figures
+## (one script per figure, shared helpers in bench/common.py; PostgreSQL via CEDX_TEST_POSTGRES_URL)
 bench: $(STAMP)
 	$(PY) bench/trust.py
+	$(PY) bench/imports.py
 	$(PY) bench/reporting.py
+	$(PY) bench/pull.py
 	$(PY) bench/xmlpaths.py
+	$(PY) bench/hj212.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

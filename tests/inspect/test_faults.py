@@ -175,6 +175,36 @@ def test_source_fault_broken_chain_is_caught(source, item, monkeypatch):
     assert any(c["case_id"] == "A9.2" and c["verdict"] == "fail" for c in item_result["cases"])
 
 
+def test_source_fault_flags_disagreeing_with_values_is_caught(source, monkeypatch):
+    """Issue 13: a source that marks an in-range hour T (over range) fails A2.4 (R-ACQ-006)."""
+    from cedx.acquisition.source import Source
+
+    original = Source._payload
+
+    def mislabelled(self, p, granularity, seq, previous):
+        out = original(self, p, granularity, seq, previous)
+        for v in out["values"]:
+            if v["flag"] == "N":
+                v["flag"] = "T"  # the value stays inside the instrument's range
+                break
+        return out
+    monkeypatch.setattr(Source, "_payload", mislabelled)
+    source.session.exchanges = []
+    item_result = run(source, [2])["items"][0]
+    assert any(c["case_id"] == "A2.4" and c["verdict"] == "fail" and "R-ACQ-006" in c["reason"] for c in item_result["cases"])
+
+
+def test_item2_catches_accepted_negative_activity_data(tmp_path, monkeypatch):
+    """Issue 11 §4 / 13: a platform whose schema lets negative quantities through fails case 2.4."""
+    original = Validator.schema_issues
+
+    def lenient(self, name, doc, *a, **k):
+        return [i for i in original(self, name, doc, *a, **k) if i.code != "R-QTY-001"]
+    monkeypatch.setattr(Validator, "schema_issues", lenient)
+    item = _inspect(tmp_path, 2)
+    assert any(c["case_id"] == "2.4" and c["verdict"] == "fail" for c in item["cases"]), item["cases"]
+
+
 # --- blind spots of the first inspector (issue 12, item 14): each new case catches its fault ---
 def test_item7_catches_an_honoured_expired_token(tmp_path):
     swap = {}

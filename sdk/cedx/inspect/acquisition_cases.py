@@ -92,6 +92,18 @@ def a2_3(t):
     check(not issues, f"{[(i.code, i.path) for i in issues[:3]]}")
 
 
+@case(2, "A2.4", "数据标记与数值及量程一致 / flags agree with values and the instrument range",
+      "read a point's instrument range and its batches", "R-ACQ-001/005/006: N in range, T at or above the upper limit, B without a value",
+      ACQ)
+def a2_4(t):
+    from ..accounting import flags
+
+    point = t.acquisition().get_metering_point(_point(t)).model_dump(mode="json", by_alias=True, exclude_none=True)
+    for b in _batches(t).items:
+        bad = flags.check_batch(b.model_dump(mode="json", by_alias=True, exclude_none=True)["payload"], point["instrument"]["range"])
+        check(not bad, f"{[(v.rule, v.time, v.flag, v.value) for v in bad[:3]]}")
+
+
 @case(3, "A3.1", "内容类型 / content types", "GET a point as JSON and XML", "declared with charset=utf-8", ACQ)
 def a3_1(t):
     for accept in ("application/json", "application/xml"):

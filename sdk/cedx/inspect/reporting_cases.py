@@ -139,6 +139,19 @@ def c2_3(t):
     check(digest == receipt.payload.document_digest, "documentDigest does not match the stored document")
 
 
+@case(2, "2.4", "负的活动数据被拒绝 / negative activity data is refused",
+      "a signed report whose fuel consumption is negative", "422 citing R-QTY-001 at the field")
+def c2_4(t):
+    payload = t.report().model_dump(mode="json", by_alias=True, exclude_none=True)
+    payload["power"]["units"][0]["coalConsumption"]["value"] = "-" + payload["power"]["units"][0]["coalConsumption"]["value"]
+    chain = [t.certificate] if t.certificate else None
+    body = json.dumps(trust.sign_document(payload, t.key, certificate_chain=chain, envelope_fields={"specVersion": "1.0"}),
+                      ensure_ascii=False).encode()
+    problem = _expect_problem(t.session.post(t.url + SUBMIT, data=body, headers=t.headers(SUBMIT, body)), 422)
+    cited = {(e.get("rule"), e.get("path")) for e in problem.get("errors", [])}
+    check(any(rule == "R-QTY-001" and "coalConsumption" in (path or "") for rule, path in cited), f"R-QTY-001 not cited (got {cited})")
+
+
 # --- 3 machine-readability ---------------------------------------------------------------------
 @case(3, "3.1", "内容类型与字符集 / declared content types and charsets",
       "GET a status as JSON and as XML", "Content-Type is application/json or application/xml with charset=utf-8")

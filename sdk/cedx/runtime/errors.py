@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..spec.validate import Issue
+from ..spec.issue import Issue
 
 #: One field-level problem (path, code, message, rule): the validator's Issue is exactly what a
 #: problem+json ``errors`` item carries, so the server, the client and the validator share it.

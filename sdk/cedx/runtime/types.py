@@ -3,6 +3,8 @@
 * ``DecimalString`` holds a ``Decimal``; from JSON it accepts only a decimal string (rule
   R-DEC-001: no binary floats, no exponent), from Python also ``Decimal`` and ``int``; it is
   written back as the same plain string.
+* ``NonNegativeDecimalString`` is the same for activity data, parameters and emissions, and
+  refuses a negative value (rule R-QTY-001).
 * ``Instant`` is an aware datetime; a string must carry an explicit offset (R-TIME-001).
 """
 
@@ -12,7 +14,14 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator, PlainSerializer, ValidationInfo
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    ValidationInfo,
+)
 
 from ..instants import INSTANT_PATTERN
 
@@ -32,6 +41,13 @@ def _decimal(value: Any, info: ValidationInfo) -> Decimal:
     raise ValueError(f"R-DEC-001: decimals travel as strings, not {type(value).__name__}")
 
 
+def _non_negative(value: Any, info: ValidationInfo) -> Decimal:
+    d = _decimal(value, info)
+    if d < 0 or (isinstance(value, str) and value.startswith("-")):
+        raise ValueError(f"R-QTY-001: {value!r} is negative; only signed quantities (stock change) may be")
+    return d
+
+
 def _decimal_text(value: Decimal) -> str:
     return format(value, "f")
 
@@ -47,4 +63,17 @@ DecimalString = Annotated[
     BeforeValidator(_decimal),
     PlainSerializer(_decimal_text, return_type=str, when_used="json"),
 ]
+NonNegativeDecimalString = Annotated[
+    Decimal,
+    BeforeValidator(_non_negative),
+    PlainSerializer(_decimal_text, return_type=str, when_used="json"),
+]
 Instant = Annotated[AwareDatetime, BeforeValidator(_instant)]
+
+
+class SpecModel(BaseModel):
+    """Base of the generated models. ``defer_build``: a model's validator and serializer are
+    built on its first use rather than at import (importing the client builds none of the 80+
+    models; a process uses a few)."""
+
+    model_config = ConfigDict(defer_build=True)

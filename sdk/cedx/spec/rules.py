@@ -9,13 +9,16 @@ holds whatever units a document chose among those its fields allow.
 from __future__ import annotations
 
 import ast
+import base64
 import calendar
+import datetime as _dt
 import operator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Context, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+from ..instants import CST as CHINA_STANDARD_TIME
 from ..instants import INSTANT_PATTERN as _INSTANT
 from ..instants import parse_instant
 from . import uscc
@@ -41,7 +44,18 @@ class _Scope:
 @lru_cache(maxsize=512)
 def _parse(expr: str) -> tuple[ast.Expression, str]:
     text = " ".join(expr.split())
-    return ast.parse(text, mode="eval"), text
+    tree = ast.parse(text, mode="eval")
+    # Numeric literals become Decimals from their source text (exact, never via float), once
+    # per expression rather than once per evaluation.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            node.decimal = Decimal(ast.get_source_segment(text, node))  # type: ignore[attr-defined]
+    return tree, text
+
+
+#: Arithmetic context of rule expressions (34 digits, decimal128), shared rather than entered
+#: per operation.
+_ARITH = Context(prec=34)
 
 
 class RuleEngine:
@@ -52,6 +66,27 @@ class RuleEngine:
             Decimal(defaults.get("relative", "0.001")),
             Decimal(defaults.get("absolute", "0")),
         )
+        self._si_cache: dict[tuple, Decimal] = {}
+
+    def si_value(self, value: Any, unit: Any) -> Decimal:
+        """A quantity in SI units; memoised on the (value, unit) pair (a value is read by
+        several rules, and Decimal parsing plus conversion dominates rule evaluation)."""
+        try:
+            return self._si_cache[(value, unit)]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: not a quantity the schema allows; convert to fail clearly
+            return self._to_si(value, unit)
+        result = self._to_si(value, unit)
+        if len(self._si_cache) > 65536:
+            self._si_cache.clear()
+        self._si_cache[(value, unit)] = result
+        return result
+
+    def _to_si(self, value: Any, unit: Any) -> Decimal:
+        if unit not in self.index.units:
+            raise TypeError(f"unknown unit {unit}")
+        return self.index.units[unit].to_si(Decimal(value))
 
     # --- public ---------------------------------------------------------------------------
     def check(self, schema_name: str, document: Any) -> list[Violation]:
@@ -133,6 +168,14 @@ class _Absent:
 _ABSENT = _Absent()
 
 
+def _flatten(values: list) -> list:
+    # A path through two lists (power.units.fuels.emission) projects to a list of lists.
+    out: list = []
+    for v in values:
+        out.extend(_flatten(v) if isinstance(v, list) else [v])
+    return out
+
+
 def _fmt(d: Decimal) -> str:
     return format(d.normalize(), "f") if d == d.to_integral_value() else f"{d:.6g}"
 
@@ -141,6 +184,7 @@ class _Evaluator:
     FUNCTIONS = {
         "approx", "sum", "all", "count", "present", "opt", "unique", "increasing", "q",
         "unitOf", "hoursInPeriod", "usccValid", "industrySections", "startsWith",
+        "factor", "monthStart", "monthEnd", "addDays", "sm3b64", "b64size", "parameters",
     }
 
     def __init__(self, engine: RuleEngine, scope: _Scope, text: str, tolerance):
@@ -157,10 +201,7 @@ class _Evaluator:
         if isinstance(value, int):
             return Decimal(value)
         if isinstance(value, dict) and "value" in value and "unit" in value:
-            unit = value["unit"]
-            if unit not in self.engine.index.units:
-                raise TypeError(f"unknown unit {unit}")
-            return self.engine.index.units[unit].to_si(Decimal(value["value"]))
+            return self.engine.si_value(value["value"], value["unit"])
         if isinstance(value, str):
             return Decimal(value)
         raise TypeError(f"not a number: {value!r}")
@@ -181,83 +222,10 @@ class _Evaluator:
 
     # nodes ---------------------------------------------------------------------------------
     def visit(self, node: ast.AST) -> Any:
-        method = getattr(self, f"v_{type(node).__name__}", None)
-        if method is None:
-            raise ValueError(f"expression construct not allowed: {type(node).__name__}")
-        return method(node)
-
-    def v_Constant(self, node: ast.Constant) -> Any:
-        if isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return Decimal(ast.get_source_segment(self.text, node))  # exact, never via float
-        return node.value
-
-    def v_Name(self, node: ast.Name) -> Any:
-        if node.id == "root":
-            return self.scope.root
-        if node.id in ("True", "False"):
-            return node.id == "True"
-        return self.engine._lookup_path(self.scope.current, [node.id])
-
-    def v_Attribute(self, node: ast.Attribute) -> Any:
-        return self.engine._lookup_path(self.visit(node.value), [node.attr])
-
-    def v_List(self, node: ast.List) -> list:
-        return [self.visit(e) for e in node.elts]
-
-    def v_UnaryOp(self, node: ast.UnaryOp) -> Any:
-        if isinstance(node.op, ast.Not):
-            return not self.visit(node.operand)
-        if isinstance(node.op, ast.USub):
-            return -self.number(self.visit(node.operand))
-        raise ValueError("unary operator not allowed")
-
-    def v_BinOp(self, node: ast.BinOp) -> Any:
-        left, right = self.visit(node.left), self.visit(node.right)
-        if isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str):
-            return left + right
-        a, b = self.number(left), self.number(right)
-        with localcontext() as ctx:
-            ctx.prec = 34
-            if isinstance(node.op, ast.Add):
-                return a + b
-            if isinstance(node.op, ast.Sub):
-                return a - b
-            if isinstance(node.op, ast.Mult):
-                return a * b
-            if isinstance(node.op, ast.Div):
-                if b == 0:
-                    raise _Missing()  # a zero divisor makes the rule inapplicable
-                return a / b
-        raise ValueError("operator not allowed")
-
-    def v_BoolOp(self, node: ast.BoolOp) -> bool:
-        if isinstance(node.op, ast.And):
-            return all(self.visit(v) for v in node.values)
-        return any(self.visit(v) for v in node.values)
-
-    def v_Compare(self, node: ast.Compare) -> bool:
-        left = self.visit(node.left)
-        for op, comp in zip(node.ops, node.comparators):
-            right = self.visit(comp)
-            if isinstance(op, (ast.Eq, ast.NotEq)):
-                if isinstance(left, _Absent) or isinstance(right, _Absent):
-                    raise _Missing()
-                same = left == right
-                ok = same if isinstance(op, ast.Eq) else not same
-            elif isinstance(op, ast.In):
-                ok = left in right
-            else:
-                ok = _ORDERING[type(op)](self.comparable(left), self.comparable(right))
-            if not ok:
-                return False
-            left = right
-        return True
-
-    def v_Call(self, node: ast.Call) -> Any:
-        name = getattr(node.func, "id", None)
-        if name not in self.FUNCTIONS or node.keywords:
-            raise ValueError(f"function not allowed: {name}")
-        return getattr(self, f"f_{name}")(node.args)
+        fn = getattr(node, "_cedx_fn", None)
+        if fn is None:
+            fn = _compile(node)
+        return fn(self)
 
     # functions -----------------------------------------------------------------------------
     def _sub_expr(self, items: Any, expr_node: ast.AST) -> list:
@@ -281,7 +249,7 @@ class _Evaluator:
         values = self._sub_expr(items, args[1]) if len(args) > 1 else items
         if not isinstance(values, list):
             values = [values]
-        return sum((self.number(v) for v in values), Decimal(0))
+        return sum((self.number(v) for v in _flatten(values)), Decimal(0))
 
     def f_all(self, args) -> bool:
         items = self.visit(args[0])
@@ -344,3 +312,246 @@ class _Evaluator:
             raise _Missing()
         prefix = format(prefix, "f") if isinstance(prefix, Decimal) else str(prefix)
         return str(s).startswith(prefix)
+
+    # --- factor table, period rule, attachments ---------------------------------------------
+    def f_factor(self, args) -> Decimal:
+        """factor('power.carbon_per_ncv_default'): a value of the factor table, in SI."""
+        key = self.visit(args[0])
+        return self.number(factor_row(self.engine.index.spec, str(key)))
+
+    def _period(self, args) -> tuple[int, int]:
+        period = self.visit(args[0])
+        if isinstance(period, _Absent):
+            raise _Missing()
+        year, month = (int(x) for x in str(period).split("-"))
+        if not (1 <= year <= 9998 and 1 <= month <= 12):
+            raise _Missing()  # no such calendar month (e.g. year 0000): the schema's pattern alone cannot say so
+        return year, month
+
+    def f_monthStart(self, args) -> _dt.datetime:
+        """First instant of a reporting month: day 1, 00:00 China Standard Time (UTC+8)."""
+        return month_bounds(*self._period(args))[0]
+
+    def f_monthEnd(self, args) -> _dt.datetime:
+        """First instant after a reporting month (exclusive end), UTC+8."""
+        return month_bounds(*self._period(args))[1]
+
+    def f_addDays(self, args) -> _dt.datetime:
+        t = self.comparable(self.visit(args[0]))
+        days = self.number(self.visit(args[1]))
+        if not isinstance(t, _dt.datetime):
+            raise TypeError("addDays needs an instant")
+        return t + _dt.timedelta(days=int(days))
+
+    def f_sm3b64(self, args) -> str:
+        v = self.visit(args[0])
+        if isinstance(v, _Absent):
+            raise _Missing()
+        from ..trust import sm3
+
+        return sm3(_b64(v)).hex()
+
+    def f_parameters(self, args) -> list:
+        """Every Parameter ({value, unit, source}) anywhere below a node (root: the whole document)."""
+        out: list = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                if "source" in node and "value" in node and "unit" in node:
+                    out.append(node)
+                for v in node.values():
+                    walk(v)
+            elif isinstance(node, list):
+                for v in node:
+                    walk(v)
+
+        walk(self.visit(args[0]))
+        return out
+
+    def f_b64size(self, args) -> Decimal:
+        v = self.visit(args[0])
+        if isinstance(v, _Absent):
+            raise _Missing()
+        return Decimal(len(_b64(v)))
+
+
+def _b64(value: Any) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except ValueError:  # binascii.Error: not base64 — the schema reports it; the rule does not apply
+        raise _Missing() from None
+
+
+def month_bounds(year: int, month: int) -> tuple[_dt.datetime, _dt.datetime]:
+    """The period rule: month YYYY-MM is [YYYY-MM-01 00:00+08:00, first day of next month 00:00+08:00)."""
+    start = _dt.datetime(year, month, 1, tzinfo=CHINA_STANDARD_TIME)
+    end = _dt.datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=CHINA_STANDARD_TIME)
+    return start, end
+
+
+def factor_row(spec: dict, key: str) -> dict:
+    """A row of the factor table (x-cedx-factors) by dotted key: 'power.coal_oxidation_rate',
+    'heat.purchased_heat_factor', 'constants.ch4_density', 'defaults.steel.limestone_factor',
+    'gwp.CH4.IPCC-SAR', 'grid.2023.national_average'. Returns {value, unit, ...}."""
+    table = spec.get("x-cedx-factors") or {}
+    parts = key.split(".")
+    section = parts[0]
+    if section == "gwp" and len(parts) == 3:
+        rows = [r for r in table.get("gwp", []) if r["gas"] == parts[1] and r["assessment"] == parts[2]]
+        return {**rows[0], "unit": "1"} if rows else _no_factor(key)
+    if section == "grid" and len(parts) == 3:
+        rows = [r for r in table.get("grid", []) if str(r["year"]) == parts[1] and r["kind"] == parts[2]]
+        return {**rows[0], "unit": "tCO2/MWh"} if rows else _no_factor(key)
+    node: Any = table.get(section)
+    for part in parts[1:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    rows = [r for r in (node or []) if isinstance(r, dict) and r.get("key") == parts[-1]]
+    if not rows:
+        return _no_factor(key)
+    row = rows[0]
+    if "numerator" in row:
+        return {**row, "value": str(Decimal(row["numerator"]) / Decimal(row["denominator"])), "unit": "1"}
+    return row
+
+
+def _no_factor(key: str) -> dict:
+    raise KeyError(f"no factor {key!r} in the factor table")
+
+
+# --- expression compiler -------------------------------------------------------------------
+# Each AST node becomes, once, a closure over its compiled children taking the evaluator (scope,
+# engine, tolerance); parsed expressions are cached, so a rule's tree is compiled once per
+# process. The closures do exactly what a tree walk would, in the same order, including where
+# an error is raised (a construct outside the whitelist fails when it is evaluated).
+
+def _compile(node: ast.AST):
+    compiler = _COMPILERS.get(type(node))
+    if compiler is None:
+        message = f"expression construct not allowed: {type(node).__name__}"
+
+        def fn(ev):
+            raise ValueError(message)
+    else:
+        fn = compiler(node)
+    node._cedx_fn = fn  # type: ignore[attr-defined]
+    return fn
+
+
+def _fn(node: ast.AST):
+    return getattr(node, "_cedx_fn", None) or _compile(node)
+
+
+def _lookup(obj: Any, name: str, engine: RuleEngine) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, _ABSENT)
+    if isinstance(obj, list):
+        return engine._lookup_path(obj, [name])
+    return _ABSENT
+
+
+def _c_constant(node: ast.Constant):
+    decimal = getattr(node, "decimal", None)
+    value = node.value if decimal is None else decimal
+    return lambda ev: value
+
+
+def _c_name(node: ast.Name):
+    name = node.id
+    if name == "root":
+        return lambda ev: ev.scope.root
+    if name in ("True", "False"):
+        value = name == "True"
+        return lambda ev: value
+    return lambda ev: _lookup(ev.scope.current, name, ev.engine)
+
+
+def _c_attribute(node: ast.Attribute):
+    inner, attr = _fn(node.value), node.attr
+    return lambda ev: _lookup(inner(ev), attr, ev.engine)
+
+
+def _c_list(node: ast.List):
+    items = [_fn(e) for e in node.elts]
+    return lambda ev: [f(ev) for f in items]
+
+
+def _c_unaryop(node: ast.UnaryOp):
+    operand = _fn(node.operand)
+    if isinstance(node.op, ast.Not):
+        return lambda ev: not operand(ev)
+    if isinstance(node.op, ast.USub):
+        return lambda ev: -ev.number(operand(ev))
+
+    def refuse(ev):
+        raise ValueError("unary operator not allowed")
+    return refuse
+
+
+_ARITH_OPS = {ast.Add: _ARITH.add, ast.Sub: _ARITH.subtract, ast.Mult: _ARITH.multiply}
+
+
+def _c_binop(node: ast.BinOp):
+    left_fn, right_fn, op = _fn(node.left), _fn(node.right), type(node.op)
+    arith = _ARITH_OPS.get(op)
+
+    def fn(ev):
+        left, right = left_fn(ev), right_fn(ev)
+        if op is ast.Add and isinstance(left, str) and isinstance(right, str):
+            return left + right
+        a, b = ev.number(left), ev.number(right)
+        if arith is not None:
+            return arith(a, b)
+        if op is ast.Div:
+            if b == 0:
+                raise _Missing()  # a zero divisor makes the rule inapplicable
+            return _ARITH.divide(a, b)
+        raise ValueError("operator not allowed")
+    return fn
+
+
+def _c_boolop(node: ast.BoolOp):
+    values = [_fn(v) for v in node.values]
+    if isinstance(node.op, ast.And):
+        return lambda ev: all(f(ev) for f in values)
+    return lambda ev: any(f(ev) for f in values)
+
+
+def _c_compare(node: ast.Compare):
+    left_fn = _fn(node.left)
+    steps = [(type(op), _fn(comp)) for op, comp in zip(node.ops, node.comparators)]
+
+    def fn(ev):
+        left = left_fn(ev)
+        for op, comp in steps:
+            right = comp(ev)
+            if op is ast.Eq or op is ast.NotEq:
+                if isinstance(left, _Absent) or isinstance(right, _Absent):
+                    raise _Missing()
+                same = left == right
+                ok = same if op is ast.Eq else not same
+            elif op is ast.In:
+                ok = False if isinstance(right, _Absent) else left in right  # an absent list is empty
+            else:
+                ok = _ORDERING[op](ev.comparable(left), ev.comparable(right))
+            if not ok:
+                return False
+            left = right
+        return True
+    return fn
+
+
+def _c_call(node: ast.Call):
+    name = getattr(node.func, "id", None)
+    if name not in _Evaluator.FUNCTIONS or node.keywords:
+        def refuse(ev):
+            raise ValueError(f"function not allowed: {name}")
+        return refuse
+    method, args = getattr(_Evaluator, f"f_{name}"), node.args
+    return lambda ev: method(ev, args)
+
+
+_COMPILERS = {
+    ast.Constant: _c_constant, ast.Name: _c_name, ast.Attribute: _c_attribute, ast.List: _c_list,
+    ast.UnaryOp: _c_unaryop, ast.BinOp: _c_binop, ast.BoolOp: _c_boolop, ast.Compare: _c_compare,
+    ast.Call: _c_call,
+}
