@@ -400,3 +400,13 @@ def test_item9_catches_a_crl_without_the_revoked_certificate(tmp_path):
         item = run(target, [9])["items"][0]
     case = _case(item, "9.5")
     assert case["verdict"] == "fail" and "not in the CRL" in case["reason"], case["reason"]
+
+
+def test_a_missing_configuration_document_fails_once(tmp_path):
+    def gone(scope, status, headers, body):
+        return 404, {"content-type": "application/problem+json"}, json.dumps(
+            {"type": "about:blank", "title": "x", "status": 404, "code": "NOT_FOUND"}).encode()
+    item = _inspect(tmp_path, 8, lambda app: Rewrite(app, _json_path("/.well-known/"), gone))
+    verdicts = {c["case_id"]: (c["verdict"], c["blocked_by"]) for c in item["cases"]}
+    assert verdicts["8.1"][0] == "fail" and item["result"] == "fail"
+    assert all(v == ("blocked", "8.1") for k, v in verdicts.items() if k != "8.1"), verdicts

@@ -414,9 +414,10 @@ def c7_7(t):
 
 # --- 8 configuration-address change -----------------------------------------------------------
 def _config(t) -> dict:
-    r = t.session.get(f"{t.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
-    check(r.status_code == 200, f"HTTP {r.status_code}")
-    return r.json()
+    with prerequisite("configuration"):
+        r = t.session.get(f"{t.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
+        check(r.status_code == 200, f"HTTP {r.status_code}")
+        return r.json()
 
 
 
