@@ -100,11 +100,8 @@ class ReferencePlatform(contextlib.ExitStack):
 
     def __enter__(self) -> Target:  # type: ignore[override]
         super().__enter__()
-        effective = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=2)).replace(microsecond=0)
-        if self.successor:
-            # Effective shortly after the configuration is first signed (its validFrom), so that
-            # the change is announced before it takes effect and is in force during the inspection.
-            self.settings.successor_from = effective.isoformat(timespec="seconds")
+        # The address change is announced without an effectiveFrom setting: the platform then
+        # makes it effective from the document's validFrom, so it is in force during the inspection.
         app = create_app(self.settings)
         self.enter_context(serving(self.wrap(app) if self.wrap else app, self.port))
         if self.successor:
@@ -112,11 +109,8 @@ class ReferencePlatform(contextlib.ExitStack):
                                         **self.successor_overrides)
             if self.serve_successor:
                 self.enter_context(serving(create_app(later), self.successor_port))
-            requests.get(f"{self.url}/.well-known/cedx-configuration", timeout=30)  # signs it now (validFrom)
         if self.provision:
             self._provision()
-        if self.successor and self.serve_successor:
-            time.sleep(max(0.0, (effective - dt.datetime.now(dt.timezone.utc)).total_seconds() + 0.05))
         return self.target()
 
 
