@@ -59,8 +59,6 @@ def test_reference_source_passes(source):
     assert a51["verdict"] == "pass"
 
 
-@pytest.mark.xfail(strict=False, reason="needs acq branch: the source's own rate limit (create_source_app(rate_limit=...), "
-                                        "RateLimit-* headers, 429 with Retry-After)")
 def test_source_rate_limit_probe(tmp_path):
     from cedx.inspect.target import Target
     from tests.loopback import serve

@@ -121,15 +121,17 @@ def main(argv: list[str]) -> int:
         token = secrets.token_urlsafe(16)
         month = (dt.datetime.now(CST).replace(day=1) - dt.timedelta(days=40)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         results = {}
-        # A limit of 600 a minute leaves the other cases room; the probe may spend 700 requests.
+        # Limits of 600 (platform) and 300 (source) a minute leave the other cases room; the
+        # probes may spend 700 and 400 requests.
         with ReferencePlatform(root / "platform", rate_limit=600) as platform, \
-                serving(create_source_app("power", root / "source", [token], commissioned=month), free_port()) as source_url:
+                serving(create_source_app("power", root / "source", [token], commissioned=month, rate_limit=300),
+                        free_port()) as source_url:
             platform.rate_limit_budget = 700
             targets = {
                 "reporting": platform,
                 "acquisition": Target(source_url, "acquisition",
                                       [tx.load_certificate((root / "source" / "pki" / "ca.pem").read_bytes()).dump()],
-                                      token_value=token),
+                                      token_value=token, rate_limit_budget=400),
             }
             for name, target in targets.items():
                 print(f"== {name}: {target.url}", file=sys.stderr)
