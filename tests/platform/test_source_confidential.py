@@ -15,6 +15,7 @@ from cedx.acquisition.pull import pull_batches
 from cedx.generated.client import AcquisitionClient
 from cedx.runtime.errors import ApiError
 from cedx.trust import key_exchange as kx
+from cedx.trust import sign_request
 from cedx.trust import x509 as tx
 from cedx.trust.keys import SM2PrivateKey
 
@@ -53,6 +54,12 @@ def _hdr(token="tok-a"):
     return {"Authorization": f"Bearer {token}"}
 
 
+def _signed_post(url, path, record, key, token="tok-a", headers=None):
+    body = json.dumps(record).encode()
+    headers = headers or sign_request(key, "POST", path, "", body)
+    return requests.post(url + path, data=body, headers={**_hdr(token), "Content-Type": "application/json", **headers})
+
+
 def test_full_pull_in_confidential_mode_verifies_and_hides_values(env):
     url, ca, creds, _ = env
     batches = list(pull_batches(_client(url), "CEM-CLINKER", trust_anchors=[ca], limit=1, confidential=creds,
@@ -64,7 +71,7 @@ def test_full_pull_in_confidential_mode_verifies_and_hides_values(env):
     r = requests.get(f"{url}/v1/acquisition/sessions/{session.session_id}/points/CEM-CLINKER/batches",
                      params={**RANGE, "limit": 1}, headers=_hdr())
     wire = r.json()
-    assert r.status_code == 200 and set(wire) == {"sessionId", "encryption", "contentType", "nonce", "ciphertext"}
+    assert r.status_code == 200 and set(wire) == {"specVersion", "sessionId", "encryption", "contentType", "nonce", "ciphertext"}
     page = session.open_page(wire, point_id="CEM-CLINKER", cursor=None, limit=1, granularity="minute",
                              from_=RANGE["from"], to=RANGE["to"])
     values = page["items"][0]["payload"]
@@ -100,23 +107,29 @@ def test_session_rules_expiry_owner_and_confirmation(env):
     url, ca, creds, app = env
     table = app.state.source.sessions
     r_a, big_r_a = kx.generate_ephemeral()
-    body = {"certificateChain": [base64.b64encode(c).decode() for c in creds.chain], "userId": creds.user_id,
-            "ephemeralKey": base64.b64encode(big_r_a).decode()}
-    offer = requests.post(f"{url}/v1/acquisition/sessions", json=body, headers=_hdr())
+    body = {"specVersion": "1.0", "certificateChain": [base64.b64encode(c).decode() for c in creds.chain],
+            "userId": creds.user_id, "ephemeralKey": base64.b64encode(big_r_a).decode()}
+    offer = _signed_post(url, "/v1/acquisition/sessions", body, creds.key)
     assert offer.status_code == 201, offer.text
+    replayed = _signed_post(url, "/v1/acquisition/sessions", body, creds.key, headers=json.loads(offer.request.headers
+                            and json.dumps({k: v for k, v in offer.request.headers.items() if k.startswith("X-Cedx")})))
+    assert (replayed.status_code, replayed.json()["code"]) == (401, "REQUEST_REPLAYED")
     sid = offer.json()["sessionId"]
     pages = f"{url}/v1/acquisition/sessions/{sid}/points/CEM-CLINKER/batches"
     assert requests.get(pages, params=RANGE, headers=_hdr()).json()["code"] == "SESSION_STATE_CONFLICT"
-    confirm = f"{url}/v1/acquisition/sessions/{sid}/confirmation"
-    assert requests.post(confirm, json={"confirmation": base64.b64encode(bytes(32)).decode()},
-                         headers=_hdr("tok-b")).json()["code"] == "SESSION_UNKNOWN"      # another client
-    bad = requests.post(confirm, json={"confirmation": base64.b64encode(bytes(32)).decode()}, headers=_hdr())
+    confirm = f"/v1/acquisition/sessions/{sid}/confirmation"
+    zeros = {"specVersion": "1.0", "confirmation": base64.b64encode(bytes(32)).decode()}
+    assert _signed_post(url, confirm, zeros, creds.key, "tok-b").json()["code"] == "SESSION_UNKNOWN"  # another client
+    unsigned = requests.post(url + confirm, json=zeros, headers=_hdr())
+    assert (unsigned.status_code, unsigned.json()["code"]) == (401, "REQUEST_SIGNATURE_INVALID")   # must be signed
+    forged = _signed_post(url, confirm, zeros, SM2PrivateKey.generate())
+    assert (forged.status_code, forged.json()["code"]) == (401, "REQUEST_SIGNATURE_INVALID")
+    bad = _signed_post(url, confirm, zeros, creds.key)
     assert (bad.status_code, bad.json()["code"]) == (403, "KEY_CONFIRMATION_FAILED")
     assert requests.get(pages, params=RANGE, headers=_hdr()).json()["code"] == "SESSION_UNKNOWN"  # K discarded
 
     session = conf.open_session(_client(url), creds, [ca])
-    again = requests.post(f"{url}/v1/acquisition/sessions/{session.session_id}/confirmation",
-                          json={"confirmation": base64.b64encode(bytes(32)).decode()}, headers=_hdr())
+    again = _signed_post(url, f"/v1/acquisition/sessions/{session.session_id}/confirmation", zeros, creds.key)
     assert (again.status_code, again.json()["code"]) == (409, "SESSION_STATE_CONFLICT")
     stolen = requests.get(f"{url}/v1/acquisition/sessions/{session.session_id}/points/CEM-CLINKER/batches",
                           params=RANGE, headers=_hdr("tok-b"))
@@ -144,10 +157,23 @@ def test_untrusted_certificates_and_mismatched_keys(env):
     other_ca, _ = _pki("other source CA")
     with pytest.raises(conf.ConfidentialityError, match="source certificate not trusted"):
         conf.open_session(_client(url), creds, [other_ca])
-    # A private key that is not the certificate's: S_B cannot match, the client refuses.
+    # A client holding the certificate but not its key cannot even sign the handshake.
     impostor = conf.ClientCredentials(SM2PrivateKey.generate(), creds.chain, creds.user_id)
-    with pytest.raises(conf.ConfidentialityError, match="key confirmation failed"):
+    with pytest.raises(ApiError) as err:
         conf.open_session(_client(url), impostor, [ca])
+    assert (err.value.status, err.value.code) == (401, "REQUEST_SIGNATURE_INVALID")
+
+
+def test_client_refuses_a_source_whose_confirmation_does_not_match(env):
+    url, ca, creds, app = env
+    table = app.state.source.sessions
+    real_key = table.key
+    table.key = SM2PrivateKey.generate()    # a source that shows the certificate without holding its key
+    try:
+        with pytest.raises(conf.ConfidentialityError, match="key confirmation failed"):
+            conf.open_session(_client(url), creds, [ca])
+    finally:
+        table.key = real_key
 
 
 def test_no_downgrade(env):

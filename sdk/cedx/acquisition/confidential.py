@@ -30,9 +30,9 @@ from urllib.parse import quote, urlencode
 from ..generated.server import Reply
 from ..runtime.errors import ApiError, Problem
 from ..trust import key_exchange as kx
-from ..trust import sm4
+from ..trust import reqsign, sm4
 from ..trust import x509 as tx
-from ..trust.errors import CertificateError, DecryptionError, InvalidKey, TrustError
+from ..trust.errors import CertificateError, DecryptionError, InvalidKey, ReplayError, TrustError
 from ..trust.keys import SM2PrivateKey
 from ..trust.sm3 import kdf
 
@@ -45,6 +45,7 @@ LABEL_PAGES = b"cedx-acq-v1 source-to-client pages"
 LABEL_CLIENT = b"cedx-acq-v1 client-to-source"     # reserved for requests; not used yet
 NONCE_PREFIX_PAGES = b"\x00\x00\x00\x01"           # 4-byte direction prefix ‖ 8-byte counter
 AAD_VERSION = "cedx-acq-page-v1"
+SPEC_VERSION = "1.0"
 
 
 class ConfidentialityError(TrustError):
@@ -85,6 +86,7 @@ def _utc(t: float) -> str:
 class _Session:
     principal: str
     expires: float
+    client_key: object          # SM2PublicKey of the client certificate: signs the confirmation
     page_key: bytes
     expected_confirmation: bytes
     confirmed: bool = False
@@ -104,6 +106,20 @@ class SessionTable:
     clock: object = time.time
     sessions: dict[str, _Session] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    nonces: reqsign.MemoryNonceStore = field(default_factory=reqsign.MemoryNonceStore)
+
+    def verify_request(self, ctx, key) -> None:
+        """The request signature (X-Cedx-*), made with the key of the client certificate:
+        proof of possession at the handshake, and replayed handshake requests are refused."""
+        verifier = reqsign.RequestVerifier(lambda kid: key if kid == key.fingerprint() else None,
+                                           nonce_store=self.nonces)
+        try:
+            verifier.verify(ctx.request.method, ctx.request.url.path, ctx.request.url.query, ctx.request.headers,
+                            ctx.raw_body or b"")
+        except ReplayError as exc:
+            raise Problem("REQUEST_REPLAYED", str(exc)) from None
+        except TrustError as exc:
+            raise Problem("REQUEST_SIGNATURE_INVALID", f"{exc} (sign with the key of the certificate sent)") from None
 
     def _prune(self, now: float) -> None:
         self.sessions = {k: s for k, s in self.sessions.items() if s.expires > now}
@@ -148,6 +164,7 @@ class ConfidentialMode:
             peer_key = tx.validate_chain(chain[0], trust_anchors=table.client_trust_anchors, intermediates=chain[1:])
         except (CertificateError, ValueError) as exc:
             raise Problem("CERTIFICATE_INVALID", f"client certificate not trusted: {exc}") from None
+        table.verify_request(ctx, peer_key)
         r, own_ephemeral = kx.generate_ephemeral()
         try:
             agreement = kx.agree("responder", table.user_id.encode(), table.key.private_value, r,
@@ -165,10 +182,10 @@ class ConfidentialMode:
                     sum(s.principal == principal for s in table.sessions.values()) >= MAX_SESSIONS_PER_CLIENT:
                 raise Problem("RATE_LIMITED", "too many open confidential sessions; let some expire",
                               headers={"Retry-After": str(table.lifetime)})
-            table.sessions[session_id] = _Session(principal, now + table.lifetime,
+            table.sessions[session_id] = _Session(principal, now + table.lifetime, peer_key,
                                                   derive_key(agreement.key, LABEL_PAGES, session_id),
                                                   agreement.expected_confirmation)
-        offer = {"sessionId": session_id, "certificateChain": [_b64(c) for c in table.chain],
+        offer = {"specVersion": SPEC_VERSION, "sessionId": session_id, "certificateChain": [_b64(c) for c in table.chain],
                  "userId": table.user_id, "ephemeralKey": _b64(own_ephemeral),
                  "confirmation": _b64(agreement.confirmation), "encryption": ENCRYPTION,
                  "expiresAt": _utc(now + table.lifetime)}
@@ -177,6 +194,7 @@ class ConfidentialMode:
     def confirm_confidential_session(self, ctx, *, session_id, body):
         table = self._table()
         s = table.get(session_id, ctx.principal or "", confirmed=False)
+        table.verify_request(ctx, s.client_key)
         received = _unb64(body.confirmation, "confirmation")
         with table.lock:
             if s.confirmed:
@@ -185,7 +203,7 @@ class ConfidentialMode:
                 table.sessions.pop(session_id, None)   # K is discarded with the session
                 raise Problem("KEY_CONFIRMATION_FAILED", "S_A does not match; the session was discarded")
             s.confirmed = True
-        return Reply({"sessionId": session_id, "status": "confirmed", "expiresAt": _utc(s.expires)},
+        return Reply({"specVersion": SPEC_VERSION, "sessionId": session_id, "status": "confirmed", "expiresAt": _utc(s.expires)},
                      headers={"Cache-Control": "no-store"})
 
     def list_encrypted_batches(self, ctx, *, session_id, point_id, granularity, from_, to, limit, cursor):
@@ -200,7 +218,7 @@ class ConfidentialMode:
             nonce = NONCE_PREFIX_PAGES + s.counter.to_bytes(8, "big")
         sealed = sm4.gcm_encrypt(s.page_key, nonce, plaintext,
                                  page_aad(session_id, point_id, granularity, from_, to, cursor, limit))
-        return Reply({"sessionId": session_id, "encryption": ENCRYPTION, "contentType": CONTENT_TYPE,
+        return Reply({"specVersion": SPEC_VERSION, "sessionId": session_id, "encryption": ENCRYPTION, "contentType": CONTENT_TYPE,
                       "nonce": _b64(nonce), "ciphertext": _b64(sealed)}, headers={"Cache-Control": "no-store"})
 
 
@@ -284,12 +302,13 @@ def _problem(resp) -> ApiError:
     return ApiError.from_problem(resp.status_code, problem if isinstance(problem, dict) else {})
 
 
-def _post(client, op_id: str, path: str, record: dict) -> dict:
+def _post(client, op_id: str, path: str, record: dict, key: SM2PrivateKey) -> dict:
     from ..generated.operations import OPERATIONS
 
+    body = json.dumps({"specVersion": SPEC_VERSION, **record}).encode()
     hdrs = {"Accept": "application/json, application/problem+json", "Content-Type": "application/json",
-            **client._auth_header()}
-    resp = client._send(OPERATIONS[op_id], path, "", hdrs, json.dumps(record).encode())
+            **client._auth_header(), **reqsign.sign_request(key, "POST", path, "", body)}
+    resp = client._send(OPERATIONS[op_id], path, "", hdrs, body)
     if resp.status_code >= 400:
         raise _problem(resp)
     return resp.json()
@@ -300,7 +319,7 @@ def open_session(client, credentials: ClientCredentials, trust_anchors: list[byt
     r, own_ephemeral = kx.generate_ephemeral()
     offer = _post(client, "openConfidentialSession", "/v1/acquisition/sessions",
                   {"certificateChain": [_b64(c) for c in credentials.chain], "userId": credentials.user_id,
-                   "ephemeralKey": _b64(own_ephemeral)})
+                   "ephemeralKey": _b64(own_ephemeral)}, credentials.key)
     try:
         chain = [base64.b64decode(c, validate=True) for c in offer["certificateChain"]]
         source_key = tx.validate_chain(chain[0], trust_anchors=trust_anchors, intermediates=chain[1:])
@@ -320,7 +339,7 @@ def open_session(client, credentials: ClientCredentials, trust_anchors: list[byt
         raise ConfidentialityError(f"unsupported encryption {offer.get('encryption')!r}")
     session_id = offer["sessionId"]
     _post(client, "confirmConfidentialSession", f"/v1/acquisition/sessions/{quote(session_id, safe='')}/confirmation",
-          {"confirmation": _b64(agreement.confirmation)})
+          {"confirmation": _b64(agreement.confirmation)}, credentials.key)
     return ClientSession(session_id, derive_key(agreement.key, LABEL_PAGES, session_id), offer["expiresAt"])
 
 

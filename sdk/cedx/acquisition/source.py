@@ -24,8 +24,8 @@ from .. import trust
 from ..generated.server import AcquisitionService, Reply
 from ..instants import INSTANT_PATTERN
 from ..runtime.errors import Problem
-from .confidential import ConfidentialMode
 from .batches import STEP_SECONDS, VALID, Signer, utc_text
+from .confidential import ConfidentialMode
 from .simulate import Simulation
 from .store import SealedStore
 

@@ -1538,7 +1538,7 @@ class CertificateChainItem(RootModel[str]):
     root: Annotated[
         str,
         Field(
-            json_schema_extra={"contentEncoding": "base64"},
+            json_schema_extra={"contentEncoding": "base64", "xml": {"name": "certificate"}},
             max_length=8192,
             pattern="^[A-Za-z0-9+/]*={0,2}$",
             title="Base64 数据 / Base64 data",
@@ -1551,10 +1551,14 @@ class SessionRequest(SpecModel):
         extra="forbid",
         populate_by_name=True,
     )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
     certificate_chain: Annotated[
         list[CertificateChainItem],
         Field(
             alias="certificateChain",
+            json_schema_extra={"xml": {"wrapped": True}},
             max_length=4,
             min_length=1,
             title="客户端证书链（DER，Base64，本方在前） / Client certificate chain (base64 DER, own first)",
@@ -1591,6 +1595,9 @@ class SessionConfirmation(SpecModel):
         extra="forbid",
         populate_by_name=True,
     )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
     confirmation: Annotated[
         str,
         Field(
@@ -1616,6 +1623,9 @@ class EncryptedBatchPage(SpecModel):
         extra="forbid",
         populate_by_name=True,
     )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
     session_id: Annotated[
         str,
         Field(
@@ -2583,6 +2593,9 @@ class SessionOffer(SpecModel):
         extra="forbid",
         populate_by_name=True,
     )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
     session_id: Annotated[
         str,
         Field(
@@ -2595,6 +2608,7 @@ class SessionOffer(SpecModel):
         list[Base64],
         Field(
             alias="certificateChain",
+            json_schema_extra={"xml": {"wrapped": True}},
             min_length=1,
             title="源系统证书链（DER，Base64，本方在前） / Source certificate chain (base64 DER, own first)",
         ),
@@ -2637,6 +2651,9 @@ class SessionState(SpecModel):
         extra="forbid",
         populate_by_name=True,
     )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
     session_id: Annotated[
         str,
         Field(
