@@ -194,3 +194,22 @@ def test_source_without_client_anchors_offers_no_confidentiality(tmp_path):
         with pytest.raises(ApiError) as err:
             conf.open_session(_client(url), creds, [])
         assert (err.value.status, err.value.code) == (403, "CONFIDENTIALITY_UNAVAILABLE")
+
+
+def test_inspector_case_a9_4(tmp_path):
+    from cedx.inspect.runner import run
+    from cedx.inspect.target import Target
+
+    client_ca, creds = _pki("inspector")
+    month = (dt.datetime.now(CST) - dt.timedelta(days=4)).replace(hour=0, minute=0, second=0, microsecond=0)
+    app = create_source_app("power", tmp_path, ["tok-a"], commissioned=month, client_trust_anchors=[client_ca])
+    ca = tx.load_certificate((tmp_path / "pki" / "ca.pem").read_bytes()).dump()
+    with serve(app) as url:
+        verdicts = {}
+        for given in (creds, None):
+            report = run(Target(url=url, interface="acquisition", trust_anchors=[ca], token_value="tok-a",
+                                confidential=given), [9])
+            case = next(c for c in report["items"][0]["cases"] if c["case_id"] == "A9.4")
+            verdicts[given is not None] = (case["verdict"], case["reason"])
+    assert verdicts[True][0] == "pass", verdicts[True]
+    assert verdicts[False][0] == "not-applicable"
