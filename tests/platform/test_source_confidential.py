@@ -80,6 +80,9 @@ def test_full_pull_in_confidential_mode_verifies_and_hides_values(env):
                    clear[len(clear) // 2:len(clear) // 2 + 24]):
         assert secret.encode() not in r.content
     assert r.headers.get("link") is None
+    xml = requests.get(r.url, headers={**_hdr(), "Accept": "application/xml"})   # the outer form may be XML
+    assert xml.status_code == 200 and xml.headers["content-type"].startswith("application/xml")
+    assert b"<ciphertext>" in xml.content and b"sequenceNumber" not in xml.content
 
 
 def test_tampered_wrong_key_replayed_and_moved_pages_are_refused(env):

@@ -209,9 +209,12 @@ class ConfidentialMode:
     def list_encrypted_batches(self, ctx, *, session_id, point_id, granularity, from_, to, limit, cursor):
         table = self._table()
         s = table.get(session_id, ctx.principal or "")
-        ctx.format = CONTENT_TYPE   # the plaintext is always the JSON page
-        clear = self.list_measurement_batches(ctx, point_id=point_id, granularity=granularity, from_=from_, to=to,
-                                              limit=limit, cursor=cursor)
+        outer, ctx.format = ctx.format, CONTENT_TYPE   # the plaintext is always the JSON page
+        try:
+            clear = self.list_measurement_batches(ctx, point_id=point_id, granularity=granularity, from_=from_,
+                                                  to=to, limit=limit, cursor=cursor)
+        finally:
+            ctx.format = outer   # the outer answer in the negotiated form (JSON or XML)
         plaintext = _body_bytes(clear)
         with table.lock:
             s.counter += 1
