@@ -306,12 +306,13 @@ def _problem(resp) -> ApiError:
 
 
 def _post(client, op_id: str, path: str, record: dict, key: SM2PrivateKey) -> dict:
-    from ..generated.operations import OPERATIONS
-
+    """One handshake request, signed with the certificate's key and sent once: not through the
+    client's retrying send, which would re-sign with its own key or repeat the nonce."""
     body = json.dumps({"specVersion": SPEC_VERSION, **record}).encode()
     hdrs = {"Accept": "application/json, application/problem+json", "Content-Type": "application/json",
             **client._auth_header(), **reqsign.sign_request(key, "POST", path, "", body)}
-    resp = client._send(OPERATIONS[op_id], path, "", hdrs, body)
+    resp = client.session.request("POST", f"{client.base_url}{path}", data=body, headers=hdrs,
+                                  timeout=client.timeout, verify=client.verify)
     if resp.status_code >= 400:
         raise _problem(resp)
     return resp.json()
