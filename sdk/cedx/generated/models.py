@@ -876,7 +876,9 @@ class Receipt(BaseModel):
     GB 32100-2015，18 位，末位为校验码（规则 R-USCC-002） / GB 32100-2015, 18 characters, the last a check character (rule R-USCC-002)
     """
     period: Annotated[str, Field(pattern="^[0-9]{4}(-(0[1-9]|1[0-2]))?$", title="报告期 / Period")]
-    version: Annotated[int, Field(ge=1, title="版本号 / Version (1 for the original")]
+    version: Annotated[
+        int, Field(ge=1, title="版本号 / Version (1 for the original, +1 per correction)")
+    ]
     submission_kind: Annotated[SubmissionKind, Field(alias="submissionKind")]
     supersedes: Annotated[UUID | None, Field(title="被取代的报送 / Submission superseded")] = None
     document_digest: Annotated[
