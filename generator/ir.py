@@ -118,8 +118,8 @@ def build_ir(index: SchemaIndex) -> list[Operation]:
         shared = item.get("parameters", [])
         for method in METHODS:
             raw = item.get(method)
-            if raw is None:
-                continue
+            if raw is None or raw.get("x-cedx-protocol"):
+                continue  # wire format of another standard (RFC 3161 /tsa): served by hand, not generated
             op = Operation(
                 operation_id=raw["operationId"],
                 python_name=snake(raw["operationId"]),

@@ -5,14 +5,14 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
-ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "415", "422", "429"}
 METHODS = {"get", "put", "post", "delete", "patch"}
 
 
 def operations(doc):
+    """The operations in cedx's own formats (not /tsa, whose wire format RFC 3161 fixes)."""
     for path, item in doc["paths"].items():
         for method, op in item.items():
-            if method in METHODS:
+            if method in METHODS and not op.get("x-cedx-protocol"):
                 yield path, method, op
 
 
@@ -37,11 +37,11 @@ def test_paths_are_versioned_and_grouped_by_interface(bundled):
 
 
 def test_every_operation_documents_the_error_responses(bundled):
+    """Which statuses each operation lists is checked in test_statuses.py; here: some, and unique IDs."""
     ids = []
     for path, method, op in operations(bundled):
         ids.append(op["operationId"])
-        missing = ERROR_STATUSES - set(op["responses"])
-        assert not missing, f"{method.upper()} {path} lacks {sorted(missing)}"
+        assert {"406", "429"} <= set(op["responses"]), f"{method.upper()} {path}"
     assert len(ids) == len(set(ids)), "operationIds must be unique"
 
 
