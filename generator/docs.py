@@ -104,3 +104,55 @@ def generate_docs(index: SchemaIndex, ops: list[Operation]) -> dict[str, bytes]:
     md = env.get_template("docs/reference.md.j2").render(**context)
     html = env.get_template("docs/reference.html.j2").render(**context)
     return {"docs/reference.md": md.encode("utf-8"), "docs/index.html": html.encode("utf-8")}
+
+
+def _field(text: str, name: str) -> str:
+    """The first ``"name": value`` member in a JSON text (for quoting vectors in the profile)."""
+    import re
+
+    m = re.search('"' + re.escape(name) + r'": ?("(?:[^"\\]|\\.)*"|\d+)', text)
+    return m.group(0) if m else ""
+
+
+def _instant_paths(tree: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, sub in sorted(tree.items()):
+        path = f"{prefix}{key}" if key == "[]" else (f"{prefix}.{key}" if prefix else key)
+        out.extend([path] if sub is True else _instant_paths(sub, path))
+    return out
+
+
+def _xml_items(index: SchemaIndex) -> list[dict]:
+    out = []
+    for name, schema in index.schemas.items():
+        for prop_name, prop in (schema.get("properties") or {}).items():
+            target = index.resolve(prop) if "$ref" in prop else prop
+            if target.get("type") != "array":
+                continue
+            items = target.get("items", {})
+            out.append({"schema": name, "property": prop_name,
+                        "item": (items.get("xml") or {}).get("name") or index.ref_name(items) or prop_name,
+                        "wrapped": bool((target.get("xml") or {}).get("wrapped"))})
+    return out
+
+
+def generate_trust_profile(index: SchemaIndex, vector_files: dict[str, bytes]) -> bytes:
+    """The normative trust profile (docs/trust-profile.md), its worked examples quoted from the
+    published vectors so that prose and data cannot drift apart."""
+    from cedx.trust.canonical import instant_tree
+
+    vectors = {path.rsplit("/", 1)[1].removesuffix(".json"): json.loads(data) for path, data in vector_files.items()}
+    env = environment()
+    env.filters["field"] = _field
+    env.filters["excerpt"] = lambda text, n=160: text if len(text) <= n else text[:n] + "…"
+    context = {
+        "header": HEADER,
+        "spec_version": index.spec_version,
+        "namespace": index.namespace,
+        "v": vectors,
+        "docs": {d["name"]: d for d in vectors["documents"]["vectors"]},
+        "instant_paths": _instant_paths(instant_tree(index.spec)),
+        "xml_items": _xml_items(index),
+        "errors": {e["code"]: e for e in index.spec["x-cedx-error-codes"]},
+    }
+    return env.get_template("docs/trust-profile.md.j2").render(**context).encode("utf-8")

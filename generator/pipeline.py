@@ -13,12 +13,13 @@ from cedx.spec.schema import SchemaIndex
 
 from .bundle import bundle_core, example_schemas, inline_examples
 from .client import generate_client
-from .docs import generate_catalogue, generate_docs
+from .docs import generate_catalogue, generate_docs, generate_trust_profile
 from .examples import example_json_bytes, render_xml, sign_examples
 from .ir import build_ir
 from .load import load_spec
 from .models import generate_models
 from .server import generate_server
+from .vectors import generate_vectors
 from .xmlbind import generate_bindings, generate_mapping
 from .xsd import derive_xsd
 
@@ -70,4 +71,8 @@ def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
         files["docs/inspection.md"] = generate_catalogue()
     files.update(generate_bindings(xsd))
     files["sdk/cedx/generated/xml.py"] = generate_mapping(index)
+    if "measurement-batch-page.json" in examples and "receipt-power.json" in examples:
+        vectors = generate_vectors(index, examples, pki_dir or repo / "spec" / "examples" / "pki")
+        files.update(vectors)
+        files["docs/trust-profile.md"] = generate_trust_profile(SchemaIndex(bundled), vectors)
     return files
