@@ -1,5 +1,6 @@
 """The OpenAPI document: valid, versioned, complete in the ways the issue requires."""
 
+import json
 import re
 
 import pytest
@@ -140,8 +141,10 @@ def test_writes_require_request_signatures_and_submissions_idempotency(bundled):
     for path, method, op in operations(bundled):
         if method in ("post", "put") and path.startswith("/v1/"):
             assert op.get("x-cedx-request-signature") == "required", path
-            names = {p["$ref"].rsplit("/", 1)[1] for p in op.get("parameters", []) if "$ref" in p}
-            assert {"RequestTimestamp", "RequestNonce", "RequestKeyId", "RequestSignature"} <= names
+            assert {"requestSignature": []} in [{k: v for k, v in req.items() if k == "requestSignature"}
+                                                for req in op["security"]], path
+            # the four headers are the security scheme, never also parameters (issue 11 §5)
+            assert not [p for p in op.get("parameters", []) if "X-Cedx" in json.dumps(p) or "Request" in p.get("$ref", "")]
         if op["operationId"].startswith("submit"):
             assert any(p.get("$ref", "").endswith("IdempotencyKey") for p in op["parameters"])
 
