@@ -51,9 +51,12 @@ def schema_problems(schema: object, where: str) -> Iterator[str]:
     bad = _unexpected(schema, SCHEMA_KEYWORDS)
     if bad:
         yield f"{where}: unexpected key(s) {', '.join(map(repr, bad))} (an unquoted comma in flow YAML?)"
-    for name in ("title", "description"):
+    for name in ("title", "description", "x-cedx-title-zh"):
         if name in schema and not isinstance(schema[name], str):
             yield f"{where}.{name}: must be a string"
+    if " / " in str(schema.get("title", "")):
+        yield (f"{where}.title: bilingual; write `title: English` and `x-cedx-title-zh: 中文` "
+               "(tools name classes after titles; run tools/split_titles.py)")
     if isinstance(schema.get("xml"), dict):
         bad = _unexpected(schema["xml"], XML_KEYS)
         if bad:
@@ -128,7 +131,26 @@ def table_problems(tables: dict) -> list[str]:
     return out
 
 
+def enum_copy_problems(document: dict, tables: dict) -> list[str]:
+    """``x-cedx-enum-from: TABLE`` with a literal ``enum`` (for standard tools) must list exactly
+    the table's codes, in table order."""
+    lists = {"units": ("units", "units", "code"), "errorCodes": ("errorCodes", "errors", "code")}
+    out = []
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
+        table = schema.get("x-cedx-enum-from")
+        if table not in lists or "enum" not in schema:
+            continue
+        key, member, field = lists[table]
+        codes = [e[field] for e in (tables.get(key) or {}).get(member, [])]
+        if schema["enum"] != codes:
+            import json
+
+            out.append(f"components.schemas.{name}.enum differs from tables/{table}; it must be: "
+                       f"enum: {json.dumps(codes, ensure_ascii=False)}")
+    return out
+
+
 def check_source(document: dict, tables: dict) -> None:
-    problems = table_problems(tables) + document_problems(document)
+    problems = table_problems(tables) + document_problems(document) + enum_copy_problems(document, tables)
     if problems:
         raise ValueError("spec has unexpected keys:\n  " + "\n  ".join(problems))

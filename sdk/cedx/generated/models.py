@@ -342,6 +342,7 @@ class Entity(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "Entity", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -587,6 +588,7 @@ class SignedAnnualReport(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SignedAnnualReport", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -907,6 +909,7 @@ class SignedReceipt(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SignedReceipt", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -919,6 +922,7 @@ class SubmissionStatus(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SubmissionStatus", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -947,6 +951,7 @@ class SubmissionList(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SubmissionList", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -993,6 +998,7 @@ class SourceInfo(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SourceInfo", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1198,6 +1204,7 @@ class MeasurementBatchPage(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "MeasurementBatchPage", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1285,6 +1292,7 @@ class SignedPeriodStatistics(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SignedPeriodStatistics", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1346,6 +1354,9 @@ class SignedPlatformConfiguration(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={
+            "xml": {"name": "SignedPlatformConfiguration", "namespace": "urn:cedx:1.0"}
+        },
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1577,6 +1588,7 @@ class Facility(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "Facility", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1606,6 +1618,7 @@ class FacilityList(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "FacilityList", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1696,6 +1709,7 @@ class SignedMonthlyReport(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SignedMonthlyReport", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1708,6 +1722,7 @@ class MeteringPoint(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "MeteringPoint", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1752,6 +1767,7 @@ class MeteringPointList(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "MeteringPointList", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
