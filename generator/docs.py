@@ -150,7 +150,7 @@ def generate_trust_profile(index: SchemaIndex, vector_files: dict[str, bytes]) -
         "header": HEADER,
         "spec_version": index.spec_version,
         "namespace": index.namespace,
-        "v": vectors,
+        "v": {"hash-chain": None, **vectors},
         "docs": {d["name"]: d for d in vectors["documents"]["vectors"]},
         "instant_paths": _instant_paths(instant_tree(index.spec)),
         "xml_items": _xml_items(index),

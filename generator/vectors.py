@@ -127,9 +127,25 @@ def _documents(index: SchemaIndex, examples: dict, pki: ExamplePki, instants: di
     return out
 
 
-def _hash_chain(examples: dict, instants: dict, pki: ExamplePki) -> dict:
-    page = examples["measurement-batch-page.json"]
-    first, second = (item for item in page["items"][:2])
+def _chained_pair(examples: dict) -> tuple[dict, dict] | None:
+    """The first two consecutive signed batches of any example page (whatever the batch schema
+    is called), so the vector follows the acquisition examples as they change."""
+    for doc in examples.values():
+        items = doc.get("items") if isinstance(doc, dict) else None
+        if not isinstance(items, list) or len(items) < 2:
+            continue
+        first, second = items[0], items[1]
+        if all(isinstance(i, dict) and "signature" in i and chain.PREVIOUS_FIELD in i.get("payload", {})
+               for i in (first, second)):
+            return first, second
+    return None
+
+
+def _hash_chain(examples: dict, instants: dict, pki: ExamplePki) -> dict | None:
+    pair = _chained_pair(examples)
+    if pair is None:
+        return None
+    first, second = pair
     payload_tree = instants.get("payload", {})
     from cedx.trust.canonical import canonicalize
 
@@ -213,11 +229,13 @@ def generate_vectors(index: SchemaIndex, examples: dict, pki_dir) -> dict[str, b
     instants = instant_tree(index.spec)
     files = {
         "documents.json": {"note": NOTE, "vectors": _documents(index, examples, pki, instants)},
-        "hash-chain.json": {"note": NOTE, **_hash_chain(examples, instants, pki)},
         "request-signatures.json": {"note": NOTE, "vectors": _request_signatures(examples, pki)},
         "timestamp.json": {"note": NOTE, **_timestamp(examples, pki)},
         "anchor.json": {"note": NOTE, "caCertificatePem": tx.to_pem(pki.cert("ca")).decode("ascii"),
                         "caCertificateSm3": sm3(pki.cert("ca")).hex()},
     }
+    hash_chain = _hash_chain(examples, instants, pki)
+    if hash_chain is not None:
+        files["hash-chain.json"] = {"note": NOTE, **hash_chain}
     return {f"{OUT}/{name}": (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
             for name, doc in files.items()}
