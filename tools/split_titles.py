@@ -5,7 +5,7 @@ Standard tools (openapi-python-client, datamodel-code-generator) name classes af
 titles are English; cedx's docs, models and XSD read both and stay bilingual. The rewrite is
 line-based (no reflow, no reordering) and idempotent; it checks that the parsed document differs
 only by the split. `make check` refuses a bilingual title, so after merging a branch that adds
-one, run:  .venv/bin/python tools/split_titles.py
+one, run:  .venv/bin/python tools/split_titles.py [path/to/openapi.yaml]
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def _expected(node):
 
 
 def main() -> int:
-    before = SPEC.read_text(encoding="utf-8")
+    spec = Path(sys.argv[1]) if len(sys.argv) > 1 else SPEC
+    before = spec.read_text(encoding="utf-8")
     after = rewrite(before)
     old, new = yaml.safe_load(before), yaml.safe_load(after)
     expected = _expected(copy.deepcopy(old))
@@ -93,7 +94,7 @@ def main() -> int:
         print("split_titles: the rewrite changed more than the titles; nothing written", file=sys.stderr)
         return 1
     if after != before:
-        SPEC.write_text(after, encoding="utf-8")
+        spec.write_text(after, encoding="utf-8")
     print(f"split_titles: {before.count(' / ') - after.count(' / ')} bilingual titles split")
     return 0
 
