@@ -232,3 +232,21 @@ def test_deviations_are_only_the_known_ones():
     for note in NOTES:
         print("interop note:", note)
         assert any(k in note for k in KNOWN_DEVIATIONS), note
+
+
+def test_time_stamp_service_from_the_configuration(power):
+    """RFC 3161 at endpoints.timestamp (profile §4): openssl builds the query, the reply's token
+    verifies with the profile's recipe against the out-of-band anchor."""
+    url = power.configuration()["endpoints"]["timestamp"]
+    ssl = power.ssl
+    signature = ssl.sign(power.key_pem, b"any signed bytes")
+    digest = ssl.sm3(signature)
+    query = ssl.run("ts", "-query", "-digest", digest, "-sm3", "-cert").stdout
+    answer = http("POST", url, {"Content-Type": "application/timestamp-query"}, query)
+    assert answer.status == 200 and answer.media == "application/timestamp-reply"
+    reply = ssl.file(answer.body)
+    assert "Status: Granted." in ssl.run("ts", "-reply", "-in", reply, "-text").stdout.decode()
+    token = ssl.run("ts", "-reply", "-in", reply, "-token_out", "-out", "/dev/stdout").stdout
+    power.verify_timestamp(token, signature)
+    refused = http("POST", url, {"Content-Type": "application/json"}, b"{}")
+    assert refused.status == 415
