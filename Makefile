@@ -22,17 +22,21 @@ $(STAMP): pyproject.toml requirements-dev.txt tools/package-lock.json
 test: $(STAMP)
 	$(PY) -m pytest
 
-## make check: generated files fresh, XSD and JSON Schemas agree, lint clean; tests/spec includes
-## the third-party tools on the spec (Spectral, Redocly, openapi-python-client, datamodel-code-generator)
+## make check: generated files fresh (also from a tree without generated code: tests/spec),
+## XSD and JSON Schemas agree, lint clean; tests/spec also runs the third-party tools on the spec
+## (Spectral, Redocly, openapi-python-client, datamodel-code-generator)
 check: $(STAMP)
 	$(PY) -m generator check
+	$(PY) -m cedx.inspect.catalogue --check docs/inspection.md
 	$(PY) -m ruff check sdk/cedx generator tests bench
 	$(PY) -m mypy sdk/cedx/generated sdk/cedx/runtime
 	$(PY) -m pytest -q tests/spec
 
-## make generate: regenerate everything derived from spec/
+## make generate: regenerate everything derived from spec/ (the generator reads spec/ and
+## templates/ only, never its own output), then the inspection catalogue from the inspector
 generate: $(STAMP)
 	$(PY) -m generator generate
+	$(PY) -m cedx.inspect.catalogue docs/inspection.md
 
 ## make demo: the end-to-end job on the embedded specification
 demo: $(STAMP)
@@ -42,10 +46,16 @@ demo: $(STAMP)
 inspect: $(STAMP)
 	$(PY) -m cedx.inspect.local build/inspection
 
-## make bench: trust-layer figures beside `openssl speed sm2`
+## make bench: every figure of issue 14 beside an anchor measured in the same run, with its ratio;
+## HJ 212 bridge figures
+## (one script per figure, shared helpers in bench/common.py; PostgreSQL via CEDX_TEST_POSTGRES_URL)
 bench: $(STAMP)
 	$(PY) bench/trust.py
+	$(PY) bench/imports.py
 	$(PY) bench/reporting.py
+	$(PY) bench/pull.py
+	$(PY) bench/xmlpaths.py
+	$(PY) bench/hj212.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

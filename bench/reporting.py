@@ -1,158 +1,150 @@
-"""Platform benchmark (printed figures, not a timed test).
+"""Reporting-interface figures (issue 14, targets 1 and 5), each beside an anchor of the same run:
 
-1. Signed monthly reports accepted per second end to end on loopback (platform with SQLite, one
-   uvicorn worker; client signs, platform verifies signature and certificate chain, runs every
-   quality rule, stores, signs and time-stamps the receipt), beside a trivial endpoint of the same
-   server in the same run (the framework floor), and their ratio.
-2. Memory and time to pull one month of minute data for N metering points from the reference
-   acquisition source (verified: signatures and hash chain).
+1. Signed monthly reports accepted per second end to end on loopback (`cedx serve platform` in
+   its own process; the client signs, the platform verifies signature and certificate chain,
+   validates, runs every quality rule, stores, signs and time-stamps the receipt) beside the same
+   server's trivial endpoint (/health: the framework floor). SQLite and PostgreSQL
+   (CEDX_TEST_POSTGRES_URL; skipped with a message without it), one worker and several.
+2. Platform CPU per accepted report for a 2-unit and a 200-unit power report (process CPU time
+   of the server, /proc), and their ratio (target <= 4).
 
-    .venv/bin/python bench/reporting.py [--reports 200] [--points 50] [--days 31]
+    .venv/bin/python bench/reporting.py [--reports 120] [--workers 2] [--cpu-reports 40]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
-import os
-import resource
-import socket
-import subprocess
+import copy
 import sys
 import tempfile
 import time
-import tracemalloc
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
 import requests
+from common import cpu_seconds, figure, free_port, postgres_url, process
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from cedx import trust
+from cedx.platform.admin import Admin
+from cedx.platform.settings import PlatformSettings
+from tests.platform.conftest import Entity, Env
 
-from cedx import trust  # noqa: E402
-from cedx.platform.admin import Admin  # noqa: E402
-from cedx.platform.settings import PlatformSettings  # noqa: E402
-from cedx.trust import x509 as tx  # noqa: E402
-from tests.platform.conftest import Entity, Env  # noqa: E402
-
-CST = dt.timezone(dt.timedelta(hours=8))
+PERIOD_MONTHS = ("01", "03", "05", "07", "08", "10", "12")
 
 
-@contextlib.contextmanager
-def platform_process(data_dir: Path):
-    """`cedx serve platform` in its own process (one uvicorn worker), as deployed."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, CEDX_RATE_LIMIT=str(10**9))
-    proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "platform", "--dir", str(data_dir), "--port", str(port),
-                             "--log-level", "warning"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if requests.get(f"{url}/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+class Platform:
+    """A platform process with one entity registered, and a client for it."""
+
+    def __init__(self, data_dir: Path, database_url: str | None, workers: int):
+        self.settings = PlatformSettings(data_dir=data_dir, database_url=database_url, rate_limit_per_minute=10**9)
+        self.admin = Admin(self.settings)
+        self.entity = Entity(self.admin, "91320500MA1X2P3Q4R", "monthly-report-power.json")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cmd = [sys.executable, "-m", "cedx", "serve", "platform", "--dir", str(data_dir), "--port", str(self.port),
+                    "--workers", str(workers), "--log-level", "warning"]
+        self.env = {"CEDX_RATE_LIMIT": str(10**9), **({"CEDX_DATABASE_URL": database_url} if database_url else {})}
+
+    def run(self):
+        return process(self.cmd, f"{self.url}/health", self.env)
+
+    def client(self):
+        env = Env.__new__(Env)
+        env.url, env.admin, env.ca = self.url, self.admin, self.admin.pki.ca
+        client = env.client(self.entity)
+        client.trust_anchors = []  # measure the platform, not receipt verification on the client
+        return client
 
 
-def bench_reports(n: int) -> None:
+def signed_reports(entity: Entity, count: int, units: int, first: int = 0) -> list[dict]:
+    """``count`` signed power reports with ``units`` generating units each (totals consistent,
+    so every rule passes and every report is stored), distinct periods."""
+    base = entity.report().model_dump(mode="json", by_alias=True, exclude_none=True)
+    template = base["power"]["units"]
+    old = sum(Decimal(u["combustionEmission"]["value"]) for u in template)
+    new_units = [dict(copy.deepcopy(template[i % len(template)]), unitId=f"U{i + 1}") for i in range(units)]
+    delta = sum(Decimal(u["combustionEmission"]["value"]) for u in new_units) - old
+    base["power"]["units"] = new_units
+    for key in ("combustion", "total"):
+        base["totals"][key]["value"] = f"{Decimal(base['totals'][key]['value']) + delta:.3f}"
+    out = []
+    for i in range(first, first + count):
+        payload = dict(base, period=f"{1800 + i // 7}-{PERIOD_MONTHS[i % 7]}", reportId=str(uuid.uuid4()))
+        out.append(trust.sign_document(payload, entity.key, certificate_chain=[entity.cert],
+                                       envelope_fields={"specVersion": "1.0"}))
+    return out
+
+
+def throughput(kind: str, database_url: str | None, workers: int, n: int, threads: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = PlatformSettings(data_dir=Path(tmp), database_url=None, rate_limit_per_minute=10**9)
-        admin = Admin(settings)
-        entity = Entity(admin, "91320500MA1X2P3Q4R", "monthly-report-power.json")
-        with platform_process(Path(tmp)) as url:
-            env = Env.__new__(Env)
-            env.url, env.admin, env.ca = url, admin, admin.pki.ca
-            client = env.client(entity)
-            client.trust_anchors = []  # measure the platform, not receipt verification on the client
-            bodies = []
-            for i in range(n):
-                r = entity.report()
-                r.period, r.report_id = f"{1800 + i // 7}-{('01', '03', '05', '07', '08', '10', '12')[i % 7]}", uuid.uuid4()
-                bodies.append(trust.sign_document(r, entity.key, certificate_chain=[entity.cert], envelope_fields={"specVersion": "1.0"}))
-            client.submit_monthly_report(bodies.pop())  # warm-up
+        platform = Platform(Path(tmp), database_url, workers)
+        bodies = signed_reports(platform.entity, n + threads, units=2)
+        with platform.run():
+            client = platform.client()
+            for body in bodies[:threads]:  # warm-up: tokens, caches, compiled validators per worker
+                client.submit_monthly_report(body)
+            bodies = bodies[threads:]
             start = time.perf_counter()
-            with ThreadPoolExecutor(4) as pool:
+            with ThreadPoolExecutor(threads) as pool:
                 list(pool.map(client.submit_monthly_report, bodies))
             reports = len(bodies) / (time.perf_counter() - start)
             session = requests.Session()
+
+            def trivial(_):
+                session.get(f"{platform.url}/health").raise_for_status()
+
             start = time.perf_counter()
-
-            def floor(_):
-                session.get(f"{url}/health").raise_for_status()
-
-            with ThreadPoolExecutor(4) as pool:
-                list(pool.map(floor, range(n * 5)))
-            trivial = n * 5 / (time.perf_counter() - start)
-    print(f"signed monthly reports accepted: {reports:8.1f}/s   trivial endpoint: {trivial:8.1f}/s   "
-          f"ratio {reports / trivial:.3f} (platform process with SQLite, one uvicorn worker; 4 client threads; {n - 1} reports)")
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(trivial, range(n * 5)))
+            floor = n * 5 / (time.perf_counter() - start)
+    target = "≥ 0.50" if workers == 1 else ("≥ 0.30" if kind == "PostgreSQL" else "")
+    return figure(f"reports accepted/s, {kind}, {workers} worker{'s' if workers > 1 else ''}", reports, "/s",
+                  "trivial endpoint", floor, target=target)
 
 
-def bench_pull(points: int, days: int) -> None:
-    """The source in its own process (`cedx serve acquisition`, N synthetic points); the client
-    pulls every minute batch of each point, checks the hash chain and, per batch, the signature."""
-    from cedx.generated.client import AcquisitionClient
-
-    month = dt.datetime(2026, 10, 1, tzinfo=CST)
-    with tempfile.TemporaryDirectory() as tmp, socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        env = dict(os.environ, CEDX_SOURCE_SYNTHETIC_POINTS=str(points))
-        proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "acquisition", "--site", "power", "--dir", tmp,
-                                 "--token", "t" * 16, "--commissioned", "2026-10", "--port", str(port), "--log-level", "warning"], env=env)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    if requests.get(f"{url}/health", timeout=1).status_code in (200, 404):
-                        break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            ca = tx.load_certificate((Path(tmp) / "pki" / "ca.pem").read_bytes()).dump()
-            client = AcquisitionClient(url, token="t" * 16, trust_anchors=[ca])
-            end = month + dt.timedelta(days=days)
-            tracemalloc.start()
-            start = time.perf_counter()
-            values = 0
-            resolve = tx.ChainResolver([ca])
-            for i in range(points):
-                batches = []
-                for signed in client.iter_measurement_batches(f"SYN-{i:03d}", granularity="minute", from_=month.isoformat(),
-                                                              to=end.isoformat(), limit=96):
-                    record = signed.model_dump(mode="json", by_alias=True, exclude_none=True)
-                    trust.verify_document(record, resolve)
-                    batches.append(record["payload"])
-                trust.verify_chain(batches)
-                values += sum(len(b["values"]) for b in batches)
-            elapsed = time.perf_counter() - start
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"pull {days} days of minute data for {points} points: {values:,} values in {elapsed:.1f} s "
-          f"({values / elapsed:,.0f} values/s; every batch's signature and chain verified); client peak traced memory "
-          f"{peak / 2**20:.1f} MiB, client max RSS {rss:.0f} MiB")
+def platform_cpu(n: int) -> None:
+    """Server CPU per accepted report, 2 units vs 200 units, one worker, SQLite."""
+    with tempfile.TemporaryDirectory() as tmp:
+        platform = Platform(Path(tmp), None, 1)
+        small = signed_reports(platform.entity, n + 2, units=2)
+        large = signed_reports(platform.entity, n + 2, units=200, first=n + 2)
+        with platform.run() as proc:
+            client = platform.client()
+            per_report = {}
+            for label, bodies in (("2 units", small), ("200 units", large)):
+                for body in bodies[:2]:  # warm-up (first use of each code path)
+                    client.submit_monthly_report(body)
+                before = cpu_seconds(proc.pid)
+                for body in bodies[2:]:
+                    client.submit_monthly_report(body)
+                per_report[label] = 1e3 * (cpu_seconds(proc.pid) - before) / n
+    size = len(str(large[0])) / 1024
+    figure(f"platform CPU per 200-unit report ({size:.0f} KiB)", per_report["200 units"], "ms",
+           "2-unit report", per_report["2 units"], target="≤ 4.00")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--reports", type=int, default=200)
-    ap.add_argument("--points", type=int, default=50)
-    ap.add_argument("--days", type=int, default=31)
+    ap.add_argument("--reports", type=int, default=120)
+    ap.add_argument("--workers", type=int, default=2, help="the 'several workers' case")
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--cpu-reports", type=int, default=40)
     args = ap.parse_args()
-    bench_reports(args.reports)
-    bench_pull(args.points, args.days)
+    print("reporting interface (loopback; platform in its own process; client threads "
+          f"{args.threads}; ratios against anchors of the same run)")
+    configs = [("SQLite", None)]
+    pg = postgres_url()
+    if pg:
+        configs.append(("PostgreSQL", pg))
+    for kind, url in configs:
+        for workers in (1, args.workers):
+            db = url if kind == "SQLite" or workers == 1 else postgres_url()  # a fresh database per run
+            throughput(kind, db, workers, args.reports, args.threads * workers)
+    if not pg:
+        print("  PostgreSQL: skipped (set CEDX_TEST_POSTGRES_URL to a server, e.g. the one .ci/run starts)")
+    platform_cpu(args.cpu_reports)
 
 
 if __name__ == "__main__":

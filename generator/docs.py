@@ -1,5 +1,5 @@
 """Step: the bilingual interface reference, as Markdown (docs/reference.md) and as one
-self-contained HTML page (docs/index.html: inline CSS, no scripts, no network), both rendered
+self-contained HTML page (sdk/cedx/generated/reference.html: inline CSS, no scripts, no network), both rendered
 from templates/docs with the same context, macros and filters."""
 
 from __future__ import annotations
@@ -75,18 +75,6 @@ def _example(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=2)
 
 
-def generate_catalogue() -> bytes:
-    """Appendix B: the inspection catalogue, from the cases the inspector registers."""
-    from cedx.inspect import runner  # noqa: F401  (registers every case)
-    from cedx.inspect.framework import ITEM_SCOPE, ITEMS, REGISTRY
-
-    env = environment()
-    env.tests["contains"] = lambda seq, value: value in seq
-    items = [{"number": n, "zh": zh, "en": en, "scope": ITEM_SCOPE[n], "cases": [c for c in REGISTRY if c.item == n]}
-             for n, (zh, en) in ITEMS.items()]
-    return env.get_template("docs/inspection.md.j2").render(header=HEADER, items=items).encode("utf-8")
-
-
 def generate_docs(index: SchemaIndex, ops: list[Operation]) -> dict[str, bytes]:
     env = environment()
     env.filters["example"] = _example
@@ -104,7 +92,8 @@ def generate_docs(index: SchemaIndex, ops: list[Operation]) -> dict[str, bytes]:
     }
     md = env.get_template("docs/reference.md.j2").render(**context)
     html = env.get_template("docs/reference.html.j2").render(**context)
-    return {"docs/reference.md": md.encode("utf-8"), "docs/index.html": html.encode("utf-8")}
+    # the HTML page is served offline by the platform, so it lives in the package
+    return {"docs/reference.md": md.encode("utf-8"), "sdk/cedx/generated/reference.html": html.encode("utf-8")}
 
 
 def _field(text: str, name: str) -> str:

@@ -9,13 +9,13 @@ document digest in receipts.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.hmac import HMAC
 
+from cedx.instants import parse_instant
 from cedx.spec.schema import SchemaIndex
 from cedx.spec.xmlcodec import XmlCodec
 from cedx.trust import canonicalize, chain, sign_document, sm3
@@ -25,10 +25,6 @@ from cedx.trust.curve import DEFAULT_ID, N
 from cedx.trust.keys import SM2PrivateKey
 from cedx.trust.tsa import TimeStampAuthority
 
-ENTITY_KEYS = {
-    "power": "entity-power", "cement": "entity-cement", "steel": "entity-steel",
-    "coal_mining": "entity-coal", "chemical": "entity-chemical",
-}
 # Receipts confirm a submitted example; their documentDigest is derived from it.
 RECEIPT_SOURCES = {
     "receipt-power.json": "monthly-report-power.json",
@@ -63,9 +59,15 @@ class ExamplePki:
     def cert(self, name: str) -> bytes:
         return tx.load_certificate((self.dir / f"{name}.pem").read_bytes()).dump()
 
-
-def _instant(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    def entity_key_name(self, credit_code: str) -> str:
+        """The example entity whose certificate names ``credit_code`` (its common name), so no
+        table of industries is needed here."""
+        for path in sorted(self.dir.glob("entity-*.pem")):
+            if not path.name.endswith(".key.pem"):
+                subject = tx.load_certificate(path.read_bytes()).subject.native
+                if subject.get("common_name") == credit_code:
+                    return path.name[: -len(".pem")]
+        raise KeyError(f"no example entity certificate for credit code {credit_code}")
 
 
 class ExampleSigner:
@@ -77,14 +79,14 @@ class ExampleSigner:
 
     def _signer_name(self, signed: dict, payload: dict) -> str:
         if signed["signer"] == "entity":
-            return ENTITY_KEYS[payload["industry"]]
+            return self.pki.entity_key_name(payload["creditCode"])
         return signed["signer"]
 
     def sign_envelope(self, schema_name: str, doc: dict) -> dict:
         signed = self.index.schemas[schema_name]["x-cedx-signed"]
         payload = doc["payload"]
         signer = self._signer_name(signed, payload)
-        signing_time = _instant(doc["signature"]["signingTime"])
+        signing_time = parse_instant(doc["signature"]["signingTime"])
         timestamper = None
         if signed.get("timestamped"):
             tsa = TimeStampAuthority(
@@ -101,7 +103,7 @@ class ExampleSigner:
             signing_time=signing_time,
             certificate_chain=[self.pki.cert(signer)],
             timestamper=timestamper,
-            envelope_fields={"specVersion": doc["specVersion"]},
+            envelope_fields={"specVersion": self.index.spec_version},  # the spec's, not the source's
             instants=self.instants,
         )
 
@@ -125,10 +127,19 @@ class ExampleSigner:
         return doc
 
 
+def _spec_version(value: object, version: str) -> object:
+    """Every ``specVersion`` of an example states the spec's own version."""
+    if isinstance(value, dict):
+        return {k: version if k == "specVersion" else _spec_version(v, version) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_spec_version(v, version) for v in value]
+    return value
+
+
 def sign_examples(index: SchemaIndex, examples: dict[str, object], schemas: dict[str, str], pki_dir: Path) -> dict[str, object]:
     """Return the examples with every signature (and derived digest) made afresh."""
     signer = ExampleSigner(index, ExamplePki(pki_dir))
-    out = dict(examples)
+    out = {name: _spec_version(doc, index.spec_version) for name, doc in examples.items()}
     ordered = sorted(examples, key=lambda n: n in RECEIPT_SOURCES)  # receipts last
     for name in ordered:
         schema_name = schemas.get(name)
@@ -140,6 +151,21 @@ def sign_examples(index: SchemaIndex, examples: dict[str, object], schemas: dict
             doc = {**doc, "payload": {**doc["payload"], "documentDigest": digest}}
         out[name] = signer.sign(schema_name, doc)
     return out
+
+
+def source_form(value: object) -> object:
+    """An example as a person writes it: a signature block states only ``signingTime``; the
+    value, chain, time-stamp token and key id are the generator's. (``python -m generator
+    strip-examples`` rewrites spec/examples/*.json so, e.g. after merging signed examples.)"""
+    if isinstance(value, dict):
+        out = {k: source_form(v) for k, v in value.items()}
+        signature = value.get("signature")
+        if "payload" in value and isinstance(signature, dict) and "signingTime" in signature:
+            out["signature"] = {"signingTime": signature["signingTime"]}
+        return out
+    if isinstance(value, list):
+        return [source_form(v) for v in value]
+    return value
 
 
 def render_xml(index: SchemaIndex, examples: dict[str, object], schemas: dict[str, str], xml_names: set[str]) -> dict[str, str]:

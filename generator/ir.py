@@ -7,18 +7,12 @@ request signatures, idempotency, pagination).
 
 from __future__ import annotations
 
-import keyword
-import re
 from dataclasses import dataclass, field
 
+from cedx.spec.facts import snake
 from cedx.spec.schema import SchemaIndex
 
 METHODS = ("get", "put", "post", "delete", "patch")
-
-
-def snake(name: str) -> str:
-    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).replace("-", "_").lower()
-    return s + "_" if keyword.iskeyword(s) else s
 
 
 @dataclass(frozen=True)

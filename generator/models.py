@@ -34,6 +34,7 @@ OPTIONS = dict(
     use_union_operator=True,
     use_double_quotes=True,
     extra_fields="forbid",
+    base_class="cedx.runtime.types.SpecModel",  # defer_build: import cost paid on first use
     collapse_root_models=True,
     use_schema_description=True,
     use_field_description=True,

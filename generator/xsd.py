@@ -148,5 +148,5 @@ class XsdBuilder:
         return st
 
 
-def derive_xsd(bundled: dict) -> bytes:
-    return XsdBuilder(SchemaIndex(bundled)).build()
+def derive_xsd(spec: dict | SchemaIndex) -> bytes:
+    return XsdBuilder(spec if isinstance(spec, SchemaIndex) else SchemaIndex(spec)).build()

@@ -15,4 +15,5 @@ def test_demo_runs_end_to_end():
     assert text.count("valid / ") == 3  # three receipts, each signed and time-stamped
     assert " XML " in text and " JSON " in text
     assert text.count("signature valid; receipt digest 一致 / matches") == 2
+    assert text.count("signed batches, signatures valid, chain unbroken") == 2   # HJ 212 bridge step
     assert "done: services shut down" in text

@@ -19,6 +19,8 @@ example = doc["paths"]["/v1/reporting/monthly-reports"]["post"]["requestBody"]["
 assert spec.validator().validate("SignedMonthlyReport", example) == []
 model = m.SignedMonthlyReport.model_validate(example)
 assert x.from_xml(x.to_xml(model)) == model
+from cedx.hj212.mapping import Mapping
+assert Mapping.load().codes["a05001"].measurand == "co2_concentration"   # the table ships in the wheel
 key = trust.generate_private_key()
 trust.verify_document(trust.sign_document(example["payload"], key), key.public_key())
 try:

@@ -24,7 +24,8 @@ from .accounting.guideline import Lab, cement_report, power_report
 from .accounting.series import month_total, pull_month
 from .acquisition.app import create_source_app
 from .generated import models
-from .generated.client import AcquisitionClient, ReportingClient
+from .generated.client import AcquisitionClient, CommonClient, ReportingClient
+from .instants import CST
 from .platform.admin import Admin
 from .platform.app import create_app
 from .platform.settings import PlatformSettings
@@ -35,7 +36,6 @@ from .runtime.serve import serve_in_thread as serving
 from .trust import tsa as tts
 from .trust import x509 as tx
 
-CST = dt.timezone(dt.timedelta(hours=8))
 TOTAL_UNITS = {"t/h": "t", "MW": "MWh"}  # hourly averages of a rate, summed over hours
 ENTITIES = {
     "power": ("91320500MA1X2P3Q4R", "华东示范电厂有限公司"),
@@ -150,7 +150,7 @@ def main() -> int:
         say("3. 配置地址变更 / address change: 平台公告新地址（已签名） / the platform announces a new address (signed)")
         url_b = stack.enter_context(serving(create_app(settings_b), port_b))
         assert url_b == url_b_planned
-        follower = AddressFollower(client)
+        follower = AddressFollower(client, CommonClient)
         switched = follower.check()
         say(f"   {url_a} -> {switched}: 签名有效，已切换 / signature valid, switched")
 
@@ -182,6 +182,13 @@ def main() -> int:
             say(f"   {ENTITIES[industry][1]} as {fmt.name}: signature valid; receipt digest {same}")
             if digest != receipt["payload"]["documentDigest"]:
                 return 1
+
+        # --- HJ 212 bridge (cedx.hj212): CEMS data logger → bridge → signed batches ---------
+        from .hj212.demo import run_bridge_step
+
+        say("6. HJ 212 网关 / HJ 212 bridge: 模拟 CEMS 数采仪 → 网关 → 签名链式批次 / simulated CEMS logger → bridge → signed, chained batches")
+        if not run_bridge_step(root / "hj212-bridge", say):
+            return 1
 
         # --- summary -----------------------------------------------------------------------
         say("\n汇总 / summary")

@@ -4,14 +4,13 @@ import pytest
 
 from cedx.acquisition.app import create_source_app
 from cedx.inspect.target import Target
+from cedx.instants import CST
 from cedx.platform.admin import Admin
 from cedx.platform.settings import PlatformSettings
 from cedx.trust import x509 as tx
 
 from ..loopback import serve
 from ..platform.conftest import Entity
-
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 class Reference:

@@ -11,13 +11,13 @@ from cedx.accounting.guideline import Lab, cement_report
 from cedx.accounting.series import month_total, pull_month
 from cedx.acquisition.app import create_source_app
 from cedx.generated.client import AcquisitionClient
+from cedx.instants import CST
 from cedx.runtime.client import Format
 from cedx.runtime.errors import AuthenticationError, NotFoundError
 from cedx.trust import x509 as tx
 
 from ..loopback import serve
 
-CST = dt.timezone(dt.timedelta(hours=8))
 MONTH = dt.datetime(2026, 10, 1, tzinfo=CST)
 
 

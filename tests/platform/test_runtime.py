@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from cedx import trust
 from cedx.generated import models
-from cedx.generated.client import ReportingClient
+from cedx.generated.client import CommonClient, ReportingClient
 from cedx.platform.app import create_app
 from cedx.platform.db import SubmissionRow
 from cedx.platform.settings import PlatformSettings
@@ -159,7 +159,7 @@ def test_following_a_signed_address_change(env, tmp_path):
         with serve(create_app(old_settings)) as old_url:
             client = env.client(env.power)
             client.base_url = old_url
-            assert AddressFollower(client).check() == new_url
+            assert AddressFollower(client, CommonClient).check() == new_url
             assert client.base_url == new_url
             report = env.power.report()
             report.period, report.report_id = "2016-01", uuid.uuid4()
@@ -186,6 +186,6 @@ def test_an_unsigned_or_forged_change_notice_is_refused(env):
         with serve(app) as url:
             client = ReportingClient(url, trust_anchors=[env.ca], retry=RetryPolicy(attempts=1))
             with pytest.raises((SignatureVerificationError, ValueError)):
-                AddressFollower(client).check()
+                AddressFollower(client, CommonClient).check()
             assert client.base_url == url
     assert models is not None

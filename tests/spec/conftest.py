@@ -12,7 +12,10 @@ from generator.bundle import example_schemas
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "spec"
-EXAMPLES = SPEC / "examples"
+GENERATED = REPO / "sdk" / "cedx" / "generated"
+EXAMPLES = GENERATED / "examples"  # signed JSON and every XML form (sources: spec/examples/*.json)
+PKI = SPEC / "examples" / "pki"
+XSD = GENERATED / "cedx.xsd"
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +48,15 @@ def example_usage() -> dict[str, tuple[str, str]]:
     return example_schemas(doc)
 
 
+def example_path(name: str) -> Path:
+    """The example as published: the generated form where the generator made one (signatures,
+    every XML), else the source."""
+    generated = EXAMPLES / name
+    return generated if generated.exists() else SPEC / "examples" / name
+
+
 def load_example(name: str):
-    return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
+    return json.loads(example_path(name).read_text(encoding="utf-8"))
 
 
 @pytest.fixture

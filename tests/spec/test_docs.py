@@ -8,7 +8,7 @@ from generator.pipeline import REPO
 
 from .conftest import example_usage
 
-DOC = (REPO / "docs" / "index.html").read_text(encoding="utf-8")
+DOC = (REPO / "sdk" / "cedx" / "generated" / "reference.html").read_text(encoding="utf-8")
 MD = (REPO / "docs" / "reference.md").read_text(encoding="utf-8")
 
 
@@ -64,3 +64,10 @@ def test_inspection_catalogue_lists_every_case():
     for c in REGISTRY:
         assert f"| {c.case_id} | {c.title} |" in catalogue, c.case_id
     assert catalogue.count("\n## ") == 9
+
+
+def test_inspection_catalogue_is_fresh():
+    from cedx.inspect import catalogue
+
+    assert (REPO / "docs" / "inspection.md").read_text(encoding="utf-8") == catalogue.render(), \
+        "docs/inspection.md is stale; run `make generate`"

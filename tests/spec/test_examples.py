@@ -10,17 +10,17 @@ from cedx import trust
 from cedx.trust import tsa as tts
 from cedx.trust import x509 as tx
 
-from .conftest import EXAMPLES, SPEC, example_usage, load_example
+from .conftest import EXAMPLES, PKI, XSD, example_path, example_usage, load_example
 
 USAGE = example_usage()
 JSON_EXAMPLES = sorted(n for n in USAGE if n.endswith(".json"))
 XML_EXAMPLES = sorted(n for n in USAGE if n.endswith(".xml"))
-CA = (EXAMPLES / "pki" / "ca.pem").read_bytes()
+CA = (PKI / "ca.pem").read_bytes()
 
 
 def test_every_operation_example_file_exists():
     for name in USAGE:
-        assert (EXAMPLES / name).exists(), name
+        assert example_path(name).exists(), name
     assert len(XML_EXAMPLES) >= 20
 
 
@@ -33,7 +33,7 @@ def test_json_example_is_valid_and_consistent(name, validator):
 
 @pytest.fixture(scope="module")
 def xsd():
-    return etree.XMLSchema(etree.parse(str(SPEC / "cedx.xsd")))
+    return etree.XMLSchema(etree.parse(str(XSD)))
 
 
 @pytest.mark.parametrize("name", XML_EXAMPLES)

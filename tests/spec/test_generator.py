@@ -12,6 +12,6 @@ def test_build_is_deterministic_and_committed_output_is_fresh():
 
 def test_generated_files_say_so():
     files = build()
-    assert b"do not edit" in files["spec/cedx.xsd"]
+    assert b"do not edit" in files["sdk/cedx/generated/cedx.xsd"]
     assert b"do not edit" in files["sdk/cedx/generated/__init__.py"]
     assert b'"x-cedx-generated"' in files["sdk/cedx/generated/openapi.json"]

@@ -12,7 +12,7 @@ from cedx import trust
 from cedx.generated import models as m
 from cedx.trust import x509 as tx
 
-from .conftest import EXAMPLES, example_usage, load_example
+from .conftest import PKI, example_path, example_usage, load_example
 
 USAGE = example_usage()
 JSON_EXAMPLES = sorted(n for n in USAGE if n.endswith(".json"))
@@ -21,7 +21,7 @@ JSON_EXAMPLES = sorted(n for n in USAGE if n.endswith(".json"))
 @pytest.mark.parametrize("name", JSON_EXAMPLES)
 def test_every_example_roundtrips_through_its_model(name):
     model = getattr(m, USAGE[name][0])
-    raw = (EXAMPLES / name).read_text(encoding="utf-8")
+    raw = example_path(name).read_text(encoding="utf-8")
     obj = model.model_validate_json(raw)
     assert obj.model_dump(mode="json", by_alias=True, exclude_none=True) == json.loads(raw)
 
@@ -35,7 +35,7 @@ def test_values_are_exact_and_typed():
 
 
 def test_signature_verifies_from_the_model():
-    ca = (EXAMPLES / "pki" / "ca.pem").read_bytes()
+    ca = (PKI / "ca.pem").read_bytes()
     signed = m.SignedMonthlyReport.model_validate(load_example("monthly-report-coal.json"))
 
     def resolve(block):

@@ -4,7 +4,9 @@ import shutil
 
 import yaml
 
-from generator.pipeline import REPO, build
+from generator.pipeline import GENERATED, REPO, build
+
+CEMENT = f"{GENERATED}/examples/monthly-report-cement.json"
 
 
 def test_added_field_and_operation_reach_every_artefact(tmp_path):
@@ -39,16 +41,52 @@ def test_added_field_and_operation_reach_every_artefact(tmp_path):
     files = build(tmp_path)
     models = files["sdk/cedx/generated/models.py"].decode()
     assert "biomass_cofiring" in models and 'alias="biomassCofiring"' in models
-    assert b'name="biomassCofiring"' in files["spec/cedx.xsd"]
+    assert b'name="biomassCofiring"' in files["sdk/cedx/generated/cedx.xsd"]
     assert b'"biomassCofiring"' in files["sdk/cedx/generated/openapi.json"]   # drives the XML codec
-    assert b"biomass_cofiring" in files["sdk/cedx/generated/xmlbind/cedx.py"]  # xsdata binding
     client = files["sdk/cedx/generated/client.py"].decode()
     assert "def list_entity_certificates(" in client
     server = files["sdk/cedx/generated/server.py"].decode()
     assert "def list_entity_certificates(" in server and "/v1/reporting/entities/{creditCode}/certificates" in server
-    for doc_file in ("docs/reference.md", "docs/index.html"):
+    for doc_file in ("docs/reference.md", "sdk/cedx/generated/reference.html"):
         text = files[doc_file].decode()
         assert "biomassCofiring" in text and "listEntityCertificates" in text
     # Nothing else moved: the unchanged examples regenerate identically.
     unchanged = build(REPO)
-    assert files["spec/examples/monthly-report-cement.json"] == unchanged["spec/examples/monthly-report-cement.json"]
+    assert files[CEMENT] == unchanged[CEMENT]
+
+
+def test_spec_version_and_a_new_industry_need_no_hand_edits(tmp_path):
+    """Spec facts are derived: bump the version and add an industry with its report section in a
+    copy of spec/, regenerate, and the constants, the examples and the rule engine follow."""
+    import json
+
+    from cedx.spec.schema import SchemaIndex
+    from cedx.spec.validate import Validator
+
+    shutil.copytree(REPO / "spec", tmp_path / "spec")
+    path = tmp_path / "spec" / "openapi.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["x-cedx-spec-version"] = "1.1"
+    schemas = doc["components"]["schemas"]
+    schemas["SpecVersion"]["enum"] = ["1.1"]  # the versions documents may state
+    schemas["Industry"]["enum"].append("nonferrous_metals")
+    schemas["Industry"]["x-cedx-enum-titles"]["nonferrous_metals"] = "有色金属 / Non-ferrous metals"
+    schemas["MonthlyReport"]["properties"]["nonferrousMetals"] = {"$ref": "#/components/schemas/PowerMonthlyData"}
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+    files = build(tmp_path)
+    namespace: dict = {}
+    exec(files[f"{GENERATED}/constants.py"].decode(), namespace)  # noqa: S102  (generated, ours)
+    assert namespace["SPEC_VERSION"] == "1.1"
+    assert namespace["INDUSTRY_SECTIONS"]["nonferrousMetals"] == "nonferrous_metals"
+    assert namespace["SUBMIT_OPERATIONS"]["monthly_report"] == "submitMonthlyReport"
+    bundled = json.loads(files[f"{GENERATED}/openapi.json"])
+    example = json.loads(files[f"{GENERATED}/examples/monthly-report-power.json"])
+    assert example["specVersion"] == "1.1"
+    validator = Validator(SchemaIndex(bundled))
+    assert validator.validate("SignedMonthlyReport", example) == []
+    # R-IND-001 sees the new section without any hand-written table
+    payload = example["payload"]
+    both = {**example, "payload": {**payload, "nonferrousMetals": payload["power"]}}
+    issues = validator.validate("SignedMonthlyReport", both)
+    assert "R-IND-001" in {i.rule for i in issues}, issues

@@ -10,9 +10,9 @@ from cedx.spec.xmlcodec import XmlError
 from generator.drift import check_drift
 from generator.xsd import derive_xsd
 
-from .conftest import SPEC, load_example
+from .conftest import EXAMPLES, SPEC, XSD, load_example
 
-POWER_XML = (SPEC / "examples" / "monthly-report-power.xml").read_bytes()
+POWER_XML = (EXAMPLES / "monthly-report-power.xml").read_bytes()
 
 
 def test_roundtrip_preserves_the_record(codec):
@@ -96,11 +96,11 @@ def test_derived_xsd_matches_the_committed_one(bundled):
     from generator.bundle import bundle_core
     from generator.load import load_spec
 
-    assert derive_xsd(bundle_core(load_spec(SPEC))) == (SPEC / "cedx.xsd").read_bytes()
+    assert derive_xsd(bundle_core(load_spec(SPEC))) == XSD.read_bytes()
 
 
 def test_drift_check_passes_and_catches_edits(index):
-    xsd = (SPEC / "cedx.xsd").read_bytes()
+    xsd = XSD.read_bytes()
     assert check_drift(index, xsd) == []
     # A removed element, a changed cardinality, a dropped enumeration, a renamed type: each named.
     edits = {
@@ -116,11 +116,11 @@ def test_drift_check_passes_and_catches_edits(index):
 
 
 def test_xsd_rejects_what_the_json_schema_rejects(codec):
-    schema = etree.XMLSchema(etree.parse(str(SPEC / "cedx.xsd")))
+    schema = etree.XMLSchema(etree.parse(str(XSD)))
     for old, new in [(b"<value>35.20</value>", b"<value>3.52e1</value>"),
                      (b"<creditCode>91320500MA1X2P3Q4R</creditCode>", b"<creditCode>9132050OMA1X2P3Q4R</creditCode>"),
                      (b"<industry>power</industry>", b"<industry>thermal</industry>")]:
         assert old in POWER_XML
         assert not schema.validate(etree.fromstring(POWER_XML.replace(old, new, 1)))
     assert schema.validate(etree.fromstring(POWER_XML))
-    assert re.search(rb'targetNamespace="urn:cedx:1\.0"', (SPEC / "cedx.xsd").read_bytes())
+    assert re.search(rb'targetNamespace="urn:cedx:1\.0"', XSD.read_bytes())

@@ -87,7 +87,7 @@ def test_public_key_validation(backend):
 
 
 def test_public_key_whose_x_starts_with_0_or_4(backend):
-    """gmssl's constructor strips leading '0'/'4' hex digits of such keys; cedx must not."""
+    """Some libraries strip leading '0'/'4' hex digits of such keys (gmssl 3.2.2); cedx must not."""
     from cedx.trust.backends import get_backend
 
     finder = get_backend("portable")

@@ -103,3 +103,77 @@ def test_key_must_match_certificate(pki):
 
     with pytest.raises(CertificateError):
         tts.TimeStampAuthority(SM2PrivateKey.generate(), tsa_cert)
+
+
+def reference_token(authority, tsa_cert: bytes, chain, imprint, *, gen_time, serial, nonce, signature, certs=True):
+    """The token as a full asn1crypto build (the encoder before pre-encoded DER), with a given
+    signature: the hand-assembled DER must be byte-identical to it."""
+    from asn1crypto import tsp, x509
+
+    cert = tx.load_certificate(tsa_cert)
+    sm3_alg = {"algorithm": "1.2.156.10197.1.401"}
+    fields = {
+        "version": "v1", "policy": tts.DEFAULT_POLICY,
+        "message_imprint": {"hash_algorithm": sm3_alg, "hashed_message": imprint},
+        "serial_number": serial, "gen_time": gen_time, "accuracy": {"seconds": 1}, "ordering": False,
+        "tsa": x509.GeneralName(name="directory_name", value=cert.subject),
+    }
+    if nonce is not None:
+        fields["nonce"] = nonce
+    tst_der = tsp.TSTInfo(fields).dump()
+    attrs = cms.CMSAttributes([
+        {"type": "content_type", "values": ["tst_info"]},
+        {"type": "signing_time", "values": [cms.Time(name="utc_time", value=gen_time)]},
+        {"type": "message_digest", "values": [sm3(tst_der)]},
+        {"type": "signing_certificate_v2", "values": [{"certs": [{
+            "hash_algorithm": sm3_alg, "cert_hash": sm3(tsa_cert),
+            "issuer_serial": {"issuer": [x509.GeneralName(name="directory_name", value=cert.issuer)],
+                              "serial_number": cert.serial_number}}]}]},
+    ])
+    signer = cms.SignerInfo({
+        "version": "v1",
+        "sid": cms.SignerIdentifier(name="issuer_and_serial_number",
+                                    value={"issuer": cert.issuer, "serial_number": cert.serial_number}),
+        "digest_algorithm": sm3_alg, "signed_attrs": attrs,
+        "signature_algorithm": {"algorithm": "1.2.156.10197.1.501"}, "signature": signature,
+    })
+    signed = {
+        "version": "v3", "digest_algorithms": [sm3_alg],
+        "encap_content_info": {"content_type": "tst_info", "content": cms.ParsableOctetString(tst_der)},
+        "signer_infos": [signer],
+    }
+    if certs:
+        signed["certificates"] = [tx.load_certificate(d) for d in [tsa_cert, *chain]]
+    return cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump(), attrs
+
+
+@pytest.mark.parametrize("nonce", [None, 0, 1, 127, 128, 255, 2**63 - 1, 2**200, -5])
+@pytest.mark.parametrize("certs", [True, False])
+def test_pre_encoded_token_is_byte_identical_to_a_full_asn1crypto_build(pki, nonce, certs):
+    _, ca, tsa_key, tsa_cert = pki
+    when = dt.datetime.now(UTC).replace(microsecond=0)
+    authority = tts.TimeStampAuthority(tsa_key, tsa_cert, chain=[ca], clock=lambda: when)
+    imprint = sm3(b"receipt %r" % nonce)
+    serial = 0x1234567890ABCDEF00 + (nonce or 0) % 1000
+    token = authority.timestamp(imprint, nonce=nonce, include_certificate=certs, serial_number=serial)
+    signature = cms.ContentInfo.load(token)["content"]["signer_infos"][0]["signature"].native
+    expected, attrs = reference_token(authority, tsa_cert, [ca], imprint, gen_time=when, serial=serial,
+                                      nonce=nonce, signature=signature, certs=certs)
+    assert token == expected
+    tsa_key.public_key().verify(signature, attrs.untag().dump(True))
+    info = tts.verify_token(token, imprint=imprint, trust_anchors=[ca], nonce=nonce,
+                            tsa_certificate=None if certs else tsa_cert)
+    assert (info.gen_time, info.serial_number, info.nonce) == (when, serial, nonce)
+
+
+def test_granted_response_wraps_the_token(pki):
+    _, ca, tsa_key, tsa_cert = pki
+    authority = tts.TimeStampAuthority(tsa_key, tsa_cert)
+    imprint = sm3(b"r")
+    req = tts.make_request(imprint, nonce=77)
+    resp = authority.respond(req)
+    parsed = tts.TimeStampResp.load(resp, strict=True)
+    assert parsed["status"]["status"].native == "granted"
+    assert parsed.dump(force=True) == resp  # canonical DER
+    token = tts.token_from_response(resp, req)
+    assert tts.verify_token(token, imprint=imprint, trust_anchors=[ca], nonce=77).nonce == 77

@@ -15,12 +15,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from ..generated.server import ServerHooks, build_acquisition_router
+from ..instants import CST
 from ..runtime.errors import Problem
 from ..trust import x509 as tx
 from ..trust.keys import SM2PrivateKey
 from .source import Source
-
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 class SourceHooks(ServerHooks):

@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from ..instants import CST
+
 UTC = dt.timezone.utc
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 def _u(seed: str, *parts: object) -> float:

@@ -18,20 +18,15 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from .. import trust
 from ..generated.server import AcquisitionService, Reply
+from ..instants import CST as SITES_TZ
+from ..instants import iso_z as _iso
+from ..instants import parse_instant as _parse
 from ..runtime.errors import Problem
 from ..trust import chain
 from .simulate import SITES, UTC, PointModel
 
 VALID = {"N", "S", "C", "T"}
 SPEC_VERSION = "1.0"
-
-
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _month_end(t: dt.datetime) -> dt.datetime:
@@ -213,6 +208,3 @@ class Source(AcquisitionService):
                    "unit": p.total_unit if p.total_unit != p.unit else p.unit,
                    "generatedAt": _iso(self.clock()), "items": items}
         return trust.sign_document(payload, self.key, certificate_chain=self.chain, envelope_fields={"specVersion": SPEC_VERSION})
-
-
-SITES_TZ = dt.timezone(dt.timedelta(hours=8))

@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import inspect_cmds, platform_cmds, trust_cmds
+from . import hj212_cmds, inspect_cmds, platform_cmds, trust_cmds
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     trust_cmds.register(sub)
     platform_cmds.register(sub)
     inspect_cmds.register(sub)
+    hj212_cmds.register(sub)  # after platform_cmds: adds `serve hj212-bridge`
     return parser
 
 

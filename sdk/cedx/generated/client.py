@@ -7,16 +7,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cedx.runtime.client import BaseClient, Format
 
-from . import models
 from .operations import OPERATIONS
+
+if TYPE_CHECKING:
+    from . import models
+else:  # the models (pydantic class construction) load on the first call that needs them
+    from cedx.runtime.lazy import LazyModule
+
+    models = LazyModule(f"{__package__}.models")
 
 
 class CommonClient(BaseClient):
     """共性接口：配置与令牌 / Common: configuration and tokens"""
+
+    operations = OPERATIONS
 
     def get_configuration(
         self, *, format: Format | None = None
@@ -55,6 +63,8 @@ class CommonClient(BaseClient):
 
 class ReportingClient(BaseClient):
     """报送数据接口 / Reporting interface"""
+
+    operations = OPERATIONS
 
     def register_entity(
         self, body: models.Entity, *, format: Format | None = None
@@ -343,6 +353,8 @@ class ReportingClient(BaseClient):
 
 class AcquisitionClient(BaseClient):
     """数据自动获取接口 / Data auto-acquisition interface"""
+
+    operations = OPERATIONS
 
     def get_source_info(self, *, format: Format | None = None) -> models.SourceInfo:
         """读取源系统信息 / Read the source system's description

@@ -7,9 +7,9 @@ from enum import Enum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import ConfigDict, Field, RootModel
 
-from cedx.runtime.types import DecimalString, Instant
+from cedx.runtime.types import DecimalString, Instant, SpecModel
 
 
 class SpecVersion(Enum):
@@ -89,7 +89,7 @@ class ParameterSource(Enum):
     calculated = "calculated"
 
 
-class Quantity(BaseModel):
+class Quantity(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -101,7 +101,7 @@ class Quantity(BaseModel):
     unit: UnitCode
 
 
-class Parameter(BaseModel):
+class Parameter(SpecModel):
     """
     带来源的参数或排放因子 / A parameter or emission factor with its source
     """
@@ -131,7 +131,7 @@ class Role(Enum):
     other = "other"
 
 
-class Contact(BaseModel):
+class Contact(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -150,7 +150,7 @@ class Canonicalization(Enum):
     cedx_jcs_1 = "cedx-jcs-1"
 
 
-class SignatureBlock(BaseModel):
+class SignatureBlock(SpecModel):
     """
     分离式签名：签名覆盖整个文档（除本块的 value、certificateChain、timestampToken 外）的规范化形式
     （RFC 8785，十进制为字符串、时间为 UTC），因而 JSON 与 XML 传输下同一签名均可验证。
@@ -214,7 +214,7 @@ class SignatureBlock(BaseModel):
     ] = None
 
 
-class Endpoints(BaseModel):
+class Endpoints(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -226,7 +226,7 @@ class Endpoints(BaseModel):
     ] = None
 
 
-class SuccessorAddress(BaseModel):
+class SuccessorAddress(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -247,7 +247,7 @@ class GrantType(Enum):
     client_credentials = "client_credentials"
 
 
-class TokenRequest(BaseModel):
+class TokenRequest(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -262,7 +262,7 @@ class TokenType(Enum):
     bearer = "Bearer"
 
 
-class TokenResponse(BaseModel):
+class TokenResponse(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -282,7 +282,7 @@ class Error(Enum):
     invalid_scope = "invalid_scope"
 
 
-class OAuthError(BaseModel):
+class OAuthError(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -319,7 +319,7 @@ class ErrorCode(Enum):
     service_unavailable = "SERVICE_UNAVAILABLE"
 
 
-class ProblemItem(BaseModel):
+class ProblemItem(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -338,7 +338,7 @@ class ProblemItem(BaseModel):
     message: Annotated[str, Field(max_length=1000, title="说明 / Message")]
 
 
-class Entity(BaseModel):
+class Entity(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -459,7 +459,7 @@ class SubmissionKind(Enum):
     supplementary = "supplementary"
 
 
-class FuelCombustion(BaseModel):
+class FuelCombustion(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -483,7 +483,7 @@ class FuelCombustion(BaseModel):
     emission: Annotated[Quantity, Field(title="排放量 / Emission")]
 
 
-class EnergyFlow(BaseModel):
+class EnergyFlow(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -493,7 +493,7 @@ class EnergyFlow(BaseModel):
     emission: Annotated[Quantity, Field(title="排放量 / Emission")]
 
 
-class EmissionTotals(BaseModel):
+class EmissionTotals(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -523,7 +523,7 @@ class EmissionTotals(BaseModel):
     total: Annotated[Quantity, Field(title="排放总量 / Total")]
 
 
-class MonthSummary(BaseModel):
+class MonthSummary(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -539,7 +539,7 @@ class MonthSummary(BaseModel):
     ]
 
 
-class AnnualReport(BaseModel):
+class AnnualReport(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -584,7 +584,7 @@ class AnnualReport(BaseModel):
     totals: EmissionTotals
 
 
-class SignedAnnualReport(BaseModel):
+class SignedAnnualReport(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -597,7 +597,7 @@ class SignedAnnualReport(BaseModel):
     signature: SignatureBlock
 
 
-class GeneratingUnit(BaseModel):
+class GeneratingUnit(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -643,7 +643,7 @@ class GeneratingUnit(BaseModel):
     ] = None
 
 
-class ClinkerLine(BaseModel):
+class ClinkerLine(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -704,7 +704,7 @@ class ProcessCode(Enum):
     lime_kiln = "lime_kiln"
 
 
-class SteelProcessOutput(BaseModel):
+class SteelProcessOutput(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -718,7 +718,7 @@ class FluxCode(Enum):
     dolomite = "dolomite"
 
 
-class FluxUse(BaseModel):
+class FluxUse(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -729,7 +729,7 @@ class FluxUse(BaseModel):
     emission: Annotated[Quantity, Field(title="排放量 / Emission")]
 
 
-class ElectrodeUse(BaseModel):
+class ElectrodeUse(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -746,7 +746,7 @@ class ProductCode(Enum):
     coke_oven_by_products = "coke_oven_by_products"
 
 
-class CarbonFixation(BaseModel):
+class CarbonFixation(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -766,7 +766,7 @@ class MineType(Enum):
     open_pit = "open_pit"
 
 
-class CoalMiningMonthlyData(BaseModel):
+class CoalMiningMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -801,7 +801,7 @@ class CoalMiningMonthlyData(BaseModel):
     ]
 
 
-class CarbonFlow(BaseModel):
+class CarbonFlow(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -827,7 +827,7 @@ class ProcessCode1(Enum):
     adipic_acid = "adipic_acid"
 
 
-class N2OProcess(BaseModel):
+class N2OProcess(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -853,7 +853,7 @@ class SubmissionState(Enum):
     superseded = "superseded"
 
 
-class Receipt(BaseModel):
+class Receipt(SpecModel):
     """
     平台对已接收报送的确认，由平台签名并加盖时间戳 / The platform's confirmation of an accepted submission, signed and time-stamped by the platform
     """
@@ -905,7 +905,7 @@ class Receipt(BaseModel):
     ]
 
 
-class SignedReceipt(BaseModel):
+class SignedReceipt(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -918,7 +918,7 @@ class SignedReceipt(BaseModel):
     signature: SignatureBlock
 
 
-class SubmissionStatus(BaseModel):
+class SubmissionStatus(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -947,7 +947,7 @@ class SubmissionStatus(BaseModel):
     ] = None
 
 
-class SubmissionList(BaseModel):
+class SubmissionList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -994,7 +994,7 @@ class SystemType(Enum):
     other = "other"
 
 
-class SourceInfo(BaseModel):
+class SourceInfo(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1060,6 +1060,9 @@ class Measurand(Enum):
     flue_gas_flow = "flue_gas_flow"
     o2_concentration = "o2_concentration"
     flue_gas_temperature = "flue_gas_temperature"
+    flue_gas_pressure = "flue_gas_pressure"
+    flue_gas_humidity = "flue_gas_humidity"
+    flue_gas_velocity = "flue_gas_velocity"
     product_output = "product_output"
 
 
@@ -1075,7 +1078,7 @@ class Type(Enum):
     other = "other"
 
 
-class MeasuringRange(BaseModel):
+class MeasuringRange(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1096,7 +1099,7 @@ class Method(Enum):
     calibration = "calibration"
 
 
-class Calibration(BaseModel):
+class Calibration(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1118,7 +1121,7 @@ class Calibration(BaseModel):
     ]
 
 
-class MeasuredValue(BaseModel):
+class MeasuredValue(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1134,7 +1137,7 @@ class MeasuredValue(BaseModel):
     flag: QualityFlag
 
 
-class MeasurementBatch(BaseModel):
+class MeasurementBatch(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1188,7 +1191,7 @@ class MeasurementBatch(BaseModel):
     ]
 
 
-class SignedMeasurementBatch(BaseModel):
+class SignedMeasurementBatch(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1200,7 +1203,7 @@ class SignedMeasurementBatch(BaseModel):
     signature: SignatureBlock
 
 
-class MeasurementBatchPage(BaseModel):
+class MeasurementBatchPage(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1224,7 +1227,7 @@ class MeasurementBatchPage(BaseModel):
     ] = None
 
 
-class PeriodStatistic(BaseModel):
+class PeriodStatistic(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1262,7 +1265,7 @@ class PeriodStatistic(BaseModel):
     """
 
 
-class PeriodStatistics(BaseModel):
+class PeriodStatistics(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1288,7 +1291,7 @@ class PeriodStatistics(BaseModel):
     items: Annotated[list[PeriodStatistic], Field(json_schema_extra={"xml": {"wrapped": True}})]
 
 
-class SignedPeriodStatistics(BaseModel):
+class SignedPeriodStatistics(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1301,7 +1304,7 @@ class SignedPeriodStatistics(BaseModel):
     signature: SignatureBlock
 
 
-class PlatformConfiguration(BaseModel):
+class PlatformConfiguration(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1350,7 +1353,7 @@ class PlatformConfiguration(BaseModel):
     successor: SuccessorAddress | None = None
 
 
-class SignedPlatformConfiguration(BaseModel):
+class SignedPlatformConfiguration(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1365,7 +1368,7 @@ class SignedPlatformConfiguration(BaseModel):
     signature: SignatureBlock
 
 
-class Problem(BaseModel):
+class Problem(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1390,7 +1393,7 @@ class Problem(BaseModel):
     ] = None
 
 
-class EmissionSource(BaseModel):
+class EmissionSource(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1419,7 +1422,7 @@ class EmissionSource(BaseModel):
     ]
 
 
-class EvidenceRef(BaseModel):
+class EvidenceRef(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1449,7 +1452,7 @@ class EvidenceRef(BaseModel):
     ]
 
 
-class PowerMonthlyData(BaseModel):
+class PowerMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1464,7 +1467,7 @@ class PowerMonthlyData(BaseModel):
     ]
 
 
-class CementMonthlyData(BaseModel):
+class CementMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1479,7 +1482,7 @@ class CementMonthlyData(BaseModel):
     ]
 
 
-class SteelMonthlyData(BaseModel):
+class SteelMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1508,7 +1511,7 @@ class SteelMonthlyData(BaseModel):
     ]
 
 
-class ChemicalMonthlyData(BaseModel):
+class ChemicalMonthlyData(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1550,7 +1553,7 @@ class ChemicalMonthlyData(BaseModel):
     ]
 
 
-class MeasuringInstrument(BaseModel):
+class MeasuringInstrument(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1584,7 +1587,7 @@ class MeasuringInstrument(BaseModel):
     calibration: Calibration
 
 
-class Facility(BaseModel):
+class Facility(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1614,7 +1617,7 @@ class Facility(BaseModel):
     ]
 
 
-class FacilityList(BaseModel):
+class FacilityList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1629,7 +1632,7 @@ class FacilityList(BaseModel):
     ] = None
 
 
-class MonthlyReport(BaseModel):
+class MonthlyReport(SpecModel):
     """
     一个排放单位一个月的活动数据、参数与排放量 / One entity's activity data, parameters and emissions for one month
     """
@@ -1705,7 +1708,7 @@ class MonthlyReport(BaseModel):
     totals: EmissionTotals
 
 
-class SignedMonthlyReport(BaseModel):
+class SignedMonthlyReport(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1718,7 +1721,7 @@ class SignedMonthlyReport(BaseModel):
     signature: SignatureBlock
 
 
-class MeteringPoint(BaseModel):
+class MeteringPoint(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1763,7 +1766,7 @@ class MeteringPoint(BaseModel):
     instrument: MeasuringInstrument
 
 
-class MeteringPointList(BaseModel):
+class MeteringPointList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,

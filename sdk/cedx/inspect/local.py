@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from ..acquisition.app import create_source_app
+from ..instants import CST
 from ..platform.admin import Admin
 from ..platform.app import create_app
 from ..platform.settings import PlatformSettings
@@ -19,8 +20,6 @@ from ..trust import generate_private_key
 from ..trust import x509 as tx
 from .runner import main_progress, run, write
 from .target import Target
-
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 def main(argv: list[str]) -> int:

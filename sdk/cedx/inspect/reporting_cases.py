@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import re
 import uuid
 
 from lxml import etree
 
 from .. import spec, trust
 from ..generated import models
+from ..instants import INSTANT_PATTERN as INSTANT
 from ..runtime.client import Format
 from ..runtime.errors import ApiError
 from ..trust import tsa as tts
@@ -19,7 +19,6 @@ from ..trust import x509 as tx
 from .framework import case, check
 
 SUBMIT = "/v1/reporting/monthly-reports"
-INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
 def _schema_ok(name: str, record) -> None:

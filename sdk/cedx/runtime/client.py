@@ -15,17 +15,25 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import requests
 
-from .. import spec, trust
-from ..trust import x509 as tx
 from .errors import ApiError, AuthenticationError, SignatureVerificationError
+from .lazy import LazyModule
 from .operations import OperationInfo
+
+if TYPE_CHECKING:
+    from .. import spec, trust
+    from ..trust import x509 as tx
+else:  # the spec (bundle, XML codec) and the trust layer (asn1crypto, cryptography, SM2) load when
+    # a client first needs them: importing the client costs little more than requests
+    spec = LazyModule("cedx.spec")
+    trust = LazyModule("cedx.trust")
+    tx = LazyModule("cedx.trust.x509")
 
 log = logging.getLogger("cedx.client")
 
@@ -103,6 +111,8 @@ NO_RETRY = RetryPolicy(attempts=1)
 
 class BaseClient:
     """Common machinery of ReportingClient, AcquisitionClient and CommonClient."""
+
+    operations: Mapping[str, OperationInfo] = {}  # set by each generated client: operationId -> info
 
     def __init__(
         self,

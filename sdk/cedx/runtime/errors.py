@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..spec.issue import Issue
 
-@dataclass(frozen=True)
-class ProblemItem:
-    path: str
-    code: str
-    message: str
-    rule: str | None = None
+#: One field-level problem (path, code, message, rule): the validator's Issue is exactly what a
+#: problem+json ``errors`` item carries, so the server, the client and the validator share it.
+ProblemItem = Issue
 
 
 class ApiError(Exception):

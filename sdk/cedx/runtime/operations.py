@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..spec import BUNDLE_PACKAGE
+
 
 @dataclass(frozen=True)
 class OperationInfo:
@@ -24,4 +26,4 @@ class OperationInfo:
     signed_response: dict | None = None
     path_params: tuple[str, ...] = ()
     query_params: dict[str, str] = field(default_factory=dict)  # python name -> wire name
-    spec_package: str = "cedx.generated"  # whose bundled spec validates and maps this operation
+    spec_package: str = BUNDLE_PACKAGE  # whose bundled spec validates and maps this operation

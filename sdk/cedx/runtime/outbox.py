@@ -23,11 +23,13 @@ from typing import Any
 
 import requests
 
+from .. import spec
+from ..spec.facts import SpecFacts
 from .errors import ApiError
+from .operations import OperationInfo
 
 log = logging.getLogger("cedx.outbox")
 
-OPERATIONS = {"monthly_report": "submit_monthly_report", "annual_report": "submit_annual_report"}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id TEXT PRIMARY KEY,
@@ -74,7 +76,7 @@ class Outbox:
     # --- writing --------------------------------------------------------------------------
     def enqueue(self, document: Any, kind: str = "monthly_report") -> str:
         """Sign (if a payload is given) and store durably; returns the item id."""
-        if kind not in OPERATIONS:
+        if kind not in self._facts().submit_operations:
             raise ValueError(f"unknown document kind {kind!r}")
         envelope = self.client._sign_body(self.client_operation(kind), document)
         item_id = str(uuid.uuid4())
@@ -88,10 +90,17 @@ class Outbox:
             db.execute("COMMIT")
         return item_id
 
-    def client_operation(self, kind: str):
-        from ..generated.operations import OPERATIONS as OPS
+    def _facts(self) -> SpecFacts:
+        """The spec the client was generated from: which operation submits which document type
+        (DocumentType), by what method name. The client carries its operations, so the runtime
+        never imports generated modules."""
+        ops = self.client.operations
+        package = next(iter(ops.values())).spec_package if ops else spec.BUNDLE_PACKAGE
+        return spec.context(package).index.facts
 
-        return OPS["submitMonthlyReport" if kind == "monthly_report" else "submitAnnualReport"]
+    def client_operation(self, kind: str) -> OperationInfo:
+        operation: OperationInfo = self.client.operations[self._facts().submit_operations[kind]]
+        return operation
 
     # --- delivering -----------------------------------------------------------------------
     def deliver(self, limit: int | None = None) -> int:
@@ -108,7 +117,8 @@ class Outbox:
                     return delivered
                 item_id, kind, document, key = row
                 try:
-                    receipt = getattr(self.client, OPERATIONS[kind])(json.loads(document), idempotency_key=key)
+                    method = self._facts().operations[self._facts().submit_operations[kind]]
+                    receipt = getattr(self.client, method)(json.loads(document), idempotency_key=key)
                 except ApiError as exc:
                     if exc.status in (408, 429) or exc.status >= 500:
                         self._note(item_id, f"{exc.status} {exc.code}: {exc.detail}")
@@ -152,17 +162,19 @@ class Outbox:
 
 class AddressFollower:
     """Reads the platform's signed configuration document and follows an announced address
-    change, but only when the document verifies against the trust anchors."""
+    change, but only when the document verifies against the trust anchors.
 
-    def __init__(self, client: Any):
+    ``common_client`` is the client class of the common interface (``cedx.generated.client.
+    CommonClient``); it is passed in because the runtime does not import generated code."""
+
+    def __init__(self, client: Any, common_client: type):
         self.client = client
+        self.common_client = common_client
 
     def check(self, now: float | None = None) -> str | None:
         """Return the new base URL if the client switched, else None. Raises
         SignatureVerificationError for an unsigned or wrongly signed document."""
-        from ..generated.client import CommonClient
-
-        common = CommonClient(self.client.base_url, trust_anchors=self.client.trust_anchors,
+        common = self.common_client(self.client.base_url, trust_anchors=self.client.trust_anchors,
                               session=self.client.session, verify=self.client.verify, retry=self.client.retry)
         if not self.client.trust_anchors:
             raise ValueError("configure trust_anchors before following address changes")

@@ -103,7 +103,7 @@ def negotiate(accept: str | None, offered: tuple[str, ...]) -> str | None:
     return None
 
 
-def problem_response(problem: Problem, instance: str = "", package: str = "cedx.generated") -> Response:
+def problem_response(problem: Problem, instance: str = "", package: str = spec.BUNDLE_PACKAGE) -> Response:
     index = spec.context(package).index
     table = index.error_codes
     entry = table.get(problem.code, {"status": problem.status or 500, "zh": problem.code, "en": problem.code})
@@ -129,7 +129,7 @@ def problem_response(problem: Problem, instance: str = "", package: str = "cedx.
                     media_type=PROBLEM, headers=headers)
 
 
-def encode(record: Any, schema: str | None, fmt: str, package: str = "cedx.generated") -> bytes:
+def encode(record: Any, schema: str | None, fmt: str, package: str = spec.BUNDLE_PACKAGE) -> bytes:
     if fmt == XML and schema:
         return spec.context(package).xml_codec.dumps(schema, record, pretty=False)
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -142,7 +142,7 @@ def _record(value: Any) -> Any:
 
 
 def _issues_problem(issues, package: str) -> Problem:
-    items = [ProblemItem(i.path, i.code, i.message, i.rule) for i in issues]
+    items = list(issues)
     schema_level = {r["id"] for r in spec.context(package).index.rules if r.get("kind") == "schema"}
     is_schema = any(i.code.startswith("SCHEMA-") or i.code in schema_level for i in issues)
     code = "SCHEMA_VIOLATION" if is_schema else "RULE_VIOLATION"
@@ -240,9 +240,7 @@ def _inline_issues(schema: dict | None, value: Any) -> list:
         return []
     from jsonschema import Draft202012Validator
 
-    from ..spec.validate import Issue
-
-    return [Issue("$", f"SCHEMA-{str(e.validator).upper()}", e.message)
+    return [ProblemItem("$", f"SCHEMA-{str(e.validator).upper()}", e.message)
             for e in Draft202012Validator(schema).iter_errors(value)]
 
 

@@ -12,12 +12,18 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator, PlainSerializer, ValidationInfo
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    ValidationInfo,
+)
+
+from ..instants import INSTANT_PATTERN
 
 DECIMAL_PATTERN = re.compile(r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?$")
-INSTANT_PATTERN = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
-)
 
 
 def _decimal(value: Any, info: ValidationInfo) -> Decimal:
@@ -49,3 +55,11 @@ DecimalString = Annotated[
     PlainSerializer(_decimal_text, return_type=str, when_used="json"),
 ]
 Instant = Annotated[AwareDatetime, BeforeValidator(_instant)]
+
+
+class SpecModel(BaseModel):
+    """Base of the generated models. ``defer_build``: a model's validator and serializer are
+    built on its first use rather than at import (importing the client builds none of the 80+
+    models; a process uses a few)."""
+
+    model_config = ConfigDict(defer_build=True)

@@ -10,10 +10,29 @@ from __future__ import annotations
 import json
 from functools import cache, cached_property
 from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 from .schema import SchemaIndex
-from .validate import Issue, Validator
-from .xmlcodec import XmlCodec, XmlError
+
+if TYPE_CHECKING:
+    from .issue import Issue
+    from .validate import Validator
+    from .xmlcodec import XmlCodec, XmlError
+
+# The validator (rule engine) and the XML codec (lxml) load on first use: a client that only
+# sends JSON never pays for them at import.
+_LAZY = {"Issue": "issue", "Validator": "validate", "XmlCodec": "xmlcodec", "XmlError": "xmlcodec"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 BUNDLE_PACKAGE = "cedx.generated"
 BUNDLE_FILE = "openapi.json"
@@ -28,8 +47,18 @@ class SpecContext:
         text = resources.files(package).joinpath(BUNDLE_FILE).read_text(encoding="utf-8")
         self.spec = json.loads(text)
         self.index = SchemaIndex(self.spec)
-        self.validator = Validator(self.index)
-        self.xml_codec = XmlCodec(self.index)
+
+    @cached_property
+    def validator(self) -> Validator:
+        from .validate import Validator
+
+        return Validator(self.index)
+
+    @cached_property
+    def xml_codec(self) -> XmlCodec:
+        from .xmlcodec import XmlCodec
+
+        return XmlCodec(self.index)
 
     def xsd_bytes(self) -> bytes:
         return resources.files(self.package).joinpath(XSD_FILE).read_bytes()

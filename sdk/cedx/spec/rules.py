@@ -10,22 +10,16 @@ from __future__ import annotations
 
 import ast
 import calendar
-import datetime as _dt
 import operator
-import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Context, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+from ..instants import INSTANT_PATTERN as _INSTANT
+from ..instants import parse_instant
 from . import uscc
 from .schema import SchemaIndex
-
-_INDUSTRY_SECTIONS = {
-    "power": "power", "cement": "cement", "steel": "steel",
-    "coalMining": "coal_mining", "chemical": "chemical",
-}
-_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -47,7 +41,18 @@ class _Scope:
 @lru_cache(maxsize=512)
 def _parse(expr: str) -> tuple[ast.Expression, str]:
     text = " ".join(expr.split())
-    return ast.parse(text, mode="eval"), text
+    tree = ast.parse(text, mode="eval")
+    # Numeric literals become Decimals from their source text (exact, never via float), once
+    # per expression rather than once per evaluation.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            node.decimal = Decimal(ast.get_source_segment(text, node))  # type: ignore[attr-defined]
+    return tree, text
+
+
+#: Arithmetic context of rule expressions (34 digits, decimal128), shared rather than entered
+#: per operation.
+_ARITH = Context(prec=34)
 
 
 class RuleEngine:
@@ -58,6 +63,27 @@ class RuleEngine:
             Decimal(defaults.get("relative", "0.001")),
             Decimal(defaults.get("absolute", "0")),
         )
+        self._si_cache: dict[tuple, Decimal] = {}
+
+    def si_value(self, value: Any, unit: Any) -> Decimal:
+        """A quantity in SI units; memoised on the (value, unit) pair (a value is read by
+        several rules, and Decimal parsing plus conversion dominates rule evaluation)."""
+        try:
+            return self._si_cache[(value, unit)]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: not a quantity the schema allows; convert to fail clearly
+            return self._to_si(value, unit)
+        result = self._to_si(value, unit)
+        if len(self._si_cache) > 65536:
+            self._si_cache.clear()
+        self._si_cache[(value, unit)] = result
+        return result
+
+    def _to_si(self, value: Any, unit: Any) -> Decimal:
+        if unit not in self.index.units:
+            raise TypeError(f"unknown unit {unit}")
+        return self.index.units[unit].to_si(Decimal(value))
 
     # --- public ---------------------------------------------------------------------------
     def check(self, schema_name: str, document: Any) -> list[Violation]:
@@ -163,10 +189,7 @@ class _Evaluator:
         if isinstance(value, int):
             return Decimal(value)
         if isinstance(value, dict) and "value" in value and "unit" in value:
-            unit = value["unit"]
-            if unit not in self.engine.index.units:
-                raise TypeError(f"unknown unit {unit}")
-            return self.engine.index.units[unit].to_si(Decimal(value["value"]))
+            return self.engine.si_value(value["value"], value["unit"])
         if isinstance(value, str):
             return Decimal(value)
         raise TypeError(f"not a number: {value!r}")
@@ -176,7 +199,7 @@ class _Evaluator:
             raise _Missing()
         if isinstance(value, str):
             if _INSTANT.match(value):
-                return _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+                return parse_instant(value)
             return value
         if isinstance(value, (dict, int, Decimal)) and not isinstance(value, bool):
             try:
@@ -187,83 +210,10 @@ class _Evaluator:
 
     # nodes ---------------------------------------------------------------------------------
     def visit(self, node: ast.AST) -> Any:
-        method = getattr(self, f"v_{type(node).__name__}", None)
-        if method is None:
-            raise ValueError(f"expression construct not allowed: {type(node).__name__}")
-        return method(node)
-
-    def v_Constant(self, node: ast.Constant) -> Any:
-        if isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return Decimal(ast.get_source_segment(self.text, node))  # exact, never via float
-        return node.value
-
-    def v_Name(self, node: ast.Name) -> Any:
-        if node.id == "root":
-            return self.scope.root
-        if node.id in ("True", "False"):
-            return node.id == "True"
-        return self.engine._lookup_path(self.scope.current, [node.id])
-
-    def v_Attribute(self, node: ast.Attribute) -> Any:
-        return self.engine._lookup_path(self.visit(node.value), [node.attr])
-
-    def v_List(self, node: ast.List) -> list:
-        return [self.visit(e) for e in node.elts]
-
-    def v_UnaryOp(self, node: ast.UnaryOp) -> Any:
-        if isinstance(node.op, ast.Not):
-            return not self.visit(node.operand)
-        if isinstance(node.op, ast.USub):
-            return -self.number(self.visit(node.operand))
-        raise ValueError("unary operator not allowed")
-
-    def v_BinOp(self, node: ast.BinOp) -> Any:
-        left, right = self.visit(node.left), self.visit(node.right)
-        if isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str):
-            return left + right
-        a, b = self.number(left), self.number(right)
-        with localcontext() as ctx:
-            ctx.prec = 34
-            if isinstance(node.op, ast.Add):
-                return a + b
-            if isinstance(node.op, ast.Sub):
-                return a - b
-            if isinstance(node.op, ast.Mult):
-                return a * b
-            if isinstance(node.op, ast.Div):
-                if b == 0:
-                    raise _Missing()  # a zero divisor makes the rule inapplicable
-                return a / b
-        raise ValueError("operator not allowed")
-
-    def v_BoolOp(self, node: ast.BoolOp) -> bool:
-        if isinstance(node.op, ast.And):
-            return all(self.visit(v) for v in node.values)
-        return any(self.visit(v) for v in node.values)
-
-    def v_Compare(self, node: ast.Compare) -> bool:
-        left = self.visit(node.left)
-        for op, comp in zip(node.ops, node.comparators):
-            right = self.visit(comp)
-            if isinstance(op, (ast.Eq, ast.NotEq)):
-                if isinstance(left, _Absent) or isinstance(right, _Absent):
-                    raise _Missing()
-                same = left == right
-                ok = same if isinstance(op, ast.Eq) else not same
-            elif isinstance(op, ast.In):
-                ok = left in right
-            else:
-                ok = _ORDERING[type(op)](self.comparable(left), self.comparable(right))
-            if not ok:
-                return False
-            left = right
-        return True
-
-    def v_Call(self, node: ast.Call) -> Any:
-        name = getattr(node.func, "id", None)
-        if name not in self.FUNCTIONS or node.keywords:
-            raise ValueError(f"function not allowed: {name}")
-        return getattr(self, f"f_{name}")(node.args)
+        fn = getattr(node, "_cedx_fn", None)
+        if fn is None:
+            fn = _compile(node)
+        return fn(self)
 
     # functions -----------------------------------------------------------------------------
     def _sub_expr(self, items: Any, expr_node: ast.AST) -> list:
@@ -341,7 +291,8 @@ class _Evaluator:
 
     def f_industrySections(self, args) -> list:
         doc = self.scope.current
-        return [code for key, code in _INDUSTRY_SECTIONS.items() if isinstance(doc, dict) and key in doc]
+        sections = self.engine.index.facts.industry_sections  # from the spec: Industry × MonthlyReport
+        return [code for key, code in sections.items() if isinstance(doc, dict) and key in doc]
 
     def f_startsWith(self, args) -> bool:
         s, prefix = self.visit(args[0]), self.visit(args[1])
@@ -349,3 +300,142 @@ class _Evaluator:
             raise _Missing()
         prefix = format(prefix, "f") if isinstance(prefix, Decimal) else str(prefix)
         return str(s).startswith(prefix)
+
+
+# --- expression compiler -------------------------------------------------------------------
+# Each AST node becomes, once, a closure over its compiled children taking the evaluator (scope,
+# engine, tolerance); parsed expressions are cached, so a rule's tree is compiled once per
+# process. The closures do exactly what a tree walk would, in the same order, including where
+# an error is raised (a construct outside the whitelist fails when it is evaluated).
+
+def _compile(node: ast.AST):
+    compiler = _COMPILERS.get(type(node))
+    if compiler is None:
+        message = f"expression construct not allowed: {type(node).__name__}"
+
+        def fn(ev):
+            raise ValueError(message)
+    else:
+        fn = compiler(node)
+    node._cedx_fn = fn  # type: ignore[attr-defined]
+    return fn
+
+
+def _fn(node: ast.AST):
+    return getattr(node, "_cedx_fn", None) or _compile(node)
+
+
+def _lookup(obj: Any, name: str, engine: RuleEngine) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, _ABSENT)
+    if isinstance(obj, list):
+        return engine._lookup_path(obj, [name])
+    return _ABSENT
+
+
+def _c_constant(node: ast.Constant):
+    decimal = getattr(node, "decimal", None)
+    value = node.value if decimal is None else decimal
+    return lambda ev: value
+
+
+def _c_name(node: ast.Name):
+    name = node.id
+    if name == "root":
+        return lambda ev: ev.scope.root
+    if name in ("True", "False"):
+        value = name == "True"
+        return lambda ev: value
+    return lambda ev: _lookup(ev.scope.current, name, ev.engine)
+
+
+def _c_attribute(node: ast.Attribute):
+    inner, attr = _fn(node.value), node.attr
+    return lambda ev: _lookup(inner(ev), attr, ev.engine)
+
+
+def _c_list(node: ast.List):
+    items = [_fn(e) for e in node.elts]
+    return lambda ev: [f(ev) for f in items]
+
+
+def _c_unaryop(node: ast.UnaryOp):
+    operand = _fn(node.operand)
+    if isinstance(node.op, ast.Not):
+        return lambda ev: not operand(ev)
+    if isinstance(node.op, ast.USub):
+        return lambda ev: -ev.number(operand(ev))
+
+    def refuse(ev):
+        raise ValueError("unary operator not allowed")
+    return refuse
+
+
+_ARITH_OPS = {ast.Add: _ARITH.add, ast.Sub: _ARITH.subtract, ast.Mult: _ARITH.multiply}
+
+
+def _c_binop(node: ast.BinOp):
+    left_fn, right_fn, op = _fn(node.left), _fn(node.right), type(node.op)
+    arith = _ARITH_OPS.get(op)
+
+    def fn(ev):
+        left, right = left_fn(ev), right_fn(ev)
+        if op is ast.Add and isinstance(left, str) and isinstance(right, str):
+            return left + right
+        a, b = ev.number(left), ev.number(right)
+        if arith is not None:
+            return arith(a, b)
+        if op is ast.Div:
+            if b == 0:
+                raise _Missing()  # a zero divisor makes the rule inapplicable
+            return _ARITH.divide(a, b)
+        raise ValueError("operator not allowed")
+    return fn
+
+
+def _c_boolop(node: ast.BoolOp):
+    values = [_fn(v) for v in node.values]
+    if isinstance(node.op, ast.And):
+        return lambda ev: all(f(ev) for f in values)
+    return lambda ev: any(f(ev) for f in values)
+
+
+def _c_compare(node: ast.Compare):
+    left_fn = _fn(node.left)
+    steps = [(type(op), _fn(comp)) for op, comp in zip(node.ops, node.comparators)]
+
+    def fn(ev):
+        left = left_fn(ev)
+        for op, comp in steps:
+            right = comp(ev)
+            if op is ast.Eq or op is ast.NotEq:
+                if isinstance(left, _Absent) or isinstance(right, _Absent):
+                    raise _Missing()
+                same = left == right
+                ok = same if op is ast.Eq else not same
+            elif op is ast.In:
+                ok = left in right
+            else:
+                ok = _ORDERING[op](ev.comparable(left), ev.comparable(right))
+            if not ok:
+                return False
+            left = right
+        return True
+    return fn
+
+
+def _c_call(node: ast.Call):
+    name = getattr(node.func, "id", None)
+    if name not in _Evaluator.FUNCTIONS or node.keywords:
+        def refuse(ev):
+            raise ValueError(f"function not allowed: {name}")
+        return refuse
+    method, args = getattr(_Evaluator, f"f_{name}"), node.args
+    return lambda ev: method(ev, args)
+
+
+_COMPILERS = {
+    ast.Constant: _c_constant, ast.Name: _c_name, ast.Attribute: _c_attribute, ast.List: _c_list,
+    ast.UnaryOp: _c_unaryop, ast.BinOp: _c_binop, ast.BoolOp: _c_boolop, ast.Compare: _c_compare,
+    ast.Call: _c_call,
+}

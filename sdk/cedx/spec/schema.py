@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .units import UnitTable
+
+if TYPE_CHECKING:
+    from .facts import SpecFacts
 
 REF_PREFIX = "#/components/schemas/"
 
@@ -46,6 +49,13 @@ class SchemaIndex:
     @cached_property
     def rules(self) -> list[dict]:
         return list(self.spec.get("x-cedx-rules", {}).get("rules", []))
+
+    @cached_property
+    def facts(self) -> SpecFacts:
+        """Spec facts as plain values (version, industries, error statuses, operations)."""
+        from .facts import spec_facts
+
+        return spec_facts(self)
 
     @property
     def spec_version(self) -> str:

@@ -3,36 +3,31 @@
 Every finding is an ``Issue`` with the field path (``$.payload.combustion[0].emission``), a
 code (a rule ID such as ``R-FUEL-001``, or ``SCHEMA-<KEYWORD>`` for a plain schema failure)
 and a message: exactly what a problem+json ``errors[]`` item carries.
+
+Speed: a document is first checked by a validator compiled to Python code (fastjsonschema,
+draft-07 semantics, which coincide with 2020-12 for the keywords the spec uses: the bundle's
+$ref siblings are annotations only); only a document it rejects goes through jsonschema, which
+explains every failure with its rule ID and path. The compiled check may be stricter than
+jsonschema (e.g. ``$`` in patterns) but never laxer; a stricter rejection just takes the slow
+path, which then decides. Units are checked along a per-schema plan that visits only the parts
+of a document that can carry a unit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
-
+from .issue import Issue
 from .rules import RuleEngine
 from .schema import REF_PREFIX, SchemaIndex
 
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry
+
 SPEC_URI = "urn:cedx:openapi"
-
-
-@dataclass(frozen=True)
-class Issue:
-    path: str
-    code: str
-    message: str
-    rule: str | None = None
-
-    def as_problem_item(self) -> dict:
-        item = {"path": self.path, "code": self.code, "message": self.message}
-        if self.rule:
-            item["rule"] = self.rule
-        return item
 
 
 def json_path(parts) -> str:
@@ -42,28 +37,88 @@ def json_path(parts) -> str:
     return out
 
 
+def _accept_any(_value: Any) -> bool:
+    return True
+
+
 class Validator:
     def __init__(self, index: SchemaIndex):
         self.index = index
         self.rules = RuleEngine(index)
         self._validators: dict[str, Draft202012Validator] = {}
+        self._compiled: dict[str, Any] = {}
+        self._compile_lock = threading.Lock()
+        self._unit_plans: dict[int, Any] = {}
 
     @cached_property
     def _registry(self) -> Registry:
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT202012
+
         resource = Resource.from_contents(self.index.spec, default_specification=DRAFT202012)
         return Registry().with_resource(SPEC_URI, resource)
 
     def _validator(self, schema_name: str) -> Draft202012Validator:
         cached = self._validators.get(schema_name)
         if cached is None:
+            from jsonschema import Draft202012Validator
+
             if schema_name not in self.index.schemas:
                 raise KeyError(f"unknown schema {schema_name}")
             cached = Draft202012Validator({"$ref": f"{SPEC_URI}{REF_PREFIX}{schema_name}"}, registry=self._registry)
             self._validators[schema_name] = cached
         return cached
 
+    @cached_property
+    def _formats(self) -> dict[str, Any]:
+        """Every format the spec names, accepted as is: jsonschema treats ``format`` as an
+        annotation unless asked otherwise, and the compiled check must not be stricter there
+        (formats that matter are stated as patterns)."""
+        found: set[str] = set()
+        stack: list[Any] = [self.index.spec.get("components", {})]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if isinstance(node.get("format"), str):
+                    found.add(node["format"])
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+        return {name: _accept_any for name in found}
+
+    def _compiled_check(self, schema_name: str):
+        """The compiled validator for a component schema (built once, on first use)."""
+        check = self._compiled.get(schema_name)
+        if check is None:
+            with self._compile_lock:
+                check = self._compiled.get(schema_name)
+                if check is None:
+                    import fastjsonschema
+
+                    if schema_name not in self.index.schemas:
+                        raise KeyError(f"unknown schema {schema_name}")
+                    root = {"$ref": f"{REF_PREFIX}{schema_name}", "components": self.index.spec["components"]}
+                    check = fastjsonschema.compile(root, formats=self._formats, use_default=False)
+                    self._compiled[schema_name] = check
+        return check
+
+    def is_valid(self, schema_name: str, document: Any) -> bool:
+        """True when the document satisfies the schema (fast path; no explanation)."""
+        return not self.schema_issues(schema_name, document)
+
     # --- stages ---------------------------------------------------------------------------
     def schema_issues(self, schema_name: str, document: Any) -> list[Issue]:
+        try:
+            self._compiled_check(schema_name)(document)
+            return []
+        except KeyError:
+            raise
+        except Exception:  # JsonSchemaValueException, or anything odd: let jsonschema explain
+            pass
+        return self.explain(schema_name, document)
+
+    def explain(self, schema_name: str, document: Any) -> list[Issue]:
+        """Every schema failure with its rule ID and path (jsonschema; the slow path)."""
         issues = []
         for err in self._validator(schema_name).iter_errors(document):
             path = list(err.absolute_path)
@@ -84,34 +139,45 @@ class Validator:
 
     def unit_issues(self, schema_name: str, document: Any) -> list[Issue]:
         issues: list[Issue] = []
-        self._walk_units(self.index.schemas[schema_name], document, "$", issues)
+        plan = self._unit_plan(self.index.schemas[schema_name])
+        if plan is not None:
+            _walk_plan(plan, document, "$", issues)
         return issues
 
-    def _walk_units(self, schema: dict, value: Any, path: str, issues: list[Issue]) -> None:
-        kind = self.index.kind(schema)
-        if kind == "union" and isinstance(value, dict):
-            prop, mapping = self.index.variants(schema)
-            variant = mapping.get(value.get(prop))
-            if variant:
-                self._walk_units(self.index.schemas[variant], value, path, issues)
-            return
-        if kind == "object" and isinstance(value, dict):
-            for prop in self.index.properties(schema):
-                if prop.name not in value:
-                    continue
-                child, child_path = value[prop.name], f"{path}.{prop.name}"
+    def _unit_plan(self, schema: dict) -> Any:
+        """What of a document under ``schema`` can carry a unit, or None if nothing can.
+
+        ("object", [(property, allowed units or None, child plan or None), ...]),
+        ("array", item plan), ("union", discriminator, {value: plan}). Built once per schema
+        object; properties keep their schema order, so issues come out in the same order as
+        a walk over the whole schema."""
+        key = id(schema)
+        if key in self._unit_plans:
+            return self._unit_plans[key]
+        self._unit_plans[key] = None  # a recursive reference contributes nothing new
+        index = self.index
+        kind = index.kind(schema)
+        plan: Any = None
+        if kind == "union":
+            prop, mapping = index.variants(schema)
+            options = {value: self._unit_plan(index.schemas[name]) for value, name in mapping.items()}
+            if any(p is not None for p in options.values()):
+                plan = ("union", prop, options)
+        elif kind == "object":
+            entries = []
+            for prop in index.properties(schema):
                 allowed = prop.schema.get("x-cedx-units")
-                if allowed and isinstance(child, dict) and child.get("unit") not in allowed:
-                    issues.append(Issue(
-                        f"{child_path}.unit", "R-UNIT-002",
-                        f"unit {child.get('unit')!r} not allowed here; use one of {', '.join(allowed)}",
-                        "R-UNIT-002",
-                    ))
-                self._walk_units(prop.schema, child, child_path, issues)
-        elif kind == "array" and isinstance(value, list):
-            items = self.index.item_schema(schema)
-            for i, item in enumerate(value):
-                self._walk_units(items, item, f"{path}[{i}]", issues)
+                child = self._unit_plan(prop.schema)
+                if allowed or child is not None:
+                    entries.append((prop.name, allowed, child))
+            if entries:
+                plan = ("object", entries)
+        elif kind == "array":
+            item = self._unit_plan(index.item_schema(schema))
+            if item is not None:
+                plan = ("array", item)
+        self._unit_plans[key] = plan
+        return plan
 
     def rule_issues(self, schema_name: str, document: Any) -> list[Issue]:
         issues = []
@@ -132,3 +198,31 @@ class Validator:
         if issues:
             return issues
         return self.rule_issues(schema_name, document)
+
+
+def _walk_plan(plan: Any, value: Any, path: str, issues: list[Issue]) -> None:
+    kind = plan[0]
+    if kind == "object":
+        if not isinstance(value, dict):
+            return
+        for name, allowed, child_plan in plan[1]:
+            if name not in value:
+                continue
+            child, child_path = value[name], f"{path}.{name}"
+            if allowed and isinstance(child, dict) and child.get("unit") not in allowed:
+                issues.append(Issue(
+                    f"{child_path}.unit", "R-UNIT-002",
+                    f"unit {child.get('unit')!r} not allowed here; use one of {', '.join(allowed)}",
+                    "R-UNIT-002",
+                ))
+            if child_plan is not None:
+                _walk_plan(child_plan, child, child_path, issues)
+    elif kind == "array":
+        if isinstance(value, list):
+            item_plan = plan[1]
+            for i, item in enumerate(value):
+                _walk_plan(item_plan, item, f"{path}[{i}]", issues)
+    elif isinstance(value, dict):  # union
+        variant = plan[2].get(value.get(plan[1]))
+        if variant is not None:
+            _walk_plan(variant, value, path, issues)

@@ -1,6 +1,6 @@
 """cedx.trust — the data-trust layer: SM3, SM2, SM4, certificates, time-stamps.
 
-One small API over interchangeable SM2 backends (native tongsuopy, portable gmssl); see
+One small API over interchangeable SM2 backends (native tongsuopy, portable pure Python); see
 ``cedx.trust.backends``. Typical use::
 
     from cedx import trust

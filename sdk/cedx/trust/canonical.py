@@ -31,9 +31,10 @@ from typing import Any
 
 import rfc8785
 
-# fraction digits: \d+ so that a tenth digit is seen and refused rather than not matching
+# cedx.instants.INSTANT_PATTERN with groups; fraction digits unbounded here so that a tenth
+# digit is seen and refused rather than not matching; ASCII digits only ([0-9], not \d).
 _INSTANT = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$"
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
 MAX_FRACTION_DIGITS = 9
 ITEMS = "[]"  # tree key for array items

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 from urllib.parse import parse_qsl, quote
 
+from ..instants import INSTANT_PATTERN
 from .canonical import format_instant
 from .errors import InvalidSignature, ReplayError
 from .keys import SM2PrivateKey, SM2PublicKey
@@ -45,7 +46,7 @@ DEFAULT_WINDOW = 300  # seconds either side of the verifier's clock
 # What the headers may hold (trust profile section 5); the spec declares them only in the
 # requestSignature security scheme, so the verifier checks their form itself.
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+_TIMESTAMP = INSTANT_PATTERN
 
 
 def canonical_query(query: str | Iterable[tuple[str, str]]) -> str:

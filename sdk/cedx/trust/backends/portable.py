@@ -1,72 +1,90 @@
-"""Portable pure-Python backend over gmssl 3.2.2, with the library's known flaws wrapped.
+"""Portable pure-Python backend over cedx.trust.ec (Jacobian coordinates, a fixed-base table
+for G, width-5 NAF for other points).
 
-gmssl is used only for its curve arithmetic (CryptSM2.sign / verify / _kg). cedx supplies what
-gmssl gets wrong: k comes from ``secrets`` (gmssl draws it from ``random``), the public key is
-set after construction (its constructor's ``lstrip("04")`` eats leading 0/4 digits of X), and
-r, s ranges and the public point are checked by the shared code before gmssl sees them.
-Encryption does not use gmssl at all (it skips C3 and defaults to C1C2C3).
+It replaced gmssl 3.2.2 (affine arithmetic on hex strings: 96 sign/s, 58 verify/s on the
+bench machine) at about 35x sign and 30x verify, and beats gmssl-fast (a static GmSSL
+extension: ~1,100 / ~600 here), which in any case signs whole messages with the default ID
+only and offers no point multiplication (needed for a caller's ID, encryption, key exchange). Nonces come from ``secrets``; r, s ranges and
+the public point are checked by the shared code before this backend sees them.
 """
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
-from gmssl import sm2 as _gmssl_sm2
-
-from ..curve import GX, GY, N, Point
+from ..curve import Point
 from ..der import encode_signature
+from ..ec import SM2P256V1
 
-_G_HEX = f"{GX:064x}{GY:064x}"
-
-
-def _engine(private_hex: str = "", public_hex: str = "") -> _gmssl_sm2.CryptSM2:
-    eng = _gmssl_sm2.CryptSM2(private_key="00", public_key="00" * 64)
-    eng.private_key = private_hex
-    eng.public_key = public_hex  # bypasses the constructor's lstrip("04") bug
-    return eng
+_C = SM2P256V1
+_N = _C.n
+_TABLE_AFTER = 4  # verifications with one key before it earns a table (~12 ms)
 
 
-def _point_hex(point: Point) -> str:
-    return f"{point[0]:064x}{point[1]:064x}"
+class _PublicHandle:
+    """A public point; after a few verifications it gets its own fixed-base table (keys in
+    certificates verify many documents, and the table makes each verification ~2x cheaper)."""
+
+    __slots__ = ("q", "uses", "table")
+
+    def __init__(self, q: Point):
+        self.q = q
+        self.uses = 0
+        self.table: list | None = None
 
 
-def _parse_point(hex_point: str | None) -> Point:
-    if not hex_point:
-        raise ArithmeticError("point at infinity")
-    return int(hex_point[:64], 16), int(hex_point[64:128], 16)
+@dataclass(frozen=True)
+class _Handle:
+    d: int
+    q: Point
+    inv_1d: int  # (1 + d)^-1 mod n, computed once per key
 
 
 class PortableBackend:
     name = "portable"
 
-    def __init__(self) -> None:
-        self._eng = _engine()
-
     def public_point(self, d: int) -> Point:
-        return self.multiply(d, (GX, GY))
+        point = _C.multiply_base(d)
+        if point is None:
+            raise ArithmeticError("point at infinity")
+        return point
 
-    def private_handle(self, d: int, q: Point) -> _gmssl_sm2.CryptSM2:
-        return _engine(private_hex=f"{d:064x}", public_hex=_point_hex(q))
+    def private_handle(self, d: int, q: Point) -> _Handle:
+        return _Handle(d, q, pow(1 + d, -1, _N))
 
-    def public_handle(self, q: Point) -> _gmssl_sm2.CryptSM2:
-        return _engine(public_hex=_point_hex(q))
+    def public_handle(self, q: Point) -> _PublicHandle:
+        return _PublicHandle(q)
 
-    def sign_digest(self, handle: _gmssl_sm2.CryptSM2, e: bytes, k: int | None = None) -> bytes:
+    def sign_digest(self, handle: _Handle, e: bytes, k: int | None = None) -> bytes:
+        ev = int.from_bytes(e, "big")
+        d = handle.d
         while True:
-            nonce = k if k is not None else secrets.randbelow(N - 1) + 1
-            sig = handle.sign(e, f"{nonce:064x}")
-            if sig is not None:
-                return encode_signature(int(sig[:64], 16), int(sig[64:], 16))
+            nonce = k if k is not None else secrets.randbelow(_N - 1) + 1
+            x1, _ = _C.multiply_base(nonce)  # type: ignore[misc]  # nonce in [1, n-1]
+            r = (ev + x1) % _N
+            if r != 0 and r + nonce != _N:
+                s = handle.inv_1d * (nonce - r * d) % _N
+                if s != 0:
+                    return encode_signature(r, s)
             if k is not None:  # a fixed k that yields r = 0 or s = 0 cannot be used
                 raise ValueError("the given k produces an invalid signature")
 
-    def verify_digest(
-        self, handle: _gmssl_sm2.CryptSM2, e: bytes, der: bytes, r: int, s: int
-    ) -> bool:
-        try:
-            return bool(handle.verify(f"{r:064x}{s:064x}", e))
-        except (TypeError, ValueError):  # gmssl fails on degenerate intermediate points
+    def verify_digest(self, handle: _PublicHandle, e: bytes, der: bytes, r: int, s: int) -> bool:
+        t = (r + s) % _N
+        if t == 0:
             return False
+        if handle.table is None:
+            handle.uses += 1
+            if handle.uses > _TABLE_AFTER:
+                handle.table = _C.precompute(handle.q)
+        point = _C.multiply_sum(s, t, handle.q, handle.table)
+        if point is None:
+            return False
+        return (int.from_bytes(e, "big") + point[0]) % _N == r
 
     def multiply(self, k: int, point: Point) -> Point:
-        return _parse_point(self._eng._kg(k % N, _point_hex(point)))
+        result = _C.multiply(k, point)
+        if result is None:
+            raise ArithmeticError("point at infinity")
+        return result

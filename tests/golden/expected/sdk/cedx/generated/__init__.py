@@ -1,7 +1,5 @@
 """Generated from spec/ by `python -m generator` — do not edit.
 
-Modules: models (pydantic v2 models of every schema), client (typed clients per interface), server
-(abstract services and FastAPI routers), operations (metadata shared by both), xml (XML ⇄
-models ⇄ xsdata bindings) and xmlbind (xsdata dataclasses). Data files: openapi.json (the bundled
-specification) and cedx.xsd (the derived XML Schema).
+Modules: constants, models, client, server, operations, xml. Data: openapi.json (bundled spec),
+cedx.xsd (normative XML Schema), reference.html, examples/ (signed JSON, every XML form).
 """

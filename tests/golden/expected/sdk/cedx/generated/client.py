@@ -7,16 +7,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cedx.runtime.client import BaseClient, Format
 
-from . import models
 from .operations import OPERATIONS
+
+if TYPE_CHECKING:
+    from . import models
+else:  # the models (pydantic class construction) load on the first call that needs them
+    from cedx.runtime.lazy import LazyModule
+
+    models = LazyModule(f"{__package__}.models")
 
 
 class ReportingClient(BaseClient):
     """报送数据接口 / Reporting interface"""
+
+    operations = OPERATIONS
 
     def list_drawings(
         self,

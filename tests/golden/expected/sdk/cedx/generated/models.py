@@ -7,9 +7,9 @@ from enum import Enum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import ConfigDict, Field, RootModel
 
-from cedx.runtime.types import DecimalString, Instant
+from cedx.runtime.types import DecimalString, Instant, SpecModel
 
 
 class SpecVersion(Enum):
@@ -30,7 +30,7 @@ class Kind(Enum):
     circle = "circle"
 
 
-class Circle(BaseModel):
+class Circle(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -44,7 +44,7 @@ class Kind1(Enum):
     square = "square"
 
 
-class Square(BaseModel):
+class Square(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -58,7 +58,7 @@ class Tag(RootModel[str]):
     root: Annotated[str, Field(json_schema_extra={"xml": {"name": "tag"}}, max_length=20)]
 
 
-class Drawing(BaseModel):
+class Drawing(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -90,7 +90,7 @@ class Canonicalization(Enum):
     cedx_jcs_1 = "cedx-jcs-1"
 
 
-class SignatureBlock(BaseModel):
+class SignatureBlock(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -108,7 +108,7 @@ class SignatureBlock(BaseModel):
     timestamp_token: Annotated[str | None, Field(alias="timestampToken")] = None
 
 
-class SignedDrawing(BaseModel):
+class SignedDrawing(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -120,7 +120,7 @@ class SignedDrawing(BaseModel):
     signature: SignatureBlock
 
 
-class DrawingList(BaseModel):
+class DrawingList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -138,7 +138,7 @@ class ErrorCode(Enum):
     not_found = "NOT_FOUND"
 
 
-class Error(BaseModel):
+class Error(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -150,7 +150,7 @@ class Error(BaseModel):
     rule: str | None = None
 
 
-class Problem(BaseModel):
+class Problem(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,

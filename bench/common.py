@@ -1,0 +1,106 @@
+"""Shared helpers for the bench scripts: one figure per script, each printed beside an anchor
+measured in the same run, with the ratio and the target of issue 14.
+
+A new figure is a new script that imports from here and a line in the Makefile's bench target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # tests.* helpers (entities, examples) for the scripts
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def rate(fn: Callable[[], object], seconds: float) -> float:
+    """Calls per second of ``fn`` over about ``seconds``."""
+    n, start = 0, time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(10):
+            fn()
+        n += 10
+        now = time.perf_counter()
+        if now >= deadline:
+            return n / (now - start)
+
+
+def figure(label: str, value: float, unit: str, anchor_label: str, anchor: float, *,
+           target: str = "", higher_is_better: bool = True, precision: int = 1) -> float:
+    """Print one figure line: value, anchor, ratio (value / anchor) and the target."""
+    ratio = value / anchor if anchor else float("nan")
+    tail = f"   target {target}" if target else ""
+    print(f"  {label:<46} {value:10.{precision}f} {unit:<10} {anchor_label} {anchor:10.{precision}f}"
+          f"   ratio {ratio:6.2f}{tail}")
+    return ratio
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, ok=(200,), timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code in ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def process(cmd: list[str], health: str, env: dict | None = None, ok=(200,)) -> Iterator[subprocess.Popen]:
+    """A server process (as deployed: its own interpreter), stopped at the end."""
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})})
+    try:
+        wait_http(health, ok)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live children (uvicorn workers), in seconds."""
+    total = 0.0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            for task in Path(f"/proc/{p}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pids.extend(int(c) for c in children)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def postgres_url() -> str | None:
+    """A fresh database on the server named by CEDX_TEST_POSTGRES_URL, or None."""
+    base = os.environ.get("CEDX_TEST_POSTGRES_URL")
+    if not base:
+        return None
+    from tests.platform.conftest import _fresh_postgres
+
+    return _fresh_postgres(base)

@@ -1,0 +1,92 @@
+"""Facts of the spec that code needs as plain values — the spec version, the industries and
+their report sections, the error-code statuses, the operations — read from the spec, never
+typed by hand. The generator writes the same facts as ``cedx.generated.constants`` (for code
+above the generated layer); the layers below it (cedx.spec, cedx.runtime) read them from the
+loaded spec (``cedx.spec.index().facts``), so a spec revision cannot leave either stale."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .schema import SchemaIndex
+
+#: the schema whose optional properties are the industry sections (rule R-IND-001)
+SECTION_SCHEMA = "MonthlyReport"
+
+
+def camel(code: str) -> str:
+    """coal_mining -> coalMining: an industry code's section name in the documents."""
+    head, *rest = code.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def snake(name: str) -> str:
+    """submitMonthlyReport -> submit_monthly_report: a Python name (operations, parameters)."""
+    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).replace("-", "_").lower()
+    return s + "_" if keyword.iskeyword(s) else s
+
+
+@dataclass(frozen=True)
+class SpecFacts:
+    spec_version: str
+    namespace: str
+    industries: tuple[str, ...]              # Industry codes, in the spec's order
+    industry_sections: dict[str, str]        # section property -> industry code
+    error_status: dict[str, int]             # error code -> HTTP status
+    document_types: tuple[str, ...]          # DocumentType values (what the platform stores)
+    submit_operations: dict[str, str]        # document type -> operationId that submits it
+    operations: dict[str, str]               # operationId -> Python method name
+
+
+def _body_ref(op: dict) -> str | None:
+    schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    ref = schema.get("$ref", "")
+    return ref.rsplit("/", 1)[-1] or None
+
+
+def spec_facts(index: SchemaIndex) -> SpecFacts:
+    schemas = index.schemas
+    # A fact the spec does not state (a test spec without industries, say) is empty.
+    versions = schemas.get("SpecVersion", {}).get("enum")
+    if versions and index.spec_version not in versions:
+        raise ValueError(f"x-cedx-spec-version {index.spec_version} is not in SpecVersion's enum")
+    industries = tuple(schemas.get("Industry", {}).get("enum", ()))
+    section_props = schemas.get(SECTION_SCHEMA, {}).get("properties", {})
+    sections = {}
+    for code in industries:
+        if camel(code) not in section_props:
+            raise ValueError(f"industry {code!r} has no section {camel(code)!r} in {SECTION_SCHEMA}")
+        sections[camel(code)] = code
+    document_types = tuple(schemas.get("DocumentType", {}).get("enum", ()))
+    operations, submits = {}, {}
+    payload_of = {name: index.ref_name(s.get("properties", {}).get("payload", {}))
+                  for name, s in schemas.items() if "x-cedx-signed" in s}
+    for item in index.spec.get("paths", {}).values():
+        for method, op in item.items():
+            if method not in ("get", "post", "put", "patch", "delete") or "operationId" not in op:
+                continue
+            operations[op["operationId"]] = snake(op["operationId"])
+            body = _body_ref(op)
+            for doc_type in document_types:
+                if method == "post" and body and payload_of.get(body) == camel(doc_type)[0].upper() + camel(doc_type)[1:]:
+                    submits[doc_type] = op["operationId"]
+    missing = set(document_types) - set(submits)
+    if missing:
+        raise ValueError(f"no operation submits document type(s) {sorted(missing)}")
+    return SpecFacts(
+        spec_version=index.spec_version,
+        namespace=index.namespace,
+        industries=industries,
+        industry_sections=sections,
+        error_status={code: int(entry["status"]) for code, entry in index.error_codes.items()},
+        document_types=document_types,
+        submit_operations=submits,
+        operations=dict(sorted(operations.items())),
+    )
+
+
+__all__ = ["SECTION_SCHEMA", "SpecFacts", "camel", "snake", "spec_facts"]

@@ -1,0 +1,20 @@
+"""One finding of validation: what a problem+json ``errors[]`` item carries. A module of its
+own so that the runtime's error types need neither the validator nor the rule engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Issue:
+    path: str
+    code: str
+    message: str
+    rule: str | None = None
+
+    def as_problem_item(self) -> dict:
+        item = {"path": self.path, "code": self.code, "message": self.message}
+        if self.rule:
+            item["rule"] = self.rule
+        return item

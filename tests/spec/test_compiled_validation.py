@@ -1,0 +1,92 @@
+"""The compiled schema check (fastjsonschema) is only a shortcut: on every example and on
+thousands of mutations of them, ``schema_issues`` equals jsonschema's full explanation, and the
+compiled check never accepts what jsonschema rejects."""
+
+import copy
+import random
+
+import pytest
+
+from .conftest import example_usage, load_example
+
+USAGE = example_usage()
+JSON_EXAMPLES = sorted(n for n in USAGE if n.endswith(".json"))
+
+ODD_VALUES = [None, True, 0, -1, 1.5, "", "x" * 600, "12.5", "abc", [], {}, {"value": "1", "unit": "t"},
+              "2026-13-45T99:00:00Z", "91320500MA1X2P3Q4R", "1e3", " 1", "1\n", 10**30]
+
+
+def paths(doc, prefix=()):
+    yield prefix
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from paths(v, prefix + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from paths(v, prefix + (i,))
+
+
+def mutate(doc, rng: random.Random):
+    doc = copy.deepcopy(doc)
+    all_paths = [p for p in paths(doc) if p]
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        path = rng.choice(all_paths)
+        action = rng.randrange(5)
+        try:  # an earlier mutation may have removed or replaced part of this path
+            parent = doc
+            for part in path[:-1]:
+                parent = parent[part]
+            key = path[-1]
+            if action == 0 and isinstance(parent, dict):
+                del parent[key]
+            elif action == 1 and isinstance(parent, dict):
+                parent[f"extra{rng.randrange(3)}"] = rng.choice(ODD_VALUES)
+            elif action == 2 and isinstance(parent, list):
+                parent.append(copy.deepcopy(parent[key]) if rng.random() < 0.5 else rng.choice(ODD_VALUES))
+            else:
+                parent[key] = copy.deepcopy(rng.choice(ODD_VALUES))
+        except (KeyError, IndexError, TypeError):
+            pass
+    return doc
+
+
+@pytest.mark.parametrize("name", JSON_EXAMPLES)
+def test_compiled_check_agrees_with_jsonschema(name, validator):
+    schema = USAGE[name][0]
+    example = load_example(name)
+    assert validator.schema_issues(schema, example) == validator.explain(schema, example) == []
+    rng = random.Random(name)
+    rejected = 0
+    for _ in range(60):
+        doc = mutate(example, rng)
+        explained = validator.explain(schema, doc)
+        try:
+            validator._compiled_check(schema)(doc)
+            compiled_ok = True
+        except Exception:
+            compiled_ok = False
+        assert not (compiled_ok and explained), f"compiled check accepted what jsonschema rejects: {explained}"
+        assert validator.schema_issues(schema, doc) == explained
+        rejected += bool(explained)
+    assert rejected > 20  # the mutations do exercise rejections
+
+
+def test_rejection_messages_unchanged(validator, power_report):
+    """A rejection goes through jsonschema: rule IDs, paths and messages as before."""
+    power_report["payload"]["combustion"][0]["consumption"]["value"] = 35.2
+    del power_report["payload"]["reportId"]
+    issues = validator.schema_issues("SignedMonthlyReport", power_report)
+    by_path = {i.path: i for i in issues}
+    assert by_path["$.payload.reportId"].message == "required field 'reportId' is missing"
+    dec = by_path["$.payload.combustion[0].consumption.value"]
+    assert dec.code == "R-DEC-001" and "not a decimal string" in dec.message
+
+
+def test_units_plan_matches_a_full_walk(validator, power_report):
+    power_report["payload"]["combustion"][0]["consumption"]["unit"] = "kWh"
+    power_report["payload"]["power"]["units"][1]["coalConsumption"]["unit"] = "MW"
+    issues = validator.unit_issues("SignedMonthlyReport", power_report)
+    assert [(i.path, i.code) for i in issues] == [
+        ("$.payload.combustion[0].consumption.unit", "R-UNIT-002"),
+        ("$.payload.power.units[1].coalConsumption.unit", "R-UNIT-002"),
+    ]

@@ -1,0 +1,58 @@
+"""The rule-expression evaluator (compiled once per expression): exact decimals, SI units,
+absent names, refusals of anything outside the whitelist."""
+
+from decimal import Decimal
+
+import pytest
+
+from cedx.spec.rules import RuleEngine, _Missing, _Scope
+
+
+@pytest.fixture(scope="module")
+def engine(index):
+    return RuleEngine(index)
+
+
+def ev(engine, expr, current, root=None):
+    return engine.evaluate(expr, _Scope(current, root if root is not None else current, "$"))
+
+
+def test_arithmetic_is_exact_and_in_si_units(engine):
+    doc = {"a": {"value": "1.5", "unit": "t"}, "b": {"value": "500", "unit": "kg"}, "n": "0.1", "s": "ab"}
+    assert ev(engine, "a + b", doc) == Decimal("2000")  # SI: kg
+    assert ev(engine, "n * 3 == 0.3", doc) is True  # never via binary floats
+    assert ev(engine, "n + n", doc) == "0.10.1"  # two strings concatenate
+    assert ev(engine, "s + 'c'", doc) == "abc"
+    assert ev(engine, "-n * 2 / 4", doc) == Decimal("-0.05")
+    assert ev(engine, "1 < 2 < 3", doc) is True and ev(engine, "1 < 3 < 2", doc) is False
+    assert ev(engine, "not (a == b) and (1 == 2 or 2 in [1, 2])", doc) is True
+    assert ev(engine, "approx(a, q('1.5005', 't'))", doc) is True
+    assert ev(engine, "approx(a, q('1.6', 't'))", doc) is False
+    assert ev(engine, "sum(items, 'x * 2')", {"items": [{"x": "1"}, {"x": "2.5"}]}) == Decimal("7")
+    assert ev(engine, "root.period", doc, {"period": "2026-10"}) == "2026-10"
+
+
+def test_absent_names_and_zero_divisors_make_a_rule_inapplicable(engine):
+    with pytest.raises(_Missing):
+        ev(engine, "missing == 1", {})
+    with pytest.raises(_Missing):
+        ev(engine, "1 / (n - n)", {"n": "3"})
+    assert ev(engine, "present(missing)", {}) is False
+    assert ev(engine, "opt(missing) + 1", {}) == Decimal(1)
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("__import__('os')", "function not allowed"),
+    ("a ** 2", "operator not allowed"),
+    ("~a", "unary operator not allowed"),
+    ("a[0]", "construct not allowed"),
+    ("(lambda: 1)()", "function not allowed"),
+])
+def test_constructs_outside_the_whitelist_are_refused(engine, expr, message):
+    with pytest.raises(ValueError, match=message):
+        ev(engine, expr, {"a": "2"})
+
+
+def test_refusal_happens_only_where_evaluated(engine):
+    # Short-circuit: the refused branch is never reached, as with a tree walk.
+    assert ev(engine, "1 == 2 and a ** 2", {"a": "2"}) is False
