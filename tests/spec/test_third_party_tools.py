@@ -74,7 +74,8 @@ def test_datamodel_code_generator_models_load_every_example(tmp_path):
     out = tmp_path / "models.py"
     generate(BUNDLE.read_text(encoding="utf-8"), input_file_type=InputFileType.OpenAPI, output=out,
              output_model_type=DataModelType.PydanticV2BaseModel,
-             type_mappings=["string+email=string"])  # EmailStr would need the email-validator package
+             type_mappings=["string+email=string"],  # EmailStr would need the email-validator package
+             formatters=["ruff-format"])
     assert "class SignedMonthlyReport(" in out.read_text(encoding="utf-8")
     spec = importlib.util.spec_from_file_location("third_party_models", out)
     models = importlib.util.module_from_spec(spec)
