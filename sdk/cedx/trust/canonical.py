@@ -205,49 +205,72 @@ def to_logical(value: Any, path: str = "$", *, normalize: bool = False,
     """
     if hasattr(value, "model_dump"):  # pydantic models, without importing pydantic here
         value = value.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return _logical(value, path, normalize, instants)
+    try:
+        return _logical(value, normalize, instants)
+    except _Located as exc:  # the path is built only for an error, on the way out
+        raise CanonicalizationError(exc.message, path + "".join(reversed(exc.steps))) from exc.__cause__
 
 
-def _logical(value: Any, path: str, normalize: bool, node: Any) -> Any:
+class _Located(Exception):
+    """A canonicalization error on its way up; each level adds its step to the path (building a
+    path string for every member instead costs a third of canonicalizing a large report)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message, self.steps = message, []
+
+
+def _logical(value: Any, normalize: bool, node: Any) -> Any:
+    """``node``: this member's place in the instant tree (True: a DateTime member)."""
     if isinstance(value, str):
         if normalize and node is True and not _already_canonical(value):
             try:
                 return canonical_instant(value)
             except ValueError as exc:
-                raise CanonicalizationError(f"invalid instant {value!r}: {exc}", path) from exc
+                raise _Located(f"invalid instant {value!r}: {exc}") from exc
         return value
-    if value is None or isinstance(value, bool):
+    if value is None or isinstance(value, bool) or isinstance(value, int):
         return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        raise CanonicalizationError("binary float; decimals must travel as strings", path)
-    if isinstance(value, Decimal):
-        try:
-            return format_decimal(value)
-        except ValueError as exc:
-            raise CanonicalizationError(str(exc), path) from exc
-    if isinstance(value, _dt.datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise CanonicalizationError("naive datetime (no UTC offset)", path)
-        return format_instant(value)  # typed as an instant by Python, wherever it is
-    if isinstance(value, _dt.date):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return _logical(value.value, path, normalize, node)
-    if hasattr(value, "model_dump"):
-        return to_logical(value, path, normalize=normalize, instants=node if isinstance(node, dict) else None)
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise CanonicalizationError("object keys must be strings", path)
-            out[k] = _logical(v, f"{path}.{k}", normalize, _child(node, k))
+                raise _Located("object keys must be strings")
+            try:
+                out[k] = _logical(v, normalize, _child(node, k))
+            except _Located as exc:
+                exc.steps.append(f".{k}")
+                raise
         return out
     if isinstance(value, (list, tuple)):
         item = _child(node, ITEMS)
-        return [_logical(v, f"{path}[{i}]", normalize, item) for i, v in enumerate(value)]
-    raise CanonicalizationError(f"unsupported type {type(value).__name__}", path)
+        out_list = []
+        for i, v in enumerate(value):
+            try:
+                out_list.append(_logical(v, normalize, item))
+            except _Located as exc:
+                exc.steps.append(f"[{i}]")
+                raise
+        return out_list
+    if isinstance(value, float):
+        raise _Located("binary float; decimals must travel as strings")
+    if isinstance(value, Decimal):
+        try:
+            return format_decimal(value)
+        except ValueError as exc:
+            raise _Located(str(exc)) from exc
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise _Located("naive datetime (no UTC offset)")
+        return format_instant(value)  # typed as an instant by Python, wherever it is
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return _logical(value.value, normalize, node)
+    if hasattr(value, "model_dump"):
+        dumped = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return _logical(dumped, normalize, node)
+    raise _Located(f"unsupported type {type(value).__name__}")
 
 
 _I_JSON_MAX = 2**53 - 1
