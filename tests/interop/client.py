@@ -250,6 +250,8 @@ def canonical_query(query: str) -> str:
     """Profile §5 line 4."""
     pairs = []
     for part in query.split("&") if query else []:
+        if not part:
+            continue  # empty parts are ignored
         name, _, value = part.partition("=")
         pairs.append((urllib.parse.unquote_plus(name), urllib.parse.unquote_plus(value)))
     encoded = sorted((urllib.parse.quote(n, safe="-._~"), urllib.parse.quote(v, safe="-._~")) for n, v in pairs)
