@@ -158,3 +158,19 @@ def test_timestamp_vector_with_openssl(openssl):
 def test_anchor_vector():
     der = tx.load_certificate(ANCHOR["caCertificatePem"].encode()).dump()
     assert trust.sm3(der).hex() == ANCHOR["caCertificateSm3"]
+
+
+@pytest.mark.parametrize("query", ["a=1&&b=2", "flag&x=%20+y", "z=%E4%B8%AD&a=~-._", "b=2&b=1&a", "",
+                                   "k=a%2Bb+c", "cursor=a+b%2Fc&kind=&limit=2&period=2026-10"])
+def test_the_independent_client_agrees_on_canonical_queries(query):
+    from tests.interop.client import canonical_query as independent
+
+    assert independent(query) == canonical_query(query)
+
+
+@pytest.mark.parametrize("vector", DOCUMENTS, ids=lambda v: v["name"])
+def test_the_independent_client_agrees_on_signing_inputs(vector):
+    from tests.interop.client import instant_paths_from_profile
+    from tests.interop.client import signing_input as independent
+
+    assert independent(json.loads(vector["inputJson"]), instant_paths_from_profile()) == vector["signingInput"].encode()
