@@ -174,3 +174,16 @@ def test_the_independent_client_agrees_on_signing_inputs(vector):
     from tests.interop.client import signing_input as independent
 
     assert independent(json.loads(vector["inputJson"]), instant_paths_from_profile()) == vector["signingInput"].encode()
+
+
+def test_hash_chain_vector_with_openssl(openssl):
+    if CHAIN is None:
+        pytest.skip("no chained batch example in this spec version")
+    openssl.write("first.bin", CHAIN["firstPayloadCanonical"].encode("utf-8"))
+    assert openssl.run("dgst", "-sm3", "-r", "first.bin").stdout[:64].decode() == CHAIN["firstPayloadDigest"]
+    openssl.write("pub.pem", CHAIN["signer"]["publicKeyPem"].encode())
+    for i, batch in enumerate(CHAIN["batches"]):
+        openssl.write(f"m{i}.bin", signing_input(batch))
+        openssl.write(f"s{i}.der", base64.b64decode(batch["signature"]["value"]))
+        out = openssl.run("dgst", "-sm3", "-verify", "pub.pem", "-sigopt", DISTID, "-signature", f"s{i}.der", f"m{i}.bin")
+        assert b"Verified OK" in out.stdout
