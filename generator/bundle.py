@@ -1,6 +1,7 @@
 """Step 2: one self-contained OpenAPI document.
 
-* tables are inlined as ``x-cedx-units``, ``x-cedx-error-codes`` and ``x-cedx-rules``;
+* tables are inlined as ``x-cedx-units``, ``x-cedx-error-codes``, ``x-cedx-rules`` and
+  ``x-cedx-factors``;
 * ``x-cedx-enum-from: TABLE`` becomes the ``enum`` of that table's codes (one source of codes);
 * ``externalValue`` examples become inline ``value`` (for XML: the data as ``value`` and the
   XML text as ``x-cedx-serialized``), so the bundle needs no file beside it and standard
@@ -32,6 +33,8 @@ def bundle_core(source: SpecSource) -> dict:
     doc["x-cedx-units"] = source.tables["units"]["units"]
     doc["x-cedx-error-codes"] = source.tables["errorCodes"]["errors"]
     doc["x-cedx-rules"] = source.tables["rules"]
+    if "factors" in source.tables:  # the accounting factor table, read by cedx.accounting and rules
+        doc["x-cedx-factors"] = source.tables["factors"]
     for schema in doc["components"]["schemas"].values():
         table = schema.get("x-cedx-enum-from")
         if table:

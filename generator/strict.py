@@ -31,7 +31,8 @@ _SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
 # table name (x-cedx-tables) → (list member, required keys, allowed keys)
 TABLE_ENTRY_KEYS = {
     "errorCodes": ("errors", {"code", "status", "zh", "en"}, {"code", "status", "zh", "en"}),
-    "units": ("units", {"code", "zh", "en", "dimension", "si"}, {"code", "zh", "en", "dimension", "si"}),
+    "units": ("units", {"code", "zh", "en", "dimension", "si"},
+              {"code", "zh", "en", "dimension", "si", "conditions", "note"}),
     "rules": ("rules", {"id", "kind", "zh", "en"},
               {"id", "kind", "zh", "en", "appliesTo", "forEach", "when", "check", "tolerance"}),
 }

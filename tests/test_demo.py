@@ -17,3 +17,5 @@ def test_demo_runs_end_to_end():
     assert text.count("signature valid; receipt digest 一致 / matches") == 2
     assert text.count("signed batches, signatures valid, chain unbroken") == 2   # HJ 212 bridge step
     assert "done: services shut down" in text
+    # issue 13: lab evidence with an attached report, a conservative substitution, agreement with the batches
+    assert "by max_valid_same_day" in text and "attachment SM3" in text and "一致 / agree" in text

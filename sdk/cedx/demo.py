@@ -20,7 +20,16 @@ from decimal import Decimal
 from pathlib import Path
 
 from . import spec, trust
-from .accounting.guideline import Lab, cement_report, power_report
+from .accounting import agreement
+from .accounting.guideline import (
+    Attachment,
+    CoalUnit,
+    LabReport,
+    cement_report,
+    evidence_ref,
+    metered_gaps,
+    power_report,
+)
 from .accounting.series import month_total, pull_month
 from .acquisition.app import create_source_app
 from .generated import models
@@ -60,6 +69,7 @@ def main() -> int:
     today = dt.datetime.now(CST)
     month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     period = month.strftime("%Y-%m")
+    month_end = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     say("cedx demo — 数据获取 → 核算 → 签名报送 → 回执 / acquisition → accounting → signed submission → receipt")
     say(f"报告期 / period {period}; SM2 backend: {trust.get_backend().name}")
     with tempfile.TemporaryDirectory(prefix="cedx-demo-") as tmp, contextlib.ExitStack() as stack:
@@ -89,13 +99,17 @@ def main() -> int:
                           for site in sources}
         say(f"平台 / platform {url_a}; 数据源 / sources {sources['power']} (power), {sources['cement']} (cement)")
 
-        def acquire(site: str, point: str):
+        pulled: dict[str, list[dict]] = {}
+
+        def acquire(site: str, point: str, field: str, item: str = "activity"):
             client = AcquisitionClient(sources[site], token=token, trust_anchors=[source_anchors[site]])
-            total = month_total(pull_month(client, point, month, [source_anchors[site]]))
-            evidence = {"sourceId": f"SRC-{site.upper()}-01", "pointId": point, "granularity": "hour",
-                        "firstSequence": total.first_sequence, "lastSequence": total.last_sequence,
-                        "lastBatchDigest": total.last_digest}
-            return total, evidence
+            mp = client.get_metering_point(point).model_dump(mode="json", by_alias=True, exclude_none=True)
+            # signatures, hash chain and flag/value agreement against the instrument's range
+            pulled[point] = pull_month(client, point, month, [source_anchors[site]], mp["instrument"]["range"])
+            total = month_total(pulled[point], month, measurand=mp["measurand"])
+            unit = TOTAL_UNITS.get(total.unit, total.unit)
+            evidence = evidence_ref(total, f"SRC-{site.upper()}-01", field, unit, item)
+            return total, evidence, metered_gaps(total, field, unit, item)
 
         def reporting_client(industry: str, url: str, fmt: Format) -> ReportingClient:
             code = ENTITIES[industry][0]
@@ -105,20 +119,58 @@ def main() -> int:
 
         # --- power, JSON -------------------------------------------------------------------
         say("\n1. 发电（JSON）/ power (JSON): 拉取并验证签名与哈希链 / pull, verify signatures and hash chain")
-        totals, evidence = {}, []
-        for point in ("PWR-U1-COAL", "PWR-U1-GEN", "PWR-U1-SUPPLY", "PWR-GRID-IMPORT"):
-            totals[point], ev = acquire("power", point)
+        totals, evidence, gaps = {}, [], []
+        fields = {"PWR-U1-COAL": ("power.units[0].coalConsumption", "coal_consumption"),
+                  "PWR-U1-GEN": ("power.units[0].grossGeneration", "generation"),
+                  "PWR-U1-SUPPLY": ("power.units[0].powerSupplied", "generation"),
+                  "PWR-GRID-IMPORT": ("purchasedElectricity.amount", "generation")}
+        for point, (field, item) in fields.items():
+            totals[point], ev, gp = acquire("power", point, field, item)
             evidence.append(ev)
+            gaps.extend(gp)
             t = totals[point]
             say(f"   {point:16} {t.total:12,.2f} {TOTAL_UNITS.get(t.unit, t.unit):4} batches {t.first_sequence}-{t.last_sequence}"
                 f"  hours {t.hours} (valid {t.valid_hours}, substituted {t.substituted_hours}, stopped {t.stopped_hours})")
-        lab = Lab("入炉煤月度化验报告 / monthly coal lab report", {"ncv": ("20.512", "GJ/t"), "carbon": ("53.21", "%")})
+        for g in gaps:
+            say(f"   数据替代 / substituted: {g['parameter']} {g['hours']} h flags {','.join(g['flags'])} by {g['method']}"
+                f" (+{g['contribution']['value']} {g['contribution']['unit']})")
+
+        def coal_lab(carbon: str, suffix: str = "") -> LabReport:
+            report_no = f"JC-{period}-U1{suffix}"
+            text = (f"入炉煤月度化验报告 / monthly as-fired coal report {report_no}\n"
+                    f"Mt 9.80 %  Mad 2.10 %  Har 3.52 %  St 0.62 %  Qnet,ar 20.512 GJ/t  Cad {carbon} %\n").encode()
+            return LabReport(lab_id=f"LAB-U1{suffix}", laboratory="江苏示范检测技术有限公司（示例） / example test laboratory",
+                             scheme="CMA", accreditation_number="231012345678", report_number=report_no,
+                             sample_type="as_fired_coal", sample_id=f"RL-{period}-U1", preparation_id=f"ZY-{period}-U1",
+                             sampling_from=month.strftime("%Y-%m-01"),
+                             sampling_to=(month_end - dt.timedelta(days=1)).strftime("%Y-%m-%d"),
+                             analysis_date=today.date().isoformat(),
+                             standards=["GB/T 476-2008", "GB/T 213-2008", "GB/T 211-2017", "GB/T 212-2008", "GB/T 483-2007"],
+                             values={"ncv": ("20.512", "GJ/t"), "mt": ("9.80", "%"), "mad": ("2.10", "%"), "har": ("3.52", "%"),
+                                     "st": ("0.62", "%"), "carbon": (carbon, "%")},
+                             attachment=Attachment(f"ATT-LAB-U1{suffix}", "lab_report", f"入炉煤化验报告 {report_no}",
+                                                   f"{report_no}.txt", "text/plain", text))
+
         gen = totals["PWR-U1-GEN"]
-        power = power_report(credit_code=ENTITIES["power"][0], name=ENTITIES["power"][1], period=period, unit_id="U1",
-                             capacity_mw="660", coal_t=totals["PWR-U1-COAL"].total, generation_mwh=gen.total,
-                             supply_mwh=totals["PWR-U1-SUPPLY"].total, running_hours=gen.hours - gen.stopped_hours,
-                             heat_gj="152000.000", grid_mwh=totals["PWR-GRID-IMPORT"].total, lab=lab,
-                             evidence=evidence, prepared_at=today.isoformat(timespec="seconds"))
+
+        def build_power(lab: LabReport, prepared: str):
+            unit = CoalUnit(unit_id="U1", capacity_mw="660", coal_t=totals["PWR-U1-COAL"].total, generation_mwh=gen.total,
+                            supply_mwh=totals["PWR-U1-SUPPLY"].total, heat_gj=Decimal("152000"),
+                            running_hours=gen.hours - gen.stopped_hours, heat_supply_ratio="0.0830", lab=lab)
+            return power_report(credit_code=ENTITIES["power"][0], name=ENTITIES["power"][1], period=period, units=[unit],
+                                grid_mwh=totals["PWR-GRID-IMPORT"].total, grid_year=2025, evidence=evidence, gaps=gaps,
+                                labs=[lab], prepared_at=prepared)
+
+        power = build_power(coal_lab("58.05"), today.isoformat(timespec="seconds"))
+        record = power.model_dump(mode="json", by_alias=True, exclude_none=True)
+        disagreements = agreement.check(record, pulled)
+        say(f"   核对 / agreement (R-EVID-002): {len(record['evidence'])} 项月累计量由已验签批次重算 / totals recomputed from "
+            f"the signed batches: {'一致 / agree' if not disagreements else disagreements}")
+        if disagreements:
+            return 1
+        u1 = power.power.units[0]
+        say(f"   化验 / lab: Cad 58.05 % → Car {u1.carbon_content_as_received.value} % (GB/T 483); "
+            f"附件 / attachment SM3 {power.attachments[0].sm3[:16]}…; 供电强度 / intensity {u1.intensity_power_supplied.value} tCO2/MWh")
         issues = spec.validator().validate("MonthlyReport", power.model_dump(mode="json", by_alias=True, exclude_none=True))
         if issues:
             say(f"   quality rules failed: {issues}")
@@ -132,12 +184,7 @@ def main() -> int:
 
         # --- correction --------------------------------------------------------------------
         say("2. 更正 / correction: 化验室复核收到基元素碳含量 / the lab revises the carbon content")
-        corrected = power_report(credit_code=ENTITIES["power"][0], name=ENTITIES["power"][1], period=period, unit_id="U1",
-                                 capacity_mw="660", coal_t=totals["PWR-U1-COAL"].total, generation_mwh=gen.total,
-                                 supply_mwh=totals["PWR-U1-SUPPLY"].total, running_hours=gen.hours - gen.stopped_hours,
-                                 heat_gj="152000.000", grid_mwh=totals["PWR-GRID-IMPORT"].total,
-                                 lab=Lab(lab.reference + "（复核）/ rechecked", {"ncv": ("20.512", "GJ/t"), "carbon": ("53.08", "%")}),
-                                 evidence=evidence, prepared_at=dt.datetime.now(CST).isoformat(timespec="seconds"))
+        corrected = build_power(coal_lab("57.91", "-R1"), dt.datetime.now(CST).isoformat(timespec="seconds"))
         corrected.submission_kind = models.SubmissionKind.correction
         corrected.replaces_submission_id = uuid.UUID(power_receipt["payload"]["submissionId"])
         corrected.reason = "元素碳检测复核 / carbon test rechecked"
@@ -156,17 +203,24 @@ def main() -> int:
 
         # --- cement, XML, to the new address -----------------------------------------------
         say("4. 水泥（XML，新地址）/ cement (XML, new address)")
-        ctotals, cevidence = {}, []
-        for point in ("CEM-CLINKER", "CEM-KILN-COAL", "CEM-RAWMEAL"):
-            ctotals[point], ev = acquire("cement", point)
+        ctotals, cevidence, cgaps = {}, [], []
+        for point, field in (("CEM-CLINKER", "cement.lines[0].clinkerOutput"), ("CEM-KILN-COAL", "combustion[0].consumption"),
+                             ("CEM-RAWMEAL", "cement.lines[0].rawMealConsumption")):
+            ctotals[point], ev, gp = acquire("cement", point, field)
             cevidence.append(ev)
-        clab = Lab("熟料与入窑煤化验月报 / monthly clinker and coal lab report",
-                   {"cao": ("65.50", "%"), "cao_nc": ("0.80", "%"), "mgo": ("2.10", "%"), "mgo_nc": ("0.10", "%"),
-                    "coal_ncv": ("23.514", "GJ/t")})
+            cgaps.extend(gp)
+        clab = LabReport(lab_id="LAB-CEM", laboratory="云南示范建材检测中心（示例） / example building-materials laboratory",
+                         scheme="CNAS", accreditation_number="CNAS L12345", report_number=f"SN-{period}-01",
+                         sample_type="clinker", sample_id=f"SL-{period}", preparation_id=f"ZY-{period}",
+                         sampling_from=month.strftime("%Y-%m-01"), sampling_to=month.strftime("%Y-%m-28"),
+                         analysis_date=today.date().isoformat(), standards=["GB/T 176-2017", "GB/T 213-2008"],
+                         values={"cao": ("65.50", "%"), "cao_nc": ("0.80", "%"), "mgo": ("2.10", "%"), "mgo_nc": ("0.10", "%"),
+                                 "coal_ncv": ("23.514", "GJ/t")})
         cement = cement_report(credit_code=ENTITIES["cement"][0], name=ENTITIES["cement"][1], period=period,
                                line_id="L1-5000TPD", clinker_t=ctotals["CEM-CLINKER"].total,
                                kiln_coal_t=ctotals["CEM-KILN-COAL"].total, raw_meal_t=ctotals["CEM-RAWMEAL"].total,
-                               kiln_dust_t="1180.00", grid_mwh=Decimal("9120"), lab=clab, evidence=cevidence,
+                               kiln_dust_t="1180.00", bypass_dust_t="310.00", cement_t=ctotals["CEM-CLINKER"].total * Decimal("1.32"),
+                               grid_mwh=Decimal("9120"), lab=clab, evidence=cevidence, gaps=cgaps,
                                prepared_at=today.isoformat(timespec="seconds"))
         cclient = reporting_client("cement", switched, Format.XML)
         creceipt = cclient.submit_monthly_report(cement).model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -5,14 +5,17 @@ import json
 
 import pytest
 
+from cedx import trust
+from cedx.inspect.local import ENTITY, ReferencePlatform
 from cedx.inspect.runner import run
-from cedx.platform.app import create_app
+from cedx.inspect.target import Credential
 from cedx.platform.security import PlatformHooks, Principal
 from cedx.platform.service import Platform
 from cedx.spec.validate import Validator
+from cedx.trust import x509 as tx
 
 from ..loopback import serve
-from .conftest import Reference
+from .conftest import source_app
 
 
 class Rewrite:
@@ -41,12 +44,28 @@ class Rewrite:
         await self.app(scope, receive, capture)
 
 
-def _inspect(tmp_path, item, wrap=None):
-    ref = Reference(tmp_path)
-    app = create_app(ref.settings)
-    with serve(wrap(app) if wrap else app) as url:
-        report = run(ref.target(url), [item])
+class RequestRewrite:
+    """ASGI middleware: rewrite request headers, to seed a fault in whom the platform believes."""
+
+    def __init__(self, app, fn):
+        self.app, self.fn = app, fn
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+            headers = self.fn(scope, headers)
+            scope = dict(scope, headers=[(k.encode(), v.encode()) for k, v in headers.items()])
+        await self.app(scope, receive, send)
+
+
+def _inspect(tmp_path, item, wrap=None, **kw):
+    with ReferencePlatform(tmp_path, wrap=wrap, successor=False, provision=False, **kw) as target:
+        report = run(target, [item])
     return report["items"][0]
+
+
+def _case(item, case_id):
+    return next(c for c in item["cases"] if c["case_id"] == case_id)
 
 
 def _json_path(prefix):
@@ -154,3 +173,210 @@ def test_source_fault_broken_chain_is_caught(source, item, monkeypatch):
     item_result = run(source, [item])["items"][0]
     assert item_result["result"] == "fail"
     assert any(c["case_id"] == "A9.2" and c["verdict"] == "fail" for c in item_result["cases"])
+
+
+def test_source_fault_flags_disagreeing_with_values_is_caught(source, monkeypatch):
+    """Issue 13: a source that marks an in-range hour T (over range) fails A2.4 (R-ACQ-006)."""
+    from cedx.acquisition.source import Source
+
+    original = Source._payload
+
+    def mislabelled(self, p, granularity, seq, previous):
+        out = original(self, p, granularity, seq, previous)
+        for v in out["values"]:
+            if v["flag"] == "N":
+                v["flag"] = "T"  # the value stays inside the instrument's range
+                break
+        return out
+    monkeypatch.setattr(Source, "_payload", mislabelled)
+    source.session.exchanges = []
+    item_result = run(source, [2])["items"][0]
+    assert any(c["case_id"] == "A2.4" and c["verdict"] == "fail" and "R-ACQ-006" in c["reason"] for c in item_result["cases"])
+
+
+def test_item2_catches_accepted_negative_activity_data(tmp_path, monkeypatch):
+    """Issue 11 §4 / 13: a platform whose schema lets negative quantities through fails case 2.4."""
+    original = Validator.schema_issues
+
+    def lenient(self, name, doc, *a, **k):
+        return [i for i in original(self, name, doc, *a, **k) if i.code != "R-QTY-001"]
+    monkeypatch.setattr(Validator, "schema_issues", lenient)
+    item = _inspect(tmp_path, 2)
+    assert any(c["case_id"] == "2.4" and c["verdict"] == "fail" for c in item["cases"]), item["cases"]
+
+
+# --- blind spots of the first inspector (issue 12, item 14): each new case catches its fault ---
+def test_item7_catches_an_honoured_expired_token(tmp_path):
+    swap = {}
+
+    def honour(scope, headers):  # the platform treats the expired token as the live one
+        token = headers.get("authorization", "")[7:]
+        if token in swap:
+            headers["authorization"] = f"Bearer {swap[token]}"
+        return headers
+    with ReferencePlatform(tmp_path, wrap=lambda app: RequestRewrite(app, honour), successor=False) as target:
+        swap[target.expired_token] = target.request_token(target.client_id, target.client_secret)
+        item = run(target, [7])["items"][0]
+    assert _case(item, "7.5")["verdict"] == "fail" and item["result"] == "fail"
+    assert [c["case_id"] for c in item["cases"] if c["verdict"] == "fail"] == ["7.5"]
+
+
+def test_item7_catches_reads_of_another_entitys_data(tmp_path, monkeypatch):
+    original = PlatformHooks.authenticate
+
+    def confused(self, ctx):  # broken object-level authorization on reads
+        original(self, ctx)
+        if ctx.principal is not None and ctx.principal.credit_code != ENTITY and ctx.request.method == "GET":
+            ctx.principal.credit_code = ENTITY
+    monkeypatch.setattr(PlatformHooks, "authenticate", confused)
+    item = _inspect(tmp_path, 7)
+    case = _case(item, "7.6")
+    assert case["verdict"] == "fail" and "another entity's token read" in case["reason"]
+
+
+def test_item7_catches_a_listing_with_other_entities_submissions(tmp_path, monkeypatch):
+    original = Platform.list_submissions
+
+    def everyone(self, ctx, **kw):  # the listing forgets to filter by entity
+        credit_code = ctx.principal.credit_code
+        ctx.principal.credit_code = ENTITY
+        try:
+            return original(self, ctx, **kw)
+        finally:
+            ctx.principal.credit_code = credit_code
+    monkeypatch.setattr(Platform, "list_submissions", everyone)
+    case = _case(_inspect(tmp_path, 7), "7.6")
+    assert case["verdict"] == "fail" and "listing" in case["reason"]
+
+
+def test_item7_catches_an_echoed_token(tmp_path):
+    def echo(scope, status, headers, body):
+        if status != 401:
+            return status, headers, body
+        auth = dict((k.decode().lower(), v.decode()) for k, v in scope["headers"]).get("authorization", "")
+        doc = json.loads(body)
+        doc["detail"] = f"token {auth[7:]} is not known"
+        return status, headers, json.dumps(doc).encode()
+    item = _inspect(tmp_path, 7, lambda app: Rewrite(app, _json_path("/v1/reporting/"), echo))
+    case = _case(item, "7.7")
+    assert case["verdict"] == "fail" and "echoes" in case["reason"]
+
+
+def test_item5_catches_an_unenforced_rate_limit(tmp_path, monkeypatch):
+    from cedx.runtime.errors import Problem
+
+    original = PlatformHooks.rate_limit
+
+    def counts_but_never_refuses(self, ctx):
+        try:
+            original(self, ctx)
+        except Problem:
+            pass
+    monkeypatch.setattr(PlatformHooks, "rate_limit", counts_but_never_refuses)
+    with ReferencePlatform(tmp_path, rate_limit=10, successor=False, provision=False) as target:
+        target.rate_limit_budget = 30
+        item = run(target, [5])["items"][0]
+    case = _case(item, "5.5")
+    assert case["verdict"] == "fail" and ("not enforced" in case["reason"] or "RateLimit-Remaining" in case["reason"])
+    assert len(case["exchanges"]) <= 30
+
+
+def test_item9_catches_accepted_revoked_and_expired_certificates(tmp_path):
+    """The platform keeps honouring certificates that should be refused: here the inspector is
+    handed certificates that the platform still considers good (revocation that did not take
+    effect; a validity check that is skipped)."""
+    platform = ReferencePlatform(tmp_path, successor=False, provision=False)
+    with platform as target:
+        key = trust.generate_private_key()
+        cert = platform.admin.issue_certificate(ENTITY, tx.create_csr(key, {"common_name": ENTITY}))
+        target.revoked = target.expired = Credential(key, cert)
+        item = run(target, [9])["items"][0]
+    assert _case(item, "9.5")["verdict"] == "fail" and "accepted" in _case(item, "9.5")["reason"]
+    assert _case(item, "9.6")["verdict"] == "fail"
+    assert _case(item, "9.1")["verdict"] == "pass"
+
+
+def test_item8_catches_a_successor_that_is_not_served_or_another_platform(tmp_path):
+    with ReferencePlatform(tmp_path / "a", provision=False, serve_successor=False) as target:
+        item = run(target, [8])["items"][0]
+    assert "unreachable" in _case(item, "8.4")["reason"]
+    with ReferencePlatform(tmp_path / "b", provision=False, successor_overrides={"platform_id": "someone-else"}) as target:
+        item = run(target, [8])["items"][0]
+    assert _case(item, "8.4")["verdict"] == "fail" and "someone-else" in _case(item, "8.4")["reason"]
+    with ReferencePlatform(tmp_path / "c", provision=False, successor=False) as target:
+        target.expect_successor = "http://127.0.0.1:9"
+        item = run(target, [8])["items"][0]
+    assert _case(item, "8.4")["verdict"] == "fail" and "expected successor" in _case(item, "8.4")["reason"]
+
+
+def _one_point(scope, status, headers, body):
+    """Rewrite the source into one with a single metering point."""
+    doc = json.loads(body)
+    doc["items"] = doc["items"][:1]
+    doc.pop("nextCursor", None)
+    return status, headers, json.dumps(doc).encode()
+
+
+def _source_points(scope):
+    return scope["path"] == "/v1/acquisition/points"
+
+
+def test_source_pagination_is_checked_with_one_point(tmp_path):
+    app, ca = source_app(tmp_path / "ok")
+    with serve(Rewrite(app, _source_points, _one_point)) as url:
+        report = run(_source_target(url, ca), [5])
+    assert _case(report["items"][0], "A5.1")["verdict"] == "pass"
+
+    def lost_cursor(scope, status, headers, body):
+        if scope["path"].endswith("/batches"):
+            doc = json.loads(body)
+            doc.pop("nextCursor", None)
+            return status, headers, json.dumps(doc).encode()
+        return _one_point(scope, status, headers, body)
+    app, ca = source_app(tmp_path / "bad")
+    with serve(Rewrite(app, lambda s: _source_points(s) or s["path"].endswith("/batches"), lost_cursor)) as url:
+        report = run(_source_target(url, ca), [5])
+    case = _case(report["items"][0], "A5.1")
+    assert case["verdict"] == "fail" and "differ" in case["reason"]
+
+
+def _source_target(url, ca):
+    from cedx.inspect.target import Target
+    return Target(url=url, interface="acquisition", trust_anchors=[ca], token_value="inspect-token-0123")
+
+
+# --- one fault, one failing case: the cascade points at the item really at fault ---------------
+def test_a_broken_submission_blocks_dependent_cases_instead_of_failing_them(tmp_path):
+    def refuse_valid_reports(scope, status, headers, body):
+        if scope["method"] == "POST" and status == 201:
+            return 500, {"content-type": "application/problem+json"}, json.dumps(
+                {"type": "about:blank", "title": "x", "status": 500, "code": "INTERNAL_ERROR"}).encode()
+        return status, headers, body
+    with ReferencePlatform(tmp_path, wrap=lambda app: Rewrite(app, _json_path("/v1/reporting/monthly-reports"),
+                                                              refuse_valid_reports), successor=False, provision=False) as target:
+        report = run(target)
+    cases = {c["case_id"]: c for i in report["items"] for c in i["cases"]}
+    assert cases["4.1"]["verdict"] == "fail" and "prerequisite 'submit'" in cases["4.1"]["reason"]
+    blocked = sorted(k for k, c in cases.items() if c["verdict"] == "blocked")
+    assert {"1.2", "1.3", "2.2", "2.3", "3.1", "3.2", "5.2", "9.3"} <= set(blocked)
+    assert all(cases[k]["blocked_by"] == "4.1" for k in blocked)
+    results = {i["item"]: i["result"] for i in report["items"]}
+    assert results[4] == "fail" and results[3] == "blocked" and report["result"] == "fail"
+    assert report["summary"]["blocked"] == len(blocked)
+
+
+def test_the_inspector_waits_out_a_429_instead_of_failing(tmp_path):
+    """A platform limiting the inspector (e.g. after its deliberately failed authentications)
+    answers 429 with Retry-After; the inspector waits and asks again rather than failing cases."""
+    seen = []
+
+    def once(scope, status, headers, body):
+        if not seen:
+            seen.append(status)
+            return 429, {"content-type": "application/problem+json", "retry-after": "1"}, json.dumps(
+                {"type": "about:blank", "title": "x", "status": 429, "code": "RATE_LIMITED"}).encode()
+        return status, headers, body
+    item = _inspect(tmp_path, 3, lambda app: Rewrite(app, _json_path("/v1/reporting/submissions"), once))
+    assert item["result"] == "pass" and seen
+    statuses = [x["status"] for c in item["cases"] for x in c["exchanges"]]
+    assert 429 in statuses

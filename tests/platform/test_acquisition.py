@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from cedx import spec, trust
-from cedx.accounting.guideline import Lab, cement_report
+from cedx.accounting.guideline import LabReport, cement_report
 from cedx.accounting.series import month_total, pull_month
 from cedx.acquisition.app import create_source_app
 from cedx.generated.client import AcquisitionClient
@@ -84,8 +84,9 @@ def test_accounting_from_the_source_satisfies_every_rule(source):
     clinker = totals["CEM-CLINKER"]
     assert clinker.substituted_hours == 8 and clinker.hours == 744
     assert 31 * 24 * 180 < clinker.total < 31 * 24 * 215  # a 5,000 t/d line
-    lab = Lab("lab", {"cao": ("65.50", "%"), "cao_nc": ("0.80", "%"), "mgo": ("2.10", "%"), "mgo_nc": ("0.10", "%"),
-                      "coal_ncv": ("23.514", "GJ/t")})
+    lab = LabReport("LAB-1", "lab", "CNAS", "CNAS L12345", "SN-1", "clinker", "S-1", "P-1", "2026-10-01", "2026-10-31",
+                    "2026-11-02", ["GB/T 176-2017"], {"cao": ("65.50", "%"), "cao_nc": ("0.80", "%"), "mgo": ("2.10", "%"),
+                                                       "mgo_nc": ("0.10", "%"), "coal_ncv": ("23.514", "GJ/t")})
     report = cement_report(credit_code="91530100MA6K7L8M9M", name="西南示范水泥有限公司", period="2026-10", line_id="L1",
                            clinker_t=clinker.total, kiln_coal_t=totals["CEM-KILN-COAL"].total,
                            raw_meal_t=totals["CEM-RAWMEAL"].total, kiln_dust_t="1180.00", grid_mwh=Decimal("9120"),

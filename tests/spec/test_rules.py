@@ -22,7 +22,10 @@ def set_in(doc, path, value):
     *head, last = path
     for key in head:
         doc = doc[key]
-    doc[last] = value
+    if value is None:
+        del doc[last]
+    else:
+        doc[last] = value
 
 
 def test_uscc_check_character():
@@ -131,6 +134,75 @@ CASES = [
      ("R-CFG-001", "$.payload")),
     ("entity-power.json", ["creditCode"], "91320500MA1X2P3Q4Y",
      ("R-USCC-002", "$")),
+    # --- issue 13: non-negativity, period, evidence, industry depth ---------------------------------
+    ("monthly-report-power.json", ["payload", "combustion", 0, "consumption", "value"], "-35.20",
+     ("R-QTY-001", "$.payload.combustion[0].consumption.value")),
+    ("monthly-report-power.json", ["payload", "preparedAt"], "2026-10-31T23:59:59+08:00",
+     ("R-PERIOD-002", "$.payload")),
+    ("monthly-report-chemical.json", ["payload", "purchasedHeat", "steam", "enthalpy", "value"], "2800.0",
+     ("R-HEAT-003", "$.payload")),
+    ("monthly-report-power.json", ["payload", "power", "units", 0, "ncvAsReceived", "labEvidenceId"], "LAB-NONE",
+     ("R-LAB-001", "$.payload")),
+    ("monthly-report-power.json", ["payload", "labEvidence", 0, "analysisDate"], "2026-10-15",
+     ("R-LAB-002", "$.payload.labEvidence[0]")),
+    ("monthly-report-power.json", ["payload", "labEvidence", 1, "accreditation", "scheme"], "in_house",
+     ("R-LAB-002", "$.payload.labEvidence[1]")),
+    ("monthly-report-power.json", ["payload", "dataGaps", 1, "method"], "max_valid_same_day",
+     ("R-GAP-001", "$.payload.dataGaps[1]")),
+    ("monthly-report-power.json", ["payload", "dataGaps", 0, "flags"], ["M", "N"],
+     ("R-GAP-002", "$.payload.dataGaps[0]")),
+    ("monthly-report-power.json", ["payload", "dataGaps", 0, "cause"], "full_day_invalid",
+     ("R-GAP-002", "$.payload.dataGaps[0]")),
+    ("monthly-report-power.json", ["payload", "attachments", 1, "uri"], None,
+     ("R-ATT-001", "$.payload.attachments[1]")),
+    ("monthly-report-power.json", ["payload", "attachments", 0, "size"], 12,
+     ("R-ATT-002", "$.payload.attachments[0]")),
+    ("monthly-report-power.json", ["payload", "attachments", 0, "sm3"], "0" * 64,
+     ("R-ATT-002", "$.payload.attachments[0]")),
+    ("monthly-report-power.json", ["payload", "labEvidence", 0, "attachmentId"], "ATT-NONE",
+     ("R-ATT-003", "$.payload")),
+    ("monthly-report-power.json", ["payload", "power", "units", 1, "unitEmission", "value"], "300000.000",
+     ("R-POW-006", "$.payload.power.units[1]")),
+    ("monthly-report-power.json", ["payload", "power", "units", 0, "coalAnalysis", "totalMoisture", "value"], "5.00",
+     ("R-POW-007", "$.payload.power.units[0]")),
+    ("monthly-report-power.json", ["payload", "power", "units", 0, "coalAnalysis", "carbonBasis"], "dry",
+     ("R-POW-007", "$.payload.power.units[0]")),
+    ("monthly-report-power.json", ["payload", "power", "units", 0, "coalMeasurement"], None,
+     ("R-POW-009", "$.payload.power.units[0]")),
+    ("monthly-report-power.json", ["payload", "power", "units", 1, "coalMeasurement", "stockChange", "value"], "-1067.60",
+     ("R-POW-010", "$.payload.power.units[1]")),
+    ("monthly-report-power.json", ["payload", "power", "units", 0, "intensityPowerSupplied", "value"], "0.9000",
+     ("R-POW-011", "$.payload.power.units[0]")),
+    ("monthly-report-power.json", ["payload", "power", "units", 0, "intensityHeatSupplied", "value"], "0.9000",
+     ("R-POW-012", "$.payload.power.units[0]")),
+    ("monthly-report-power.json", ["payload", "power", "units", 1, "biomassCofiring", "heatShare", "value"], "1.2",
+     ("R-POW-013", "$.payload.power.units[1]")),
+    ("monthly-report-cement.json", ["payload", "cement", "lines", 0, "bypassDustEmission", "value"], "1.000",
+     ("R-CEM-005", "$.payload.cement.lines[0]")),
+    ("monthly-report-cement.json", ["payload", "cement", "lines", 0, "alternativeFuels", 0, "fossilCarbonShare", "value"], "1",
+     ("R-CEM-006", "$.payload.cement.lines[0]")),
+    ("monthly-report-steel.json", ["payload", "steel", "netFuels", 0, "stockChange", "value"], "2500.00",
+     ("R-STL-005", "$.payload.steel.netFuels[0]")),
+    ("monthly-report-steel.json", ["payload", "steel", "netFuels", 2, "emission", "value"], "1.000",
+     ("R-STL-006", "$.payload.steel.netFuels[2]")),
+    ("monthly-report-steel.json", ["payload", "steel", "purchasedMaterials", 0, "emission", "value"], "1.000",
+     ("R-STL-007", "$.payload.steel.purchasedMaterials[0]")),
+    ("monthly-report-coal.json", ["payload", "coalMining", "drainedGasCH4", "value"], "40.0",
+     ("R-COAL-005", "$.payload")),
+    ("monthly-report-coal.json", ["payload", "coalMining", "flareCO2", "value"], "1.000",
+     ("R-COAL-006", "$.payload")),
+    ("monthly-report-coal.json", ["payload", "coalMining", "postMiningCH4", "value"], "1.000",
+     ("R-COAL-007", "$.payload")),
+    ("monthly-report-coal.json", ["payload", "coalMining", "co2Escape", "value"], "1.000",
+     ("R-COAL-008", "$.payload")),
+    ("monthly-report-chemical.json", ["payload", "chemical", "carbonates", 0, "emission", "value"], "1.000",
+     ("R-CHEM-004", "$.payload.chemical.carbonates[0]")),
+    ("monthly-report-chemical.json", ["payload", "chemical", "flares", 0, "emission", "value"], "1.000",
+     ("R-CHEM-005", "$.payload.chemical.flares[0]")),
+    ("monthly-report-chemical.json", ["payload", "chemical", "n2oProcesses", 0, "technology"], "adipic_other",
+     ("R-CHEM-006", "$.payload.chemical.n2oProcesses[0]")),
+    ("monthly-report-chemical.json", ["payload", "totals", "co2Recovered", "value"], "1.000",
+     ("R-TOT-003", "$.payload")),
 ]
 
 SCHEMAS = {
@@ -155,7 +227,8 @@ def test_violation_is_reported_with_rule_and_path(validator, example, path, valu
 
 
 def test_every_document_rule_has_a_negative_case(index):
-    covered = {c[3][0] for c in CASES} | {"R-SUB-002", "R-POW-002", "R-COAL-002", "R-ACQ-001", "R-ACQ-002"}
+    covered = {c[3][0] for c in CASES} | {"R-SUB-002", "R-POW-002", "R-COAL-002", "R-ACQ-001", "R-ACQ-002",
+                                           "R-ACQ-005", "R-EVID-001"}
     document_rules = {r["id"] for r in index.rules if r["kind"] == "document"}
     assert document_rules <= covered, document_rules - covered
 
@@ -170,36 +243,35 @@ def test_supplementary_submission(validator):
 
 def test_calculated_carbon_content_follows_the_formula(validator):
     doc = copy.deepcopy(load_example("monthly-report-power.json"))
-    unit = doc["payload"]["power"]["units"][0]
-    unit["carbonContentAsReceived"]["source"] = "calculated"
+    units = doc["payload"]["power"]["units"]
+    # Unit 2 had no carbon test: C_ar = NCV_ar x 0.03085 tC/GJ (factor table), and the example is clean.
+    u2 = units[1]
+    assert u2["carbonContentAsReceived"]["source"] == "calculated"
+    assert Decimal(u2["carbonContentAsReceived"]["value"]) == (Decimal(u2["ncvAsReceived"]["value"]) * Decimal("0.03085")).quantize(Decimal("0.0001"))
+    u2["carbonContentAsReceived"]["value"] = "0.5600"  # not what the formula gives
+    assert ("R-POW-002", "$.payload.power.units[1]") in codes(validator.validate("SignedMonthlyReport", doc))
+    units[0]["carbonContentAsReceived"]["source"] = "calculated"  # a measured value relabelled
     assert ("R-POW-002", "$.payload.power.units[0]") in codes(validator.validate("SignedMonthlyReport", doc))
-    # C_ar = NCV_ar x 0.03085 tC/GJ, with emissions and totals recomputed to match.
-    car = (Decimal(unit["ncvAsReceived"]["value"]) * Decimal("0.03085")).quantize(Decimal("0.000001"))
-    unit["carbonContentAsReceived"] = {"value": str(car), "unit": "tC/t", "source": "calculated"}
-    new_e = (Decimal(unit["coalConsumption"]["value"]) * car * Decimal("0.99") * 44 / 12).quantize(Decimal("0.001"))
-    delta = new_e - Decimal(unit["combustionEmission"]["value"])
-    unit["combustionEmission"]["value"] = str(new_e)
-    for key in ("combustion", "total"):
-        t = doc["payload"]["totals"][key]
-        t["value"] = str(Decimal(t["value"]) + delta)
-    assert validator.validate("SignedMonthlyReport", doc) == []
 
 
 def test_open_pit_mine(validator):
     doc = copy.deepcopy(load_example("monthly-report-coal.json"))
-    cm = doc["payload"]["coalMining"]
-    for k in ("ch4Ventilation", "ch4Drainage", "ch4Utilised", "ch4Flared"):
+    cm, totals = doc["payload"]["coalMining"], doc["payload"]["totals"]
+    for k in ("ch4Ventilation", "ch4Drainage", "ch4Utilised", "ch4Flared", "drainedGasVolume", "drainedGasCH4",
+              "flareDestructionEfficiency", "flareCO2", "co2Ventilation", "co2Drainage", "co2Density", "co2Escape"):
         cm.pop(k)
     cm["mineType"] = "open_pit"
     cm["openPitFactor"] = {"value": "0.54", "unit": "Nm3/t", "source": "default"}
     assert ("R-COAL-002", "$.payload") in codes(validator.validate("SignedMonthlyReport", doc))
+    # by hand: 618,500 t x 0.54 Nm3/t = 33.399 x 10^4 Nm3; x 7.17 t/10^4 Nm3 = 239.471 tCH4
     ch4 = (Decimal("618500.00") * Decimal("0.54") / 10000 * Decimal("7.17")).quantize(Decimal("0.001"))
-    co2e = ch4 * 21
-    old = Decimal(cm["ch4EmissionCO2e"]["value"])
-    cm["ch4Emission"]["value"], cm["ch4EmissionCO2e"]["value"] = str(ch4), str(co2e)
-    for key in ("process", "total"):
-        t = doc["payload"]["totals"][key]
-        t["value"] = str(Decimal(t["value"]) - old + co2e)
+    assert ch4 == Decimal("239.471")
+    fugitive_ch4 = ch4 + Decimal(cm["postMiningCH4"]["value"])
+    cm["ch4Emission"]["value"], cm["ch4EmissionCO2e"]["value"] = str(ch4), str(ch4 * 21)
+    cm["fugitiveCH4"]["value"], cm["fugitiveCO2e"]["value"] = str(fugitive_ch4), str(fugitive_ch4 * 21)
+    old = Decimal(totals["fugitive"]["value"]) + Decimal(totals.pop("flare")["value"])
+    totals["fugitive"]["value"] = str(fugitive_ch4 * 21)
+    totals["total"]["value"] = str(Decimal(totals["total"]["value"]) - old + fugitive_ch4 * 21)
     assert validator.validate("SignedMonthlyReport", doc) == []
 
 
@@ -216,6 +288,21 @@ def test_measurement_batch_rules(validator):
     batch = copy.deepcopy(page["items"][0])
     batch["payload"]["values"][0]["time"] = "2026-09-30T23:00:00+08:00"
     assert ("R-ACQ-002", "$.payload") in codes(validator.validate("SignedMeasurementBatch", batch))
+    batch = copy.deepcopy(page["items"][0])
+    batch["payload"]["values"][2] = {**batch["payload"]["values"][2], "flag": "B", "value": "1.0"}
+    assert ("R-ACQ-005", "$.payload.values[2]") in codes(validator.validate("SignedMeasurementBatch", batch))
+
+
+def test_evidence_lies_inside_the_reporting_month(validator):
+    """Period rule (R-PERIOD-002): 2026-10 is [2026-10-01T00:00+08:00, 2026-11-01T00:00+08:00)."""
+    doc = copy.deepcopy(load_example("monthly-report-power.json"))
+    ev = doc["payload"]["evidence"][0]
+    ev["periodStart"], ev["periodEnd"] = "2026-09-30T16:00:00Z", "2026-10-31T16:00:00Z"  # the month exactly, in UTC
+    assert validator.validate("SignedMonthlyReport", doc) == []
+    ev["periodStart"] = "2026-09-30T15:00:00Z"  # 23:00 on 30 September in Beijing: the previous month
+    assert ("R-EVID-001", "$.payload.evidence[0]") in codes(validator.validate("SignedMonthlyReport", doc))
+    ev["periodStart"], ev["periodEnd"] = "2026-10-01T00:00:00+08:00", "2026-11-01T00:00:01+08:00"
+    assert ("R-EVID-001", "$.payload.evidence[0]") in codes(validator.validate("SignedMonthlyReport", doc))
 
 
 def test_schema_errors_name_the_field(validator):

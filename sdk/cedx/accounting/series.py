@@ -1,24 +1,42 @@
-"""Pull a month of hourly batches for a point, verify them, and total them.
+"""Pull a month of hourly batches for a point, verify them, and total them conservatively.
 
-Verification: every batch's signature (certificate chain to the trust anchors, via the
-client) and the hash chain across the month (a gap or an altered batch is an error naming its
-position). Totalling: an hour with a valid average (flags N, S, C, T) contributes avg x 1 h; an
-hour flagged F (stopped) contributes 0; any other hour without data (M, B, D) is substituted by
-the mean of the valid hours of the same day — recorded, so the report can say how much was
-substituted.
+Verification: every batch's signature (certificate chain to the trust anchors, via the client),
+the hash chain across the month (a gap or an altered batch is an error naming its position) and,
+when the point's measuring range is given, flag/value agreement (cedx.accounting.flags).
+
+Totalling (rule R-GAP-002, PWR-2022 ch. 5 missing-data handling as cedx reads it): only hours
+flagged N are valid data. An hour flagged F (unit stopped) contributes 0. Every other hour
+(C, S, T, M, D, B, or no value) is a gap, replaced conservatively — for quantities that raise
+emissions (fuel, raw material, imports) by the highest valid hour of the same day, for outputs
+that lower an intensity or are deducted (generation, supply, heat, exports) by the lowest; a day
+with no valid hour at all takes the highest (lowest) valid hour of the month, never zero. Each
+substitution is recorded as a data gap with its hours, flags and contribution.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .. import trust
+from ..spec.rules import month_bounds
 from ..trust import x509 as tx
+from . import flags as fl
+from .period import CHINA_STANDARD_TIME
 
-VALID = {"N", "S", "C", "T"}
+#: Measurands whose conservative side is low (outputs in an intensity's denominator, or deducted).
+LOW_SIDE = frozenset({"electricity_generation", "electricity_supply", "electricity_export", "heat_supply", "product_output"})
+
+
+@dataclass
+class Gap:
+    method: str                # max_valid_same_day | max_valid_period | min_valid_same_day | min_valid_period
+    cause: str                 # invalid_flag | full_day_invalid
+    hours: int = 0
+    flags: Counter = field(default_factory=Counter)
+    contribution: Decimal = Decimal(0)
 
 
 @dataclass
@@ -33,42 +51,71 @@ class MonthTotal:
     first_sequence: int
     last_sequence: int
     last_digest: str
+    period_start: str = ""
+    period_end: str = ""
+    gaps: list[Gap] = field(default_factory=list)
 
 
-def pull_month(client, point_id: str, month_start: dt.datetime, trust_anchors: list[bytes]) -> list[dict]:
+def pull_month(client, point_id: str, month_start: dt.datetime, trust_anchors: list[bytes],
+               measuring_range: dict | None = None) -> list[dict]:
     """All hourly batches (granularity hour = one batch per day) of the month, verified."""
-    end = month_start.replace(day=28) + dt.timedelta(days=4)
-    end = end.replace(day=1)
+    local = month_start.astimezone(CHINA_STANDARD_TIME)
+    end = (local.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     payloads = []
     resolve = tx.ChainResolver(trust_anchors)
-    for signed in client.iter_measurement_batches(point_id, granularity="hour", from_=month_start.isoformat(), to=end.isoformat()):
+    for signed in client.iter_measurement_batches(point_id, granularity="hour", from_=local.isoformat(), to=end.isoformat()):
         record = signed.model_dump(mode="json", by_alias=True, exclude_none=True)
         trust.verify_document(record, resolve)
         payloads.append(record["payload"])
     if not payloads:
-        raise ValueError(f"no batches for {point_id} in {month_start:%Y-%m}")
+        raise ValueError(f"no batches for {point_id} in {local:%Y-%m}")
     trust.verify_chain(payloads)
+    if measuring_range is not None:
+        for p in payloads:
+            bad = fl.check_batch(p, measuring_range)
+            if bad:
+                v = bad[0]
+                raise ValueError(f"{point_id} batch {p['sequenceNumber']} value {v.index} ({v.time}): {v.rule} {v.message}")
     return payloads
 
 
-def month_total(payloads: list[dict]) -> MonthTotal:
+def month_total(payloads: list[dict], month_start: dt.datetime | None = None, measurand: str | None = None) -> MonthTotal:
+    """Totals of verified hourly batches (row or columnar shape). With ``month_start`` only the hours
+    inside that reporting month count (period rule R-PERIOD-002); days are China Standard Time days."""
+    low = measurand in LOW_SIDE
+    pick = min if low else max
+    lo, hi = month_bounds(month_start.astimezone(CHINA_STANDARD_TIME).year, month_start.astimezone(CHINA_STANDARD_TIME).month) \
+        if month_start is not None else (None, None)
     by_day: dict[str, list[tuple[Decimal | None, str]]] = defaultdict(list)
     for batch in payloads:
-        for v in batch["values"]:
-            by_day[batch["periodStart"]].append((Decimal(v["value"]) if "value" in v else None, v["flag"]))
-    total, hours, valid, substituted, stopped = Decimal(0), 0, 0, 0, 0
+        for t, v, f in fl.rows(batch):
+            instant = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+            if lo is not None and not lo <= instant < hi:
+                continue
+            by_day[instant.astimezone(CHINA_STANDARD_TIME).date().isoformat()].append((v, f))
+    valid_all = [v for values in by_day.values() for v, f in values if f in fl.VALID and v is not None]
+    month_sub = pick(valid_all) if valid_all else None
+    same_day = Gap("min_valid_same_day" if low else "max_valid_same_day", "invalid_flag")
+    full_day = Gap("min_valid_period" if low else "max_valid_period", "full_day_invalid")
+    total, hours, valid, stopped = Decimal(0), 0, 0, 0
     for values in by_day.values():
-        good = [v for v, f in values if f in VALID and v is not None]
-        day_mean = sum(good) / len(good) if good else Decimal(0)
+        good = [v for v, f in values if f in fl.VALID and v is not None]
+        day_sub, gap = (pick(good), same_day) if good else (month_sub, full_day)
         for v, f in values:
             hours += 1
-            if f in VALID and v is not None:
+            if f in fl.VALID and v is not None:
                 total += v
                 valid += 1
-            elif f == "F":
+            elif f == fl.STOPPED:
                 stopped += 1
             else:
-                total += day_mean
-                substituted += 1
-    return MonthTotal(payloads[0]["pointId"], payloads[0]["unit"], total, hours, valid, substituted, stopped,
-                      payloads[0]["sequenceNumber"], payloads[-1]["sequenceNumber"], trust.batch_digest(payloads[-1]))
+                if day_sub is None:
+                    raise ValueError("no valid hour in the whole month: nothing to substitute from; report a conservative default")
+                total += day_sub
+                gap.hours += 1
+                gap.flags[f] += 1
+                gap.contribution += day_sub
+    gaps = [g for g in (same_day, full_day) if g.hours]
+    return MonthTotal(payloads[0]["pointId"], payloads[0]["unit"], total, hours, valid, sum(g.hours for g in gaps), stopped,
+                      payloads[0]["sequenceNumber"], payloads[-1]["sequenceNumber"], trust.batch_digest(payloads[-1]),
+                      fl.span(payloads[0])[0], fl.span(payloads[-1])[1], gaps)

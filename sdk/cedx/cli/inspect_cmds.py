@@ -1,4 +1,7 @@
-"""`cedx inspect`: run the nine inspection items against an implementation."""
+"""`cedx inspect`: run the nine inspection items against an implementation.
+
+Exit status: 0 every item passes, 1 some item fails, 2 inconclusive (the target is unreachable
+or refuses the credentials given) or a usage error."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 
 def cmd_inspect(args) -> int:
     from ..inspect.runner import main_progress, run, write
-    from ..inspect.target import Target
+    from ..inspect.target import Credential, OtherEntity, Target
     from ..trust import load_private_key
     from ..trust import x509 as tx
     from . import CliError
@@ -21,36 +24,77 @@ def cmd_inspect(args) -> int:
             raise CliError(f"error: environment variable {name} is not set", 2)
         return os.environ[name]
 
-    anchors = [tx.load_certificate(Path(p).read_bytes()).dump() for p in args.ca]
+    def read(path):
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise CliError(f"error: cannot read {path}: {exc.strerror}", 2) from exc
+
+    def credential(key, cert, option):
+        if not (key or cert):
+            return None
+        if not (key and cert):
+            raise CliError(f"error: --{option}-key and --{option}-cert go together", 2)
+        return Credential(load_private_key(read(key)), tx.load_certificate(read(cert)).dump())
+
+    other = None
+    if args.other_client_id or args.other_client_secret_env or args.other_credit_code:
+        if not (args.other_client_id and args.other_client_secret_env and args.other_credit_code):
+            raise CliError("error: --other-client-id, --other-client-secret-env and --other-credit-code go together", 2)
+        other = OtherEntity(args.other_client_id, env(args.other_client_secret_env), args.other_credit_code)
+    anchors = [tx.load_certificate(read(p)).dump() for p in args.ca]
     target = Target(
         url=args.target.rstrip("/"), interface=args.interface, trust_anchors=anchors,
         client_id=args.client_id, client_secret=env(args.client_secret_env), token_value=env(args.token_env),
-        key=load_private_key(Path(args.key).read_bytes()) if args.key else None,
-        certificate=tx.load_certificate(Path(args.cert).read_bytes()).dump() if args.cert else None,
+        key=load_private_key(read(args.key)) if args.key else None,
+        certificate=tx.load_certificate(read(args.cert)).dump() if args.cert else None,
         credit_code=args.credit_code, point_id=args.point,
+        expired_token=env(args.expired_token_env), other=other,
+        revoked=credential(args.revoked_key, args.revoked_cert, "revoked"),
+        expired=credential(args.expired_key, args.expired_cert, "expired"),
+        rate_limit_budget=args.rate_limit_probe, expect_successor=args.expect_successor,
     )
     if args.interface == "reporting" and not (args.client_id and args.key and args.cert and args.credit_code):
         raise CliError("error: the reporting interface needs --client-id, --client-secret-env, --key, --cert and --credit-code", 2)
     report = run(target, args.item or None, progress=main_progress)
     write(report, Path(args.out))
     s = report["summary"]
-    print(f"{report['result'].upper()}: {s['pass']} passed, {s['fail']} failed, {s['not-applicable']} not applicable; "
-          f"reports in {args.out}/report.json and report.html")
+    if report["result"] == "inconclusive":
+        why = report["inconclusive"]
+        print(f"INCONCLUSIVE ({why['cause']}): {why['detail']}; nothing was judged. Reports in {args.out}/")
+        return 2
+    print(f"{report['result'].upper()}: {s['pass']} passed, {s['fail']} failed, {s['blocked']} blocked, "
+          f"{s['not-applicable']} not applicable; reports in {args.out}/report.json and report.html")
     return 0 if report["result"] == "pass" else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="run the specification's nine inspection items against an implementation")
+    p = sub.add_parser("inspect", help="run the specification's nine inspection items against an implementation",
+                       description="Exit status: 0 pass, 1 fail, 2 inconclusive (target unreachable or credentials "
+                                   "refused) or usage error.")
     p.add_argument("--target", required=True, help="base URL of the implementation")
-    p.add_argument("--interface", choices=["reporting", "acquisition"], required=True)
+    p.add_argument("--interface", choices=["reporting", "acquisition"], required=True, help="which interface to inspect")
     p.add_argument("--ca", action="append", required=True, help="trust anchor certificate (repeatable)")
-    p.add_argument("--client-id")
+    p.add_argument("--client-id", help="the inspector's OAuth2 client (reporting)")
     p.add_argument("--client-secret-env", metavar="VAR", help="environment variable holding the client secret")
     p.add_argument("--token-env", metavar="VAR", help="environment variable holding a bearer token (acquisition)")
     p.add_argument("--key", help="the entity's signing key (PEM)")
     p.add_argument("--cert", help="the entity's registered certificate (PEM)")
     p.add_argument("--credit-code", help="the entity's unified social credit code")
     p.add_argument("--point", help="the metering point to read (acquisition; default: the first listed)")
+    g = p.add_argument_group("material provisioned with the operator (cases needing what is not given are not applicable)")
+    g.add_argument("--expired-token-env", metavar="VAR",
+                   help="environment variable holding a token issued to --client-id that has expired")
+    g.add_argument("--other-client-id", help="a client of a second entity (cross-entity reads)")
+    g.add_argument("--other-client-secret-env", metavar="VAR", help="environment variable holding its secret")
+    g.add_argument("--other-credit-code", help="the second entity's credit code")
+    g.add_argument("--revoked-key", help="key of a certificate registered for the entity and then revoked (PEM)")
+    g.add_argument("--revoked-cert", help="that revoked certificate (PEM)")
+    g.add_argument("--expired-key", help="key of a certificate registered for the entity that has expired (PEM)")
+    g.add_argument("--expired-cert", help="that expired certificate (PEM)")
+    g.add_argument("--rate-limit-probe", type=int, default=0, metavar="N",
+                   help="opt-in: send up to N requests to drive the rate limit to 0 and expect 429 (default 0: skipped)")
+    g.add_argument("--expect-successor", metavar="URL", help="the successor address the platform should announce")
     p.add_argument("--item", type=int, action="append", choices=range(1, 10), help="run only this item (repeatable)")
     p.add_argument("--out", default="inspection", help="output directory")
     p.set_defaults(func=cmd_inspect)

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import ConfigDict, Field, RootModel
 
-from cedx.runtime.types import DecimalString, Instant, SpecModel
+from cedx.runtime.types import DecimalString, Instant, NonNegativeDecimalString, SpecModel
 
 
 class SpecVersion(Enum):
@@ -70,6 +70,14 @@ class UnitCode(Enum):
     deg_c = "degC"
     k_pa = "kPa"
     h = "h"
+    tce = "tce"
+    mj_kg = "MJ/kg"
+    k_j_kg = "kJ/kg"
+    kcal_kg = "kcal/kg"
+    m_pa = "MPa"
+    mg_nm3 = "mg/Nm3"
+    field_vol = "%vol"
+    ppm = "ppm"
     field_ = "%"
     field_1 = "1"
 
@@ -90,6 +98,34 @@ class ParameterSource(Enum):
 
 
 class Quantity(SpecModel):
+    """
+    非负的数量（规则 R-QTY-001） / A non-negative amount (rule R-QTY-001)
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    value: Annotated[
+        NonNegativeDecimalString, Field(title="非负十进制数 / Non-negative decimal number")
+    ]
+    """
+    活动数据、参数与排放量不得为负（规则 R-QTY-001）；可为负的量（库存变化等）用 `SignedQuantity`。
+    Activity data, parameters and emissions are never negative (rule R-QTY-001); the few
+    quantities that may be negative (stock change) use `SignedQuantity`.
+
+    """
+    unit: UnitCode
+
+
+class SignedQuantity(SpecModel):
+    """
+    仅用于按定义可正可负的量：库存变化（期末 − 期初）、净调入等。
+    Only for quantities that are signed by definition: stock change (closing − opening),
+    net transfers.
+
+    """
+
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -110,9 +146,14 @@ class Parameter(SpecModel):
         extra="forbid",
         populate_by_name=True,
     )
-    value: Annotated[DecimalString, Field(title="十进制数 / Decimal number")]
+    value: Annotated[
+        NonNegativeDecimalString, Field(title="非负十进制数 / Non-negative decimal number")
+    ]
     """
-    以字符串表示的十进制数，不使用指数与浮点 / A decimal number as a string; no exponent, no binary float
+    活动数据、参数与排放量不得为负（规则 R-QTY-001）；可为负的量（库存变化等）用 `SignedQuantity`。
+    Activity data, parameters and emissions are never negative (rule R-QTY-001); the few
+    quantities that may be negative (stock change) use `SignedQuantity`.
+
     """
     unit: UnitCode
     source: ParameterSource
@@ -120,7 +161,18 @@ class Parameter(SpecModel):
         str | None, Field(max_length=500, min_length=1, title="依据 / Reference")
     ] = None
     """
-    检测报告编号、指南表号或公告文号 / Test report number, guideline table or notice number
+    检测报告编号、指南表号或公告文号；缺省值写因子表版本与键 / Test report number, guideline table or notice number; for defaults the factor-table version and key
+    """
+    lab_evidence_id: Annotated[
+        str | None,
+        Field(
+            alias="labEvidenceId",
+            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            title="检测证据编号 / Lab evidence",
+        ),
+    ] = None
+    """
+    实测值须引用报告 `labEvidence` 中的一条记录（规则 R-LAB-001） / A measured value cites a record of the report's `labEvidence` (rule R-LAB-001)
     """
 
 
@@ -451,6 +503,10 @@ class FuelCode(Enum):
     converter_gas = "converter_gas"
     petroleum_coke = "petroleum_coke"
     other = "other"
+    coal_gangue = "coal_gangue"
+    coal_slurry = "coal_slurry"
+    lng = "lng"
+    biomass = "biomass"
 
 
 class SubmissionKind(Enum):
@@ -483,16 +539,6 @@ class FuelCombustion(SpecModel):
     emission: Annotated[Quantity, Field(title="排放量 / Emission")]
 
 
-class EnergyFlow(SpecModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-    )
-    amount: Annotated[Quantity, Field(title="电量或热量 / Amount")]
-    factor: Annotated[Parameter, Field(title="排放因子 / Emission factor")]
-    emission: Annotated[Quantity, Field(title="排放量 / Emission")]
-
-
 class EmissionTotals(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -519,6 +565,14 @@ class EmissionTotals(SpecModel):
     carbon_fixed: Annotated[
         Quantity | None,
         Field(alias="carbonFixed", title="产品固碳（扣减） / Carbon fixed in products (deducted)"),
+    ] = None
+    fugitive: Annotated[
+        Quantity | None, Field(title="逃逸排放 / Fugitive (coal-mine CH4, CO2 escape)")
+    ] = None
+    flare: Annotated[Quantity | None, Field(title="火炬燃烧 / Flare combustion")] = None
+    co2_recovered: Annotated[
+        Quantity | None,
+        Field(alias="co2Recovered", title="CO2 回收（扣减） / CO2 recovered (deducted)"),
     ] = None
     total: Annotated[Quantity, Field(title="排放总量 / Total")]
 
@@ -597,99 +651,404 @@ class SignedAnnualReport(SpecModel):
     signature: SignatureBlock
 
 
-class GeneratingUnit(SpecModel):
+class SteamHeat(SpecModel):
+    """
+    蒸汽吨数按焓值折算为热量：AD = Ma ×（Enst − 83.74）× 10⁻³ GJ，Enst 为按计量温度、压力查蒸汽表所得焓值（kJ/kg），
+    83.74 kJ/kg 为 20 °C 水的焓（因子表 heat.steam_enthalpy_baseline；IND-2015 热力活动数据条款）。规则 R-HEAT-003。
+    Steam tonnes become heat by the enthalpy rule: AD = Ma × (Enst − 83.74) × 10⁻³ GJ, Enst the
+    enthalpy (kJ/kg) from the steam tables at the metered temperature and pressure; 83.74 kJ/kg is
+    water at 20 °C (factor table heat.steam_enthalpy_baseline). Rule R-HEAT-003.
+
+    """
+
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
     )
-    unit_id: Annotated[
+    mass: Annotated[Quantity, Field(title="蒸汽量 / Steam mass (Ma)")]
+    pressure: Annotated[Quantity | None, Field(title="蒸汽压力 / Pressure")] = None
+    temperature: Annotated[SignedQuantity | None, Field(title="蒸汽温度 / Temperature")] = None
+    enthalpy: Annotated[Parameter, Field(title="蒸汽焓值 / Enthalpy (Enst)")]
+    heat: Annotated[Quantity, Field(title="折算热量 / Heat")]
+
+
+class AnalysisBasis(Enum):
+    """
+    GB/T 483 基准：收到基 ar、空气干燥基 ad、干燥基 d。换算：X_ar = X_ad ×（100 − M_t）/（100 − M_ad）；
+    X_ar = X_d ×（100 − M_t）/ 100（规则 R-POW-007）。 / GB/T 483 bases: as received, air-dried, dry.
+    Conversion X_ar = X_ad × (100 − Mt)/(100 − Mad); X_ar = X_d × (100 − Mt)/100 (rule R-POW-007).
+
+    """
+
+    as_received = "as_received"
+    air_dried = "air_dried"
+    dry = "dry"
+
+
+class Scheme(Enum):
+    cma = "CMA"
+    cnas = "CNAS"
+    in_house = "in_house"
+
+
+class Accreditation(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    scheme: Annotated[Scheme, Field(title="资质类型 / Scheme")]
+    number: Annotated[
+        str | None,
+        Field(pattern="^[A-Za-z0-9][A-Za-z0-9 ._/-]{1,39}$", title="证书编号 / Certificate number"),
+    ] = None
+
+
+class SampleType(Enum):
+    as_fired_coal = "as_fired_coal"
+    delivered_coal = "delivered_coal"
+    fuel_oil = "fuel_oil"
+    fuel_gas = "fuel_gas"
+    clinker = "clinker"
+    raw_meal = "raw_meal"
+    kiln_dust = "kiln_dust"
+    bypass_dust = "bypass_dust"
+    alternative_fuel = "alternative_fuel"
+    product = "product"
+    carbonate = "carbonate"
+    drained_gas = "drained_gas"
+    other = "other"
+
+
+class MethodStandard(RootModel[str]):
+    root: Annotated[
         str,
         Field(
-            alias="unitId", pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", title="编号 / Identifier"
+            json_schema_extra={"xml": {"name": "standard"}},
+            pattern="^(GB|GB/T|DL/T|HJ|JC/T|YB/T|MT/T|ISO|ASTM)[ A-Za-z0-9./-]{1,40}$",
         ),
     ]
-    capacity: Annotated[Quantity, Field(title="装机容量 / Capacity")]
-    coal_consumption: Annotated[
-        Quantity, Field(alias="coalConsumption", title="燃煤消耗量 / Coal consumed")
-    ]
-    ncv_as_received: Annotated[
-        Parameter, Field(alias="ncvAsReceived", title="收到基低位发热量 / As-received NCV")
-    ]
-    carbon_content_as_received: Annotated[
-        Parameter,
+
+
+class LabEvidence(SpecModel):
+    """
+    一份检测报告：实验室及其资质（CMA 检验检测机构资质认定或 CNAS 认可）、报告编号、样品与制样编号、采样日期、
+    方法标准。实测参数以 `labEvidenceId` 引用它；报告文件本身作为附件（`attachmentId`）。依据：PWR-2022 第 6 章
+    （元素碳、低位发热量检测及其记录）；IND-2015 各行业指南"数据质量管理"。
+    One test report: the laboratory and its accreditation (CMA or CNAS), report number, sample and
+    preparation IDs, sampling dates, method standards. Measured parameters cite it by
+    `labEvidenceId`; the report file itself is an attachment. Source: PWR-2022 ch. 6 (carbon and NCV
+    tests and their records); the data-quality sections of the 2015 industry guidelines.
+
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    lab_evidence_id: Annotated[
+        str,
         Field(
-            alias="carbonContentAsReceived",
-            title="收到基元素碳含量 / As-received carbon content (C_ar)",
+            alias="labEvidenceId",
+            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            title="编号 / Identifier",
         ),
+    ]
+    laboratory: Annotated[str, Field(max_length=500, min_length=1, title="检测机构 / Laboratory")]
+    accreditation: Annotated[Accreditation, Field(title="资质 / Accreditation")]
+    report_number: Annotated[
+        str,
+        Field(alias="reportNumber", max_length=500, min_length=1, title="报告编号 / Report number"),
+    ]
+    sample_type: Annotated[
+        SampleType | None, Field(alias="sampleType", title="样品类型 / Sample type")
+    ] = None
+    sample_id: Annotated[
+        str, Field(alias="sampleId", max_length=500, min_length=1, title="样品编号 / Sample ID")
+    ]
+    preparation_id: Annotated[
+        str | None,
+        Field(
+            alias="preparationId", max_length=500, min_length=1, title="制样编号 / Preparation ID"
+        ),
+    ] = None
+    sampling_from: Annotated[
+        date_aliased, Field(alias="samplingFrom", title="采样起始日期 / Sampling from")
+    ]
+    sampling_to: Annotated[
+        date_aliased, Field(alias="samplingTo", title="采样截止日期 / Sampling to")
+    ]
+    analysis_date: Annotated[
+        date_aliased, Field(alias="analysisDate", title="检测日期 / Analysis date")
+    ]
+    method_standards: Annotated[
+        list[MethodStandard],
+        Field(
+            alias="methodStandards",
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=10,
+            min_length=1,
+            title="方法标准 / Method standards",
+        ),
+    ]
+    """
+    如 GB/T 476（碳氢）、GB/T 213（发热量）、GB/T 211（全水分）、GB/T 212（工业分析）、GB/T 176（水泥化学分析） / e.g. GB/T 476 (C, H), GB/T 213 (calorific value), GB/T 211 (total moisture), GB/T 212 (proximate), GB/T 176 (cement chemistry)
+    """
+    attachment_id: Annotated[
+        str | None,
+        Field(
+            alias="attachmentId",
+            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            title="报告文件 / Report file (attachment)",
+        ),
+    ] = None
+
+
+class Cause(Enum):
+    invalid_flag = "invalid_flag"
+    no_data = "no_data"
+    full_day_invalid = "full_day_invalid"
+    test_missing = "test_missing"
+    test_late = "test_late"
+    instrument_fault = "instrument_fault"
+
+
+class Method(Enum):
+    conservative_default = "conservative_default"
+    max_valid_same_day = "max_valid_same_day"
+    max_valid_period = "max_valid_period"
+    min_valid_same_day = "min_valid_same_day"
+    min_valid_period = "min_valid_period"
+    previous_valid_test = "previous_valid_test"
+    backup_meter = "backup_meter"
+
+
+class Kind1(Enum):
+    lab_report = "lab_report"
+    settlement_invoice = "settlement_invoice"
+    production_report = "production_report"
+    calibration_certificate = "calibration_certificate"
+    stock_take = "stock_take"
+    other = "other"
+
+
+class Attachment(SpecModel):
+    """
+    类型化的附件记录（检测报告、结算发票、生产报表、检定证书、盘库记录）。`sm3` 为文件字节的 SM3 摘要；记录是
+    报告载荷的一部分，故摘要受文档签名覆盖，文件与报告绑定。文件字节的传输：不超过 512 KiB 的文件以 Base64
+    内嵌于 `content`（与报告同签名）；更大的文件给出 `uri`（HTTPS，可由平台或核查机构取回），取回后以 `sm3`
+    与 `size` 校验（规则 R-ATT-001..003）。1.0 版不设单独的上传操作。
+    A typed attachment record (lab report, settlement invoice, production report, calibration
+    certificate, stock-take record). `sm3` is the SM3 of the file bytes; the record is part of the
+    signed payload, so the digest is covered by the document signature and binds the file to the
+    report. Bytes travel inline as base64 `content` for files up to 512 KiB (signed with the
+    report), or by `uri` (HTTPS, retrievable by the platform or a verifier) and are checked
+    against `sm3` and `size` on retrieval (rules R-ATT-001..003). Version 1.0 has no separate
+    upload operation.
+
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    attachment_id: Annotated[
+        str,
+        Field(
+            alias="attachmentId",
+            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            title="编号 / Identifier",
+        ),
+    ]
+    kind: Annotated[Kind1, Field(title="类型 / Kind")]
+    title: Annotated[str, Field(max_length=500, min_length=1, title="标题 / Title")]
+    file_name: Annotated[
+        str | None, Field(alias="fileName", pattern="^[^/\\\\]{1,120}$", title="文件名 / File name")
+    ] = None
+    media_type: Annotated[
+        str,
+        Field(
+            alias="mediaType", pattern="^[a-z]+/[a-z0-9.+-]{1,80}$", title="媒体类型 / Media type"
+        ),
+    ]
+    size: Annotated[int, Field(ge=1, le=104857600, title="字节数 / Size in bytes")]
+    sm3: Annotated[str, Field(pattern="^[0-9a-f]{64}$", title="文件 SM3 / SM3 of the file bytes")]
+    content: Annotated[
+        str | None,
+        Field(
+            json_schema_extra={"contentEncoding": "base64"},
+            max_length=699052,
+            pattern="^[A-Za-z0-9+/]*={0,2}$",
+            title="内嵌内容（≤ 512 KiB） / Inline content (≤ 512 KiB)",
+        ),
+    ] = None
+    uri: Annotated[
+        str | None,
+        Field(max_length=500, pattern="^https://[^\\s]+$", title="取回地址 / Retrieval URI"),
+    ] = None
+
+
+class FuelCategory(Enum):
+    coal = "coal"
+    coal_unconventional = "coal_unconventional"
+    gas = "gas"
+    oil = "oil"
+
+
+class BoilerType(Enum):
+    pulverized_coal = "pulverized_coal"
+    cfb = "cfb"
+    stoker = "stoker"
+    gas_turbine_combined_cycle = "gas_turbine_combined_cycle"
+    gas_turbine_simple_cycle = "gas_turbine_simple_cycle"
+    other = "other"
+
+
+class PressureClass(Enum):
+    ultra_supercritical = "ultra_supercritical"
+    supercritical = "supercritical"
+    subcritical = "subcritical"
+    ultra_high_pressure = "ultra_high_pressure"
+    high_pressure = "high_pressure"
+    not_applicable = "not_applicable"
+
+
+class CoolingType(Enum):
+    water = "water"
+    air = "air"
+    not_applicable = "not_applicable"
+
+
+class Method1(Enum):
+    as_fired = "as_fired"
+    delivered_with_stock_change = "delivered_with_stock_change"
+
+
+class CoalMeasurement(SpecModel):
+    """
+    入炉煤计量（皮带秤、给煤机）或入厂煤 ± 库存变化：消耗量 = 入厂量 −（期末库存 − 期初库存）− 非生产用煤（规则 R-POW-010）。
+    As fired (belt scale, feeders) or delivered ± stock change: consumed = delivered − (closing −
+    opening stock) − other use (rule R-POW-010).
+
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    method: Annotated[Method1, Field(title="方式 / Method")]
+    delivered: Annotated[Quantity | None, Field(title="入厂煤量 / Coal delivered")] = None
+    opening_stock: Annotated[
+        Quantity | None, Field(alias="openingStock", title="期初库存 / Opening stock")
+    ] = None
+    closing_stock: Annotated[
+        Quantity | None, Field(alias="closingStock", title="期末库存 / Closing stock")
+    ] = None
+    stock_change: Annotated[
+        SignedQuantity | None,
+        Field(
+            alias="stockChange",
+            title="库存变化（期末 − 期初，可为负） / Stock change (closing − opening, may be negative)",
+        ),
+    ] = None
+    other_use: Annotated[
+        Quantity | None,
+        Field(alias="otherUse", title="非生产及外供煤量 / Coal not burned in the unit"),
+    ] = None
+
+
+class CoalAnalysis(SpecModel):
+    """
+    月度入炉煤化验项目：全水分 Mt（收到基）、空气干燥基水分 Mad、收到基氢 Har、全硫 St、低位发热量、元素碳及其分析基准。
+    元素碳按 `carbonBasis` 换算为收到基（规则 R-POW-007）；当月未检测元素碳时不填，并以数据缺失记录保守缺省值。 / Monthly as-fired coal items: total
+    moisture, air-dried moisture, as-received hydrogen, total sulphur, NCV, carbon with its analysis
+    basis; carbon is converted to the as-received basis (rule R-POW-007); absent when carbon was
+    not tested this month, with a data gap recording the conservative default.
+
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    total_moisture: Annotated[
+        Parameter, Field(alias="totalMoisture", title="全水分 Mt / Total moisture")
+    ]
+    air_dried_moisture: Annotated[
+        Parameter, Field(alias="airDriedMoisture", title="空气干燥基水分 Mad / Air-dried moisture")
+    ]
+    hydrogen_as_received: Annotated[
+        Parameter | None,
+        Field(alias="hydrogenAsReceived", title="收到基氢 Har / As-received hydrogen"),
+    ] = None
+    sulphur: Annotated[Parameter | None, Field(title="全硫 St / Total sulphur")] = None
+    carbon_measured: Annotated[
+        Parameter | None,
+        Field(alias="carbonMeasured", title="元素碳（检测基准） / Carbon as tested"),
+    ] = None
+    carbon_basis: Annotated[AnalysisBasis | None, Field(alias="carbonBasis")] = None
+    lab_evidence_id: Annotated[
+        str,
+        Field(
+            alias="labEvidenceId",
+            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            title="编号 / Identifier",
+        ),
+    ]
+
+
+class BiomassCofiring(SpecModel):
+    """
+    生物质燃烧排放不计入（因子表 power.biomass_carbon_factor） / Biomass combustion CO2 is outside the boundary (factor table power.biomass_carbon_factor)
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    consumption: Annotated[Quantity, Field(title="生物质消耗量 / Biomass consumed")]
+    ncv: Annotated[Parameter, Field(title="低位发热量 / NCV")]
+    heat_share: Annotated[
+        Parameter, Field(alias="heatShare", title="生物质热量占比 / Share of heat input")
+    ]
+
+
+class FuelCode1(Enum):
+    waste_tyres = "waste_tyres"
+    waste_oil = "waste_oil"
+    waste_solvents = "waste_solvents"
+    waste_plastics = "waste_plastics"
+    refuse_derived_fuel = "refuse_derived_fuel"
+    sewage_sludge = "sewage_sludge"
+    biomass = "biomass"
+    other = "other"
+
+
+class AlternativeFuel(SpecModel):
+    """
+    仅化石碳（非生物质碳）计入：排放 = 消耗量 × 低位发热量 × 单位热值含碳量 × 化石碳比例 × 碳氧化率 × 44/12（规则 R-CEM-006；
+    cedx 以单位热值含碳量表达指南的排放因子）。 / Only fossil (non-biomass) carbon counts: emission =
+    consumed × NCV × carbon per heat × fossil-carbon share × oxidation rate × 44/12 (rule R-CEM-006).
+
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    fuel_code: Annotated[FuelCode1, Field(alias="fuelCode", title="燃料 / Fuel")]
+    consumption: Annotated[Quantity, Field(title="消耗量 / Consumed")]
+    ncv: Annotated[Parameter, Field(title="低位发热量 / NCV")]
+    carbon_content: Annotated[
+        Parameter, Field(alias="carbonContent", title="单位热值含碳量 / Carbon per heat")
+    ]
+    fossil_carbon_share: Annotated[
+        Parameter, Field(alias="fossilCarbonShare", title="化石碳比例 / Fossil-carbon share")
     ]
     oxidation_rate: Annotated[
         Parameter, Field(alias="oxidationRate", title="碳氧化率 / Oxidation rate")
     ]
-    combustion_emission: Annotated[
-        Quantity, Field(alias="combustionEmission", title="燃煤排放量 / Coal combustion emission")
-    ]
-    gross_generation: Annotated[
-        Quantity, Field(alias="grossGeneration", title="发电量 / Gross generation")
-    ]
-    power_supplied: Annotated[
-        Quantity, Field(alias="powerSupplied", title="供电量 / Power supplied")
-    ]
-    heat_supplied: Annotated[Quantity, Field(alias="heatSupplied", title="供热量 / Heat supplied")]
-    running_hours: Annotated[
-        Quantity, Field(alias="runningHours", title="运行小时数 / Running hours")
-    ]
-    load_factor: Annotated[
-        Parameter | None, Field(alias="loadFactor", title="负荷率 / Load factor")
-    ] = None
-
-
-class ClinkerLine(SpecModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-    )
-    line_id: Annotated[
-        str,
-        Field(
-            alias="lineId", pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", title="编号 / Identifier"
-        ),
-    ]
-    clinker_output: Annotated[
-        Quantity, Field(alias="clinkerOutput", title="熟料产量 / Clinker output")
-    ]
-    cao_content: Annotated[
-        Parameter, Field(alias="caoContent", title="熟料 CaO 含量 / CaO in clinker")
-    ]
-    cao_non_carbonate: Annotated[
-        Parameter, Field(alias="caoNonCarbonate", title="非碳酸盐 CaO / Non-carbonate CaO")
-    ]
-    mgo_content: Annotated[
-        Parameter, Field(alias="mgoContent", title="熟料 MgO 含量 / MgO in clinker")
-    ]
-    mgo_non_carbonate: Annotated[
-        Parameter, Field(alias="mgoNonCarbonate", title="非碳酸盐 MgO / Non-carbonate MgO")
-    ]
-    kiln_dust: Annotated[
-        Quantity, Field(alias="kilnDust", title="窑头粉尘与旁路放风粉尘 / Kiln and bypass dust")
-    ]
-    kiln_dust_calcination: Annotated[
-        Parameter, Field(alias="kilnDustCalcination", title="粉尘煅烧率 / Dust calcination rate")
-    ]
-    raw_meal_consumption: Annotated[
-        Quantity, Field(alias="rawMealConsumption", title="生料消耗量 / Raw meal consumed")
-    ]
-    raw_meal_organic_carbon: Annotated[
-        Parameter,
-        Field(alias="rawMealOrganicCarbon", title="生料有机碳含量 / Organic carbon in raw meal"),
-    ]
-    process_emission: Annotated[
-        Quantity, Field(alias="processEmission", title="熟料过程排放 / Clinker process emission")
-    ]
-    kiln_dust_emission: Annotated[
-        Quantity, Field(alias="kilnDustEmission", title="粉尘排放 / Kiln-dust emission")
-    ]
-    organic_carbon_emission: Annotated[
-        Quantity, Field(alias="organicCarbonEmission", title="有机碳排放 / Organic-carbon emission")
+    fossil_emission: Annotated[
+        Quantity, Field(alias="fossilEmission", title="化石碳排放 / Fossil-carbon emission")
     ]
 
 
@@ -711,6 +1070,61 @@ class SteelProcessOutput(SpecModel):
     )
     process_code: Annotated[ProcessCode, Field(alias="processCode", title="工序 / Process")]
     output: Annotated[Quantity, Field(title="产量 / Output")]
+    emission: Annotated[
+        Quantity | None, Field(title="工序排放（分摊） / Emission of the process step (allocated)")
+    ] = None
+
+
+class FuelBalance(SpecModel):
+    """
+    净消耗量 = 购入量 − 外供量 − 库存变化（规则 R-STL-005）；排放 = 净消耗 × NCV × CC × OF × 44/12（规则 R-STL-006） / Net use = purchased − exported − stock change (R-STL-005); emission as for fuel combustion (R-STL-006)
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    fuel_code: Annotated[FuelCode, Field(alias="fuelCode")]
+    purchased: Annotated[Quantity, Field(title="购入量 / Purchased")]
+    exported: Annotated[Quantity, Field(title="外供量 / Exported")]
+    stock_change: Annotated[
+        SignedQuantity,
+        Field(
+            alias="stockChange", title="库存变化（期末 − 期初） / Stock change (closing − opening)"
+        ),
+    ]
+    net: Annotated[Quantity, Field(title="净消耗量 / Net use")]
+    ncv: Annotated[Parameter, Field(title="低位发热量 / NCV")]
+    carbon_content: Annotated[
+        Parameter, Field(alias="carbonContent", title="单位热值含碳量 / Carbon per heat")
+    ]
+    oxidation_rate: Annotated[
+        Parameter, Field(alias="oxidationRate", title="碳氧化率 / Oxidation rate")
+    ]
+    emission: Annotated[Quantity, Field(title="排放量 / Emission")]
+
+
+class MaterialCode(Enum):
+    pig_iron = "pig_iron"
+    coke = "coke"
+    scrap = "scrap"
+    ferroalloy = "ferroalloy"
+    direct_reduced_iron = "direct_reduced_iron"
+    hot_briquetted_iron = "hot_briquetted_iron"
+    other = "other"
+
+
+class CarbonMaterialUse(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    material_code: Annotated[MaterialCode, Field(alias="materialCode", title="原料 / Material")]
+    quantity: Annotated[Quantity, Field(title="消耗量 / Consumed")]
+    carbon_content: Annotated[
+        Parameter, Field(alias="carbonContent", title="含碳量 / Carbon content")
+    ]
+    emission: Annotated[Quantity, Field(title="排放量 / Emission")]
 
 
 class FluxCode(Enum):
@@ -744,6 +1158,10 @@ class ProductCode(Enum):
     pig_iron = "pig_iron"
     coke = "coke"
     coke_oven_by_products = "coke_oven_by_products"
+    methanol = "methanol"
+    tar = "tar"
+    crude_benzene = "crude_benzene"
+    other_chemical = "other_chemical"
 
 
 class CarbonFixation(SpecModel):
@@ -767,6 +1185,13 @@ class MineType(Enum):
 
 
 class CoalMiningMonthlyData(SpecModel):
+    """
+    甲烷按逃逸排放计（`fugitiveCO2e` 计入合计的 `fugitive`，不计入过程排放）；火炬燃烧 CO2 计入 `flare`；
+    井工矿 CO2 逃逸计入 `fugitive`。 / CH4 is booked as fugitive (`fugitiveCO2e` goes to the `fugitive`
+    total, not to process); flare CO2 goes to `flare`; the CO2 escaping from underground mines to `fugitive`.
+
+    """
+
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -799,6 +1224,55 @@ class CoalMiningMonthlyData(SpecModel):
         Quantity,
         Field(alias="ch4EmissionCO2e", title="甲烷排放（CO2 当量） / CH4 emission in CO2e"),
     ]
+    drained_gas_volume: Annotated[
+        Quantity | None,
+        Field(alias="drainedGasVolume", title="抽采混合气量 / Drained gas (mixture) volume"),
+    ] = None
+    drained_gas_ch4: Annotated[
+        Parameter | None,
+        Field(alias="drainedGasCH4", title="抽采瓦斯甲烷浓度 / CH4 concentration of drained gas"),
+    ] = None
+    flare_destruction_efficiency: Annotated[
+        Parameter | None,
+        Field(
+            alias="flareDestructionEfficiency",
+            title="火炬甲烷销毁效率 / Flare destruction efficiency",
+        ),
+    ] = None
+    flare_co2: Annotated[
+        Quantity | None, Field(alias="flareCO2", title="火炬燃烧 CO2 / Flare CO2")
+    ] = None
+    co2_ventilation: Annotated[
+        Quantity | None,
+        Field(alias="co2Ventilation", title="风排 CO2 量（纯量） / CO2 in ventilation air"),
+    ] = None
+    co2_drainage: Annotated[
+        Quantity | None,
+        Field(alias="co2Drainage", title="抽采 CO2 量（纯量） / CO2 in drained gas"),
+    ] = None
+    co2_density: Annotated[
+        Parameter | None, Field(alias="co2Density", title="CO2 密度 / CO2 density")
+    ] = None
+    co2_escape: Annotated[
+        Quantity | None, Field(alias="co2Escape", title="CO2 逃逸排放 / CO2 escape")
+    ] = None
+    post_mining_factor: Annotated[
+        Parameter | None,
+        Field(alias="postMiningFactor", title="矿后活动甲烷排放因子 / Post-mining CH4 factor"),
+    ] = None
+    post_mining_ch4: Annotated[
+        Quantity | None, Field(alias="postMiningCH4", title="矿后活动甲烷 / Post-mining CH4")
+    ] = None
+    fugitive_ch4: Annotated[
+        Quantity, Field(alias="fugitiveCH4", title="甲烷逃逸合计 / Fugitive CH4 total")
+    ]
+    fugitive_co2e: Annotated[
+        Quantity,
+        Field(
+            alias="fugitiveCO2e",
+            title="逃逸排放合计（CO2 当量，含 CO2 逃逸） / Fugitive total in CO2e (incl. CO2 escape)",
+        ),
+    ]
 
 
 class CarbonFlow(SpecModel):
@@ -827,7 +1301,22 @@ class ProcessCode1(Enum):
     adipic_acid = "adipic_acid"
 
 
+class Technology(Enum):
+    nitric_high_pressure = "nitric_high_pressure"
+    nitric_medium_pressure = "nitric_medium_pressure"
+    nitric_atmospheric = "nitric_atmospheric"
+    nitric_dual_pressure = "nitric_dual_pressure"
+    nitric_combined = "nitric_combined"
+    nitric_low_pressure = "nitric_low_pressure"
+    adipic_nitric_oxidation = "adipic_nitric_oxidation"
+    adipic_other = "adipic_other"
+
+
 class N2OProcess(SpecModel):
+    """
+    N2O 排放 = 产量 × 排放因子 ×（1 − 销毁效率 × 减排装置使用率）（规则 R-CHEM-002） / N2O = production × factor × (1 − destruction efficiency × abatement usage rate)
+    """
+
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -835,12 +1324,86 @@ class N2OProcess(SpecModel):
     process_code: Annotated[ProcessCode1, Field(alias="processCode", title="工序 / Process")]
     production: Annotated[Quantity, Field(title="产量 / Production")]
     factor: Annotated[Parameter, Field(title="排放因子 / Emission factor")]
-    abatement_rate: Annotated[
-        Parameter, Field(alias="abatementRate", title="减排率 / Abatement rate")
+    technology: Annotated[Technology, Field(title="生产工艺 / Process technology")]
+    destruction_efficiency: Annotated[
+        Parameter,
+        Field(
+            alias="destructionEfficiency", title="N2O 销毁（去除）效率 / N2O destruction efficiency"
+        ),
+    ]
+    abatement_usage_rate: Annotated[
+        Parameter, Field(alias="abatementUsageRate", title="减排装置使用率 / Abatement usage rate")
     ]
     n2o_emission: Annotated[Quantity, Field(alias="n2oEmission", title="N2O 排放量 / N2O emission")]
     gwp: Annotated[Parameter, Field(title="N2O 全球增温潜势 / N2O GWP")]
     co2e: Annotated[Quantity, Field(title="CO2 当量 / CO2 equivalent")]
+
+
+class CarbonateCode(Enum):
+    limestone = "limestone"
+    dolomite = "dolomite"
+    sodium_carbonate = "sodium_carbonate"
+    other = "other"
+
+
+class CarbonateUse(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    carbonate_code: Annotated[
+        CarbonateCode, Field(alias="carbonateCode", title="碳酸盐 / Carbonate")
+    ]
+    consumption: Annotated[Quantity, Field(title="消耗量 / Consumed")]
+    purity: Annotated[Parameter, Field(title="纯度 / Purity")]
+    factor: Annotated[Parameter, Field(title="排放因子 / Emission factor")]
+    emission: Annotated[Quantity, Field(title="排放量 / Emission")]
+
+
+class Use(Enum):
+    exported = "exported"
+    internal_feedstock = "internal_feedstock"
+
+
+class CO2Recovery(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    use: Annotated[Use, Field(title="去向 / Use")]
+    quantity: Annotated[Quantity, Field(title="回收气量 / Gas recovered")]
+    purity: Annotated[Parameter, Field(title="CO2 纯度 / CO2 purity")]
+    recipient_name: Annotated[
+        str | None,
+        Field(alias="recipientName", max_length=500, min_length=1, title="接收单位 / Recipient"),
+    ] = None
+
+
+class Operation(Enum):
+    normal = "normal"
+    emergency = "emergency"
+
+
+class Flare(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    flare_id: Annotated[
+        str,
+        Field(
+            alias="flareId", pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", title="编号 / Identifier"
+        ),
+    ]
+    operation: Annotated[Operation, Field(title="工况 / Operation")]
+    gas_volume: Annotated[Quantity, Field(alias="gasVolume", title="火炬气量 / Flare gas volume")]
+    carbon_content: Annotated[
+        Parameter, Field(alias="carbonContent", title="火炬气含碳量 / Carbon content of flare gas")
+    ]
+    oxidation_rate: Annotated[
+        Parameter, Field(alias="oxidationRate", title="碳氧化率 / Oxidation rate")
+    ]
+    emission: Annotated[Quantity, Field(title="排放量 / Emission")]
 
 
 class DocumentType(Enum):
@@ -1094,7 +1657,7 @@ class MeasuringRange(SpecModel):
     unit: UnitCode
 
 
-class Method(Enum):
+class Method2(Enum):
     verification = "verification"
     calibration = "calibration"
 
@@ -1104,7 +1667,7 @@ class Calibration(SpecModel):
         extra="forbid",
         populate_by_name=True,
     )
-    method: Annotated[Method, Field(title="方式 / Method")]
+    method: Annotated[Method2, Field(title="方式 / Method")]
     date: Annotated[date_aliased, Field(title="检定/校准日期 / Date")]
     due_date: Annotated[date_aliased, Field(alias="dueDate", title="有效期至 / Due date")]
     certificate_number: Annotated[
@@ -1422,6 +1985,19 @@ class EmissionSource(SpecModel):
     ]
 
 
+class EnergyFlow(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    amount: Annotated[Quantity, Field(title="电量或热量 / Amount")]
+    factor: Annotated[Parameter, Field(title="排放因子 / Emission factor")]
+    emission: Annotated[Quantity, Field(title="排放量 / Emission")]
+    steam: Annotated[SteamHeat | None, Field(title="以蒸汽计量的热量 / Heat metered as steam")] = (
+        None
+    )
+
+
 class EvidenceRef(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -1450,36 +2026,295 @@ class EvidenceRef(SpecModel):
             title="SM3 摘要（十六进制） / SM3 digest in hex",
         ),
     ]
+    reported_field: Annotated[
+        str | None,
+        Field(
+            alias="reportedField",
+            max_length=200,
+            pattern="^[A-Za-z][A-Za-z0-9]*(\\[[0-9]+\\])?(\\.[A-Za-z][A-Za-z0-9]*(\\[[0-9]+\\])?)*$",
+            title="所支持的报告字段 / Reported field supported",
+        ),
+    ] = None
+    """
+    本证据支持的报告数量的路径（如 `power.units[0].coalConsumption`）。给出时，由所引用的签名批次重算的月累计量
+    须与 `total` 及该字段一致（规则 R-EVID-002，容差见该规则）。 / Path of the reported quantity this evidence
+    supports. When given, the monthly total recomputed from the referenced signed batches must equal
+    `total` and that field (rule R-EVID-002; tolerance stated there).
+
+    """
+    period_start: Annotated[
+        Instant | None,
+        Field(alias="periodStart", title="覆盖时段起（含） / Covered from (inclusive)"),
+    ] = None
+    """
+    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
+    """
+    period_end: Annotated[
+        Instant | None,
+        Field(alias="periodEnd", title="覆盖时段止（不含） / Covered until (exclusive)"),
+    ] = None
+    """
+    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
+    """
+    total: Annotated[
+        Quantity | None,
+        Field(
+            title="由批次计算的累计量（含替代） / Total computed from the batches (with substitutions)"
+        ),
+    ] = None
+    valid_hours: Annotated[
+        int | None, Field(alias="validHours", ge=0, title="有效小时数 / Valid hours")
+    ] = None
+    substituted_hours: Annotated[
+        int | None, Field(alias="substitutedHours", ge=0, title="替代小时数 / Substituted hours")
+    ] = None
+    stopped_hours: Annotated[
+        int | None, Field(alias="stoppedHours", ge=0, title="停运小时数 / Stopped hours (flag F)")
+    ] = None
 
 
-class PowerMonthlyData(SpecModel):
+class DataGap(SpecModel):
+    """
+    对一个参数（或计量点）的缺失、无效数据的替代：原因、方法、小时数或数值个数、所用替代值及其对月累计量的贡献。
+    有效数据仅为标记 N；C/S/T/M/D/B 均非有效数据，F（停运）为零。检测缺失或逾期须用指南的保守（高限）缺省值
+    而非均值（规则 R-GAP-001）；整日无效的计量数据按保守值替代而非记零（规则 R-GAP-002）。
+    依据：PWR-2022 第 5、6 章（数据缺失处理、元素碳与低位发热量未实测时的缺省值）。
+    How missing or invalid data of one parameter (or metering point) was replaced: cause, method,
+    hours or values, the substitute and its contribution to the monthly total. Only flag N is valid
+    data; C/S/T/M/D/B are not, F (stopped) is zero. A missing or late test takes the guideline's
+    conservative (high) default, not a mean (rule R-GAP-001); a fully invalid metered day is
+    substituted conservatively, not booked as zero (rule R-GAP-002). Source: PWR-2022 ch. 5 and 6.
+
+    """
+
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
     )
-    units: Annotated[
-        list[GeneratingUnit],
+    parameter: Annotated[
+        str,
+        Field(
+            max_length=200,
+            pattern="^[A-Za-z][A-Za-z0-9]*(\\[[0-9]+\\])?(\\.[A-Za-z][A-Za-z0-9]*(\\[[0-9]+\\])?)*$",
+            title="参数路径 / Parameter path",
+        ),
+    ]
+    """
+    报告中受影响字段的路径 / Path of the affected field of the report, e.g. power.units[0].coalConsumption
+    """
+    point_id: Annotated[
+        str | None,
+        Field(
+            alias="pointId",
+            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            title="计量点 / Metering point",
+        ),
+    ] = None
+    cause: Annotated[Cause, Field(title="原因 / Cause")]
+    method: Annotated[Method, Field(title="替代方法 / Substitution method")]
+    flags: Annotated[
+        list[QualityFlag] | None,
         Field(
             json_schema_extra={"xml": {"wrapped": True}},
+            max_length=8,
+            title="涉及的数据标记 / Flags involved",
+        ),
+    ] = None
+    hours: Annotated[int | None, Field(ge=0, title="替代小时数 / Hours substituted")] = None
+    values: Annotated[int | None, Field(ge=0, title="替代数值个数 / Values substituted")] = None
+    substitute: Annotated[Parameter | None, Field(title="替代值 / Substitute used")] = None
+    contribution: Annotated[
+        Quantity | None,
+        Field(title="替代部分对累计量的贡献 / Contribution of substituted data to the total"),
+    ] = None
+    reference: Annotated[
+        str,
+        Field(
+            max_length=500,
             min_length=1,
-            title="机组 / Generating units",
+            title="依据 / Basis (guideline clause or factor-table key)",
         ),
     ]
 
 
-class CementMonthlyData(SpecModel):
+class GeneratingUnit(SpecModel):
+    """
+    一台机组一个月的数据（PWR-2022 第 4 章核算方法、第 7 章月度信息化存证、附录 C 报告格式）。燃煤类机组须报燃煤量及其
+    计量方式、入炉煤化验项目与基准换算、碳氧化率与燃煤排放（规则 R-POW-009）；燃气、燃油机组的燃料列入 `fuels`；
+    掺烧生物质的热量与消耗量单列，其排放按核算边界不计入。
+    One unit's month (PWR-2022 ch. 4 methods, ch. 7 monthly evidence, annex C report form). Coal-type
+    units report coal consumed and how it was measured, the as-fired coal lab items with the basis
+    conversion, oxidation rate and coal emission (rule R-POW-009); gas and oil units list their fuels
+    in `fuels`; co-fired biomass is reported separately and, by the boundary, emits nothing counted.
+
+    """
+
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
     )
-    lines: Annotated[
-        list[ClinkerLine],
+    unit_id: Annotated[
+        str,
         Field(
-            json_schema_extra={"xml": {"wrapped": True}},
-            min_length=1,
-            title="熟料生产线 / Clinker lines",
+            alias="unitId", pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", title="编号 / Identifier"
         ),
     ]
+    capacity: Annotated[Quantity, Field(title="装机容量 / Capacity")]
+    coal_consumption: Annotated[
+        Quantity | None,
+        Field(alias="coalConsumption", title="燃煤消耗量（入炉） / Coal consumed (as fired)"),
+    ] = None
+    ncv_as_received: Annotated[
+        Parameter | None, Field(alias="ncvAsReceived", title="收到基低位发热量 / As-received NCV")
+    ] = None
+    carbon_content_as_received: Annotated[
+        Parameter | None,
+        Field(
+            alias="carbonContentAsReceived",
+            title="收到基元素碳含量 / As-received carbon content (C_ar)",
+        ),
+    ] = None
+    oxidation_rate: Annotated[
+        Parameter | None, Field(alias="oxidationRate", title="碳氧化率 / Oxidation rate")
+    ] = None
+    combustion_emission: Annotated[
+        Quantity | None,
+        Field(alias="combustionEmission", title="燃煤排放量 / Coal combustion emission"),
+    ] = None
+    gross_generation: Annotated[
+        Quantity, Field(alias="grossGeneration", title="发电量 / Gross generation")
+    ]
+    power_supplied: Annotated[
+        Quantity, Field(alias="powerSupplied", title="供电量 / Power supplied")
+    ]
+    heat_supplied: Annotated[Quantity, Field(alias="heatSupplied", title="供热量 / Heat supplied")]
+    running_hours: Annotated[
+        Quantity, Field(alias="runningHours", title="运行小时数 / Running hours")
+    ]
+    load_factor: Annotated[
+        Parameter | None, Field(alias="loadFactor", title="负荷率 / Load factor")
+    ] = None
+    fuel_category: Annotated[
+        FuelCategory, Field(alias="fuelCategory", title="机组燃料类别 / Fuel category")
+    ]
+    boiler_type: Annotated[
+        BoilerType,
+        Field(alias="boilerType", title="锅炉（原动机）类型 / Boiler or prime-mover type"),
+    ]
+    pressure_class: Annotated[
+        PressureClass, Field(alias="pressureClass", title="压力参数 / Steam pressure class")
+    ]
+    cooling_type: Annotated[
+        CoolingType, Field(alias="coolingType", title="冷却方式 / Cooling type")
+    ]
+    coal_measurement: Annotated[CoalMeasurement | None, Field(alias="coalMeasurement")] = None
+    coal_analysis: Annotated[CoalAnalysis | None, Field(alias="coalAnalysis")] = None
+    fuels: Annotated[
+        list[FuelCombustion] | None,
+        Field(
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=10,
+            title="机组其他燃料（燃气、燃油、点火油） / Other fuels of the unit (gas, oil, start-up oil)",
+        ),
+    ] = None
+    biomass_cofiring: Annotated[BiomassCofiring | None, Field(alias="biomassCofiring")] = None
+    unit_emission: Annotated[
+        Quantity,
+        Field(
+            alias="unitEmission",
+            title="机组排放量（燃煤 + 其他燃料） / Unit emission (coal + other fuels)",
+        ),
+    ]
+    heat_supply_ratio: Annotated[
+        Parameter, Field(alias="heatSupplyRatio", title="供热比 / Heat-supply ratio")
+    ]
+    intensity_power_supplied: Annotated[
+        Quantity,
+        Field(
+            alias="intensityPowerSupplied",
+            title="供电碳排放强度 / Carbon intensity of power supplied",
+        ),
+    ]
+    intensity_heat_supplied: Annotated[
+        Quantity | None,
+        Field(
+            alias="intensityHeatSupplied",
+            title="供热碳排放强度 / Carbon intensity of heat supplied",
+        ),
+    ] = None
+
+
+class ClinkerLine(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    line_id: Annotated[
+        str,
+        Field(
+            alias="lineId", pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", title="编号 / Identifier"
+        ),
+    ]
+    clinker_output: Annotated[
+        Quantity, Field(alias="clinkerOutput", title="熟料产量 / Clinker output")
+    ]
+    cao_content: Annotated[
+        Parameter, Field(alias="caoContent", title="熟料 CaO 含量 / CaO in clinker")
+    ]
+    cao_non_carbonate: Annotated[
+        Parameter, Field(alias="caoNonCarbonate", title="非碳酸盐 CaO / Non-carbonate CaO")
+    ]
+    mgo_content: Annotated[
+        Parameter, Field(alias="mgoContent", title="熟料 MgO 含量 / MgO in clinker")
+    ]
+    mgo_non_carbonate: Annotated[
+        Parameter, Field(alias="mgoNonCarbonate", title="非碳酸盐 MgO / Non-carbonate MgO")
+    ]
+    kiln_dust: Annotated[Quantity, Field(alias="kilnDust", title="窑头粉尘 / Kiln-head dust")]
+    kiln_dust_calcination: Annotated[
+        Parameter, Field(alias="kilnDustCalcination", title="粉尘煅烧率 / Dust calcination rate")
+    ]
+    raw_meal_consumption: Annotated[
+        Quantity, Field(alias="rawMealConsumption", title="生料消耗量 / Raw meal consumed")
+    ]
+    raw_meal_organic_carbon: Annotated[
+        Parameter,
+        Field(
+            alias="rawMealOrganicCarbon",
+            title="生料中非燃料碳含量 / Non-fuel (organic) carbon in raw meal",
+        ),
+    ]
+    process_emission: Annotated[
+        Quantity, Field(alias="processEmission", title="熟料过程排放 / Clinker process emission")
+    ]
+    kiln_dust_emission: Annotated[
+        Quantity, Field(alias="kilnDustEmission", title="粉尘排放 / Kiln-dust emission")
+    ]
+    organic_carbon_emission: Annotated[
+        Quantity, Field(alias="organicCarbonEmission", title="有机碳排放 / Organic-carbon emission")
+    ]
+    bypass_dust: Annotated[
+        Quantity | None, Field(alias="bypassDust", title="旁路放风粉尘 / Bypass dust")
+    ] = None
+    bypass_dust_calcination: Annotated[
+        Parameter | None,
+        Field(
+            alias="bypassDustCalcination", title="旁路放风粉尘煅烧率 / Bypass-dust calcination rate"
+        ),
+    ] = None
+    bypass_dust_emission: Annotated[
+        Quantity | None,
+        Field(alias="bypassDustEmission", title="旁路放风粉尘排放 / Bypass-dust emission"),
+    ] = None
+    alternative_fuels: Annotated[
+        list[AlternativeFuel] | None,
+        Field(
+            alias="alternativeFuels",
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=20,
+            title="替代燃料与协同处置废物 / Alternative fuels and co-processed wastes",
+        ),
+    ] = None
 
 
 class SteelMonthlyData(SpecModel):
@@ -1487,6 +2322,24 @@ class SteelMonthlyData(SpecModel):
         extra="forbid",
         populate_by_name=True,
     )
+    net_fuels: Annotated[
+        list[FuelBalance] | None,
+        Field(
+            alias="netFuels",
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=30,
+            title="各能源品种净消耗 / Net fuel use per carrier",
+        ),
+    ] = None
+    purchased_materials: Annotated[
+        list[CarbonMaterialUse] | None,
+        Field(
+            alias="purchasedMaterials",
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=20,
+            title="外购含碳原料 / Purchased carbon-bearing materials",
+        ),
+    ] = None
     processes: Annotated[
         list[SteelProcessOutput],
         Field(json_schema_extra={"xml": {"wrapped": True}}, title="工序产量 / Process outputs"),
@@ -1516,6 +2369,27 @@ class ChemicalMonthlyData(SpecModel):
         extra="forbid",
         populate_by_name=True,
     )
+    carbonates: Annotated[
+        list[CarbonateUse] | None,
+        Field(
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=20,
+            title="碳酸盐使用 / Carbonate use",
+        ),
+    ] = None
+    co2_recovered: Annotated[
+        list[CO2Recovery] | None,
+        Field(
+            alias="co2Recovered",
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=20,
+            title="CO2 回收利用 / CO2 recovered",
+        ),
+    ] = None
+    flares: Annotated[
+        list[Flare] | None,
+        Field(json_schema_extra={"xml": {"wrapped": True}}, max_length=20, title="火炬 / Flares"),
+    ] = None
     carbon_inputs: Annotated[
         list[CarbonFlow],
         Field(
@@ -1632,6 +2506,99 @@ class FacilityList(SpecModel):
     ] = None
 
 
+class PowerMonthlyData(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    units: Annotated[
+        list[GeneratingUnit],
+        Field(
+            json_schema_extra={"xml": {"wrapped": True}},
+            min_length=1,
+            title="机组 / Generating units",
+        ),
+    ]
+
+
+class CementMonthlyData(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    cement_output: Annotated[
+        Quantity | None, Field(alias="cementOutput", title="水泥产量 / Cement output")
+    ] = None
+    lines: Annotated[
+        list[ClinkerLine],
+        Field(
+            json_schema_extra={"xml": {"wrapped": True}},
+            min_length=1,
+            title="熟料生产线 / Clinker lines",
+        ),
+    ]
+
+
+class MeteringPoint(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"xml": {"name": "MeteringPoint", "namespace": "urn:cedx:1.0"}},
+    )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
+    point_id: Annotated[
+        str,
+        Field(
+            alias="pointId", pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", title="编号 / Identifier"
+        ),
+    ]
+    name: Annotated[str, Field(max_length=500, min_length=1, title="名称 / Name")]
+    measurand: Annotated[Measurand, Field(title="被测量 / Measurand")]
+    unit: UnitCode
+    facility_id: Annotated[
+        str | None,
+        Field(
+            alias="facilityId",
+            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            title="编号 / Identifier",
+        ),
+    ] = None
+    emission_source_id: Annotated[
+        str | None,
+        Field(
+            alias="emissionSourceId",
+            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            title="编号 / Identifier",
+        ),
+    ] = None
+    hj212_code: Annotated[
+        str | None,
+        Field(
+            alias="hj212Code",
+            pattern="^[a-z][0-9]{5}$",
+            title="HJ 212 污染物/参数代码 / HJ 212 code",
+        ),
+    ] = None
+    instrument: MeasuringInstrument
+
+
+class MeteringPointList(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"xml": {"name": "MeteringPointList", "namespace": "urn:cedx:1.0"}},
+    )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
+    items: Annotated[list[MeteringPoint], Field(json_schema_extra={"xml": {"wrapped": True}})]
+    next_cursor: Annotated[
+        str | None, Field(alias="nextCursor", max_length=512, title="下一页游标 / Next-page cursor")
+    ] = None
+
+
 class MonthlyReport(SpecModel):
     """
     一个排放单位一个月的活动数据、参数与排放量 / One entity's activity data, parameters and emissions for one month
@@ -1706,6 +2673,30 @@ class MonthlyReport(SpecModel):
         Field(json_schema_extra={"xml": {"wrapped": True}}, title="数据来源 / Evidence"),
     ] = None
     totals: EmissionTotals
+    lab_evidence: Annotated[
+        list[LabEvidence] | None,
+        Field(
+            alias="labEvidence",
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=200,
+            title="检测证据 / Laboratory evidence",
+        ),
+    ] = None
+    data_gaps: Annotated[
+        list[DataGap] | None,
+        Field(
+            alias="dataGaps",
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=500,
+            title="数据缺失与替代 / Data gaps and substitutions",
+        ),
+    ] = None
+    attachments: Annotated[
+        list[Attachment] | None,
+        Field(
+            json_schema_extra={"xml": {"wrapped": True}}, max_length=50, title="附件 / Attachments"
+        ),
+    ] = None
 
 
 class SignedMonthlyReport(SpecModel):
@@ -1719,63 +2710,3 @@ class SignedMonthlyReport(SpecModel):
     ]
     payload: MonthlyReport
     signature: SignatureBlock
-
-
-class MeteringPoint(SpecModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        json_schema_extra={"xml": {"name": "MeteringPoint", "namespace": "urn:cedx:1.0"}},
-    )
-    spec_version: Annotated[
-        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
-    ]
-    point_id: Annotated[
-        str,
-        Field(
-            alias="pointId", pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", title="编号 / Identifier"
-        ),
-    ]
-    name: Annotated[str, Field(max_length=500, min_length=1, title="名称 / Name")]
-    measurand: Annotated[Measurand, Field(title="被测量 / Measurand")]
-    unit: UnitCode
-    facility_id: Annotated[
-        str | None,
-        Field(
-            alias="facilityId",
-            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-            title="编号 / Identifier",
-        ),
-    ] = None
-    emission_source_id: Annotated[
-        str | None,
-        Field(
-            alias="emissionSourceId",
-            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-            title="编号 / Identifier",
-        ),
-    ] = None
-    hj212_code: Annotated[
-        str | None,
-        Field(
-            alias="hj212Code",
-            pattern="^[a-z][0-9]{5}$",
-            title="HJ 212 污染物/参数代码 / HJ 212 code",
-        ),
-    ] = None
-    instrument: MeasuringInstrument
-
-
-class MeteringPointList(SpecModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        json_schema_extra={"xml": {"name": "MeteringPointList", "namespace": "urn:cedx:1.0"}},
-    )
-    spec_version: Annotated[
-        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
-    ]
-    items: Annotated[list[MeteringPoint], Field(json_schema_extra={"xml": {"wrapped": True}})]
-    next_cursor: Annotated[
-        str | None, Field(alias="nextCursor", max_length=512, title="下一页游标 / Next-page cursor")
-    ] = None

@@ -9,7 +9,7 @@ from lxml import etree
 from .. import spec, trust
 from ..runtime.client import Format
 from ..runtime.errors import ApiError
-from .framework import NotApplicable, case, check
+from .framework import case, check, prerequisite
 
 ACQ = ("acquisition",)
 
@@ -17,9 +17,10 @@ ACQ = ("acquisition",)
 def _point(t) -> str:
     if t.point_id:
         return t.point_id
-    page = t.acquisition().list_metering_points(limit=1)
-    check(bool(page.items), "the source lists no metering point")
-    return page.items[0].point_id
+    with prerequisite("point"):
+        page = t.acquisition().list_metering_points(limit=1)
+        check(bool(page.items), "the source lists no metering point")
+        return page.items[0].point_id
 
 
 def _window(t):
@@ -29,9 +30,18 @@ def _window(t):
 
 def _batches(t, fmt=Format.JSON, limit=2):
     start, end = _window(t)
-    page = t.acquisition(fmt).list_measurement_batches(_point(t), granularity="hour", from_=start, to=end, limit=limit)
-    check(len(page.items) >= 1, "no batch in the last three days")
+    point = _point(t)
+    with prerequisite("batches"):
+        page = t.acquisition(fmt).list_measurement_batches(point, granularity="hour", from_=start, to=end, limit=limit)
+        check(len(page.items) >= 1, "no batch in the last three days")
     return page
+
+
+def _statistics(t):
+    start, end = _window(t)
+    point = _point(t)
+    with prerequisite("statistics"):
+        return t.acquisition().get_period_statistics(point, period_type="day", from_=start, to=end)
 
 
 
@@ -56,8 +66,7 @@ def a1_2(t):
 
 @case(1, "A1.3", "统计符合模式 / statistics conform", "GET daily statistics", "SignedPeriodStatistics validates", ACQ)
 def a1_3(t):
-    start, end = _window(t)
-    stats = t.acquisition().get_period_statistics(_point(t), period_type="day", from_=start, to=end)
+    stats = _statistics(t)
     issues = spec.validator().validate("SignedPeriodStatistics", stats.model_dump(mode="json", by_alias=True, exclude_none=True))
     check(not issues, f"{[i.code for i in issues[:3]]}")
 
@@ -77,10 +86,21 @@ def a2_2(t):
 
 @case(2, "A2.3", "统计与完整率一致 / statistics coverage is consistent", "daily statistics", "R-ACQ-003 holds", ACQ)
 def a2_3(t):
-    start, end = _window(t)
-    stats = t.acquisition().get_period_statistics(_point(t), period_type="day", from_=start, to=end)
+    stats = _statistics(t)
     issues = spec.validator().rule_issues("SignedPeriodStatistics", stats.model_dump(mode="json", by_alias=True, exclude_none=True))
     check(not issues, f"{[(i.code, i.path) for i in issues[:3]]}")
+
+
+@case(2, "A2.4", "数据标记与数值及量程一致 / flags agree with values and the instrument range",
+      "read a point's instrument range and its batches", "R-ACQ-001/005/006: N in range, T at or above the upper limit, B without a value",
+      ACQ)
+def a2_4(t):
+    from ..accounting import flags
+
+    point = t.acquisition().get_metering_point(_point(t)).model_dump(mode="json", by_alias=True, exclude_none=True)
+    for b in _batches(t).items:
+        bad = flags.check_batch(b.model_dump(mode="json", by_alias=True, exclude_none=True)["payload"], point["instrument"]["range"])
+        check(not bad, f"{[(v.rule, v.time, v.flag, v.value) for v in bad[:3]]}")
 
 
 @case(3, "A3.1", "内容类型 / content types", "GET a point as JSON and XML", "declared with charset=utf-8", ACQ)
@@ -115,8 +135,7 @@ def a3_3(t):
 def a4_1(t):
     t.acquisition().get_source_info()
     _batches(t)
-    start, end = _window(t)
-    t.acquisition().get_period_statistics(_point(t), period_type="day", from_=start, to=end)
+    _statistics(t)
 
 
 @case(4, "A4.2", "批次序号连续 / sequence numbers advance", "two consecutive pages", "sequence numbers strictly consecutive", ACQ)
@@ -135,14 +154,37 @@ def a4_3(t):
     raise AssertionError("an unknown point was answered")
 
 
-@case(5, "A5.1", "分页 / pagination", "list points with limit=1", "nextCursor given; following it gives the rest", ACQ)
+@case(5, "A5.1", "分页 / pagination",
+      "list points with limit=1 and follow nextCursor; eight days of hourly batches (one a day) in pages of three and in one page",
+      "points: no repeats or losses (one point: no nextCursor and the full listing agrees); batches: pages of at most "
+      "three, nextCursor on every page but the last, together the same batches as the single page", ACQ)
 def a5_1(t):
     page = t.acquisition().list_metering_points(limit=1)
     check(len(page.items) == 1, "limit=1 not honoured")
+    full = t.acquisition().list_metering_points(limit=100)
     if page.next_cursor is None:
-        raise NotApplicable("the source has a single metering point")
-    everything = list(t.acquisition().iter_metering_points(limit=1))
-    check(len({p.point_id for p in everything}) == len(everything) >= 2, "pagination repeats or loses points")
+        check(len(full.items) == 1, f"limit=1 gave no nextCursor, yet the source lists {len(full.items)} points")
+    else:
+        everything = list(t.acquisition().iter_metering_points(limit=1))
+        check(len({p.point_id for p in everything}) == len(everything) >= 2, "pagination repeats or loses points")
+    # Batches paginate whatever the number of points, so pagination is checked there too.
+    _, end = _window(t)
+    start = (dt.datetime.fromisoformat(end) - dt.timedelta(days=8)).isoformat()
+    point = _point(t)
+    client = t.acquisition()
+    whole = client.list_measurement_batches(point, granularity="hour", from_=start, to=end, limit=100)
+    expected = [b.payload.sequence_number for b in whole.items]
+    check(len(expected) >= 4, f"only {len(expected)} hourly batches in the last eight days")
+    got, cursor = [], None
+    for _ in range(len(expected) + 2):  # bounded: a cursor that never ends is a failure, not a hang
+        part = client.list_measurement_batches(point, granularity="hour", from_=start, to=end, limit=3, cursor=cursor)
+        check(len(part.items) <= 3, f"limit=3 answered {len(part.items)} batches")
+        got += [b.payload.sequence_number for b in part.items]
+        cursor = part.next_cursor
+        if cursor is None:
+            break
+        check(len(part.items) == 3, "a page before the last is not full")
+    check(got == expected, f"paged batches {got} differ from the single page {expected}")
 
 
 @case(5, "A5.2", "参数错误 / invalid parameters", "batches with granularity=fortnight", "400 problem+json", ACQ)
@@ -209,6 +251,5 @@ def a9_2(t):
 
 @case(9, "A9.3", "统计已签名 / statistics are signed", "daily statistics", "signature verifies", ACQ)
 def a9_3(t):
-    start, end = _window(t)
-    stats = t.acquisition().get_period_statistics(_point(t), period_type="day", from_=start, to=end)
+    stats = _statistics(t)
     trust.verify_document(stats, t.resolver())

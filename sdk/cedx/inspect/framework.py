@@ -10,7 +10,8 @@ import json
 import re
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -52,6 +53,42 @@ class NotApplicable(Exception):
     """The case does not apply to this implementation (with the reason)."""
 
 
+class PrerequisiteFailed(Exception):
+    """A step that many cases need (a token, an accepted submission, a metering point) failed.
+
+    The first case in which it fails is reported as failing; every later case that needs the
+    same step is reported as "blocked by" that case, so one fault points at one place."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: {reason}")
+        self.name, self.reason = name, reason
+
+
+#: Prerequisite steps and the case that exercises each first (it runs before the others, so a
+#: broken step is reported against the item it belongs to).
+PREREQUISITES = {
+    "reachable": None,     # any transport failure (connection refused, timeout)
+    "token": "4.1",        # a token for the inspector's client
+    "submit": "4.1",       # a valid report is accepted with a receipt
+    "point": "A4.1",       # the source lists a metering point
+    "batches": "A4.1",     # the source answers batches for the last three days
+    "statistics": "A4.1",  # the source answers daily statistics
+}
+
+
+@contextmanager
+def prerequisite(name: str) -> Iterator[None]:
+    """Run a step many cases rely on; its failure becomes a PrerequisiteFailed."""
+    try:
+        yield
+    except (NotApplicable, PrerequisiteFailed):
+        raise
+    except requests.ConnectionError:
+        raise
+    except Exception as exc:  # whatever went wrong in the step, it is the step's failure
+        raise PrerequisiteFailed(name, str(exc)[:500] or type(exc).__name__) from exc
+
+
 def check(condition: bool, reason: str) -> None:
     if not condition:
         raise CaseFailed(reason)
@@ -80,7 +117,8 @@ class CaseResult:
     title: str
     sends: str
     passes_when: str
-    verdict: str = "pass"          # pass | fail | not-applicable
+    verdict: str = "pass"          # pass | fail | blocked | not-applicable
+    blocked_by: str | None = None  # the case whose failure made this case impossible
     reason: str = ""
     exchanges: list[Exchange] = field(default_factory=list)
 
@@ -94,26 +132,51 @@ class Case:
     passes_when: str   # what passes
     run: Callable[[Any], None]
     interfaces: tuple[str, ...]
+    last: bool = False  # runs after every other case (it exhausts a rate limit)
 
 
 REGISTRY: list[Case] = []
 
 
-def case(item: int, case_id: str, title: str, sends: str, passes_when: str, interfaces=("reporting",)):
+def case(item: int, case_id: str, title: str, sends: str, passes_when: str, interfaces=("reporting",), last=False):
     def wrap(fn):
-        REGISTRY.append(Case(item, case_id, title, sends, passes_when, fn, tuple(interfaces)))
+        REGISTRY.append(Case(item, case_id, title, sends, passes_when, fn, tuple(interfaces), last))
         return fn
     return wrap
 
 
-class RecordingSession(requests.Session):
-    """A requests session that keeps the exchanges of the case being run."""
+def execution_order(cases: list[Case]) -> list[Case]:
+    """Cases that own a prerequisite first, cases marked last at the end, otherwise as registered."""
+    owners = {v for v in PREREQUISITES.values() if v}
+    return sorted(cases, key=lambda c: 0 if c.case_id in owners else 2 if c.last else 1)
 
-    def __init__(self):
+
+class RecordingSession(requests.Session):
+    """A requests session that keeps the exchanges of the case being run.
+
+    It is polite: a 429 with a Retry-After of at most a minute is waited out and the request
+    sent again (recorded both times), within a budget for the whole run, so that a platform's
+    rate limits (or its limit on failed authentications) do not turn into failures of unrelated
+    cases. The rate-limit probe switches this off (``polite = False``)."""
+
+    MAX_RETRY_AFTER = 60
+
+    def __init__(self, wait_budget: float = 180):
         super().__init__()
         self.exchanges: list[Exchange] = []
+        self.polite = True
+        self.wait_budget = wait_budget
 
     def request(self, method, url, **kwargs):  # type: ignore[override]
+        resp = self._recorded(method, url, **kwargs)
+        retry = resp.headers.get("Retry-After", "") if resp.status_code == 429 else ""
+        if self.polite and retry.isdigit() and int(retry) <= min(self.MAX_RETRY_AFTER, self.wait_budget):
+            self.wait_budget -= int(retry) + 0.5
+            time.sleep(int(retry) + 0.5)
+            resp = self._recorded(method, url, **kwargs)
+        return resp
+
+    def _recorded(self, method, url, **kwargs):
         started = time.perf_counter()
         resp = None
         try:
@@ -134,15 +197,31 @@ class RecordingSession(requests.Session):
                 round((time.perf_counter() - started) * 1000, 1)))
 
 
-def run_case(c: Case, target: Any) -> CaseResult:
+def run_case(c: Case, target: Any, failed_steps: dict[str, str] | None = None) -> CaseResult:
+    """Run one case. ``failed_steps`` maps a prerequisite to the case where it first failed;
+    a later failure of the same step marks this case blocked by that one."""
+    failed_steps = {} if failed_steps is None else failed_steps
     result = CaseResult(c.item, c.case_id, c.title, c.sends, c.passes_when)
     target.session.exchanges = []
+
+    def step_failed(name: str, reason: str) -> None:
+        if name in failed_steps:
+            result.verdict, result.blocked_by = "blocked", failed_steps[name]
+            result.reason = f"blocked by {failed_steps[name]} (prerequisite {name!r} failed there): {reason}"[:600]
+        else:
+            failed_steps[name] = c.case_id
+            result.verdict, result.reason = "fail", f"prerequisite {name!r} failed: {reason}"
+
     try:
         c.run(target)
     except NotApplicable as exc:
         result.verdict, result.reason = "not-applicable", str(exc)
+    except PrerequisiteFailed as exc:
+        step_failed(exc.name, exc.reason)
     except CaseFailed as exc:
         result.verdict, result.reason = "fail", str(exc)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        step_failed("reachable", f"transport error: {exc}")
     except requests.RequestException as exc:
         result.verdict, result.reason = "fail", f"transport error: {exc}"
     except Exception as exc:  # a malformed answer the case could not even read is a failure
@@ -156,6 +235,8 @@ def run_case(c: Case, target: Any) -> CaseResult:
 def item_verdict(results: list[CaseResult]) -> str:
     if any(r.verdict == "fail" for r in results):
         return "fail"
+    if any(r.verdict == "blocked" for r in results):
+        return "blocked"
     if results and all(r.verdict == "not-applicable" for r in results):
         return "not-applicable"
     return "pass"

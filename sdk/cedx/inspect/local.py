@@ -1,13 +1,25 @@
 """`make inspect`: start the reference platform and an acquisition source on loopback (SQLite),
-provision credentials, inspect both, and write the reports under build/inspection/."""
+provision what an inspection body agrees with an operator beforehand, inspect both, and write
+the reports under build/inspection/.
+
+`ReferencePlatform` is also what the tests inspect: the platform, a successor instance on the
+same data (an address change being served), and the provisioned material — a second entity's
+client, a certificate revoked after registration, one registered and since expired, and an
+expired token of the inspector's client.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import secrets
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import requests
 
 from ..acquisition.app import create_source_app
 from ..instants import CST
@@ -19,28 +31,108 @@ from ..runtime.serve import serve_in_thread as serving
 from ..trust import generate_private_key
 from ..trust import x509 as tx
 from .runner import main_progress, run, write
-from .target import Target
+from .target import Credential, OtherEntity, Target
+
+ENTITY, OTHER = "91320500MA1X2P3Q4R", "91350100M000100Y43"
+
+
+class ReferencePlatform(contextlib.ExitStack):
+    """The reference platform on loopback with everything an inspection needs provisioned.
+
+    ``wrap`` wraps the platform's ASGI app (tests seed wire-level faults with it);
+    ``provision=False`` skips the material whose making takes a moment (expired token and
+    certificate). Entering yields the Target to inspect."""
+
+    def __init__(self, root: Path, *, rate_limit: int = 10**6, successor: bool = True, provision: bool = True,
+                 wrap=None, database_url: str | None = None, successor_overrides: dict | None = None,
+                 serve_successor: bool = True):
+        super().__init__()
+        self.root, self.successor, self.provision, self.wrap = root, successor, provision, wrap
+        self.successor_overrides, self.serve_successor = successor_overrides or {}, serve_successor
+        port, self.successor_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.successor_url = f"http://127.0.0.1:{self.successor_port}" if successor else None
+        self.settings = PlatformSettings(
+            data_dir=root, database_url=database_url, base_url=self.url, rate_limit_per_minute=rate_limit,
+            successor_url=self.successor_url)
+        self.port = port
+        self.admin = Admin(self.settings)
+        a = self.admin
+        a.add_entity(ENTITY)
+        self.secret = a.add_client(ENTITY, "inspector")
+        self.key = generate_private_key()
+        self.cert = a.issue_certificate(ENTITY, tx.create_csr(self.key, {"common_name": ENTITY}))
+        a.add_entity(OTHER)
+        self.other = OtherEntity("inspector-other", a.add_client(OTHER, "inspector-other"), OTHER)
+        self.revoked = self.expired = None
+        self.expired_token = None
+
+    def _provision(self) -> None:
+        """A revoked certificate (registered, then revoked), a certificate registered while valid
+        that has since expired, and an expired token of the inspector's client (issued by an
+        instance configured for one-second tokens: the platform's own code path)."""
+        a = self.admin
+        key = generate_private_key()
+        cert = a.issue_certificate(ENTITY, tx.create_csr(key, {"common_name": ENTITY}))
+        a.revoke_certificate(tx.certificate_public_key(cert).fingerprint())
+        self.revoked = Credential(key, cert)
+        key = generate_private_key()
+        not_before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1, seconds=-2)
+        cert = tx.issue_certificate(tx.create_csr(key, {"common_name": ENTITY}), a.pki.ca, a.pki.ca_key,
+                                    days=1, not_before=not_before)
+        a.add_certificate(ENTITY, cert)
+        self.expired = Credential(key, cert)
+        short = dataclasses.replace(self.settings, token_lifetime=1)
+        with serving(create_app(short), free_port()) as url:
+            resp = requests.post(f"{url}/oauth/token", timeout=30, data={
+                "grant_type": "client_credentials", "client_id": "inspector", "client_secret": self.secret})
+            resp.raise_for_status()
+            self.expired_token = resp.json()["access_token"]
+        # Both lapse within a few seconds (certificate times have one-second resolution).
+        lapsed = max(not_before + dt.timedelta(days=1, seconds=1), dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.1))
+        time.sleep(max(0.0, (lapsed - dt.datetime.now(dt.timezone.utc)).total_seconds()))
+
+    def target(self, url: str | None = None) -> Target:
+        return Target(url=url or self.url, interface="reporting", trust_anchors=[self.admin.pki.ca],
+                      client_id="inspector", client_secret=self.secret, key=self.key, certificate=self.cert,
+                      credit_code=ENTITY, expired_token=self.expired_token, other=self.other,
+                      revoked=self.revoked, expired=self.expired, expect_successor=self.successor_url)
+
+    def __enter__(self) -> Target:  # type: ignore[override]
+        super().__enter__()
+        effective = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=2)).replace(microsecond=0)
+        if self.successor:
+            # Effective shortly after the configuration is first signed (its validFrom), so that
+            # the change is announced before it takes effect and is in force during the inspection.
+            self.settings.successor_from = effective.isoformat(timespec="seconds")
+        app = create_app(self.settings)
+        self.enter_context(serving(self.wrap(app) if self.wrap else app, self.port))
+        if self.successor:
+            later = dataclasses.replace(self.settings, base_url=self.successor_url, successor_url=None, successor_from=None,
+                                        **self.successor_overrides)
+            if self.serve_successor:
+                self.enter_context(serving(create_app(later), self.successor_port))
+            requests.get(f"{self.url}/.well-known/cedx-configuration", timeout=30)  # signs it now (validFrom)
+        if self.provision:
+            self._provision()
+        if self.successor and self.serve_successor:
+            time.sleep(max(0.0, (effective - dt.datetime.now(dt.timezone.utc)).total_seconds() + 0.05))
+        return self.target()
 
 
 def main(argv: list[str]) -> int:
     out = Path(argv[0] if argv else "build/inspection")
-    code = "91320500MA1X2P3Q4R"
     with tempfile.TemporaryDirectory(prefix="cedx-inspect-") as tmp:
         root = Path(tmp)
-        settings = PlatformSettings(data_dir=root / "platform", database_url=None)
-        admin = Admin(settings)
-        admin.add_entity(code)
-        secret = admin.add_client(code, "inspector")
-        key = generate_private_key()
-        cert = admin.issue_certificate(code, tx.create_csr(key, {"common_name": code}))
         token = secrets.token_urlsafe(16)
         month = (dt.datetime.now(CST).replace(day=1) - dt.timedelta(days=40)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         results = {}
-        with serving(create_app(settings), free_port()) as platform_url, \
+        # A limit of 600 a minute leaves the other cases room; the probe may spend 700 requests.
+        with ReferencePlatform(root / "platform", rate_limit=600) as platform, \
                 serving(create_source_app("power", root / "source", [token], commissioned=month), free_port()) as source_url:
+            platform.rate_limit_budget = 700
             targets = {
-                "reporting": Target(platform_url, "reporting", [admin.pki.ca], client_id="inspector", client_secret=secret,
-                                    key=key, certificate=cert, credit_code=code),
+                "reporting": platform,
                 "acquisition": Target(source_url, "acquisition",
                                       [tx.load_certificate((root / "source" / "pki" / "ca.pem").read_bytes()).dump()],
                                       token_value=token),
@@ -52,8 +144,10 @@ def main(argv: list[str]) -> int:
                 results[name] = report
     for name, report in results.items():
         s = report["summary"]
-        print(f"{name:12} {report['result'].upper():5} {s['pass']} passed, {s['fail']} failed, {s['not-applicable']} n/a"
-              f" → {out / name / 'report.html'}")
+        print(f"{name:12} {report['result'].upper():5} {s['pass']} passed, {s['fail']} failed, {s['blocked']} blocked, "
+              f"{s['not-applicable']} n/a → {out / name / 'report.html'}")
+    if any(r["result"] == "inconclusive" for r in results.values()):
+        return 2
     return 0 if all(r["result"] == "pass" for r in results.values()) else 1
 
 

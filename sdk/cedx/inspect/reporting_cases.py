@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 import json
 import uuid
 
+import requests
 from lxml import etree
 
 from .. import spec, trust
@@ -16,7 +18,7 @@ from ..runtime.client import Format
 from ..runtime.errors import ApiError
 from ..trust import tsa as tts
 from ..trust import x509 as tx
-from .framework import case, check
+from .framework import CaseFailed, NotApplicable, case, check, prerequisite
 
 SUBMIT = "/v1/reporting/monthly-reports"
 
@@ -31,8 +33,17 @@ def _xsd_ok(data: bytes) -> None:
     check(schema.validate(etree.fromstring(data)), f"XML does not conform to the XSD: {schema.error_log.last_error}")
 
 
-def _submit(t, report=None, fmt=Format.JSON, **kw):
-    return t.reporting(fmt).submit_monthly_report(report or t.report(), **kw)
+def _submit(t, report=None, fmt=Format.JSON, *, step=True, **kw):
+    """Submit a valid report. As a prerequisite step (the default) its failure blocks the
+    cases that only need an accepted submission; with step=False it is the case's own check."""
+    if not step:
+        return t.reporting(fmt).submit_monthly_report(report or t.report(), **kw)
+    with prerequisite("submit"):
+        return t.reporting(fmt).submit_monthly_report(report or t.report(), **kw)
+
+
+def _get(t, path: str, token: str | None = None, **headers):
+    return t.session.get(f"{t.url}{path}", headers={"Authorization": f"Bearer {token or t.token()}", **headers})
 
 
 def _expect_problem(resp, status: int, code: str | None = None) -> dict:
@@ -126,6 +137,19 @@ def c2_3(t):
     check(digest == receipt.payload.document_digest, "documentDigest does not match the stored document")
 
 
+@case(2, "2.4", "负的活动数据被拒绝 / negative activity data is refused",
+      "a signed report whose fuel consumption is negative", "422 citing R-QTY-001 at the field")
+def c2_4(t):
+    payload = t.report().model_dump(mode="json", by_alias=True, exclude_none=True)
+    payload["power"]["units"][0]["coalConsumption"]["value"] = "-" + payload["power"]["units"][0]["coalConsumption"]["value"]
+    chain = [t.certificate] if t.certificate else None
+    body = json.dumps(trust.sign_document(payload, t.key, certificate_chain=chain, envelope_fields={"specVersion": "1.0"}),
+                      ensure_ascii=False).encode()
+    problem = _expect_problem(t.session.post(t.url + SUBMIT, data=body, headers=t.headers(SUBMIT, body)), 422)
+    cited = {(e.get("rule"), e.get("path")) for e in problem.get("errors", [])}
+    check(any(rule == "R-QTY-001" and "coalConsumption" in (path or "") for rule, path in cited), f"R-QTY-001 not cited (got {cited})")
+
+
 # --- 3 machine-readability ---------------------------------------------------------------------
 @case(3, "3.1", "内容类型与字符集 / declared content types and charsets",
       "GET a status as JSON and as XML", "Content-Type is application/json or application/xml with charset=utf-8")
@@ -195,7 +219,7 @@ def c4_2(t):
     corrected.submission_kind = models.SubmissionKind.correction
     corrected.replaces_submission_id = receipt.payload.submission_id
     corrected.reason = "inspection correction"
-    second = _submit(t, corrected)
+    second = _submit(t, corrected, step=False)
     check(second.payload.version == 2, f"correction has version {second.payload.version}")
     old = t.reporting().get_submission_status(str(receipt.payload.submission_id))
     check(old.state.value == "superseded", f"the replaced version is {old.state.value}")
@@ -208,7 +232,7 @@ def c4_3(t):
     report = t.report()
     report.submission_kind = models.SubmissionKind.supplementary
     report.reason = "late: inspection"
-    check(_submit(t, report).payload.submission_kind.value == "supplementary", "supplementary kind not kept")
+    check(_submit(t, report, step=False).payload.submission_kind.value == "supplementary", "supplementary kind not kept")
     again = report.model_copy(update={"report_id": uuid.uuid4(), "submission_kind": models.SubmissionKind.original, "reason": None})
     _api_error(lambda: t.reporting().submit_monthly_report(again), 409)
 
@@ -254,6 +278,64 @@ def c5_4(t):
     check(not missing, f"missing {', '.join(missing)}")
 
 
+@case(5, "5.5", "速率限制确实生效 / the rate limit is enforced",
+      "opt-in (--rate-limit-probe N): cheap reads until RateLimit-Remaining reaches 0, one more, then the same with a "
+      "fresh token of the same client", "429 RATE_LIMITED with an integer Retry-After exactly when Remaining was 0; "
+      "a new token of the same client is still limited", last=True)
+def c5_5(t):
+    budget = t.rate_limit_budget
+    if budget <= 0:
+        raise NotApplicable("opt-in: the probe sends up to N requests to exhaust the limit (--rate-limit-probe N); "
+                            "agree it with the operator before inspecting a production platform")
+    t.session.polite = False  # here a 429 is what is looked for, not something to wait out
+    try:
+        _probe_rate_limit(t, budget)
+    finally:
+        t.session.polite = True
+
+
+def _probe_rate_limit(t, budget: int) -> None:
+    path = "/v1/reporting/submissions?limit=1"
+    first = _get(t, path)
+    if first.status_code == 429:  # the earlier cases used the window up: the limit is enforced
+        _expect_problem(first, 429, "RATE_LIMITED")
+        check(first.headers.get("Retry-After", "").isdigit(), "429 without an integer Retry-After")
+        return
+    check(first.status_code == 200, f"HTTP {first.status_code}")
+    try:
+        remaining, limit = int(first.headers["RateLimit-Remaining"]), int(first.headers["RateLimit-Limit"])
+    except (KeyError, ValueError) as exc:
+        raise CaseFailed(f"RateLimit-Remaining / RateLimit-Limit missing or not integers: {exc}") from exc
+    if remaining + 1 > budget - 2:
+        raise NotApplicable(f"{remaining} requests remain in the window (limit {limit}); the probe budget is {budget}")
+    sent, last, reset = 1, remaining, first.headers.get("RateLimit-Reset", "")
+    while sent < budget:
+        r = _get(t, path)
+        sent += 1
+        if r.status_code == 429:
+            _expect_problem(r, 429, "RATE_LIMITED")
+            retry = r.headers.get("Retry-After", "")
+            check(retry.isdigit(), f"Retry-After {retry!r} is not a number of seconds")
+            check(last == 0, f"429 while the previous answer said RateLimit-Remaining: {last} — the headers do not tell the truth")
+            break
+        check(r.status_code == 200, f"HTTP {r.status_code} after {sent} requests")
+        remaining = int(r.headers.get("RateLimit-Remaining", "-1"))
+        if last == 0 and not (reset.isdigit() and int(reset) <= 1):
+            raise CaseFailed(f"RateLimit-Remaining was 0 yet request {sent} was answered 200: the limit is not enforced")
+        last, reset = remaining, r.headers.get("RateLimit-Reset", "")
+    else:
+        raise CaseFailed(f"{sent} requests (limit {limit}) and no 429: the limit is not enforced")
+    # The limit belongs to the client, not to the token string: a fresh token must not reset it.
+    resp = t.session.post(f"{t.url}/oauth/token", data={"grant_type": "client_credentials", "client_id": t.client_id,
+                                                        "client_secret": t.client_secret})
+    if resp.status_code == 429:
+        return  # the token endpoint is limited as well
+    check(resp.status_code == 200, f"token request answered {resp.status_code}")
+    again = _get(t, path, token=resp.json()["access_token"])
+    check(again.status_code == 429, f"a fresh token of the same client was answered {again.status_code}: "
+                                    "the limit is kept per token, not per client")
+
+
 # --- 6 exchange formats --------------------------------------------------------------------------
 @case(6, "6.1", "XML 报送与 XML 应答 / XML in, XML out",
       "submit a report as application/xml with Accept: application/xml", "201, answered in XML valid per the XSD")
@@ -286,8 +368,8 @@ def c7_1(t):
     _expect_problem(t.session.get(f"{t.url}/v1/reporting/submissions"), 401, "TOKEN_MISSING")
 
 
-@case(7, "7.2", "无效或过期令牌被拒绝 / invalid or expired token",
-      "GET a listing with a well-formed token the platform never issued", "401 TOKEN_INVALID or TOKEN_EXPIRED")
+@case(7, "7.2", "无效令牌被拒绝 / an invalid token is refused",
+      "GET a listing with a well-formed token the platform never issued", "401 TOKEN_INVALID (or TOKEN_EXPIRED)")
 def c7_2(t):
     r = t.session.get(f"{t.url}/v1/reporting/submissions", headers={"Authorization": "Bearer " + base64.urlsafe_b64encode(uuid.uuid4().bytes * 2).decode()})
     body = _expect_problem(r, 401)
@@ -308,6 +390,74 @@ def c7_4(t):
     report = t.report()
     report.credit_code = other
     _api_error(lambda: t.reporting().submit_monthly_report(report), 403, "ENTITY_FORBIDDEN")
+
+
+@case(7, "7.5", "过期令牌被拒绝 / an expired token is refused",
+      "GET a listing with a token the platform issued to this client that has since expired (--expired-token-env)",
+      "401 TOKEN_EXPIRED with WWW-Authenticate: Bearer error=\"invalid_token\"")
+def c7_5(t):
+    if not t.expired_token:
+        raise NotApplicable("no expired token supplied: ask the operator for a short-lived token of this client, "
+                            "let it expire, pass it with --expired-token-env")
+    r = t.session.get(f"{t.url}/v1/reporting/submissions?limit=1", headers={"Authorization": f"Bearer {t.expired_token}"})
+    _expect_problem(r, 401, "TOKEN_EXPIRED")
+    check("invalid_token" in r.headers.get("www-authenticate", ""),
+          f"WWW-Authenticate is {r.headers.get('www-authenticate')!r}, not Bearer error=\"invalid_token\" (RFC 6750)")
+
+
+@case(7, "7.6", "不得读取他人数据 / no reads of another entity's data",
+      "a second entity's token reads this entity's submission status, receipt, report and entity record; "
+      "both entities list their submissions", "403 or 404 problem+json without the data; each listing holds only its own entity's submissions")
+def c7_6(t):
+    if not t.other:
+        raise NotApplicable("no second entity supplied (--other-client-id, --other-client-secret-env, --other-credit-code)")
+    receipt = _submit(t)
+    sid, report_id = str(receipt.payload.submission_id), str(receipt.payload.report_id)
+    theirs = t.request_token(t.other.client_id, t.other.client_secret)
+    for path in (f"/v1/reporting/submissions/{sid}", f"/v1/reporting/submissions/{sid}/receipt",
+                 f"/v1/reporting/monthly-reports/{sid}", f"/v1/reporting/entities/{t.credit_code}"):
+        r = _get(t, path, token=theirs)
+        check(r.status_code in (403, 404), f"another entity's token read {path}: HTTP {r.status_code}")
+        body = _expect_problem(r, r.status_code)
+        check(body.get("code") in ("NOT_FOUND", "ENTITY_FORBIDDEN"), f"{path}: code {body.get('code')}")
+        check(report_id not in r.text, f"{path}: the refusal discloses the report id")
+    for token, code, label in ((theirs, t.other.credit_code, "the second entity's"), (t.token(), t.credit_code, "this entity's")):
+        r = _get(t, "/v1/reporting/submissions?limit=50", token=token)
+        check(r.status_code == 200, f"{label} listing: HTTP {r.status_code}")
+        ids = [i.get("submissionId") for i in r.json().get("items", [])]
+        if code != t.credit_code:
+            check(sid not in ids, f"{label} listing contains this entity's submission {sid}")
+        for other_id in ids[:20]:  # bounded: each listed submission's receipt names the listing's entity
+            rr = _get(t, f"/v1/reporting/submissions/{other_id}/receipt", token=token)
+            check(rr.status_code == 200, f"{label} listing names {other_id}, whose receipt answers {rr.status_code}")
+            owner = rr.json().get("payload", {}).get("creditCode")
+            check(owner == code, f"{label} listing holds submission {other_id} of entity {owner}")
+
+
+@case(7, "7.7", "错误中不回显令牌与密码 / errors never echo tokens or secrets",
+      "a made-up bearer token on a read and on a submission; a wrong and an overlong client secret at the token endpoint",
+      "refused, and neither the body nor a header contains the token or secret; error_description within 500 characters")
+def c7_7(t):
+    canary = "cedx-canary-" + uuid.uuid4().hex
+    answers = [
+        t.session.get(f"{t.url}/v1/reporting/submissions", headers={"Authorization": f"Bearer {canary}"}),
+        t.session.get(f"{t.url}/v1/reporting/submissions/{uuid.uuid4()}/receipt", headers={"Authorization": f"Bearer {canary}"}),
+        t.session.post(t.url + SUBMIT, data=b"{}", headers={"Authorization": f"Bearer {canary}", "Content-Type": "application/json",
+                                                           "Idempotency-Key": str(uuid.uuid4())}),
+    ]
+    for secret in (canary, canary * 40):
+        answers.append(t.session.post(f"{t.url}/oauth/token", data={"grant_type": "client_credentials", "client_id": t.client_id,
+                                                                     "client_secret": secret}))
+    answers.append(t.session.post(f"{t.url}/oauth/token", data={"grant_type": "password", "client_id": t.client_id,
+                                                                 "client_secret": canary}))
+    for r in answers:
+        where = f"{r.request.method} {r.request.path_url}"
+        check(r.status_code in (400, 401), f"{where}: HTTP {r.status_code}")
+        check(canary not in r.text, f"{where} echoes the submitted token or secret in its body")
+        check(all(canary not in v for v in r.headers.values()), f"{where} echoes the submitted token or secret in a header")
+        if "/oauth/" in where:
+            description = r.json().get("error_description") or ""
+            check(len(description) <= 500, f"{where}: error_description of {len(description)} characters (limit 500)")
 
 
 # --- 8 configuration-address change -----------------------------------------------------------
@@ -354,6 +504,57 @@ def c8_3(t):
     check(not issues, f"rule violations: {[i.code for i in issues]}")
 
 
+@case(8, "8.4", "所公告的地址变更可用 / a served address change works",
+      "read the successor the platform announces (or --expect-successor): its configuration, its token endpoint, "
+      "and a submission made here read back there once the change is effective",
+      "the successor's document verifies to the same trust anchors, names the same platform and its own endpoints; "
+      "the same client and data are served there")
+def c8_4(t):
+    doc = _config(t)
+    payload = doc["payload"]
+    successor = payload.get("successor")
+    if t.expect_successor:
+        check(successor is not None and successor["baseUrl"].rstrip("/") == t.expect_successor.rstrip("/"),
+              f"expected successor {t.expect_successor}; the platform announces {successor and successor.get('baseUrl')}")
+    if successor is None:
+        raise NotApplicable("the platform announces no address change; stage one with the operator and pass --expect-successor")
+    try:
+        trust.verify_document(doc, t.resolver())
+    except trust.TrustError as exc:
+        raise CaseFailed(f"the announcing document does not verify: {exc}") from exc
+    effective = dt.datetime.fromisoformat(successor["effectiveFrom"].replace("Z", "+00:00"))
+    check(effective >= dt.datetime.fromisoformat(payload["validFrom"].replace("Z", "+00:00")),
+          "the change takes effect before the announcing document is valid")
+    base = successor["baseUrl"].rstrip("/")
+    check(base != t.url, "the successor is the platform's own address")
+    try:
+        r = t.session.get(f"{base}/.well-known/cedx-configuration", headers={"Accept": "application/json"}, timeout=30)
+    except requests.RequestException as exc:
+        raise CaseFailed(f"the successor {base} is unreachable: {exc}") from exc
+    check(r.status_code == 200, f"the successor's configuration: HTTP {r.status_code}")
+    new = r.json()
+    try:
+        trust.verify_document(new, t.resolver())
+    except trust.TrustError as exc:
+        raise CaseFailed(f"the successor's configuration does not verify to the trust anchors: {exc}") from exc
+    check(new["payload"].get("platformId") == payload.get("platformId"),
+          f"the successor is platform {new['payload'].get('platformId')!r}, not {payload.get('platformId')!r}")
+    endpoints = new["payload"].get("endpoints", {})
+    check(all(str(v).startswith(base) for v in endpoints.values()), f"the successor's endpoints are not under {base}: {endpoints}")
+    onward = (new["payload"].get("successor") or {}).get("baseUrl", "").rstrip("/")
+    check(onward != t.url, "the successor announces the old address as its own successor (a loop)")
+    if effective > dt.datetime.now(dt.timezone.utc):
+        return  # not effective yet: the successor need not serve this client's data
+    sid = str(_submit(t).payload.submission_id)
+    try:
+        token = t.request_token(t.client_id, t.client_secret, base_url=base)
+        status = t.session.get(f"{base}/v1/reporting/submissions/{sid}", headers={"Authorization": f"Bearer {token}"})
+    except requests.RequestException as exc:
+        raise CaseFailed(f"the successor {base} is unreachable: {exc}") from exc
+    check(status.status_code == 200 and status.json().get("submissionId") == sid,
+          f"a submission made at the old address is not served at the successor: HTTP {status.status_code}")
+
+
 # --- 9 data trust -----------------------------------------------------------------------------
 @case(9, "9.1", "篡改的文档被拒绝 / a tampered document is refused",
       "sign a report, then change the entity name", "422 SIGNATURE_INVALID")
@@ -391,3 +592,29 @@ def c9_4(t):
     _expect_problem(second, 401, "REQUEST_REPLAYED")
 
 
+
+
+def _refused_credential(t, credential, option: str) -> None:
+    if credential is None:
+        raise NotApplicable(f"no such certificate supplied (--{option}-key, --{option}-cert): ask the operator to "
+                            f"register one for this entity that is {option}")
+    doc = t.signed(t.report(), key=credential.key, certificate=credential.certificate)
+    exc = _api_error(lambda: t.reporting().submit_monthly_report(doc), 422, "CERTIFICATE_INVALID")
+    check("$.signature.keyId" in exc.paths or not exc.paths, f"the refusal points at {exc.paths}, not $.signature.keyId")
+    body = json.dumps(t.signed(t.report()), ensure_ascii=False).encode()
+    r = t.session.post(t.url + SUBMIT, data=body, headers=t.headers(SUBMIT, body, signing_key=credential.key))
+    _expect_problem(r, 401, "REQUEST_SIGNATURE_INVALID")
+
+
+@case(9, "9.5", "已吊销证书被拒绝 / a revoked certificate is refused",
+      "a report signed with a key whose registered certificate was revoked (--revoked-key/--revoked-cert); "
+      "a valid report whose request signature uses that key", "422 CERTIFICATE_INVALID; 401 REQUEST_SIGNATURE_INVALID")
+def c9_5(t):
+    _refused_credential(t, t.revoked, "revoked")
+
+
+@case(9, "9.6", "过期证书被拒绝 / an expired certificate is refused",
+      "a report signed with a key whose registered certificate has expired (--expired-key/--expired-cert); "
+      "a valid report whose request signature uses that key", "422 CERTIFICATE_INVALID; 401 REQUEST_SIGNATURE_INVALID")
+def c9_6(t):
+    _refused_credential(t, t.expired, "expired")

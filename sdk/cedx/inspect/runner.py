@@ -8,19 +8,85 @@ import json
 import sys
 from pathlib import Path
 
+import requests
+
 from . import acquisition_cases, reporting_cases  # noqa: F401  (registers the cases)
-from .framework import ITEMS, REGISTRY, as_dict, item_verdict, run_case
+from .framework import ITEMS, REGISTRY, as_dict, execution_order, item_verdict, run_case
 from .target import Target
+
+VERDICTS = ("pass", "fail", "blocked", "not-applicable")
+#: OAuth errors that mean "these credentials are refused" rather than "the endpoint is broken".
+REFUSED = {"invalid_client", "unauthorized_client", "invalid_grant", "access_denied"}
+
+
+def preflight(target: Target) -> dict | None:
+    """Can the inspection say anything at all? None if so; otherwise why not: the target is
+    unreachable, or it refuses the credentials the inspection body was given. Either makes
+    the inspection inconclusive (not a failure of the implementation)."""
+    def reach(method: str, url: str, **kw):
+        try:
+            return requests.request(method, url, timeout=30, **kw), None
+        except requests.RequestException as exc:
+            return None, {"cause": "unreachable", "detail": f"{method} {url}: {type(exc).__name__}: {exc}"[:500]}
+
+    if target.interface == "acquisition" and (target.token_value or not target.client_id):
+        resp, why = reach("GET", f"{target.url}/v1/acquisition/source",
+                          headers={"Authorization": f"Bearer {target.token_value or ''}", "Accept": "application/json"})
+        if why:
+            return why
+        if resp.status_code in (401, 403):
+            return {"cause": "credentials-refused",
+                    "detail": f"the source answered {resp.status_code} to the bearer token given (--token-env)"}
+        return None
+    if target.interface == "acquisition":
+        _, why = reach("GET", f"{target.url}/v1/acquisition/source", headers={"Accept": "application/json"})
+    else:
+        _, why = reach("GET", f"{target.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
+    if why:
+        return why
+    clients = [("the inspector's client", target.client_id, target.client_secret)]
+    if target.other:
+        clients.append(("the second entity's client", target.other.client_id, target.other.client_secret))
+    for who, client_id, secret in clients:
+        form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+        if target.default_scope:
+            form["scope"] = target.default_scope
+        resp, why = reach("POST", f"{target.url}/oauth/token", data=form)
+        if why:
+            return why
+        try:
+            error = resp.json().get("error") if resp.status_code in (400, 401) else None
+        except ValueError:
+            error = None
+        if resp.status_code == 401 or error in REFUSED:
+            return {"cause": "credentials-refused",
+                    "detail": f"the token endpoint refused {who} {client_id!r}: HTTP {resp.status_code} {error or ''}".rstrip()}
+    return None
 
 
 def run(target: Target, items: list[int] | None = None, progress=None) -> dict:
     cases = [c for c in REGISTRY if target.interface in c.interfaces and (not items or c.item in items)]
-    results = []
-    for i, c in enumerate(cases, 1):
-        r = run_case(c, target)
-        results.append(r)
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    why = preflight(target)
+    if why:
+        if progress:
+            progress(f"INCONCLUSIVE — {why['cause']}: {why['detail']}")
+        return {
+            "inspector": "cedx inspect", "specVersion": "1.0",
+            "target": {"url": target.url, "interface": target.interface}, "startedAt": started,
+            "result": "inconclusive", "inconclusive": why,
+            "summary": dict.fromkeys(VERDICTS, 0),
+            "items": [{"item": n, "zh": zh, "en": en, "result": "inconclusive", "reason": why["detail"], "cases": []}
+                      for n, (zh, en) in ITEMS.items() if not items or n in items],
+        }
+    by_case: dict[str, object] = {}
+    failed_steps: dict[str, str] = {}
+    for i, c in enumerate(execution_order(cases), 1):
+        r = run_case(c, target, failed_steps)
+        by_case[c.case_id] = r
         if progress:
             progress(f"[{i}/{len(cases)}] {c.case_id} {r.verdict.upper():15} {c.title}" + (f" — {r.reason}" if r.reason else ""))
+    results = [by_case[c.case_id] for c in cases]  # reported in catalogue order
     report_items = []
     for number, (zh, en) in ITEMS.items():
         if items and number not in items:
@@ -32,13 +98,13 @@ def run(target: Target, items: list[int] | None = None, progress=None) -> dict:
             continue
         report_items.append({"item": number, "zh": zh, "en": en, "result": item_verdict(mine),
                              "cases": [as_dict(r) for r in mine]})
-    passed = all(i["result"] != "fail" for i in report_items)
+    passed = all(i["result"] not in ("fail", "blocked") for i in report_items)
     return {
         "inspector": "cedx inspect", "specVersion": "1.0",
         "target": {"url": target.url, "interface": target.interface},
-        "startedAt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "startedAt": started,
         "result": "pass" if passed else "fail",
-        "summary": {v: sum(1 for r in results if r.verdict == v) for v in ("pass", "fail", "not-applicable")},
+        "summary": {v: sum(1 for r in results if r.verdict == v) for v in VERDICTS},
         "items": report_items,
     }
 
@@ -49,7 +115,10 @@ def write(report: dict, out: Path) -> None:
     (out / "report.html").write_text(render_html(report), encoding="utf-8")
 
 
-VERDICT_ZH = {"pass": "合格 / pass", "fail": "不合格 / fail", "not-applicable": "不适用 / not applicable"}
+VERDICT_ZH = {"pass": "合格 / pass", "fail": "不合格 / fail", "not-applicable": "不适用 / not applicable",
+              "blocked": "受阻 / blocked", "inconclusive": "无法判定 / inconclusive"}
+CAUSE = {"unreachable": "被检对象不可达 / the target is unreachable",
+         "credentials-refused": "凭据被拒绝 / the credentials were refused"}
 
 
 def render_html(report: dict) -> str:
@@ -71,18 +140,26 @@ def render_html(report: dict) -> str:
         sections.append(f"<h3 id='item{item['item']}'>{item['item']}. {e(item['zh'])} / {e(item['en'])} — {VERDICT_ZH[item['result']]}</h3>"
                         + (f"<p>{e(item.get('reason', ''))}</p>" if item.get("reason") else "") + "".join(cases))
     s = report["summary"]
+    why = ""
+    if report.get("inconclusive"):
+        cause = report["inconclusive"]
+        why = f"<p><b>{e(CAUSE.get(cause['cause'], cause['cause']))}</b>: {e(cause['detail'])}</p>"
+    if s.get("blocked"):
+        why += ("<p>“受阻”用例因先决步骤在另一用例中失败而无法执行；请先处理该用例。 / A blocked case could not run because a "
+                "prerequisite failed in the case it names; fix that case first.</p>")
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>数据接口检验报告 / Data interface inspection report</title>
 <style>body{{font-family:"Noto Sans CJK SC","Microsoft YaHei",system-ui,sans-serif;margin:24px 40px;color:#1d2330}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccd;padding:4px 10px}} .en{{color:#5a6272}}
 tr.pass td:nth-child(3),.case.pass h4{{color:#0b6e4f}} tr.fail td:nth-child(3),.case.fail h4{{color:#b00020}}
+tr.blocked td:nth-child(3),.case.blocked h4,tr.inconclusive td:nth-child(3){{color:#8a5a00}}
 pre{{background:#f7f7f9;border:1px solid #e1e4ea;padding:8px;white-space:pre-wrap;font-size:11px;max-height:300px;overflow:auto}}
 .case{{border-left:3px solid #ccd;padding-left:10px;margin:10px 0}} @media print{{pre{{max-height:none}}}}</style></head>
 <body><h1>数据接口检验报告<br><span class=en>Data interface inspection report</span></h1>
 <p>被检对象 / target: <code>{e(report['target']['url'])}</code> · 接口 / interface: {e(report['target']['interface'])} ·
 时间 / time: {e(report['startedAt'])} · 工具 / tool: cedx inspect (spec {e(report['specVersion'])})</p>
 <p><b>结论 / result: {VERDICT_ZH[report['result']]}</b> — 用例 / cases: {s['pass']} 合格 / pass, {s['fail']} 不合格 / fail,
-{s['not-applicable']} 不适用 / n/a</p>
+{s['blocked']} 受阻 / blocked, {s['not-applicable']} 不适用 / n/a</p>{why}
 <table><tr><th>项 / item</th><th>检验项目 / inspection item</th><th>结论 / result</th><th>用例数 / cases</th></tr>{''.join(rows)}</table>
 {''.join(sections)}
 <p class=en>机密信息（令牌、密钥、客户端密码、签名头）已隐去 / secrets (tokens, keys, client secrets, signature headers) are redacted.</p>

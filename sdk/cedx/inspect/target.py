@@ -13,9 +13,24 @@ from ..generated import models
 from ..generated.client import AcquisitionClient, CommonClient, ReportingClient
 from ..runtime.client import NO_RETRY, Format
 from ..trust import x509 as tx
-from .framework import RecordingSession, check
+from .framework import RecordingSession, check, prerequisite
 
 MONTHS31 = ("01", "03", "05", "07", "08", "10", "12")
+
+
+@dataclass
+class OtherEntity:
+    """Credentials of a second reporting entity on the same platform (cross-entity cases)."""
+    client_id: str
+    client_secret: str
+    credit_code: str
+
+
+@dataclass
+class Credential:
+    """A signing key with a certificate registered for the entity (revoked or expired ones)."""
+    key: trust.SM2PrivateKey
+    certificate: bytes
 
 
 @dataclass
@@ -30,26 +45,46 @@ class Target:
     certificate: bytes | None = None
     credit_code: str | None = None
     point_id: str | None = None             # acquisition: a point to read (default: the first listed)
+    # Optional material an inspection body provisions with the operator; a case that needs
+    # what was not given is reported not applicable, saying which option supplies it.
+    expired_token: str | None = None        # a token the platform issued to this client that has expired
+    other: OtherEntity | None = None        # a second entity's client (cross-entity reads)
+    revoked: Credential | None = None       # a certificate of this entity that the platform revoked
+    expired: Credential | None = None       # a certificate of this entity, registered, now expired
+    rate_limit_budget: int = 0              # opt-in: at most this many requests to exhaust the rate limit
+    expect_successor: str | None = None     # the successor address the platform is expected to announce
     session: RecordingSession = field(default_factory=RecordingSession)
     _token: str | None = None
     _period_seq: int = field(default_factory=lambda: random.randrange(0, 7 * 700))
 
     # --- tokens and clients ---------------------------------------------------------------
     def token(self, scope: str | None = None, fresh: bool = False) -> str:
-        if self.interface == "acquisition":
-            check(bool(self.token_value), "an acquisition token is required (--token)")
+        # An acquisition source takes a static bearer token, or client credentials for scope
+        # acquisition:read at its own token endpoint.
+        if self.interface == "acquisition" and (self.token_value or not self.client_id):
+            check(bool(self.token_value), "an acquisition token (--token-env) or client credentials are required")
             return self.token_value
         if self._token and not fresh and scope is None:
             return self._token
-        data = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
+        if scope is not None:  # a token with a narrower scope is the case's own check
+            return self.request_token(self.client_id, self.client_secret, scope)
+        with prerequisite("token"):
+            self._token = self.request_token(self.client_id, self.client_secret, self.default_scope)
+        return self._token
+
+    @property
+    def default_scope(self) -> str | None:
+        return "acquisition:read" if self.interface == "acquisition" else None
+
+    def request_token(self, client_id: str | None, client_secret: str | None, scope: str | None = None,
+                      base_url: str | None = None) -> str:
+        data = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
         if scope:
             data["scope"] = scope
-        resp = self.session.post(f"{self.url}/oauth/token", data=data, timeout=30)
+        resp = self.session.post(f"{base_url or self.url}/oauth/token", data=data, timeout=30)
         check(resp.status_code == 200, f"token request answered {resp.status_code}: {resp.text[:200]}")
         token = resp.json().get("access_token")
-        check(isinstance(token, str) and token, "token response has no access_token")
-        if scope is None:
-            self._token = token
+        check(isinstance(token, str) and bool(token), "token response has no access_token")
         return token
 
     def reporting(self, fmt: Format = Format.JSON, *, token: str | None = None, key=None, **kw) -> ReportingClient:
@@ -90,17 +125,18 @@ class Target:
         year, month = divmod(self._period_seq % (7 * 700), 7)
         return f"{1200 + year}-{MONTHS31[month]}"
 
-    def signed(self, report: models.MonthlyReport, key=None) -> dict:
-        chain = [self.certificate] if self.certificate and key is None else None
+    def signed(self, report: models.MonthlyReport, key=None, certificate: bytes | None = None) -> dict:
+        chain = [certificate] if certificate else [self.certificate] if self.certificate and key is None else None
         return trust.sign_document(report, key or self.key, certificate_chain=chain, envelope_fields={"specVersion": "1.0"})
 
     def headers(self, path: str, body: bytes, *, ctype: str = "application/json", accept: str | None = None,
-                token: str | None = None, idempotency_key: str | None = None, method: str = "POST") -> dict:
+                token: str | None = None, idempotency_key: str | None = None, method: str = "POST",
+                signing_key=None) -> dict:
         h = {"Authorization": f"Bearer {token or self.token()}", "Content-Type": ctype}
         if accept:
             h["Accept"] = accept
         if idempotency_key is not False:
             h["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
-        if self.key:
-            h.update(trust.sign_request(self.key, method, path, "", body))
+        if signing_key or self.key:
+            h.update(trust.sign_request(signing_key or self.key, method, path, "", body))
         return h

@@ -179,7 +179,8 @@ async def handle(request: Request, op: OperationInfo, method, hooks: ServerHooks
             record = _parse_body(request, op, ctx.raw_body)
             issues = spec.context(op.spec_package).validator.validate(op.body_schema, record)
             if issues and op.body_media == (FORM,):
-                raise OAuthError("invalid_request", "; ".join(f"{i.path}: {i.message}" for i in issues[:5]))
+                # Field and rule only: a message may quote the value, and the value may be a secret.
+                raise OAuthError("invalid_request", "; ".join(f"{i.path}: {i.code}" for i in issues[:5]))
             if issues:
                 raise _issues_problem(issues, op.spec_package)
             ctx.record = record
@@ -193,7 +194,7 @@ async def handle(request: Request, op: OperationInfo, method, hooks: ServerHooks
         return Response(encode(record, op.response_schema, fmt, op.spec_package), status_code=reply.status or op.success_status,
                         media_type=f"{fmt}; charset=utf-8", headers=headers)
     except OAuthError as err:
-        body = {"error": err.error, **({"error_description": err.description} if err.description else {})}
+        body = {"error": err.error, **({"error_description": err.description[:500]} if err.description else {})}
         headers = {"Cache-Control": "no-store"}
         if err.status == 401:
             headers["WWW-Authenticate"] = "Basic"

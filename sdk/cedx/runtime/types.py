@@ -3,6 +3,8 @@
 * ``DecimalString`` holds a ``Decimal``; from JSON it accepts only a decimal string (rule
   R-DEC-001: no binary floats, no exponent), from Python also ``Decimal`` and ``int``; it is
   written back as the same plain string.
+* ``NonNegativeDecimalString`` is the same for activity data, parameters and emissions, and
+  refuses a negative value (rule R-QTY-001).
 * ``Instant`` is an aware datetime; a string must carry an explicit offset (R-TIME-001).
 """
 
@@ -39,6 +41,13 @@ def _decimal(value: Any, info: ValidationInfo) -> Decimal:
     raise ValueError(f"R-DEC-001: decimals travel as strings, not {type(value).__name__}")
 
 
+def _non_negative(value: Any, info: ValidationInfo) -> Decimal:
+    d = _decimal(value, info)
+    if d < 0 or (isinstance(value, str) and value.startswith("-")):
+        raise ValueError(f"R-QTY-001: {value!r} is negative; only signed quantities (stock change) may be")
+    return d
+
+
 def _decimal_text(value: Decimal) -> str:
     return format(value, "f")
 
@@ -52,6 +61,11 @@ def _instant(value: Any) -> Any:
 DecimalString = Annotated[
     Decimal,
     BeforeValidator(_decimal),
+    PlainSerializer(_decimal_text, return_type=str, when_used="json"),
+]
+NonNegativeDecimalString = Annotated[
+    Decimal,
+    BeforeValidator(_non_negative),
     PlainSerializer(_decimal_text, return_type=str, when_used="json"),
 ]
 Instant = Annotated[AwareDatetime, BeforeValidator(_instant)]

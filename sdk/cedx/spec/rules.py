@@ -9,13 +9,16 @@ holds whatever units a document chose among those its fields allow.
 from __future__ import annotations
 
 import ast
+import base64
 import calendar
+import datetime as _dt
 import operator
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+from ..instants import CST as CHINA_STANDARD_TIME
 from ..instants import INSTANT_PATTERN as _INSTANT
 from ..instants import parse_instant
 from . import uscc
@@ -165,6 +168,14 @@ class _Absent:
 _ABSENT = _Absent()
 
 
+def _flatten(values: list) -> list:
+    # A path through two lists (power.units.fuels.emission) projects to a list of lists.
+    out: list = []
+    for v in values:
+        out.extend(_flatten(v) if isinstance(v, list) else [v])
+    return out
+
+
 def _fmt(d: Decimal) -> str:
     return format(d.normalize(), "f") if d == d.to_integral_value() else f"{d:.6g}"
 
@@ -173,6 +184,7 @@ class _Evaluator:
     FUNCTIONS = {
         "approx", "sum", "all", "count", "present", "opt", "unique", "increasing", "q",
         "unitOf", "hoursInPeriod", "usccValid", "industrySections", "startsWith",
+        "factor", "monthStart", "monthEnd", "addDays", "sm3b64", "b64size", "parameters",
     }
 
     def __init__(self, engine: RuleEngine, scope: _Scope, text: str, tolerance):
@@ -237,7 +249,7 @@ class _Evaluator:
         values = self._sub_expr(items, args[1]) if len(args) > 1 else items
         if not isinstance(values, list):
             values = [values]
-        return sum((self.number(v) for v in values), Decimal(0))
+        return sum((self.number(v) for v in _flatten(values)), Decimal(0))
 
     def f_all(self, args) -> bool:
         items = self.visit(args[0])
@@ -300,6 +312,110 @@ class _Evaluator:
             raise _Missing()
         prefix = format(prefix, "f") if isinstance(prefix, Decimal) else str(prefix)
         return str(s).startswith(prefix)
+
+    # --- factor table, period rule, attachments ---------------------------------------------
+    def f_factor(self, args) -> Decimal:
+        """factor('power.carbon_per_ncv_default'): a value of the factor table, in SI."""
+        key = self.visit(args[0])
+        return self.number(factor_row(self.engine.index.spec, str(key)))
+
+    def _period(self, args) -> tuple[int, int]:
+        period = self.visit(args[0])
+        if isinstance(period, _Absent):
+            raise _Missing()
+        year, month = (int(x) for x in str(period).split("-"))
+        if not (1 <= year <= 9998 and 1 <= month <= 12):
+            raise _Missing()  # no such calendar month (e.g. year 0000): the schema's pattern alone cannot say so
+        return year, month
+
+    def f_monthStart(self, args) -> _dt.datetime:
+        """First instant of a reporting month: day 1, 00:00 China Standard Time (UTC+8)."""
+        return month_bounds(*self._period(args))[0]
+
+    def f_monthEnd(self, args) -> _dt.datetime:
+        """First instant after a reporting month (exclusive end), UTC+8."""
+        return month_bounds(*self._period(args))[1]
+
+    def f_addDays(self, args) -> _dt.datetime:
+        t = self.comparable(self.visit(args[0]))
+        days = self.number(self.visit(args[1]))
+        if not isinstance(t, _dt.datetime):
+            raise TypeError("addDays needs an instant")
+        return t + _dt.timedelta(days=int(days))
+
+    def f_sm3b64(self, args) -> str:
+        v = self.visit(args[0])
+        if isinstance(v, _Absent):
+            raise _Missing()
+        from ..trust import sm3
+
+        return sm3(_b64(v)).hex()
+
+    def f_parameters(self, args) -> list:
+        """Every Parameter ({value, unit, source}) anywhere below a node (root: the whole document)."""
+        out: list = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                if "source" in node and "value" in node and "unit" in node:
+                    out.append(node)
+                for v in node.values():
+                    walk(v)
+            elif isinstance(node, list):
+                for v in node:
+                    walk(v)
+
+        walk(self.visit(args[0]))
+        return out
+
+    def f_b64size(self, args) -> Decimal:
+        v = self.visit(args[0])
+        if isinstance(v, _Absent):
+            raise _Missing()
+        return Decimal(len(_b64(v)))
+
+
+def _b64(value: Any) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except ValueError:  # binascii.Error: not base64 — the schema reports it; the rule does not apply
+        raise _Missing() from None
+
+
+def month_bounds(year: int, month: int) -> tuple[_dt.datetime, _dt.datetime]:
+    """The period rule: month YYYY-MM is [YYYY-MM-01 00:00+08:00, first day of next month 00:00+08:00)."""
+    start = _dt.datetime(year, month, 1, tzinfo=CHINA_STANDARD_TIME)
+    end = _dt.datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=CHINA_STANDARD_TIME)
+    return start, end
+
+
+def factor_row(spec: dict, key: str) -> dict:
+    """A row of the factor table (x-cedx-factors) by dotted key: 'power.coal_oxidation_rate',
+    'heat.purchased_heat_factor', 'constants.ch4_density', 'defaults.steel.limestone_factor',
+    'gwp.CH4.IPCC-SAR', 'grid.2023.national_average'. Returns {value, unit, ...}."""
+    table = spec.get("x-cedx-factors") or {}
+    parts = key.split(".")
+    section = parts[0]
+    if section == "gwp" and len(parts) == 3:
+        rows = [r for r in table.get("gwp", []) if r["gas"] == parts[1] and r["assessment"] == parts[2]]
+        return {**rows[0], "unit": "1"} if rows else _no_factor(key)
+    if section == "grid" and len(parts) == 3:
+        rows = [r for r in table.get("grid", []) if str(r["year"]) == parts[1] and r["kind"] == parts[2]]
+        return {**rows[0], "unit": "tCO2/MWh"} if rows else _no_factor(key)
+    node: Any = table.get(section)
+    for part in parts[1:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    rows = [r for r in (node or []) if isinstance(r, dict) and r.get("key") == parts[-1]]
+    if not rows:
+        return _no_factor(key)
+    row = rows[0]
+    if "numerator" in row:
+        return {**row, "value": str(Decimal(row["numerator"]) / Decimal(row["denominator"])), "unit": "1"}
+    return row
+
+
+def _no_factor(key: str) -> dict:
+    raise KeyError(f"no factor {key!r} in the factor table")
 
 
 # --- expression compiler -------------------------------------------------------------------
@@ -414,7 +530,7 @@ def _c_compare(node: ast.Compare):
                 same = left == right
                 ok = same if op is ast.Eq else not same
             elif op is ast.In:
-                ok = left in right
+                ok = False if isinstance(right, _Absent) else left in right  # an absent list is empty
             else:
                 ok = _ORDERING[op](ev.comparable(left), ev.comparable(right))
             if not ok:

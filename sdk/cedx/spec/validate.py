@@ -15,6 +15,7 @@ of a document that can carry a unit.
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ from .schema import REF_PREFIX, SchemaIndex
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
     from referencing import Registry
+
+_DECIMAL = re.compile(r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?$")
 
 SPEC_URI = "urn:cedx:openapi"
 
@@ -128,7 +131,9 @@ class Validator:
                 missing = message.split("'")[1] if "'" in message else ""
                 path = path + [missing]
                 message = f"required field {missing!r} is missing"
-            elif err.validator == "type" and rule == "R-DEC-001":
+            elif rule == "R-QTY-001" and not (isinstance(err.instance, str) and _DECIMAL.match(err.instance)):
+                rule = "R-DEC-001"  # not a decimal string at all: the lexical rule, not the sign rule
+            if err.validator == "type" and rule == "R-DEC-001":
                 message = f"{err.instance!r} is not a decimal string (decimals travel as strings)"
             if len(message) > 300:
                 message = message[:297] + "..."
