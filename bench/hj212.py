@@ -111,6 +111,26 @@ async def latency(samples: int, seal_interval: float) -> list[float]:
     return out
 
 
+def cpu_costs(n: int = 2000) -> tuple[float, float]:
+    """CPU seconds per packet (process time, so other load on the machine does not count):
+    decoding, and storing in groups of 100 (fsync waits are not CPU)."""
+    (p,) = plans(1, n)
+    wires = frames(p)
+    t0 = time.process_time()
+    decoded = [codec.decode(w) for w in wires]
+    decode_cpu = (time.process_time() - t0) / len(wires)
+    from cedx.hj212.receive import ReceiveStore
+
+    with tempfile.TemporaryDirectory() as d:
+        store = ReceiveStore(Path(d) / "r.db", mapping_for([p]))
+        t0 = time.process_time()
+        for i in range(0, len(wires), 100):
+            store.store_group([(q, w, "bench") for q, w in zip(decoded[i:i + 100], wires[i:i + 100])])
+        store_cpu = (time.process_time() - t0) / len(wires)
+        store.close()
+    return decode_cpu, store_cpu
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packets", type=int, default=300, help="minute packets per logger")
@@ -124,6 +144,9 @@ def main() -> int:
         rate, summary = asyncio.run(throughput("pipelined" if "pipelined" in mode else "paced", n, k))
         fed = summary["readings"].get("fed", 0)
         print(f"  {mode:30} {rate:8.0f} packets/s  ({n * k} packets, {fed} readings fed to metering points)")
+    decode_cpu, store_cpu = cpu_costs()
+    print(f"  CPU per packet: decode {decode_cpu * 1e6:.0f} µs, store (groups of 100) {store_cpu * 1e6:.0f} µs"
+          f" → at most ~{1 / (decode_cpu + store_cpu):.0f} packets/s per core before fsync and TCP")
     lat = asyncio.run(latency(args.samples, args.seal_interval))
     lat_ms = sorted(x * 1000 for x in lat)
     print(f"  packet → signed batch (seal every {args.seal_interval * 1000:.0f} ms): median {statistics.median(lat_ms):.0f} ms,"

@@ -36,10 +36,12 @@ def minute_packet(minute: int, co2: str = "231000.5", flag: str = "N", qn_ms: in
 class Harness:
     """A bridge on a free loopback port, run inside one asyncio loop per test."""
 
-    def __init__(self, tmp_path, plan: LoggerPlan = PLAN, now: dt.datetime | None = None, **config):
+    def __init__(self, tmp_path, plan: LoggerPlan = PLAN, now: dt.datetime | None = None, mapping: Mapping | None = None,
+                 **config):
         self.now = now or plan.start + dt.timedelta(hours=3)
         config.setdefault("seal_interval", 3600)
-        self.bridge = Bridge(BridgeConfig(tmp_path, Mapping.load(site_mapping(plan)), clock=lambda: self.now, **config))
+        self.bridge = Bridge(BridgeConfig(tmp_path, mapping or Mapping.load(site_mapping(plan)), clock=lambda: self.now,
+                                          **config))
         self.db = tmp_path / "receive.db"
 
     async def __aenter__(self):
@@ -209,6 +211,22 @@ def test_wrong_password_is_refused(tmp_path):
     run(go())
 
 
+def test_known_only_refuses_unlisted_loggers(tmp_path):
+    async def go():
+        async with Harness(tmp_path, known_only=True) as h:
+            conn = await h.connect()
+            stranger = minute_packet(0)
+            stranger.mn = "UNKNOWN0001"
+            assert await h.exchange(conn, codec.encode(stranger), timeout=0.3) is None
+            req = codec.Packet(cn="1013", qn="20261102080000000", st="31", pw="1", mn="UNKNOWN0001", flag=5)
+            assert (await h.exchange(conn, codec.encode(req))).fields == {"QnRtn": "4"}
+            assert (await h.exchange(conn, codec.encode(minute_packet(0)))).cn == "9014"   # a listed logger
+            await h.bridge.flush()
+            assert len(h.rows("SELECT * FROM packets")) == 1
+            conn[1].close()
+    run(go())
+
+
 def test_bounded_buffer_and_oversized_frames(tmp_path):
     async def go():
         async with Harness(tmp_path, max_segment=512) as h:
@@ -316,14 +334,18 @@ def test_hourly_values_are_derived_and_the_inspector_passes(tmp_path):
     start = (dt.datetime.now(CST) - dt.timedelta(days=2)).replace(hour=22, minute=0, second=0, microsecond=0)
     plan = LoggerPlan(start=start, minutes=180, broken_packet=None, drop_at=None, calibration=(20, 23), maintenance=(30, 32))
     clock = lambda: start + dt.timedelta(hours=3, minutes=5)  # noqa: E731
+    # Commissioned three days earlier: the inspector pages through several daily hour batches.
+    site = site_mapping(plan)
+    site["loggers"][plan.mn]["since"] = (start - dt.timedelta(days=3)).date().isoformat()
+    mapping = Mapping.load(site)
 
     async def go():
-        async with Harness(tmp_path, plan, now=clock()) as h:
+        async with Harness(tmp_path, plan, now=clock(), mapping=mapping) as h:
             await run_logger("127.0.0.1", h.port, plan, reply_timeout=0.3)
             await h.bridge.flush()
             h.bridge.seal_now()
     run(go())
-    bridge = Bridge(BridgeConfig(tmp_path, Mapping.load(site_mapping(plan)), clock=clock))
+    bridge = Bridge(BridgeConfig(tmp_path, mapping, clock=clock))
     try:
         hours = [c for b in bridge.sink.batches(POINT, "hour", 0, 2**40)
                  for c in payload_values(json.loads(b.envelope)["payload"])]

@@ -272,3 +272,23 @@ def test_lower_case_cp_and_spaces_around_keys():
     p = hj212.decode(codec.frame("qn=20261201101500000;st=31;cn=2011;pw=1;mn=M1;flag=4;cp=&& DataTime=20261201100000; a01012-Rtd=48.5&&"))
     assert p.cn == "2011" and p.fields == {"DataTime": "20261201100000"} and p.items == {"a01012": {"Rtd": "48.5"}}
     assert any("lower case" in n for n in p.notes)
+
+
+def test_table_crc_equals_the_bitwise_algorithm_of_appendix_a():
+    import random
+
+    def appendix_a(data: bytes) -> int:       # the standard's loop, bit by bit
+        crc = 0xFFFF
+        for b in data:
+            crc = (crc >> 8) ^ b
+            for _ in range(8):
+                lsb = crc & 1
+                crc >>= 1
+                if lsb:
+                    crc ^= 0xA001
+        return crc
+
+    rnd = random.Random(212)
+    for _ in range(300):
+        data = bytes(rnd.randrange(256) for _ in range(rnd.randrange(200)))
+        assert codec.crc16(data) == appendix_a(data)

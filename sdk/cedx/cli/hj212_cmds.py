@@ -45,6 +45,8 @@ def cmd_decode(args) -> int:
     if len(data) > 20_000:
         raise _invalid("hj212 decode: input larger than any packet (a packet is at most 10,012 bytes)")
     packet, notes = _read_packet(data)
+    if not packet:
+        raise _invalid("hj212 decode: framing: no packet on standard input")
     if b"\n##" in packet or b"\r##" in packet:
         raise _invalid("hj212 decode: more than one packet on standard input (use --all)")
     try:
@@ -171,6 +173,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mapping", help="code → metering-point table (YAML; default: the built-in table)")
     p.add_argument("--password", action="append", default=[], metavar="MN=PW",
                    help="accept this MN only with this PW (repeatable; default: any MN, any PW)")
+    p.add_argument("--known-only", action="store_true", help="refuse packets of MNs the table does not list")
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds without a byte before closing")
     p.add_argument("--seal-interval", type=float, default=30.0, help="seconds between sealing rounds")
     p.add_argument("--seal-delay", type=float, default=120.0,

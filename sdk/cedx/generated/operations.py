@@ -527,7 +527,7 @@ PARAMS: dict[str, dict[str, tuple]] = {
             None,
             "integer",
             False,
-            {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+            {"type": "integer", "minimum": 1, "maximum": 100, "default": 7},
         ),
         "cursor": (
             "cursor",

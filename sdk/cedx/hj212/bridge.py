@@ -43,6 +43,7 @@ class BridgeConfig:
     idle_timeout: float = 300.0          # seconds without a byte before the connection is closed
     max_segment: int = codec.MAX_SEGMENT  # largest data segment accepted (bounds the per-connection buffer)
     max_incomplete: int = 64             # split messages per MN waiting for parts
+    known_only: bool = False             # refuse MNs that the table does not list
     seal_interval: float = 30.0          # how often ended periods are sealed
     seal_delay: dict = field(default_factory=lambda: {"minute": 120.0, "hour": 900.0})  # wait for late packets
     source_id: str = "SRC-HJ212-BRIDGE"
@@ -216,9 +217,12 @@ class Bridge:
         self.receive.close()
         self.sink.close()
 
-    def _authorised(self, p: codec.Packet) -> bool:
+    def _refusal(self, p: codec.Packet) -> int | None:
+        """None when the packet may be stored, else the QnRtn code of the refusal (3 PW, 4 MN)."""
         logger = self.mapping.loggers.get(p.mn or "")
-        return logger is None or logger.password is None or p.pw == logger.password
+        if logger is None:
+            return 4 if self.config.known_only else None
+        return None if logger.password is None or p.pw == logger.password else 3
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         host, port = writer.get_extra_info("peername")[:2]
@@ -270,17 +274,19 @@ class Bridge:
             self.stats[f"malformed: {error.kind}"] += 1  # type: ignore[union-attr]
             log.warning("%s: packet refused, no reply: %s", peer, error)
             return None
-        if not self._authorised(p):
-            self.stats["refused: password"] += 1
-            log.warning("%s: MN %s sent a wrong PW; packet refused", peer, p.mn)
+        refusal = self._refusal(p)
+        if refusal is not None:
+            what = "password" if refusal == 3 else "unknown MN"
+            self.stats[f"refused: {what}"] += 1
+            log.warning("%s: MN %s: %s; packet refused", peer, p.mn, what)
             if p.reply_required and p.cn not in codec.DATA_COMMANDS and not p.cn.startswith("90"):
-                return p, None
+                return p, refusal
             return None
         return p, asyncio.wrap_future(self._submit((p, raw, peer)))
 
     async def _finish(self, p: codec.Packet, stored, writer: asyncio.StreamWriter, peer: str) -> None:
-        if stored is None:                      # refused before storing: the request is answered QnRtn=3
-            await self._send(writer, codec.request_reply(p, 3))
+        if isinstance(stored, int):             # refused before storing: the request gets QnRtn 3 or 4
+            await self._send(writer, codec.request_reply(p, stored))
             return
         try:
             outcome = await stored
@@ -455,6 +461,7 @@ def run_bridge_cli(args) -> int:
     if args.http_port and not args.token:
         raise CliError("serve hj212-bridge: --http-port needs at least one --token")
     bridge = Bridge(BridgeConfig(Path(args.dir), mapping, idle_timeout=args.idle_timeout, seal_interval=args.seal_interval,
+                                 known_only=args.known_only,
                                  seal_delay={"minute": args.seal_delay, "hour": max(900.0, args.seal_delay)}))
 
     async def main() -> None:
