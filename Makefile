@@ -5,14 +5,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test check generate demo inspect bench clean
+.PHONY: venv test check generate demo inspect bench docs-check clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml requirements-dev.txt tools/package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[server,fast]' -r requirements-dev.txt
+	$(PY) -m pip install -q -e '.[server,fast,async]' -r requirements-dev.txt
 	# Spectral and Redocly, pinned by tools/package-lock.json (make check lints the spec with them)
 	@if command -v npm >/dev/null 2>&1; then cd tools && npm ci --no-audit --no-fund --loglevel=error; \
 	 else echo "npm not found: install Node.js >= 20.19 for the spec linters of make check (.ci/run does)"; fi
@@ -56,6 +56,11 @@ bench: $(STAMP)
 	$(PY) bench/pull.py
 	$(PY) bench/xmlpaths.py
 	$(PY) bench/hj212.py
+
+## make docs-check: the HTML reference in headless Chromium (desktop and phone screenshots in
+## build/docs-check/), plus its static checks (no remote assets, search, language switch)
+docs-check: $(STAMP)
+	$(PY) tests/docs/check_html.py build/docs-check
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import re
 import sys
 from pathlib import Path
 
 import requests
 
+from ..progress import Progress
 from . import acquisition_cases, reporting_cases  # noqa: F401  (registers the cases)
 from .framework import ITEMS, REGISTRY, as_dict, execution_order, item_verdict, run_case
 from .target import Target
@@ -166,5 +168,22 @@ pre{{background:#f7f7f9;border:1px solid #e1e4ea;padding:8px;white-space:pre-wra
 </body></html>"""
 
 
+_BAR: Progress | None = None
+_STEP = re.compile(r"^\[(\d+)/(\d+)\] (\S+)")
+
+
 def main_progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """One line per case on standard error; on a terminal also a bar of cases done (cedx.progress)."""
+    global _BAR
+    step = _STEP.match(line)
+    if step and (_BAR is None or _BAR.total != int(step.group(2)) or int(step.group(1)) == 1):
+        _BAR = Progress(int(step.group(2)), "inspection")
+    if _BAR is None:
+        print(line, file=sys.stderr, flush=True)
+        return
+    _BAR.write(line)
+    if step:
+        _BAR.advance(note=step.group(3))
+        if _BAR.done >= (_BAR.total or 0):
+            _BAR.close()
+            _BAR = None
