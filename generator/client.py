@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .ir import Operation
+from .ir import Operation, Param
 from .pyformat import format_python
 from .render import CODE_HEADER, environment
 
@@ -14,7 +14,7 @@ INTERFACES = {
 _QUERY_TYPES = {"int": "int | None", "bool": "bool | None", "str": "str | None"}
 
 
-def _param_type(p) -> str:
+def _param_type(p: Param) -> str:
     if p.schema_ref in ("DateTime",):
         return "str | Any | None"
     if p.schema_ref and p.python_type == "str" and p.schema_ref not in ("Identifier", "Uuid", "CreditCode"):

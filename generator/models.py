@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import copy
 import warnings
+from typing import Any
 
 import datamodel_code_generator as dcg
-from datamodel_code_generator import DataModelType, InputFileType
+from datamodel_code_generator.enums import DataModelType, InputFileType
 
 from .pyformat import format_python
 
@@ -23,7 +24,7 @@ CUSTOM_TYPES = {
     "NonNegativeDecimal": "cedx.runtime.types.NonNegativeDecimalString",
     "DateTime": "cedx.runtime.types.Instant",
 }
-OPTIONS = dict(
+OPTIONS: dict[str, Any] = dict(
     input_file_type=InputFileType.OpenAPI,
     output_model_type=DataModelType.PydanticV2BaseModel,
     target_python_version="3.10",
@@ -46,7 +47,7 @@ OPTIONS = dict(
 )
 
 
-def model_input(bundled: dict) -> dict:
+def model_input(bundled: dict[str, Any]) -> dict[str, Any]:
     schemas = copy.deepcopy(bundled["components"]["schemas"])
     for name, path in CUSTOM_TYPES.items():
         if name not in schemas:  # a spec (e.g. the golden test spec) may not use every common type
@@ -66,7 +67,7 @@ def model_input(bundled: dict) -> dict:
     }
 
 
-def generate_models(bundled: dict) -> bytes:
+def generate_models(bundled: dict[str, Any]) -> bytes:
     with warnings.catch_warnings():
         # The tool warns that it drops pattern constraints on the custom types: intended.
         warnings.simplefilter("ignore")

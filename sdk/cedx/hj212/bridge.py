@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import codec
 from .errors import HJ212Error
@@ -45,7 +46,7 @@ class BridgeConfig:
     max_incomplete: int = 64             # split messages per MN waiting for parts
     known_only: bool = False             # refuse MNs that the table does not list
     seal_interval: float = 30.0          # how often ended periods are sealed
-    seal_delay: dict = field(default_factory=lambda: {"minute": 120.0, "hour": 900.0})  # wait for late packets
+    seal_delay: dict[str, Any] = field(default_factory=lambda: {"minute": 120.0, "hour": 900.0})  # wait for late packets
     source_id: str = "SRC-HJ212-BRIDGE"
     operator: str = "91320500MA1X2P3Q4R"
     group_size: int = 256                # packets per group commit at most
@@ -80,15 +81,15 @@ class Bridge:
             self.sink = open_sealed_store(data_dir / "sealed.db", source_id=config.source_id, key=self.key,
                                           certificate_chain=self.chain, utc_offset_hours=int(offset.total_seconds() // 3600))
             self.source_id = config.source_id
-        self.stats: Counter = Counter()
+        self.stats: Counter[str] = Counter()
         self.registered: set[str] = set()
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.Queue[Any] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="hj212-writer", daemon=True)
         self._writer.start()
         self._sealer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hj212-sealer")
         self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task] = set()
-        self.fed: Counter = Counter()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.fed: Counter[str] = Counter()
         self._feed_lock = threading.Lock()
         self._feed_wanted = threading.Event()
         self._stopping = threading.Event()
@@ -307,12 +308,12 @@ class Bridge:
         writer.write(codec.encode(reply))
         await writer.drain()
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"bridge": dict(self.stats), "fed": dict(self.fed), **self.receive.summary()}
 
 
 # --- the acquisition interface over the sealed store ---------------------------------------------
-def payload_values(payload: dict):
+def payload_values(payload: dict[str, Any]):
     """(epoch, value text, flag) of a batch payload, columnar or per-value layout."""
     if "flags" in payload:
         step = STEP[payload["granularity"]]
@@ -350,7 +351,7 @@ def build_source(bridge: Bridge):
                     "signingCertificates": [base64.b64encode(c).decode() for c in bridge.chain],
                     "granularities": ["minute", "hour", "day"]}
 
-        def _doc(self, point_id: str) -> dict:
+        def _doc(self, point_id: str) -> dict[str, Any]:
             info = bridge.sink.point_info(point_id)
             if info is None:
                 raise Problem("NOT_FOUND", f"no metering point {point_id}")
@@ -390,7 +391,7 @@ def build_source(bridge: Bridge):
             gran = bridge.sink.granularities(point_id)[0]
             start, end = parse(from_, "from"), parse(to, "to")
             tz = bridge.mapping.tz
-            groups: dict[str, list] = {}
+            groups: dict[str, list[Any]] = {}
             for b in bridge.sink.batches(point_id, gran, int(start.timestamp()), int(end.timestamp()), limit=10_000):
                 for t, v, f in payload_values(json.loads(b.envelope)["payload"]):
                     if start.timestamp() <= t < end.timestamp():

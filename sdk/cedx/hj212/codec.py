@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import CRCError, FieldError, FramingError, HJ212Error, LengthError, SizeError
 
@@ -126,8 +127,8 @@ class Packet:
         return parse_time(text, "CP/DataTime") if text else None
 
     # --- JSON ---------------------------------------------------------------------------------
-    def to_json(self) -> dict:
-        out: dict = {"version": self.version}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"version": self.version}
         for key in HEADER_ORDER:
             value = getattr(self, key.lower())
             if value is not None:
@@ -151,7 +152,7 @@ class Packet:
         return out
 
     @classmethod
-    def from_json(cls, doc: dict) -> Packet:
+    def from_json(cls, doc: dict[str, Any]) -> Packet:
         """The reverse of :meth:`to_json` (derived members such as crc, length, notes are ignored).
 
         Header fields may be given upper-case as on the wire (``QN``) or lower-case (``qn``)."""

@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any
 
 from .. import trust
 from ..trust import chain as tchain
@@ -93,7 +94,7 @@ class LocalSealedStore:
         self._lock = threading.RLock()
 
     # --- points -------------------------------------------------------------------------------
-    def register_point(self, document: dict, *, since: dt.datetime | int, base: str = "minute") -> None:
+    def register_point(self, document: dict[str, Any], *, since: dt.datetime | int, base: str = "minute") -> None:
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         with self._lock:
             row = self.db.execute("SELECT base FROM points WHERE point_id=?", (document["pointId"],)).fetchone()
@@ -104,11 +105,11 @@ class LocalSealedStore:
             else:
                 self.db.execute("UPDATE points SET document=? WHERE point_id=?", (text, document["pointId"]))
 
-    def points(self) -> list[dict]:
+    def points(self) -> list[dict[str, Any]]:
         with self._lock:
             return [json.loads(r[0]) for r in self.db.execute("SELECT document FROM points ORDER BY point_id")]
 
-    def point_info(self, point_id: str) -> tuple[dict, str, int] | None:
+    def point_info(self, point_id: str) -> tuple[dict[str, Any], str, int] | None:
         with self._lock:
             r = self.db.execute("SELECT document, base, since FROM points WHERE point_id=?", (point_id,)).fetchone()
         return None if r is None else (json.loads(r[0]), r[1], r[2])
@@ -210,7 +211,7 @@ class LocalSealedStore:
                     raise
         return total
 
-    def _write(self, pid: str, gran: str, since: int, unit: str, end: int, cells: dict, when: dt.datetime) -> int:
+    def _write(self, pid: str, gran: str, since: int, unit: str, end: int, cells: dict[str, Any], when: dt.datetime) -> int:
         seq, digest, start = self._head(pid, gran, since)
         if end <= start:
             return 0
