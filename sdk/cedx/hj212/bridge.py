@@ -11,6 +11,7 @@ hash-chained batches, which the acquisition interface serves (``--http-port``).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import concurrent.futures
 import contextlib
@@ -22,10 +23,10 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import codec
 from .errors import HJ212Error
@@ -101,8 +102,8 @@ class Bridge:
         self._feed_wanted.set()  # feed what an earlier run stored but did not feed
 
     # --- the writer thread: group commit ---------------------------------------------
-    def _submit(self, item) -> concurrent.futures.Future:
-        fut: concurrent.futures.Future = concurrent.futures.Future()
+    def _submit(self, item: Any) -> concurrent.futures.Future[Any]:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._queue.put((item, fut))
         return fut
 
@@ -195,7 +196,7 @@ class Bridge:
         self._server = await asyncio.start_server(self._handle, host, port)
         task = asyncio.create_task(self._seal_loop())
         self._tasks.add(task)
-        return self._server.sockets[0].getsockname()[1]
+        return cast(int, self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -262,7 +263,7 @@ class Bridge:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    def _begin(self, raw: bytes, error: HJ212Error | None, peer: str):
+    def _begin(self, raw: bytes, error: HJ212Error | None, peer: str) -> tuple[codec.Packet, int | asyncio.Future[Any]] | None:
         """Check a packet and hand it to the writer; returns what _finish needs, or None."""
         p = None
         if error is None:
@@ -285,7 +286,7 @@ class Bridge:
             return None
         return p, asyncio.wrap_future(self._submit((p, raw, peer)))
 
-    async def _finish(self, p: codec.Packet, stored, writer: asyncio.StreamWriter, peer: str) -> None:
+    async def _finish(self, p: codec.Packet, stored: int | asyncio.Future[Any], writer: asyncio.StreamWriter, peer: str) -> None:
         if isinstance(stored, int):             # refused before storing: the request gets QnRtn 3 or 4
             await self._send(writer, codec.request_reply(p, stored))
             return
@@ -313,7 +314,7 @@ class Bridge:
 
 
 # --- the acquisition interface over the sealed store ---------------------------------------------
-def payload_values(payload: dict[str, Any]):
+def payload_values(payload: dict[str, Any]) -> Iterator[tuple[int, str, str]]:
     """(epoch, value text, flag) of a batch payload, columnar or per-value layout."""
     if "flags" in payload:
         step = STEP[payload["granularity"]]
@@ -325,12 +326,13 @@ def payload_values(payload: dict[str, Any]):
             yield int(dt.datetime.fromisoformat(item["time"].replace("Z", "+00:00")).timestamp()), item.get("value", ""), item["flag"]
 
 
-def build_source(bridge: Bridge):
+def build_source(bridge: Bridge) -> Any:
     from decimal import ROUND_HALF_UP, Decimal
 
     from .. import trust
     from ..generated.server import AcquisitionService, Reply
     from ..runtime.errors import Problem
+    from ..runtime.server import RequestContext
 
     def parse(text: str, name: str) -> dt.datetime:
         try:
@@ -342,7 +344,7 @@ def build_source(bridge: Bridge):
     class BridgeSource(AcquisitionService):
         """The data that came in through the bridge, as the acquisition interface serves it."""
 
-        def get_source_info(self, ctx):
+        def get_source_info(self, ctx: RequestContext) -> Any:
             import base64
 
             return {"specVersion": "1.0", "sourceId": bridge.source_id,
@@ -355,9 +357,9 @@ def build_source(bridge: Bridge):
             info = bridge.sink.point_info(point_id)
             if info is None:
                 raise Problem("NOT_FOUND", f"no metering point {point_id}")
-            return info[0]
+            return cast(dict[str, Any], info[0])
 
-        def list_metering_points(self, ctx, *, limit, cursor):
+        def list_metering_points(self, ctx: RequestContext, *, limit: int | None, cursor: str | None) -> Any:
             docs = bridge.sink.points()
             ids = [d["pointId"] for d in docs]
             start = ids.index(cursor) + 1 if cursor in ids else 0
@@ -367,10 +369,11 @@ def build_source(bridge: Bridge):
                 out["nextCursor"] = page[-1]["pointId"]
             return out
 
-        def get_metering_point(self, ctx, *, point_id):
+        def get_metering_point(self, ctx: RequestContext, *, point_id: str) -> Any:
             return self._doc(point_id)
 
-        def list_measurement_batches(self, ctx, *, point_id, granularity, from_, to, limit, cursor):
+        def list_measurement_batches(self, ctx: RequestContext, *, point_id: str, granularity: str, from_: str, to: str,
+                                     limit: int | None, cursor: str | None) -> Any:
             self._doc(point_id)
             if granularity not in bridge.sink.granularities(point_id):
                 raise Problem("INVALID_PARAMETER", f"granularity {granularity} is not offered for {point_id} "
@@ -386,7 +389,7 @@ def build_source(bridge: Bridge):
                 out["nextCursor"] = str(stored[-1].seq)
             return Reply(out)
 
-        def get_period_statistics(self, ctx, *, point_id, period_type, from_, to):
+        def get_period_statistics(self, ctx: RequestContext, *, point_id: str, period_type: str, from_: str, to: str) -> Any:
             doc = self._doc(point_id)
             gran = bridge.sink.granularities(point_id)[0]
             start, end = parse(from_, "from"), parse(to, "to")
@@ -404,7 +407,7 @@ def build_source(bridge: Bridge):
                 item = {"period": key, "validCount": len(valid), "expectedCount": len(cells),
                         "coverage": str((Decimal(len(valid)) / len(cells)).quantize(Decimal("0.000001"), ROUND_HALF_UP))}
                 if valid:
-                    item.update({"average": str((sum(valid) / len(valid)).quantize(Decimal("0.001"), ROUND_HALF_UP)),
+                    item.update({"average": str((sum(valid, Decimal(0)) / len(valid)).quantize(Decimal("0.001"), ROUND_HALF_UP)),
                                  "minimum": str(min(valid)), "maximum": str(max(valid))})
                 items.append(item)
             payload = {"sourceId": bridge.source_id, "pointId": point_id, "periodType": period_type,
@@ -416,7 +419,7 @@ def build_source(bridge: Bridge):
     return BridgeSource()
 
 
-def source_app_factory():
+def source_app_factory() -> Callable[..., Any] | None:
     """The acquisition source's app factory when it serves a SealedStore that other writers fill
     (``create_source_app(site="none", database_url=...)``), else None (older source)."""
     import inspect
@@ -428,7 +431,7 @@ def source_app_factory():
     return create_source_app if "database_url" in inspect.signature(create_source_app).parameters else None
 
 
-def create_bridge_app(bridge: Bridge, tokens: list[str]):
+def create_bridge_app(bridge: Bridge, tokens: list[str]) -> Any:
     """The acquisition interface over the bridge's sealed batches."""
     factory = source_app_factory()
     if factory is not None:
@@ -444,7 +447,7 @@ def create_bridge_app(bridge: Bridge, tokens: list[str]):
 
 
 # --- command line ----------------------------------------------------------------------------
-def run_bridge_cli(args) -> int:
+def run_bridge_cli(args: argparse.Namespace) -> int:
     from ..cli import CliError
     from .mapping import MappingError
 

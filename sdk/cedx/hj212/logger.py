@@ -33,7 +33,7 @@ CODES = {  # code: (mean, relative swing, decimals)
 }
 
 
-def _u(seed: str, *parts) -> float:
+def _u(seed: str, *parts: object) -> float:
     h = hashlib.blake2b("|".join(map(str, (seed, *parts))).encode(), digest_size=8).digest()
     return int.from_bytes(h, "big") / 2**64
 
@@ -166,7 +166,7 @@ def site_mapping(plan: LoggerPlan, prefix: str = "PWR-U1-CEMS", facility: str = 
     """A site table (`loggers:` entry) for the simulated logger, with its instruments."""
     body = "示范环境监测站 / monitoring station (example)"
 
-    def instrument(code, itype, model, lo, hi, unit):
+    def instrument(code: str, itype: str, model: str, lo: str, hi: str, unit: str) -> dict[str, Any]:
         return {"instrumentId": f"INS-{prefix}-{code}", "type": itype, "model": model, "serialNumber": f"SN-{code}-0001",
                 "manufacturer": "示范分析仪器有限公司", "accuracyClass": "2",
                 "range": {"lower": lo, "upper": hi, "unit": unit},

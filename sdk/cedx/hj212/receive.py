@@ -143,7 +143,7 @@ class ReceiveStore:
         return out
 
     # --- feeding ----------------------------------------------------------------------------------
-    def feed(self, sink, registered: set[str], limit: int = 20_000) -> Counter[str]:
+    def feed(self, sink: Any, registered: set[str], limit: int = 20_000) -> Counter[str]:
         """Move unfed readings into the sealed store (see the module doc); returns counts by outcome."""
         m = self.mapping
         with self._lock:

@@ -15,6 +15,7 @@ import json
 import sqlite3
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -128,7 +129,7 @@ class LocalSealedStore:
         r = self.db.execute("SELECT seq, digest, next_start FROM heads WHERE point_id=? AND granularity=?", (pid, gran)).fetchone()
         return (0, tchain.GENESIS_DIGEST, since) if r is None else r
 
-    def append(self, point_id: str, readings, *, granularity: str | None = None) -> AppendResult:
+    def append(self, point_id: str, readings: Iterable[tuple[dt.datetime | int, str | None, str]], *, granularity: str | None = None) -> AppendResult:
         info = self.point_info(point_id)
         if info is None:
             raise KeyError(f"no metering point {point_id}; register it first")
@@ -211,7 +212,7 @@ class LocalSealedStore:
                     raise
         return total
 
-    def _write(self, pid: str, gran: str, since: int, unit: str, end: int, cells: dict[str, Any], when: dt.datetime) -> int:
+    def _write(self, pid: str, gran: str, since: int, unit: str, end: int, cells: dict[int, tuple[str, str]], when: dt.datetime) -> int:
         seq, digest, start = self._head(pid, gran, since)
         if end <= start:
             return 0
@@ -270,16 +271,16 @@ class LocalSealedStore:
 
 
 def open_sealed_store(path: str | Path, *, source_id: str, key: trust.SM2PrivateKey, certificate_chain: list[bytes],
-                      utc_offset_hours: int = 8):
+                      utc_offset_hours: int = 8) -> Any:
     """The acquisition source's SealedStore when this installation has it, else LocalSealedStore."""
     try:
-        from ..acquisition.store import SealedStore, Signer  # type: ignore[import-not-found]
+        from ..acquisition.store import SealedStore, Signer  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return LocalSealedStore(path, source_id=source_id, key=key, certificate_chain=certificate_chain,
                                 utc_offset_hours=utc_offset_hours)
     return SealedStore(path, signer=Signer(source_id, key, certificate_chain), utc_offset_hours=utc_offset_hours)
 
 
-def reading(time: dt.datetime | int, value: str | None, flag: str):
+def reading(time: dt.datetime | int, value: str | None, flag: str) -> tuple[dt.datetime | int, str | None, str]:
     """A Reading of whichever store is in use (both take (time, value, flag) tuples)."""
     return (time, value if value else None, flag)
