@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from ..generated.constants import SPEC_VERSION
 from . import codec
 from .errors import HJ212Error
 from .mapping import Mapping
@@ -347,7 +348,7 @@ def build_source(bridge: Bridge) -> Any:
         def get_source_info(self, ctx: RequestContext) -> Any:
             import base64
 
-            return {"specVersion": "1.0", "sourceId": bridge.source_id,
+            return {"specVersion": SPEC_VERSION, "sourceId": bridge.source_id,
                     "name": "HJ 212 数采仪网关 / HJ 212 data-logger bridge", "systemType": "cems",
                     "operatorCreditCode": bridge.config.operator,
                     "signingCertificates": [base64.b64encode(c).decode() for c in bridge.chain],
@@ -364,7 +365,7 @@ def build_source(bridge: Bridge) -> Any:
             ids = [d["pointId"] for d in docs]
             start = ids.index(cursor) + 1 if cursor in ids else 0
             page = docs[start:start + (limit or 50)]
-            out = {"specVersion": "1.0", "items": page}
+            out = {"specVersion": SPEC_VERSION, "items": page}
             if start + len(page) < len(docs):
                 out["nextCursor"] = page[-1]["pointId"]
             return out
@@ -383,7 +384,7 @@ def build_source(bridge: Bridge) -> Any:
             after = int(cursor) if cursor and cursor.isdigit() else 0
             stored = bridge.sink.batches(point_id, granularity, int(start.timestamp()), int(end.timestamp()),
                                          after_seq=after, limit=limit)
-            out = {"specVersion": "1.0", "pointId": point_id, "granularity": granularity,
+            out = {"specVersion": SPEC_VERSION, "pointId": point_id, "granularity": granularity,
                    "items": [json.loads(b.envelope) for b in stored]}
             if len(stored) == limit:
                 out["nextCursor"] = str(stored[-1].seq)
@@ -414,7 +415,7 @@ def build_source(bridge: Bridge) -> Any:
                        "unit": doc["unit"], "generatedAt": bridge.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                        "items": items}
             return trust.sign_document(payload, bridge.key, certificate_chain=bridge.chain,
-                                       envelope_fields={"specVersion": "1.0"})
+                                       envelope_fields={"specVersion": SPEC_VERSION})
 
     return BridgeSource()
 

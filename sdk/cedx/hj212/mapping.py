@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from ..generated.constants import SPEC_VERSION
+
 BUILTIN = Path(__file__).with_name("mapping.yaml")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -111,7 +113,7 @@ class Mapping:
 
         return parse_time(text, "CP/DataTime").replace(tzinfo=self.tz)
 
-    def point_document(self, logger: Logger, code: str, spec_version: str = "1.0") -> dict[str, Any]:
+    def point_document(self, logger: Logger, code: str, spec_version: str = SPEC_VERSION) -> dict[str, Any]:
         cm = self.codes[code]
         doc = {"specVersion": spec_version, "pointId": self.point_id(logger, code), "name": cm.name,
                "measurand": cm.measurand, "unit": cm.unit}

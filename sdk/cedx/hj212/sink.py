@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import trust
+from ..generated.constants import SPEC_VERSION
 from ..trust import chain as tchain
 
 UTC = dt.timezone.utc
@@ -227,7 +228,7 @@ class LocalSealedStore:
                        "periodStart": _iso(t), "periodEnd": _iso(bend), "sequenceNumber": seq + 1,
                        "previousBatchDigest": digest, "sealedAt": _iso(int(when.timestamp())), "values": values}
             envelope = trust.sign_document(payload, self.key, certificate_chain=self.chain,
-                                           envelope_fields={"specVersion": "1.0"}, signing_time=when)
+                                           envelope_fields={"specVersion": SPEC_VERSION}, signing_time=when)
             digest, seq = tchain.batch_digest(payload), seq + 1
             self.db.execute("INSERT INTO batches VALUES(?,?,?,?,?,?,?)",
                             (pid, gran, seq, t, bend, digest, json.dumps(envelope, ensure_ascii=False).encode()))
