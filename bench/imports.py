@@ -1,8 +1,8 @@
 """Import time of the client beside its dependencies alone (issue 14, target 4).
 
 The anchor imports, in a fresh interpreter, exactly the third-party modules that importing the
-client loads (same order), so the ratio is what cedx adds on top of them. Best of N runs each,
-interleaved, so a noisy neighbour does not decide the ratio.
+client loads (same order), so the ratio is what cedx adds on top of them. Process CPU time, best
+of N runs each, interleaved, so that a busy neighbour (waiting for a core) does not decide it.
 
     .venv/bin/python bench/imports.py [--runs 7] [--module cedx.generated.client]
 """
@@ -17,9 +17,9 @@ import sys
 PROBE = r"""
 import sys, time
 before = set(sys.modules)
-t0 = time.perf_counter()
+t0 = time.process_time()
 import {module}
-elapsed = time.perf_counter() - t0
+elapsed = time.process_time() - t0
 import json
 std = set(sys.stdlib_module_names)
 third = [m for m in sys.modules if m not in before and m.split('.')[0] not in std
@@ -30,13 +30,13 @@ print(json.dumps({{"elapsed": elapsed, "third_party": third}}))
 ANCHOR = r"""
 import sys, time, importlib
 mods = {mods!r}
-t0 = time.perf_counter()
+t0 = time.process_time()
 for m in mods:
     try:
         importlib.import_module(m)
     except Exception:
         pass
-print(time.perf_counter() - t0)
+print(time.process_time() - t0)
 """
 
 
@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--module", action="append")
     args = ap.parse_args()
-    print(f"import time (best of {args.runs} fresh interpreters; target: client <= 1.3 x its dependencies)")
+    print(f"import CPU time (best of {args.runs} fresh interpreters; target: client <= 1.3 x its dependencies)")
     for module in args.module or ["cedx", "cedx.generated.client", "cedx.generated.models", "cedx.trust"]:
         mine, deps, mods = measure(module, args.runs)
         tops = sorted({m.split(".")[0] for m in mods})

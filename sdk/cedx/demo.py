@@ -89,11 +89,12 @@ def main() -> int:
             certs[industry] = admin.issue_certificate(code, tx.create_csr(keys[industry], {"common_name": code}))
         say(f"\n平台 / platform: 已登记 {len(ENTITIES)} 个排放单位（每行业一个） / {len(ENTITIES)} entities registered, one per industry")
 
-        token = secrets.token_urlsafe(16)
+        source_secret = secrets.token_urlsafe(16)   # the accounting system's client secret at each source
         url_a = stack.enter_context(serving(create_app(settings_a), port_a))
         url_b_planned = f"http://127.0.0.1:{port_b}"
         sources = {site: stack.enter_context(serving(
-            create_source_app(site, root / f"source-{site}", [token], commissioned=month), free_port()))
+            create_source_app(site, root / f"source-{site}", [], commissioned=month, clients={"accounting": source_secret}),
+            free_port()))
             for site in ("power", "cement")}
         source_anchors = {site: tx.load_certificate((root / f"source-{site}" / "pki" / "ca.pem").read_bytes()).dump()
                           for site in sources}
@@ -102,7 +103,8 @@ def main() -> int:
         pulled: dict[str, list[dict]] = {}
 
         def acquire(site: str, point: str, field: str, item: str = "activity"):
-            client = AcquisitionClient(sources[site], token=token, trust_anchors=[source_anchors[site]])
+            client = AcquisitionClient(sources[site], trust_anchors=[source_anchors[site]], token_provider=TokenProvider(
+                f"{sources[site]}/oauth/token", "accounting", source_secret, "acquisition:read"))
             mp = client.get_metering_point(point).model_dump(mode="json", by_alias=True, exclude_none=True)
             # signatures, hash chain and flag/value agreement against the instrument's range
             pulled[point] = pull_month(client, point, month, [source_anchors[site]], mp["instrument"]["range"])

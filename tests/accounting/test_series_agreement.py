@@ -2,6 +2,7 @@
 
 import copy
 import datetime as dt
+import json
 from decimal import Decimal as D
 
 import pytest
@@ -9,7 +10,9 @@ import pytest
 from cedx import trust
 from cedx.accounting import agreement, guideline
 from cedx.accounting.series import month_total
-from cedx.acquisition.source import Source
+from cedx.acquisition.batches import Signer
+from cedx.acquisition.simulate import SITES, Simulation
+from cedx.acquisition.store import SealedStore
 from cedx.trust import chain
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -70,10 +73,14 @@ def test_outputs_are_substituted_on_the_low_side():
 
 
 @pytest.fixture(scope="module")
-def coal_batches():
-    key = trust.generate_private_key()
-    src = Source("power", key, [], commissioned=MONTH, clock=lambda: dt.datetime(2027, 1, 1, tzinfo=CST))
-    return [src.batch("PWR-U1-COAL", "hour", seq) for seq in range(1, 32)]
+def coal_batches(tmp_path_factory):
+    """The simulated coal feeder's hourly batches of the month, as the source seals them."""
+    store = SealedStore(tmp_path_factory.mktemp("store") / "source.db",
+                        signer=Signer("SRC-POWER-01", trust.generate_private_key(), []))
+    sim = Simulation([m for m in SITES["power"](MONTH) if m.point_id == "PWR-U1-COAL"], MONTH)
+    sim.register(store)
+    sim.write(store, MONTH + dt.timedelta(days=31))
+    return [json.loads(b.envelope)["payload"] for b in store.batches("PWR-U1-COAL", "hour", 0, 2**40)]
 
 
 def report_from(batches_):
@@ -103,7 +110,7 @@ def test_disagreement_beyond_rounding_is_flagged(coal_batches):
 def test_altered_or_missing_batches_are_flagged(coal_batches):
     report = report_from(coal_batches)
     altered = copy.deepcopy(coal_batches)
-    altered[10]["values"][5]["value"] = "999.99"
+    altered[10]["values"][5] = "999.99"
     assert agreement.check(report, {"PWR-U1-COAL": altered})          # the chain no longer holds
     assert agreement.check(report, {"PWR-U1-COAL": coal_batches[:-1]})  # a day missing
     report["evidence"][0]["total"]["value"] = str(D(report["evidence"][0]["total"]["value"]) - 100)

@@ -63,15 +63,7 @@ def _labels(interface: str) -> list[str]:
 
 #: Findings not yet fixed: operation label → (modes affected, reason). The check runs and may pass
 #: (strict=False); remove an entry once the owning branch has merged and the check passes.
-KNOWN: dict[str, tuple[set[str], str]] = {
-    "GET /v1/acquisition/points/{pointId}/batches": ({"positive", "negative"}, (
-        "needs acq branch (issue 12.11): a window far outside the commissioned range runs without bound, e.g. "
-        "granularity=hour&from=8411-02-12T02:20:35+11:35&to=0070-08-09T00:16:16Z gets no answer within 5 s; "
-        "invalid dates answer 500")),
-    "GET /v1/acquisition/points/{pointId}/statistics": ({"positive", "negative"}, (
-        "needs acq branch (issue 12.11): no maximum range per period type, e.g. "
-        "periodType=month&from=1996-01-29T17:02:25Z&to=2810-06-14T10:53:57+13:12 gets no answer within 5 s")),
-}
+KNOWN: dict[str, tuple[set[str], str]] = {}  # the acquisition findings (issue 12.11) are fixed
 
 
 @schemathesis.serializer("application/xml")

@@ -158,39 +158,68 @@ def test_item9_catches_skipped_signature_verification(tmp_path, monkeypatch):
     assert item["result"] == "fail" and any(c["case_id"] == "9.1" and c["verdict"] == "fail" for c in item["cases"])
 
 
+class SkipOnCursor:
+    """A source that silently skips one batch whenever a page is asked for by cursor: every
+    batch still verifies on its own, only the chain across pages shows the omission."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].endswith("/batches"):
+            from urllib.parse import parse_qsl, urlencode
+
+            query = dict(parse_qsl(scope["query_string"].decode()))
+            if query.get("cursor", "").isdigit():
+                query["cursor"] = str(int(query["cursor"]) + 1)
+                scope = {**scope, "query_string": urlencode(query).encode()}
+        await self.app(scope, receive, send)
+
+
 @pytest.mark.parametrize("item", [9])
-def test_source_fault_broken_chain_is_caught(source, item, monkeypatch):
-    from cedx.acquisition.source import Source
+def test_source_fault_batch_omitted_across_pages_is_caught(tmp_path, item):
+    import datetime as dt
 
-    original = Source._payload
+    from cedx.acquisition.app import create_source_app
+    from cedx.inspect.target import Target
+    from cedx.trust import x509 as tx
 
-    def broken(self, p, granularity, seq, previous):
-        out = original(self, p, granularity, seq, previous)
-        out["previousBatchDigest"] = "f" * 64 if seq % 2 == 0 else out["previousBatchDigest"]
-        return out
-    monkeypatch.setattr(Source, "_payload", broken)
-    source.session.exchanges = []
-    item_result = run(source, [item])["items"][0]
-    assert item_result["result"] == "fail"
-    assert any(c["case_id"] == "A9.2" and c["verdict"] == "fail" for c in item_result["cases"])
+    cst = dt.timezone(dt.timedelta(hours=8))
+    month = (dt.datetime.now(cst) - dt.timedelta(days=40)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    app = create_source_app("cement", tmp_path, ["inspect-token-0123"], commissioned=month)
+    ca = tx.load_certificate((tmp_path / "pki" / "ca.pem").read_bytes()).dump()
+    with serve(SkipOnCursor(app)) as url:
+        target = Target(url=url, interface="acquisition", trust_anchors=[ca], token_value="inspect-token-0123")
+        item_result = run(target, [item])["items"][0]
+    verdicts = {c["case_id"]: c["verdict"] for c in item_result["cases"]}
+    assert item_result["result"] == "fail" and verdicts["A9.2"] == "fail"
+    assert verdicts["A9.1"] == "pass"  # each batch on its own is fine
 
+def test_source_fault_flags_disagreeing_with_values_is_caught(tmp_path, monkeypatch):
+    """Issue 13: a source that marks an in-range hour T (over range) fails A2.4 (R-ACQ-006). The
+    fault is sealed (signed) by the source itself, so only the flag check can see it."""
+    import datetime as dt
 
-def test_source_fault_flags_disagreeing_with_values_is_caught(source, monkeypatch):
-    """Issue 13: a source that marks an in-range hour T (over range) fails A2.4 (R-ACQ-006)."""
-    from cedx.acquisition.source import Source
+    from cedx.acquisition.app import create_source_app
+    from cedx.acquisition.batches import Signer
+    from cedx.inspect.target import Target
+    from cedx.trust import x509 as tx
 
-    original = Source._payload
+    original = Signer.seal
 
-    def mislabelled(self, p, granularity, seq, previous):
-        out = original(self, p, granularity, seq, previous)
-        for v in out["values"]:
-            if v["flag"] == "N":
-                v["flag"] = "T"  # the value stays inside the instrument's range
-                break
-        return out
-    monkeypatch.setattr(Source, "_payload", mislabelled)
-    source.session.exchanges = []
-    item_result = run(source, [2])["items"][0]
+    def mislabelled(self, payload, signing_time=None):
+        if payload["granularity"] == "hour" and "N" in payload["flags"]:
+            i = payload["flags"].index("N")   # the value stays inside the instrument's range
+            payload = {**payload, "flags": payload["flags"][:i] + "T" + payload["flags"][i + 1:]}
+        return original(self, payload, signing_time)
+    monkeypatch.setattr(Signer, "seal", mislabelled)
+    cst = dt.timezone(dt.timedelta(hours=8))
+    month = (dt.datetime.now(cst) - dt.timedelta(days=40)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    app = create_source_app("cement", tmp_path, ["inspect-token-0123"], commissioned=month)
+    ca = tx.load_certificate((tmp_path / "pki" / "ca.pem").read_bytes()).dump()
+    with serve(app) as url:
+        target = Target(url=url, interface="acquisition", trust_anchors=[ca], token_value="inspect-token-0123")
+        item_result = run(target, [2])["items"][0]
     assert any(c["case_id"] == "A2.4" and c["verdict"] == "fail" and "R-ACQ-006" in c["reason"] for c in item_result["cases"])
 
 

@@ -90,3 +90,58 @@ def test_units_plan_matches_a_full_walk(validator, power_report):
         ("$.payload.combustion[0].consumption.unit", "R-UNIT-002"),
         ("$.payload.power.units[1].coalConsumption.unit", "R-UNIT-002"),
     ]
+
+
+def synthetic(schemas: dict):
+    from cedx.spec.schema import SchemaIndex
+    from cedx.spec.validate import Validator
+
+    return Validator(SchemaIndex({"openapi": "3.1.0", "components": {"schemas": schemas}}))
+
+
+def test_ref_siblings_keep_their_2020_12_meaning():
+    """draft-07 ignores a $ref's siblings; the compiled check must still apply them."""
+    v = synthetic({
+        "Code": {"type": "string", "pattern": "^[A-Z]+$"},
+        "Doc": {"type": "object", "properties": {"code": {"$ref": "#/components/schemas/Code", "maxLength": 3,
+                                                          "title": "t"}}},
+    })
+    assert v._compiled_check("Doc") is not None
+    assert v.schema_issues("Doc", {"code": "ABC"}) == []
+    too_long = v.schema_issues("Doc", {"code": "ABCD"})
+    assert [i.code for i in too_long] == ["SCHEMA-MAXLENGTH"] and too_long == v.explain("Doc", {"code": "ABCD"})
+    assert [i.code for i in v.schema_issues("Doc", {"code": "abc"})] == ["SCHEMA-PATTERN"]
+
+
+@pytest.mark.parametrize("schema, good, bad", [
+    ({"type": "array", "prefixItems": [{"type": "string"}]}, ["a"], [1]),
+    ({"enum": [1, 2]}, 1, True),  # draft-07 code would take True for 1
+    ({"type": "array", "items": {"type": "object", "unevaluatedProperties": False,
+                                 "properties": {"a": {"type": "string"}}}}, [{"a": "x"}], [{"b": 1}]),
+])
+def test_keywords_with_another_draft_07_meaning_disable_the_compiled_check(schema, good, bad):
+    v = synthetic({"S": schema})
+    assert v._compiled_check("S") is None
+    assert v.schema_issues("S", good) == []
+    assert v.schema_issues("S", bad) != []
+
+
+def test_unknown_schema_is_a_key_error(validator):
+    with pytest.raises(KeyError):
+        validator.schema_issues("NoSuchSchema", {})
+
+
+def test_first_use_from_many_threads_sees_complete_plans(index, power_report):
+    """Plans and compiled checks are built once under a lock: no thread may validate against a
+    half-built one (a wrong unit must be found by every thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cedx.spec.validate import Validator
+
+    power_report["payload"]["power"]["units"][1]["coalConsumption"]["unit"] = "MW"
+    for _ in range(3):
+        fresh = Validator(index)
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _, v=fresh: v.validate("SignedMonthlyReport", power_report), range(16)))
+        for issues in results:
+            assert ("$.payload.power.units[1].coalConsumption.unit", "R-UNIT-002") in {(i.path, i.code) for i in issues}

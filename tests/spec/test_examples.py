@@ -86,7 +86,7 @@ def test_batch_page_is_hash_chained():
     page = load_example("measurement-batch-page.json")
     payloads = [item["payload"] for item in page["items"]]
     trust.verify_chain(payloads)
-    payloads[0]["values"][0]["value"] = "999.99"
+    payloads[0]["values"][0] = "999.99"
     with pytest.raises(trust.ChainError):
         trust.verify_chain(payloads)
 

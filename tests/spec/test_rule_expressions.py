@@ -56,3 +56,18 @@ def test_constructs_outside_the_whitelist_are_refused(engine, expr, message):
 def test_refusal_happens_only_where_evaluated(engine):
     # Short-circuit: the refused branch is never reached, as with a tree walk.
     assert ev(engine, "1 == 2 and a ** 2", {"a": "2"}) is False
+
+
+def test_root_only_values_are_memoised_per_check_and_membership_is_unchanged(engine):
+    from cedx.spec.rules import _parse
+
+    rule = {"id": "R-T", "en": "t", "forEach": "items", "check": "code in root.allowed.code"}
+    doc = {"allowed": [{"code": "A"}, {"code": "B"}], "items": [{"code": "A"}, {"code": "C"}, {"code": 1}]}
+    assert [v.path for v in engine.check_rule(rule, doc)] == ["$.items[1]", "$.items[2]"]
+    doc["allowed"].append({"code": "C"})  # a new check sees the changed document
+    assert [v.path for v in engine.check_rule(rule, doc)] == ["$.items[2]"]
+    # unhashable members fall back to list membership
+    rule2 = {"id": "R-T2", "en": "t", "forEach": "items", "check": "v in root.allowed"}
+    doc2 = {"allowed": [{"x": 1}], "items": [{"v": {"x": 1}}, {"v": {"x": 2}}]}
+    assert [v.path for v in engine.check_rule(rule2, doc2)] == ["$.items[1]"]
+    assert _parse("code in root.allowed.code")  # parsed once, cached

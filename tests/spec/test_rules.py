@@ -279,18 +279,20 @@ def test_measurement_batch_rules(validator):
     page = load_example("measurement-batch-page.json")
     batch = copy.deepcopy(page["items"][0])
     assert validator.validate("SignedMeasurementBatch", batch) == []
-    batch["payload"]["values"][3].pop("value")
-    assert ("R-ACQ-001", "$.payload.values[3]") in codes(validator.validate("SignedMeasurementBatch", batch))
+    batch["payload"]["values"][3] = ""          # flag N without a value
+    assert ("R-ACQ-001", "$.payload") in codes(validator.validate("SignedMeasurementBatch", batch))
+    batch = copy.deepcopy(page["items"][1])
+    assert batch["payload"]["flags"][17] == "B" and batch["payload"]["values"][17] == ""
+    assert validator.validate("SignedMeasurementBatch", batch) == []   # B without a value is fine
     batch = copy.deepcopy(page["items"][0])
-    v = batch["payload"]["values"]
-    v[4], v[5] = v[5], v[4]
+    batch["payload"]["values"].pop()           # 23 values for count 24
     assert ("R-ACQ-002", "$.payload") in codes(validator.validate("SignedMeasurementBatch", batch))
     batch = copy.deepcopy(page["items"][0])
-    batch["payload"]["values"][0]["time"] = "2026-09-30T23:00:00+08:00"
+    batch["payload"]["flags"] += "N"           # 25 flags for count 24
     assert ("R-ACQ-002", "$.payload") in codes(validator.validate("SignedMeasurementBatch", batch))
     batch = copy.deepcopy(page["items"][0])
-    batch["payload"]["values"][2] = {**batch["payload"]["values"][2], "flag": "B", "value": "1.0"}
-    assert ("R-ACQ-005", "$.payload.values[2]") in codes(validator.validate("SignedMeasurementBatch", batch))
+    batch["payload"]["flags"] = batch["payload"]["flags"][:2] + "B" + batch["payload"]["flags"][3:]  # B with a value
+    assert ("R-ACQ-005", "$.payload") in codes(validator.validate("SignedMeasurementBatch", batch))
 
 
 def test_evidence_lies_inside_the_reporting_month(validator):

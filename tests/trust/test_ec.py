@@ -92,3 +92,15 @@ def test_portable_verification_through_the_per_key_table():
     assert pub._get_handle().table is not None
     other = SM2PrivateKey.generate(backend)
     assert not pub.is_valid(other.sign(b"a"), b"a")
+
+
+def test_per_key_tables_are_bounded():
+    from cedx.trust.backends import portable
+
+    tables = portable._Tables(2)
+    a, b, c = (SM2P256V1.multiply_base(k) for k in (2, 3, 5))
+    for q in (a, b):
+        tables.put(q, [q])
+    assert tables.get(a) == [a]  # a is now the most recently used
+    tables.put(c, [c])
+    assert tables.get(b) is None and tables.get(a) == [a] and tables.get(c) == [c]

@@ -1,8 +1,9 @@
 """Pull a month of hourly batches for a point, verify them, and total them conservatively.
 
-Verification: every batch's signature (certificate chain to the trust anchors, via the client),
-the hash chain across the month (a gap or an altered batch is an error naming its position) and,
-when the point's measuring range is given, flag/value agreement (cedx.accounting.flags).
+Verification (cedx.acquisition.pull): every batch's signature (certificate chain to the trust
+anchors), the hash chain and the contiguity of the batches across pages and days (a gap, an
+altered, repeated or reordered batch is an error naming its position) and, when the point's
+measuring range is given, flag/value agreement (cedx.accounting.flags).
 
 Totalling (rule R-GAP-002, PWR-2022 ch. 5 missing-data handling as cedx reads it): only hours
 flagged N are valid data. An hour flagged F (unit stopped) contributes 0. Every other hour
@@ -21,8 +22,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .. import trust
+from ..acquisition.batches import ChainHead
+from ..acquisition.pull import pull_batches
 from ..spec.rules import month_bounds
-from ..trust import x509 as tx
 from . import flags as fl
 from .period import CHINA_STANDARD_TIME
 
@@ -57,19 +59,17 @@ class MonthTotal:
 
 
 def pull_month(client, point_id: str, month_start: dt.datetime, trust_anchors: list[bytes],
-               measuring_range: dict | None = None) -> list[dict]:
-    """All hourly batches (granularity hour = one batch per day) of the month, verified."""
+               measuring_range: dict | None = None, *, anchor: ChainHead | None = None) -> list[dict]:
+    """The hourly batches of the month (one per local day when sealed after the fact), each
+    verified on arrival (cedx.acquisition.pull: signature to the trust anchors, chain, contiguity)
+    while the next page is being fetched; ``anchor`` continues a chain verified in an earlier
+    pull. Returns the verified payloads."""
     local = month_start.astimezone(CHINA_STANDARD_TIME)
-    end = (local.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    payloads = []
-    resolve = tx.ChainResolver(trust_anchors)
-    for signed in client.iter_measurement_batches(point_id, granularity="hour", from_=local.isoformat(), to=end.isoformat()):
-        record = signed.model_dump(mode="json", by_alias=True, exclude_none=True)
-        trust.verify_document(record, resolve)
-        payloads.append(record["payload"])
+    start, end = month_bounds(local.year, local.month)
+    payloads = [b.payload for b in pull_batches(client, point_id, granularity="hour", from_=start.isoformat(),
+                                                to=end.isoformat(), trust_anchors=trust_anchors, anchor=anchor)]
     if not payloads:
         raise ValueError(f"no batches for {point_id} in {local:%Y-%m}")
-    trust.verify_chain(payloads)
     if measuring_range is not None:
         for p in payloads:
             bad = fl.check_batch(p, measuring_range)

@@ -1,9 +1,11 @@
-"""Seeded, random-access simulations of metering points.
+"""Seeded simulations of metering points, written into the source's SealedStore.
 
-Every minute value is a pure function of (seed, point, minute), so any period can be served
-without storing the series, and the same seed always yields the same data. Realistic features:
-daily load profiles, measurement noise, planned maintenance (flag M), communication losses
-(flag B, no value), instrument faults (D), over-range readings (T) and a stopped unit (F).
+Every local day of a point is a pure function of (seed, point, day), so the same seed always
+yields the same data and days can be generated in any order. Realistic features: daily load
+profiles, measurement noise, planned maintenance (flag M), communication losses (flag B, no
+value), instrument faults (D), over-range readings (T) and a stopped unit (F). The simulation
+is one writer of the store like any other (cedx.acquisition.store): it appends and seals whole
+days as they end, so the source serves stored batches and never recomputes them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import random
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -71,6 +74,37 @@ class PointModel:
             return Decimal(str(self.upper)), "T"
         return value, "N"
 
+    def day(self, seed: str, day_start: int) -> list[tuple[int, str, str]]:
+        """The 1,440 minute readings (epoch, value text, flag) of the local day starting at
+        ``day_start`` (epoch seconds): one seeded generator per day, so any day is cheap."""
+        rng = random.Random(f"{seed}|{self.point_id}|{day_start}")
+        windows = [(int(w.start.timestamp()), int(w.end.timestamp()), w.flag) for w in self.windows
+                   if w.end.timestamp() > day_start and w.start.timestamp() < day_start + 86400]
+        out, fmt = [], f"{{:.{self.decimals}f}}"
+        upper = fmt.format(self.upper)
+        for m in range(1440):
+            t = day_start + 60 * m
+            comm, noise, spike = rng.random(), rng.random(), rng.random()
+            flag = "N"
+            for a, b, f in windows:
+                if a <= t < b:
+                    flag = f
+                    break
+            if flag == "B" or (flag == "N" and comm < 0.002):
+                out.append((t, "", "B"))
+                continue
+            if flag == "F":
+                out.append((t, fmt.format(0), "F"))
+                continue
+            profile = _PROFILE[m] if self.amplitude else 0.0
+            v = max(0.0, self.mean * (1 + self.amplitude * profile) * (1 + self.noise * (2 * noise - 1))
+                    * (1.35 if spike < 0.0005 else 1.0))
+            if flag == "N" and v > self.upper:
+                out.append((t, upper, "T"))
+            else:
+                out.append((t, fmt.format(v), flag))
+        return out
+
     def _value(self, seed: str, t: dt.datetime) -> Decimal:
         local = t.astimezone(CST)
         hour = local.hour + local.minute / 60
@@ -80,6 +114,10 @@ class PointModel:
         spike = 1.35 if _u(seed, self.point_id, minute, "spike") < 0.0005 else 1.0
         v = max(0.0, self.mean * profile * noise * spike)
         return Decimal(repr(v)).quantize(Decimal(1).scaleb(-self.decimals), ROUND_HALF_UP)
+
+
+# sin of the local hour, shifted so the load peaks in the afternoon (local minute of day 0..1439)
+_PROFILE = [math.sin((m / 60 - 9) / 24 * 2 * math.pi) for m in range(1440)]
 
 
 def _instrument(pid, itype, model, serial, acc, lo, hi, unit, cal, due, cert, body, method="verification"):
@@ -143,3 +181,49 @@ def cement_line(month_start: dt.datetime) -> list[PointModel]:
 
 
 SITES = {"power": power_plant, "cement": cement_line}
+
+
+def point_document(p: PointModel) -> dict:
+    """The MeteringPoint record of a simulated point."""
+    doc = {"specVersion": "1.0", "pointId": p.point_id, "name": p.name, "measurand": p.measurand, "unit": p.unit}
+    if p.facility_id:
+        doc["facilityId"] = p.facility_id
+    if p.source_id:
+        doc["emissionSourceId"] = p.source_id
+    if p.hj212:
+        doc["hj212Code"] = p.hj212
+    doc["instrument"] = p.instrument
+    return doc
+
+
+def synthetic_points(base: PointModel, n: int) -> list[PointModel]:
+    """Load tests: n copies of a point with their own IDs (and so their own data)."""
+    return [PointModel(f"SYN-{i:03d}", f"{base.name} #{i}", base.measurand, base.unit, base.total_unit, base.per_hour,
+                       base.mean, base.amplitude, base.noise, base.upper, base.decimals, [], base.instrument)
+            for i in range(n)]
+
+
+class Simulation:
+    """Writes the simulated points of a site into a SealedStore, one local day at a time."""
+
+    def __init__(self, models: list[PointModel], commissioned: dt.datetime, seed: str = "cedx"):
+        self.models, self.seed = {m.point_id: m for m in models}, seed
+        self.commissioned = commissioned
+
+    def register(self, store) -> None:
+        for m in self.models.values():
+            store.register_point(point_document(m), since=self.commissioned)
+
+    def write(self, store, until: dt.datetime | int) -> int:
+        """Append and seal every simulated minute before ``until`` not yet in the store."""
+        end = until if isinstance(until, int) else int(until.timestamp())
+        end = end // 60 * 60
+        n = 0
+        for m in self.models.values():
+            t = store.sealed_until(m.point_id, "minute") or int(self.commissioned.timestamp())
+            while t < end:
+                day = store.floor("day", t)
+                stop = min(day + 86400, end)
+                n += store.append_and_seal(m.point_id, [r for r in m.day(self.seed, day) if t <= r[0] < stop], until=stop)
+                t = stop
+        return n

@@ -1,210 +1,234 @@
-"""The reference acquisition source: the generated AcquisitionService over a simulation.
+"""The reference acquisition source: the generated AcquisitionService over a SealedStore.
 
-Batches: minute data in hourly batches, hourly data in daily batches, daily data in monthly
-batches; each (point, granularity) is one hash chain from the commissioning date, sealed in
-order (digests cached) and signed by the source's key when served. Hourly and daily values are
-averages of the valid minutes (flags N, S, C, T); an hour with under 75 % valid minutes carries
-the dominant other flag. Only periods that have ended are served.
+Every batch is sealed (signed, chained) once when written into the store — by the simulation
+of a site, the HJ 212 bridge or any other writer — and answered as stored: a page of batches
+is the stored envelope bytes streamed one after another, never re-encoded or re-signed. Daily
+and monthly statistics are computed from the sealed minute series, within the maximum range
+the spec declares, and the computation stops when the client goes away or the server stops.
 """
 
 from __future__ import annotations
 
 import base64
-import calendar
 import datetime as dt
+import json
 import threading
-from collections import Counter
+import time
+from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
+from urllib.parse import urlencode
+
+from starlette.responses import Response, StreamingResponse
 
 from .. import trust
 from ..generated.server import AcquisitionService, Reply
-from ..instants import CST as SITES_TZ
-from ..instants import iso_z as _iso
-from ..instants import parse_instant as _parse
+from ..instants import INSTANT_PATTERN
 from ..runtime.errors import Problem
-from ..trust import chain
-from .simulate import SITES, UTC, PointModel
+from .batches import STEP_SECONDS, VALID, Signer, utc_text
+from .simulate import Simulation
+from .store import SealedStore
 
-VALID = {"N", "S", "C", "T"}
+UTC = dt.timezone.utc
 SPEC_VERSION = "1.0"
+MAX_RANGE_DAYS = {"minute": 92, "hour": 366, "day": 3660}           # spec: x-cedx-max-range
+MAX_STATISTICS_DAYS = {"day": 366, "month": 366}
+DEFAULT_PAGE, MAX_PAGE = 7, 100
+GRANULARITIES = {"minute": ("minute", "hour", "day"), "hour": ("hour", "day")}   # base -> served (derived)
+# Rate units whose minute values integrate to a total: unit -> (total unit, factor per minute).
+TOTALS = {"t/h": ("t", Decimal(1) / 60), "MW": ("MWh", Decimal(1) / 60), "kW": ("kWh", Decimal(1) / 60),
+          "GJ/h": ("GJ", Decimal(1) / 60), "Nm3/h": ("Nm3", Decimal(1) / 60), "m3/h": ("m3", Decimal(1) / 60)}
 
 
-def _month_end(t: dt.datetime) -> dt.datetime:
-    days = calendar.monthrange(t.year, t.month)[1]
-    return t + dt.timedelta(days=days)
+def parse_instant(name: str, text: str) -> int:
+    """A query instant as epoch seconds; an impossible date (year 0, month 13) is the client's
+    mistake (400), never a server error."""
+    if not isinstance(text, str) or not INSTANT_PATTERN.match(text):
+        raise Problem("INVALID_PARAMETER", f"query parameter {name}: not an RFC 3339 instant with an offset")
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise Problem("INVALID_PARAMETER", f"query parameter {name}: invalid date or time ({exc})") from None
+    if t.year < 1000:
+        raise Problem("INVALID_PARAMETER", f"query parameter {name}: years before 1000 are not served")
+    return int(t.timestamp())
 
 
 class Source(AcquisitionService):
-    def __init__(self, site: str, key: trust.SM2PrivateKey, certificate_chain: list[bytes], *,
-                 commissioned: dt.datetime, seed: str = "cedx", source_id: str | None = None,
-                 operator: str = "91320500MA1X2P3Q4R", clock=None):
-        self.site, self.key, self.chain, self.seed = site, key, certificate_chain, seed
-        self.commissioned = commissioned.astimezone(UTC)
-        self.source_id = source_id or f"SRC-{site.upper()}-01"
-        self.operator = operator
-        self.points: dict[str, PointModel] = {p.point_id: p for p in SITES[site](commissioned)}
-        self._digests: dict[tuple[str, str], list[str]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, store: SealedStore, signer: Signer, *, name: str, simulation: Simulation | None = None,
+                 operator: str = "91320500MA1X2P3Q4R", clock: Callable[[], dt.datetime] | None = None,
+                 system_type: str = "energy_metering"):
+        self.store, self.signer, self.name, self.simulation = store, signer, name, simulation
+        self.source_id = signer.source_id
+        self.operator, self.system_type = operator, system_type
         self.clock = clock or (lambda: dt.datetime.now(UTC))
+        self.stopping = threading.Event()
+        self.abandoned = 0                      # statistics requests stopped early (client gone)
+        self._write_lock = threading.Lock()
+        self._written = 0                       # the simulation has written everything before this
+        self._points: dict[str, tuple[float, tuple[dict, str, int]]] = {}
+        if simulation is not None:
+            simulation.register(store)
 
-    def add_synthetic_points(self, n: int, template: str | None = None) -> None:
-        """Load tests: n more points, copies of a template point with their own IDs and data."""
-        base = self.points[template or sorted(self.points)[0]]
-        for i in range(n):
-            pid = f"SYN-{i:03d}"
-            self.points[pid] = PointModel(pid, f"{base.name} #{i}", base.measurand, base.unit, base.total_unit,
-                                          base.per_hour, base.mean, base.amplitude, base.noise, base.upper,
-                                          base.decimals, [], base.instrument)
+    # --- keeping the store current --------------------------------------------------------
+    def catch_up(self, until: int | None = None) -> None:
+        """Let the simulation write (and seal) everything up to ``until`` (epoch; at most now).
+        Writers other than the simulation seal on their own; the source only reads what they
+        stored."""
+        if self.simulation is not None:
+            now = int(self.clock().timestamp())
+            target = (min(until, now) if until is not None else now) // 60 * 60
+            if target <= self._written:   # already there: no database round trips
+                return
+            with self._write_lock:
+                self.simulation.write(self.store, target)
+                self._written = max(self._written, target)
 
     # --- documents ------------------------------------------------------------------------
     def get_source_info(self, ctx):
-        return {"specVersion": SPEC_VERSION, "sourceId": self.source_id,
-                "name": f"参考数据源（{self.site}） / reference source ({self.site})", "systemType": "energy_metering",
-                "operatorCreditCode": self.operator,
-                "signingCertificates": [base64.b64encode(c).decode() for c in self.chain],
+        return {"specVersion": SPEC_VERSION, "sourceId": self.source_id, "name": self.name,
+                "systemType": self.system_type, "operatorCreditCode": self.operator,
+                "signingCertificates": [base64.b64encode(c).decode() for c in self.signer.certificate_chain],
                 "granularities": ["minute", "hour", "day"]}
 
-    def _point_doc(self, p: PointModel) -> dict:
-        doc = {"specVersion": SPEC_VERSION, "pointId": p.point_id, "name": p.name, "measurand": p.measurand, "unit": p.unit}
-        if p.facility_id:
-            doc["facilityId"] = p.facility_id
-        if p.source_id:
-            doc["emissionSourceId"] = p.source_id
-        if p.hj212:
-            doc["hj212Code"] = p.hj212
-        doc["instrument"] = p.instrument
-        return doc
-
-    def _point(self, point_id: str) -> PointModel:
-        if point_id not in self.points:
+    def _doc(self, point_id: str) -> tuple[dict, str, int]:
+        """(document, base granularity, since), remembered for a few seconds: base and since
+        never change, and a renamed instrument may take that long to show."""
+        now = time.monotonic()
+        hit = self._points.get(point_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        info = self.store.point_info(point_id)
+        if info is None:
             raise Problem("NOT_FOUND", f"no metering point {point_id}")
-        return self.points[point_id]
+        if len(self._points) > 10000:
+            self._points.clear()
+        self._points[point_id] = (now + 5, info)
+        return info
 
     def list_metering_points(self, ctx, *, limit, cursor):
-        ids = sorted(self.points)
+        docs = self.store.points()
+        ids = [d["pointId"] for d in docs]
         start = ids.index(cursor) + 1 if cursor in ids else 0
-        page = ids[start:start + (limit or 50)]
-        out = {"specVersion": SPEC_VERSION, "items": [self._point_doc(self.points[i]) for i in page]}
-        if start + len(page) < len(ids):
-            out["nextCursor"] = page[-1]
-        return out
+        if cursor is not None and cursor not in ids:
+            raise Problem("INVALID_PARAMETER", "query parameter cursor: not a cursor of this listing")
+        page = docs[start:start + (limit or 50)]
+        out = {"specVersion": SPEC_VERSION, "items": page}
+        headers = {}
+        if start + len(page) < len(docs):
+            out["nextCursor"] = page[-1]["pointId"]
+            headers["Link"] = _link(ctx, {"cursor": out["nextCursor"]})
+        return Reply(out, headers=headers)
 
     def get_metering_point(self, ctx, *, point_id):
-        return self._point_doc(self._point(point_id))
+        return self._doc(point_id)[0]
 
-    # --- series ---------------------------------------------------------------------------
-    def _minutes(self, p: PointModel, start: dt.datetime, end: dt.datetime):
-        t = start
-        while t < end:
-            yield t, *p.sample(self.seed, t)
-            t += dt.timedelta(minutes=1)
-
-    def _aggregate(self, p: PointModel, start: dt.datetime, end: dt.datetime) -> tuple[Decimal | None, str, int, int]:
-        values, flags, n = [], Counter(), 0
-        for _, v, f in self._minutes(p, start, end):
-            n += 1
-            flags[f] += 1
-            if f in VALID and v is not None:
-                values.append(v)
-        if not values:
-            other = max((f for f in flags if f not in VALID), key=lambda f: flags[f], default="B")
-            return None, other, 0, n
-        avg = (sum(values) / len(values)).quantize(Decimal(1).scaleb(-p.decimals), ROUND_HALF_UP)
-        if len(values) < 0.75 * n:
-            other = max((f for f in flags if f not in VALID), key=lambda f: flags[f])
-            return avg, other, len(values), n
-        return avg, "N", len(values), n
-
-    def _period(self, granularity: str, seq: int) -> tuple[dt.datetime, dt.datetime]:
-        if granularity == "minute":
-            start = self.commissioned + dt.timedelta(hours=seq - 1)
-            return start, start + dt.timedelta(hours=1)
-        if granularity == "hour":
-            start = self.commissioned + dt.timedelta(days=seq - 1)
-            return start, start + dt.timedelta(days=1)
-        start = self.commissioned
-        for _ in range(seq - 1):
-            start = _month_end(start)
-        return start, _month_end(start)
-
-    def _payload(self, p: PointModel, granularity: str, seq: int, previous: str) -> dict:
-        start, end = self._period(granularity, seq)
-        values = []
-        if granularity == "minute":
-            for t, v, f in self._minutes(p, start, end):
-                values.append({"time": _iso(t), **({"value": str(v)} if v is not None else {}), "flag": f})
-        else:
-            step = dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1)
-            t = start
-            while t < end:
-                v, f, _valid, _n = self._aggregate(p, t, t + step)
-                values.append({"time": _iso(t), **({"value": str(v)} if v is not None and f in VALID else {}), "flag": f})
-                t += step
-        return {"sourceId": self.source_id, "pointId": p.point_id, "granularity": granularity, "unit": p.unit,
-                "periodStart": _iso(start), "periodEnd": _iso(end), "sequenceNumber": seq,
-                "previousBatchDigest": previous, "sealedAt": _iso(end + dt.timedelta(minutes=5)), "values": values}
-
-    def batch(self, point_id: str, granularity: str, seq: int) -> dict:
-        """The payload of batch ``seq`` (sealing every earlier batch of the chain first)."""
-        p = self._point(point_id)
-        with self._lock:
-            digests = self._digests.setdefault((point_id, granularity), [])
-            while len(digests) < seq:
-                k = len(digests) + 1
-                previous = digests[-1] if digests else chain.GENESIS_DIGEST
-                digests.append(chain.batch_digest(self._payload(p, granularity, k, previous)))
-            previous = digests[seq - 2] if seq > 1 else chain.GENESIS_DIGEST
-        return self._payload(p, granularity, seq, previous)
+    # --- batches --------------------------------------------------------------------------
+    def _range(self, name: str, from_: str, to: str, limit_days: int, since: int) -> tuple[int, int]:
+        start, end = parse_instant("from", from_), parse_instant("to", to)
+        if end <= start:
+            raise Problem("INVALID_PARAMETER", "query parameter to must be later than from")
+        if end - start > limit_days * 86400:
+            raise Problem("INVALID_PARAMETER", f"the range exceeds {limit_days} days, the maximum for {name}")
+        return max(start, since), end
 
     def list_measurement_batches(self, ctx, *, point_id, granularity, from_, to, limit, cursor):
-        p = self._point(point_id)
-        if granularity not in ("minute", "hour", "day"):
-            raise Problem("INVALID_PARAMETER", f"granularity {granularity} is not offered (minute, hour, day)")
-        start, end = _parse(from_), min(_parse(to), self.clock())
-        if start < self.commissioned:
-            start = self.commissioned
-        seq = int(cursor) if cursor and cursor.isdigit() else 1
-        # Skip ahead to the first batch that ends after `start`.
-        while self._period(granularity, seq)[1] <= start:
-            seq += 1 if granularity != "minute" else max(1, int((start - self._period(granularity, seq)[1]).total_seconds() // 3600))
-        items, limit = [], limit or 24
-        while len(items) < limit:
-            b_start, b_end = self._period(granularity, seq)
-            if b_start >= end or b_end > self.clock():
-                break
-            payload = self.batch(p.point_id, granularity, seq)
-            items.append(trust.sign_document(payload, self.key, certificate_chain=self.chain,
-                                             envelope_fields={"specVersion": SPEC_VERSION}))
-            seq += 1
-        out = {"specVersion": SPEC_VERSION, "pointId": point_id, "granularity": granularity, "items": items}
-        b_start, b_end = self._period(granularity, seq)
-        if items and b_start < end and b_end <= self.clock():
-            out["nextCursor"] = str(seq)
-        return Reply(out)
+        _, base, since = self._doc(point_id)
+        offered = GRANULARITIES[base]
+        if granularity not in offered:
+            raise Problem("INVALID_PARAMETER", f"granularity {granularity} is not offered for {point_id} "
+                                               f"({', '.join(offered)})")
+        start, end = self._range(granularity, from_, to, MAX_RANGE_DAYS[granularity], since)
+        if limit is not None and not 1 <= limit <= MAX_PAGE:
+            raise Problem("INVALID_PARAMETER", f"query parameter limit must be 1..{MAX_PAGE}")
+        if cursor is not None and not (cursor.isdigit() and len(cursor) <= 10):
+            raise Problem("INVALID_PARAMETER", "query parameter cursor: not a cursor of this listing")
+        self.catch_up(end)
+        size = limit or DEFAULT_PAGE
+        after = int(cursor) if cursor else 0
+        found = self.store.batches(point_id, granularity, start, end, after_seq=after, limit=size + 1) if start < end else []
+        page, more = found[:size], len(found) > size
+        head = {"specVersion": SPEC_VERSION, "pointId": point_id, "granularity": granularity}
+        headers = dict(ctx.response_headers)
+        if more:
+            headers["Link"] = _link(ctx, {"cursor": str(page[-1].seq)})
+        if ctx.format != "application/json":   # XML: through the codec (the stored bytes are JSON)
+            record = {**head, "items": [json.loads(b.envelope) for b in page]}
+            if more:
+                record["nextCursor"] = str(page[-1].seq)
+            return Reply(record, headers=headers)
 
+        def body() -> Iterator[bytes]:
+            # Stored bytes go out as they are, in chunks of ~256 KiB (small writes would meet
+            # delayed ACKs; one huge write would hold the whole page twice).
+            chunk = [json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"items":[']
+            size = 0
+            for i, b in enumerate(page):
+                if self.stopping.is_set() or _disconnected(ctx):
+                    return
+                chunk.append((b"," if i else b"") + b.envelope)
+                size += len(b.envelope)
+                if size >= 262144:
+                    yield b"".join(chunk)
+                    chunk, size = [], 0
+            chunk.append(b"]" + (f',"nextCursor":"{page[-1].seq}"'.encode() if more else b"") + b"}")
+            yield b"".join(chunk)
+
+        if sum(len(b.envelope) for b in page) < 262144:   # a small page: one write with Content-Length
+            return Response(b"".join(body()), media_type="application/json; charset=utf-8", headers=headers)
+        return StreamingResponse(body(), media_type="application/json; charset=utf-8", headers=headers)
+
+    # --- statistics -----------------------------------------------------------------------
     def get_period_statistics(self, ctx, *, point_id, period_type, from_, to):
-        p = self._point(point_id)
-        start, end = _parse(from_), min(_parse(to), self.clock())
-        items, t = [], start
+        doc, base, since = self._doc(point_id)
+        start, end = self._range(f"{period_type} statistics", from_, to, MAX_STATISTICS_DAYS[period_type], since)
+        self.catch_up(end)
+        sealed = self.store.sealed_until(point_id, base) or since
+        end = min(end, sealed)
+        unit = doc["unit"]
+        total_unit, per_step = TOTALS.get(unit, (None, None))
+        if base == "hour" and per_step is not None:
+            per_step = per_step * 60
+        step = STEP_SECONDS[base]
+        items, t = [], self.store.floor("day", start) if start < end else end
         while t < end:
-            nxt = t + dt.timedelta(days=1) if period_type == "day" else _month_end(t)
+            nxt = t + 86400 if period_type == "day" else self.store._month_next(t)
+            lo, hi = max(t, start), min(nxt, end)
+            if self.stopping.is_set() or _disconnected(ctx):
+                self.abandoned += 1
+                raise Problem("SERVICE_UNAVAILABLE", "the request was abandoned (client gone or server stopping)")
             values, n = [], 0
-            for _, v, f in self._minutes(p, t, min(nxt, end)):
+            for _, v, f in self.store.iter_values(point_id, base, lo, hi):
                 n += 1
-                if f in VALID and v is not None:
-                    values.append(v)
-            item = {"period": t.astimezone(SITES_TZ).strftime("%Y-%m-%d" if period_type == "day" else "%Y-%m"),
-                    "validCount": len(values), "expectedCount": max(n, 1),
-                    "coverage": str((Decimal(len(values)) / max(n, 1)).quantize(Decimal("0.000001"), ROUND_HALF_UP))}
+                if f in VALID and v != "":
+                    values.append(Decimal(v))
+            n = max(n, (hi - lo) // step, 1)
+            local = dt.datetime.fromtimestamp(t + self.store.offset, UTC)
+            period = f"{local.year:04d}-{local.month:02d}" + (f"-{local.day:02d}" if period_type == "day" else "")
+            item = {"period": period, "validCount": len(values), "expectedCount": n,
+                    "coverage": str((Decimal(len(values)) / n).quantize(Decimal("0.000001"), ROUND_HALF_UP))}
             if values:
-                q = Decimal(1).scaleb(-p.decimals)
-                if p.total_unit != p.unit:
-                    item["total"] = str((sum(values) * p.per_hour).quantize(q, ROUND_HALF_UP))
+                places = max(-v.as_tuple().exponent for v in values)
+                q = Decimal(1).scaleb(-max(places, 0))
+                if per_step is not None:
+                    item["total"] = str((sum(values) * per_step).quantize(q, ROUND_HALF_UP))
                 item.update({"average": str((sum(values) / len(values)).quantize(q, ROUND_HALF_UP)),
                              "minimum": str(min(values)), "maximum": str(max(values))})
             items.append(item)
             t = nxt
         payload = {"sourceId": self.source_id, "pointId": point_id, "periodType": period_type,
-                   "unit": p.total_unit if p.total_unit != p.unit else p.unit,
-                   "generatedAt": _iso(self.clock()), "items": items}
-        return trust.sign_document(payload, self.key, certificate_chain=self.chain, envelope_fields={"specVersion": SPEC_VERSION})
+                   "unit": total_unit or unit, "generatedAt": utc_text(int(self.clock().timestamp())), "items": items}
+        return trust.sign_document(payload, self.signer.key, certificate_chain=self.signer.certificate_chain,
+                                   envelope_fields={"specVersion": SPEC_VERSION})
+
+
+def _disconnected(ctx) -> bool:
+    flag = ctx.request.scope.get("cedx.disconnected")
+    return bool(flag is not None and flag.is_set())
+
+
+def _link(ctx, changes: dict) -> str:
+    """RFC 8288 Link to the next page: the same request with the new cursor."""
+    query = dict(ctx.request.query_params)
+    query.update(changes)
+    url = ctx.request.url.replace(query=urlencode(query))
+    return f'<{url}>; rel="next"'

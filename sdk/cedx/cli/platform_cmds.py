@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 
@@ -92,20 +93,42 @@ def cmd_serve_platform(args) -> int:
     if args.public_url:
         os.environ["CEDX_PUBLIC_URL"] = args.public_url
     uvicorn.run("cedx.platform.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level)
+                workers=args.workers, log_level=args.log_level, http="cedx.runtime.serve:NoDelayH11Protocol")
     return 0
 
 
 def cmd_serve_acquisition(args) -> int:
+    import datetime as dt
+
     import uvicorn
 
-    os.environ["CEDX_SOURCE_SITE"] = args.site
-    os.environ["CEDX_SOURCE_DIR"] = args.dir or f"cedx-source-{args.site}"
-    os.environ["CEDX_SOURCE_TOKENS"] = ",".join(args.token)
-    if args.commissioned:
-        os.environ["CEDX_SOURCE_COMMISSIONED"] = args.commissioned
-    uvicorn.run("cedx.acquisition.app:create_source_app", factory=True, host=args.host, port=args.port,
-                log_level=args.log_level)
+    from ..acquisition.app import create_source_app
+
+    clients = {}
+    for spec_ in args.client or []:
+        client_id, _, var = spec_.partition(":")
+        secret = os.environ.get(var or "CEDX_SOURCE_CLIENT_SECRET")
+        if not client_id or not secret:
+            print(f"--client {spec_}: the secret is read from ${var or 'CEDX_SOURCE_CLIENT_SECRET'}, which is empty",
+                  file=sys.stderr)
+            return 2
+        clients[client_id] = secret
+    if not clients and not args.token:
+        print("give --client ID[:ENVVAR] (OAuth2 client credentials) or --token", file=sys.stderr)
+        return 2
+    commissioned = (dt.datetime.fromisoformat(f"{args.commissioned}-01T00:00:00+08:00") if args.commissioned else None)
+    app = create_source_app(args.site, args.dir or f"cedx-source-{args.site}", args.token or [], commissioned,
+                            clients=clients, database_url=args.database_url, public_url=args.public_url,
+                            rate_limit=args.rate_limit, seal_interval=args.seal_interval)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                                           timeout_graceful_shutdown=5))
+    default_exit = server.handle_exit
+
+    def handle_exit(sig, frame):  # SIGTERM/SIGINT: abandon long work at once, then drain and stop
+        app.state.source.stopping.set()
+        default_exit(sig, frame)
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
+    server.run()
     return 0
 
 
@@ -146,11 +169,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--public-url", help="base URL announced in the configuration document")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve_platform)
-    p = serve.add_parser("acquisition", help="a reference acquisition source (simulated plant)")
-    p.add_argument("--site", choices=["power", "cement"], default="power")
-    p.add_argument("--dir", help="source data directory (keys)")
-    p.add_argument("--token", action="append", required=True, help="accepted bearer token (repeatable)")
+    p = serve.add_parser("acquisition", help="a reference acquisition source (simulated plant, or fed by other writers)")
+    p.add_argument("--site", choices=["power", "cement", "none"], default="power",
+                   help="simulation writing into the store; none: only other writers (e.g. the HJ 212 bridge)")
+    p.add_argument("--dir", help="source data directory (keys, SQLite store)")
+    p.add_argument("--database-url", help="store in this database instead (e.g. postgresql+psycopg://...)")
+    p.add_argument("--client", action="append", metavar="ID[:ENVVAR]",
+                   help="OAuth2 client (scope acquisition:read); secret from $ENVVAR (default $CEDX_SOURCE_CLIENT_SECRET)")
+    p.add_argument("--token", action="append", help="also accept this static bearer token (simple set-ups; repeatable)")
     p.add_argument("--commissioned", metavar="YYYY-MM", help="first month of the hash chain (default: this month)")
+    p.add_argument("--public-url", help="base URL announced in the configuration document (default: as requested)")
+    p.add_argument("--rate-limit", type=int, help="requests per minute per client (default 1200)")
+    p.add_argument("--seal-interval", type=float, default=60.0,
+                   help="seconds between sealing rounds for points other writers feed (0: never)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8100)
     p.add_argument("--log-level", default="info")

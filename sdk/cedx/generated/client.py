@@ -427,7 +427,7 @@ class AcquisitionClient(BaseClient):
         cursor: str | None = None,
         format: Format | None = None,
     ) -> models.MeasurementBatchPage:
-        """读取计量数据批次（签名、链式） / Read signed, hash-chained measurement batches
+        """读取计量数据批次（列式、封存签名、链式） / Read sealed, signed, hash-chained columnar measurement batches
 
         GET /v1/acquisition/points/{pointId}/batches · scope acquisition:read
         """
@@ -459,7 +459,7 @@ class AcquisitionClient(BaseClient):
         limit: int | None = None,
         format: Format | None = None,
     ) -> Iterator[Any]:
-        """读取计量数据批次（签名、链式） / Read signed, hash-chained measurement batches — every item, following `nextCursor` across pages."""
+        """读取计量数据批次（列式、封存签名、链式） / Read sealed, signed, hash-chained columnar measurement batches — every item, following `nextCursor` across pages."""
         return self._pages(
             self.list_measurement_batches,
             point_id=point_id,
@@ -481,7 +481,7 @@ class AcquisitionClient(BaseClient):
     ) -> models.SignedPeriodStatistics:
         """读取日/月统计（签名） / Read signed daily or monthly statistics
 
-        GET /v1/acquisition/points/{pointId}/statistics · scope acquisition:read
+        GET /v1/acquisition/points/{pointId}/statistics
         """
         return self._call(
             OPERATIONS["getPeriodStatistics"],

@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, ConfigDict, Field, RootModel
 
 from cedx.runtime.types import DecimalString, Instant, NonNegativeDecimalString, SpecModel
 
@@ -267,11 +267,23 @@ class SignatureBlock(SpecModel):
 
 
 class Endpoints(SpecModel):
+    """
+    平台给出 reporting，源系统给出 acquisition（源系统也以本文档公布其签名配置，platformId 为其 sourceId）。
+    A platform gives `reporting`; an acquisition source gives `acquisition` (a source publishes
+    its signed configuration in the same document, with its sourceId as platformId).
+
+    """
+
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
     )
-    reporting: Annotated[str, Field(max_length=300, title="报送接口基地址 / Reporting base URL")]
+    reporting: Annotated[
+        str | None, Field(max_length=300, title="报送接口基地址 / Reporting base URL")
+    ] = None
+    acquisition: Annotated[
+        str | None, Field(max_length=300, title="数据获取接口基地址 / Acquisition base URL")
+    ] = None
     token: Annotated[str, Field(max_length=300, title="令牌端点 / Token endpoint")]
     timestamp: Annotated[
         str | None, Field(max_length=300, title="时间戳服务 / Time-stamp service")
@@ -1674,23 +1686,44 @@ class Calibration(SpecModel):
     ]
 
 
-class MeasuredValue(SpecModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-    )
-    time: Annotated[Instant, Field(title="时间 / Instant")]
+class OptionalDecimal(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            pattern="^(-?(0|[1-9][0-9]{0,17})(\\.[0-9]{1,12})?)?$",
+            title="十进制数或空 / Decimal number or empty",
+        ),
+    ]
     """
-    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
+    十进制数字符串；空串表示该时刻无数值（见质量标记） / A decimal string; the empty string means no value at that instant (see its flag)
     """
-    value: Annotated[DecimalString | None, Field(title="十进制数 / Decimal number")] = None
+
+
+class Step(Enum):
     """
-    以字符串表示的十进制数，不使用指数与浮点 / A decimal number as a string; no exponent, no binary float
+    minute → PT1M, hour → PT1H, day → P1D (86400 s)
     """
-    flag: QualityFlag
+
+    pt1_m = "PT1M"
+    pt1_h = "PT1H"
+    p1_d = "P1D"
 
 
 class MeasurementBatch(SpecModel):
+    """
+    列式批次：第 i 个数值（i 从 0 起）的时刻为 `start + i × step`，其质量标记为 `flags` 的第 i 个字符。
+    批次覆盖 [start, start + count × step)；同一计量点、同一粒度的批次按 `sequenceNumber` 连续、首尾相接
+    （后一批次的 start 等于前一批次的结束时刻），并以 `previousBatchDigest` 链接前一批次载荷规范字节的 SM3。
+    批次在封存时签名一次，此后不再改变。规范字节与签名规则见 docs/trust-batches.md。
+    A columnar batch: value i (from 0) is at `start + i × step` and its flag is character i of
+    `flags`. The batch covers [start, start + count × step); the batches of one point and
+    granularity have consecutive sequence numbers, abut (a batch starts where its predecessor
+    ends) and link by `previousBatchDigest` to the SM3 of the predecessor's canonical payload
+    bytes. A batch is signed once, when sealed, and never changes. Canonical bytes and
+    signature rules: docs/trust-batches.md.
+
+    """
+
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -1709,18 +1742,34 @@ class MeasurementBatch(SpecModel):
     ]
     granularity: Granularity
     unit: UnitCode
-    period_start: Annotated[
-        Instant, Field(alias="periodStart", title="时段起（含） / Period start (inclusive)")
+    start: Annotated[AwareDatetime, Field(title="首个数值的时刻 / Instant of the first value")]
+    """
+    秒精度、以 `Z` 结尾的 UTC 时间，已是规范形式（规范化不改变它）。用于封存批次，使批次的规范字节只需一次编码。
+    A UTC instant to the second ending in `Z`: already canonical, so canonicalization leaves it
+    unchanged and a sealed batch's canonical bytes take one encoder pass.
+
+    """
+    step: Annotated[Step, Field(title="步长（与粒度一致） / Step (matches the granularity)")]
+    """
+    minute → PT1M, hour → PT1H, day → P1D (86400 s)
+    """
+    count: Annotated[int, Field(ge=1, le=1440, title="数值个数 / Number of values")]
+    values: Annotated[
+        list[OptionalDecimal],
+        Field(
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=1440,
+            min_length=1,
+            title="数值（十进制字符串，无值为空串） / Values (decimal strings; empty for no value)",
+        ),
     ]
-    """
-    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
-    """
-    period_end: Annotated[
-        Instant, Field(alias="periodEnd", title="时段止（不含） / Period end (exclusive)")
+    flags: Annotated[
+        str,
+        Field(
+            pattern="^[NFMSDCTB]{1,1440}$",
+            title="质量标记串（每值一个字符，HJ 212） / Flag string (one HJ 212 flag character per value)",
+        ),
     ]
-    """
-    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
-    """
     sequence_number: Annotated[
         int, Field(alias="sequenceNumber", ge=1, title="批次序号 / Sequence number")
     ]
@@ -1732,16 +1781,13 @@ class MeasurementBatch(SpecModel):
             title="前一批次 SM3（首批为 64 个 0） / SM3 of the previous batch (64 zeros for the first)",
         ),
     ]
-    sealed_at: Annotated[Instant, Field(alias="sealedAt", title="封存时间 / Sealed at")]
+    sealed_at: Annotated[AwareDatetime, Field(alias="sealedAt", title="封存时间 / Sealed at")]
     """
-    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
+    秒精度、以 `Z` 结尾的 UTC 时间，已是规范形式（规范化不改变它）。用于封存批次，使批次的规范字节只需一次编码。
+    A UTC instant to the second ending in `Z`: already canonical, so canonicalization leaves it
+    unchanged and a sealed batch's canonical bytes take one encoder pass.
+
     """
-    values: Annotated[
-        list[MeasuredValue],
-        Field(
-            json_schema_extra={"xml": {"wrapped": True}}, max_length=50000, title="测量值 / Values"
-        ),
-    ]
 
 
 class SignedMeasurementBatch(SpecModel):

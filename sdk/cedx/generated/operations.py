@@ -390,7 +390,7 @@ OPERATIONS: dict[str, OperationInfo] = {
         response_schema="SignedPeriodStatistics",
         response_media=("application/json", "application/xml"),
         success_status=200,
-        scopes=("acquisition:read",),
+        scopes=(),
         request_signature=None,
         idempotent=False,
         paginated=False,
@@ -529,7 +529,7 @@ PARAMS: dict[str, dict[str, tuple[str, str, str | None, str, bool, dict[str, Any
             None,
             "integer",
             False,
-            {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+            {"type": "integer", "minimum": 1, "maximum": 100, "default": 7},
         ),
         "cursor": (
             "cursor",

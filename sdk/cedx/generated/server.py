@@ -401,7 +401,7 @@ class AcquisitionService(ABC):
         limit: int | None,
         cursor: str | None,
     ) -> models.MeasurementBatchPage | Reply:
-        """读取计量数据批次（签名、链式） / Read signed, hash-chained measurement batches (GET /v1/acquisition/points/{pointId}/batches)"""
+        """读取计量数据批次（列式、封存签名、链式） / Read sealed, signed, hash-chained columnar measurement batches (GET /v1/acquisition/points/{pointId}/batches)"""
 
     @abstractmethod
     def get_period_statistics(

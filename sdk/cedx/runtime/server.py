@@ -188,6 +188,9 @@ async def handle(request: Request, op: OperationInfo, method, hooks: ServerHooks
                 hooks.verify_document(ctx, record)
             kwargs["body"] = body_model(record) if body_model else record
         result = await run_in_threadpool(method, ctx, **kwargs)
+        if isinstance(result, Response):  # the service streams its own body, already encoded
+            result.headers.update(ctx.response_headers)
+            return result
         reply = result if isinstance(result, Reply) else Reply(result)
         record = _record(reply.body)
         headers = {**ctx.response_headers, **reply.headers}

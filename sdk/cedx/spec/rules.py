@@ -37,8 +37,14 @@ class _Missing(Exception):
 
 
 class _Scope:
-    def __init__(self, current: Any, root: Any, path: str):
+    """Where an expression is evaluated. ``memo`` is shared by every scope of one rule check on
+    one document: values that depend on ``root`` alone are computed once there."""
+
+    __slots__ = ("current", "root", "path", "memo")
+
+    def __init__(self, current: Any, root: Any, path: str, memo: dict | None = None):
         self.current, self.root, self.path = current, root, path
+        self.memo = {} if memo is None else memo
 
 
 @lru_cache(maxsize=512)
@@ -97,13 +103,14 @@ class RuleEngine:
         return out
 
     def check_rule(self, rule: dict, document: Any, base_path: str = "$") -> list[Violation]:
-        scopes = [_Scope(document, document, base_path)]
+        memo: dict = {}
+        scopes = [_Scope(document, document, base_path, memo)]
         if rule.get("forEach"):
             items = self._lookup_path(document, rule["forEach"].split("."))
             if not isinstance(items, list):
                 return []
             field_path = f"{base_path}.{rule['forEach']}"
-            scopes = [_Scope(item, document, f"{field_path}[{i}]") for i, item in enumerate(items)]
+            scopes = [_Scope(item, document, f"{field_path}[{i}]", memo) for i, item in enumerate(items)]
         out = []
         for scope in scopes:
             tol = rule.get("tolerance")
@@ -183,7 +190,7 @@ def _fmt(d: Decimal) -> str:
 class _Evaluator:
     FUNCTIONS = {
         "approx", "sum", "all", "count", "present", "opt", "unique", "increasing", "q",
-        "unitOf", "hoursInPeriod", "usccValid", "industrySections", "startsWith",
+        "unitOf", "hoursInPeriod", "usccValid", "industrySections", "startsWith", "length", "flagged",
         "factor", "monthStart", "monthEnd", "addDays", "sm3b64", "b64size", "parameters",
     }
 
@@ -233,7 +240,8 @@ class _Evaluator:
             raise ValueError("the per-element expression must be a string literal")
         tree, text = _parse(expr_node.value)
         return [
-            _Evaluator(self.engine, _Scope(item, self.scope.root, self.scope.path), text, self.tolerance).visit(tree.body)
+            _Evaluator(self.engine, _Scope(item, self.scope.root, self.scope.path, self.scope.memo), text,
+                       self.tolerance).visit(tree.body)
             for item in (items if isinstance(items, list) else [])
         ]
 
@@ -277,6 +285,18 @@ class _Evaluator:
         v = self.visit(args[0])
         items = [self.comparable(x) for x in ([] if isinstance(v, _Absent) else v)]
         return all(a < b for a, b in zip(items, items[1:]))
+
+    def f_length(self, args) -> int:
+        """Length of a string or list (count() treats a string as one item)."""
+        v = self.visit(args[0])
+        return 0 if isinstance(v, _Absent) else len(v) if isinstance(v, (str, list)) else 1
+
+    def f_flagged(self, args) -> list:
+        """Columnar batches: pair value i with flag character i as {value, flag}."""
+        values, flags = self.visit(args[0]), self.visit(args[1])
+        if not isinstance(values, list) or not isinstance(flags, str):
+            return []
+        return [{"value": v, "flag": f} for v, f in zip(values, flags)]
 
     def f_q(self, args) -> Decimal:
         value, unit = self.visit(args[0]), self.visit(args[1])
@@ -339,8 +359,8 @@ class _Evaluator:
     def f_addDays(self, args) -> _dt.datetime:
         t = self.comparable(self.visit(args[0]))
         days = self.number(self.visit(args[1]))
-        if not isinstance(t, _dt.datetime):
-            raise TypeError("addDays needs an instant")
+        if not isinstance(t, _dt.datetime) or not (-3660 <= days <= 3660):
+            raise _Missing()  # not an instant, or an absurd offset: the rule does not apply
         return t + _dt.timedelta(days=int(days))
 
     def f_sm3b64(self, args) -> str:
@@ -354,18 +374,15 @@ class _Evaluator:
     def f_parameters(self, args) -> list:
         """Every Parameter ({value, unit, source}) anywhere below a node (root: the whole document)."""
         out: list = []
-
-        def walk(node: Any) -> None:
+        stack = [self.visit(args[0])]
+        while stack:  # depth first, children in document order (as a recursive walk)
+            node = stack.pop()
             if isinstance(node, dict):
                 if "source" in node and "value" in node and "unit" in node:
                     out.append(node)
-                for v in node.values():
-                    walk(v)
+                stack.extend(reversed(node.values()))
             elif isinstance(node, list):
-                for v in node:
-                    walk(v)
-
-        walk(self.visit(args[0]))
+                stack.extend(reversed(node))
         return out
 
     def f_b64size(self, args) -> Decimal:
@@ -465,9 +482,32 @@ def _c_name(node: ast.Name):
     return lambda ev: _lookup(ev.scope.current, name, ev.engine)
 
 
+def _root_only(node: ast.AST) -> bool:
+    """The node's value depends on the document root alone (not on the current element)."""
+    if isinstance(node, ast.Name):
+        return node.id == "root"
+    if isinstance(node, ast.Attribute):
+        return _root_only(node.value)
+    return False
+
+
+def _memoised(node: ast.AST, compute):
+    def fn(ev):
+        memo = ev.scope.memo
+        try:
+            return memo[node]
+        except KeyError:
+            value = memo[node] = compute(ev)
+            return value
+    return fn
+
+
 def _c_attribute(node: ast.Attribute):
     inner, attr = _fn(node.value), node.attr
-    return lambda ev: _lookup(inner(ev), attr, ev.engine)
+
+    def compute(ev):
+        return _lookup(inner(ev), attr, ev.engine)
+    return _memoised(node, compute) if _root_only(node) else compute
 
 
 def _c_list(node: ast.List):
@@ -518,11 +558,12 @@ def _c_boolop(node: ast.BoolOp):
 
 def _c_compare(node: ast.Compare):
     left_fn = _fn(node.left)
-    steps = [(type(op), _fn(comp)) for op, comp in zip(node.ops, node.comparators)]
+    steps = [(type(op), _fn(comp), comp if _root_only(comp) else None)
+             for op, comp in zip(node.ops, node.comparators)]
 
     def fn(ev):
         left = left_fn(ev)
-        for op, comp in steps:
+        for op, comp, root_node in steps:
             right = comp(ev)
             if op is ast.Eq or op is ast.NotEq:
                 if isinstance(left, _Absent) or isinstance(right, _Absent):
@@ -530,7 +571,7 @@ def _c_compare(node: ast.Compare):
                 same = left == right
                 ok = same if op is ast.Eq else not same
             elif op is ast.In:
-                ok = False if isinstance(right, _Absent) else left in right  # an absent list is empty
+                ok = False if isinstance(right, _Absent) else _member(ev, left, right, root_node)  # absent: empty
             else:
                 ok = _ORDERING[op](ev.comparable(left), ev.comparable(right))
             if not ok:
@@ -538,6 +579,26 @@ def _c_compare(node: ast.Compare):
             left = right
         return True
     return fn
+
+
+def _member(ev, left: Any, right: Any, root_node: ast.AST | None) -> bool:
+    """``left in right``; a list that depends on the root alone is turned into a set once per
+    rule check (same answers: hashable items compare by == in both)."""
+    if root_node is not None and isinstance(right, list):
+        key = (root_node, "set")
+        members = ev.scope.memo.get(key)
+        if members is None:
+            try:
+                members = frozenset(right)
+            except TypeError:
+                members = False  # unhashable items: plain list membership
+            ev.scope.memo[key] = members
+        if members is not False:
+            try:
+                return left in members
+            except TypeError:
+                pass
+    return left in right
 
 
 def _c_call(node: ast.Call):

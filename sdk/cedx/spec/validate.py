@@ -44,13 +44,24 @@ def _accept_any(_value: Any) -> bool:
     return True
 
 
+# Keywords whose draft-07 reading (fastjsonschema) differs from 2020-12 or is missing there.
+_DRAFT_2020_ONLY = frozenset({
+    "prefixItems", "unevaluatedProperties", "unevaluatedItems", "dependentRequired",
+    "dependentSchemas", "$dynamicRef", "$dynamicAnchor", "$anchor", "minContains", "maxContains",
+    "$recursiveRef",
+})
+# Siblings of $ref that assert nothing.
+_ANNOTATIONS = frozenset({"title", "description", "xml", "examples", "example", "default",
+                          "deprecated", "readOnly", "writeOnly", "$comment"})
+
+
 class Validator:
     def __init__(self, index: SchemaIndex):
         self.index = index
         self.rules = RuleEngine(index)
         self._validators: dict[str, Draft202012Validator] = {}
         self._compiled: dict[str, Any] = {}
-        self._compile_lock = threading.Lock()
+        self._compile_lock = threading.RLock()
         self._unit_plans: dict[int, Any] = {}
 
     @cached_property
@@ -89,21 +100,61 @@ class Validator:
                 stack.extend(node)
         return {name: _accept_any for name in found}
 
+    @cached_property
+    def _fast_components(self) -> dict | None:
+        """The components as fastjsonschema (draft-07) reads them with 2020-12 meaning, or None
+        when the spec uses something whose draft-07 meaning differs: then every document takes
+        the jsonschema path (correct, only slower)."""
+        import copy
+
+        components = copy.deepcopy(self.index.spec.get("components", {}))
+        safe = True
+
+        def visit(node: Any) -> Any:  # node: a schema
+            nonlocal safe
+            if not isinstance(node, dict):
+                return node
+            if _DRAFT_2020_ONLY & node.keys() or isinstance(node.get("items"), list):
+                safe = False
+            values = node.get("enum", []) + ([node["const"]] if "const" in node else [])
+            if any(not isinstance(v, str) for v in values):
+                safe = False  # draft-07 code compares with ==, so 1 == True == 1.0
+            out = {}
+            for key, value in node.items():
+                if key in _ANNOTATIONS or key.startswith("x-") or key in ("enum", "const"):
+                    out[key] = value  # data, not schemas
+                elif key in ("properties", "patternProperties", "$defs", "definitions"):
+                    out[key] = {name: visit(sub) for name, sub in value.items()}
+                elif isinstance(value, list):
+                    out[key] = [visit(sub) for sub in value]
+                else:
+                    out[key] = visit(value)
+            ref = out.get("$ref")
+            if ref is not None and any(k not in _ANNOTATIONS and not k.startswith("x-") for k in out if k != "$ref"):
+                # draft-07 ignores a $ref's siblings; 2020-12 applies them: keep both meanings equal
+                out = {k: v for k, v in out.items() if k != "$ref"}
+                out["allOf"] = [*out.get("allOf", []), {"$ref": ref}]
+            return out
+
+        rewritten = dict(components, schemas={n: visit(sch) for n, sch in components.get("schemas", {}).items()})
+        return rewritten if safe else None
+
     def _compiled_check(self, schema_name: str):
-        """The compiled validator for a component schema (built once, on first use)."""
-        check = self._compiled.get(schema_name)
-        if check is None:
-            with self._compile_lock:
-                check = self._compiled.get(schema_name)
-                if check is None:
+        """The compiled validator for a component schema (built once, on first use), or None
+        when the spec cannot be compiled with the same meaning (see ``_fast_components``)."""
+        if schema_name in self._compiled:
+            return self._compiled[schema_name]
+        with self._compile_lock:
+            if schema_name not in self._compiled:
+                components = self._fast_components
+                check = None
+                if components is not None:
                     import fastjsonschema
 
-                    if schema_name not in self.index.schemas:
-                        raise KeyError(f"unknown schema {schema_name}")
-                    root = {"$ref": f"{REF_PREFIX}{schema_name}", "components": self.index.spec["components"]}
+                    root = {"$ref": f"{REF_PREFIX}{schema_name}", "components": components}
                     check = fastjsonschema.compile(root, formats=self._formats, use_default=False)
-                    self._compiled[schema_name] = check
-        return check
+                self._compiled[schema_name] = check
+        return self._compiled[schema_name]
 
     def is_valid(self, schema_name: str, document: Any) -> bool:
         """True when the document satisfies the schema (fast path; no explanation)."""
@@ -111,13 +162,15 @@ class Validator:
 
     # --- stages ---------------------------------------------------------------------------
     def schema_issues(self, schema_name: str, document: Any) -> list[Issue]:
-        try:
-            self._compiled_check(schema_name)(document)
-            return []
-        except KeyError:
-            raise
-        except Exception:  # JsonSchemaValueException, or anything odd: let jsonschema explain
-            pass
+        if schema_name not in self.index.schemas:
+            raise KeyError(f"unknown schema {schema_name}")
+        check = self._compiled_check(schema_name)
+        if check is not None:
+            try:
+                check(document)
+                return []
+            except Exception:  # JsonSchemaValueException, or anything odd: let jsonschema explain
+                pass
         return self.explain(schema_name, document)
 
     def explain(self, schema_name: str, document: Any) -> list[Issue]:
@@ -154,34 +207,49 @@ class Validator:
 
         ("object", [(property, allowed units or None, child plan or None), ...]),
         ("array", item plan), ("union", discriminator, {value: plan}). Built once per schema
-        object; properties keep their schema order, so issues come out in the same order as
-        a walk over the whole schema."""
+        object, under a lock (threads validate concurrently; none may see a half-built plan);
+        properties keep their schema order, so issues come out in the same order as a walk
+        over the whole schema."""
+        key = id(schema)
+        try:
+            return self._unit_plans[key]
+        except KeyError:
+            pass
+        with self._compile_lock:
+            building: dict[int, Any] = {}
+            plan = self._build_unit_plan(schema, building)
+            self._unit_plans.update(building)
+            return plan
+
+    def _build_unit_plan(self, schema: dict, building: dict[int, Any]) -> Any:
         key = id(schema)
         if key in self._unit_plans:
             return self._unit_plans[key]
-        self._unit_plans[key] = None  # a recursive reference contributes nothing new
+        if key in building:
+            return building[key]
+        building[key] = None  # a recursive reference contributes nothing new
         index = self.index
         kind = index.kind(schema)
         plan: Any = None
         if kind == "union":
             prop, mapping = index.variants(schema)
-            options = {value: self._unit_plan(index.schemas[name]) for value, name in mapping.items()}
+            options = {value: self._build_unit_plan(index.schemas[name], building) for value, name in mapping.items()}
             if any(p is not None for p in options.values()):
                 plan = ("union", prop, options)
         elif kind == "object":
             entries = []
             for prop in index.properties(schema):
                 allowed = prop.schema.get("x-cedx-units")
-                child = self._unit_plan(prop.schema)
+                child = self._build_unit_plan(prop.schema, building)
                 if allowed or child is not None:
                     entries.append((prop.name, allowed, child))
             if entries:
                 plan = ("object", entries)
         elif kind == "array":
-            item = self._unit_plan(index.item_schema(schema))
+            item = self._build_unit_plan(index.item_schema(schema), building)
             if item is not None:
                 plan = ("array", item)
-        self._unit_plans[key] = plan
+        building[key] = plan
         return plan
 
     def rule_issues(self, schema_name: str, document: Any) -> list[Issue]:

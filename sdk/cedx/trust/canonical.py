@@ -87,42 +87,69 @@ def to_logical(value: Any, path: str = "$", *, normalize: bool = False) -> Any:
     """
     if hasattr(value, "model_dump"):  # pydantic models, without importing pydantic here
         value = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    try:
+        return _logical(value, normalize)
+    except _Located as exc:  # the path is built only for an error, on the way out
+        raise CanonicalizationError(exc.message, path + "".join(reversed(exc.steps))) from exc.__cause__
+
+
+class _Located(Exception):
+    """A canonicalization error on its way up; each level adds its step to the path (building a
+    path string for every member instead costs a third of canonicalizing a large report)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message, self.steps = message, []
+
+
+def _logical(value: Any, normalize: bool) -> Any:
     if isinstance(value, str):
         if normalize and _INSTANT.match(value) and not _already_canonical(value):
             try:
                 return format_instant(_parse_instant(value))
             except ValueError as exc:
-                raise CanonicalizationError(f"invalid instant {value!r}: {exc}", path) from exc
+                raise _Located(f"invalid instant {value!r}: {exc}") from exc
         return value
-    if value is None or isinstance(value, bool):
+    if value is None or isinstance(value, bool) or isinstance(value, int):
         return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        raise CanonicalizationError("binary float; decimals must travel as strings", path)
-    if isinstance(value, Decimal):
-        try:
-            return format_decimal(value)
-        except ValueError as exc:
-            raise CanonicalizationError(str(exc), path) from exc
-    if isinstance(value, _dt.datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise CanonicalizationError("naive datetime (no UTC offset)", path)
-        return format_instant(value) if normalize else value.isoformat()
-    if isinstance(value, _dt.date):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return to_logical(value.value, path, normalize=normalize)
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise CanonicalizationError("object keys must be strings", path)
-            out[k] = to_logical(v, f"{path}.{k}", normalize=normalize)
+                raise _Located("object keys must be strings")
+            try:
+                out[k] = _logical(v, normalize)
+            except _Located as exc:
+                exc.steps.append(f".{k}")
+                raise
         return out
     if isinstance(value, (list, tuple)):
-        return [to_logical(v, f"{path}[{i}]", normalize=normalize) for i, v in enumerate(value)]
-    raise CanonicalizationError(f"unsupported type {type(value).__name__}", path)
+        out_list = []
+        for i, v in enumerate(value):
+            try:
+                out_list.append(_logical(v, normalize))
+            except _Located as exc:
+                exc.steps.append(f"[{i}]")
+                raise
+        return out_list
+    if isinstance(value, float):
+        raise _Located("binary float; decimals must travel as strings")
+    if isinstance(value, Decimal):
+        try:
+            return format_decimal(value)
+        except ValueError as exc:
+            raise _Located(str(exc)) from exc
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise _Located("naive datetime (no UTC offset)")
+        return format_instant(value) if normalize else value.isoformat()
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return _logical(value.value, normalize)
+    if hasattr(value, "model_dump"):
+        return _logical(value.model_dump(mode="json", by_alias=True, exclude_none=True), normalize)
+    raise _Located(f"unsupported type {type(value).__name__}")
 
 
 _I_JSON_MAX = 2**53 - 1

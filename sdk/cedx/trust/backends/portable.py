@@ -4,13 +4,16 @@ for G, width-5 NAF for other points).
 It replaced gmssl 3.2.2 (affine arithmetic on hex strings: 96 sign/s, 58 verify/s on the
 bench machine) at about 35x sign and 30x verify, and beats gmssl-fast (a static GmSSL
 extension: ~1,100 / ~600 here), which in any case signs whole messages with the default ID
-only and offers no point multiplication (needed for a caller's ID, encryption, key exchange). Nonces come from ``secrets``; r, s ranges and
-the public point are checked by the shared code before this backend sees them.
+only and offers no point multiplication (needed for a caller's ID, encryption, key exchange).
+Nonces come from ``secrets``; r, s ranges and the public point are checked by the shared code
+before this backend sees them.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from ..curve import Point
@@ -19,19 +22,51 @@ from ..ec import SM2P256V1
 
 _C = SM2P256V1
 _N = _C.n
-_TABLE_AFTER = 4  # verifications with one key before it earns a table (~12 ms)
+_TABLE_AFTER = 4  # verifications with one key before it earns a table (~12 ms to build)
+_MAX_TABLES = 64  # ~170 KB each: the keys verifying most recently keep theirs
+
+
+class _Tables:
+    """Per-key fixed-base tables, least recently used dropped first (a platform may see
+    thousands of keys; memory stays bounded)."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._tables: OrderedDict[Point, list] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, q: Point) -> list | None:
+        with self._lock:
+            table = self._tables.get(q)
+            if table is not None:
+                self._tables.move_to_end(q)
+            return table
+
+    def put(self, q: Point, table: list) -> None:
+        with self._lock:
+            self._tables[q] = table
+            self._tables.move_to_end(q)
+            while len(self._tables) > self.capacity:
+                self._tables.popitem(last=False)
+
+
+_TABLES = _Tables(_MAX_TABLES)
 
 
 class _PublicHandle:
-    """A public point; after a few verifications it gets its own fixed-base table (keys in
+    """A public point; after a few verifications it gets a fixed-base table (keys in
     certificates verify many documents, and the table makes each verification ~2x cheaper)."""
 
-    __slots__ = ("q", "uses", "table")
+    __slots__ = ("q", "uses", "built")
 
     def __init__(self, q: Point):
         self.q = q
         self.uses = 0
-        self.table: list | None = None
+        self.built = False  # one build per handle: an evicted table is not rebuilt (no thrashing)
+
+    @property
+    def table(self) -> list | None:
+        return _TABLES.get(self.q)
 
 
 @dataclass(frozen=True)
@@ -74,11 +109,15 @@ class PortableBackend:
         t = (r + s) % _N
         if t == 0:
             return False
-        if handle.table is None:
-            handle.uses += 1
-            if handle.uses > _TABLE_AFTER:
-                handle.table = _C.precompute(handle.q)
-        point = _C.multiply_sum(s, t, handle.q, handle.table)
+        table = None
+        handle.uses += 1
+        if handle.uses > _TABLE_AFTER:
+            table = _TABLES.get(handle.q)
+            if table is None and not handle.built:
+                handle.built = True
+                table = _C.precompute(handle.q)
+                _TABLES.put(handle.q, table)
+        point = _C.multiply_sum(s, t, handle.q, table)
         if point is None:
             return False
         return (int.from_bytes(e, "big") + point[0]) % _N == r
