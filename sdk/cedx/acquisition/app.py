@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import trust
+from ..generated.constants import SPEC_VERSION
 from ..generated.server import (
     CommonService,
     Reply,
@@ -43,7 +44,7 @@ from ..trust import x509 as tx
 from ..trust.keys import SM2PrivateKey
 from .batches import Signer
 from .simulate import SITES, Simulation, synthetic_points
-from .source import SPEC_VERSION, Source
+from .source import Source
 from .store import SealedStore
 
 log = logging.getLogger("cedx.acquisition")

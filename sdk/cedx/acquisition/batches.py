@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import trust
+from ..generated.constants import SPEC_VERSION
 from ..trust.curve import DEFAULT_ID
 from ..trust.sm3 import sm3
 
 UTC = dt.timezone.utc
-SPEC_VERSION = "1.0"
 GENESIS = "0" * 64
 STEP_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 STEP_CODES = {"minute": "PT1M", "hour": "PT1H", "day": "P1D"}

@@ -17,6 +17,7 @@ import random
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from ..generated.constants import SPEC_VERSION
 from ..instants import CST
 
 UTC = dt.timezone.utc
@@ -185,7 +186,7 @@ SITES = {"power": power_plant, "cement": cement_line}
 
 def point_document(p: PointModel) -> dict:
     """The MeteringPoint record of a simulated point."""
-    doc = {"specVersion": "1.0", "pointId": p.point_id, "name": p.name, "measurand": p.measurand, "unit": p.unit}
+    doc = {"specVersion": SPEC_VERSION, "pointId": p.point_id, "name": p.name, "measurand": p.measurand, "unit": p.unit}
     if p.facility_id:
         doc["facilityId"] = p.facility_id
     if p.source_id:

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 from starlette.responses import Response, StreamingResponse
 
 from .. import trust
+from ..generated.constants import SPEC_VERSION
 from ..generated.server import AcquisitionService, Reply
 from ..instants import INSTANT_PATTERN
 from ..runtime.errors import Problem
@@ -29,7 +30,6 @@ from .simulate import Simulation
 from .store import SealedStore
 
 UTC = dt.timezone.utc
-SPEC_VERSION = "1.0"
 MAX_RANGE_DAYS = {"minute": 92, "hour": 366, "day": 3660}           # spec: x-cedx-max-range
 MAX_STATISTICS_DAYS = {"day": 366, "month": 366}
 DEFAULT_PAGE, MAX_PAGE = 7, 100

@@ -435,16 +435,11 @@ def source_app_factory() -> Callable[..., Any] | None:
 def create_bridge_app(bridge: Bridge, tokens: list[str]) -> Any:
     """The acquisition interface over the bridge's sealed batches."""
     factory = source_app_factory()
-    if factory is not None:
-        return factory("none", Path(bridge.config.data_dir), tokens, clock=bridge.clock)
-    from fastapi import FastAPI
-
-    from ..acquisition.app import SourceHooks
-    from ..generated.server import build_acquisition_router
-
-    app = FastAPI(title="cedx HJ 212 bridge", openapi_url=None, docs_url=None, redoc_url=None)
-    app.include_router(build_acquisition_router(build_source(bridge), SourceHooks(tokens)))
-    return app
+    if factory is None:
+        # The fallback over build_source() called SourceHooks(tokens), which since the acquisition
+        # source's store-backed app (always present now) needs its token issuer and rate limiter.
+        raise RuntimeError("the HJ 212 bridge serves through cedx.acquisition.app.create_source_app")
+    return factory("none", Path(bridge.config.data_dir), tokens, clock=bridge.clock)
 
 
 # --- command line ----------------------------------------------------------------------------
