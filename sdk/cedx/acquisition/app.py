@@ -24,6 +24,7 @@ import secrets
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -84,7 +85,7 @@ class TokenIssuer(CommonService):
         self.clients = {cid: hashlib.sha256(secret.encode()).digest() for cid, secret in clients.items()}
         self.signer, self.name, self.public_url = signer, name, public_url
         self.tokens: dict[bytes, tuple[str, float]] = {}
-        self._configs: dict[str, dict] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def issue_token(self, ctx, *, body):
@@ -176,7 +177,7 @@ class DisconnectWatch:
             return await self.app(scope, receive, send)
         flag = threading.Event()
         scope["cedx.disconnected"] = flag
-        queue: asyncio.Queue = asyncio.Queue(maxsize=4)   # bounded: the body still streams
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)   # bounded: the body still streams
 
         async def pump():
             while True:

@@ -11,11 +11,11 @@ before this backend sees them.
 
 from __future__ import annotations
 
-from typing import Any
 import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from ..curve import Point
 from ..der import encode_signature
