@@ -112,3 +112,12 @@ def test_hand_written_code_does_not_type_the_spec_version(bundled):
                  for path in sorted((REPO / folder).rglob("*.py")) if "generated" not in path.parts
                  and any(needle in path.read_text(encoding="utf-8") for needle in needles)}
     assert offenders <= PENDING_VERSION_LITERALS, sorted(offenders - PENDING_VERSION_LITERALS)
+
+
+def test_demo_entities_follow_the_spec_examples():
+    """The demo registers one entity per industry, taken from the spec's examples (no hand table)."""
+    from cedx.demo import ENTITIES
+    from cedx.generated.constants import INDUSTRIES
+
+    assert tuple(ENTITIES) == INDUSTRIES
+    assert ENTITIES["power"] == ("91320500MA1X2P3Q4R", "华东示范电厂有限公司")
