@@ -5,14 +5,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test check generate demo inspect bench clean
+.PHONY: venv test check generate demo inspect bench docs-check clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[server,fast]' -r requirements-dev.txt
+	$(PY) -m pip install -q -e '.[server,fast,async]' -r requirements-dev.txt
 	touch $(STAMP)
 
 ## make test: the whole suite (unit, spec, interoperability with the OpenSSL command line)
@@ -52,6 +52,11 @@ bench: $(STAMP)
 	$(PY) bench/pull.py
 	$(PY) bench/xmlpaths.py
 	$(PY) bench/hj212.py
+
+## make docs-check: the HTML reference in headless Chromium (desktop and phone screenshots in
+## build/docs-check/), plus its static checks (no remote assets, search, language switch)
+docs-check: $(STAMP)
+	$(PY) tests/docs/check_html.py build/docs-check
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,6 +1,9 @@
-"""Step: the typed client (sdk/cedx/generated/client.py) from the IR and templates/client.py.j2."""
+"""Step: the typed clients from the IR and templates/client.py.j2, rendered twice: blocking
+(sdk/cedx/generated/client.py, requests) and asyncio (sdk/cedx/generated/aio.py, httpx)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from .ir import Operation, Param
 from .pyformat import format_python
@@ -15,11 +18,14 @@ _QUERY_TYPES = {"int": "int | None", "bool": "bool | None", "str": "str | None"}
 
 
 def _param_type(p: Param) -> str:
+    """The annotation of a query parameter; ``| None`` only when the spec does not require it."""
     if p.schema_ref in ("DateTime",):
-        return "str | Any | None"
-    if p.schema_ref and p.python_type == "str" and p.schema_ref not in ("Identifier", "Uuid", "CreditCode"):
-        return f"models.{p.schema_ref} | str | None"
-    return _QUERY_TYPES[p.python_type]
+        kind = "str | datetime"  # an aware datetime, or the spec's instant text
+    elif p.schema_ref and p.python_type == "str" and p.schema_ref not in ("Identifier", "Uuid", "CreditCode"):
+        kind = f"models.{p.schema_ref} | str"
+    else:
+        kind = _QUERY_TYPES[p.python_type].removesuffix(" | None")
+    return kind if p.required else f"{kind} | None"
 
 
 def signature(op: Operation, paged: bool = False) -> str:
@@ -34,7 +40,8 @@ def signature(op: Operation, paged: bool = False) -> str:
     for p in op.query_params:
         if paged and p.name == "cursor":
             continue
-        parts.append(f"{p.python_name}: {_param_type(p)} = None")
+        default = "" if p.required else " = None"
+        parts.append(f"{p.python_name}: {_param_type(p)}{default}")
     for p in op.header_params:
         parts.append(f"{p.python_name}: str | None = None")
     parts.append("format: Format | None = None")
@@ -45,14 +52,26 @@ def iter_name(python_name: str) -> str:
     return python_name[len("list_"):] if python_name.startswith("list_") else python_name
 
 
-def generate_client(ops: list[Operation]) -> bytes:
+def item_type(op: Operation, schemas: dict[str, Any]) -> str:
+    """``models.X`` for the items of a paginated list (its ``items`` array), else ``Any``."""
+    listing = schemas.get(op.success.schema_ref or "", {}) if op.success else {}
+    ref = listing.get("properties", {}).get("items", {}).get("items", {}).get("$ref", "")
+    return f"models.{ref.rsplit('/', 1)[-1]}" if ref else "Any"
+
+
+def generate_client(ops: list[Operation], schemas: dict[str, Any] | None = None, aio: bool = False) -> bytes:
+    """``schemas``: the bundled spec's component schemas (item types of paginated lists)."""
     env = environment()
     env.filters["signature"] = signature
     env.filters["iter_name"] = iter_name
+    env.filters["item_type"] = lambda op: item_type(op, schemas or {})
     interfaces = [
         {"class_name": cls, "title": title, "ops": [o for o in ops if o.interface == key]}
         for key, (cls, title) in INTERFACES.items()
     ]
     interfaces = [i for i in interfaces if i["ops"]]
-    code = env.get_template("client.py.j2").render(header=CODE_HEADER, ops=ops, interfaces=interfaces)
-    return format_python(code, "sdk/cedx/generated/client.py").encode("utf-8")
+    uses_datetime = any(p.schema_ref == "DateTime" for o in ops for p in o.query_params)
+    code = env.get_template("client.py.j2").render(header=CODE_HEADER, ops=ops, interfaces=interfaces, aio=aio,
+                                                   prefix="Async" if aio else "", uses_datetime=uses_datetime)
+    target = "sdk/cedx/generated/aio.py" if aio else "sdk/cedx/generated/client.py"
+    return format_python(code, target).encode("utf-8")

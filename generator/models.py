@@ -10,6 +10,7 @@ model never rewrites a value it carries (a signature covers the exact value).
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 from typing import Any
 
@@ -67,9 +68,29 @@ def model_input(bundled: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Enum values that are no Python identifier get a readable member name instead of the tool's
+#: ``field_1_0``/``field_``; the tool's name for every other value is kept (a stable API).
+READABLE_MEMBERS = {"%": "percent", "%vol": "percent_vol", "1": "dimensionless", "1e4Nm3": "nm3_1e4"}
+_FIELD_MEMBER = re.compile(r'^(    )field_\w* = "([^"]*)"$', re.M)
+
+
+def readable_member(value: str) -> str:
+    if value in READABLE_MEMBERS:
+        return READABLE_MEMBERS[value]
+    if re.fullmatch(r"\d+(\.\d+)*", value):  # a version: 1.0 -> v1_0
+        return "v" + value.replace(".", "_")
+    raise ValueError(f"enum value {value!r} needs a readable member name in generator/models.py READABLE_MEMBERS")
+
+
+def readable_enums(code: str) -> str:
+    return _FIELD_MEMBER.sub(lambda m: f'{m.group(1)}{readable_member(m.group(2))} = "{m.group(2)}"', code)
+
+
 def generate_models(bundled: dict[str, Any]) -> bytes:
     with warnings.catch_warnings():
         # The tool warns that it drops pattern constraints on the custom types: intended.
         warnings.simplefilter("ignore")
         code = dcg.generate(model_input(bundled), **OPTIONS)
-    return format_python(code, "sdk/cedx/generated/models.py").encode("utf-8")
+    if not isinstance(code, str):  # one input, one module: the tool returns its text
+        raise TypeError(f"datamodel-code-generator returned {type(code).__name__}, not a module's text")
+    return format_python(readable_enums(code), "sdk/cedx/generated/models.py").encode("utf-8")

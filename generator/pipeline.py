@@ -66,7 +66,9 @@ def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
     files["sdk/cedx/generated/models.py"] = generate_models(core)
     files["sdk/cedx/generated/constants.py"] = generate_constants(bundled_index)
     ops = build_ir(bundled_index)
-    files["sdk/cedx/generated/client.py"] = generate_client(ops)
+    schemas = bundled["components"]["schemas"]
+    files["sdk/cedx/generated/client.py"] = generate_client(ops, schemas)
+    files["sdk/cedx/generated/aio.py"] = generate_client(ops, schemas, aio=True)
     files.update(generate_server(ops))
     files.update(generate_docs(bundled_index, ops))
     files["sdk/cedx/generated/xml.py"] = generate_mapping(index)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from cedx import trust
 from cedx.runtime.client import Format
 from cedx.runtime.errors import UnprocessableError
+from cedx.runtime.errors import ValidationError as LocalValidationError
 
 from ..loopback import serve
 from .update import EXPECTED, golden_files
@@ -95,6 +96,9 @@ def test_client_against_server_in_both_formats(golden_sdk):
         listed = list(client_mod.ReportingClient(url).iter_drawings(limit=3))
         assert len(listed) == 4
         bad = payload.model_copy(update={"total_area": payload.total_area + 1})
-        with pytest.raises(UnprocessableError) as exc:
+        with pytest.raises(LocalValidationError) as local:  # checked before signing: nothing sent
             client_mod.ReportingClient(url, signing_key=key).submit_drawing(bad)
+        assert local.value.rules == ["R-GLD-001"]
+        with pytest.raises(UnprocessableError) as exc:  # the server's own check
+            client_mod.ReportingClient(url, signing_key=key, validate=False).submit_drawing(bad)
         assert exc.value.rules == ["R-GLD-001"]

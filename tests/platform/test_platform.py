@@ -177,7 +177,7 @@ def test_quality_rule_failure(env):
     report.period, report.report_id = "2024-07", uuid.uuid4()
     report.power.units[0].coal_consumption.value += 1000
     with pytest.raises(UnprocessableError) as exc:
-        env.client(env.power, Format.XML).submit_monthly_report(report)
+        env.client(env.power, Format.XML, validate=False).submit_monthly_report(report)  # the platform's check
     assert exc.value.code == "RULE_VIOLATION"
     assert ("R-POW-001", "$.payload.power.units[0]") in [(e.rule, e.path) for e in exc.value.errors]
 
@@ -220,7 +220,7 @@ def test_transport_rejections(env):
 def test_openapi_and_docs_are_served(env):
     assert requests.get(f"{env.url}/openapi.json").json()["info"]["version"]
     html = requests.get(f"{env.url}/docs").text
-    assert "op-submitMonthlyReport" in html and "<script" not in html
+    assert "op-submitMonthlyReport" in html and "<script src" not in html  # inline search script only
 
 
 def test_time_stamp_authority_over_http(env, openssl):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .. import trust
 from ..acquisition.batches import ChainHead
 from ..acquisition.pull import pull_batches
+from ..progress import Progress
 from ..spec.rules import month_bounds
 from . import flags as fl
 from .period import CHINA_STANDARD_TIME
@@ -70,8 +71,12 @@ def pull_month(client: AcquisitionClient, point_id: str, month_start: dt.datetim
     pull. Returns the verified payloads."""
     local = month_start.astimezone(CHINA_STANDARD_TIME)
     start, end = month_bounds(local.year, local.month)
-    payloads = [b.payload for b in pull_batches(client, point_id, granularity="hour", from_=start.isoformat(),
-                                                to=end.isoformat(), trust_anchors=trust_anchors, anchor=anchor)]
+    payloads = []
+    with Progress((end - start).days, f"pull {point_id} {local:%Y-%m}") as bar:  # quiet unless a terminal
+        for b in pull_batches(client, point_id, granularity="hour", from_=start.isoformat(), to=end.isoformat(),
+                              trust_anchors=trust_anchors, anchor=anchor):
+            payloads.append(b.payload)
+            bar.advance()
     if not payloads:
         raise ValueError(f"no batches for {point_id} in {local:%Y-%m}")
     if measuring_range is not None:

@@ -6,10 +6,13 @@ Exit status: 0 success / valid, 1 a verification found the input invalid, 2 usag
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn
 
-from . import hj212_cmds, inspect_cmds, platform_cmds, trust_cmds
+from . import example_cmds, hj212_cmds, inspect_cmds, platform_cmds, trust_cmds
+from ._help import HELP
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -23,35 +26,93 @@ class CliError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse prints usage + exits 2; keep it to one line
-        raise CliError(f"{self.prog}: {message}", EXIT_USAGE)
+    def error(self, message: str) -> NoReturn:  # argparse prints usage + exits 2; keep it to one line
+        raise CliError(f"error: {message} (see: {self.prog} --help)", EXIT_USAGE)
+
+
+#: A missing optional dependency -> the extra that provides it.
+EXTRAS = {"fastapi": "server", "uvicorn": "server", "starlette": "server", "sqlalchemy": "server",
+          "psycopg": "server", "yaml": "server", "httpx": "async", "tongsuopy": "fast"}
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port number (a clear message instead of a crash in the server)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1-65535)")
+    return value
+
+
+def walk(parser: argparse.ArgumentParser) -> Iterator[tuple[argparse.ArgumentParser, argparse.Action]]:
+    """Every (parser, action) of the command tree, subcommands included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield from walk(sub)
+        else:
+            yield parser, action
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cedx", description="cedx — carbon emission data exchange toolkit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    from .. import __version__
+
+    parser = _Parser(prog="cedx", description="cedx — carbon emission data exchange toolkit "
+                     "(碳排放核算数据交换). Exit status: 0 ok, 1 invalid input found, 2 usage or I/O error.")
+    parser.add_argument("--version", action="version", version=f"cedx {__version__}",
+                        help="print the version and exit")
+    sub: argparse._SubParsersAction[Any] = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     trust_cmds.register(sub)
     platform_cmds.register(sub)
     inspect_cmds.register(sub)
     hj212_cmds.register(sub)  # after platform_cmds: adds `serve hj212-bridge`
+    example_cmds.register(sub)
+    for p, action in walk(parser):
+        if not action.help:
+            action.help = HELP.get(f"{p.prog}:{action.dest}") or HELP.get(action.dest)
+        if action.dest == "port" and action.type in (None, int):
+            action.type = port
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """A message for the user: no traceback, no doubled prefix."""
+    text = str(exc).strip() or type(exc).__name__
+    return text if text.startswith("error:") else f"error: {text}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..trust.errors import TrustError
+    from .._exceptions import CedxError, TrustError
 
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or EXIT_OK)
-    except CliError as exc:
-        print(f"cedx: {exc}", file=sys.stderr)
+    except CliError as exc:  # the command's own one-line message, as it wrote it
+        print(f"cedx: {str(exc).strip() or 'error'}", file=sys.stderr)
         return exc.status
     except TrustError as exc:
         print(f"cedx: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        extra = EXTRAS.get(top)
+        if extra is None:
+            raise
+        print(f"cedx: error: this command needs {top}, part of an optional extra: pip install 'cedx[{extra}]'",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `cedx example ... | head`: the reader left; not an error
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (nothing more to say at exit)
+        return EXIT_OK
     except OSError as exc:
-        print(f"cedx: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cedx: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CedxError as exc:  # transport, refusals, invalid documents: what went wrong, once
+        print(f"cedx: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

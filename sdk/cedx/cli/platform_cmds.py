@@ -8,19 +8,29 @@ import sys
 from pathlib import Path
 
 
-def _settings(args):
+def _settings(args, create: bool = False):
+    """The platform's directory: --dir, else $CEDX_HOME, else $CEDX_PLATFORM_DIR — never a silent
+    default (a new directory would mean a new CA, and certificates issued before would not verify).
+    Only ``init`` creates one; every other command needs an initialised directory."""
     from ..platform.settings import PlatformSettings
+    from . import CliError
 
+    chosen = getattr(args, "dir", None) or os.environ.get("CEDX_HOME") or os.environ.get("CEDX_PLATFORM_DIR")
+    if not chosen:
+        raise CliError("error: which platform? give --dir DIR (or set CEDX_HOME); "
+                       "create one with: cedx platform init --dir DIR", 2)
     settings = PlatformSettings()
-    if getattr(args, "dir", None):
-        settings.data_dir = Path(args.dir)
+    settings.data_dir = Path(chosen)
+    if not create and not (settings.pki_dir / "ca.pem").is_file():
+        raise CliError(f"error: {chosen} is not an initialised platform directory (no pki/ca.pem); "
+                       f"create it with: cedx platform init --dir {chosen}", 2)
     return settings
 
 
-def _admin(args):
+def _admin(args, create: bool = False):
     from ..platform.admin import Admin
 
-    return Admin(_settings(args))
+    return Admin(_settings(args, create))
 
 
 def _fail(exc: Exception) -> Exception:
@@ -30,7 +40,7 @@ def _fail(exc: Exception) -> Exception:
 
 
 def cmd_init(args) -> int:
-    admin = _admin(args)
+    admin = _admin(args, create=True)
     print(f"platform data in {admin.settings.data_dir.resolve()} (database {admin.settings.url.split('://')[0]})")
     return 0
 
@@ -72,12 +82,34 @@ def cmd_add_certificate(args) -> int:
     return 0
 
 
+def _check_csr_subject(csr: bytes, credit_code: str) -> None:
+    """The certificate will speak for ``credit_code``: its subject must name that entity (as the
+    common name, serial number or organization identifier), so a CSR made for another entity,
+    or with a typo, is refused instead of being signed."""
+    from ..trust import x509 as tx
+    from ..trust.errors import CertificateError
+    from . import CliError
+
+    try:
+        name, _key = tx.load_csr(csr)
+    except (CertificateError, ValueError) as exc:
+        raise CliError(f"error: not a valid certificate signing request: {exc}", 2) from exc
+    values = {str(v) for k, v in name.native.items()
+              if k in ("common_name", "serial_number", "organization_identifier")}
+    if credit_code not in values:
+        subject = name.human_friendly or "(empty)"
+        raise CliError(f"error: the CSR's subject ({subject}) does not name entity {credit_code}; "
+                       f'make the CSR with --subject "CN={credit_code}"', 2)
+
+
 def cmd_issue_certificate(args) -> int:
     from ..platform.admin import AdminError
     from ..trust import x509 as tx
 
+    csr = Path(args.csr).read_bytes()
+    _check_csr_subject(csr, args.credit_code)
     try:
-        cert = _admin(args).issue_certificate(args.credit_code, Path(args.csr).read_bytes())
+        cert = _admin(args).issue_certificate(args.credit_code, csr)
     except AdminError as exc:
         raise _fail(exc) from exc
     Path(args.out).write_bytes(tx.to_pem(cert))
@@ -137,7 +169,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="platform_command", metavar="ACTION", required=True)
 
     def common(p):
-        p.add_argument("--dir", help="platform data directory (default $CEDX_PLATFORM_DIR or ./cedx-platform)")
+        p.add_argument("--dir", help="platform data directory (default $CEDX_HOME, else $CEDX_PLATFORM_DIR; "
+                       "required: never a silent default)")
         return p
 
     common(plat.add_parser("init", help="create the data directory, PKI and database")).set_defaults(func=cmd_init)

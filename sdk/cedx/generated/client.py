@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cedx.runtime.client import BaseClient, Format
 
@@ -148,7 +149,7 @@ class ReportingClient(BaseClient):
 
     def iter_facilities(
         self, credit_code: str, *, limit: int | None = None, format: Format | None = None
-    ) -> Iterator[Any]:
+    ) -> Iterator[models.Facility]:
         """列出设施与排放源 / List facilities and emission sources — every item, following `nextCursor` across pages."""
         return self._pages(
             self.list_facilities, credit_code=credit_code, limit=limit, format=format
@@ -301,7 +302,7 @@ class ReportingClient(BaseClient):
         period: str | None = None,
         state: models.SubmissionState | str | None = None,
         format: Format | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[models.SubmissionStatus]:
         """列出本单位的报送（分页） / List the entity's submissions (paginated) — every item, following `nextCursor` across pages."""
         return self._pages(
             self.list_submissions,
@@ -393,7 +394,7 @@ class AcquisitionClient(BaseClient):
 
     def iter_metering_points(
         self, *, limit: int | None = None, format: Format | None = None
-    ) -> Iterator[Any]:
+    ) -> Iterator[models.MeteringPoint]:
         """列出计量/监测点及其计量器具 / List metering and monitoring points with their instruments — every item, following `nextCursor` across pages."""
         return self._pages(self.list_metering_points, limit=limit, format=format)
 
@@ -420,9 +421,9 @@ class AcquisitionClient(BaseClient):
         self,
         point_id: str,
         *,
-        granularity: models.Granularity | str | None = None,
-        from_: str | Any | None = None,
-        to: str | Any | None = None,
+        granularity: models.Granularity | str,
+        from_: str | datetime,
+        to: str | datetime,
         limit: int | None = None,
         cursor: str | None = None,
         format: Format | None = None,
@@ -453,12 +454,12 @@ class AcquisitionClient(BaseClient):
         self,
         point_id: str,
         *,
-        granularity: models.Granularity | str | None = None,
-        from_: str | Any | None = None,
-        to: str | Any | None = None,
+        granularity: models.Granularity | str,
+        from_: str | datetime,
+        to: str | datetime,
         limit: int | None = None,
         format: Format | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[models.SignedMeasurementBatch]:
         """读取计量数据批次（列式、封存签名、链式） / Read sealed, signed, hash-chained columnar measurement batches — every item, following `nextCursor` across pages."""
         return self._pages(
             self.list_measurement_batches,
@@ -474,9 +475,9 @@ class AcquisitionClient(BaseClient):
         self,
         point_id: str,
         *,
-        period_type: models.PeriodType | str | None = None,
-        from_: str | Any | None = None,
-        to: str | Any | None = None,
+        period_type: models.PeriodType | str,
+        from_: str | datetime,
+        to: str | datetime,
         format: Format | None = None,
     ) -> models.SignedPeriodStatistics:
         """读取日/月统计（签名） / Read signed daily or monthly statistics

@@ -13,7 +13,7 @@ from cedx.runtime.types import DecimalString, Instant, NonNegativeDecimalString,
 
 
 class SpecVersion(Enum):
-    field_1_0 = "1.0"
+    v1_0 = "1.0"
 
 
 class Identifier(RootModel[str]):
@@ -40,7 +40,7 @@ class UnitCode(Enum):
 
     t = "t"
     kg = "kg"
-    field_1e4_nm3 = "1e4Nm3"
+    nm3_1e4 = "1e4Nm3"
     nm3 = "Nm3"
     m3 = "m3"
     gj = "GJ"
@@ -76,10 +76,10 @@ class UnitCode(Enum):
     kcal_kg = "kcal/kg"
     m_pa = "MPa"
     mg_nm3 = "mg/Nm3"
-    field_vol = "%vol"
+    percent_vol = "%vol"
     ppm = "ppm"
-    field_ = "%"
-    field_1 = "1"
+    percent = "%"
+    dimensionless = "1"
 
 
 class Industry(Enum):

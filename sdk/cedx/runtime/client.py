@@ -3,6 +3,11 @@
 It turns one operation call into one HTTP exchange: path and query, JSON or XML body, bearer
 token, request-signature headers, an idempotency key, sign-on-send of documents the spec marks
 as signed, verify-on-receive of signed responses, and problem+json answers as typed exceptions.
+
+Connection pooling: each client keeps one ``requests.Session`` (a pool of keep-alive
+connections per host, 10 by default; pass your own ``session`` with a larger
+``HTTPAdapter(pool_maxsize=...)`` for many threads). A client is safe to share between threads
+and should be reused; ``close()`` (or ``with``) releases the pool if the client created it.
 """
 
 from __future__ import annotations
@@ -21,11 +26,23 @@ from urllib.parse import quote, urlencode
 
 import requests
 
-from .errors import ApiError, AuthenticationError, SignatureVerificationError
+from .errors import (
+    ApiError,
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionFailed,
+    InvalidResponseError,
+    RequestTimeout,
+    SignatureVerificationError,
+    TransportError,
+)
+from .errors import ValidationError as DocumentInvalid
 from .lazy import LazyModule
 from .operations import OperationInfo
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from .. import spec, trust
     from ..trust import x509 as tx
 else:  # the spec (bundle, XML codec) and the trust layer (asn1crypto, cryptography, SM2) load when
@@ -38,6 +55,8 @@ log = logging.getLogger("cedx.client")
 
 
 class Format(str, Enum):
+    """The wire format of a call: JSON or XML (per client, or per call with ``format=``)."""
+
     JSON = "application/json"
     XML = "application/xml"
 
@@ -55,9 +74,11 @@ class TokenProvider:
 
     def __init__(self, token_url: str, client_id: str, client_secret: str, scope: str | None = None,
                  *, session: requests.Session | None = None, timeout: float = 30, verify: Any = True,
-                 refresh_margin: float = 60):
+                 refresh_margin: float = 60, retry: RetryPolicy | None = None):
         self.token_url, self.client_id, self._secret, self.scope = token_url, client_id, client_secret, scope
+        self._owns_session = session is None
         self._session = session or requests.Session()
+        self.retry = retry or RetryPolicy()
         self._timeout, self._verify, self._margin = timeout, verify, refresh_margin
         self._token: str | None = None
         self._expires = 0.0
@@ -70,16 +91,30 @@ class TokenProvider:
                         "client_secret": self._secret}
                 if self.scope:
                     data["scope"] = self.scope
-                resp = self._session.post(self.token_url, data=data, timeout=self._timeout,
-                                          verify=self._verify)
-                body = resp.json() if resp.content else {}
+                resp = _send_with_retry(self.retry, lambda: self._session.post(
+                    self.token_url, data=data, timeout=self._timeout, verify=self._verify), "POST", self.token_url)
+                try:
+                    body = resp.json() if resp.content else {}
+                except ValueError:
+                    body = None
+                if not isinstance(body, dict):
+                    raise InvalidResponseError(f"token endpoint {self.token_url} answered HTTP {resp.status_code} "
+                                               "without a JSON object", resp.status_code)
                 if resp.status_code != 200:
-                    raise AuthenticationError(resp.status_code, body.get("error", "TOKEN_INVALID"),
-                                              body.get("error", "token request refused"),
-                                              body.get("error_description", ""), body=body)
+                    error = str(body.get("error") or "TOKEN_INVALID")
+                    detail = str(body.get("error_description") or body.get("detail") or "")
+                    kind = AuthenticationError if resp.status_code in (400, 401, 403) else ApiError
+                    raise kind(resp.status_code, error, f"token request refused ({self.client_id})", detail, body=body)
+                if not isinstance(body.get("access_token"), str):
+                    raise InvalidResponseError("token response has no access_token", resp.status_code)
                 self._token = body["access_token"]
                 self._expires = time.monotonic() + float(body.get("expires_in", 3600))
             return self._token
+
+    def close(self) -> None:
+        """Release the connection pool (only a session this provider created)."""
+        if self._owns_session:
+            self._session.close()
 
 
 class RetryPolicy:
@@ -108,8 +143,52 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(attempts=1)
 
 
+def _transport_error(exc: requests.RequestException, method: str, url: str) -> TransportError:
+    """A requests exception as cedx's own (the original stays as ``__cause__``)."""
+    what = f"{method} {url}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, requests.Timeout) and not isinstance(exc, requests.ConnectionError):
+        return RequestTimeout(what)
+    if isinstance(exc, requests.ConnectionError):
+        return ConnectionFailed(what)
+    return TransportError(what)
+
+
+def _send_with_retry(policy: RetryPolicy, send: Callable[[], requests.Response], method: str,
+                     url: str) -> requests.Response:
+    """Connection errors, timeouts, 429 and 5xx retried per the policy (token requests)."""
+    attempt = 0
+    while True:
+        try:
+            resp = send()
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            attempt += 1
+            if attempt >= policy.attempts:
+                raise _transport_error(exc, method, url) from exc
+            wait = policy.delay(attempt)
+            log.warning("%s %s: %s; retry %d in %.2f s", method, url, type(exc).__name__, attempt, wait)
+            policy.sleep(wait)
+            continue
+        except requests.RequestException as exc:
+            raise _transport_error(exc, method, url) from exc
+        if resp.status_code in policy.RETRY_STATUSES and attempt + 1 < policy.attempts:
+            attempt += 1
+            wait = policy.delay(attempt, resp.headers.get("Retry-After"))
+            log.warning("%s %s: HTTP %d; retry %d in %.2f s", method, url, resp.status_code, attempt, wait)
+            policy.sleep(wait)
+            continue
+        return resp
+
+
 class BaseClient:
-    """Common machinery of ReportingClient, AcquisitionClient and CommonClient."""
+    """Common machinery of ReportingClient, AcquisitionClient and CommonClient.
+
+    ``trust_anchors`` (PEM/DER CA certificates) verify every signed answer on arrival; an
+    operation with a signed answer is refused (``ConfigurationError``, before sending) unless
+    they are given or ``verify_signatures=False`` is chosen explicitly (logged as a warning).
+    ``validate=True`` (default) checks a document against the schema, the allowed units and the
+    quality rules before signing; a failure raises ``ValidationError`` and nothing is sent.
+    Use the client as a context manager, or call ``close()``, to release its connections.
+    """
 
     operations: Mapping[str, OperationInfo] = {}  # set by each generated client: operationId -> info
 
@@ -127,8 +206,14 @@ class BaseClient:
         timeout: float = 30,
         verify: Any = True,
         retry: RetryPolicy | None = None,
+        verify_signatures: bool = True,
+        validate: bool = True,
     ):
         self.base_url = base_url.rstrip("/")
+        self.verify_signatures, self.validate = verify_signatures, validate
+        if not verify_signatures:
+            log.warning("%s for %s: verify_signatures=False, signed answers are NOT verified",
+                        type(self).__name__, base_url)
         self.retry = retry or RetryPolicy()
         self._token, self._tokens = token, token_provider
         self.signing_key = signing_key
@@ -136,8 +221,24 @@ class BaseClient:
         self.trust_anchors = trust_anchors or []
         self._resolver: tx.ChainResolver | None = None
         self.format = Format(format)
+        self._owns_session = session is None
         self.session = session or requests.Session()
         self.timeout, self.verify = timeout, verify
+
+    # --- lifetime -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the pooled connections (of a session this client created) and the token
+        provider's. The client must not be used afterwards."""
+        if self._owns_session:
+            self.session.close()
+        if self._tokens is not None:
+            self._tokens.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # --- serialisation --------------------------------------------------------------------
     @staticmethod
@@ -165,11 +266,30 @@ class BaseClient:
         if not op.signed_request or (isinstance(record, dict) and "signature" in record):
             return record
         if self.signing_key is None:
-            raise ValueError(f"{op.operation_id} sends a signed document: configure signing_key")
+            raise ConfigurationError(f"{op.operation_id} sends a signed document: configure signing_key")
         chain = [self.signing_certificate] if self.signing_certificate else None
         version = spec.context(op.spec_package).index.spec_version
         return trust.sign_document(record, self.signing_key, certificate_chain=chain,
                                    envelope_fields={"specVersion": version})
+
+    def _validate_document(self, op: OperationInfo, body: Any) -> None:
+        """Validate before signing: an unsigned payload against its payload schema, a signed
+        envelope against the body schema; raises ValidationError (nothing is sent)."""
+        if not self.validate or not op.body_schema or body is None:
+            return
+        record = self._record(body)
+        schema = op.body_schema
+        if op.signed_request and not (isinstance(record, dict) and "signature" in record):
+            schema = op.signed_request["payload"]
+        issues = spec.context(op.spec_package).validator.validate(schema, record)
+        if issues:
+            raise DocumentInvalid(schema, issues)
+
+    def _check_verifiable(self, op: OperationInfo) -> None:
+        if op.signed_response and self.verify_signatures and not self.trust_anchors:
+            raise ConfigurationError(
+                f"{op.operation_id} answers a signed document: give trust_anchors=[CA certificate] to verify it "
+                "(or verify_signatures=False to skip verification, not recommended)")
 
     def verify_signed(self, record: dict) -> trust.VerifiedDocument:
         """Verify-on-receive against the trust anchors (certificate chain in the block)."""
@@ -192,6 +312,9 @@ class BaseClient:
               headers: dict | None = None, body: Any = None, format: Format | None = None,
               model: Callable[[Any], Any] | None = None) -> Any:
         fmt = Format(format or self.format)
+        self._check_verifiable(op)
+        if op.body_media != ("application/x-www-form-urlencoded",):
+            self._validate_document(op, body)
         path = op.path
         for name, value in (path_params or {}).items():
             path = path.replace("{" + name + "}", quote(str(value), safe=""))
@@ -218,10 +341,19 @@ class BaseClient:
             except ValueError:
                 problem = {"code": "HTTP_ERROR", "title": resp.reason or "", "detail": resp.text[:300]}
             raise ApiError.from_problem(resp.status_code, problem if isinstance(problem, dict) else {})
-        record = self._decode(resp, op)
-        if op.signed_response and self.trust_anchors and isinstance(record, dict):
+        try:
+            record = self._decode(resp, op)
+        except ValueError as exc:  # JSON or XML that does not parse or map
+            raise InvalidResponseError(f"{op.operation_id}: unreadable answer: {exc}", resp.status_code) from exc
+        if op.signed_response and self.verify_signatures and isinstance(record, dict):
             self.verify_signed(record)
-        return model(record) if model else record
+        if model is None:
+            return record
+        try:
+            return model(record)
+        except ValueError as exc:  # pydantic.ValidationError: the answer has the wrong shape
+            raise InvalidResponseError(f"{op.operation_id}: answer does not match the spec: {exc}",
+                                       resp.status_code) from exc
 
     def _send(self, op: OperationInfo, path: str, query_string: str, hdrs: dict, data: bytes) -> requests.Response:
         """One logical request, retried on transient failures. Retrying is safe: reads are
@@ -239,11 +371,13 @@ class BaseClient:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 attempt += 1
                 if attempt >= self.retry.attempts:
-                    raise
+                    raise _transport_error(exc, op.method, url) from exc
                 wait = self.retry.delay(attempt)
                 log.warning("%s %s: %s; retry %d in %.2f s", op.method, path, type(exc).__name__, attempt, wait)
                 self.retry.sleep(wait)
                 continue
+            except requests.RequestException as exc:  # invalid URL, too many redirects...
+                raise _transport_error(exc, op.method, url) from exc
             if resp.status_code == 401 and self._tokens is not None and not refreshed:
                 refreshed = True  # the token may have expired between fetch and use
                 hdrs.update({"Authorization": f"Bearer {self._tokens.token(force=True)}"})

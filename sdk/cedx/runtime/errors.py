@@ -1,9 +1,17 @@
-"""problem+json responses as typed exceptions (client side) and as raisable problems (server side)."""
+"""problem+json responses as typed exceptions (client side) and as raisable problems (server side).
+
+Client-side exceptions all derive from ``cedx.CedxError`` (the tree is in ``cedx._exceptions``);
+``requests`` exceptions never reach the caller raw: they become ``TransportError`` subclasses
+that keep the original as ``__cause__``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import requests
+
+from .._exceptions import CedxError, ConfigurationError, TrustError
 from ..spec.issue import Issue
 
 #: One field-level problem (path, code, message, rule): the validator's Issue is exactly what a
@@ -11,8 +19,64 @@ from ..spec.issue import Issue
 ProblemItem = Issue
 
 
-class ApiError(Exception):
-    """A problem+json answer: ``status``, ``code`` (error-code table), ``errors`` (field items)."""
+class _Issues:
+    """``rules`` and ``paths`` of the field items, shared by ApiError and ValidationError."""
+
+    errors: list[ProblemItem]
+
+    @property
+    def rules(self) -> list[str]:
+        """Rule IDs of the field items (e.g. ``R-FUEL-001``), in order, without repeats."""
+        return list(dict.fromkeys(e.rule for e in self.errors if e.rule))
+
+    @property
+    def paths(self) -> list[str]:
+        """JSON paths of the field items (e.g. ``$.payload.combustion[0].emission``)."""
+        return [e.path for e in self.errors]
+
+
+class TransportError(CedxError):
+    """No HTTP answer: connection refused, name resolution, TLS, timeout, malformed URL.
+    Raised after the retry policy gave up; the ``requests``/``httpx`` error is ``__cause__``."""
+
+
+class ConnectionFailed(TransportError, requests.ConnectionError):
+    """The connection could not be made or broke (also a ``requests.ConnectionError``)."""
+
+
+class RequestTimeout(TransportError, requests.Timeout):
+    """The server did not answer in time (also a ``requests.Timeout``)."""
+
+
+class InvalidResponseError(CedxError):
+    """The server answered, but not with what the spec says (unreadable JSON/XML, wrong shape)."""
+
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(message)
+        self.status = status
+
+
+class ValidationError(_Issues, CedxError):
+    """Checked locally before signing: the document breaks the schema, a unit list or a quality
+    rule. Nothing was sent. ``code``, ``errors`` (path, code, message, rule), ``rules``, ``paths``
+    are those the platform would answer in its 422 problem+json."""
+
+    code = "VALIDATION_FAILED"
+
+    def __init__(self, schema: str, errors: list[ProblemItem]):
+        self.schema, self.errors = schema, list(errors)
+        shown = "; ".join(f"{e.path}: {e.code} {e.message}" for e in self.errors[:3])
+        more = f" (+{len(self.errors) - 3} more)" if len(self.errors) > 3 else ""
+        super().__init__(f"{schema} is invalid: {shown}{more}")
+
+
+class SignatureVerificationError(TrustError):
+    """A signed response did not verify against the configured trust anchors."""
+
+
+class ApiError(_Issues, CedxError):
+    """A problem+json answer: ``status``, ``code`` (error-code table), ``title``, ``detail``,
+    ``errors`` (field items), ``rules`` and ``paths`` (of the items), ``body`` (as received)."""
 
     status = 0
 
@@ -29,14 +93,6 @@ class ApiError(Exception):
         self.errors = errors or []
         self.body = body or {}
         super().__init__(f"{status} {code}: {detail or title}")
-
-    @property
-    def rules(self) -> list[str]:
-        return [e.rule for e in self.errors if e.rule]
-
-    @property
-    def paths(self) -> list[str]:
-        return [e.path for e in self.errors]
 
     @classmethod
     def from_problem(cls, status: int, body: dict) -> ApiError:
@@ -60,11 +116,19 @@ class BadRequestError(ApiError):
     status = 400
 
 
-class AuthenticationError(ApiError):
+class AuthError(ApiError):
+    """The credentials were refused: AuthenticationError (401) or ForbiddenError (403)."""
+
+
+class AuthenticationError(AuthError):
+    """401, or the token endpoint refused the client's credentials (``code`` is the OAuth error)."""
+
     status = 401
 
 
-class ForbiddenError(ApiError):
+class ForbiddenError(AuthError):
+    """403: authenticated, but not allowed (scope, entity)."""
+
     status = 403
 
 
@@ -117,10 +181,6 @@ ERROR_CLASSES = {
 }
 
 
-class SignatureVerificationError(Exception):
-    """A signed response did not verify against the configured trust anchors."""
-
-
 class OAuthError(Exception):
     """An RFC 6749 §5.2 error, answered as {error, error_description} (token endpoint only)."""
 
@@ -141,3 +201,12 @@ class Problem(Exception):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}"
+
+
+__all__ = [
+    "ERROR_CLASSES", "ApiError", "AuthError", "AuthenticationError", "BadRequestError", "CedxError",
+    "ConfigurationError", "ConflictError", "ConnectionFailed", "ForbiddenError", "InvalidResponseError",
+    "NotAcceptableError", "NotFoundError", "OAuthError", "PayloadTooLargeError", "Problem", "ProblemItem",
+    "RateLimitedError", "RequestTimeout", "ServerError", "SignatureVerificationError", "TransportError",
+    "TrustError", "UnprocessableError", "UnsupportedMediaTypeError", "ValidationError",
+]

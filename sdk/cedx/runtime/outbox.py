@@ -11,12 +11,14 @@ failed with the problem, for a person to look at.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ import requests
 
 from .. import spec
 from ..spec.facts import SpecFacts
-from .errors import ApiError
+from .errors import ApiError, TransportError
 from .operations import OperationInfo
 
 log = logging.getLogger("cedx.outbox")
@@ -60,6 +62,9 @@ class OutboxItem:
 
 
 class Outbox:
+    """A durable, ordered queue of signed documents in SQLite: ``enqueue`` validates, signs and
+    stores; ``deliver`` sends with the stored idempotency key, so each is stored exactly once."""
+
     def __init__(self, path: str | Path, client: Any):
         self.path = str(path)
         self.client = client
@@ -67,18 +72,28 @@ class Outbox:
         with self._db() as db:
             db.executescript(_SCHEMA)
 
-    def _db(self) -> sqlite3.Connection:
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one unit of work, always closed (sqlite3's own context manager only
+        commits, leaving the connection to the garbage collector and a ResourceWarning)."""
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        return db
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            yield db
+        finally:
+            db.close()
 
     # --- writing --------------------------------------------------------------------------
     def enqueue(self, document: Any, kind: str = "monthly_report") -> str:
-        """Sign (if a payload is given) and store durably; returns the item id."""
+        """Validate, sign (if a payload is given) and store durably; returns the item id. A
+        document that breaks the schema or a quality rule raises ValidationError and is not stored."""
         if kind not in self._facts().submit_operations:
             raise ValueError(f"unknown document kind {kind!r}")
-        envelope = self.client._sign_body(self.client_operation(kind), document)
+        operation = self.client_operation(kind)
+        if hasattr(self.client, "_validate_document"):
+            self.client._validate_document(operation, document)
+        envelope = self.client._sign_body(operation, document)
         item_id = str(uuid.uuid4())
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -125,7 +140,7 @@ class Outbox:
                         return delivered
                     self._park(item_id, f"{exc.status} {exc.code}: {exc.detail} {[e.__dict__ for e in exc.errors]}")
                     continue
-                except (requests.ConnectionError, requests.Timeout) as exc:
+                except (TransportError, requests.ConnectionError, requests.Timeout) as exc:
                     self._note(item_id, f"{type(exc).__name__}: {exc}")
                     return delivered
                 record = receipt.model_dump(mode="json", by_alias=True, exclude_none=True)

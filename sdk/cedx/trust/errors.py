@@ -1,8 +1,9 @@
-"""Exceptions of the trust layer. Every one carries a human-readable reason."""
+"""Exceptions of the trust layer. Every one carries a human-readable reason.
 
+``TrustError`` (their base) is a ``cedx.CedxError``; see ``cedx.errors`` for the whole tree.
+"""
 
-class TrustError(Exception):
-    """Base class: something about keys, signatures, certificates or time-stamps is wrong."""
+from .._exceptions import TrustError as TrustError  # re-exported: the base of this module's errors
 
 
 class InvalidKey(TrustError):

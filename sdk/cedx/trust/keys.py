@@ -374,8 +374,10 @@ def _decrypt_pkcs8(data: bytes, password: bytes) -> bytes:
 
 
 def load_private_key(data: bytes, password: bytes | None = None) -> SM2PrivateKey:
+    """An SM2 private key from PEM or DER (PKCS#8, encrypted with ``password``, or SEC 1)."""
     return SM2PrivateKey.from_bytes(data, password)
 
 
 def load_public_key(data: bytes) -> SM2PublicKey:
+    """An SM2 public key from PEM or DER (SubjectPublicKeyInfo)."""
     return SM2PublicKey.from_bytes(data)

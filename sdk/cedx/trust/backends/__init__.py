@@ -10,6 +10,7 @@ Choice: ``CEDX_SM2_BACKEND=native|portable``; default native when tongsuopy impo
 from __future__ import annotations
 
 import os
+import warnings
 from functools import cache
 from typing import Any, Protocol
 
@@ -18,6 +19,10 @@ from ..errors import BackendUnavailable
 
 ENV_VAR = "CEDX_SM2_BACKEND"
 NAMES = ("native", "portable")
+
+
+class PerformanceWarning(UserWarning):
+    """cedx runs, but slower than it could on this machine (e.g. the portable SM2 backend)."""
 
 
 class Backend(Protocol):
@@ -47,7 +52,10 @@ def get_backend(name: str | None = None) -> Backend:
     if name is None:
         try:
             return get_backend("native")
-        except BackendUnavailable:
+        except BackendUnavailable as exc:
+            # once per process (get_backend is cached); an explicit CEDX_SM2_BACKEND=portable is quiet
+            warnings.warn(f"cedx: using the portable (pure Python, slower) SM2 backend: {exc}; "
+                          f"set {ENV_VAR}=portable to silence this", PerformanceWarning, stacklevel=2)
             return get_backend("portable")
     if name == "native":
         try:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cedx.runtime.client import BaseClient, Format
 
@@ -58,7 +58,7 @@ class ReportingClient(BaseClient):
         limit: int | None = None,
         colour: models.Colour | str | None = None,
         format: Format | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[models.Drawing]:
         """列出图 / List drawings — every item, following `nextCursor` across pages."""
         return self._pages(self.list_drawings, limit=limit, colour=colour, format=format)
 

@@ -13,7 +13,7 @@ from cedx.runtime.types import DecimalString, Instant, SpecModel
 
 
 class SpecVersion(Enum):
-    field_0_1 = "0.1"
+    v0_1 = "0.1"
 
 
 class Colour(Enum):
