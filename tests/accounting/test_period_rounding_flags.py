@@ -84,3 +84,25 @@ def test_flag_check_reads_row_and_columnar_batches():
     assert [v.rule for v in flags.check_batch(row_batch, rng)] == ["R-ACQ-005", "R-ACQ-001"]
     assert [v.rule for v in flags.check_batch(columnar, rng)] == ["R-ACQ-005", "R-ACQ-001"]
     assert [t for t, _, _ in flags.rows(columnar)] == ["2026-09-30T16:00:00Z", "2026-09-30T17:00:00Z"]
+
+
+def test_the_source_refuses_readings_whose_flag_disagrees(tmp_path):
+    """At the source (SealedStore.append and the bulk path): N outside the range, T below the
+    upper limit and B with a value are refused before anything is sealed."""
+    import json
+    from pathlib import Path
+
+    from cedx.acquisition.store import SealedStore
+
+    point = json.loads((Path(__file__).parents[2] / "spec/examples/metering-point.json").read_text())  # range 0..400 t/h
+    store = SealedStore(tmp_path / "store.db")
+    since = dt.datetime(2026, 10, 1, tzinfo=CST)
+    store.register_point(point, since=since)
+    t = since + dt.timedelta(minutes=1)
+    store.append(point["pointId"], [(t, "212.5", "N"), (t + dt.timedelta(minutes=1), "400", "T"),
+                                    (t + dt.timedelta(minutes=2), None, "B")])
+    for reading, rule in (((t, "401", "N"), "R-ACQ-006"), ((t, "399", "T"), "R-ACQ-006"), ((t, "12", "B"), "R-ACQ-005")):
+        with pytest.raises(ValueError, match=rule):
+            store.append(point["pointId"], [reading])
+        with pytest.raises(ValueError, match=rule):
+            store.append_and_seal(point["pointId"], [reading], until=since + dt.timedelta(days=1))

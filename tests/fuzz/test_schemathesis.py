@@ -81,6 +81,21 @@ def _cedx_xml(ctx, value):
         return serialize_xml(ctx.case, value)["data"]
 
 
+#: Figures for the run's log: requests sent per target and how they were answered.
+TALLY: dict[str, dict[str, int]] = {}
+
+
+def _counting(session: requests.Session, target: str) -> requests.Session:
+    tally = TALLY.setdefault(target, {"sent": 0, "2xx": 0, "4xx": 0, "5xx": 0, "other": 0})
+
+    def count(response, *args, **kwargs):
+        tally["sent"] += 1
+        kind = f"{response.status_code // 100}xx"
+        tally[kind if kind in tally else "other"] += 1
+    session.hooks["response"].append(count)
+    return session
+
+
 class SignedBearer(requests.auth.AuthBase):
     """OAuth2 bearer token plus the request signature (SM2 over method, path, query, body)."""
 
@@ -197,9 +212,15 @@ def _params(interface: str):
 # --- the reference platform ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    with ReferencePlatform(tmp_path_factory.mktemp("fuzz-platform"), successor=False, provision=False) as target:
+    with pytest.MonkeyPatch.context() as env:
+        # The fuzzer fails authentication at the token endpoint on purpose, many times a minute;
+        # a platform that then refuses the whole address (CEDX_AUTH_FAILURE_LIMIT) would answer
+        # every later operation 429 and the fuzzing would go no deeper.
+        env.setenv("CEDX_AUTH_FAILURE_LIMIT", "1000000")
+        reference = ReferencePlatform(tmp_path_factory.mktemp("fuzz-platform"), successor=False, provision=False)
+    with reference as target:
         token = target.request_token(target.client_id, target.client_secret)
-        session = requests.Session()
+        session = _counting(requests.Session(), "platform")
         session.auth = SignedBearer(token, target.key)
         yield target, session
         session.close()  # no keep-alive connection holds the server's shutdown
@@ -245,6 +266,12 @@ def source(tmp_path_factory):
     session.auth = SignedBearer(SOURCE_TOKEN)
     url = f"http://127.0.0.1:{port}"
     point = session.get(f"{url}/v1/acquisition/points?limit=1", timeout=30).json()["items"][0]["pointId"]
+    # Warm up: a source may simulate (or seal) everything since commissioning on first demand;
+    # that one-off cost is not what the per-request timeout is there to catch.
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    session.get(f"{url}/v1/acquisition/points/{point}/batches", timeout=300, params={
+        "granularity": "minute", "from": (now - dt.timedelta(hours=2)).isoformat(), "to": now.isoformat()})
+    _counting(session, "source")
     try:
         yield url, session, point
     finally:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from cedx.inspect.local import ReferencePlatform
+from cedx.inspect.runner import run
 from cedx.runtime.serve import free_port
 from cedx.trust import x509 as tx
 
@@ -64,15 +65,17 @@ def test_cli_pass_and_fail(tmp_path):
     usage = subprocess.run([sys.executable, "-m", "cedx", "inspect", "--target", "http://127.0.0.1:9", "--interface", "reporting",
                             "--ca", str(tmp_path / "ca.pem")], capture_output=True, text=True, cwd=REPO)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+    missing = subprocess.run([sys.executable, "-m", "cedx", "inspect", "--target", "http://127.0.0.1:9", "--interface",
+                              "acquisition", "--ca", str(tmp_path / "no-such-ca.pem")], capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode == 2 and "no-such-ca.pem" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_cli_inconclusive_when_unreachable_or_refused(tmp_path):
     with ReferencePlatform(tmp_path / "p", successor=False, provision=False) as target:
         _files(tmp_path, target)
         refused = _run(tmp_path, target.url, target, [], tmp_path / "refused", secret="not-the-secret")
-        other = _run(tmp_path, target.url, target, [7], tmp_path / "other", env={"OTHER": "wrong"},
-                     extra=["--other-client-id", target.other.client_id, "--other-client-secret-env", "OTHER",
-                            "--other-credit-code", target.other.credit_code])
+        target.other.client_secret = "wrong"
+        other = run(target, [7])
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "INCONCLUSIVE (credentials-refused)" in refused.stdout and "inspector" in refused.stdout
     assert "Traceback" not in refused.stderr
@@ -80,7 +83,7 @@ def test_cli_inconclusive_when_unreachable_or_refused(tmp_path):
     assert report["result"] == "inconclusive" and report["inconclusive"]["cause"] == "credentials-refused"
     assert all(i["result"] == "inconclusive" for i in report["items"]) and len(report["items"]) == 9
     assert "无法判定 / inconclusive" in (tmp_path / "refused" / "report.html").read_text(encoding="utf-8")
-    assert other.returncode == 2 and "second entity" in other.stdout
+    assert other["result"] == "inconclusive" and "second entity" in other["inconclusive"]["detail"]
 
     unreachable = _run(tmp_path, f"http://127.0.0.1:{free_port()}", target, [], tmp_path / "down")
     assert unreachable.returncode == 2 and "INCONCLUSIVE (unreachable)" in unreachable.stdout
@@ -88,7 +91,6 @@ def test_cli_inconclusive_when_unreachable_or_refused(tmp_path):
 
 
 def test_source_inconclusive_when_token_refused(source):
-    from cedx.inspect.runner import run
     from cedx.inspect.target import Target
 
     report = run(Target(url=source.url, interface="acquisition", trust_anchors=source.trust_anchors, token_value="wrong"))

@@ -331,8 +331,7 @@ def test_item8_catches_a_successor_that_is_not_served_or_another_platform(tmp_pa
     assert "unreachable" in _case(item, "8.4")["reason"]
     with ReferencePlatform(tmp_path / "b", provision=False, successor_overrides={"platform_id": "someone-else"}) as target:
         item = run(target, [8])["items"][0]
-    assert _case(item, "8.4")["verdict"] == "fail" and "someone-else" in _case(item, "8.4")["reason"]
-    with ReferencePlatform(tmp_path / "c", provision=False, successor=False) as target:
+        assert _case(item, "8.4")["verdict"] == "fail" and "someone-else" in _case(item, "8.4")["reason"]
         target.expect_successor = "http://127.0.0.1:9"
         item = run(target, [8])["items"][0]
     assert _case(item, "8.4")["verdict"] == "fail" and "expected successor" in _case(item, "8.4")["reason"]
@@ -351,21 +350,23 @@ def _source_points(scope):
 
 
 def test_source_pagination_is_checked_with_one_point(tmp_path):
-    app, ca = source_app(tmp_path / "ok")
-    with serve(Rewrite(app, _source_points, _one_point)) as url:
-        report = run(_source_target(url, ca), [5])
-    assert _case(report["items"][0], "A5.1")["verdict"] == "pass"
+    lose_cursor = []
 
-    def lost_cursor(scope, status, headers, body):
+    def fault(scope, status, headers, body):
         if scope["path"].endswith("/batches"):
+            if not lose_cursor:
+                return status, headers, body
             doc = json.loads(body)
             doc.pop("nextCursor", None)
             return status, headers, json.dumps(doc).encode()
         return _one_point(scope, status, headers, body)
-    app, ca = source_app(tmp_path / "bad")
-    with serve(Rewrite(app, lambda s: _source_points(s) or s["path"].endswith("/batches"), lost_cursor)) as url:
-        report = run(_source_target(url, ca), [5])
-    case = _case(report["items"][0], "A5.1")
+    app, ca = source_app(tmp_path)
+    with serve(Rewrite(app, lambda s: _source_points(s) or s["path"].endswith("/batches"), fault)) as url:
+        good = run(_source_target(url, ca), [5])
+        lose_cursor.append(True)  # now the source drops nextCursor from batch pages
+        bad = run(_source_target(url, ca), [5])
+    assert _case(good["items"][0], "A5.1")["verdict"] == "pass"
+    case = _case(bad["items"][0], "A5.1")
     assert case["verdict"] == "fail" and "differ" in case["reason"]
 
 
@@ -392,6 +393,10 @@ def test_a_broken_submission_blocks_dependent_cases_instead_of_failing_them(tmp_
     results = {i["item"]: i["result"] for i in report["items"]}
     assert results[4] == "fail" and results[3] == "blocked" and report["result"] == "fail"
     assert report["summary"]["blocked"] == len(blocked)
+    from cedx.inspect.runner import write
+    write(report, tmp_path / "report")
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "受阻 / blocked" in html and "blocked by 4.1" in html
 
 
 def test_the_inspector_waits_out_a_429_instead_of_failing(tmp_path):
@@ -409,3 +414,28 @@ def test_the_inspector_waits_out_a_429_instead_of_failing(tmp_path):
     assert item["result"] == "pass" and seen
     statuses = [x["status"] for c in item["cases"] for x in c["exchanges"]]
     assert 429 in statuses
+
+
+@pytest.mark.xfail(strict=False, reason="needs platform branch: the configuration names a CRL (endpoints.crl, issue 12.2)")
+def test_item9_catches_a_crl_without_the_revoked_certificate(tmp_path):
+    crl = []
+
+    def stale_crl(scope, status, headers, body):  # a CRL the revocation never reached
+        return status, headers, crl[0]
+    platform = ReferencePlatform(tmp_path, successor=False,
+                                 wrap=lambda app: Rewrite(app, lambda s: s["path"].endswith("/crl"), stale_crl))
+    crl.append(tx.create_crl(platform.admin.pki.ca, platform.admin.pki.ca_key, []))
+    with platform as target:
+        item = run(target, [9])["items"][0]
+    case = _case(item, "9.5")
+    assert case["verdict"] == "fail" and "not in the CRL" in case["reason"], case["reason"]
+
+
+def test_a_missing_configuration_document_fails_once(tmp_path):
+    def gone(scope, status, headers, body):
+        return 404, {"content-type": "application/problem+json"}, json.dumps(
+            {"type": "about:blank", "title": "x", "status": 404, "code": "NOT_FOUND"}).encode()
+    item = _inspect(tmp_path, 8, lambda app: Rewrite(app, _json_path("/.well-known/"), gone))
+    verdicts = {c["case_id"]: (c["verdict"], c["blocked_by"]) for c in item["cases"]}
+    assert verdicts["8.1"][0] == "fail" and item["result"] == "fail"
+    assert all(v == ("blocked", "8.1") for k, v in verdicts.items() if k != "8.1"), verdicts

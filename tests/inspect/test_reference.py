@@ -57,3 +57,18 @@ def test_reference_source_passes(source):
     assert results[8] == "not-applicable" and all(results[n] == "pass" for n in (1, 2, 3, 4, 5, 6, 7, 9))
     a51 = next(c for i in report["items"] for c in i["cases"] if c["case_id"] == "A5.1")
     assert a51["verdict"] == "pass"
+
+
+def test_source_rate_limit_probe(tmp_path):
+    from cedx.inspect.target import Target
+    from tests.loopback import serve
+
+    from .conftest import source_app
+
+    app, ca = source_app(tmp_path, rate_limit=30)
+    with serve(app) as url:
+        report = run(Target(url=url, interface="acquisition", trust_anchors=[ca], token_value="inspect-token-0123",
+                            rate_limit_budget=50), [5])
+    case = next(c for c in report["items"][0]["cases"] if c["case_id"] == "A5.5")
+    assert case["verdict"] == "pass", case["reason"]
+    assert any(x["status"] == 429 for x in case["exchanges"])

@@ -78,7 +78,7 @@ def env(request, tmp_path_factory):
     _kind, base = request.param
     data_dir = tmp_path_factory.mktemp("platform")
     settings = PlatformSettings(data_dir=data_dir, database_url=_fresh_postgres(base) if base else None,
-                                rate_limit_per_minute=100000)
+                                rate_limit_per_minute=100000, auth_failures_per_minute=100000)
     admin = Admin(settings)
     app = create_app(settings)
     with serve(app) as url:

@@ -125,6 +125,30 @@ def test_pem_der_roundtrip_and_password(key, backend):
         SM2PublicKey.from_bytes(key.to_pem(), backend)
 
 
+def test_wrong_password_error_is_deterministic(key, backend, monkeypatch):
+    """A wrong password gives random plaintext whose PKCS#7 padding is valid about once in 256
+    tries; each such case must still say "wrong password". Fresh encryptions (random salt and IV;
+    PBKDF2 cut to one round so the loop is fast) until that case was met five times (~1,300)."""
+    from cedx.trust import keys as k
+
+    monkeypatch.setattr(k, "_PBKDF2_ITERATIONS", 1)
+    plain = key.to_der()
+    valid_padding = 0
+    for _ in range(100_000):
+        if valid_padding >= 5:
+            break
+        enc = k._encrypt_pkcs8(plain, b"right")
+        try:
+            k._decrypt_pkcs8(enc, b"wrong")
+            valid_padding += 1
+        except InvalidKey:
+            pass
+        with pytest.raises(InvalidKey, match="wrong password"):
+            SM2PrivateKey.from_bytes(enc, b"wrong", backend)
+    assert valid_padding >= 5, "the loop must reach plaintext with valid padding"
+    assert SM2PrivateKey.from_bytes(enc, b"right", backend).private_value == key.private_value
+
+
 def test_encryption_roundtrip_and_c3_check(key):
     for msg in (b"", b"x", b"A" * 1000):
         assert key.decrypt(key.public_key().encrypt(msg)) == msg

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import trust
 from ..generated.constants import SPEC_VERSION
@@ -40,7 +39,7 @@ from ..generated.server import (
 )
 from ..instants import CST
 from ..runtime.errors import OAuthError, Problem
-from ..runtime.server import problem_response
+from ..runtime.server import client_credentials, install_problem_handlers
 from ..trust import x509 as tx
 from ..trust.keys import SM2PrivateKey
 from .batches import Signer
@@ -89,8 +88,10 @@ class TokenIssuer(CommonService):
         self._lock = threading.Lock()
 
     def issue_token(self, ctx, *, body):
-        expected = self.clients.get(body.client_id)
-        given = hashlib.sha256(body.client_secret.encode()).digest()
+        # HTTP Basic or form fields (RFC 6749 §2.3.1), as at the platform.
+        client_id, secret = client_credentials(ctx, body.model_dump(exclude_none=True))
+        expected = self.clients.get(client_id)
+        given = hashlib.sha256(secret.encode()).digest()
         if expected is None or not hmac.compare_digest(expected, given):
             raise OAuthError("invalid_client", "unknown client or wrong secret", 401)
         scopes = set((body.scope or SCOPE).split())
@@ -100,7 +101,7 @@ class TokenIssuer(CommonService):
         with self._lock:
             now = time.time()
             self.tokens = {k: v for k, v in self.tokens.items() if v[1] > now}
-            self.tokens[hashlib.sha256(token.encode()).digest()] = (body.client_id, now + TOKEN_LIFETIME)
+            self.tokens[hashlib.sha256(token.encode()).digest()] = (client_id, now + TOKEN_LIFETIME)
         return Reply({"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME, "scope": SCOPE},
                      headers={"Cache-Control": "no-store"})
 
@@ -276,11 +277,7 @@ def create_source_app(site: str | None = None, data_dir: Path | None = None, tok
     app.include_router(build_acquisition_router(source, hooks))
     app.add_middleware(DisconnectWatch)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request, exc):  # unknown routes and methods: problem+json too
-        code = "NOT_FOUND" if exc.status_code == 404 else "METHOD_NOT_ALLOWED"
-        return problem_response(Problem(code, f"{request.method} {request.url.path}: {exc.detail}", status=exc.status_code,
-                                        headers=dict(exc.headers or {})), request.url.path)
+    install_problem_handlers(app)  # unknown routes (404) and methods (405 with every allowed method): problem+json
 
     app.state.source = source
     app.state.issuer = issuer

@@ -147,6 +147,33 @@ def _value_text(v: Decimal | str | None) -> str:
     return text
 
 
+def _flag_check(document: dict):
+    """Flag/value agreement at the source (rules R-ACQ-001/005/006, cedx.accounting.flags): a base
+    reading flagged N must lie in the instrument's measuring range, T at or above its upper limit,
+    and B carries no value. Readings that disagree are refused before they can be sealed."""
+    from ..accounting import flags
+
+    rng = (document.get("instrument") or {}).get("range") or {}
+    if not rng or rng.get("unit") != document.get("unit"):
+        return lambda t, text, f: None  # no comparable range: only the value/flag presence rules apply
+    lower, upper = Decimal(rng["lower"]), Decimal(rng["upper"])
+
+    def check(t: int, text: str, f: str) -> None:
+        # fast path first (the bulk writers call this per minute); the message comes from flags.check
+        if f == "N":
+            if text and lower <= Decimal(text) <= upper:
+                return
+        elif f == "T":
+            if text and Decimal(text) >= upper:
+                return
+        elif f != "B" or not text:
+            return
+        bad = flags.check([(utc_text(t), Decimal(text) if text else None, f)], lower, upper)
+        if bad:
+            raise ValueError(f"{utc_text(t)}: {bad[0].rule} {bad[0].message}")
+    return check
+
+
 def _aggregate(cells: list[tuple[str, str]], expected: int) -> tuple[str, str]:
     """Mean of the valid values of a period (see the module doc), as (value, flag)."""
     valid = [v for v, f in cells if f in VALID and v != ""]
@@ -260,6 +287,7 @@ class SealedStore:
         if gran != base:
             raise ValueError(f"point {point_id} takes {base} readings ({gran} values are derived)")
         step = STEP_SECONDS[gran]
+        in_range = _flag_check(info[0])
         rows: dict[int, tuple[str, str]] = {}
         for r in readings:
             t_, v, f = (r.time, r.value, r.flag) if isinstance(r, Reading) else r
@@ -273,6 +301,7 @@ class SealedStore:
             text = _value_text(v)
             if f in VALID and text == "":
                 raise ValueError(f"{utc_text(t)}: flag {f} needs a value")
+            in_range(t, text, f)
             rows[t] = (text, f)
         if not rows:
             return AppendResult(0, 0, 0)
@@ -309,6 +338,7 @@ class SealedStore:
         if info is None:
             raise KeyError(f"no metering point {point_id}")
         end = _epoch(until)
+        in_range = _flag_check(info[0])
         now_part, later = {}, []
         for r in readings:
             t_, v, f = (r.time, r.value, r.flag) if isinstance(r, Reading) else r
@@ -318,6 +348,7 @@ class SealedStore:
                     raise ValueError(f"{utc_text(t)}: flag {f} needs a value")
                 # strings are checked once per batch when sealed (Signer.seal -> check_payload)
                 now_part[t] = (v if type(v) is str else _value_text(v), f)
+                in_range(t, now_part[t][0], f)
             else:
                 later.append((t, v, f))
         n = self._seal(point_id, end, now_part, signing_time)

@@ -117,13 +117,60 @@ def cmd_issue_certificate(args) -> int:
     return 0
 
 
+def cmd_disable_client(args) -> int:
+    from ..platform.admin import AdminError
+
+    try:
+        _admin(args).set_client_active(args.client_id, args.enable)
+    except AdminError as exc:
+        raise _fail(exc) from exc
+    print(f"client {args.client_id} {'enabled' if args.enable else 'disabled; its tokens are revoked'}")
+    return 0
+
+
+def cmd_issue_token(args) -> int:
+    from ..platform.admin import AdminError
+
+    try:
+        token = _admin(args).issue_token(args.client_id, args.lifetime, " ".join(args.scope) if args.scope else None)
+    except AdminError as exc:
+        raise _fail(exc) from exc
+    print(token)
+    return 0
+
+
+def cmd_revoke_certificate(args) -> int:
+    from ..platform.admin import AdminError
+
+    target = args.certificate
+    value = Path(target).read_bytes() if Path(target).is_file() else target
+    try:
+        key_id = _admin(args).revoke_certificate(value)
+    except AdminError as exc:
+        raise _fail(exc) from exc
+    print(f"certificate {key_id} revoked; refused from the next request on, listed in the CRL")
+    return 0
+
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
 def cmd_serve_platform(args) -> int:
     import uvicorn
 
+    from . import CliError
+
     settings = _settings(args)
     os.environ["CEDX_PLATFORM_DIR"] = str(settings.data_dir)
-    if args.public_url:
-        os.environ["CEDX_PUBLIC_URL"] = args.public_url
+    public = args.public_url or os.environ.get("CEDX_PUBLIC_URL")
+    if not public:
+        # The signed configuration announces this address: never a guess. On loopback it is
+        # the address served; anywhere else only the operator knows it (proxy, TLS, name).
+        if args.host not in _LOOPBACK:
+            raise CliError(f"error: serving on {args.host} needs --public-url (the https:// address clients use)", 2)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        public = f"http://{host}:{args.port}"
+    os.environ["CEDX_PUBLIC_URL"] = public
     uvicorn.run("cedx.platform.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level, http="cedx.runtime.serve:NoDelayH11Protocol")
     return 0
@@ -193,13 +240,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True)
     p.set_defaults(func=cmd_issue_certificate)
 
+    p = common(plat.add_parser("disable-client", help="disable an API client and revoke its tokens (at once)"))
+    p.add_argument("client_id")
+    p.set_defaults(func=cmd_disable_client, enable=False)
+    p = common(plat.add_parser("enable-client", help="enable a disabled API client again"))
+    p.add_argument("client_id")
+    p.set_defaults(func=cmd_disable_client, enable=True)
+    p = common(plat.add_parser("issue-token", help="print a bearer token for a client (e.g. short-lived, for tests)"))
+    p.add_argument("client_id")
+    p.add_argument("--lifetime", type=int, default=3600, metavar="SECONDS")
+    p.add_argument("--scope", action="append", default=None, help="repeatable; default: the client's scopes")
+    p.set_defaults(func=cmd_issue_token)
+    p = common(plat.add_parser("revoke-certificate",
+                               help="revoke an entity certificate (key ID or certificate file); effective at once"))
+    p.add_argument("certificate", metavar="KEY_ID|CERT.pem")
+    p.set_defaults(func=cmd_revoke_certificate)
+
     serve = sub.add_parser("serve", help="run a reference service").add_subparsers(
         dest="serve_command", metavar="SERVICE", required=True)
     p = common(serve.add_parser("platform", help="the reference reporting platform"))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--public-url", help="base URL announced in the configuration document")
+    p.add_argument("--public-url", help="base URL announced in the signed configuration document "
+                   "(required unless serving on loopback; default there: http://HOST:PORT)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve_platform)
     p = serve.add_parser("acquisition", help="a reference acquisition source (simulated plant, or fed by other writers)")

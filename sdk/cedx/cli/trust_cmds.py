@@ -12,7 +12,7 @@ from ..trust import tsa as tts
 from ..trust import x509 as tx
 from ..trust.curve import DEFAULT_ID
 from ..trust.errors import CertificateError, InvalidKey, InvalidSignature, TimestampError
-from ..trust.keys import SM2PrivateKey, SM2PublicKey
+from ..trust.keys import SM2PrivateKey, SM2PublicKey, write_private_file
 from ..trust.sm3 import SM3Hasher
 
 _SUBJECT_KEYS = {
@@ -62,14 +62,14 @@ def _read(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
-def _write(path: str, data: bytes, private: bool = False) -> None:
-    p = Path(path)
+def _write(path: str, data: bytes, private: bool = False, force: bool = False) -> None:
     if private:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        try:
+            write_private_file(path, data, overwrite=force)
+        except FileExistsError as exc:
+            raise _cli_error(f"error: {exc} (use --force to replace it)") from exc
     else:
-        p.write_bytes(data)
+        Path(path).write_bytes(data)
 
 
 def _load_key(path: str, args: argparse.Namespace) -> SM2PrivateKey:
@@ -102,7 +102,7 @@ def _uid(args: argparse.Namespace) -> bytes:
 # --- commands ----------------------------------------------------------------------------
 def cmd_keygen(args: argparse.Namespace) -> int:
     key = SM2PrivateKey.generate()
-    _write(args.out, key.to_pem(_password(args)), private=True)
+    _write(args.out, key.to_pem(_password(args)), private=True, force=args.force)
     if args.pub:
         _write(args.pub, key.public_key().to_pem())
     print(f"SM2 key written to {args.out}; key ID {key.public_key().fingerprint()}")
@@ -222,6 +222,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("keygen", help="generate an SM2 key pair (PKCS#8 PEM)")
     p.add_argument("-o", "--out", required=True, metavar="KEY.pem")
     p.add_argument("--pub", metavar="PUB.pem")
+    p.add_argument("--force", action="store_true", help="replace an existing key file (written anew at mode 0600)")
     key_password(p)
     p.set_defaults(func=cmd_keygen)
 

@@ -288,6 +288,22 @@ class Endpoints(SpecModel):
     timestamp: Annotated[
         str | None, Field(max_length=300, title="时间戳服务 / Time-stamp service")
     ] = None
+    crl: Annotated[
+        str | None, Field(max_length=300, title="证书撤销列表 / Certificate revocation list")
+    ] = None
+    """
+    平台 CA 签发的 CRL（DER，application/pkix-crl），每次撤销后立即更新。
+    The CRL signed by the platform CA (DER, application/pkix-crl), updated at once on every revocation.
+
+    """
+    revocation: Annotated[
+        str | None, Field(max_length=300, title="令牌撤销端点 / Token revocation endpoint")
+    ] = None
+    """
+    RFC 7009 令牌撤销；客户端认证方式与令牌端点相同。
+    RFC 7009 token revocation; clients authenticate as at the token endpoint.
+
+    """
 
 
 class SuccessorAddress(SpecModel):
@@ -312,13 +328,20 @@ class GrantType(Enum):
 
 
 class TokenRequest(SpecModel):
+    """
+    客户端凭证用 HTTP Basic（RFC 6749 §2.3.1，推荐）或表单字段 client_id/client_secret 提交，二者只能择一。
+    Client credentials travel either in HTTP Basic (RFC 6749 §2.3.1, recommended) or in the form
+    fields client_id/client_secret, never both.
+
+    """
+
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
     )
     grant_type: GrantType
-    client_id: Annotated[str, Field(max_length=128, min_length=1)]
-    client_secret: Annotated[str, Field(max_length=256, min_length=1)]
+    client_id: Annotated[str | None, Field(max_length=128, min_length=1)] = None
+    client_secret: Annotated[str | None, Field(max_length=256, min_length=1)] = None
     scope: Annotated[str | None, Field(max_length=512)] = None
 
 
@@ -368,6 +391,7 @@ class ErrorCode(Enum):
     scope_insufficient = "SCOPE_INSUFFICIENT"
     entity_forbidden = "ENTITY_FORBIDDEN"
     not_found = "NOT_FOUND"
+    method_not_allowed = "METHOD_NOT_ALLOWED"
     not_acceptable = "NOT_ACCEPTABLE"
     idempotency_conflict = "IDEMPOTENCY_CONFLICT"
     submission_conflict = "SUBMISSION_CONFLICT"

@@ -11,6 +11,7 @@ from ..acquisition.batches import BatchError, BatchVerifier
 from ..runtime.client import Format
 from ..runtime.errors import ApiError
 from .framework import case, check, prerequisite
+from .probes import probe_rate_limit
 
 ACQ = ("acquisition",)
 
@@ -218,6 +219,14 @@ def a5_4(t):
     check(nxt.status_code == 200, f"following Link: HTTP {nxt.status_code}")
     seqs = [page["items"][0]["payload"]["sequenceNumber"], nxt.json()["items"][0]["payload"]["sequenceNumber"]]
     check(seqs[1] == seqs[0] + 1, f"pages do not join: sequence numbers {seqs}")
+
+
+@case(5, "A5.5", "速率限制确实生效 / the rate limit is enforced",
+      "opt-in (--rate-limit-probe N): cheap reads of the point list until RateLimit-Remaining reaches 0, one more; "
+      "with client credentials, the same with a fresh token", "429 RATE_LIMITED with an integer Retry-After exactly "
+      "when Remaining was 0; a fresh token of the same client is still limited", ACQ, last=True)
+def a5_5(t):
+    probe_rate_limit(t, "/v1/acquisition/points?limit=1")
 
 
 @case(6, "A6.1", "XML 应答 / XML answers", "GET batches with Accept: application/xml", "XML answered", ACQ)

@@ -70,6 +70,7 @@ PREREQUISITES = {
     "reachable": None,     # any transport failure (connection refused, timeout)
     "token": "4.1",        # a token for the inspector's client
     "submit": "4.1",       # a valid report is accepted with a receipt
+    "configuration": "8.1",  # the platform serves its configuration document
     "point": "A4.1",       # the source lists a metering point
     "batches": "A4.1",     # the source answers batches for the last three days
     "statistics": "A4.1",  # the source answers daily statistics

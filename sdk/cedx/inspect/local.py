@@ -100,11 +100,8 @@ class ReferencePlatform(contextlib.ExitStack):
 
     def __enter__(self) -> Target:  # type: ignore[override]
         super().__enter__()
-        effective = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=2)).replace(microsecond=0)
-        if self.successor:
-            # Effective shortly after the configuration is first signed (its validFrom), so that
-            # the change is announced before it takes effect and is in force during the inspection.
-            self.settings.successor_from = effective.isoformat(timespec="seconds")
+        # The address change is announced without an effectiveFrom setting: the platform then
+        # makes it effective from the document's validFrom, so it is in force during the inspection.
         app = create_app(self.settings)
         self.enter_context(serving(self.wrap(app) if self.wrap else app, self.port))
         if self.successor:
@@ -112,11 +109,8 @@ class ReferencePlatform(contextlib.ExitStack):
                                         **self.successor_overrides)
             if self.serve_successor:
                 self.enter_context(serving(create_app(later), self.successor_port))
-            requests.get(f"{self.url}/.well-known/cedx-configuration", timeout=30)  # signs it now (validFrom)
         if self.provision:
             self._provision()
-        if self.successor and self.serve_successor:
-            time.sleep(max(0.0, (effective - dt.datetime.now(dt.timezone.utc)).total_seconds() + 0.05))
         return self.target()
 
 
@@ -127,15 +121,17 @@ def main(argv: list[str]) -> int:
         token = secrets.token_urlsafe(16)
         month = (dt.datetime.now(CST).replace(day=1) - dt.timedelta(days=40)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         results = {}
-        # A limit of 600 a minute leaves the other cases room; the probe may spend 700 requests.
+        # Limits of 600 (platform) and 300 (source) a minute leave the other cases room; the
+        # probes may spend 700 and 400 requests.
         with ReferencePlatform(root / "platform", rate_limit=600) as platform, \
-                serving(create_source_app("power", root / "source", [token], commissioned=month), free_port()) as source_url:
+                serving(create_source_app("power", root / "source", [token], commissioned=month, rate_limit=300),
+                        free_port()) as source_url:
             platform.rate_limit_budget = 700
             targets = {
                 "reporting": platform,
                 "acquisition": Target(source_url, "acquisition",
                                       [tx.load_certificate((root / "source" / "pki" / "ca.pem").read_bytes()).dump()],
-                                      token_value=token),
+                                      token_value=token, rate_limit_budget=400),
             }
             for name, target in targets.items():
                 print(f"== {name}: {target.url}", file=sys.stderr)

@@ -9,6 +9,7 @@ import json
 import uuid
 
 import requests
+from asn1crypto import crl as asn1crl
 from lxml import etree
 
 from .. import spec, trust
@@ -19,6 +20,7 @@ from ..runtime.errors import ApiError
 from ..trust import tsa as tts
 from ..trust import x509 as tx
 from .framework import CaseFailed, NotApplicable, case, check, prerequisite
+from .probes import probe_rate_limit
 
 SUBMIT = "/v1/reporting/monthly-reports"
 
@@ -283,57 +285,7 @@ def c5_4(t):
       "fresh token of the same client", "429 RATE_LIMITED with an integer Retry-After exactly when Remaining was 0; "
       "a new token of the same client is still limited", last=True)
 def c5_5(t):
-    budget = t.rate_limit_budget
-    if budget <= 0:
-        raise NotApplicable("opt-in: the probe sends up to N requests to exhaust the limit (--rate-limit-probe N); "
-                            "agree it with the operator before inspecting a production platform")
-    t.session.polite = False  # here a 429 is what is looked for, not something to wait out
-    try:
-        _probe_rate_limit(t, budget)
-    finally:
-        t.session.polite = True
-
-
-def _probe_rate_limit(t, budget: int) -> None:
-    path = "/v1/reporting/submissions?limit=1"
-    first = _get(t, path)
-    if first.status_code == 429:  # the earlier cases used the window up: the limit is enforced
-        _expect_problem(first, 429, "RATE_LIMITED")
-        check(first.headers.get("Retry-After", "").isdigit(), "429 without an integer Retry-After")
-        return
-    check(first.status_code == 200, f"HTTP {first.status_code}")
-    try:
-        remaining, limit = int(first.headers["RateLimit-Remaining"]), int(first.headers["RateLimit-Limit"])
-    except (KeyError, ValueError) as exc:
-        raise CaseFailed(f"RateLimit-Remaining / RateLimit-Limit missing or not integers: {exc}") from exc
-    if remaining + 1 > budget - 2:
-        raise NotApplicable(f"{remaining} requests remain in the window (limit {limit}); the probe budget is {budget}")
-    sent, last, reset = 1, remaining, first.headers.get("RateLimit-Reset", "")
-    while sent < budget:
-        r = _get(t, path)
-        sent += 1
-        if r.status_code == 429:
-            _expect_problem(r, 429, "RATE_LIMITED")
-            retry = r.headers.get("Retry-After", "")
-            check(retry.isdigit(), f"Retry-After {retry!r} is not a number of seconds")
-            check(last == 0, f"429 while the previous answer said RateLimit-Remaining: {last} — the headers do not tell the truth")
-            break
-        check(r.status_code == 200, f"HTTP {r.status_code} after {sent} requests")
-        remaining = int(r.headers.get("RateLimit-Remaining", "-1"))
-        if last == 0 and not (reset.isdigit() and int(reset) <= 1):
-            raise CaseFailed(f"RateLimit-Remaining was 0 yet request {sent} was answered 200: the limit is not enforced")
-        last, reset = remaining, r.headers.get("RateLimit-Reset", "")
-    else:
-        raise CaseFailed(f"{sent} requests (limit {limit}) and no 429: the limit is not enforced")
-    # The limit belongs to the client, not to the token string: a fresh token must not reset it.
-    resp = t.session.post(f"{t.url}/oauth/token", data={"grant_type": "client_credentials", "client_id": t.client_id,
-                                                        "client_secret": t.client_secret})
-    if resp.status_code == 429:
-        return  # the token endpoint is limited as well
-    check(resp.status_code == 200, f"token request answered {resp.status_code}")
-    again = _get(t, path, token=resp.json()["access_token"])
-    check(again.status_code == 429, f"a fresh token of the same client was answered {again.status_code}: "
-                                    "the limit is kept per token, not per client")
+    probe_rate_limit(t, "/v1/reporting/submissions?limit=1")
 
 
 # --- 6 exchange formats --------------------------------------------------------------------------
@@ -462,9 +414,10 @@ def c7_7(t):
 
 # --- 8 configuration-address change -----------------------------------------------------------
 def _config(t) -> dict:
-    r = t.session.get(f"{t.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
-    check(r.status_code == 200, f"HTTP {r.status_code}")
-    return r.json()
+    with prerequisite("configuration"):
+        r = t.session.get(f"{t.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
+        check(r.status_code == 200, f"HTTP {r.status_code}")
+        return r.json()
 
 
 
@@ -606,11 +559,39 @@ def _refused_credential(t, credential, option: str) -> None:
     _expect_problem(r, 401, "REQUEST_SIGNATURE_INVALID")
 
 
+def _crl_lists(t, certificate: bytes) -> None:
+    """When the configuration names a CRL (endpoints.crl): it is served, issued and signed by a
+    trust anchor, current, and lists the revoked certificate."""
+    url = _config(t)["payload"].get("endpoints", {}).get("crl")
+    if not url:
+        return
+    r = t.session.get(url)
+    check(r.status_code == 200, f"the CRL {url}: HTTP {r.status_code}")
+    try:
+        crl = asn1crl.CertificateList.load(r.content)
+        tbs = crl["tbs_cert_list"]
+        issuer, next_update = tbs["issuer"], tbs["next_update"].native
+        listed = {e["user_certificate"].native for e in (tbs["revoked_certificates"] or [])}
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CaseFailed(f"the CRL at {url} is not a DER CertificateList: {exc}") from exc
+    anchor = next((a for a in t.trust_anchors if tx.load_certificate(a).subject == issuer), None)
+    check(anchor is not None, "the CRL is not issued by a trust anchor")
+    try:
+        tx.certificate_public_key(anchor).verify(crl["signature"].native, tbs.dump())
+    except trust.TrustError as exc:
+        raise CaseFailed(f"the CRL's signature does not verify: {exc}") from exc
+    check(next_update is None or next_update > dt.datetime.now(dt.timezone.utc), f"the CRL is stale (nextUpdate {next_update})")
+    serial = tx.load_certificate(certificate).serial_number
+    check(serial in listed, f"the revoked certificate (serial {serial}) is not in the CRL")
+
+
 @case(9, "9.5", "已吊销证书被拒绝 / a revoked certificate is refused",
       "a report signed with a key whose registered certificate was revoked (--revoked-key/--revoked-cert); "
-      "a valid report whose request signature uses that key", "422 CERTIFICATE_INVALID; 401 REQUEST_SIGNATURE_INVALID")
+      "a valid report whose request signature uses that key; the CRL the configuration names, if any",
+      "422 CERTIFICATE_INVALID; 401 REQUEST_SIGNATURE_INVALID; the CRL is signed by a trust anchor, current, and lists it")
 def c9_5(t):
     _refused_credential(t, t.revoked, "revoked")
+    _crl_lists(t, t.revoked.certificate)
 
 
 @case(9, "9.6", "过期证书被拒绝 / an expired certificate is refused",

@@ -1,19 +1,21 @@
-"""Administration of the reference platform: entities, API clients, certificates."""
+"""Administration of the reference platform: entities, API clients and their tokens,
+certificates and their revocation. The `cedx platform ...` commands and tests call this."""
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
-
-from sqlalchemy.exc import IntegrityError
 
 from .. import trust
 from ..spec.uscc import is_valid
 from ..trust import x509 as tx
-from .db import CertificateRow, ClientRow, EntityRow, make_engine, make_sessions
-from .security import hash_secret
-from .settings import PlatformSettings, init_pki, load_pki
+from .db import SqlStore
+from .security import hash_secret, new_token, token_hash
+from .settings import PlatformSettings, init_pki, load_pki, private_dir
+from .store import CertificateRecord, ClientRecord, StoreConflict, TokenRecord
 
 DEFAULT_SCOPES = "reporting:entity:write reporting:submit reporting:read"
+UTC = dt.timezone.utc
 
 
 class AdminError(Exception):
@@ -23,55 +25,80 @@ class AdminError(Exception):
 class Admin:
     def __init__(self, settings: PlatformSettings):
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         init_pki(settings.pki_dir)
         self.pki = load_pki(settings.pki_dir)
-        self.sessions = make_sessions(make_engine(settings.url))
+        self.store = SqlStore.from_url(settings.url)
+        self.sessions = self.store.sessions  # for tests that look inside the database
 
     def add_entity(self, credit_code: str) -> None:
         if not is_valid(credit_code):
             raise AdminError(f"{credit_code} is not a valid unified social credit code (GB 32100)")
-        with self.sessions() as s:
-            if s.get(EntityRow, credit_code) is None:
-                s.add(EntityRow(credit_code=credit_code))
-                s.commit()
+        self.store.add_entity(credit_code)
 
     def add_client(self, credit_code: str, client_id: str, scopes: str = DEFAULT_SCOPES,
                    secret: str | None = None) -> str:
         secret = secret or secrets.token_urlsafe(24)
-        with self.sessions() as s:
-            if s.get(EntityRow, credit_code) is None:
-                raise AdminError(f"entity {credit_code} is not registered; add it first")
-            s.add(ClientRow(client_id=client_id, secret_hash=hash_secret(secret), credit_code=credit_code, scopes=scopes))
-            try:
-                s.commit()
-            except IntegrityError as exc:
-                raise AdminError(f"client {client_id} exists already") from exc
+        if not self.store.entity_known(credit_code):
+            raise AdminError(f"entity {credit_code} is not registered; add it first")
+        try:
+            self.store.add_client(ClientRecord(client_id, hash_secret(secret), credit_code, scopes))
+        except StoreConflict as exc:
+            raise AdminError(f"client {client_id} exists already") from exc
         return secret
 
+    def set_client_active(self, client_id: str, active: bool) -> None:
+        """Disabling takes effect on the next request of every worker: tokens are deleted and
+        each request checks the client's state."""
+        if not self.store.set_client_active(client_id, active):
+            raise AdminError(f"no client {client_id}")
+
+    def disable_client(self, client_id: str) -> None:
+        self.set_client_active(client_id, False)
+
+    def enable_client(self, client_id: str) -> None:
+        self.set_client_active(client_id, True)
+
+    def issue_token(self, client_id: str, lifetime: int, scopes: str | None = None) -> str:
+        """A token without the token endpoint, e.g. a short-lived one to test expiry."""
+        client = self.store.client(client_id)
+        if client is None or not client.active:
+            raise AdminError(f"no active client {client_id}")
+        token = new_token()
+        self.store.add_token(TokenRecord(token_hash(token), client_id, client.credit_code, scopes or client.scopes,
+                                         dt.datetime.now(UTC) + dt.timedelta(seconds=lifetime)))
+        return token
+
     def add_certificate(self, credit_code: str, certificate: bytes) -> str:
+        cert = tx.load_certificate(certificate)
+        validity = cert["tbs_certificate"]["validity"]
+        # The chain is checked at the start of the certificate's validity, so that an expired
+        # (or not yet valid) certificate can be registered; it is refused when used.
+        at = max(validity["not_before"].native, min(validity["not_after"].native, dt.datetime.now(UTC)))
         try:
-            public = tx.validate_chain(tx.load_certificate(certificate).dump(), trust_anchors=self.pki.anchors)
+            public = tx.validate_chain(cert.dump(), trust_anchors=self.pki.anchors, at=at)
         except trust.CertificateError as exc:
             raise AdminError(f"certificate refused: {exc}") from exc
-        with self.sessions() as s:
-            if s.get(EntityRow, credit_code) is None:
-                raise AdminError(f"entity {credit_code} is not registered; add it first")
-            s.merge(CertificateRow(key_id=public.fingerprint(), credit_code=credit_code,
-                                   der=tx.load_certificate(certificate).dump(), revoked=False))
-            s.commit()
+        if not self.store.entity_known(credit_code):
+            raise AdminError(f"entity {credit_code} is not registered; add it first")
+        self.store.add_certificate(CertificateRecord(public.fingerprint(), credit_code, cert.dump(),
+                                                     int(cert.serial_number)))
         return public.fingerprint()
 
-    def issue_certificate(self, credit_code: str, csr: bytes, days: int = 365) -> bytes:
+    def issue_certificate(self, credit_code: str, csr: bytes, days: int = 365,
+                          not_before: dt.datetime | None = None) -> bytes:
         """Issue an entity signing certificate from the platform CA and register it."""
-        cert = tx.issue_certificate(csr, self.pki.ca, self.pki.ca_key, days=days)
+        cert = tx.issue_certificate(csr, self.pki.ca, self.pki.ca_key, days=days, not_before=not_before)
         self.add_certificate(credit_code, cert)
         return cert
 
-    def revoke_certificate(self, key_id: str) -> None:
-        with self.sessions() as s:
-            row = s.get(CertificateRow, key_id)
-            if row is None:
-                raise AdminError(f"no certificate with key ID {key_id}")
-            row.revoked = True
-            s.commit()
+    def revoke_certificate(self, key_id_or_certificate: str | bytes) -> str:
+        """Revoke by key ID (SM3 of the public key) or by the certificate (PEM/DER). Effective
+        at the next signed request in every worker and host; the CRL is reissued at once."""
+        if isinstance(key_id_or_certificate, bytes):
+            key_id = tx.certificate_public_key(key_id_or_certificate).fingerprint()
+        else:
+            key_id = key_id_or_certificate
+        if self.store.revoke_certificate(key_id, dt.datetime.now(UTC).replace(microsecond=0)) is None:
+            raise AdminError(f"no certificate with key ID {key_id}")
+        return key_id

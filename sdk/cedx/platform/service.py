@@ -1,10 +1,15 @@
-"""The reference platform's behaviour behind the generated stubs.
+"""The reference platform's business rules behind the generated stubs; persistence is the
+store's (store.py), signatures and limits the hooks' (security.py).
 
 Submissions: one accepted version per entity, document type and period; a correction names
 the accepted version it replaces (which becomes superseded) and gets the next version number;
 a supplementary (late) submission is an original for a period that has none. Every accepted
-submission gets a receipt signed by the platform and time-stamped by its TSA. The same
-Idempotency-Key with the same body answers the stored receipt; with another body, 409.
+submission gets a receipt signed by the platform and time-stamped by its TSA, decided and
+stored in one transaction. The same Idempotency-Key with the same body answers the stored
+receipt; with another body, 409.
+
+Bodies arrive as received (`as_received`): validated against the spec and verified, never
+rebuilt into models and back; a JSON document is stored byte for byte.
 """
 
 from __future__ import annotations
@@ -14,16 +19,32 @@ import datetime as dt
 import json
 import threading
 import uuid
-
-from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import IntegrityError
+from typing import Any
 
 from .. import trust
 from ..generated.server import CommonService, Reply, ReportingService
 from ..runtime.errors import OAuthError, Problem
+from ..runtime.server import JSON, RequestContext, as_received, client_credentials
+from ..trust import x509 as tx
 from ..trust.tsa import TimeStampAuthority
-from .db import ClientRow, EntityRow, FacilityRow, IdempotencyRow, SubmissionRow, TokenRow
-from .security import check_secret, new_token, token_hash
+from .security import (
+    RateLimiter,
+    check_secret,
+    check_signing_time,
+    client_address,
+    new_token,
+    token_hash,
+)
+from .settings import PlatformPki, PlatformSettings
+from .store import (
+    ClientRecord,
+    IdempotencyRecord,
+    Store,
+    StoreConflict,
+    SubmissionReader,
+    SubmissionRecord,
+    TokenRecord,
+)
 
 UTC = dt.timezone.utc
 SPEC_VERSION = "1.0"
@@ -46,59 +67,78 @@ def _parse_cursor(cursor: str) -> tuple[dt.datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, sid = raw.split("|")
-        return dt.datetime.fromisoformat(when.replace("Z", "+00:00")), sid
+        parsed = dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
+        uuid.UUID(sid)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem("INVALID_PARAMETER", "cursor is not one this platform issued") from exc
+    if parsed.tzinfo is None:  # every cursor this platform issues carries its offset
+        raise Problem("INVALID_PARAMETER", "cursor is not one this platform issued (its instant has no time zone)")
+    return parsed, sid
 
 
 class Platform(ReportingService, CommonService):
-    def __init__(self, sessions, pki, settings):
-        self.sessions, self.pki, self.settings = sessions, pki, settings
+    def __init__(self, store: Store, pki: PlatformPki, settings: PlatformSettings, limiter: RateLimiter | None = None):
+        self.store, self.pki, self.settings = store, pki, settings
+        self.limiter = limiter or RateLimiter(store, settings.rate_limit_per_minute, settings.auth_failures_per_minute)
         self.tsa = TimeStampAuthority(pki.tsa_key, pki.tsa_cert)
-        self._config: dict | None = None
+        self._configs: dict[str, dict[str, Any]] = {}
+        self._crl: tuple[int, bytes] | None = None
         self._lock = threading.Lock()
 
     # --- helpers --------------------------------------------------------------------------
     @staticmethod
-    def _own(ctx, credit_code: str) -> None:
+    def _own(ctx: RequestContext, credit_code: str) -> None:
         if ctx.principal is None or ctx.principal.credit_code != credit_code:
             raise Problem("ENTITY_FORBIDDEN", "the token is bound to another entity")
 
-    def _sign(self, payload: dict, timestamp: bool = False) -> dict:
+    def _sign(self, payload: dict[str, Any], timestamp: bool = False) -> dict[str, Any]:
         return trust.sign_document(payload, self.pki.platform_key, certificate_chain=[self.pki.platform_cert, self.pki.ca],
                                    timestamper=self.tsa.timestamp if timestamp else None,
                                    envelope_fields={"specVersion": SPEC_VERSION})
 
     @staticmethod
-    def _status(row: SubmissionRow) -> dict:
+    def _status(row: SubmissionRecord) -> dict[str, Any]:
         out = {"specVersion": SPEC_VERSION, "submissionId": row.submission_id, "documentType": row.document_type,
                "reportId": row.report_id, "period": row.period, "version": row.version,
                "submissionKind": row.kind, "state": row.state, "receivedAt": _iso(row.received_at),
-               "receiptId": json.loads(row.receipt)["payload"]["receiptId"]}
+               "receiptId": row.receipt_id}
         if row.supersedes:
             out["supersedes"] = row.supersedes
         if row.superseded_by:
             out["supersededBy"] = row.superseded_by
         return out
 
-    def _submission(self, ctx, submission_id: str, document_type: str | None = None) -> SubmissionRow:
-        with self.sessions() as s:
-            row = s.get(SubmissionRow, submission_id)
+    def _submission(self, ctx: RequestContext, submission_id: str, document_type: str | None = None) -> SubmissionRecord:
+        row = self.store.submission(submission_id)
         if row is None or row.credit_code != ctx.principal.credit_code or (document_type and row.document_type != document_type):
             # Another entity's submission is reported as absent: its existence is not disclosed.
             raise Problem("NOT_FOUND", f"no submission {submission_id} for this entity")
         return row
 
+    def base_url(self, ctx: RequestContext) -> str:
+        """The announced address: the configured public URL, else the address this request
+        arrived on (the local socket the server accepted it on, not the client's Host header)."""
+        if self.settings.base_url:
+            return self.settings.base_url.rstrip("/")
+        host, port = ctx.request.scope.get("server") or ("127.0.0.1", 80)
+        host = f"[{host}]" if ":" in host else host
+        scheme = ctx.request.scope.get("scheme", "http")
+        default = (scheme == "http" and port == 80) or (scheme == "https" and port == 443)
+        return f"{scheme}://{host}" + ("" if default else f":{port}")
+
     # --- common ---------------------------------------------------------------------------
-    def get_configuration(self, ctx):
+    def get_configuration(self, ctx: RequestContext) -> Reply:
+        base = self.base_url(ctx)
         with self._lock:
-            if self._config is None:
+            config = self._configs.get(base)
+            if config is None:
                 s = self.settings
                 payload = {
                     "platformId": s.platform_id, "platformName": s.platform_name,
                     "validFrom": _iso(_now().replace(microsecond=0)),
-                    "endpoints": {"reporting": f"{s.base_url}/v1/reporting", "token": f"{s.base_url}/oauth/token",
-                                  "timestamp": f"{s.base_url}/tsa"},
+                    "endpoints": {"reporting": f"{base}/v1/reporting", "token": f"{base}/oauth/token",
+                                  "timestamp": f"{base}/tsa", "crl": f"{base}/pki/crl",
+                                  "revocation": f"{base}/oauth/revoke"},
                     "supportedSpecVersions": [SPEC_VERSION],
                     "signingCertificates": [base64.b64encode(c).decode() for c in (self.pki.platform_cert, self.pki.ca)],
                 }
@@ -106,186 +146,220 @@ class Platform(ReportingService, CommonService):
                     payload["successor"] = {"baseUrl": s.successor_url,
                                             "effectiveFrom": s.successor_from or payload["validFrom"],
                                             "reason": "平台地址变更 / the platform's address changes"}
-                self._config = self._sign(payload)
-            return Reply(self._config, headers={"Cache-Control": "max-age=300"})
+                config = self._configs[base] = self._sign(payload)
+        return Reply(config, headers={"Cache-Control": "max-age=300"})
 
-    def issue_token(self, ctx, *, body):
-        with self.sessions() as s:
-            client = s.get(ClientRow, body.client_id)
-            if client is None or not client.active or not check_secret(body.client_secret, client.secret_hash):
-                raise OAuthError("invalid_client", "unknown client or wrong secret", 401)
-            granted = set(client.scopes.split())
-            asked = set((body.scope or client.scopes).split())
-            if not asked <= granted:
-                raise OAuthError("invalid_scope", f"scope {' '.join(sorted(asked - granted))} is not granted to this client")
-            token = new_token()
-            s.add(TokenRow(token_hash=token_hash(token), client_id=client.client_id, credit_code=client.credit_code,
-                           scopes=" ".join(sorted(asked)),
-                           expires_at=_now() + dt.timedelta(seconds=self.settings.token_lifetime)))
-            s.commit()
-        return Reply({"access_token": token, "token_type": "Bearer", "expires_in": self.settings.token_lifetime,
-                      "scope": " ".join(sorted(asked))}, headers={"Cache-Control": "no-store"})
+    def _authenticate_client(self, ctx: RequestContext, record: dict[str, Any]) -> ClientRecord:
+        """RFC 6749 §2.3.1 client authentication (Basic or form), failures limited per client
+        ID and per address before the (deliberately slow) secret check."""
+        client_id, secret = client_credentials(ctx, record)
+        keys = (f"client:{client_id}", f"addr:{client_address(ctx)}")
+        try:
+            self.limiter.check_failures(*keys)
+        except Problem as problem:
+            raise OAuthError("invalid_client", "too many failed attempts; retry later", 429,
+                             headers=problem.headers) from None
+        client = self.store.client(client_id)
+        if client is None or not client.active or not check_secret(secret, client.secret_hash):
+            self.limiter.failed(*keys)
+            raise OAuthError("invalid_client", "unknown client, wrong secret or disabled client", 401)
+        return client
+
+    @as_received
+    def issue_token(self, ctx: RequestContext, *, body: Any) -> Reply:
+        client = self._authenticate_client(ctx, body)
+        granted = set(client.scopes.split())
+        asked = set((body.get("scope") or client.scopes).split())
+        if not asked <= granted:
+            raise OAuthError("invalid_scope", "a requested scope is not granted to this client")
+        token = new_token()
+        lifetime = self.settings.token_lifetime
+        self.store.add_token(TokenRecord(token_hash(token), client.client_id, client.credit_code, " ".join(sorted(asked)),
+                                         _now() + dt.timedelta(seconds=lifetime)))
+        return Reply({"access_token": token, "token_type": "Bearer", "expires_in": lifetime,
+                      "scope": " ".join(sorted(asked))}, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    def revoke_token(self, ctx: RequestContext, form: dict[str, str]) -> None:
+        """RFC 7009: the authenticated client revokes one of its tokens; unknown tokens are
+        not an error (the answer is 200 either way, so it tells nothing about the token)."""
+        client = self._authenticate_client(ctx, form)
+        token = form.get("token")
+        if not token:
+            raise OAuthError("invalid_request", "the token parameter is required")
+        self.store.revoke_token(token_hash(token), client.client_id)
+
+    def crl(self) -> bytes:
+        """The platform CA's CRL, rebuilt whenever the store's revocation counter moves."""
+        counter = self.store.revocation_counter()
+        with self._lock:
+            if self._crl is None or self._crl[0] != counter:
+                revoked = [(c.serial, c.revoked_at) for c in self.store.certificates() if c.revoked_at is not None]
+                der = tx.create_crl(self.pki.ca, self.pki.ca_key, revoked,
+                                    next_update_days=self.settings.crl_next_update_days)
+                self._crl = (counter, der)
+            return self._crl[1]
 
     # --- entities and facilities ----------------------------------------------------------
-    def register_entity(self, ctx, *, body):
-        self._own(ctx, body.credit_code)
-        record = body.model_dump(mode="json", by_alias=True, exclude_none=True)
-        with self.sessions() as s:
-            row = s.get(EntityRow, body.credit_code)
-            if row is not None and row.document is not None:
-                raise Problem("ENTITY_EXISTS", "the entity is registered; update it with PUT")
-            if row is None:
-                s.add(EntityRow(credit_code=body.credit_code, document=record))
-            else:
-                row.document = record
-            s.commit()
-        return Reply(record, status=201, headers={"Location": f"/v1/reporting/entities/{body.credit_code}"})
+    @as_received
+    def register_entity(self, ctx: RequestContext, *, body: Any) -> Reply:
+        code = body["creditCode"]
+        self._own(ctx, code)
+        if not self.store.register_entity(code, body):
+            raise Problem("ENTITY_EXISTS", "the entity is registered; update it with PUT")
+        return Reply(body, status=201, headers={"Location": f"/v1/reporting/entities/{code}"})
 
-    def get_entity(self, ctx, *, credit_code):
+    def get_entity(self, ctx: RequestContext, *, credit_code: str) -> Reply:
         self._own(ctx, credit_code)
-        with self.sessions() as s:
-            row = s.get(EntityRow, credit_code)
-        if row is None or row.document is None:
+        document = self.store.entity_document(credit_code)
+        if document is None:
             raise Problem("NOT_FOUND", "the entity has not registered its details yet")
-        return row.document
+        return Reply(document)
 
-    def update_entity(self, ctx, *, credit_code, body):
+    @as_received
+    def update_entity(self, ctx: RequestContext, *, credit_code: str, body: Any) -> Reply:
         self._own(ctx, credit_code)
-        if body.credit_code != credit_code:
+        if body["creditCode"] != credit_code:
             raise Problem("INVALID_PARAMETER", "the document's creditCode differs from the path")
-        with self.sessions() as s:
-            row = s.get(EntityRow, credit_code)
-            if row is None or row.document is None:
-                raise Problem("NOT_FOUND", "register the entity first")
-            row.document = body.model_dump(mode="json", by_alias=True, exclude_none=True)
-            s.commit()
-            return row.document
+        if not self.store.update_entity(credit_code, body):
+            raise Problem("NOT_FOUND", "register the entity first")
+        return Reply(body)
 
-    def list_facilities(self, ctx, *, credit_code, limit, cursor):
+    def list_facilities(self, ctx: RequestContext, *, credit_code: str, limit: int | None, cursor: str | None) -> Reply:
         self._own(ctx, credit_code)
-        with self.sessions() as s:
-            q = select(FacilityRow).where(FacilityRow.credit_code == credit_code)
-            if cursor:
-                q = q.where(FacilityRow.facility_id > cursor)
-            rows = s.scalars(q.order_by(FacilityRow.facility_id).limit((limit or 50) + 1)).all()
-        page = rows[: limit or 50]
-        out = {"specVersion": SPEC_VERSION, "items": [r.document for r in page]}
+        limit = limit or 50
+        rows = self.store.facilities(credit_code, cursor, limit + 1)
+        page = rows[:limit]
+        out = {"specVersion": SPEC_VERSION, "items": [document for _, document in page]}
         if len(rows) > len(page):
-            out["nextCursor"] = page[-1].facility_id
-        return out
+            out["nextCursor"] = page[-1][0]
+        return Reply(out)
 
-    def put_facility(self, ctx, *, credit_code, facility_id, body):
+    @as_received
+    def put_facility(self, ctx: RequestContext, *, credit_code: str, facility_id: str, body: Any) -> Reply:
         self._own(ctx, credit_code)
-        if body.facility_id != facility_id:
+        if body["facilityId"] != facility_id:
             raise Problem("INVALID_PARAMETER", "the document's facilityId differs from the path")
-        record = body.model_dump(mode="json", by_alias=True, exclude_none=True)
-        with self.sessions() as s:
-            s.merge(FacilityRow(credit_code=credit_code, facility_id=facility_id, document=record))
-            s.commit()
-        return record
+        self.store.put_facility(credit_code, facility_id, body)
+        return Reply(body)
 
     # --- submissions ----------------------------------------------------------------------
-    def submit_monthly_report(self, ctx, *, idempotency_key, body):
-        return self._submit(ctx, idempotency_key, "monthly_report")
+    @as_received
+    def submit_monthly_report(self, ctx: RequestContext, *, idempotency_key: str, body: Any) -> Reply:
+        return self._submit(ctx, idempotency_key, "monthly_report", body)
 
-    def submit_annual_report(self, ctx, *, idempotency_key, body):
-        return self._submit(ctx, idempotency_key, "annual_report")
+    @as_received
+    def submit_annual_report(self, ctx: RequestContext, *, idempotency_key: str, body: Any) -> Reply:
+        return self._submit(ctx, idempotency_key, "annual_report", body)
 
-    def _submit(self, ctx, key: str, document_type: str):
-        record = ctx.record  # the logical record exactly as received (validated and verified)
-        payload = record["payload"]
+    def _submit(self, ctx: RequestContext, key: str, document_type: str, record: dict[str, Any]) -> Reply:
         credit_code = ctx.principal.credit_code
         digest = trust.sm3(trust.canonicalize(record)).hex()
-        replay = self._replay(credit_code, key, digest)
-        if replay is not None:
-            return replay
+        try:
+            return self._accept(ctx, key, document_type, record, digest)
+        except (Problem, StoreConflict) as exc:
+            if isinstance(exc, Problem) and exc.code != "SUBMISSION_CONFLICT":
+                raise
+            # A concurrent request with the same key (or another accepted version) won the race.
+            with self.store.submission_reader() as state:
+                replay = self._replay(state.idempotency(credit_code, key), key, digest)
+            if replay is not None:
+                return replay
+            if isinstance(exc, Problem):
+                raise
+            raise Problem("SUBMISSION_CONFLICT", "another submission for this period was accepted concurrently") from None
+
+    def _accept(self, ctx: RequestContext, key: str, document_type: str, record: dict[str, Any], digest: str) -> Reply:
+        payload = record["payload"]
+        credit_code = ctx.principal.credit_code
         period = payload.get("period") or str(payload["year"])
-        kind = payload["submissionKind"]
+        kind, replaces = payload["submissionKind"], payload.get("replacesSubmissionId")
         submission_id, now = str(uuid.uuid4()), _now()
-        with self.sessions() as s:
-            current = s.scalars(select(SubmissionRow).where(
-                SubmissionRow.credit_code == credit_code, SubmissionRow.document_type == document_type,
-                SubmissionRow.period == period, SubmissionRow.state == "accepted")).first()
-            version, supersedes = 1, None
-            if kind == "correction":
-                replaced = s.get(SubmissionRow, payload["replacesSubmissionId"])
-                if replaced is None or replaced.credit_code != credit_code or replaced.document_type != document_type \
-                        or replaced.period != period:
-                    raise Problem("SUBMISSION_CONFLICT", "replacesSubmissionId names no submission of this entity, type and period")
-                if replaced.state != "accepted":
-                    raise Problem("SUBMISSION_CONFLICT", f"submission {replaced.submission_id} is already superseded by "
-                                  f"{replaced.superseded_by}; correct the latest version")
-                version, supersedes = replaced.version + 1, replaced.submission_id
-                replaced.state, replaced.superseded_by = "superseded", submission_id
-                s.flush()  # retire the old version before the new one is inserted (unique index)
-            elif current is not None:
-                raise Problem("SUBMISSION_CONFLICT", f"{period} already has accepted submission {current.submission_id}; "
-                              "send a correction that replaces it")
-            receipt_payload = {
-                "receiptId": str(uuid.uuid4()), "submissionId": submission_id, "documentType": document_type,
-                "reportId": payload["reportId"], "creditCode": credit_code, "period": period, "version": version,
-                "submissionKind": kind}
-            if supersedes:
-                receipt_payload["supersedes"] = supersedes
-            receipt_payload.update({"documentDigest": digest, "receivedAt": _iso(now),
-                                    "platformId": self.settings.platform_id})
-            receipt = self._sign(receipt_payload, timestamp=True)
-            s.add(SubmissionRow(
-                submission_id=submission_id, credit_code=credit_code, document_type=document_type,
-                report_id=payload["reportId"], period=period, version=version, kind=kind, state="accepted",
-                supersedes=supersedes, document=json.dumps(record, ensure_ascii=False), document_digest=digest,
-                receipt=json.dumps(receipt, ensure_ascii=False), received_at=now))
-            s.add(IdempotencyRow(credit_code=credit_code, key=key, request_digest=digest, submission_id=submission_id))
-            try:
-                s.commit()
-            except IntegrityError:
-                s.rollback()
-                # A concurrent request with the same key, or another accepted version, won the race.
-                replay = self._replay(credit_code, key, digest)
-                if replay is not None:
-                    return replay
-                raise Problem("SUBMISSION_CONFLICT", "another submission for this period was accepted concurrently") from None
+        # Decide on a read of the state, sign the receipt outside any lock, then write in one
+        # transaction that re-checks the decision (the same answer a locked read would give).
+        with self.store.submission_reader() as state:
+            replay = self._replay(state.idempotency(credit_code, key), key, digest)
+            if replay is not None:
+                return replay
+            check_signing_time(record, self.settings, now)
+            replaced = self._decide(state, credit_code, document_type, period, kind, replaces)
+        version, supersedes = (replaced.version + 1, replaced.submission_id) if replaced else (1, None)
+        receipt_id = str(uuid.uuid4())
+        receipt_payload = {
+            "receiptId": receipt_id, "submissionId": submission_id, "documentType": document_type,
+            "reportId": payload["reportId"], "creditCode": credit_code, "period": period, "version": version,
+            "submissionKind": kind}
+        if supersedes:
+            receipt_payload["supersedes"] = supersedes
+        receipt_payload.update({"documentDigest": digest, "receivedAt": _iso(now), "platformId": self.settings.platform_id})
+        receipt = self._sign(receipt_payload, timestamp=True)
+        # Stored as received: a JSON body byte for byte (it is exactly the validated record);
+        # an XML body as its logical record, from which the receipt's digest is recomputed.
+        document = ctx.raw_body.decode("utf-8") if ctx.body_format == JSON else json.dumps(record, ensure_ascii=False)
+        row = SubmissionRecord(
+            submission_id=submission_id, credit_code=credit_code, document_type=document_type,
+            report_id=payload["reportId"], period=period, version=version, kind=kind, state="accepted",
+            supersedes=supersedes, superseded_by=None, document=document, document_digest=digest,
+            receipt=json.dumps(receipt, ensure_ascii=False), receipt_id=receipt_id, received_at=now)
+        with self.store.submission_transaction() as tx_:
+            replay = self._replay(tx_.idempotency(credit_code, key), key, digest)
+            if replay is not None:
+                return replay
+            if replaced is not None:
+                if not tx_.supersede(replaced.submission_id, by=submission_id):
+                    raise Problem("SUBMISSION_CONFLICT", f"submission {replaced.submission_id} was superseded "
+                                  "concurrently; correct the latest version")
+            elif tx_.accepted(credit_code, document_type, period) is not None:
+                raise Problem("SUBMISSION_CONFLICT", "another submission for this period was accepted concurrently")
+            tx_.insert(row, key, digest)
         return Reply(receipt, status=201, headers={"Location": f"/v1/reporting/submissions/{submission_id}"})
 
-    def _replay(self, credit_code: str, key: str, digest: str) -> Reply | None:
-        with self.sessions() as s:
-            row = s.scalars(select(IdempotencyRow).where(IdempotencyRow.credit_code == credit_code,
-                                                         IdempotencyRow.key == key)).first()
-            if row is None:
-                return None
-            if row.request_digest != digest:
-                raise Problem("IDEMPOTENCY_CONFLICT", f"Idempotency-Key {key} was first used with another body")
-            sub = s.get(SubmissionRow, row.submission_id)
+    @staticmethod
+    def _decide(state: SubmissionReader, credit_code: str, document_type: str, period: str, kind: str,
+                replaces: str | None) -> SubmissionRecord | None:
+        """The accepted submission a correction replaces (None for an original); the rules of
+        one accepted version per entity, document type and period."""
+        if kind == "correction":
+            replaced = state.submission(replaces) if replaces else None
+            if replaced is None or replaced.credit_code != credit_code or replaced.document_type != document_type \
+                    or replaced.period != period:
+                raise Problem("SUBMISSION_CONFLICT", "replacesSubmissionId names no submission of this entity, type and period")
+            if replaced.state != "accepted":
+                raise Problem("SUBMISSION_CONFLICT", f"submission {replaced.submission_id} is already superseded"
+                              f"{' by ' + replaced.superseded_by if replaced.superseded_by else ''}; "
+                              "correct the latest version")
+            return replaced
+        current = state.accepted(credit_code, document_type, period)
+        if current is not None:
+            raise Problem("SUBMISSION_CONFLICT", f"{period} already has accepted submission {current.submission_id}; "
+                          "send a correction that replaces it")
+        return None
+
+    def _replay(self, prior: IdempotencyRecord | None, key: str, digest: str) -> Reply | None:
+        if prior is None:
+            return None
+        if prior.request_digest != digest:
+            raise Problem("IDEMPOTENCY_CONFLICT", f"Idempotency-Key {key} was first used with another body")
+        sub = prior.submission
         return Reply(json.loads(sub.receipt), status=201,
                      headers={"Idempotency-Replayed": "true", "Location": f"/v1/reporting/submissions/{sub.submission_id}"})
 
-    def get_monthly_report(self, ctx, *, submission_id):
-        return json.loads(self._submission(ctx, submission_id, "monthly_report").document)
+    def get_monthly_report(self, ctx: RequestContext, *, submission_id: str) -> Reply:
+        return Reply(json.loads(self._submission(ctx, submission_id, "monthly_report").document))
 
-    def get_annual_report(self, ctx, *, submission_id):
-        return json.loads(self._submission(ctx, submission_id, "annual_report").document)
+    def get_annual_report(self, ctx: RequestContext, *, submission_id: str) -> Reply:
+        return Reply(json.loads(self._submission(ctx, submission_id, "annual_report").document))
 
-    def get_submission_status(self, ctx, *, submission_id):
-        return self._status(self._submission(ctx, submission_id))
+    def get_submission_status(self, ctx: RequestContext, *, submission_id: str) -> Reply:
+        return Reply(self._status(self._submission(ctx, submission_id)))
 
-    def get_receipt(self, ctx, *, submission_id):
-        return json.loads(self._submission(ctx, submission_id).receipt)
+    def get_receipt(self, ctx: RequestContext, *, submission_id: str) -> Reply:
+        return Reply(json.loads(self._submission(ctx, submission_id).receipt))
 
-    def list_submissions(self, ctx, *, limit, cursor, document_type, period, state):
+    def list_submissions(self, ctx: RequestContext, *, limit: int | None, cursor: str | None, document_type: Any,
+                         period: str | None, state: Any) -> Reply:
         limit = limit or 50
-        with self.sessions() as s:
-            q = select(SubmissionRow).where(SubmissionRow.credit_code == ctx.principal.credit_code)
-            if document_type:
-                q = q.where(SubmissionRow.document_type == document_type)
-            if period:
-                q = q.where(SubmissionRow.period == period)
-            if state:
-                q = q.where(SubmissionRow.state == state)
-            if cursor:
-                when, sid = _parse_cursor(cursor)
-                q = q.where(or_(SubmissionRow.received_at > when,
-                                and_(SubmissionRow.received_at == when, SubmissionRow.submission_id > sid)))
-            rows = s.scalars(q.order_by(SubmissionRow.received_at, SubmissionRow.submission_id).limit(limit + 1)).all()
+        rows = self.store.submissions(ctx.principal.credit_code, document_type=document_type, period=period, state=state,
+                                      after=_parse_cursor(cursor) if cursor else None, limit=limit + 1)
         page = rows[:limit]
         out = {"specVersion": SPEC_VERSION, "items": [self._status(r) for r in page]}
         headers = {}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..trust import x509 as tx
-from ..trust.keys import SM2PrivateKey
+from ..trust.keys import SM2PrivateKey, write_private_file
 
 
 @dataclass
@@ -17,12 +17,27 @@ class PlatformSettings:
     database_url: str | None = field(default_factory=lambda: os.environ.get("CEDX_DATABASE_URL"))
     platform_id: str = "cedx-reference-platform"
     platform_name: str = "cedx 参考报送平台 / cedx reference platform"
-    base_url: str = field(default_factory=lambda: os.environ.get("CEDX_PUBLIC_URL", "http://127.0.0.1:8000"))
+    #: The address clients use, announced in the signed configuration document. Unset: the
+    #: address each request actually arrived on (the local socket, never the Host header).
+    base_url: str | None = field(default_factory=lambda: os.environ.get("CEDX_PUBLIC_URL") or None)
     successor_url: str | None = field(default_factory=lambda: os.environ.get("CEDX_SUCCESSOR_URL"))
     successor_from: str | None = field(default_factory=lambda: os.environ.get("CEDX_SUCCESSOR_FROM"))
     token_lifetime: int = 3600
+    #: Requests a minute per authenticated client (or per address before authentication),
+    #: counted in the database so every worker and host shares the count.
     rate_limit_per_minute: int = field(default_factory=lambda: int(os.environ.get("CEDX_RATE_LIMIT", "1200")))
+    #: Failed authentications a minute per client ID and per address before 429.
+    auth_failures_per_minute: int = field(default_factory=lambda: int(os.environ.get("CEDX_AUTH_FAILURE_LIMIT", "10")))
     max_body_bytes: int = 10 * 1024 * 1024
+    #: Freshness of a submitted document's signingTime (docs/trust-profile: signing time):
+    #: at most this far in the future of the time of receipt ...
+    signing_time_future_seconds: int = 300
+    #: ... no older than this at receipt ...
+    signing_time_max_age_seconds: int = 7 * 24 * 3600
+    #: ... and not before the payload's preparedAt less this tolerance.
+    signing_time_before_prepared_seconds: int = 300
+    #: Next-update interval announced in the published CRL.
+    crl_next_update_days: int = 7
 
     @property
     def url(self) -> str:
@@ -48,9 +63,20 @@ class PlatformPki:
         return [self.ca, *self.extra_anchors]
 
 
+def private_dir(path: Path) -> Path:
+    """Create a directory only its owner can enter (0700 whatever the umask). An existing one is
+    left as it is: load_pki refuses a PKI directory others could have written into."""
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        path.chmod(0o700)
+    return path
+
+
 def init_pki(pki_dir: Path, name: str = "cedx reference platform") -> None:
     """Create the platform's CA, signing and TSA keys and certificates (once)."""
-    pki_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(pki_dir.parent)
+    private_dir(pki_dir)
+    private_dir(pki_dir / "trust")
     if (pki_dir / "ca.pem").exists():
         return
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
@@ -63,11 +89,8 @@ def init_pki(pki_dir: Path, name: str = "cedx reference platform") -> None:
                                     ca, ca_key, profile=profile, not_before=start, days=3650)
         items[role] = (key, cert)
     for role, (key, cert) in items.items():
-        path = pki_dir / f"{role}.key.pem"
-        path.write_bytes(key.to_pem())
-        path.chmod(0o600)
+        write_private_file(pki_dir / f"{role}.key.pem", key.to_pem())
         (pki_dir / f"{role}.pem").write_bytes(tx.to_pem(cert))
-    (pki_dir / "trust").mkdir(exist_ok=True)
 
 
 def load_pki(pki_dir: Path) -> PlatformPki:
@@ -75,7 +98,12 @@ def load_pki(pki_dir: Path) -> PlatformPki:
         return SM2PrivateKey.from_bytes((pki_dir / f"{name}.key.pem").read_bytes())
 
     def cert(name: str) -> bytes:
-        return tx.load_certificate((pki_dir / f"{name}.pem").read_bytes()).dump()
+        return bytes(tx.load_certificate((pki_dir / f"{name}.pem").read_bytes()).dump())
 
-    extra = [tx.load_certificate(p.read_bytes()).dump() for p in sorted((pki_dir / "trust").glob("*.pem"))]
+    trust_dir = pki_dir / "trust"
+    # Extra trust anchors are honoured only from a directory no one else could write into.
+    mode = trust_dir.stat().st_mode if trust_dir.exists() else 0
+    if mode & 0o022 or (pki_dir.stat().st_mode & 0o022):
+        raise PermissionError(f"{trust_dir} is writable by others; fix with chmod 700 before the platform trusts it")
+    extra = [tx.load_certificate(p.read_bytes()).dump() for p in sorted(trust_dir.glob("*.pem"))]
     return PlatformPki(cert("ca"), key("ca"), cert("platform"), key("platform"), cert("tsa"), key("tsa"), extra)

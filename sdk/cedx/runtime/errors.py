@@ -184,9 +184,10 @@ ERROR_CLASSES = {
 class OAuthError(Exception):
     """An RFC 6749 §5.2 error, answered as {error, error_description} (token endpoint only)."""
 
-    def __init__(self, error: str, description: str = "", status: int = 400):
+    def __init__(self, error: str, description: str = "", status: int = 400, headers: dict[str, str] | None = None):
         super().__init__(f"{error}: {description}")
         self.error, self.description, self.status = error, description, status
+        self.headers = dict(headers or {})
 
 
 @dataclass

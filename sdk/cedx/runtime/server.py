@@ -1,22 +1,38 @@
 """The server runtime the generated routers build on (FastAPI / Starlette).
 
-For every request: content negotiation (406) and content type (415), body size (413), hardened
-JSON/XML parsing (400), spec validation with field paths and rule IDs (422), the hooks an
-implementation plugs in (authentication, request signatures, document signatures, rate limits),
-then the implementer's service method in a worker thread, and the answer in the negotiated
-format. Every failure is problem+json with a code from the spec's error-code table.
+For every request: content negotiation (406, and 400 for a malformed Accept), authentication
+then the rate limit (keyed on who was authenticated), parameters (400), the body read with a
+streaming size limit (413), hardened JSON/XML parsing (400: depth, duplicate keys and other
+non-I-JSON input), spec validation with field paths and rule IDs (422), request and document
+signatures, the implementer's service method, and the answer in the negotiated format. All
+blocking and CPU-heavy work (hooks, parsing, validation, verification, the service) runs in
+worker threads, never on the event loop. Every failure is problem+json with a code from the
+spec's error-code table; `install_problem_handlers` gives unknown routes (404) and methods
+(405, with a correct Allow header) the same form.
+
+A service method decorated with `as_received` gets the body as the validated record exactly as
+received (a dict) instead of the generated model: for implementations that store documents as
+they came (signed documents must be), so no model is built and turned back into a dict.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
+import math
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from .. import spec
 from ..spec.xmlcodec import XmlError
@@ -27,6 +43,16 @@ log = logging.getLogger("cedx.server")
 JSON, XML, PROBLEM = "application/json", "application/xml", "application/problem+json"
 FORM = "application/x-www-form-urlencoded"  # RFC 6749 token requests: errors in RFC 6749 form
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+MAX_JSON_DEPTH = 64          # nesting of arrays and objects; the spec's documents need about 8
+MAX_OAUTH_DESCRIPTION = 500  # OAuthError.error_description maxLength in the spec
+
+F = TypeVar("F")
+
+
+def as_received(method: F) -> F:
+    """Mark a service method that takes the body as the validated record (dict) as received."""
+    method.__cedx_as_received__ = True  # type: ignore[attr-defined]
+    return method
 
 
 @dataclass
@@ -44,6 +70,7 @@ class RequestContext:
     operation: OperationInfo
     format: str
     raw_body: bytes = b""
+    body_format: str | None = None        # media type of the body received (JSON, XML, FORM)
     principal: Any = None                 # set by ServerHooks.authenticate
     record: Any = None                    # the parsed logical body
     response_headers: dict[str, str] = field(default_factory=dict)
@@ -53,7 +80,9 @@ class RequestContext:
 
 
 class ServerHooks:
-    """Override to plug in authentication, signatures and limits. Defaults accept everything."""
+    """Override to plug in authentication, signatures and limits. Defaults accept everything.
+    Called in this order, in a worker thread: authenticate, rate_limit (so that the limit can be
+    keyed on the authenticated client), verify_request_signature, verify_document."""
 
     max_body_bytes = DEFAULT_MAX_BODY
 
@@ -63,11 +92,15 @@ class ServerHooks:
     def verify_request_signature(self, ctx: RequestContext) -> None:
         """Check the X-Cedx-* headers when the operation requires them; raise Problem."""
 
-    def verify_document(self, ctx: RequestContext, record: dict) -> None:
+    def verify_document(self, ctx: RequestContext, record: dict[str, Any]) -> None:
         """Verify a signed request document (x-cedx-signed); raise Problem(SIGNATURE_INVALID)."""
 
     def rate_limit(self, ctx: RequestContext) -> None:
         """Raise Problem(RATE_LIMITED, headers={"Retry-After": ...}) and set RateLimit-* headers."""
+
+
+_QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
 def _media(value: str) -> str:
@@ -83,13 +116,16 @@ def negotiate(accept: str | None, offered: tuple[str, ...]) -> str | None:
     choices = []
     for i, part in enumerate(accept.split(",")):
         bits = [b.strip() for b in part.split(";")]
+        if not bits[0]:
+            continue
         q = 1.0
         for b in bits[1:]:
-            if b.startswith("q="):
-                try:
-                    q = float(b[2:])
-                except ValueError:
-                    q = 0.0
+            if b[:2].lower() == "q=":
+                if not _QVALUE.fullmatch(b[2:]):
+                    raise Problem("INVALID_PARAMETER", "header Accept: a q-value is 0 to 1 with at most three "
+                                  "decimals (RFC 9110 §12.4.2)", [ProblemItem("header.Accept", "RFC9110-QVALUE",
+                                                                              "malformed q-value")])
+                q = float(b[2:])
         choices.append((q, -i, bits[0].lower()))
     for q, _, media in sorted(choices, reverse=True):
         if q <= 0:
@@ -141,7 +177,7 @@ def _record(value: Any) -> Any:
     return value
 
 
-def _issues_problem(issues, package: str) -> Problem:
+def _issues_problem(issues: list[Any], package: str) -> Problem:
     items = list(issues)
     schema_level = {r["id"] for r in spec.context(package).index.rules if r.get("kind") == "schema"}
     is_schema = any(i.code.startswith("SCHEMA-") or i.code in schema_level for i in issues)
@@ -151,61 +187,32 @@ def _issues_problem(issues, package: str) -> Problem:
 
 def _coerce_param(value: str, wire: str, kind: str) -> Any:
     if kind == "integer":
-        try:
-            return int(value)
-        except ValueError:
-            raise Problem("INVALID_PARAMETER", f"parameter {wire} must be an integer") from None
+        # Decimal digits only: int() would also take " 5", "5_0" and other scripts' digits.
+        if not _INTEGER.fullmatch(value):
+            raise Problem("INVALID_PARAMETER", f"parameter {wire} must be a decimal integer (digits only, no spaces)",
+                          [ProblemItem(f"query.{wire}", "SCHEMA-TYPE", "not a decimal integer")])
+        return int(value)
     return value
 
 
-async def handle(request: Request, op: OperationInfo, method, hooks: ServerHooks,
-                 params: dict[str, tuple], body_model=None) -> Response:
+async def handle(request: Request, op: OperationInfo, method: Callable[..., Any], hooks: ServerHooks,
+                 params: dict[str, tuple[Any, ...]], body_model: Callable[[Any], Any] | None = None) -> Response:
     """Run one operation. ``params``: python name → (wire name, location, schema ref, kind,
-    required); ``body_model`` builds the typed body the service method receives."""
+    required); ``body_model`` builds the typed body the service method receives (unless the
+    method is marked `as_received`)."""
     instance = request.url.path
     try:
-        fmt = negotiate(request.headers.get("accept"), op.response_media or (JSON,))
-        if fmt is None:
-            raise Problem("NOT_ACCEPTABLE", f"available: {', '.join(op.response_media)}")
-        ctx = RequestContext(request=request, operation=op, format=fmt)
-        hooks.rate_limit(ctx)
-        hooks.authenticate(ctx)
-        kwargs = _read_params(request, params, op.spec_package)
-        if op.body_schema:
-            ctx.raw_body = await _read_body(request, hooks.max_body_bytes)
-        if op.request_signature == "required" or request.headers.get("x-cedx-signature"):
-            hooks.verify_request_signature(ctx)
-        if op.body_schema:
-            record = _parse_body(request, op, ctx.raw_body)
-            issues = spec.context(op.spec_package).validator.validate(op.body_schema, record)
-            if issues and op.body_media == (FORM,):
-                # Field and rule only: a message may quote the value, and the value may be a secret.
-                raise OAuthError("invalid_request", "; ".join(f"{i.path}: {i.code}" for i in issues[:5]))
-            if issues:
-                raise _issues_problem(issues, op.spec_package)
-            ctx.record = record
-            if op.signed_request:
-                hooks.verify_document(ctx, record)
-            kwargs["body"] = body_model(record) if body_model else record
-        result = await run_in_threadpool(method, ctx, **kwargs)
-        if isinstance(result, Response):  # the service streams its own body, already encoded
-            result.headers.update(ctx.response_headers)
-            return result
-        reply = result if isinstance(result, Reply) else Reply(result)
-        record = _record(reply.body)
-        headers = {**ctx.response_headers, **reply.headers}
-        return Response(encode(record, op.response_schema, fmt, op.spec_package), status_code=reply.status or op.success_status,
-                        media_type=f"{fmt}; charset=utf-8", headers=headers)
+        if not op.body_schema:  # one worker-thread hop
+            return await run_in_threadpool(_admit_and_run, request, op, method, hooks, params)
+        ctx, kwargs = await run_in_threadpool(_admit, request, op, hooks, params)
+        # Only after authentication: nobody unauthenticated makes the server buffer a body.
+        ctx.raw_body = await read_body(request, hooks.max_body_bytes)
+        return await run_in_threadpool(_run, ctx, op, method, hooks, kwargs, body_model)
     except OAuthError as err:
-        body = {"error": err.error, **({"error_description": err.description[:500]} if err.description else {})}
-        headers = {"Cache-Control": "no-store"}
-        if err.status == 401:
-            headers["WWW-Authenticate"] = "Basic"
-        return Response(json.dumps(body), status_code=err.status, media_type=JSON, headers=headers)
+        return oauth_error_response(err)
     except Problem as problem:
-        if op.body_media == (FORM,) and problem.code in ("MALFORMED_BODY", "UNSUPPORTED_MEDIA_TYPE"):
-            return Response(json.dumps({"error": "invalid_request", "error_description": problem.detail}),
-                            status_code=400, media_type=JSON, headers={"Cache-Control": "no-store"})
+        if op.body_media == (FORM,) and problem.code in ("MALFORMED_BODY", "UNSUPPORTED_MEDIA_TYPE", "PAYLOAD_TOO_LARGE"):
+            return oauth_error_response(OAuthError("invalid_request", problem.detail.split(":")[0]))
         return problem_response(problem, instance, op.spec_package)
     except Exception:  # a server fault, never the client's: log it, answer 500 without details
         log.exception("%s %s failed", op.method, instance)
@@ -213,7 +220,130 @@ async def handle(request: Request, op: OperationInfo, method, hooks: ServerHooks
                                 instance, op.spec_package)
 
 
-def _read_params(request: Request, params, package: str) -> dict[str, Any]:
+def _admit(request: Request, op: OperationInfo, hooks: ServerHooks,
+           params: dict[str, tuple[Any, ...]]) -> tuple[RequestContext, dict[str, Any]]:
+    fmt = negotiate(request.headers.get("accept"), op.response_media or (JSON,))
+    if fmt is None:
+        raise Problem("NOT_ACCEPTABLE", f"available: {', '.join(op.response_media)}")
+    ctx = RequestContext(request=request, operation=op, format=fmt)
+    hooks.authenticate(ctx)
+    hooks.rate_limit(ctx)
+    return ctx, _read_params(request, params, op.spec_package)
+
+
+def _admit_and_run(request: Request, op: OperationInfo, method: Callable[..., Any], hooks: ServerHooks,
+                   params: dict[str, tuple[Any, ...]]) -> Response:
+    ctx, kwargs = _admit(request, op, hooks, params)
+    return _run(ctx, op, method, hooks, kwargs, None)
+
+
+def _run(ctx: RequestContext, op: OperationInfo, method: Callable[..., Any], hooks: ServerHooks, kwargs: dict[str, Any],
+         body_model: Callable[[Any], Any] | None) -> Response:
+    request = ctx.request
+    if op.request_signature == "required" or request.headers.get("x-cedx-signature"):
+        hooks.verify_request_signature(ctx)
+    if op.body_schema:
+        ctx.body_format = _media(request.headers.get("content-type", ""))
+        record = _parse_body(request, op, ctx.raw_body)
+        issues = spec.context(op.spec_package).validator.validate(op.body_schema, record)
+        if issues and op.body_media == (FORM,):
+            # Paths and rule codes only: a message could quote the submitted value (a secret).
+            raise OAuthError("invalid_request", "; ".join(f"{i.path} ({i.code})" for i in issues[:5]))
+        if issues:
+            raise _issues_problem(issues, op.spec_package)
+        ctx.record = record
+        if op.signed_request:
+            hooks.verify_document(ctx, record)
+        as_is = body_model is None or getattr(method, "__cedx_as_received__", False)
+        kwargs["body"] = record if as_is or body_model is None else body_model(record)
+    result = method(ctx, **kwargs)
+    if isinstance(result, Response):  # the service streams its own body, already encoded
+        result.headers.update(ctx.response_headers)
+        return result
+    reply = result if isinstance(result, Reply) else Reply(result)
+    record = _record(reply.body)
+    headers = {**ctx.response_headers, **reply.headers}
+    return Response(encode(record, op.response_schema, ctx.format, op.spec_package),
+                    status_code=reply.status or op.success_status,
+                    media_type=f"{ctx.format}; charset=utf-8", headers=headers)
+
+
+def oauth_error_response(err: OAuthError) -> Response:
+    """RFC 6749 §5.2: {error, error_description}; the description bounded by the spec's limit."""
+    body = {"error": err.error}
+    if err.description:
+        body["error_description"] = err.description[:MAX_OAUTH_DESCRIPTION]
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **err.headers}
+    if err.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="token", charset="UTF-8"'
+    return Response(json.dumps(body), status_code=err.status, media_type=JSON, headers=headers)
+
+
+def client_credentials(ctx: RequestContext, form: dict[str, Any]) -> tuple[str, str]:
+    """The client's ID and secret from HTTP Basic (RFC 6749 §2.3.1: each form-urlencoded, then
+    base64) or from the form body, never both; OAuthError otherwise."""
+    header = ctx.header("authorization") or ""
+    in_form = "client_id" in form or "client_secret" in form
+    if header[:6].lower() == "basic ":
+        if in_form:
+            raise OAuthError("invalid_request", "send client credentials either in HTTP Basic or in the form, not both")
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+            client_id, secret = decoded.split(":", 1)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise OAuthError("invalid_client", "malformed HTTP Basic credentials", 401) from None
+        return unquote_plus(client_id), unquote_plus(secret)
+    form_id, form_secret = form.get("client_id"), form.get("client_secret")
+    if not form_id or not form_secret:
+        raise OAuthError("invalid_client", "client authentication is required (HTTP Basic or client_id and client_secret)",
+                         401)
+    return str(form_id), str(form_secret)
+
+
+def allowed_methods(app: Any, scope: Mapping[str, Any]) -> list[str]:
+    """Every method some route serves at this path (for 405's Allow header)."""
+    methods: set[str] = set()
+    scope = {**scope, "type": "http"}
+
+    def walk(routes: Any, path: str) -> None:
+        for route in routes:
+            included = getattr(route, "original_router", None)  # FastAPI ≥ 0.16x nests included routers
+            if included is not None:
+                prefix = getattr(getattr(route, "include_context", None), "prefix", "") or ""
+                if path.startswith(prefix):
+                    walk(included.routes, path[len(prefix):])
+                continue
+            if hasattr(route, "routes") and not hasattr(route, "methods"):
+                walk(route.routes, path)
+                continue
+            match, _ = route.matches({**scope, "path": path})
+            if match in (Match.FULL, Match.PARTIAL):
+                methods.update(getattr(route, "methods", None) or ())
+
+    walk(getattr(app, "routes", []), scope["path"])
+    return sorted(methods)
+
+
+def install_problem_handlers(app: Any, package: str = spec.BUNDLE_PACKAGE) -> None:
+    """Unknown routes (404), unsupported methods (405 with Allow) and any other HTTP error the
+    framework raises answer problem+json like every other failure."""
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        path = request.url.path
+        if status == 405:
+            allow = ", ".join(allowed_methods(request.app, request.scope))
+            return problem_response(Problem("METHOD_NOT_ALLOWED", f"{request.method} is not supported here; allowed: "
+                                            f"{allow}", headers={"Allow": allow}), path, package)
+        if status == 404:
+            return problem_response(Problem("NOT_FOUND", "no resource at this address"), path, package)
+        code = {400: "MALFORMED_BODY", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}.get(status, "INTERNAL_ERROR")
+        return problem_response(Problem(code, "", status=status if status < 500 else 500), path, package)
+
+    app.add_exception_handler(HTTPException, http_error)
+
+
+def _read_params(request: Request, params: dict[str, tuple[Any, ...]], package: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     validator = spec.context(package).validator
     for python_name, (wire, location, ref, kind, required, inline) in params.items():
@@ -239,7 +369,7 @@ def _read_params(request: Request, params, package: str) -> dict[str, Any]:
     return out
 
 
-def _inline_issues(schema: dict | None, value: Any) -> list:
+def _inline_issues(schema: dict[str, Any] | None, value: Any) -> list[Any]:
     if not schema:
         return []
     from jsonschema import Draft202012Validator
@@ -248,7 +378,9 @@ def _inline_issues(schema: dict | None, value: Any) -> list:
             for e in Draft202012Validator(schema).iter_errors(value)]
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read chunk by chunk and refused (413) as soon as it passes ``limit`` — whether
+    Content-Length announced it or it arrives chunked. Every route that reads a body uses this."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise Problem("PAYLOAD_TOO_LARGE", f"the body has {declared} bytes; the limit is {limit}")
@@ -267,12 +399,7 @@ def _parse_body(request: Request, op: OperationInfo, raw: bytes) -> Any:
         raise Problem("UNSUPPORTED_MEDIA_TYPE",
                       f"Content-Type {ctype or '(none)'} is not one of {', '.join(op.body_media)}")
     if ctype == FORM:
-        from urllib.parse import parse_qsl
-
-        try:
-            return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw)))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise Problem("MALFORMED_BODY", f"the form body cannot be read: {exc}") from exc
+        return parse_form(raw)
     if ctype == XML:
         try:
             _, record = spec.context(op.spec_package).xml_codec.loads(raw, op.body_schema)
@@ -280,13 +407,122 @@ def _parse_body(request: Request, op: OperationInfo, raw: bytes) -> Any:
             status = {"MALFORMED_BODY": 400, "XML_FORBIDDEN_CONSTRUCT": 400, "PAYLOAD_TOO_LARGE": 413}.get(exc.code, 422)
             code = exc.code if exc.code != "SCHEMA_VIOLATION" else "SCHEMA_VIOLATION"
             raise Problem(code, str(exc), [ProblemItem(exc.path, exc.code, str(exc))], status) from exc
+        except (RecursionError, ValueError, TypeError, KeyError, IndexError) as exc:
+            log.info("XML body refused: %r", exc)
+            raise Problem("MALFORMED_BODY", "the XML body cannot be read") from None
         return record
+    return parse_json(raw)
+
+
+def parse_form(raw: bytes) -> dict[str, str]:
+    """application/x-www-form-urlencoded; a repeated field is refused (RFC 6749 §3.2)."""
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Problem("MALFORMED_BODY", f"the body is not well-formed JSON: {exc}") from exc
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw))
+    except (UnicodeDecodeError, ValueError):
+        # The parser's message would quote the body (it may hold a secret).
+        raise Problem("MALFORMED_BODY", "the form body cannot be read as UTF-8 application/x-www-form-urlencoded") from None
+    form = dict(pairs)
+    if len(form) != len(pairs):
+        raise Problem("MALFORMED_BODY", "a form field is repeated")
+    return form
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_MAX_SAFE_INTEGER = 2**53 - 1
+# Characters XML 1.0 cannot carry, escaped in JSON (raw ones are already invalid JSON): refused,
+# so that every accepted document can be answered in both formats.
+_NON_XML_ESCAPE = re.compile(rb"\\u(00(0[0-8bBcCeEfF]|1[0-9a-fA-F])|[fF]{3}[eEfF])")
+_NON_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _non_xml_path(value: Any, path: str = "$") -> str | None:
+    """The JSON path of the first key or string holding a character XML 1.0 cannot carry."""
+    stack = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if _NON_XML_CHAR.search(node):
+                return where
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                if _NON_XML_CHAR.search(k):
+                    return where
+                stack.append((v, f"{where}.{k}"))
+        elif isinstance(node, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node))
+    return None
+
+
+def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when arrays/objects nest deeper than ``limit`` — decided before parsing, so no
+    recursion ever starts; brackets inside strings do not count."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    shape = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    depth = 0
+    for b in shape:
+        if b in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"duplicate object key {json.dumps(dup[:64], ensure_ascii=True)} (RFC 7493 §2.3)")
+    return obj
+
+
+def _integer(text: str) -> int:
+    value = int(text)
+    if abs(value) > _MAX_SAFE_INTEGER:
+        raise ValueError("an integer beyond ±(2^53−1) cannot be exchanged exactly (RFC 7493 §2.2); send a decimal string")
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("a number beyond the IEEE 754 double range (RFC 7493 §2.2)")
+    return value
+
+
+def parse_json(raw: bytes) -> Any:
+    """I-JSON (RFC 7493): UTF-8, no duplicate keys, no lone surrogates, numbers within IEEE
+    754 double precision, no NaN/Infinity; nesting at most MAX_JSON_DEPTH. Every failure is a
+    400 MALFORMED_BODY, never a parser exception reaching a 500."""
+    if json_depth_exceeds(raw):
+        raise Problem("MALFORMED_BODY", f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        text = raw.decode("utf-8")
+        if text[:1] == "\ufeff":
+            raise ValueError("a byte order mark is not allowed (RFC 8259 §8.1)")
+        value = json.loads(text, object_pairs_hook=_object, parse_int=_integer, parse_float=_float,
+                           parse_constant=_reject_constant)
+        if _SURROGATE_ESCAPE.search(raw):
+            # Escaped surrogates must pair up into real characters; a lone one cannot be encoded.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeError:
+        raise Problem("MALFORMED_BODY", "the JSON body is not valid UTF-8 or holds an unpaired surrogate "
+                      "(RFC 7493 §2.1)") from None
+    except (ValueError, RecursionError) as exc:
+        raise Problem("MALFORMED_BODY", f"the body is not well-formed I-JSON: {str(exc)[:300]}") from None
+    if _NON_XML_ESCAPE.search(raw):
+        where = _non_xml_path(value)
+        if where:
+            raise Problem("MALFORMED_BODY", f"{where} holds a control character that XML 1.0 cannot carry "
+                          "(allowed: TAB, LF, CR)", [ProblemItem(where, "CHARACTER-NOT-ALLOWED",
+                                                                 "control character other than TAB, LF, CR")])
+    return value
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-

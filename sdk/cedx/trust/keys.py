@@ -272,6 +272,10 @@ class SM2PrivateKey:
                     raise InvalidKey("the private key is encrypted: a password is required")
                 data = _decrypt_pkcs8(data, password)
                 kind = "PRIVATE KEY"
+                # A wrong password yields random plaintext whose padding is valid about once in
+                # 256 tries; what follows must then say "wrong password", not a DER parse error.
+                if not _is_private_key_info(data):
+                    raise InvalidKey("wrong password for the encrypted private key")
             if kind == "EC PRIVATE KEY":
                 ec = asn1keys.ECPrivateKey.load(data, strict=True)
             else:
@@ -296,6 +300,14 @@ class SM2PrivateKey:
 
     def __repr__(self) -> str:
         return f"<SM2PrivateKey public={self._public.fingerprint()[:16]}…>"
+
+
+def _is_private_key_info(data: bytes) -> bool:
+    try:
+        _ = PrivateKeyInfo.load(data, strict=True)["private_key"].parsed.native
+        return True
+    except (ValueError, TypeError, KeyError):
+        return False
 
 
 def _looks_encrypted(data: bytes) -> bool:
@@ -381,3 +393,25 @@ def load_private_key(data: bytes, password: bytes | None = None) -> SM2PrivateKe
 def load_public_key(data: bytes) -> SM2PublicKey:
     """An SM2 public key from PEM or DER (SubjectPublicKeyInfo)."""
     return SM2PublicKey.from_bytes(data)
+
+
+def write_private_file(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> None:
+    """Write key material readable by the owner only: created with O_EXCL at mode 0600 before a
+    byte is written (never world-readable for an instant, never through a planted symlink).
+    An existing file raises FileExistsError unless ``overwrite``; then a fresh 0600 file replaces it."""
+    target = os.fspath(path)
+    if os.path.lexists(target) and not overwrite:
+        raise FileExistsError(f"{target} exists; refusing to overwrite a key")
+    tmp = target if not os.path.lexists(target) else f"{target}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the umask cannot widen it, but a restrictive one could narrow it
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    if tmp != target:
+        os.replace(tmp, target)

@@ -1,0 +1,194 @@
+"""What the reference platform keeps, as a small interface: entities and facilities, API clients
+and their tokens, request nonces, certificates and revocation state, rate-limit counters,
+submissions with their receipts and idempotency keys.
+
+The service (`service.py`) and the security hooks (`security.py`) speak only this interface;
+`db.py` implements it with SQLAlchemy, and every SQLite/PostgreSQL difference lives there.
+Everything that must hold across worker processes and hosts (nonces, token and client state,
+revocations, rate-limit counters, one accepted version per period) is decided by the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+
+class StoreConflict(Exception):
+    """A uniqueness rule of the store refused the write (another worker won a race)."""
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    client_id: str
+    secret_hash: str
+    credit_code: str
+    scopes: str
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    token_hash: str
+    client_id: str
+    credit_code: str
+    scopes: str
+    expires_at: dt.datetime
+    client_active: bool = True
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    key_id: str
+    credit_code: str
+    der: bytes
+    serial: int
+    revoked_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class SubmissionRecord:
+    submission_id: str
+    credit_code: str
+    document_type: str
+    report_id: str
+    period: str
+    version: int
+    kind: str
+    state: str
+    supersedes: str | None
+    superseded_by: str | None
+    document: str          # the signed document exactly as received (JSON text)
+    document_digest: str
+    receipt: str           # the signed receipt (JSON text)
+    receipt_id: str
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    request_digest: str
+    submission: SubmissionRecord
+
+
+class SubmissionReader(ABC):
+    """A consistent read of the submission state (one snapshot)."""
+
+    @abstractmethod
+    def idempotency(self, credit_code: str, key: str) -> IdempotencyRecord | None: ...
+
+    @abstractmethod
+    def accepted(self, credit_code: str, document_type: str, period: str) -> SubmissionRecord | None: ...
+
+    @abstractmethod
+    def submission(self, submission_id: str) -> SubmissionRecord | None: ...
+
+
+class SubmissionTransaction(SubmissionReader):
+    """The one write transaction of a submission: re-check what was decided, write, commit."""
+
+    @abstractmethod
+    def supersede(self, submission_id: str, by: str) -> bool:
+        """Mark an accepted submission superseded; False when it is no longer the accepted one."""
+
+    @abstractmethod
+    def insert(self, submission: SubmissionRecord, idempotency_key: str, request_digest: str) -> None: ...
+
+
+class Store(ABC):
+    # --- entities and facilities -----------------------------------------------------------
+    @abstractmethod
+    def add_entity(self, credit_code: str) -> None: ...
+
+    @abstractmethod
+    def entity_known(self, credit_code: str) -> bool: ...
+
+    @abstractmethod
+    def entity_document(self, credit_code: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def register_entity(self, credit_code: str, document: dict[str, Any]) -> bool:
+        """Store the entity's first document; False when it has one already."""
+
+    @abstractmethod
+    def update_entity(self, credit_code: str, document: dict[str, Any]) -> bool:
+        """Replace the entity's document; False when it has none yet."""
+
+    @abstractmethod
+    def put_facility(self, credit_code: str, facility_id: str, document: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def facilities(self, credit_code: str, after: str | None, limit: int) -> list[tuple[str, dict[str, Any]]]: ...
+
+    # --- API clients and tokens ------------------------------------------------------------
+    @abstractmethod
+    def add_client(self, client: ClientRecord) -> None:
+        """Raises StoreConflict when the client ID exists."""
+
+    @abstractmethod
+    def client(self, client_id: str) -> ClientRecord | None: ...
+
+    @abstractmethod
+    def set_client_active(self, client_id: str, active: bool) -> bool:
+        """Enable or disable; disabling also deletes the client's tokens. False if unknown."""
+
+    @abstractmethod
+    def add_token(self, token: TokenRecord) -> None: ...
+
+    @abstractmethod
+    def token(self, token_hash: str) -> TokenRecord | None:
+        """The token with its client's current state (checked on every request)."""
+
+    @abstractmethod
+    def revoke_token(self, token_hash: str, client_id: str) -> bool: ...
+
+    # --- request nonces --------------------------------------------------------------------
+    @abstractmethod
+    def add_nonce(self, nonce: str, expires_at: float) -> bool:
+        """Record a nonce; False when it was seen and has not expired (a replay)."""
+
+    # --- certificates and revocation -------------------------------------------------------
+    @abstractmethod
+    def add_certificate(self, certificate: CertificateRecord) -> None: ...
+
+    @abstractmethod
+    def certificate(self, key_id: str) -> CertificateRecord | None: ...
+
+    @abstractmethod
+    def certificates(self, credit_code: str | None = None) -> list[CertificateRecord]: ...
+
+    @abstractmethod
+    def revoke_certificate(self, key_id: str, at: dt.datetime) -> CertificateRecord | None:
+        """Mark revoked and advance the revocation counter in the same transaction."""
+
+    @abstractmethod
+    def revocation_counter(self) -> int:
+        """Advances with every revocation; workers compare it per request to drop cached keys."""
+
+    # --- rate limits -----------------------------------------------------------------------
+    @abstractmethod
+    def hit(self, key: str, window: int) -> int:
+        """Count one event for ``key`` in fixed window ``window``; the new count."""
+
+    @abstractmethod
+    def count(self, key: str, window: int) -> int: ...
+
+    # --- submissions -----------------------------------------------------------------------
+    @abstractmethod
+    def submission_reader(self) -> AbstractContextManager[SubmissionReader]: ...
+
+    @abstractmethod
+    def submission_transaction(self) -> AbstractContextManager[SubmissionTransaction]:
+        """Commits on a clean exit; raises StoreConflict when a uniqueness rule refused it."""
+
+    @abstractmethod
+    def submission(self, submission_id: str) -> SubmissionRecord | None: ...
+
+    @abstractmethod
+    def submissions(self, credit_code: str, *, document_type: str | None, period: str | None,
+                    state: str | None, after: tuple[dt.datetime, str] | None,
+                    limit: int) -> list[SubmissionRecord]:
+        """Ordered by (received_at, submission_id), strictly after the cursor position."""
