@@ -37,7 +37,7 @@ import datetime as dt
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -147,7 +147,7 @@ def _value_text(v: Decimal | str | None) -> str:
     return text
 
 
-def _flag_check(document: dict):
+def _flag_check(document: dict[str, Any]) -> Callable[[int, str, str], None]:
     """Flag/value agreement at the source (rules R-ACQ-001/005/006, cedx.accounting.flags): a base
     reading flagged N must lie in the instrument's measuring range, T at or above its upper limit,
     and B carries no value. Readings that disagree are refused before they can be sealed."""
