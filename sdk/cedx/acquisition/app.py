@@ -217,7 +217,7 @@ def init_source_pki(pki_dir: Path, site: str) -> None:
     (pki_dir / "source.pem").write_bytes(tx.to_pem(cert))
 
 
-def create_source_app(site: str | None = None, data_dir: Path | None = None, tokens: list[str] | None = None,
+def create_source_app(site: str | None = None, data_dir: str | Path | None = None, tokens: list[str] | None = None,
                       commissioned: dt.datetime | None = None, seed: str = "cedx", *,
                       clients: dict[str, str] | None = None, database_url: str | None = None,
                       public_url: str | None = None, rate_limit: int | None = None,
