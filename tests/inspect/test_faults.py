@@ -416,7 +416,6 @@ def test_the_inspector_waits_out_a_429_instead_of_failing(tmp_path):
     assert 429 in statuses
 
 
-@pytest.mark.xfail(strict=False, reason="needs platform branch: the configuration names a CRL (endpoints.crl, issue 12.2)")
 def test_item9_catches_a_crl_without_the_revoked_certificate(tmp_path):
     crl = []
 

@@ -1,6 +1,5 @@
 """Against the reference implementations every applicable item passes."""
 
-import pytest
 
 from cedx.inspect.local import ReferencePlatform
 from cedx.inspect.runner import run, write
@@ -27,8 +26,6 @@ def test_reference_platform_passes_every_item(reference, tmp_path):
     assert "数据接口检验报告" in text and "Data interface inspection report" in text
 
 
-@pytest.mark.xfail(strict=False, reason="needs platform branch: rate limit kept per client (issue 12.5), "
-                                        "not per Authorization header")
 def test_rate_limit_probe(tmp_path):
     """Opt-in and bounded: with a limit of 30 a minute and a budget of 50, the probe sees a 429."""
     with ReferencePlatform(tmp_path, rate_limit=30, successor=False, provision=False) as target:
