@@ -76,7 +76,7 @@ def test_admin_commands(tmp_path, capsys):
 
     d = ["--dir", str(tmp_path / "p")]
     code = "91320500MA1X2P3Q4R"
-    assert main(["platform", "init", *d]) == 0  # only init creates a platform directory (issue 16)
+    assert main(["platform", "init", *d]) == 0
     assert main(["platform", "add-entity", code, *d]) == 0
     assert main(["platform", "add-client", code, "--client-id", "erp", *d]) == 0
     capsys.readouterr()

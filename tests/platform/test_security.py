@@ -334,6 +334,8 @@ def test_serve_refuses_a_public_bind_without_public_url(tmp_path):
     import subprocess
     import sys
 
+    assert subprocess.run([sys.executable, "-m", "cedx", "platform", "init", "--dir", str(tmp_path / "p")],
+                          capture_output=True, timeout=60).returncode == 0
     r = subprocess.run([sys.executable, "-m", "cedx", "serve", "platform", "--dir", str(tmp_path / "p"),
                         "--host", "0.0.0.0", "--port", "1"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--public-url" in r.stderr
