@@ -255,12 +255,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_disable_client, enable=True)
     p = common(plat.add_parser("issue-token", help="print a bearer token for a client (e.g. short-lived, for tests)"))
     p.add_argument("client_id")
-    p.add_argument("--lifetime", type=int, default=3600, metavar="SECONDS")
+    p.add_argument("--lifetime", type=int, default=3600, metavar="SECONDS", help="token lifetime in seconds (default 3600)")
     p.add_argument("--scope", action="append", default=None, help="repeatable; default: the client's scopes")
     p.set_defaults(func=cmd_issue_token)
     p = common(plat.add_parser("revoke-certificate",
                                help="revoke an entity certificate (key ID or certificate file); effective at once"))
-    p.add_argument("certificate", metavar="KEY_ID|CERT.pem")
+    p.add_argument("certificate", metavar="KEY_ID|CERT.pem", help="the certificate to revoke: its key ID or its PEM file")
     p.set_defaults(func=cmd_revoke_certificate)
 
     serve = sub.add_parser("serve", help="run a reference service").add_subparsers(
