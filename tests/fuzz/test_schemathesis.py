@@ -316,3 +316,27 @@ def test_control_characters_do_not_break_xml_answers(platform):
         as_xml = target.session.get(f"{target.url}{path}/{sid}", headers={"Authorization": f"Bearer {target.token()}",
                                                                           "Accept": "application/xml"})
         assert as_xml.status_code < 500, as_xml.text[:300]
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "finding (fuzzing with 50 examples, platform + spec): after repeated failed client authentication /oauth/token "
+    "answers 429 as an RFC 6749 error (application/json, invalid_client) while the spec documents its 429 as "
+    "TooManyRequests (application/problem+json); document the OAuth form for the token endpoint, or answer problem+json"))
+def test_the_token_endpoints_429_is_as_documented(tmp_path):
+    responses = BUNDLED["paths"]["/oauth/token"]["post"]["responses"]
+    documented = _resolve_response(responses.get("429") or responses.get("4XX") or {})
+    with ReferencePlatform(tmp_path, successor=False, provision=False) as target:
+        for _ in range(50):  # wrong secrets until the platform limits failed authentication
+            r = requests.post(f"{target.url}/oauth/token", timeout=30, data={
+                "grant_type": "client_credentials", "client_id": target.client_id, "client_secret": "wrong"})
+            if r.status_code == 429:
+                break
+    assert r.status_code == 429, "no limit on failed client authentication"
+    media = r.headers.get("content-type", "").split(";")[0]
+    assert media in documented.get("content", {}), f"429 answered as {media}; documented: {list(documented.get('content', {}))}"
+
+
+def _resolve_response(response: dict) -> dict:
+    while "$ref" in response:
+        response = BUNDLED["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+    return response

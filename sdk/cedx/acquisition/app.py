@@ -89,6 +89,7 @@ class TokenIssuer(CommonService):
         self.tokens: dict[bytes, tuple[str, float]] = {}
         self._configs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self.sessions: Any = None  # the source's SessionTable, set by create_source_app
 
     def issue_token(self, ctx: RequestContext, *, body: models.TokenRequest) -> Any:
         # HTTP Basic or form fields (RFC 6749 §2.3.1), as at the platform.
@@ -167,6 +168,10 @@ class SourceHooks(ServerHooks):
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         ctx.principal = client_id
         self._limit(ctx, f"client:{client_id}")
+        sessions = getattr(self.issuer, "sessions", None)
+        if sessions is not None and sessions.required and ctx.operation.operation_id == "listMeasurementBatches":
+            raise Problem("CONFIDENTIALITY_REQUIRED", "this source serves batches only in the confidentiality mode "
+                                                      "(openConfidentialSession, listEncryptedBatches)")
 
 
 class DisconnectWatch:
@@ -222,11 +227,14 @@ def create_source_app(site: str | None = None, data_dir: str | Path | None = Non
                       clients: dict[str, str] | None = None, database_url: str | None = None,
                       public_url: str | None = None, rate_limit: int | None = None,
                       clock: Callable[[], dt.datetime] | None = None,
-                      seal_interval: float = 0, seal_lag: float = 120) -> FastAPI:
+                      seal_interval: float = 0, seal_lag: float = 120,
+                      client_trust_anchors: list[bytes] | None = None, confidential_only: bool = False) -> FastAPI:
     """The source app. ``site`` ("power", "cement") runs that simulation as a writer of the
     store; ``site="none"`` serves only what other writers (e.g. the HJ 212 bridge) store.
     With ``seal_interval`` (seconds; needs a server running the lifespan) the source seals the
-    points of other writers up to ``seal_lag`` seconds before now, so late telegrams still fit."""
+    points of other writers up to ``seal_lag`` seconds before now, so late telegrams still fit.
+    ``client_trust_anchors`` (DER; or PEM files in CEDX_SOURCE_CLIENT_CA, comma-separated) enable
+    the confidentiality mode; ``confidential_only`` then refuses clear batch pages."""
     site = site or os.environ.get("CEDX_SOURCE_SITE", "power")
     data_dir = Path(data_dir or os.environ.get("CEDX_SOURCE_DIR", f"cedx-source-{site}"))
     tokens = tokens if tokens is not None else os.environ.get("CEDX_SOURCE_TOKENS", "").split(",")
@@ -253,6 +261,12 @@ def create_source_app(site: str | None = None, data_dir: str | Path | None = Non
     name = f"参考数据源（{site}） / reference source ({site})"
     source = Source(store, signer, name=name, simulation=simulation, clock=clock)
     issuer = TokenIssuer(clients, signer, name, public_url)
+    if client_trust_anchors is None:
+        client_trust_anchors = [tx.load_certificate(Path(f).read_bytes()).dump()
+                                for f in os.environ.get("CEDX_SOURCE_CLIENT_CA", "").split(",") if f]
+    if client_trust_anchors:
+        source.enable_confidentiality(client_trust_anchors, user_id=signer.source_id, key=key, chain=chain,
+                                      required=confidential_only or os.environ.get("CEDX_SOURCE_CONFIDENTIAL_ONLY") == "1")
     hooks = SourceHooks(tokens, issuer, RateLimiter(rate_limit))
 
     def sealer() -> None:  # points fed by other writers (e.g. the HJ 212 bridge): seal what is due
@@ -285,4 +299,5 @@ def create_source_app(site: str | None = None, data_dir: str | Path | None = Non
 
     app.state.source = source
     app.state.issuer = issuer
+    issuer.sessions = source.sessions   # the hooks refuse clear pages when confidentiality is required
     return app

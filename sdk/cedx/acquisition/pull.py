@@ -55,13 +55,22 @@ def _pages(client: AcquisitionClient, point_id: str, query: dict[str, Any], fmt:
 
 def pull_batches(client: AcquisitionClient, point_id: str, *, granularity: str, from_: str, to: str, trust_anchors: list[bytes],
                  limit: int | None = None, anchor: ChainHead | None = None, format: Format | None = None,
-                 prefetch: bool = True) -> Iterator[VerifiedBatch]:
+                 prefetch: bool = True, confidential: Any = None) -> Iterator[VerifiedBatch]:
     """Every batch of the point overlapping [from_, to), verified, in order. ``anchor`` is the
-    ChainHead of an earlier pull that this one continues (the head is ``verifier.head``)."""
+    ChainHead of an earlier pull that this one continues (the head is ``verifier.head``).
+    ``confidential`` (ClientCredentials, or an open ClientSession) pulls in the confidentiality
+    mode: encrypted pages only, never a clear one (cedx.acquisition.confidential)."""
     fmt = Format(format or client.format)
     query = {"granularity": granularity, "from": from_, "to": to, **({"limit": limit} if limit else {})}
     verifier = BatchVerifier(_resolver(trust_anchors), point_id=point_id, granularity=granularity, anchor=anchor)
-    pages = _pages(client, point_id, query, fmt)
+    if confidential is not None:
+        from . import confidential as conf
+
+        session = confidential if isinstance(confidential, conf.ClientSession) else \
+            conf.open_session(client, confidential, trust_anchors)
+        pages = conf.encrypted_pages(client, session, point_id, query)
+    else:
+        pages = _pages(client, point_id, query, fmt)
     if prefetch:
         pages = _prefetched(pages)
     for page in pages:

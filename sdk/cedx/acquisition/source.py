@@ -28,6 +28,7 @@ from ..instants import INSTANT_PATTERN
 from ..runtime.errors import Problem
 from ..runtime.server import RequestContext
 from .batches import STEP_SECONDS, VALID, Signer, utc_text
+from .confidential import ConfidentialMode
 from .simulate import Simulation
 from .store import SealedStore
 
@@ -55,7 +56,7 @@ def parse_instant(name: str, text: str) -> int:
     return int(t.timestamp())
 
 
-class Source(AcquisitionService):
+class Source(ConfidentialMode, AcquisitionService):
     def __init__(self, store: SealedStore, signer: Signer, *, name: str, simulation: Simulation | None = None,
                  operator: str = "91320500MA1X2P3Q4R", clock: Callable[[], dt.datetime] | None = None,
                  system_type: str = "energy_metering"):

@@ -260,7 +260,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_issue_token)
     p = common(plat.add_parser("revoke-certificate",
                                help="revoke an entity certificate (key ID or certificate file); effective at once"))
-    p.add_argument("certificate", metavar="KEY_ID|CERT.pem", help="the certificate to revoke: its key ID or its PEM file")
+    p.add_argument("certificate", metavar="KEY_ID|CERT.pem", help="the key ID (hex SM3 of 04‖X‖Y) or the certificate file")
     p.set_defaults(func=cmd_revoke_certificate)
 
     serve = sub.add_parser("serve", help="run a reference service").add_subparsers(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cedx.runtime.client import BaseClient, Format
 
@@ -498,4 +498,98 @@ class AcquisitionClient(BaseClient):
             body=None,
             format=format,
             model=models.SignedPeriodStatistics.model_validate,
+        )
+
+    def open_confidential_session(
+        self, body: models.SessionRequest, *, format: Format | None = None
+    ) -> models.SessionOffer:
+        """建立机密会话（SM2 密钥交换） / Open a confidential session (SM2 key exchange)
+
+        POST /v1/acquisition/sessions · scope acquisition:read
+        """
+        return self._call(
+            OPERATIONS["openConfidentialSession"],
+            path_params={},
+            query={},
+            headers={},
+            body=body,
+            format=format,
+            model=models.SessionOffer.model_validate,
+        )
+
+    def confirm_confidential_session(
+        self, session_id: str, body: models.SessionConfirmation, *, format: Format | None = None
+    ) -> models.SessionState:
+        """提交发起方确认值 S_A / Send the initiator's confirmation S_A
+
+        POST /v1/acquisition/sessions/{sessionId}/confirmation · scope acquisition:read
+        """
+        return self._call(
+            OPERATIONS["confirmConfidentialSession"],
+            path_params={
+                "sessionId": session_id,
+            },
+            query={},
+            headers={},
+            body=body,
+            format=format,
+            model=models.SessionState.model_validate,
+        )
+
+    def list_encrypted_batches(
+        self,
+        session_id: str,
+        point_id: str,
+        *,
+        granularity: models.Granularity | str,
+        from_: str | datetime,
+        to: str | datetime,
+        limit: int | None = None,
+        cursor: str | None = None,
+        format: Format | None = None,
+    ) -> models.EncryptedBatchPage:
+        """以机密模式读取批次页（先签名后加密） / Read a page of batches in confidential mode (signed, then encrypted)
+
+        GET /v1/acquisition/sessions/{sessionId}/points/{pointId}/batches · scope acquisition:read
+        """
+        return self._call(
+            OPERATIONS["listEncryptedBatches"],
+            path_params={
+                "sessionId": session_id,
+                "pointId": point_id,
+            },
+            query={
+                "granularity": granularity,
+                "from": from_,
+                "to": to,
+                "limit": limit,
+                "cursor": cursor,
+            },
+            headers={},
+            body=None,
+            format=format,
+            model=models.EncryptedBatchPage.model_validate,
+        )
+
+    def iter_encrypted_batches(
+        self,
+        session_id: str,
+        point_id: str,
+        *,
+        granularity: models.Granularity | str,
+        from_: str | datetime,
+        to: str | datetime,
+        limit: int | None = None,
+        format: Format | None = None,
+    ) -> Iterator[Any]:
+        """以机密模式读取批次页（先签名后加密） / Read a page of batches in confidential mode (signed, then encrypted) — every item, following `nextCursor` across pages."""
+        return self._pages(
+            self.list_encrypted_batches,
+            session_id=session_id,
+            point_id=point_id,
+            granularity=granularity,
+            from_=from_,
+            to=to,
+            limit=limit,
+            format=format,
         )

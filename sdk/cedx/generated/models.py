@@ -387,13 +387,19 @@ class ErrorCode(Enum):
     token_invalid = "TOKEN_INVALID"
     token_expired = "TOKEN_EXPIRED"
     request_signature_invalid = "REQUEST_SIGNATURE_INVALID"
+    session_expired = "SESSION_EXPIRED"
     request_replayed = "REQUEST_REPLAYED"
     scope_insufficient = "SCOPE_INSUFFICIENT"
+    confidentiality_unavailable = "CONFIDENTIALITY_UNAVAILABLE"
+    confidentiality_required = "CONFIDENTIALITY_REQUIRED"
+    key_confirmation_failed = "KEY_CONFIRMATION_FAILED"
     entity_forbidden = "ENTITY_FORBIDDEN"
     not_found = "NOT_FOUND"
+    session_unknown = "SESSION_UNKNOWN"
     method_not_allowed = "METHOD_NOT_ALLOWED"
     not_acceptable = "NOT_ACCEPTABLE"
     idempotency_conflict = "IDEMPOTENCY_CONFLICT"
+    session_state_conflict = "SESSION_STATE_CONFLICT"
     submission_conflict = "SUBMISSION_CONFLICT"
     entity_exists = "ENTITY_EXISTS"
     payload_too_large = "PAYLOAD_TOO_LARGE"
@@ -1552,6 +1558,130 @@ class SubmissionList(SpecModel):
     ] = None
 
 
+class CertificateChainItem(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            json_schema_extra={"contentEncoding": "base64", "xml": {"name": "certificate"}},
+            max_length=8192,
+            pattern="^[A-Za-z0-9+/]*={0,2}$",
+            title="Base64 数据 / Base64 data",
+        ),
+    ]
+
+
+class SessionRequest(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
+    certificate_chain: Annotated[
+        list[CertificateChainItem],
+        Field(
+            alias="certificateChain",
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=4,
+            min_length=1,
+            title="客户端证书链（DER，Base64，本方在前） / Client certificate chain (base64 DER, own first)",
+        ),
+    ]
+    user_id: Annotated[
+        str,
+        Field(
+            alias="userId",
+            max_length=128,
+            min_length=1,
+            title="发起方用户标识 ID_A（UTF-8） / Initiator user ID ID_A (UTF-8)",
+        ),
+    ]
+    ephemeral_key: Annotated[
+        str,
+        Field(
+            alias="ephemeralKey",
+            json_schema_extra={"contentEncoding": "base64"},
+            max_length=88,
+            min_length=88,
+            pattern="^[A-Za-z0-9+/]*={0,2}$",
+            title="临时公钥 R_A（04‖X‖Y，Base64） / Ephemeral key R_A (04‖X‖Y",
+        ),
+    ]
+
+
+class Encryption(Enum):
+    sm4_gcm = "SM4-GCM"
+
+
+class SessionConfirmation(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
+    confirmation: Annotated[
+        str,
+        Field(
+            json_schema_extra={"contentEncoding": "base64"},
+            max_length=44,
+            min_length=44,
+            pattern="^[A-Za-z0-9+/]*={0,2}$",
+            title="确认值 S_A（Base64） / Confirmation S_A (base64)",
+        ),
+    ]
+
+
+class Status(Enum):
+    confirmed = "confirmed"
+
+
+class ContentType(Enum):
+    application_json = "application/json"
+
+
+class EncryptedBatchPage(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
+    session_id: Annotated[
+        str,
+        Field(
+            alias="sessionId",
+            pattern="^[A-Za-z0-9_-]{22,64}$",
+            title="会话编号 / Session identifier",
+        ),
+    ]
+    encryption: Annotated[Encryption, Field(title="加密算法 / Encryption")]
+    content_type: Annotated[
+        ContentType, Field(alias="contentType", title="明文类型 / Plaintext media type")
+    ]
+    nonce: Annotated[
+        str,
+        Field(
+            json_schema_extra={"contentEncoding": "base64"},
+            max_length=16,
+            min_length=16,
+            pattern="^[A-Za-z0-9+/]*={0,2}$",
+            title="96 位随机数（Base64） / 96-bit nonce (base64)",
+        ),
+    ]
+    ciphertext: Annotated[
+        str,
+        Field(
+            json_schema_extra={"contentEncoding": "base64"},
+            pattern="^[A-Za-z0-9+/]*={0,2}$",
+            title="密文‖16 字节标签（Base64） / Ciphertext ‖ 16-byte tag (base64)",
+        ),
+    ]
+
+
 class Granularity(Enum):
     raw = "raw"
     minute = "minute"
@@ -2480,6 +2610,87 @@ class ChemicalMonthlyData(SpecModel):
             title="N2O 排放工序 / N2O processes",
         ),
     ]
+
+
+class SessionOffer(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
+    session_id: Annotated[
+        str,
+        Field(
+            alias="sessionId",
+            pattern="^[A-Za-z0-9_-]{22,64}$",
+            title="会话编号 / Session identifier",
+        ),
+    ]
+    certificate_chain: Annotated[
+        list[Base64],
+        Field(
+            alias="certificateChain",
+            json_schema_extra={"xml": {"wrapped": True}},
+            min_length=1,
+            title="源系统证书链（DER，Base64，本方在前） / Source certificate chain (base64 DER, own first)",
+        ),
+    ]
+    user_id: Annotated[
+        str,
+        Field(
+            alias="userId",
+            max_length=128,
+            min_length=1,
+            title="响应方用户标识 ID_B（UTF-8） / Responder user ID ID_B (UTF-8)",
+        ),
+    ]
+    ephemeral_key: Annotated[
+        str,
+        Field(
+            alias="ephemeralKey",
+            json_schema_extra={"contentEncoding": "base64"},
+            pattern="^[A-Za-z0-9+/]*={0,2}$",
+            title="临时公钥 R_B（04‖X‖Y，Base64） / Ephemeral key R_B (04‖X‖Y",
+        ),
+    ]
+    confirmation: Annotated[
+        str,
+        Field(
+            json_schema_extra={"contentEncoding": "base64"},
+            pattern="^[A-Za-z0-9+/]*={0,2}$",
+            title="确认值 S_B（Base64） / Confirmation S_B (base64)",
+        ),
+    ]
+    encryption: Annotated[Encryption, Field(title="加密算法 / Encryption")]
+    expires_at: Annotated[Instant, Field(alias="expiresAt", title="会话失效时间 / Session expiry")]
+    """
+    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
+    """
+
+
+class SessionState(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
+    session_id: Annotated[
+        str,
+        Field(
+            alias="sessionId",
+            pattern="^[A-Za-z0-9_-]{22,64}$",
+            title="会话编号 / Session identifier",
+        ),
+    ]
+    status: Annotated[Status, Field(title="状态 / Status")]
+    expires_at: Annotated[Instant, Field(alias="expiresAt", title="会话失效时间 / Session expiry")]
+    """
+    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
+    """
 
 
 class MeasuringInstrument(SpecModel):

@@ -409,6 +409,33 @@ class AcquisitionService(ABC):
     ) -> models.SignedPeriodStatistics | Reply:
         """读取日/月统计（签名） / Read signed daily or monthly statistics (GET /v1/acquisition/points/{pointId}/statistics)"""
 
+    @abstractmethod
+    def open_confidential_session(
+        self, ctx: RequestContext, *, body: models.SessionRequest
+    ) -> models.SessionOffer | Reply:
+        """建立机密会话（SM2 密钥交换） / Open a confidential session (SM2 key exchange) (POST /v1/acquisition/sessions)"""
+
+    @abstractmethod
+    def confirm_confidential_session(
+        self, ctx: RequestContext, *, session_id: str, body: models.SessionConfirmation
+    ) -> models.SessionState | Reply:
+        """提交发起方确认值 S_A / Send the initiator's confirmation S_A (POST /v1/acquisition/sessions/{sessionId}/confirmation)"""
+
+    @abstractmethod
+    def list_encrypted_batches(
+        self,
+        ctx: RequestContext,
+        *,
+        session_id: str,
+        point_id: str,
+        granularity: str,
+        from_: str,
+        to: str,
+        limit: int | None,
+        cursor: str | None,
+    ) -> models.EncryptedBatchPage | Reply:
+        """以机密模式读取批次页（先签名后加密） / Read a page of batches in confidential mode (signed, then encrypted) (GET /v1/acquisition/sessions/{sessionId}/points/{pointId}/batches)"""
+
 
 def build_acquisition_router(
     service: AcquisitionService, hooks: ServerHooks | None = None
@@ -492,6 +519,57 @@ def build_acquisition_router(
     router.add_api_route(
         "/v1/acquisition/points/{pointId}/statistics",
         get_period_statistics,
+        methods=["GET"],
+        include_in_schema=False,
+    )
+
+    async def open_confidential_session(request: Request) -> Response:
+        return await handle(
+            request,
+            OPERATIONS["openConfidentialSession"],
+            service.open_confidential_session,
+            hooks,
+            PARAMS["openConfidentialSession"],
+            models.SessionRequest.model_validate,
+        )
+
+    router.add_api_route(
+        "/v1/acquisition/sessions",
+        open_confidential_session,
+        methods=["POST"],
+        include_in_schema=False,
+    )
+
+    async def confirm_confidential_session(request: Request) -> Response:
+        return await handle(
+            request,
+            OPERATIONS["confirmConfidentialSession"],
+            service.confirm_confidential_session,
+            hooks,
+            PARAMS["confirmConfidentialSession"],
+            models.SessionConfirmation.model_validate,
+        )
+
+    router.add_api_route(
+        "/v1/acquisition/sessions/{sessionId}/confirmation",
+        confirm_confidential_session,
+        methods=["POST"],
+        include_in_schema=False,
+    )
+
+    async def list_encrypted_batches(request: Request) -> Response:
+        return await handle(
+            request,
+            OPERATIONS["listEncryptedBatches"],
+            service.list_encrypted_batches,
+            hooks,
+            PARAMS["listEncryptedBatches"],
+            None,
+        )
+
+    router.add_api_route(
+        "/v1/acquisition/sessions/{sessionId}/points/{pointId}/batches",
+        list_encrypted_batches,
         methods=["GET"],
         include_in_schema=False,
     )

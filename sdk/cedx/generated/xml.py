@@ -16,12 +16,17 @@ from . import models
 
 #: schema name -> pydantic model
 DOCUMENTS: dict[str, type[BaseModel]] = {
+    "EncryptedBatchPage": models.EncryptedBatchPage,
     "Entity": models.Entity,
     "Facility": models.Facility,
     "FacilityList": models.FacilityList,
     "MeasurementBatchPage": models.MeasurementBatchPage,
     "MeteringPoint": models.MeteringPoint,
     "MeteringPointList": models.MeteringPointList,
+    "SessionConfirmation": models.SessionConfirmation,
+    "SessionOffer": models.SessionOffer,
+    "SessionRequest": models.SessionRequest,
+    "SessionState": models.SessionState,
     "SignedAnnualReport": models.SignedAnnualReport,
     "SignedMonthlyReport": models.SignedMonthlyReport,
     "SignedPeriodStatistics": models.SignedPeriodStatistics,

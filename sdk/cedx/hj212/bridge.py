@@ -342,7 +342,9 @@ def build_source(bridge: Bridge) -> Any:
             raise Problem("INVALID_PARAMETER", f"{name}={text!r} is not a date-time") from None
         return t if t.tzinfo else t.replace(tzinfo=UTC)
 
-    class BridgeSource(AcquisitionService):
+    from ..acquisition.confidential import ConfidentialMode
+
+    class BridgeSource(ConfidentialMode, AcquisitionService):
         """The data that came in through the bridge, as the acquisition interface serves it."""
 
         def get_source_info(self, ctx: RequestContext) -> Any:

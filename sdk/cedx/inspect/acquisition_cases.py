@@ -11,7 +11,7 @@ from ..acquisition.batches import BatchError, BatchVerifier
 from ..generated import models
 from ..runtime.client import Format
 from ..runtime.errors import ApiError
-from .framework import case, check, prerequisite
+from .framework import NotApplicable, case, check, prerequisite
 from .probes import probe_rate_limit
 from .target import Target
 
@@ -296,3 +296,49 @@ def a9_2(t: Target) -> None:
 def a9_3(t: Target) -> None:
     stats = _statistics(t)
     trust.verify_document(stats, t.resolver())
+
+
+@case(9, "A9.4", "机密模式（SM2 密钥交换 + SM4-GCM） / confidentiality mode (SM2 key exchange + SM4-GCM)",
+      "handshake with the client certificate, one encrypted page, then a session confirmed with a wrong S_A",
+      "S_B checks, the page decrypts and its batches verify, a wrong S_A gives 403 KEY_CONFIRMATION_FAILED", ACQ)
+def a9_4(t):
+    import base64
+
+    from ..acquisition import confidential as conf
+    from ..trust import key_exchange as kx
+
+    creds = t.confidential
+    if creds is None:
+        raise NotApplicable("needs a client certificate the source trusts (Target.confidential = ClientCredentials)")
+    start, end = _window(t)
+    point, client = _point(t), t.acquisition()
+    try:
+        session = conf.open_session(client, creds, t.trust_anchors)
+    except ApiError as exc:
+        if exc.code == "CONFIDENTIALITY_UNAVAILABLE":
+            raise NotApplicable("the source does not offer the confidentiality mode") from exc
+        raise AssertionError(f"handshake refused: {exc.code} {exc.detail}") from exc
+    except conf.ConfidentialityError as exc:
+        raise AssertionError(f"handshake: {exc}") from exc
+    verifier = BatchVerifier(t.resolver(), point_id=point, granularity="hour")
+    query = {"granularity": "hour", "from": start, "to": end, "limit": 2}
+    try:
+        page = next(conf.encrypted_pages(client, session, point, query))
+        for b in page.get("items", []):
+            verifier.verify(b)
+    except conf.ConfidentialityError as exc:
+        raise AssertionError(f"encrypted page: {exc}") from exc
+    except BatchError as exc:
+        raise AssertionError(f"decrypted batch does not verify: {exc}") from exc
+    check(bool(page.get("items")), "the encrypted page holds no batch")
+    _, ephemeral = kx.generate_ephemeral()
+    offer = conf._post(client, "openConfidentialSession", "/v1/acquisition/sessions",
+                       {"certificateChain": [base64.b64encode(c).decode() for c in creds.chain],
+                        "userId": creds.user_id, "ephemeralKey": base64.b64encode(ephemeral).decode()}, creds.key)
+    try:
+        conf._post(client, "confirmConfidentialSession", f"/v1/acquisition/sessions/{offer['sessionId']}/confirmation",
+                   {"confirmation": base64.b64encode(bytes(32)).decode()}, creds.key)
+    except ApiError as exc:
+        check(exc.code == "KEY_CONFIRMATION_FAILED", f"a wrong S_A gave {exc.code}, not KEY_CONFIRMATION_FAILED")
+    else:
+        raise AssertionError("a wrong S_A was accepted")

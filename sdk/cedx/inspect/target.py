@@ -56,6 +56,7 @@ class Target:
     expired: Credential | None = None       # a certificate of this entity, registered, now expired
     rate_limit_budget: int = 0              # opt-in: at most this many requests to exhaust the rate limit
     expect_successor: str | None = None     # the successor address the platform is expected to announce
+    confidential: object | None = None      # acquisition: ClientCredentials for the confidentiality mode
     session: RecordingSession = field(default_factory=RecordingSession)
     _token: str | None = None
     _period_seq: int = field(default_factory=lambda: random.randrange(0, 7 * 700))
