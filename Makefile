@@ -9,10 +9,13 @@ STAMP  := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml requirements-dev.txt
+$(STAMP): pyproject.toml requirements-dev.txt tools/package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[server,fast,async]' -r requirements-dev.txt
+	# Spectral and Redocly, pinned by tools/package-lock.json (make check lints the spec with them)
+	@if command -v npm >/dev/null 2>&1; then cd tools && npm ci --no-audit --no-fund --loglevel=error; \
+	 else echo "npm not found: install Node.js >= 20.19 for the spec linters of make check (.ci/run does)"; fi
 	touch $(STAMP)
 
 ## make test: the whole suite (unit, spec, interoperability with the OpenSSL command line)
@@ -20,7 +23,8 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 ## make check: generated files fresh (also from a tree without generated code: tests/generator),
-## XSD and JSON Schemas agree, lint clean
+## XSD and JSON Schemas agree, lint clean; tests/spec also runs the third-party tools on the spec
+## (Spectral, Redocly, openapi-python-client, datamodel-code-generator)
 check: $(STAMP)
 	$(PY) -m generator check
 	$(PY) -m cedx.inspect.catalogue --check docs/inspection.md

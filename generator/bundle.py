@@ -3,8 +3,9 @@
 * tables are inlined as ``x-cedx-units``, ``x-cedx-error-codes``, ``x-cedx-rules`` and
   ``x-cedx-factors``;
 * ``x-cedx-enum-from: TABLE`` becomes the ``enum`` of that table's codes (one source of codes);
-* ``externalValue`` examples become inline ``value`` (XML examples as strings), so the bundle
-  needs no file beside it.
+* ``externalValue`` examples become inline ``value`` (for XML: the data as ``value`` and the
+  XML text as ``x-cedx-serialized``), so the bundle needs no file beside it and standard
+  linters can check every example against its schema.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def inline_examples(doc: dict[str, Any], json_examples: dict[str, object], xml_e
                 if name.endswith(".json"):
                     node["value"] = json_examples[name]
                 elif name.endswith(".xml"):
-                    node["value"] = xml_examples[name]
+                    # The value is the data (what linters check against the schema); the XML
+                    # text itself travels beside it for readers and the reference docs.
+                    node["value"] = json_examples[name[:-4] + ".json"]
+                    node["x-cedx-serialized"] = xml_examples[name]
                 del node["externalValue"]
             for v in node.values():
                 visit(v)

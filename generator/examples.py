@@ -21,6 +21,7 @@ from cedx.spec.schema import SchemaIndex
 from cedx.spec.xmlcodec import XmlCodec
 from cedx.trust import canonicalize, chain, sign_document, sm3
 from cedx.trust import x509 as tx
+from cedx.trust.canonical import instant_tree
 from cedx.trust.curve import DEFAULT_ID, N
 from cedx.trust.keys import SM2PrivateKey, SM2PublicKey
 from cedx.trust.tsa import TimeStampAuthority
@@ -74,6 +75,8 @@ class ExampleSigner:
     def __init__(self, index: SchemaIndex, pki: ExamplePki):
         self.index = index
         self.pki = pki
+        # instants of the spec being generated, not of the committed bundle
+        self.instants = instant_tree(index.spec)
 
     def _signer_name(self, signed: dict[str, Any], payload: dict[str, Any]) -> str:
         if signed["signer"] == "entity":
@@ -102,6 +105,7 @@ class ExampleSigner:
             certificate_chain=[self.pki.cert(signer)],
             timestamper=timestamper,
             envelope_fields={"specVersion": self.index.spec_version},  # the spec's, not the source's
+            instants=self.instants,
         )
 
     def sign(self, schema_name: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +121,7 @@ class ExampleSigner:
                 for item in doc["items"]:
                     payload = dict(item["payload"])
                     if previous is not None and payload.get(chain.SEQUENCE_FIELD) == previous[chain.SEQUENCE_FIELD] + 1:
-                        payload[chain.PREVIOUS_FIELD] = chain.batch_digest(previous)
+                        payload[chain.PREVIOUS_FIELD] = chain.batch_digest(previous, instants=self.instants)
                     out.append(self.sign_envelope(item_ref, {**item, "payload": payload}))
                     previous = payload
                 return {**doc, "items": out}
@@ -144,7 +148,7 @@ def sign_examples(index: SchemaIndex, examples: dict[str, Any], schemas: dict[st
             continue
         doc = out[name]
         if name in RECEIPT_SOURCES:
-            digest = sm3(canonicalize(out[RECEIPT_SOURCES[name]])).hex()
+            digest = sm3(canonicalize(out[RECEIPT_SOURCES[name]], instants=signer.instants)).hex()
             doc = {**doc, "payload": {**doc["payload"], "documentDigest": digest}}
         out[name] = signer.sign(schema_name, doc)
     return out

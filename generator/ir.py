@@ -113,8 +113,8 @@ def build_ir(index: SchemaIndex) -> list[Operation]:
         shared = item.get("parameters", [])
         for method in METHODS:
             raw = item.get(method)
-            if raw is None:
-                continue
+            if raw is None or raw.get("x-cedx-protocol"):
+                continue  # wire format of another standard (RFC 3161 /tsa): served by hand, not generated
             op = Operation(
                 operation_id=raw["operationId"],
                 python_name=snake(raw["operationId"]),
@@ -135,7 +135,8 @@ def build_ir(index: SchemaIndex) -> list[Operation]:
                 op.body_required = bool(body.get("required"))
                 for media, content in body["content"].items():
                     op.body_ref = index.ref_name(content["schema"]) or op.body_ref
-                    op.examples[("request", media)] = {k: v.get("value") for k, v in content.get("examples", {}).items()}
+                    op.examples[("request", media)] = {k: v.get("x-cedx-serialized", v.get("value"))
+                                                      for k, v in content.get("examples", {}).items()}
                 if op.body_ref:
                     op.signed_request = index.schemas[op.body_ref].get("x-cedx-signed")
             for status, resp in raw["responses"].items():
@@ -144,7 +145,8 @@ def build_ir(index: SchemaIndex) -> list[Operation]:
                     op.success = r
                     content = (resp.get("content") or {})
                     for media, c in content.items():
-                        op.examples[("response", media)] = {k: v.get("value") for k, v in c.get("examples", {}).items()}
+                        op.examples[("response", media)] = {k: v.get("x-cedx-serialized", v.get("value"))
+                                                           for k, v in c.get("examples", {}).items()}
                     if r.schema_ref:
                         op.signed_response = index.schemas[r.schema_ref].get("x-cedx-signed")
                 elif not status.startswith("2"):

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from .strict import check_source
+
 
 @dataclass
 class SpecSource:
@@ -24,6 +26,7 @@ def load_spec(spec_dir: Path) -> SpecSource:
     tables = {}
     for name, rel in document.get("x-cedx-tables", {}).items():
         tables[name] = yaml.safe_load((spec_dir / rel).read_text(encoding="utf-8"))
+    check_source(document, tables)  # before anything reads a stray key as data
     examples = {}
     for path in sorted((spec_dir / "examples").glob("*.json")):
         examples[path.name] = json.loads(path.read_text(encoding="utf-8"))

@@ -14,12 +14,13 @@ from cedx.spec.schema import SchemaIndex
 from .bundle import bundle_core, example_schemas, inline_examples
 from .client import generate_client
 from .constants import generate_constants
-from .docs import generate_docs
+from .docs import generate_docs, generate_trust_profile
 from .examples import example_json_bytes, render_xml, sign_examples
 from .ir import build_ir
 from .load import load_spec
 from .models import generate_models
 from .server import generate_server
+from .vectors import generate_vectors
 from .xmlmap import generate_mapping
 from .xsd import derive_xsd
 
@@ -72,4 +73,8 @@ def build(repo: Path = REPO, pki_dir: Path | None = None) -> dict[str, bytes]:
     files.update(generate_server(ops))
     files.update(generate_docs(bundled_index, ops))
     files["sdk/cedx/generated/xml.py"] = generate_mapping(index)
+    if "monthly-report-power.json" in examples and "receipt-power.json" in examples:  # not for test specs
+        vectors = generate_vectors(index, examples, pki_dir or repo / "spec" / "examples" / "pki")
+        files.update(vectors)
+        files["docs/trust-profile.md"] = generate_trust_profile(bundled_index, vectors)
     return files

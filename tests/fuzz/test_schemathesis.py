@@ -96,6 +96,13 @@ def _counting(session: requests.Session, target: str) -> requests.Session:
     return session
 
 
+@schemathesis.serializer("application/timestamp-query")
+def _timestamp_query(ctx, value):
+    """RFC 3161 request bodies (/tsa) are binary DER; a generated value goes out as its bytes,
+    so the TSA sees garbage and must answer a 200 rejection, never a 5xx."""
+    return value if isinstance(value, bytes) else str(value).encode("utf-8")
+
+
 class SignedBearer(requests.auth.AuthBase):
     """OAuth2 bearer token plus the request signature (SM2 over method, path, query, body)."""
 

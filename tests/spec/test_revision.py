@@ -15,7 +15,7 @@ def test_added_field_and_operation_reach_every_artefact(tmp_path):
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     # A new optional field in a schema ...
     doc["components"]["schemas"]["GeneratingUnit"]["properties"]["biomassCofiring"] = {
-        "title": "掺烧生物质量 / Biomass co-fired", "$ref": "#/components/schemas/Quantity", "x-cedx-units": ["t"],
+        "title": "Biomass co-fired", "x-cedx-title-zh": "掺烧生物质量", "$ref": "#/components/schemas/Quantity", "x-cedx-units": ["t"],
     }
     # ... and a new operation.
     doc["paths"]["/v1/reporting/entities/{creditCode}/certificates"] = {

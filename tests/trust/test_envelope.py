@@ -3,13 +3,17 @@
 import datetime as dt
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from cedx import trust
 from cedx.instants import CST
 from cedx.trust.canonical import CanonicalizationError, canonicalize
+from cedx.trust.envelope import signing_input
 from cedx.trust.errors import InvalidSignature
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +53,72 @@ def test_python_values_become_logical_values():
         canonicalize({"n": 2**60})
 
 
-def test_instant_strings_normalise_like_datetimes():
-    assert canonicalize({"t": "2026-11-01T08:00:00+08:00"}) == b'{"t":"2026-11-01T00:00:00Z"}'
-    assert canonicalize({"t": "2026-11-01T00:00:00.500Z"}) == b'{"t":"2026-11-01T00:00:00.5Z"}'
-    assert canonicalize({"t": "2026-11-01"}) == b'{"t":"2026-11-01"}'  # dates stay dates
-    assert canonicalize({"t": "not 2026-11-01T00:00:00Z"}) == b'{"t":"not 2026-11-01T00:00:00Z"}'
+def test_instant_strings_normalise_by_schema_type_only():
+    at = {"t": True}  # the member t is a DateTime
+    assert canonicalize({"t": "2026-11-01T08:00:00+08:00"}, instants=at) == b'{"t":"2026-11-01T00:00:00Z"}'
+    assert canonicalize({"t": "2026-11-01T00:00:00.500Z"}, instants=at) == b'{"t":"2026-11-01T00:00:00.5Z"}'
+    assert canonicalize({"t": "2026-11-01T00:00:00.000-05:30"}, instants=at) == b'{"t":"2026-11-01T05:30:00Z"}'
+    assert canonicalize({"t": "2026-01-01T01:00:00+08:00"}, instants=at) == b'{"t":"2025-12-31T17:00:00Z"}'
     with pytest.raises(CanonicalizationError, match="invalid instant"):
-        canonicalize({"t": "2026-13-01T00:00:00Z"})
-    as_string = {"at": "2026-11-01T08:00:00+08:00"}
-    as_datetime = {"at": dt.datetime(2026, 11, 1, 8, tzinfo=CST)}
-    assert canonicalize(as_string) == canonicalize(as_datetime)
+        canonicalize({"t": "2026-13-01T00:00:00Z"}, instants=at)
+    with pytest.raises(CanonicalizationError, match="invalid instant"):
+        canonicalize({"t": "not 2026-11-01T00:00:00Z"}, instants=at)
+    # the same text in a member that is not a DateTime is left exactly as sent
+    assert canonicalize({"u": "2026-11-01T08:00:00+08:00"}, instants=at) == b'{"u":"2026-11-01T08:00:00+08:00"}'
+    assert canonicalize({"t": "2026-11-01T08:00:00+08:00"}, instants={}) == b'{"t":"2026-11-01T08:00:00+08:00"}'
+    as_string = {"t": "2026-11-01T08:00:00+08:00"}
+    as_datetime = {"t": dt.datetime(2026, 11, 1, 8, tzinfo=CST)}
+    assert canonicalize(as_string, instants=at) == canonicalize(as_datetime, instants=at)
+
+
+def test_fraction_digits_are_kept_never_truncated():
+    at = {"t": True}
+    assert canonicalize({"t": "2026-11-01T08:00:00.123456789+08:00"}, instants=at) == (
+        b'{"t":"2026-11-01T00:00:00.123456789Z"}')
+    assert canonicalize({"t": "2026-11-01T00:00:00.1234567Z"}, instants=at) != canonicalize(
+        {"t": "2026-11-01T00:00:00.1234568Z"}, instants=at)
+    with pytest.raises(CanonicalizationError, match="more than 9 fraction digits"):
+        canonicalize({"t": "2026-11-01T00:00:00.1234567891Z"}, instants=at)
+
+
+def test_the_instant_paths_come_from_the_signed_schemas():
+    from cedx.trust.canonical import default_instants
+
+    tree = default_instants()
+    assert tree["signature"]["signingTime"] is True
+    assert tree["payload"]["preparedAt"] is True
+    assert "reason" not in tree["payload"] and "entityName" not in tree["payload"]
+
+
+def _report(**changes):
+    doc = json.loads((REPO / "spec/examples/monthly-report-power.json").read_text(encoding="utf-8"))
+    doc["payload"].update(changes)
+    return doc["payload"]
+
+
+def test_free_text_that_looks_like_a_time_is_signed_as_sent(key):
+    looks = "2026-11-05T10:30:00+08:00"
+    doc = json.loads(json.dumps(trust.sign_document(_report(reason=looks), key, envelope_fields={"specVersion": "1.0"})))
+    trust.verify_document(doc, key.public_key())
+    assert looks.encode() in signing_input(doc)
+    doc["payload"]["reason"] = "2026-11-05T02:30:00Z"  # the same instant, but a different text
+    with pytest.raises(InvalidSignature, match="does not verify"):
+        trust.verify_document(doc, key.public_key())
+
+
+def test_a_changed_sub_microsecond_digit_does_not_verify(key):
+    sent = "2026-11-05T10:30:00.123456789+08:00"
+    doc = json.loads(json.dumps(trust.sign_document(_report(preparedAt=sent), key, envelope_fields={"specVersion": "1.0"})))
+    trust.verify_document(doc, key.public_key())
+    assert b'"preparedAt":"2026-11-05T02:30:00.123456789Z"' in signing_input(doc)
+    doc["payload"]["preparedAt"] = "2026-11-05T02:30:00.1234567890Z"  # trailing zero: same instant
+    with pytest.raises(InvalidSignature, match="more than 9 fraction digits"):  # refused, not cut
+        trust.verify_document(doc, key.public_key())
+    doc["payload"]["preparedAt"] = "2026-11-05T02:30:00.123456780Z"
+    with pytest.raises(InvalidSignature, match="does not verify"):
+        trust.verify_document(doc, key.public_key())
+    doc["payload"]["preparedAt"] = "2026-11-05T02:30:00.123456789Z"
+    trust.verify_document(doc, key.public_key())  # the same instant written in UTC verifies
 
 
 def test_sign_and_verify_after_json_transport(key):
@@ -182,7 +242,7 @@ def test_fast_canonical_form_equals_rfc8785_on_every_example():
 
     import rfc8785
 
-    from cedx.trust.canonical import to_logical
+    from cedx.trust.canonical import default_instants, to_logical
 
     repo = Path(__file__).resolve().parents[2]
     published = {p.name: p for p in (repo / "spec" / "examples").glob("*.json")}  # sources …
@@ -191,7 +251,7 @@ def test_fast_canonical_form_equals_rfc8785_on_every_example():
     assert len(examples) > 30
     for path in examples:
         doc = _json.loads(path.read_text(encoding="utf-8"))
-        assert canonicalize(doc) == rfc8785.dumps(to_logical(doc, normalize=True)), path.name
+        assert canonicalize(doc) == rfc8785.dumps(to_logical(doc, normalize=True, instants=default_instants())), path.name
 
 
 def test_non_ascii_keys_fall_back_to_rfc8785_ordering():
@@ -206,8 +266,22 @@ def test_non_ascii_keys_fall_back_to_rfc8785_ordering():
     ("2026-11-01T00:00:00.5Z", "2026-11-01T00:00:00.5Z"),
     ("2026-11-01T00:00:00.500Z", "2026-11-01T00:00:00.5Z"),
     ("2026-11-01T00:00:00.000Z", "2026-11-01T00:00:00Z"),
-    ("2026-11-01T00:00:00.1234567Z", "2026-11-01T00:00:00.123456Z"),
+    ("2026-11-01T00:00:00.1234567Z", "2026-11-01T00:00:00.1234567Z"),  # kept, never truncated
+    ("2026-11-01T00:00:00.123456780+00:00", "2026-11-01T00:00:00.12345678Z"),
     ("2026-11-01T08:00:00.250+08:00", "2026-11-01T00:00:00.25Z"),
 ])
 def test_instant_canonical_forms(text, canonical):
-    assert canonicalize({"t": text}) == f'{{"t":"{canonical}"}}'.encode()
+    assert canonicalize({"t": text}, instants={"t": True}) == f'{{"t":"{canonical}"}}'.encode()
+
+
+def test_instant_tree_refuses_a_path_that_is_an_instant_in_one_document_and_text_in_another():
+    from cedx.trust.canonical import instant_tree
+
+    spec = {"components": {"schemas": {
+        "DateTime": {"type": "string", "format": "date-time"},
+        "A": {"x-cedx-signed": {}, "properties": {"payload": {"properties": {"at": {"$ref": "#/components/schemas/DateTime"}}}}},
+        "B": {"x-cedx-signed": {}, "properties": {"payload": {"properties": {"at": {"type": "string"}}}}},
+    }}}
+    assert instant_tree(spec, ["A"]) == {"payload": {"at": True}}
+    with pytest.raises(ValueError, match="payload.at"):
+        instant_tree(spec)

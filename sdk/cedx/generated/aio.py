@@ -486,7 +486,7 @@ class AsyncAcquisitionClient(AsyncBaseClient):
     ) -> models.SignedPeriodStatistics:
         """读取日/月统计（签名） / Read signed daily or monthly statistics
 
-        GET /v1/acquisition/points/{pointId}/statistics
+        GET /v1/acquisition/points/{pointId}/statistics · scope acquisition:read
         """
         return await self._call(
             OPERATIONS["getPeriodStatistics"],

@@ -482,7 +482,7 @@ class AcquisitionClient(BaseClient):
     ) -> models.SignedPeriodStatistics:
         """读取日/月统计（签名） / Read signed daily or monthly statistics
 
-        GET /v1/acquisition/points/{pointId}/statistics
+        GET /v1/acquisition/points/{pointId}/statistics · scope acquisition:read
         """
         return self._call(
             OPERATIONS["getPeriodStatistics"],

@@ -90,6 +90,7 @@ OPERATIONS: dict[str, str] = {
     "openConfidentialSession": "open_confidential_session",
     "putFacility": "put_facility",
     "registerEntity": "register_entity",
+    "requestTimestamp": "request_timestamp",
     "submitAnnualReport": "submit_annual_report",
     "submitMonthlyReport": "submit_monthly_report",
     "updateEntity": "update_entity",

@@ -436,6 +436,7 @@ class Entity(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "Entity", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -607,7 +608,9 @@ class EmissionTotals(SpecModel):
         Quantity | None,
         Field(alias="carbonFixed", title="产品固碳（扣减） / Carbon fixed in products (deducted)"),
     ] = None
-    fugitive: Annotated[Quantity | None, Field(title="逃逸排放 / Fugitive (coal-mine CH4")] = None
+    fugitive: Annotated[
+        Quantity | None, Field(title="逃逸排放 / Fugitive (coal-mine CH4, CO2 escape)")
+    ] = None
     flare: Annotated[Quantity | None, Field(title="火炬燃烧 / Flare combustion")] = None
     co2_recovered: Annotated[
         Quantity | None,
@@ -681,6 +684,7 @@ class SignedAnnualReport(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SignedAnnualReport", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -985,7 +989,7 @@ class CoalMeasurement(SpecModel):
         SignedQuantity | None,
         Field(
             alias="stockChange",
-            title="库存变化（期末 − 期初，可为负） / Stock change (closing − opening",
+            title="库存变化（期末 − 期初，可为负） / Stock change (closing − opening, may be negative)",
         ),
     ] = None
     other_use: Annotated[
@@ -1479,7 +1483,9 @@ class Receipt(SpecModel):
     GB 32100-2015，18 位，末位为校验码（规则 R-USCC-002） / GB 32100-2015, 18 characters, the last a check character (rule R-USCC-002)
     """
     period: Annotated[str, Field(pattern="^[0-9]{4}(-(0[1-9]|1[0-2]))?$", title="报告期 / Period")]
-    version: Annotated[int, Field(ge=1, title="版本号 / Version (1 for the original")]
+    version: Annotated[
+        int, Field(ge=1, title="版本号 / Version (1 for the original, +1 per correction)")
+    ]
     submission_kind: Annotated[SubmissionKind, Field(alias="submissionKind")]
     supersedes: Annotated[UUID | None, Field(title="被取代的报送 / Submission superseded")] = None
     document_digest: Annotated[
@@ -1508,6 +1514,7 @@ class SignedReceipt(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SignedReceipt", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1520,6 +1527,7 @@ class SubmissionStatus(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SubmissionStatus", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1548,6 +1556,7 @@ class SubmissionList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SubmissionList", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1574,6 +1583,7 @@ class SessionRequest(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SessionRequest", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1605,7 +1615,7 @@ class SessionRequest(SpecModel):
             max_length=88,
             min_length=88,
             pattern="^[A-Za-z0-9+/]*={0,2}$",
-            title="临时公钥 R_A（04‖X‖Y，Base64） / Ephemeral key R_A (04‖X‖Y",
+            title="临时公钥 R_A（04‖X‖Y，Base64） / Ephemeral key R_A (04‖X‖Y, base64)",
         ),
     ]
 
@@ -1618,6 +1628,7 @@ class SessionConfirmation(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SessionConfirmation", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1646,6 +1657,7 @@ class EncryptedBatchPage(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "EncryptedBatchPage", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1718,6 +1730,7 @@ class SourceInfo(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SourceInfo", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -1960,6 +1973,7 @@ class MeasurementBatchPage(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "MeasurementBatchPage", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -2047,6 +2061,7 @@ class SignedPeriodStatistics(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SignedPeriodStatistics", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -2108,6 +2123,9 @@ class SignedPlatformConfiguration(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={
+            "xml": {"name": "SignedPlatformConfiguration", "namespace": "urn:cedx:1.0"}
+        },
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -2616,6 +2634,7 @@ class SessionOffer(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SessionOffer", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -2652,7 +2671,7 @@ class SessionOffer(SpecModel):
             alias="ephemeralKey",
             json_schema_extra={"contentEncoding": "base64"},
             pattern="^[A-Za-z0-9+/]*={0,2}$",
-            title="临时公钥 R_B（04‖X‖Y，Base64） / Ephemeral key R_B (04‖X‖Y",
+            title="临时公钥 R_B（04‖X‖Y，Base64） / Ephemeral key R_B (04‖X‖Y, base64)",
         ),
     ]
     confirmation: Annotated[
@@ -2674,6 +2693,7 @@ class SessionState(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SessionState", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -2731,6 +2751,7 @@ class Facility(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "Facility", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -2760,6 +2781,7 @@ class FacilityList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "FacilityList", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -2807,6 +2829,7 @@ class MeteringPoint(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "MeteringPoint", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -2851,6 +2874,7 @@ class MeteringPointList(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "MeteringPointList", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
@@ -2965,6 +2989,7 @@ class SignedMonthlyReport(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SignedMonthlyReport", "namespace": "urn:cedx:1.0"}},
     )
     spec_version: Annotated[
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})

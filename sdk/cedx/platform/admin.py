@@ -87,7 +87,15 @@ class Admin:
 
     def issue_certificate(self, credit_code: str, csr: bytes, days: int = 365,
                           not_before: dt.datetime | None = None) -> bytes:
-        """Issue an entity signing certificate from the platform CA and register it."""
+        """Issue an entity signing certificate from the platform CA and register it.
+
+        Trust profile: the CSR's subject commonName is the entity's credit code (it names
+        whose documents the key may sign); other subject attributes are copied as requested.
+        """
+        subject, _public = tx.load_csr(csr)
+        common_name = subject.native.get("common_name")
+        if common_name != credit_code:
+            raise AdminError(f"the CSR's subject CN is {common_name!r}; it must be the credit code {credit_code}")
         cert = tx.issue_certificate(csr, self.pki.ca, self.pki.ca_key, days=days, not_before=not_before)
         self.add_certificate(credit_code, cert)
         return cert

@@ -12,6 +12,7 @@ and should be reused; ``close()`` (or ``with``) releases the pool if the client 
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import json
 import logging
@@ -221,6 +222,10 @@ class BaseClient:
         self.signing_certificate = signing_certificate
         self.trust_anchors = trust_anchors or []
         self._resolver: tx.ChainResolver | None = None
+        # (operationId, Idempotency-Key) -> (SM3 of the unsigned record, signed envelope):
+        # a retried write with the same key re-sends the same signed document (see _signed_once)
+        self._signed_by_key: collections.OrderedDict[tuple[str, str], tuple[bytes, Any]] = collections.OrderedDict()
+        self._signed_lock = threading.Lock()
         self.format = Format(format)
         self._owns_session = session is None
         self.session = session or requests.Session()
@@ -272,6 +277,32 @@ class BaseClient:
         version = spec.context(op.spec_package).index.spec_version
         return trust.sign_document(record, self.signing_key, certificate_chain=chain,
                                    envelope_fields={"specVersion": version})
+
+    SIGNED_BY_KEY_MAX = 4096
+
+    def _signed_once(self, op: OperationInfo, body: Any, idempotency_key: str | None) -> Any:
+        """Sign once per idempotency key: a caller retrying ``submit_*(report,
+        idempotency_key=K)`` after a lost acknowledgement sends the very same signed document
+        (same signingTime and value), so the platform replays the stored receipt instead of
+        answering 409. Another document under the same key is signed afresh (and the platform
+        rightly answers 409)."""
+        record = self._record(body)
+        if not idempotency_key or not op.signed_request or (isinstance(record, dict) and "signature" in record):
+            return self._sign_body(op, record)
+        unsigned = trust.sm3(json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                                        default=str).encode("utf-8"))
+        slot = (op.operation_id, idempotency_key)
+        with self._signed_lock:
+            known = self._signed_by_key.get(slot)
+            if known is not None and known[0] == unsigned:
+                self._signed_by_key.move_to_end(slot)
+                return known[1]
+        envelope = self._sign_body(op, record)
+        with self._signed_lock:
+            self._signed_by_key[slot] = (unsigned, envelope)
+            while len(self._signed_by_key) > self.SIGNED_BY_KEY_MAX:
+                self._signed_by_key.popitem(last=False)
+        return envelope
 
     def _validate_document(self, op: OperationInfo, body: Any) -> None:
         """Validate before signing: an unsigned payload against its payload schema, a signed
@@ -331,7 +362,7 @@ class BaseClient:
                 hdrs["Content-Type"] = "application/x-www-form-urlencoded"
                 hdrs["Accept"] = "application/json"
             else:
-                data = self._encode(op, self._sign_body(op, body), fmt)
+                data = self._encode(op, self._signed_once(op, body, (headers or {}).get("Idempotency-Key")), fmt)
                 hdrs["Content-Type"] = f"{fmt.value}; charset=utf-8"
         if op.idempotent and "Idempotency-Key" not in hdrs:
             hdrs["Idempotency-Key"] = str(uuid.uuid4())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .canonical import canonicalize
+from .canonical import canonicalize, default_instants
 from .errors import ChainError
 from .sm3 import sm3
 
@@ -20,8 +20,11 @@ SEQUENCE_FIELD = "sequenceNumber"
 PREVIOUS_FIELD = "previousBatchDigest"
 
 
-def batch_digest(payload: Any) -> str:
-    return sm3(canonicalize(payload)).hex()
+def batch_digest(payload: Any, *, instants: dict | None = None) -> str:
+    """Hex SM3 of the canonical bytes of a batch payload (instants as under ``payload`` of
+    the signed documents; ``instants`` is the envelope-level tree, default cedx's spec)."""
+    tree = (default_instants() if instants is None else instants).get("payload")
+    return sm3(canonicalize(payload, instants=tree if isinstance(tree, dict) else {})).hex()
 
 
 def link(payload: dict, previous: dict | None) -> dict:

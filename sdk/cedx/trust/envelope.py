@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .canonical import canonicalize, format_instant, to_logical
+from .canonical import CanonicalizationError, InstantTree, canonicalize, format_instant, to_logical
 from .curve import DEFAULT_ID
 from .errors import InvalidSignature
 from .keys import Signer, SM2PublicKey
@@ -51,11 +51,14 @@ def b64d(text: str, what: str) -> bytes:
         raise InvalidSignature(f"{what} is not valid base64") from exc
 
 
-def signing_input(envelope: dict) -> bytes:
-    """Canonical bytes the signature covers (see the module docstring)."""
+def signing_input(envelope: dict, *, instants: InstantTree | None = None) -> bytes:
+    """Canonical bytes the signature covers (see the module docstring).
+
+    ``instants``: which members are instants (canonical.instant_tree); default cedx's spec.
+    """
     block = envelope["signature"]
     protected = {k: v for k, v in block.items() if k not in _UNPROTECTED}
-    return canonicalize({**envelope, "signature": protected})
+    return canonicalize({**envelope, "signature": protected}, instants=instants)
 
 
 def sign_document(
@@ -67,6 +70,7 @@ def sign_document(
     uid: bytes = DEFAULT_ID,
     timestamper: Callable[[bytes], bytes] | None = None,
     envelope_fields: dict | None = None,
+    instants: InstantTree | None = None,
 ) -> dict:
     """Sign a logical record (or a model) and return the envelope as a logical record.
 
@@ -86,7 +90,7 @@ def sign_document(
     if uid != DEFAULT_ID:
         block["userId"] = uid.decode("utf-8")
     envelope = {**to_logical(envelope_fields or {}), "payload": record, "signature": block}
-    value = key.sign(signing_input(envelope), uid)
+    value = key.sign(signing_input(envelope, instants=instants), uid)
     block["value"] = b64e(value)
     if certificate_chain:
         block["certificateChain"] = [b64e(c) for c in certificate_chain]
@@ -105,7 +109,7 @@ class VerifiedDocument:
 
 
 def verify_document(
-    envelope: Any, key: SM2PublicKey | KeyResolver
+    envelope: Any, key: SM2PublicKey | KeyResolver, *, instants: InstantTree | None = None
 ) -> VerifiedDocument:
     """Verify an envelope against a key, or a resolver that maps the block to a key.
 
@@ -131,7 +135,11 @@ def verify_document(
     uid = block.get("userId", DEFAULT_ID.decode()).encode("utf-8")
     value = b64d(block["value"], "signature value")
     try:
-        public.verify(value, signing_input(doc), uid)
+        message = signing_input(doc, instants=instants)
+    except CanonicalizationError as exc:  # e.g. a ten-digit fraction: refused, never cut
+        raise InvalidSignature(f"document has no canonical form: {exc}") from exc
+    try:
+        public.verify(value, message, uid)
     except InvalidSignature as exc:
         raise InvalidSignature(f"document signature invalid: {exc}") from exc
     token = block.get("timestampToken")

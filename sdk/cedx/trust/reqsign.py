@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
+import re
 import secrets
 import threading
 import time
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 from urllib.parse import parse_qsl, quote
 
+from ..instants import INSTANT_PATTERN
 from .canonical import format_instant
 from .errors import InvalidSignature, ReplayError
 from .keys import SM2PrivateKey, SM2PublicKey
@@ -41,6 +43,10 @@ H_NONCE = "X-Cedx-Nonce"
 H_KEY_ID = "X-Cedx-Key-Id"
 H_SIGNATURE = "X-Cedx-Signature"
 DEFAULT_WINDOW = 300  # seconds either side of the verifier's clock
+# What the headers may hold (trust profile section 5); the spec declares them only in the
+# requestSignature security scheme, so the verifier checks their form itself.
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_TIMESTAMP = INSTANT_PATTERN
 
 
 def canonical_query(query: str | Iterable[tuple[str, str]]) -> str:
@@ -147,12 +153,12 @@ class RequestVerifier:
         nonce = _header(headers, H_NONCE)
         key_id = _header(headers, H_KEY_ID)
         sig_b64 = _header(headers, H_SIGNATURE)
-        if len(nonce) < 16 or len(nonce) > 64:
-            raise InvalidSignature("request nonce must be 16 to 64 characters")
+        if not _NONCE.match(nonce):
+            raise InvalidSignature("request nonce must be 16 to 64 characters from A-Z a-z 0-9 _ -")
         try:
+            if not _TIMESTAMP.match(timestamp):
+                raise ValueError("not an RFC 3339 instant with an offset")
             signed_at = _dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-            if signed_at.tzinfo is None:
-                raise ValueError("no offset")
         except ValueError as exc:
             raise InvalidSignature(f"{H_TIMESTAMP} is not an RFC 3339 instant") from exc
         skew = abs(self._clock() - signed_at.timestamp())
