@@ -28,6 +28,7 @@ import requests
 from common import cpu_seconds, figure, free_port, postgres_url, process
 
 from cedx import trust
+from cedx.generated.constants import SPEC_VERSION
 from cedx.platform.admin import Admin
 from cedx.platform.settings import PlatformSettings
 from tests.platform.conftest import Entity, Env
@@ -74,7 +75,7 @@ def signed_reports(entity: Entity, count: int, units: int, first: int = 0) -> li
     for i in range(first, first + count):
         payload = dict(base, period=f"{1800 + i // 7}-{PERIOD_MONTHS[i % 7]}", reportId=str(uuid.uuid4()))
         out.append(trust.sign_document(payload, entity.key, certificate_chain=[entity.cert],
-                                       envelope_fields={"specVersion": "1.0"}))
+                                       envelope_fields={"specVersion": SPEC_VERSION}))
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from typing import Any
 
 from .client import INTERFACES, item_type, iter_name, signature
 from .ir import Operation
@@ -21,12 +22,12 @@ def _first_line(obj: object, inherit: bool = True) -> str:
     return " ".join(doc.split("\n\n", 1)[0].split()).removesuffix("::").rstrip(":")
 
 
-def error_tree() -> list[dict]:
+def error_tree() -> list[dict[str, Any]]:
     """Every exception of ``cedx.errors``: name, base, depth in the tree, summary."""
     from cedx import errors
 
     classes = {n: getattr(errors, n) for n in errors.__all__ if isinstance(getattr(errors, n), type)}
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
 
     def visit(cls: type, depth: int) -> None:
         status = getattr(cls, "status", 0)
@@ -49,7 +50,7 @@ def _example(op: Operation) -> str:
     return f"result = client.{op.python_name}({', '.join(args)})"
 
 
-def api_context(ops: list[Operation], schemas: dict) -> dict:
+def api_context(ops: list[Operation], schemas: dict[str, Any]) -> dict[str, Any]:
 
     classes = []
     for key, (cls, title) in INTERFACES.items():
@@ -58,6 +59,7 @@ def api_context(ops: list[Operation], schemas: dict) -> dict:
             continue
         methods = []
         for op in mine:
+            assert op.success is not None  # build_ir: every operation has a success response
             statuses = sorted({int(e.status) for e in op.errors if e.status.isdigit()})
             errors = sorted({STATUS_ERRORS.get(s, "ServerError" if s >= 500 else "ApiError") for s in statuses})
             if op.body_ref and op.body_media != ("application/x-www-form-urlencoded",):
@@ -91,7 +93,7 @@ def api_context(ops: list[Operation], schemas: dict) -> dict:
     return {"classes": classes, "error_tree": error_tree(), "face": face_names()}
 
 
-def face_names() -> list[dict]:
+def face_names() -> list[dict[str, Any]]:
     """``cedx.__all__`` with one line each. Names served by generated modules are described from
     the IR's side (the generator never imports generated code); the rest from their docstrings."""
     import importlib

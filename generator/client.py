@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from .ir import Operation
+from typing import Any
+
+from .ir import Operation, Param
 from .pyformat import format_python
 from .render import CODE_HEADER, environment
 
@@ -15,7 +17,7 @@ INTERFACES = {
 _QUERY_TYPES = {"int": "int | None", "bool": "bool | None", "str": "str | None"}
 
 
-def _param_type(p) -> str:
+def _param_type(p: Param) -> str:
     """The annotation of a query parameter; ``| None`` only when the spec does not require it."""
     if p.schema_ref in ("DateTime",):
         kind = "str | datetime"  # an aware datetime, or the spec's instant text
@@ -50,14 +52,14 @@ def iter_name(python_name: str) -> str:
     return python_name[len("list_"):] if python_name.startswith("list_") else python_name
 
 
-def item_type(op: Operation, schemas: dict) -> str:
+def item_type(op: Operation, schemas: dict[str, Any]) -> str:
     """``models.X`` for the items of a paginated list (its ``items`` array), else ``Any``."""
     listing = schemas.get(op.success.schema_ref or "", {}) if op.success else {}
     ref = listing.get("properties", {}).get("items", {}).get("items", {}).get("$ref", "")
     return f"models.{ref.rsplit('/', 1)[-1]}" if ref else "Any"
 
 
-def generate_client(ops: list[Operation], schemas: dict | None = None, aio: bool = False) -> bytes:
+def generate_client(ops: list[Operation], schemas: dict[str, Any] | None = None, aio: bool = False) -> bytes:
     """``schemas``: the bundled spec's component schemas (item types of paginated lists)."""
     env = environment()
     env.filters["signature"] = signature

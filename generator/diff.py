@@ -8,8 +8,10 @@ narrowed, or a new quality rule); otherwise it is compatible.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from .bundle import bundle_core
 from .load import load_spec
@@ -27,19 +29,19 @@ class Change:
         return f"{'BREAKING  ' if self.breaking else 'compatible'} {self.where}: {self.what}"
 
 
-def load(path: Path) -> dict:
+def load(path: Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_file() and path.suffix == ".json":
-        return json.loads(path.read_text(encoding="utf-8"))
+        return cast(dict[str, Any], json.loads(path.read_text(encoding="utf-8")))
     return bundle_core(load_spec(path.parent if path.is_file() else path))
 
 
-def _ops(doc: dict) -> dict[str, tuple[str, str, dict]]:
+def _ops(doc: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, Any]]]:
     return {op["operationId"]: (m.upper(), p, op) for p, item in doc["paths"].items()
             for m, op in item.items() if m in METHODS}
 
 
-def _param_names(item_params: list, op: dict, doc: dict) -> dict[str, bool]:
+def _param_names(item_params: list[Any], op: dict[str, Any], doc: dict[str, Any]) -> dict[str, bool]:
     out = {}
     for p in item_params + op.get("parameters", []):
         if "$ref" in p:
@@ -48,7 +50,7 @@ def _param_names(item_params: list, op: dict, doc: dict) -> dict[str, bool]:
     return out
 
 
-def diff(old: dict, new: dict) -> list[Change]:
+def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     changes: list[Change] = []
     add = changes.append
     old_ops, new_ops = _ops(old), _ops(new)
@@ -71,6 +73,7 @@ def diff(old: dict, new: dict) -> list[Change]:
         for name in sorted(oparams.keys() & nparams.keys()):
             if nparams[name] and not oparams[name]:
                 add(Change(True, where, f"parameter {name} became required"))
+        getter: Callable[[dict[str, Any]], dict[str, Any]]
         for label, getter in (("request", lambda o: o.get("requestBody", {}).get("content", {})),
                               ("response", lambda o: next((r.get("content", {}) for s, r in o["responses"].items() if s.startswith("2")), {}))):
             gone = set(getter(oo)) - set(getter(no))
@@ -81,11 +84,11 @@ def diff(old: dict, new: dict) -> list[Change]:
     return changes
 
 
-def _ref(schema: dict) -> str | None:
+def _ref(schema: dict[str, Any]) -> str | None:
     return schema.get("$ref", "").rsplit("/", 1)[-1] or None
 
 
-def _schema_changes(old: dict, new: dict) -> list[Change]:
+def _schema_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     out = []
     for name in sorted(old.keys() - new.keys()):
         out.append(Change(True, f"schema {name}", "removed"))
@@ -121,7 +124,7 @@ def _schema_changes(old: dict, new: dict) -> list[Change]:
     return out
 
 
-def _table_changes(old: dict, new: dict) -> list[Change]:
+def _table_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     out = []
     orules = {r["id"]: r for r in old.get("x-cedx-rules", {}).get("rules", [])}
     nrules = {r["id"]: r for r in new.get("x-cedx-rules", {}).get("rules", [])}

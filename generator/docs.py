@@ -5,6 +5,7 @@ from templates/docs with the same context, macros and filters."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from markupsafe import Markup, escape
 
@@ -29,7 +30,7 @@ def markdown_html(text: str) -> Markup:
     return Markup(MarkdownIt("commonmark", {"html": False}).enable("table").render(text or ""))
 
 
-def _type(index: SchemaIndex, schema: dict) -> tuple[str, str]:
+def _type(index: SchemaIndex, schema: dict[str, Any]) -> tuple[str, str]:
     """(markdown, html) description of a property's type."""
     ref = index.ref_name(schema)
     if ref:
@@ -50,7 +51,7 @@ def _type(index: SchemaIndex, schema: dict) -> tuple[str, str]:
     return f"{kind}{extra}", str(escape(f"{kind}{extra}"))
 
 
-def _schemas(index: SchemaIndex) -> list[tuple[str, dict]]:
+def _schemas(index: SchemaIndex) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for name, schema in index.schemas.items():
         entry = {"title": bilingual(schema, name), "description": schema.get("description", ""),
@@ -66,8 +67,8 @@ def _schemas(index: SchemaIndex) -> list[tuple[str, dict]]:
                     "rule": index.annotation(prop.schema, "x-cedx-rule"),
                 })
         elif index.kind(schema) == "union":
-            prop, mapping = index.variants(schema)
-            entry["simple"] = f"oneOf, discriminator `{prop}`: " + ", ".join(f"`{k}` → {v}" for k, v in mapping.items())
+            discriminator, mapping = index.variants(schema)
+            entry["simple"] = f"oneOf, discriminator `{discriminator}`: " + ", ".join(f"`{k}` → {v}" for k, v in mapping.items())
         else:
             bits = [index.kind(schema)]
             if schema.get("enum"):
@@ -82,7 +83,7 @@ def _schemas(index: SchemaIndex) -> list[tuple[str, dict]]:
     return out
 
 
-def _example(value) -> str:
+def _example(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=2)
 
 
@@ -120,15 +121,15 @@ def _field(text: str, name: str) -> str:
     return m.group(0) if m else ""
 
 
-def _instant_paths(tree: dict, prefix: str = "") -> list[str]:
-    out = []
+def _instant_paths(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
     for key, sub in sorted(tree.items()):
         path = f"{prefix}{key}" if key == "[]" else (f"{prefix}.{key}" if prefix else key)
         out.extend([path] if sub is True else _instant_paths(sub, path))
     return out
 
 
-def _xml_items(index: SchemaIndex) -> list[dict]:
+def _xml_items(index: SchemaIndex) -> list[dict[str, Any]]:
     out = []
     for name, schema in index.schemas.items():
         for prop_name, prop in (schema.get("properties") or {}).items():

@@ -7,6 +7,8 @@ bug in the derivation, shows up as a named mismatch.
 
 from __future__ import annotations
 
+from typing import Any
+
 from lxml import etree
 
 from cedx.spec.schema import SchemaIndex
@@ -18,7 +20,7 @@ def _local(qname: str) -> str:
     return qname.split(":", 1)[1] if ":" in qname else qname
 
 
-def _xsd_fields(ct: etree._Element) -> tuple[list[dict], list[dict]]:
+def _xsd_fields(ct: etree._Element) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     seq = ct.find(f"{XS}sequence")
     elements = []
     for el in (seq if seq is not None else []):
@@ -76,7 +78,7 @@ def check_drift(index: SchemaIndex, xsd: bytes) -> list[str]:
     return problems
 
 
-def _compare_object(index: SchemaIndex, name: str, schema: dict, ct) -> list[str]:
+def _compare_object(index: SchemaIndex, name: str, schema: dict[str, Any], ct: etree._Element) -> list[str]:
     problems = []
     elements, attributes = _xsd_fields(ct)
     props = list(index.properties(schema))

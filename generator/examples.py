@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, cast
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.hmac import HMAC
@@ -22,7 +23,7 @@ from cedx.trust import canonicalize, chain, sign_document, sm3
 from cedx.trust import x509 as tx
 from cedx.trust.canonical import instant_tree
 from cedx.trust.curve import DEFAULT_ID, N
-from cedx.trust.keys import SM2PrivateKey
+from cedx.trust.keys import SM2PrivateKey, SM2PublicKey
 from cedx.trust.tsa import TimeStampAuthority
 
 # Receipts confirm a submitted example; their documentDigest is derived from it.
@@ -38,7 +39,7 @@ class DeterministicKey:
     def __init__(self, key: SM2PrivateKey):
         self._key = key
 
-    def public_key(self):
+    def public_key(self) -> SM2PublicKey:
         return self._key.public_key()
 
     def sign(self, message: bytes, uid: bytes = DEFAULT_ID) -> bytes:
@@ -57,7 +58,7 @@ class ExamplePki:
         return DeterministicKey(SM2PrivateKey.from_bytes((self.dir / f"{name}.key.pem").read_bytes()))
 
     def cert(self, name: str) -> bytes:
-        return tx.load_certificate((self.dir / f"{name}.pem").read_bytes()).dump()
+        return cast(bytes, tx.load_certificate((self.dir / f"{name}.pem").read_bytes()).dump())
 
     def entity_key_name(self, credit_code: str) -> str:
         """The example entity whose certificate names ``credit_code`` (its common name), so no
@@ -77,12 +78,12 @@ class ExampleSigner:
         # instants of the spec being generated, not of the committed bundle
         self.instants = instant_tree(index.spec)
 
-    def _signer_name(self, signed: dict, payload: dict) -> str:
+    def _signer_name(self, signed: dict[str, Any], payload: dict[str, Any]) -> str:
         if signed["signer"] == "entity":
             return self.pki.entity_key_name(payload["creditCode"])
-        return signed["signer"]
+        return cast(str, signed["signer"])
 
-    def sign_envelope(self, schema_name: str, doc: dict) -> dict:
+    def sign_envelope(self, schema_name: str, doc: dict[str, Any]) -> dict[str, Any]:
         signed = self.index.schemas[schema_name]["x-cedx-signed"]
         payload = doc["payload"]
         signer = self._signer_name(signed, payload)
@@ -107,7 +108,7 @@ class ExampleSigner:
             instants=self.instants,
         )
 
-    def sign(self, schema_name: str, doc: dict) -> dict:
+    def sign(self, schema_name: str, doc: dict[str, Any]) -> dict[str, Any]:
         schema = self.index.schemas[schema_name]
         if "x-cedx-signed" in schema:
             return self.sign_envelope(schema_name, doc)
@@ -136,10 +137,10 @@ def _spec_version(value: object, version: str) -> object:
     return value
 
 
-def sign_examples(index: SchemaIndex, examples: dict[str, object], schemas: dict[str, str], pki_dir: Path) -> dict[str, object]:
+def sign_examples(index: SchemaIndex, examples: dict[str, Any], schemas: dict[str, str], pki_dir: Path) -> dict[str, object]:
     """Return the examples with every signature (and derived digest) made afresh."""
     signer = ExampleSigner(index, ExamplePki(pki_dir))
-    out = {name: _spec_version(doc, index.spec_version) for name, doc in examples.items()}
+    out: dict[str, Any] = {name: _spec_version(doc, index.spec_version) for name, doc in examples.items()}
     ordered = sorted(examples, key=lambda n: n in RECEIPT_SOURCES)  # receipts last
     for name in ordered:
         schema_name = schemas.get(name)
@@ -168,7 +169,7 @@ def source_form(value: object) -> object:
     return value
 
 
-def render_xml(index: SchemaIndex, examples: dict[str, object], schemas: dict[str, str], xml_names: set[str]) -> dict[str, str]:
+def render_xml(index: SchemaIndex, examples: dict[str, Any], schemas: dict[str, str], xml_names: set[str]) -> dict[str, str]:
     codec = XmlCodec(index)
     out = {}
     for xml_name in sorted(xml_names):

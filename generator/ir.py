@@ -8,6 +8,7 @@ request signatures, idempotency, pagination).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from cedx.spec.facts import snake
 from cedx.spec.schema import SchemaIndex
@@ -24,7 +25,7 @@ class Param:
     schema_ref: str | None
     python_type: str
     description: str
-    inline_schema: dict | None = None
+    inline_schema: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str:
@@ -58,9 +59,9 @@ class Operation:
     request_signature: str | None = None  # required | optional | None
     idempotent: bool = False
     paginated: bool = False
-    signed_request: dict | None = None    # x-cedx-signed of the body schema
-    signed_response: dict | None = None   # x-cedx-signed of the success schema
-    examples: dict = field(default_factory=dict)  # (direction, media) -> {name: value}
+    signed_request: dict[str, Any] | None = None    # x-cedx-signed of the body schema
+    signed_response: dict[str, Any] | None = None   # x-cedx-signed of the success schema
+    examples: dict[tuple[str, str], Any] = field(default_factory=dict)  # (direction, media) -> {name: value}
 
     @property
     def path_params(self) -> list[Param]:
@@ -75,12 +76,12 @@ class Operation:
         return [p for p in self.params if p.location == "header" and not p.name.startswith("X-Cedx-")]
 
 
-def _python_type(index: SchemaIndex, schema: dict) -> str:
+def _python_type(index: SchemaIndex, schema: dict[str, Any]) -> str:
     kind = index.kind(schema)
     return {"integer": "int", "boolean": "bool"}.get(kind, "str")
 
 
-def _param(index: SchemaIndex, raw: dict) -> Param:
+def _param(index: SchemaIndex, raw: dict[str, Any]) -> Param:
     if "$ref" in raw:
         raw = index.spec["components"]["parameters"][raw["$ref"].rsplit("/", 1)[1]]
     schema = raw.get("schema", {})
@@ -96,7 +97,7 @@ def _param(index: SchemaIndex, raw: dict) -> Param:
     )
 
 
-def _response(index: SchemaIndex, status: str, raw: dict) -> Response:
+def _response(index: SchemaIndex, status: str, raw: dict[str, Any]) -> Response:
     if "$ref" in raw:
         raw = index.spec["components"]["responses"][raw["$ref"].rsplit("/", 1)[1]]
     content = raw.get("content", {})

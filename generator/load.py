@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -14,9 +15,9 @@ from .strict import check_source
 @dataclass
 class SpecSource:
     root: Path                     # the spec/ directory
-    document: dict                 # openapi.yaml as written
-    tables: dict[str, object]      # name → table content (units, errorCodes, rules)
-    examples: dict[str, object]    # file name → parsed JSON example
+    document: dict[str, Any]                 # openapi.yaml as written
+    tables: dict[str, Any]      # name → table content (units, errorCodes, rules)
+    examples: dict[str, Any]    # file name → parsed JSON example
 
 
 def load_spec(spec_dir: Path) -> SpecSource:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import warnings
+from typing import Any
 
 import datamodel_code_generator as dcg
-from datamodel_code_generator import DataModelType, InputFileType
+from datamodel_code_generator.enums import DataModelType, InputFileType
 
 from .pyformat import format_python
 from .titles import rejoin
@@ -24,7 +25,7 @@ CUSTOM_TYPES = {
     "NonNegativeDecimal": "cedx.runtime.types.NonNegativeDecimalString",
     "DateTime": "cedx.runtime.types.Instant",
 }
-OPTIONS = dict(
+OPTIONS: dict[str, Any] = dict(
     input_file_type=InputFileType.OpenAPI,
     output_model_type=DataModelType.PydanticV2BaseModel,
     target_python_version="3.10",
@@ -47,7 +48,7 @@ OPTIONS = dict(
 )
 
 
-def model_input(bundled: dict) -> dict:
+def model_input(bundled: dict[str, Any]) -> dict[str, Any]:
     schemas = rejoin(bundled["components"]["schemas"])  # bilingual Field titles, as before
     for name, path in CUSTOM_TYPES.items():
         if name not in schemas:  # a spec (e.g. the golden test spec) may not use every common type
@@ -85,9 +86,11 @@ def readable_enums(code: str) -> str:
     return _FIELD_MEMBER.sub(lambda m: f'{m.group(1)}{readable_member(m.group(2))} = "{m.group(2)}"', code)
 
 
-def generate_models(bundled: dict) -> bytes:
+def generate_models(bundled: dict[str, Any]) -> bytes:
     with warnings.catch_warnings():
         # The tool warns that it drops pattern constraints on the custom types: intended.
         warnings.simplefilter("ignore")
         code = dcg.generate(model_input(bundled), **OPTIONS)
+    if not isinstance(code, str):  # one input, one module: the tool returns its text
+        raise TypeError(f"datamodel-code-generator returned {type(code).__name__}, not a module's text")
     return format_python(readable_enums(code), "sdk/cedx/generated/models.py").encode("utf-8")

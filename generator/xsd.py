@@ -9,6 +9,8 @@ with application/xml is a global element.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from lxml import etree
 
 from cedx.spec.schema import SchemaIndex
@@ -61,16 +63,16 @@ class XsdBuilder:
                 continue  # carried inline where used (a choice of the variants' elements)
             else:
                 raise ValueError(f"schema {name}: kind {kind} has no XML mapping")
-        return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
+        return cast(bytes, etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8"))
 
     # --- pieces ---------------------------------------------------------------------------
-    def _doc(self, parent: etree._Element, schema: dict) -> None:
+    def _doc(self, parent: etree._Element, schema: dict[str, Any]) -> None:
         title = bilingual(schema)
         if title:
             ann = etree.SubElement(parent, _xs("annotation"))
             etree.SubElement(ann, _xs("documentation")).text = title
 
-    def _complex_type(self, schema: dict, name: str | None = None) -> etree._Element:
+    def _complex_type(self, schema: dict[str, Any], name: str | None = None) -> etree._Element:
         ct = etree.Element(_xs("complexType"), **({"name": name} if name else {}))
         if name:
             self._doc(ct, schema)
@@ -87,7 +89,7 @@ class XsdBuilder:
             self._typed(a, prop.schema)
         return ct
 
-    def _element(self, name: str, schema: dict, min_occurs: int, max_occurs: str = "1") -> etree._Element:
+    def _element(self, name: str, schema: dict[str, Any], min_occurs: int, max_occurs: str = "1") -> etree._Element:
         el = etree.Element(_xs("element"), name=name)
         if min_occurs != 1:
             el.set("minOccurs", str(min_occurs))
@@ -119,7 +121,7 @@ class XsdBuilder:
         self._typed(el, schema)
         return el
 
-    def _typed(self, el: etree._Element, schema: dict) -> None:
+    def _typed(self, el: etree._Element, schema: dict[str, Any]) -> None:
         ref = self.index.ref_name(schema)
         if ref:
             el.set("type", f"c:{ref}")
@@ -128,7 +130,7 @@ class XsdBuilder:
         else:
             el.append(self._simple_type(schema))
 
-    def _simple_type(self, schema: dict, name: str | None = None) -> etree._Element:
+    def _simple_type(self, schema: dict[str, Any], name: str | None = None) -> etree._Element:
         st = etree.Element(_xs("simpleType"), **({"name": name} if name else {}))
         if name:
             self._doc(st, schema)
@@ -148,5 +150,5 @@ class XsdBuilder:
         return st
 
 
-def derive_xsd(spec: dict | SchemaIndex) -> bytes:
+def derive_xsd(spec: dict[str, Any] | SchemaIndex) -> bytes:
     return XsdBuilder(spec if isinstance(spec, SchemaIndex) else SchemaIndex(spec)).build()

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import secrets
 import sys
 import tempfile
 import uuid
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from . import spec, trust
 from .accounting import agreement
@@ -30,10 +33,11 @@ from .accounting.guideline import (
     metered_gaps,
     power_report,
 )
-from .accounting.series import month_total, pull_month
+from .accounting.series import MonthTotal, month_total, pull_month
 from .acquisition.app import create_source_app
 from .generated import models
 from .generated.client import AcquisitionClient, CommonClient, ReportingClient
+from .generated.constants import INDUSTRIES
 from .instants import CST
 from .platform.admin import Admin
 from .platform.app import create_app
@@ -46,21 +50,31 @@ from .trust import tsa as tts
 from .trust import x509 as tx
 
 TOTAL_UNITS = {"t/h": "t", "MW": "MWh"}  # hourly averages of a rate, summed over hours
-ENTITIES = {
-    "power": ("91320500MA1X2P3Q4R", "华东示范电厂有限公司"),
-    "cement": ("91530100MA6K7L8M9M", "西南示范水泥有限公司"),
-    "steel": ("91130200MA0B1C2D31", "北方示范钢铁有限公司"),
-    "coal_mining": ("91140600MA0E4F5G6U", "晋北示范煤业有限公司"),
-    "chemical": ("91370800MA3H4J5K63", "东部示范化工有限公司"),
-}
+
+
+def _example_entities() -> dict[str, tuple[str, str]]:
+    """One emission entity per industry, in the spec's order: the (credit code, name) of the
+    spec's monthly-report example of that industry (the example PKI certifies the same codes),
+    so an industry added to the spec with its example joins the demo without an edit here."""
+    found: dict[str, tuple[str, str]] = {}
+    examples = resources.files("cedx.generated").joinpath("examples")
+    for path in sorted(examples.iterdir(), key=lambda p: p.name):
+        if path.name.startswith("monthly-report-") and path.name.endswith(".json"):
+            payload = json.loads(path.read_text(encoding="utf-8"))["payload"]
+            found.setdefault(payload["industry"], (payload["creditCode"], payload["entityName"]))
+    return {industry: found[industry] for industry in INDUSTRIES if industry in found}
+
+
+ENTITIES = _example_entities()
 
 
 def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _verified_receipt(record: dict, anchors: list[bytes]) -> tuple[str, str]:
+def _verified_receipt(record: dict[str, Any], anchors: list[bytes]) -> tuple[str, str]:
     verified = trust.verify_document(record, tx.ChainResolver(anchors))
+    assert verified.timestamp_token is not None  # the platform time-stamps every receipt
     info = tts.verify_token(verified.timestamp_token, imprint=trust.sm3(verified.signature), trust_anchors=anchors)
     return "valid", info.gen_time.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S+08:00")
 
@@ -100,9 +114,10 @@ def main() -> int:
                           for site in sources}
         say(f"平台 / platform {url_a}; 数据源 / sources {sources['power']} (power), {sources['cement']} (cement)")
 
-        pulled: dict[str, list[dict]] = {}
+        pulled: dict[str, list[dict[str, Any]]] = {}
 
-        def acquire(site: str, point: str, field: str, item: str = "activity"):
+        def acquire(site: str, point: str, field: str,
+                    item: str = "activity") -> tuple[MonthTotal, dict[str, Any], list[dict[str, Any]]]:
             client = AcquisitionClient(sources[site], trust_anchors=[source_anchors[site]], token_provider=TokenProvider(
                 f"{sources[site]}/oauth/token", "accounting", source_secret, "acquisition:read"))
             mp = client.get_metering_point(point).model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -155,7 +170,7 @@ def main() -> int:
 
         gen = totals["PWR-U1-GEN"]
 
-        def build_power(lab: LabReport, prepared: str):
+        def build_power(lab: LabReport, prepared: str) -> models.MonthlyReport:
             unit = CoalUnit(unit_id="U1", capacity_mw="660", coal_t=totals["PWR-U1-COAL"].total, generation_mwh=gen.total,
                             supply_mwh=totals["PWR-U1-SUPPLY"].total, heat_gj=Decimal("152000"),
                             running_hours=gen.hours - gen.stopped_hours, heat_supply_ratio="0.0830", lab=lab)
@@ -170,7 +185,9 @@ def main() -> int:
             f"the signed batches: {'一致 / agree' if not disagreements else disagreements}")
         if disagreements:
             return 1
+        assert power.power is not None and power.attachments  # the power builder fills both
         u1 = power.power.units[0]
+        assert u1.carbon_content_as_received is not None  # measured by the lab
         say(f"   化验 / lab: Cad 58.05 % → Car {u1.carbon_content_as_received.value} % (GB/T 483); "
             f"附件 / attachment SM3 {power.attachments[0].sm3[:16]}…; 供电强度 / intensity {u1.intensity_power_supplied.value} tCO2/MWh")
         issues = spec.validator().validate("MonthlyReport", power.model_dump(mode="json", by_alias=True, exclude_none=True))
@@ -182,6 +199,7 @@ def main() -> int:
         item = outbox.enqueue(power)
         outbox.deliver()
         power_receipt = outbox.item(item).receipt
+        assert power_receipt is not None  # delivered
         results = [("power", "JSON", power, power_receipt, url_a)]
 
         # --- correction --------------------------------------------------------------------
@@ -193,6 +211,7 @@ def main() -> int:
         item2 = outbox.enqueue(corrected)
         outbox.deliver()
         correction_receipt = outbox.item(item2).receipt
+        assert correction_receipt is not None  # delivered
         results.append(("power (correction)", "JSON", corrected, correction_receipt, url_a))
 
         # --- address change ----------------------------------------------------------------
@@ -201,6 +220,7 @@ def main() -> int:
         assert url_b == url_b_planned
         follower = AddressFollower(client, CommonClient)
         switched = follower.check()
+        assert switched is not None  # the signed configuration names the new address
         say(f"   {url_a} -> {switched}: 签名有效，已切换 / signature valid, switched")
 
         # --- cement, XML, to the new address -----------------------------------------------
@@ -250,11 +270,11 @@ def main() -> int:
         say("\n汇总 / summary")
         header = f"{'单位 / entity':34} {'格式':5} {'燃烧':>12} {'过程':>12} {'电力':>10} {'合计 / total':>14}  {'版本':4} {'回执 / receipt':36}  签名 / TSA"
         say(header)
-        for label, fmt, report, receipt, _url in results:
-            t = report.totals
+        for label, fmt_name, report, receipt, _url in results:
+            rt = report.totals
             sig, when = _verified_receipt(receipt, anchors)
-            say(f"{report.entity_name + ' ' + label:30} {fmt:5} {t.combustion.value:>12,} {t.process.value:>12,} "
-                f"{t.purchased_electricity.value:>10,} {t.total.value:>14,} tCO2  v{receipt['payload']['version']}  "
+            say(f"{report.entity_name + ' ' + label:30} {fmt_name:5} {rt.combustion.value:>12,} {rt.process.value:>12,} "
+                f"{rt.purchased_electricity.value:>10,} {rt.total.value:>14,} tCO2  v{receipt['payload']['version']}  "
                 f"{receipt['payload']['receiptId']}  {sig} / {when}")
         listing = reporting_client("power", switched, Format.JSON).list_submissions(period=period).items
         say("\n发电报送状态 / power submissions: " + ", ".join(f"v{s.version} {s.state.value}" for s in sorted(listing, key=lambda s: s.version)))

@@ -90,3 +90,31 @@ def test_spec_version_and_a_new_industry_need_no_hand_edits(tmp_path):
     both = {**example, "payload": {**payload, "nonferrousMetals": payload["power"]}}
     issues = validator.validate("SignedMonthlyReport", both)
     assert "R-IND-001" in {i.rule for i in issues}, issues
+
+
+# Hand-written files that still type the spec version; each goes when its owner's branch reads
+# cedx.generated.constants.SPEC_VERSION instead (issue 10.2). The list only shrinks.
+PENDING_VERSION_LITERALS = {
+    "sdk/cedx/inspect/reporting_cases.py",
+    "sdk/cedx/platform/service.py",
+}
+
+
+def test_hand_written_code_does_not_type_the_spec_version(bundled):
+    """A spec revision bumps x-cedx-spec-version and regenerates (test above); hand-written code
+    must then need no edit, so it may not spell the version itself."""
+    version = bundled["x-cedx-spec-version"]
+    needles = (f'"{version}"', f"'{version}'")
+    offenders = {str(path.relative_to(REPO)) for folder in ("sdk/cedx", "generator", "bench")
+                 for path in sorted((REPO / folder).rglob("*.py")) if "generated" not in path.parts
+                 and any(needle in path.read_text(encoding="utf-8") for needle in needles)}
+    assert offenders <= PENDING_VERSION_LITERALS, sorted(offenders - PENDING_VERSION_LITERALS)
+
+
+def test_demo_entities_follow_the_spec_examples():
+    """The demo registers one entity per industry, taken from the spec's examples (no hand table)."""
+    from cedx.demo import ENTITIES
+    from cedx.generated.constants import INDUSTRIES
+
+    assert tuple(ENTITIES) == INDUSTRIES
+    assert ENTITIES["power"] == ("91320500MA1X2P3Q4R", "华东示范电厂有限公司")

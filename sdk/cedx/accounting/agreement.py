@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from .. import spec, trust
 from .period import bounds as period_bounds
@@ -34,7 +35,7 @@ class Disagreement:
     message: str
 
 
-def resolve(payload: dict, path: str):
+def resolve(payload: dict[str, Any], path: str) -> Any:
     node = payload
     for part in path.split("."):
         m = _STEP.fullmatch(part)
@@ -54,7 +55,7 @@ def half_unit(value: str) -> Decimal:
     return Decimal(5).scaleb(-(places + 1))
 
 
-def check(report: dict, batches: dict[str, list[dict]]) -> list[Disagreement]:
+def check(report: dict[str, Any], batches: dict[str, list[dict[str, Any]]]) -> list[Disagreement]:
     """``report`` is a MonthlyReport payload; ``batches`` maps pointId to that month's batch payloads
     (signatures already verified by whoever pulled them)."""
     units = spec.index().units

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 from .. import spec
 from ..spec.rules import factor_row
 
 
 class FactorTable:
-    def __init__(self, bundled: dict | None = None):
+    def __init__(self, bundled: dict[str, Any] | None = None):
         self.spec = bundled if bundled is not None else spec.bundled_spec()
-        self.table: dict = self.spec["x-cedx-factors"]
+        self.table: dict[str, Any] = self.spec["x-cedx-factors"]
         self.version: str = self.table["version"]
 
     # --- raw rows ---------------------------------------------------------------------------
-    def row(self, key: str) -> dict:
+    def row(self, key: str) -> dict[str, Any]:
         return factor_row(self.spec, key)
 
     def value(self, key: str) -> Decimal:
@@ -32,17 +33,17 @@ class FactorTable:
         r = self.row(f"constants.{key}")
         return Decimal(r["numerator"]) / Decimal(r["denominator"])
 
-    def reference(self, key: str, row: dict | None = None) -> str:
+    def reference(self, key: str, row: dict[str, Any] | None = None) -> str:
         row = row or self.row(key)
         where = f" {row['clause']}" if row.get("clause") else ""
         return f"因子表 / factor table {self.version} {key} ({row.get('set', '')}{where}){_flag(row)}"
 
     # --- parameters as they appear in reports ------------------------------------------------
-    def parameter(self, key: str, source: str = "default") -> dict:
+    def parameter(self, key: str, source: str = "default") -> dict[str, Any]:
         row = self.row(key)
         return {"value": row["value"], "unit": row["unit"], "source": source, "reference": self.reference(key, row)[:500]}
 
-    def fuel(self, fuel: str, guideline: str) -> dict[str, dict]:
+    def fuel(self, fuel: str, guideline: str) -> dict[str, dict[str, Any]]:
         """Default NCV, carbon content and oxidation rate of a fuel in one guideline's table."""
         rows = [r for r in self.table["fuels"] if r["fuel"] == fuel and r["set"] == guideline]
         if not rows:
@@ -51,7 +52,7 @@ class FactorTable:
         ref = f"因子表 / factor table {self.version} fuels {guideline}/{fuel} ({r['clause']}){_flag(r)}"
         return {k: {**r[k], "source": "default", "reference": ref} for k in ("ncv", "carbonContent", "oxidationRate")}
 
-    def grid(self, year: int, kind: str = "national_average") -> dict:
+    def grid(self, year: int, kind: str = "national_average") -> dict[str, Any]:
         rows = [r for r in self.table["grid"] if r["year"] == year and r["kind"] == kind]
         if not rows:
             raise KeyError(f"no grid factor for {year} ({kind})")
@@ -59,7 +60,7 @@ class FactorTable:
         return {"value": r["value"], "unit": "tCO2/MWh", "source": "regulator_published",
                 "reference": f"因子表 / factor table {self.version} grid {year}/{kind} ({r['set']}){_flag(r)}"}
 
-    def gwp(self, gas: str, assessment: str) -> dict:
+    def gwp(self, gas: str, assessment: str) -> dict[str, Any]:
         key = f"gwp.{gas}.{assessment}"
         r = self.row(key)
         return {"value": r["value"], "unit": "1", "source": "default",
@@ -72,7 +73,7 @@ class FactorTable:
         return int(rows[0]["places"])
 
 
-def _flag(row: dict) -> str:
+def _flag(row: dict[str, Any]) -> str:
     """Values the table marks unconfirmed say so wherever they are used."""
     return " 未核实 / unconfirmed" if row.get("status") == "unconfirmed" else ""
 

@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 VALID = frozenset({"N"})
 STOPPED = "F"
@@ -35,7 +36,7 @@ class FlagViolation:
 _STEPS = {"PT1M": dt.timedelta(minutes=1), "PT1H": dt.timedelta(hours=1), "P1D": dt.timedelta(days=1)}
 
 
-def rows(batch: dict) -> Iterator[tuple[str, Decimal | None, str]]:
+def rows(batch: dict[str, Any]) -> Iterator[tuple[str, Decimal | None, str]]:
     """(time, value, flag) rows of a batch payload, row-shaped or columnar.
 
     Row shape: ``values: [{time, value?, flag}]``. Columnar shape (sealed batches): value i is at
@@ -54,7 +55,7 @@ def rows(batch: dict) -> Iterator[tuple[str, Decimal | None, str]]:
         yield t, (Decimal(v) if v not in (None, "") else None), f
 
 
-def span(batch: dict) -> tuple[str, str]:
+def span(batch: dict[str, Any]) -> tuple[str, str]:
     """(start, end) of a batch payload in either shape."""
     if "periodStart" in batch:
         return batch["periodStart"], batch["periodEnd"]
@@ -78,6 +79,6 @@ def check(values: Iterable[tuple[str, Decimal | None, str]], lower: Decimal, upp
     return out
 
 
-def check_batch(batch: dict, measuring_range: dict) -> list[FlagViolation]:
+def check_batch(batch: dict[str, Any], measuring_range: dict[str, Any]) -> list[FlagViolation]:
     """A batch payload against its metering point's instrument range ({lower, upper, unit})."""
     return check(rows(batch), Decimal(measuring_range["lower"]), Decimal(measuring_range["upper"]))

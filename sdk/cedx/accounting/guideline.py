@@ -18,6 +18,7 @@ import base64
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from .. import trust
 from ..generated import models
@@ -26,16 +27,16 @@ from .rounding import text
 from .series import MonthTotal
 
 
-def _frac(param: dict) -> Decimal:
+def _frac(param: dict[str, Any]) -> Decimal:
     v = Decimal(param["value"])
     return v / 100 if param["unit"] in ("%", "%vol") else v
 
 
-def _q(value: Decimal, unit: str, item: str = "emission", t: FactorTable | None = None) -> dict:
+def _q(value: Decimal, unit: str, item: str = "emission", t: FactorTable | None = None) -> dict[str, Any]:
     return {"value": text(value, (t or table()).places(item)), "unit": unit}
 
 
-def _p(value: str, unit: str, source: str, reference: str | None = None, lab: str | None = None) -> dict:
+def _p(value: str, unit: str, source: str, reference: str | None = None, lab: str | None = None) -> dict[str, Any]:
     out = {"value": value, "unit": unit, "source": source}
     if reference:
         out["reference"] = reference
@@ -54,7 +55,7 @@ class Attachment:
     media_type: str
     content: bytes
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         return {"attachmentId": self.attachment_id, "kind": self.kind, "title": self.title, "fileName": self.file_name,
                 "mediaType": self.media_type, "size": len(self.content), "sm3": trust.sm3(self.content).hex(),
                 "content": base64.b64encode(self.content).decode()}
@@ -79,11 +80,11 @@ class LabReport:
     values: dict[str, tuple[str, str]] = field(default_factory=dict)
     attachment: Attachment | None = None
 
-    def measured(self, key: str) -> dict:
+    def measured(self, key: str) -> dict[str, Any]:
         value, unit = self.values[key]
         return _p(value, unit, "measured", f"{self.laboratory} {self.report_number}"[:500], self.lab_id)
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         out = {"labEvidenceId": self.lab_id, "laboratory": self.laboratory,
                "accreditation": {"scheme": self.scheme, "number": self.accreditation_number},
                "reportNumber": self.report_number, "sampleType": self.sample_type, "sampleId": self.sample_id,
@@ -94,7 +95,7 @@ class LabReport:
         return out
 
 
-def evidence_ref(total: MonthTotal, source_id: str, reported_field: str, total_unit: str, item: str) -> dict:
+def evidence_ref(total: MonthTotal, source_id: str, reported_field: str, total_unit: str, item: str) -> dict[str, Any]:
     return {"sourceId": source_id, "pointId": total.point_id, "granularity": "hour",
             "firstSequence": total.first_sequence, "lastSequence": total.last_sequence, "lastBatchDigest": total.last_digest,
             "reportedField": reported_field, "periodStart": total.period_start, "periodEnd": total.period_end,
@@ -102,7 +103,7 @@ def evidence_ref(total: MonthTotal, source_id: str, reported_field: str, total_u
             "substitutedHours": total.substituted_hours, "stoppedHours": total.stopped_hours}
 
 
-def metered_gaps(total: MonthTotal, parameter: str, total_unit: str, item: str) -> list[dict]:
+def metered_gaps(total: MonthTotal, parameter: str, total_unit: str, item: str) -> list[dict[str, Any]]:
     """Data-gap records for the substitutions month_total made (rule R-GAP-002)."""
     out = []
     for g in total.gaps:
@@ -115,7 +116,7 @@ def metered_gaps(total: MonthTotal, parameter: str, total_unit: str, item: str) 
 
 # --- common accounting ---------------------------------------------------------------------------
 def fuel_combustion(source_id: str, fuel: str, consumption: Decimal, unit: str, guideline: str, *,
-                    ncv: dict | None = None, carbon: dict | None = None, oxidation: dict | None = None) -> dict:
+                    ncv: dict[str, Any] | None = None, carbon: dict[str, Any] | None = None, oxidation: dict[str, Any] | None = None) -> dict[str, Any]:
     """E = FC × NCV × CC × OF × 44/12, defaults from the guideline's fuel table unless measured."""
     t = table()
     d = t.fuel(fuel, guideline)
@@ -126,13 +127,13 @@ def fuel_combustion(source_id: str, fuel: str, consumption: Decimal, unit: str, 
             "carbonContent": carbon, "oxidationRate": oxidation, "emission": _q(e, "tCO2")}
 
 
-def energy_flow(amount: Decimal, unit: str, factor: dict) -> dict:
+def energy_flow(amount: Decimal, unit: str, factor: dict[str, Any]) -> dict[str, Any]:
     amt = Decimal(text(amount, 3))
     return {"amount": {"value": str(amt), "unit": unit}, "factor": factor,
             "emission": _q(amt * Decimal(factor["value"]), "tCO2")}
 
 
-def steam_heat(mass_t: Decimal, enthalpy_kj_kg: str, pressure_mpa: str, temperature_c: str) -> dict:
+def steam_heat(mass_t: Decimal, enthalpy_kj_kg: str, pressure_mpa: str, temperature_c: str) -> dict[str, Any]:
     """Steam tonnes → GJ: AD = Ma × (Enst − 83.74) × 1e-3 (factor table heat.steam_enthalpy_baseline)."""
     base = table().value("heat.steam_enthalpy_baseline")
     heat = mass_t * (Decimal(enthalpy_kj_kg) - base) / 1000
@@ -145,7 +146,7 @@ def steam_heat(mass_t: Decimal, enthalpy_kj_kg: str, pressure_mpa: str, temperat
 def totals(*, combustion: Decimal, process: Decimal = Decimal(0), electricity: Decimal = Decimal(0),
            heat: Decimal = Decimal(0), fugitive: Decimal | None = None, flare: Decimal | None = None,
            carbon_fixed: Decimal | None = None, co2_recovered: Decimal | None = None,
-           exported_electricity: Decimal | None = None, exported_heat: Decimal | None = None) -> dict:
+           exported_electricity: Decimal | None = None, exported_heat: Decimal | None = None) -> dict[str, Any]:
     """Totals from already-rounded parts (so R-TOT-004 holds exactly)."""
     unit_e = "tCO2e" if fugitive is not None else "tCO2"
     out = {"combustion": _q(combustion, "tCO2"), "process": _q(process, unit_e),
@@ -161,7 +162,7 @@ def totals(*, combustion: Decimal, process: Decimal = Decimal(0), electricity: D
     return out
 
 
-def _dec(q: dict) -> Decimal:
+def _dec(q: dict[str, Any]) -> Decimal:
     return Decimal(q["value"])
 
 
@@ -182,12 +183,12 @@ class CoalUnit:
     pressure: str = "ultra_supercritical"
     cooling: str = "water"
     category: str = "coal"
-    measurement: dict | None = None        # CoalMeasurement; default as fired (belt scales)
-    fuels: list[dict] = field(default_factory=list)
-    biomass: dict | None = None
+    measurement: dict[str, Any] | None = None        # CoalMeasurement; default as fired (belt scales)
+    fuels: list[dict[str, Any]] = field(default_factory=list)
+    biomass: dict[str, Any] | None = None
 
 
-def coal_unit(u: CoalUnit, gaps: list[dict], index: int) -> dict:
+def coal_unit(u: CoalUnit, gaps: list[dict[str, Any]], index: int) -> dict[str, Any]:
     t = table()
     coal = Decimal(text(u.coal_t, t.places("coal_consumption")))
     of = t.parameter("power.coal_oxidation_rate")
@@ -219,7 +220,7 @@ def coal_unit(u: CoalUnit, gaps: list[dict], index: int) -> dict:
     supply = Decimal(text(min(u.supply_mwh, gen), t.places("generation")))
     heat = Decimal(text(u.heat_gj, t.places("heat")))
     alpha = Decimal(u.heat_supply_ratio) if heat > 0 else Decimal(0)
-    unit = {"unitId": u.unit_id, "capacity": {"value": u.capacity_mw, "unit": "MW"},
+    unit: dict[str, Any] = {"unitId": u.unit_id, "capacity": {"value": u.capacity_mw, "unit": "MW"},
             "coalConsumption": {"value": str(coal), "unit": "t"}, "ncvAsReceived": ncv, "carbonContentAsReceived": car,
             "oxidationRate": of, "combustionEmission": {"value": str(e_coal), "unit": "tCO2"},
             "grossGeneration": {"value": str(gen), "unit": "MWh"}, "powerSupplied": {"value": str(supply), "unit": "MWh"},
@@ -230,7 +231,7 @@ def coal_unit(u: CoalUnit, gaps: list[dict], index: int) -> dict:
             "fuelCategory": u.category, "boilerType": u.boiler, "pressureClass": u.pressure, "coolingType": u.cooling,
             "coalMeasurement": u.measurement or {"method": "as_fired"}}
     if u.lab is not None:
-        analysis = {"totalMoisture": u.lab.measured("mt"), "airDriedMoisture": u.lab.measured("mad")}
+        analysis: dict[str, Any] = {"totalMoisture": u.lab.measured("mt"), "airDriedMoisture": u.lab.measured("mad")}
         for key, name in (("har", "hydrogenAsReceived"), ("st", "sulphur")):
             if key in u.lab.values:
                 analysis[name] = u.lab.measured(key)
@@ -251,8 +252,8 @@ def coal_unit(u: CoalUnit, gaps: list[dict], index: int) -> dict:
 
 
 def power_report(*, credit_code: str, name: str, period: str, units: list[CoalUnit], grid_mwh: Decimal,
-                 grid_year: int, grid_kind: str = "power_sector_compliance", plant_fuels: list[dict] | None = None,
-                 evidence: list[dict] | None = None, gaps: list[dict] | None = None, labs: list[LabReport] | None = None,
+                 grid_year: int, grid_kind: str = "power_sector_compliance", plant_fuels: list[dict[str, Any]] | None = None,
+                 evidence: list[dict[str, Any]] | None = None, gaps: list[dict[str, Any]] | None = None, labs: list[LabReport] | None = None,
                  attachments: list[Attachment] | None = None, prepared_at: str) -> models.MonthlyReport:
     gaps = list(gaps or [])
     unit_records = [coal_unit(u, gaps, i) for i, u in enumerate(units)]
@@ -267,7 +268,8 @@ def power_report(*, credit_code: str, name: str, period: str, units: list[CoalUn
     return models.MonthlyReport.model_validate(payload)
 
 
-def _evidence_sections(payload: dict, labs, gaps, attachments) -> None:
+def _evidence_sections(payload: dict[str, Any], labs: list[LabReport] | None, gaps: list[dict[str, Any]] | None,
+                       attachments: list[Attachment] | None) -> None:
     if labs:
         payload["labEvidence"] = [lab.record() for lab in labs]
     if gaps:
@@ -279,9 +281,9 @@ def _evidence_sections(payload: dict, labs, gaps, attachments) -> None:
 
 # --- cement (CEM-2015) ----------------------------------------------------------------------------
 def cement_report(*, credit_code: str, name: str, period: str, line_id: str, clinker_t: Decimal, kiln_coal_t: Decimal,
-                  raw_meal_t: Decimal, kiln_dust_t: str, grid_mwh: Decimal, lab: LabReport, evidence: list[dict],
+                  raw_meal_t: Decimal, kiln_dust_t: str, grid_mwh: Decimal, lab: LabReport, evidence: list[dict[str, Any]],
                   prepared_at: str, bypass_dust_t: str | None = None, cement_t: Decimal | None = None,
-                  alternative_fuels: list[dict] | None = None, grid_year: int = 2023, gaps: list[dict] | None = None,
+                  alternative_fuels: list[dict[str, Any]] | None = None, grid_year: int = 2023, gaps: list[dict[str, Any]] | None = None,
                   attachments: list[Attachment] | None = None) -> models.MonthlyReport:
     t = table()
     clinker = Decimal(text(clinker_t, 2))
@@ -294,7 +296,7 @@ def cement_report(*, credit_code: str, name: str, period: str, line_id: str, cli
     org = Decimal(text(meal * _frac(organic) * t.ratio("c_to_co2"), 3))
     coal = fuel_combustion("CEM-KILN-COAL", "bituminous_coal", kiln_coal_t, "t", "IND-2015", ncv=lab.measured("coal_ncv"))
     flow = energy_flow(grid_mwh, "MWh", t.grid(grid_year))
-    line = {"lineId": line_id, "clinkerOutput": {"value": str(clinker), "unit": "t"}, "caoContent": cao,
+    line: dict[str, Any] = {"lineId": line_id, "clinkerOutput": {"value": str(clinker), "unit": "t"}, "caoContent": cao,
             "caoNonCarbonate": cao_nc, "mgoContent": mgo, "mgoNonCarbonate": mgo_nc,
             "kilnDust": {"value": kiln_dust_t, "unit": "t"}, "kilnDustCalcination": calcination,
             "rawMealConsumption": {"value": str(meal), "unit": "t"}, "rawMealOrganicCarbon": organic,
@@ -311,7 +313,7 @@ def cement_report(*, credit_code: str, name: str, period: str, line_id: str, cli
     if alternative_fuels:
         line["alternativeFuels"] = alternative_fuels
         alt_e = sum((_dec(a["fossilEmission"]) for a in alternative_fuels), Decimal(0))
-    section: dict = {"lines": [line]}
+    section: dict[str, Any] = {"lines": [line]}
     if cement_t is not None:
         section = {"cementOutput": {"value": text(cement_t, 2), "unit": "t"}, **section}
     payload = {"reportId": str(uuid.uuid4()), "creditCode": credit_code, "entityName": name, "industry": "cement",
@@ -322,7 +324,7 @@ def cement_report(*, credit_code: str, name: str, period: str, line_id: str, cli
     return models.MonthlyReport.model_validate(payload)
 
 
-def alternative_fuel(fuel: str, consumption_t: Decimal, ncv: dict, carbon: dict, fossil_share: dict, oxidation: dict) -> dict:
+def alternative_fuel(fuel: str, consumption_t: Decimal, ncv: dict[str, Any], carbon: dict[str, Any], fossil_share: dict[str, Any], oxidation: dict[str, Any]) -> dict[str, Any]:
     e = consumption_t * _frac(ncv) * _frac(carbon) * _frac(fossil_share) * _frac(oxidation) * table().ratio("c_to_co2")
     return {"fuelCode": fuel, "consumption": {"value": text(consumption_t, 2), "unit": "t"}, "ncv": ncv, "carbonContent": carbon,
             "fossilCarbonShare": fossil_share, "oxidationRate": oxidation, "fossilEmission": _q(e, "tCO2")}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..spec.rules import CHINA_STANDARD_TIME, month_bounds
+from ..instants import CST as CHINA_STANDARD_TIME
+from ..spec.rules import month_bounds
 from .factors import table
 
 __all__ = ["CHINA_STANDARD_TIME", "bounds", "period_of", "upload_deadline", "is_late"]

@@ -20,6 +20,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from .. import trust
 from ..acquisition.batches import ChainHead
@@ -28,6 +29,9 @@ from ..progress import Progress
 from ..spec.rules import month_bounds
 from . import flags as fl
 from .period import CHINA_STANDARD_TIME
+
+if TYPE_CHECKING:
+    from ..generated.client import AcquisitionClient
 
 #: Measurands whose conservative side is low (outputs in an intensity's denominator, or deducted).
 LOW_SIDE = frozenset({"electricity_generation", "electricity_supply", "electricity_export", "heat_supply", "product_output"})
@@ -38,7 +42,7 @@ class Gap:
     method: str                # max_valid_same_day | max_valid_period | min_valid_same_day | min_valid_period
     cause: str                 # invalid_flag | full_day_invalid
     hours: int = 0
-    flags: Counter = field(default_factory=Counter)
+    flags: Counter[str] = field(default_factory=Counter)
     contribution: Decimal = Decimal(0)
 
 
@@ -59,8 +63,8 @@ class MonthTotal:
     gaps: list[Gap] = field(default_factory=list)
 
 
-def pull_month(client, point_id: str, month_start: dt.datetime, trust_anchors: list[bytes],
-               measuring_range: dict | None = None, *, anchor: ChainHead | None = None) -> list[dict]:
+def pull_month(client: AcquisitionClient, point_id: str, month_start: dt.datetime, trust_anchors: list[bytes],
+               measuring_range: dict[str, Any] | None = None, *, anchor: ChainHead | None = None) -> list[dict[str, Any]]:
     """The hourly batches of the month (one per local day when sealed after the fact), each
     verified on arrival (cedx.acquisition.pull: signature to the trust anchors, chain, contiguity)
     while the next page is being fetched; ``anchor`` continues a chain verified in an earlier
@@ -84,7 +88,7 @@ def pull_month(client, point_id: str, month_start: dt.datetime, trust_anchors: l
     return payloads
 
 
-def month_total(payloads: list[dict], month_start: dt.datetime | None = None, measurand: str | None = None) -> MonthTotal:
+def month_total(payloads: list[dict[str, Any]], month_start: dt.datetime | None = None, measurand: str | None = None) -> MonthTotal:
     """Totals of verified hourly batches (row or columnar shape). With ``month_start`` only the hours
     inside that reporting month count (period rule R-PERIOD-002); days are China Standard Time days."""
     low = measurand in LOW_SIDE
@@ -95,7 +99,7 @@ def month_total(payloads: list[dict], month_start: dt.datetime | None = None, me
     for batch in payloads:
         for t, v, f in fl.rows(batch):
             instant = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
-            if lo is not None and not lo <= instant < hi:
+            if lo is not None and hi is not None and not lo <= instant < hi:
                 continue
             by_day[instant.astimezone(CHINA_STANDARD_TIME).date().isoformat()].append((v, f))
     valid_all = [v for values in by_day.values() for v, f in values if f in fl.VALID and v is not None]

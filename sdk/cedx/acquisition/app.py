@@ -23,11 +23,16 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import trust
+from ..generated import models
+from ..generated.constants import SPEC_VERSION
 from ..generated.server import (
     CommonService,
     Reply,
@@ -37,12 +42,12 @@ from ..generated.server import (
 )
 from ..instants import CST
 from ..runtime.errors import OAuthError, Problem
-from ..runtime.server import client_credentials, install_problem_handlers
+from ..runtime.server import RequestContext, client_credentials, install_problem_handlers
 from ..trust import x509 as tx
 from ..trust.keys import SM2PrivateKey
 from .batches import Signer
 from .simulate import SITES, Simulation, synthetic_points
-from .source import SPEC_VERSION, Source
+from .source import Source
 from .store import SealedStore
 
 log = logging.getLogger("cedx.acquisition")
@@ -82,10 +87,11 @@ class TokenIssuer(CommonService):
         self.clients = {cid: hashlib.sha256(secret.encode()).digest() for cid, secret in clients.items()}
         self.signer, self.name, self.public_url = signer, name, public_url
         self.tokens: dict[bytes, tuple[str, float]] = {}
-        self._configs: dict[str, dict] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self.sessions: Any = None  # the source's SessionTable, set by create_source_app
 
-    def issue_token(self, ctx, *, body):
+    def issue_token(self, ctx: RequestContext, *, body: models.TokenRequest) -> Any:
         # HTTP Basic or form fields (RFC 6749 §2.3.1), as at the platform.
         client_id, secret = client_credentials(ctx, body.model_dump(exclude_none=True))
         expected = self.clients.get(client_id)
@@ -110,7 +116,7 @@ class TokenIssuer(CommonService):
             return None, False
         return entry[0], entry[1] <= time.time()
 
-    def get_configuration(self, ctx):
+    def get_configuration(self, ctx: RequestContext) -> Any:
         base = (self.public_url or str(ctx.request.base_url)).rstrip("/")
         with self._lock:
             doc = self._configs.get(base)
@@ -131,13 +137,13 @@ class SourceHooks(ServerHooks):
         self.tokens = [t for t in tokens if t]
         self.issuer, self.limiter = issuer, limiter
 
-    def _limit(self, ctx, key: str) -> None:
+    def _limit(self, ctx: RequestContext, key: str) -> None:
         ok, headers = self.limiter.hit(key)
         ctx.response_headers.update(headers)
         if not ok:
             raise Problem("RATE_LIMITED", "too many requests; retry after the time in Retry-After", headers=headers)
 
-    def authenticate(self, ctx) -> None:
+    def authenticate(self, ctx: RequestContext) -> None:
         if ctx.operation.operation_id in ("getConfiguration", "issueToken"):
             client = ctx.request.client
             self._limit(ctx, f"addr:{client.host if client else '?'}")
@@ -172,17 +178,17 @@ class DisconnectWatch:
     """ASGI middleware: marks ``scope["cedx.disconnected"]`` (a threading.Event) when the client
     goes away, so work running in a worker thread can stop instead of finishing for nobody."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         flag = threading.Event()
         scope["cedx.disconnected"] = flag
-        queue: asyncio.Queue = asyncio.Queue(maxsize=4)   # bounded: the body still streams
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)   # bounded: the body still streams
 
-        async def pump():
+        async def pump() -> None:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
@@ -216,10 +222,11 @@ def init_source_pki(pki_dir: Path, site: str) -> None:
     (pki_dir / "source.pem").write_bytes(tx.to_pem(cert))
 
 
-def create_source_app(site: str | None = None, data_dir: Path | None = None, tokens: list[str] | None = None,
+def create_source_app(site: str | None = None, data_dir: str | Path | None = None, tokens: list[str] | None = None,
                       commissioned: dt.datetime | None = None, seed: str = "cedx", *,
                       clients: dict[str, str] | None = None, database_url: str | None = None,
-                      public_url: str | None = None, rate_limit: int | None = None, clock=None,
+                      public_url: str | None = None, rate_limit: int | None = None,
+                      clock: Callable[[], dt.datetime] | None = None,
                       seal_interval: float = 0, seal_lag: float = 120,
                       client_trust_anchors: list[bytes] | None = None, confidential_only: bool = False) -> FastAPI:
     """The source app. ``site`` ("power", "cement") runs that simulation as a writer of the
@@ -262,7 +269,7 @@ def create_source_app(site: str | None = None, data_dir: Path | None = None, tok
                                       required=confidential_only or os.environ.get("CEDX_SOURCE_CONFIDENTIAL_ONLY") == "1")
     hooks = SourceHooks(tokens, issuer, RateLimiter(rate_limit))
 
-    def sealer():  # points fed by other writers (e.g. the HJ 212 bridge): seal what is due
+    def sealer() -> None:  # points fed by other writers (e.g. the HJ 212 bridge): seal what is due
         while not source.stopping.wait(seal_interval):
             try:
                 source.catch_up()
@@ -275,7 +282,7 @@ def create_source_app(site: str | None = None, data_dir: Path | None = None, tok
                 log.exception("sealing round failed")
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if seal_interval > 0:
             threading.Thread(target=sealer, daemon=True, name="cedx-sealer").start()
         yield

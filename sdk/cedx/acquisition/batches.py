@@ -17,14 +17,14 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .. import trust
+from ..generated.constants import SPEC_VERSION
 from ..trust.curve import DEFAULT_ID
 from ..trust.sm3 import sm3
 
 UTC = dt.timezone.utc
-SPEC_VERSION = "1.0"
 GENESIS = "0" * 64
 STEP_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 STEP_CODES = {"minute": "PT1M", "hour": "PT1H", "day": "P1D"}
@@ -64,12 +64,12 @@ def parse_utc(text: str) -> int:
     return int(dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
 
 
-def canonical_payload(payload: dict) -> bytes:
+def canonical_payload(payload: dict[str, Any]) -> bytes:
     """RFC 8785 bytes of a conforming batch payload (one encoder pass; see the module doc)."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _signing_input(payload_bytes: bytes, protected: dict, spec_version: str) -> bytes:
+def _signing_input(payload_bytes: bytes, protected: dict[str, Any], spec_version: str) -> bytes:
     # RFC 8785 orders members by code point: "payload" < "signature" < "specVersion".
     return b"".join((b'{"payload":', payload_bytes, b',"signature":', canonical_payload(protected),
                      b',"specVersion":', json.dumps(spec_version).encode(), b"}"))
@@ -111,8 +111,8 @@ def check_payload(p: Any) -> None:
         raise BatchError("a value is not a decimal string (or empty)")
 
 
-def end_of(p: dict) -> int:
-    return parse_utc(p["start"]) + p["count"] * STEP_SECONDS[p["granularity"]]
+def end_of(p: dict[str, Any]) -> int:
+    return parse_utc(p["start"]) + int(p["count"]) * STEP_SECONDS[p["granularity"]]
 
 
 # --- sealing (the source side) ---------------------------------------------------------------
@@ -125,11 +125,11 @@ class Signer:
     certificate_chain: list[bytes]
     spec_version: str = SPEC_VERSION
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self._key_id = self.key.public_key().fingerprint()
         self._chain = [base64.b64encode(c).decode("ascii") for c in self.certificate_chain]
 
-    def seal(self, payload: dict, signing_time: dt.datetime | None = None) -> tuple[str, bytes]:
+    def seal(self, payload: dict[str, Any], signing_time: dt.datetime | None = None) -> tuple[str, bytes]:
         """Sign one batch payload; return (hex SM3 of its canonical bytes, envelope JSON bytes)."""
         check_payload(payload)
         pbytes = canonical_payload(payload)
@@ -157,7 +157,7 @@ class ChainHead:
 
 @dataclass
 class VerifiedBatch:
-    payload: dict
+    payload: dict[str, Any]
     digest: str
     key_id: str
 
@@ -172,7 +172,7 @@ class BatchVerifier:
     batch is accepted as the start (and must link to the genesis digest if it is sequence 1).
     """
 
-    def __init__(self, resolver: Callable[[dict], trust.SM2PublicKey], *, point_id: str | None = None,
+    def __init__(self, resolver: Callable[[dict[str, Any]], trust.SM2PublicKey], *, point_id: str | None = None,
                  granularity: str | None = None, anchor: ChainHead | None = None):
         self.resolver, self.point_id, self.granularity = resolver, point_id, granularity
         self.head = anchor
@@ -226,7 +226,7 @@ class BatchVerifier:
                                       self.resolver)
             except (trust.InvalidSignature, trust.CertificateError) as exc:
                 raise BatchError(f"batch {i}: {exc}", i) from exc
-            return block["keyId"]
+            return cast(str, block["keyId"])
         try:
             public = self.resolver(block)
         except trust.TrustError as exc:
@@ -240,9 +240,10 @@ class BatchVerifier:
             public.verify(value, _signing_input(pbytes, protected, version), uid)
         except (trust.InvalidSignature, ValueError) as exc:
             raise BatchError(f"batch {i}: signature invalid: {exc}", i) from None
-        return block["keyId"]
+        return cast(str, block["keyId"])
 
 
-def verify_batches(envelopes: Iterable[Any], resolver, **kwargs) -> list[VerifiedBatch]:
+def verify_batches(envelopes: Iterable[Any], resolver: Callable[[dict[str, Any]], trust.SM2PublicKey],
+                   **kwargs: Any) -> list[VerifiedBatch]:
     v = BatchVerifier(resolver, **kwargs)
     return [v.verify(e) for e in envelopes]

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
+from ..generated.constants import SPEC_VERSION
 from ..generated.server import Reply
 from ..runtime.errors import ApiError, Problem
 from ..trust import key_exchange as kx
@@ -45,7 +46,6 @@ LABEL_PAGES = b"cedx-acq-v1 source-to-client pages"
 LABEL_CLIENT = b"cedx-acq-v1 client-to-source"     # reserved for requests; not used yet
 NONCE_PREFIX_PAGES = b"\x00\x00\x00\x01"           # 4-byte direction prefix ‖ 8-byte counter
 AAD_VERSION = "cedx-acq-page-v1"
-SPEC_VERSION = "1.0"
 
 
 class ConfidentialityError(TrustError):

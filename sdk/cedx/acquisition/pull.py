@@ -13,7 +13,7 @@ import json
 import queue
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from .. import spec
@@ -23,10 +23,13 @@ from ..runtime.errors import ApiError
 from ..trust import x509 as tx
 from .batches import BatchVerifier, ChainHead, VerifiedBatch
 
+if TYPE_CHECKING:
+    from ..generated.client import AcquisitionClient
+
 _END = object()
 
 
-def _pages(client, point_id: str, query: dict, fmt: Format) -> Iterator[dict]:
+def _pages(client: AcquisitionClient, point_id: str, query: dict[str, Any], fmt: Format) -> Iterator[dict[str, Any]]:
     op = OPERATIONS["listMeasurementBatches"]
     path = op.path.replace("{pointId}", quote(point_id, safe=""))
     cursor = None
@@ -50,9 +53,9 @@ def _pages(client, point_id: str, query: dict, fmt: Format) -> Iterator[dict]:
             return
 
 
-def pull_batches(client, point_id: str, *, granularity: str, from_: str, to: str, trust_anchors: list[bytes],
+def pull_batches(client: AcquisitionClient, point_id: str, *, granularity: str, from_: str, to: str, trust_anchors: list[bytes],
                  limit: int | None = None, anchor: ChainHead | None = None, format: Format | None = None,
-                 prefetch: bool = True, confidential=None) -> Iterator[VerifiedBatch]:
+                 prefetch: bool = True, confidential: Any = None) -> Iterator[VerifiedBatch]:
     """Every batch of the point overlapping [from_, to), verified, in order. ``anchor`` is the
     ChainHead of an earlier pull that this one continues (the head is ``verifier.head``).
     ``confidential`` (ClientCredentials, or an open ClientSession) pulls in the confidentiality
@@ -89,7 +92,7 @@ def _resolver(trust_anchors: list[bytes]) -> tx.ChainResolver:
     return _RESOLVERS[key]
 
 
-def pull_points(client, point_ids: list[str], *, granularity: str, from_: str, to: str, trust_anchors: list[bytes],
+def pull_points(client: AcquisitionClient, point_ids: list[str], *, granularity: str, from_: str, to: str, trust_anchors: list[bytes],
                 limit: int | None = None, format: Format | None = None) -> Iterator[tuple[str, VerifiedBatch]]:
     """Every point's batches, verified, as (point id, batch), point after point. The fetcher
     runs ahead across point boundaries too, so the round trip of each point's first page
@@ -97,7 +100,7 @@ def pull_points(client, point_ids: list[str], *, granularity: str, from_: str, t
     fmt = Format(format or client.format)
     query = {"granularity": granularity, "from": from_, "to": to, **({"limit": limit} if limit else {})}
 
-    def pages():
+    def pages() -> Iterator[tuple[str, dict[str, Any]]]:
         for pid in point_ids:
             for page in _pages(client, pid, query, fmt):
                 yield pid, page
@@ -114,10 +117,10 @@ def pull_points(client, point_ids: list[str], *, granularity: str, from_: str, t
 
 
 def _prefetched(pages: Iterator[Any]) -> Iterator[Any]:
-    q: queue.Queue = queue.Queue(maxsize=1)
+    q: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
-    def fetch():
+    def fetch() -> None:
         try:
             for page in pages:
                 while not stop.is_set():

@@ -14,10 +14,16 @@ import datetime as dt
 import hashlib
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
 
+from ..generated.constants import SPEC_VERSION
 from ..instants import CST
+
+if TYPE_CHECKING:
+    from .store import SealedStore
 
 UTC = dt.timezone.utc
 
@@ -52,7 +58,7 @@ class PointModel:
     upper: float              # instrument range; above it the flag is T
     decimals: int = 2
     windows: list[Window] = field(default_factory=list)
-    instrument: dict = field(default_factory=dict)
+    instrument: dict[str, Any] = field(default_factory=dict)
     facility_id: str | None = None
     source_id: str | None = None
     hj212: str | None = None
@@ -120,7 +126,8 @@ class PointModel:
 _PROFILE = [math.sin((m / 60 - 9) / 24 * 2 * math.pi) for m in range(1440)]
 
 
-def _instrument(pid, itype, model, serial, acc, lo, hi, unit, cal, due, cert, body, method="verification"):
+def _instrument(pid: str, itype: str, model: str, serial: str, acc: str, lo: str, hi: str, unit: str, cal: str, due: str,
+                cert: str, body: str, method: str = "verification") -> dict[str, Any]:
     return {"instrumentId": f"INS-{pid}", "type": itype, "model": model, "serialNumber": serial,
             "manufacturer": "示范仪表有限公司", "accuracyClass": acc, "range": {"lower": lo, "upper": hi, "unit": unit},
             "calibration": {"method": method, "date": cal, "dueDate": due, "certificateNumber": cert, "body": body}}
@@ -128,7 +135,7 @@ def _instrument(pid, itype, model, serial, acc, lo, hi, unit, cal, due, cert, bo
 
 def power_plant(month_start: dt.datetime) -> list[PointModel]:
     """Unit 1 of a 2 x 660 MW coal-fired plant: coal feed, grid import, flue-gas CO2."""
-    d = lambda day, hour: month_start.replace(day=day, hour=hour)  # noqa: E731
+    d: Callable[[int, int], dt.datetime] = lambda day, hour: month_start.replace(day=day, hour=hour)  # noqa: E731
     body = "江苏省计量科学研究院（示例） / provincial metrology institute (example)"
     return [
         PointModel("PWR-U1-COAL", "1 号机组入炉煤皮带秤 / Unit 1 coal belt scale", "coal_feed", "t/h", "t", Decimal(1) / 60,
@@ -160,7 +167,7 @@ def power_plant(month_start: dt.datetime) -> list[PointModel]:
 
 def cement_line(month_start: dt.datetime) -> list[PointModel]:
     """A 5,000 t/d clinker line: clinker output, kiln coal, raw meal."""
-    d = lambda day, hour: month_start.replace(day=day, hour=hour)  # noqa: E731
+    d: Callable[[int, int], dt.datetime] = lambda day, hour: month_start.replace(day=day, hour=hour)  # noqa: E731
     body = "云南省计量测试技术研究院（示例） / provincial metrology institute (example)"
     return [
         PointModel("CEM-CLINKER", "熟料输送皮带秤 / clinker belt scale", "clinker_output", "t/h", "t", Decimal(1) / 60,
@@ -183,9 +190,9 @@ def cement_line(month_start: dt.datetime) -> list[PointModel]:
 SITES = {"power": power_plant, "cement": cement_line}
 
 
-def point_document(p: PointModel) -> dict:
+def point_document(p: PointModel) -> dict[str, Any]:
     """The MeteringPoint record of a simulated point."""
-    doc = {"specVersion": "1.0", "pointId": p.point_id, "name": p.name, "measurand": p.measurand, "unit": p.unit}
+    doc: dict[str, Any] = {"specVersion": SPEC_VERSION, "pointId": p.point_id, "name": p.name, "measurand": p.measurand, "unit": p.unit}
     if p.facility_id:
         doc["facilityId"] = p.facility_id
     if p.source_id:
@@ -210,11 +217,11 @@ class Simulation:
         self.models, self.seed = {m.point_id: m for m in models}, seed
         self.commissioned = commissioned
 
-    def register(self, store) -> None:
+    def register(self, store: SealedStore) -> None:
         for m in self.models.values():
             store.register_point(point_document(m), since=self.commissioned)
 
-    def write(self, store, until: dt.datetime | int) -> int:
+    def write(self, store: SealedStore, until: dt.datetime | int) -> int:
         """Append and seal every simulated minute before ``until`` not yet in the store."""
         end = until if isinstance(until, int) else int(until.timestamp())
         end = end // 60 * 60

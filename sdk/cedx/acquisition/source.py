@@ -16,21 +16,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from starlette.responses import Response, StreamingResponse
 
 from .. import trust
+from ..generated.constants import SPEC_VERSION
 from ..generated.server import AcquisitionService, Reply
 from ..instants import INSTANT_PATTERN
 from ..runtime.errors import Problem
+from ..runtime.server import RequestContext
 from .batches import STEP_SECONDS, VALID, Signer, utc_text
 from .confidential import ConfidentialMode
 from .simulate import Simulation
 from .store import SealedStore
 
 UTC = dt.timezone.utc
-SPEC_VERSION = "1.0"
 MAX_RANGE_DAYS = {"minute": 92, "hour": 366, "day": 3660}           # spec: x-cedx-max-range
 MAX_STATISTICS_DAYS = {"day": 366, "month": 366}
 DEFAULT_PAGE, MAX_PAGE = 7, 100
@@ -66,7 +68,7 @@ class Source(ConfidentialMode, AcquisitionService):
         self.abandoned = 0                      # statistics requests stopped early (client gone)
         self._write_lock = threading.Lock()
         self._written = 0                       # the simulation has written everything before this
-        self._points: dict[str, tuple[float, tuple[dict, str, int]]] = {}
+        self._points: dict[str, tuple[float, tuple[dict[str, Any], str, int]]] = {}
         if simulation is not None:
             simulation.register(store)
 
@@ -85,13 +87,13 @@ class Source(ConfidentialMode, AcquisitionService):
                 self._written = max(self._written, target)
 
     # --- documents ------------------------------------------------------------------------
-    def get_source_info(self, ctx):
+    def get_source_info(self, ctx: RequestContext) -> Any:
         return {"specVersion": SPEC_VERSION, "sourceId": self.source_id, "name": self.name,
                 "systemType": self.system_type, "operatorCreditCode": self.operator,
                 "signingCertificates": [base64.b64encode(c).decode() for c in self.signer.certificate_chain],
                 "granularities": ["minute", "hour", "day"]}
 
-    def _doc(self, point_id: str) -> tuple[dict, str, int]:
+    def _doc(self, point_id: str) -> tuple[dict[str, Any], str, int]:
         """(document, base granularity, since), remembered for a few seconds: base and since
         never change, and a renamed instrument may take that long to show."""
         now = time.monotonic()
@@ -106,7 +108,7 @@ class Source(ConfidentialMode, AcquisitionService):
         self._points[point_id] = (now + 5, info)
         return info
 
-    def list_metering_points(self, ctx, *, limit, cursor):
+    def list_metering_points(self, ctx: RequestContext, *, limit: int | None, cursor: str | None) -> Any:
         docs = self.store.points()
         ids = [d["pointId"] for d in docs]
         start = ids.index(cursor) + 1 if cursor in ids else 0
@@ -120,7 +122,7 @@ class Source(ConfidentialMode, AcquisitionService):
             headers["Link"] = _link(ctx, {"cursor": out["nextCursor"]})
         return Reply(out, headers=headers)
 
-    def get_metering_point(self, ctx, *, point_id):
+    def get_metering_point(self, ctx: RequestContext, *, point_id: str) -> Any:
         return self._doc(point_id)[0]
 
     # --- batches --------------------------------------------------------------------------
@@ -132,7 +134,8 @@ class Source(ConfidentialMode, AcquisitionService):
             raise Problem("INVALID_PARAMETER", f"the range exceeds {limit_days} days, the maximum for {name}")
         return max(start, since), end
 
-    def list_measurement_batches(self, ctx, *, point_id, granularity, from_, to, limit, cursor):
+    def list_measurement_batches(self, ctx: RequestContext, *, point_id: str, granularity: str, from_: str, to: str,
+                                 limit: int | None, cursor: str | None) -> Any:
         _, base, since = self._doc(point_id)
         offered = GRANULARITIES[base]
         if granularity not in offered:
@@ -179,7 +182,7 @@ class Source(ConfidentialMode, AcquisitionService):
         return StreamingResponse(body(), media_type="application/json; charset=utf-8", headers=headers)
 
     # --- statistics -----------------------------------------------------------------------
-    def get_period_statistics(self, ctx, *, point_id, period_type, from_, to):
+    def get_period_statistics(self, ctx: RequestContext, *, point_id: str, period_type: str, from_: str, to: str) -> Any:
         doc, base, since = self._doc(point_id)
         start, end = self._range(f"{period_type} statistics", from_, to, MAX_STATISTICS_DAYS[period_type], since)
         self.catch_up(end)
@@ -208,11 +211,11 @@ class Source(ConfidentialMode, AcquisitionService):
             item = {"period": period, "validCount": len(values), "expectedCount": n,
                     "coverage": str((Decimal(len(values)) / n).quantize(Decimal("0.000001"), ROUND_HALF_UP))}
             if values:
-                places = max(-v.as_tuple().exponent for v in values)
+                places = max(-cast(int, v.as_tuple().exponent) for v in values)
                 q = Decimal(1).scaleb(-max(places, 0))
                 if per_step is not None:
-                    item["total"] = str((sum(values) * per_step).quantize(q, ROUND_HALF_UP))
-                item.update({"average": str((sum(values) / len(values)).quantize(q, ROUND_HALF_UP)),
+                    item["total"] = str((sum(values, Decimal(0)) * per_step).quantize(q, ROUND_HALF_UP))
+                item.update({"average": str((sum(values, Decimal(0)) / len(values)).quantize(q, ROUND_HALF_UP)),
                              "minimum": str(min(values)), "maximum": str(max(values))})
             items.append(item)
             t = nxt
@@ -222,12 +225,12 @@ class Source(ConfidentialMode, AcquisitionService):
                                    envelope_fields={"specVersion": SPEC_VERSION})
 
 
-def _disconnected(ctx) -> bool:
+def _disconnected(ctx: RequestContext) -> bool:
     flag = ctx.request.scope.get("cedx.disconnected")
     return bool(flag is not None and flag.is_set())
 
 
-def _link(ctx, changes: dict) -> str:
+def _link(ctx: RequestContext, changes: dict[str, Any]) -> str:
     """RFC 8288 Link to the next page: the same request with the new cursor."""
     query = dict(ctx.request.query_params)
     query.update(changes)

@@ -37,10 +37,11 @@ import datetime as dt
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -59,6 +60,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Connection
 
 from .batches import GENESIS, STEP_CODES, STEP_SECONDS, VALID, VALUES_RE, Signer, utc_text
 
@@ -145,7 +147,7 @@ def _value_text(v: Decimal | str | None) -> str:
     return text
 
 
-def _flag_check(document: dict):
+def _flag_check(document: dict[str, Any]) -> Callable[[int, str, str], None]:
     """Flag/value agreement at the source (rules R-ACQ-001/005/006, cedx.accounting.flags): a base
     reading flagged N must lie in the instrument's measuring range, T at or above its upper limit,
     and B carries no value. Readings that disagree are refused before they can be sealed."""
@@ -183,7 +185,7 @@ def _aggregate(cells: list[tuple[str, str]], expected: int) -> tuple[str, str]:
     if len(valid) < 0.75 * expected:
         return "", max(others, key=lambda f: (others[f], f))
     places = max((len(v) - v.index(".") - 1 if "." in v else 0) for v in valid)
-    mean = sum(Decimal(v) for v in valid) / len(valid)
+    mean = sum((Decimal(v) for v in valid), Decimal(0)) / len(valid)
     return format(mean.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP), "f"), "N"
 
 
@@ -196,7 +198,7 @@ class SealedStore:
         self.engine = create_engine(url, future=True)
         if url.startswith("sqlite"):
             @event.listens_for(self.engine, "connect")
-            def _pragmas(dbapi_conn, _record):
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")   # sealed data is re-creatable from readings
@@ -224,7 +226,7 @@ class SealedStore:
         return self._month_next(t) if granularity == "day" else self._day_floor(t) + 86400
 
     # --- points -----------------------------------------------------------------------------
-    def register_point(self, document: dict, *, since: dt.datetime | int, base: str = "minute") -> None:
+    def register_point(self, document: dict[str, Any], *, since: dt.datetime | int, base: str = "minute") -> None:
         """Register (or update the description of) a metering point. ``document`` is its
         MeteringPoint record; ``since`` (commissioning) is fixed at the first registration."""
         if base not in BASES:
@@ -254,12 +256,12 @@ class SealedStore:
             else:
                 c.execute(update(points_t).where(points_t.c.point_id == pid).values(document=text))
 
-    def points(self) -> list[dict]:
+    def points(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             rows = c.execute(select(points_t.c.document).order_by(points_t.c.point_id)).all()
         return [json.loads(r.document) for r in rows]
 
-    def point_info(self, point_id: str) -> tuple[dict, str, int] | None:
+    def point_info(self, point_id: str) -> tuple[dict[str, Any], str, int] | None:
         """(document, base granularity, since) or None."""
         with self.engine.connect() as c:
             r = c.execute(select(points_t).where(points_t.c.point_id == point_id)).first()
@@ -275,7 +277,7 @@ class SealedStore:
         return out
 
     # --- writing ----------------------------------------------------------------------------
-    def append(self, point_id: str, readings: Iterable[Reading | tuple], *, granularity: str | None = None) -> AppendResult:
+    def append(self, point_id: str, readings: Iterable[Reading | tuple[Any, ...]], *, granularity: str | None = None) -> AppendResult:
         """Add readings (at the point's base granularity) that are not yet sealed."""
         info = self.point_info(point_id)
         if info is None:
@@ -328,7 +330,7 @@ class SealedStore:
         derived coarser series; returns the number of batches written."""
         return self._seal(point_id, _epoch(until), {}, signing_time)
 
-    def append_and_seal(self, point_id: str, readings: Iterable[Reading | tuple], *, until: dt.datetime | int,
+    def append_and_seal(self, point_id: str, readings: Iterable[Reading | tuple[Any, ...]], *, until: dt.datetime | int,
                         signing_time: dt.datetime | None = None) -> int:
         """Bulk writers (the simulation, back-fills): readings before ``until`` go straight into
         batches without a round trip through the pending table; later ones are appended."""
@@ -354,7 +356,8 @@ class SealedStore:
             self.append(point_id, later)
         return n
 
-    def _seal(self, point_id: str | None, until: int, extra: dict, signing_time) -> int:
+    def _seal(self, point_id: str | None, until: int, extra: dict[int, tuple[str, str]],
+              signing_time: dt.datetime | None) -> int:
         if self.signer is None:
             raise RuntimeError("this store has no signer: only the source (holding the key) seals")
         with self.engine.connect() as c:
@@ -373,10 +376,10 @@ class SealedStore:
         return total
 
     # --- sealing internals ------------------------------------------------------------------
-    def _range(self, pid: str, gran: str, lo: int, hi: int):
+    def _range(self, pid: str, gran: str, lo: int, hi: int) -> Any:
         return and_(pending_t.c.point_id == pid, pending_t.c.granularity == gran, pending_t.c.t >= lo, pending_t.c.t < hi)
 
-    def _head(self, c, pid: str, gran: str, since: int) -> tuple[int, str, int]:
+    def _head(self, c: Connection, pid: str, gran: str, since: int) -> tuple[int, str, int]:
         """The chain head, locked for this transaction: a no-op UPDATE takes the write lock
         (SQLite) or the row lock (PostgreSQL) before reading, so an append and a seal in
         different processes cannot interleave between reading the head and writing."""
@@ -384,10 +387,11 @@ class SealedStore:
         if c.execute(update(heads_t).where(where).values(seq=heads_t.c.seq)).rowcount == 0:
             c.execute(insert(heads_t).values(point_id=pid, granularity=gran, seq=0, digest=GENESIS, next_start=since))
             return 0, GENESIS, since
-        r = c.execute(select(heads_t).where(where)).first()
+        r = c.execute(select(heads_t).where(where)).one()
         return r.seq, r.digest, r.next_start
 
-    def _cascade(self, c, pid: str, gran: str, since: int, until: int, extra: dict, when) -> int:
+    def _cascade(self, c: Connection, pid: str, gran: str, since: int, until: int, extra: dict[int, tuple[str, str]],
+                 when: dt.datetime) -> int:
         seq0, digest0, start = self._head(c, pid, gran, since)
         end = self.floor(gran, until)
         if end <= start:
@@ -427,10 +431,12 @@ class SealedStore:
             n += self._cascade(c, pid, coarse, since, cend, derived, when)
         return n
 
-    def _document(self, c, pid: str) -> dict:
-        return json.loads(c.execute(select(points_t.c.document).where(points_t.c.point_id == pid)).scalar_one())
+    def _document(self, c: Connection, pid: str) -> dict[str, Any]:
+        return cast(dict[str, Any], json.loads(c.execute(select(points_t.c.document).where(points_t.c.point_id == pid)).scalar_one()))
 
-    def _write_batches(self, c, pid, gran, unit, seq, digest, start, end, cells, when) -> int:
+    def _write_batches(self, c: Connection, pid: str, gran: str, unit: str, seq: int, digest: str, start: int, end: int,
+                       cells: dict[int, tuple[str, str]], when: dt.datetime) -> int:
+        assert self.signer is not None  # _seal checked
         step = STEP_SECONDS[gran]
         sealed_at = utc_text(int(when.timestamp()))
         rows, t, seq0 = [], start, seq

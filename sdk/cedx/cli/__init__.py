@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn
 
 from . import example_cmds, hj212_cmds, inspect_cmds, platform_cmds, trust_cmds
 from ._help import HELP
@@ -25,7 +26,7 @@ class CliError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse prints usage + exits 2; keep it to one line
+    def error(self, message: str) -> NoReturn:  # argparse prints usage + exits 2; keep it to one line
         raise CliError(f"error: {message} (see: {self.prog} --help)", EXIT_USAGE)
 
 
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "(碳排放核算数据交换). Exit status: 0 ok, 1 invalid input found, 2 usage or I/O error.")
     parser.add_argument("--version", action="version", version=f"cedx {__version__}",
                         help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub: argparse._SubParsersAction[Any] = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     trust_cmds.register(sub)
     platform_cmds.register(sub)

@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
 
 
-def _examples():
+def _examples() -> Traversable:
     return resources.files("cedx.generated").joinpath("examples")
 
 
@@ -16,7 +20,7 @@ def names() -> list[str]:
     return sorted(p.name.rsplit(".", 1)[0] for p in _examples().iterdir() if p.name.endswith(".json"))
 
 
-def cmd_example(args) -> int:
+def cmd_example(args: argparse.Namespace) -> int:
     from . import CliError
 
     if args.list or not args.name:
@@ -43,7 +47,7 @@ def cmd_example(args) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("example", help="print or save one of the spec's example documents (a valid start)")
     p.add_argument("name", nargs="?", help="example name, e.g. monthly-report-power (none: list them)")
     p.add_argument("--payload", action="store_true",

@@ -9,9 +9,10 @@ import argparse
 import json
 import re
 import sys
+from typing import Any
 
 
-def _invalid(message: str):
+def _invalid(message: str) -> Exception:
     from . import EXIT_INVALID, CliError
 
     return CliError(message, EXIT_INVALID)
@@ -35,7 +36,7 @@ def _read_packet(data: bytes) -> tuple[bytes, list[str]]:
     return text, notes
 
 
-def cmd_decode(args) -> int:
+def cmd_decode(args: argparse.Namespace) -> int:
     from ..hj212 import codec
     from ..hj212.errors import HJ212Error
 
@@ -64,7 +65,7 @@ def _decode_all(data: bytes) -> int:
     from ..hj212.errors import HJ212Error
 
     reader, bad = codec.FrameReader(), 0
-    parts: dict[tuple, dict[int | None, codec.Packet]] = {}
+    parts: dict[tuple[Any, ...], dict[int | None, codec.Packet]] = {}
     frames = reader.feed(data)
     if reader.pending:
         frames += reader.feed(b"\r\n")  # the last packet may lack CR LF
@@ -95,7 +96,7 @@ def _decode_all(data: bytes) -> int:
     return 0
 
 
-def cmd_encode(args) -> int:
+def cmd_encode(args: argparse.Namespace) -> int:
     from ..hj212 import codec
     from ..hj212.errors import HJ212Error
 
@@ -113,12 +114,13 @@ def cmd_encode(args) -> int:
     return 0
 
 
-def cmd_simulate(args) -> int:
+def cmd_simulate(args: argparse.Namespace) -> int:
     """Play the simulated CEMS data logger against any HJ 212 receiver (ours or another)."""
     import asyncio
     import datetime as dt
 
-    from ..hj212.logger import CST, LoggerPlan, run_logger
+    from ..hj212.logger import LoggerPlan, run_logger
+    from ..instants import CST
 
     start = dt.datetime.fromisoformat(args.start).replace(tzinfo=CST) if args.start else \
         (dt.datetime.now(CST) - dt.timedelta(minutes=args.minutes)).replace(second=0, microsecond=0)
@@ -133,13 +135,13 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-def cmd_serve_bridge(args) -> int:
+def cmd_serve_bridge(args: argparse.Namespace) -> int:
     from ..hj212.bridge import run_bridge_cli
 
     return run_bridge_cli(args)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hj = sub.add_parser("hj212", help="decode and encode HJ 212-2017 packets").add_subparsers(
         dest="hj212_command", metavar="ACTION", required=True)
     p = hj.add_parser("decode", help="one packet on standard input → JSON on standard output")

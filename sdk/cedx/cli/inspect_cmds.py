@@ -8,29 +8,30 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import cast
 
 
-def cmd_inspect(args) -> int:
+def cmd_inspect(args: argparse.Namespace) -> int:
     from ..inspect.runner import main_progress, run, write
     from ..inspect.target import Credential, OtherEntity, Target
     from ..trust import load_private_key
     from ..trust import x509 as tx
     from . import CliError
 
-    def env(name):
+    def env(name: str | None) -> str | None:
         if not name:
             return None
         if name not in os.environ:
             raise CliError(f"error: environment variable {name} is not set", 2)
         return os.environ[name]
 
-    def read(path):
+    def read(path: str) -> bytes:
         try:
             return Path(path).read_bytes()
         except OSError as exc:
             raise CliError(f"error: cannot read {path}: {exc.strerror}", 2) from exc
 
-    def credential(key, cert, option):
+    def credential(key: str | None, cert: str | None, option: str) -> Credential | None:
         if not (key or cert):
             return None
         if not (key and cert):
@@ -41,7 +42,7 @@ def cmd_inspect(args) -> int:
     if args.other_client_id or args.other_client_secret_env or args.other_credit_code:
         if not (args.other_client_id and args.other_client_secret_env and args.other_credit_code):
             raise CliError("error: --other-client-id, --other-client-secret-env and --other-credit-code go together", 2)
-        other = OtherEntity(args.other_client_id, env(args.other_client_secret_env), args.other_credit_code)
+        other = OtherEntity(args.other_client_id, cast(str, env(args.other_client_secret_env)), args.other_credit_code)
     anchors = [tx.load_certificate(read(p)).dump() for p in args.ca]
     target = Target(
         url=args.target.rstrip("/"), interface=args.interface, trust_anchors=anchors,
@@ -68,7 +69,7 @@ def cmd_inspect(args) -> int:
     return 0 if report["result"] == "pass" else 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("inspect", help="run the specification's nine inspection items against an implementation",
                        description="Exit status: 0 pass, 1 fail, 2 inconclusive (target unreachable or credentials "
                                    "refused) or usage error.")

@@ -6,9 +6,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from ..platform.admin import Admin
+    from ..platform.settings import PlatformSettings
 
 
-def _settings(args, create: bool = False):
+def _settings(args: argparse.Namespace, create: bool = False) -> PlatformSettings:
     """The platform's directory: --dir, else $CEDX_HOME, else $CEDX_PLATFORM_DIR — never a silent
     default (a new directory would mean a new CA, and certificates issued before would not verify).
     Only ``init`` creates one; every other command needs an initialised directory."""
@@ -27,7 +34,7 @@ def _settings(args, create: bool = False):
     return settings
 
 
-def _admin(args, create: bool = False):
+def _admin(args: argparse.Namespace, create: bool = False) -> Admin:
     from ..platform.admin import Admin
 
     return Admin(_settings(args, create))
@@ -39,13 +46,13 @@ def _fail(exc: Exception) -> Exception:
     return CliError(f"error: {exc}", 2)
 
 
-def cmd_init(args) -> int:
+def cmd_init(args: argparse.Namespace) -> int:
     admin = _admin(args, create=True)
     print(f"platform data in {admin.settings.data_dir.resolve()} (database {admin.settings.url.split('://')[0]})")
     return 0
 
 
-def cmd_add_entity(args) -> int:
+def cmd_add_entity(args: argparse.Namespace) -> int:
     from ..platform.admin import AdminError
 
     try:
@@ -56,7 +63,7 @@ def cmd_add_entity(args) -> int:
     return 0
 
 
-def cmd_add_client(args) -> int:
+def cmd_add_client(args: argparse.Namespace) -> int:
     from ..platform.admin import DEFAULT_SCOPES, AdminError
 
     args.scope = args.scope or DEFAULT_SCOPES.split()
@@ -71,7 +78,7 @@ def cmd_add_client(args) -> int:
     return 0
 
 
-def cmd_add_certificate(args) -> int:
+def cmd_add_certificate(args: argparse.Namespace) -> int:
     from ..platform.admin import AdminError
 
     try:
@@ -102,7 +109,7 @@ def _check_csr_subject(csr: bytes, credit_code: str) -> None:
                        f'make the CSR with --subject "CN={credit_code}"', 2)
 
 
-def cmd_issue_certificate(args) -> int:
+def cmd_issue_certificate(args: argparse.Namespace) -> int:
     from ..platform.admin import AdminError
     from ..trust import x509 as tx
 
@@ -117,7 +124,7 @@ def cmd_issue_certificate(args) -> int:
     return 0
 
 
-def cmd_disable_client(args) -> int:
+def cmd_disable_client(args: argparse.Namespace) -> int:
     from ..platform.admin import AdminError
 
     try:
@@ -128,7 +135,7 @@ def cmd_disable_client(args) -> int:
     return 0
 
 
-def cmd_issue_token(args) -> int:
+def cmd_issue_token(args: argparse.Namespace) -> int:
     from ..platform.admin import AdminError
 
     try:
@@ -139,7 +146,7 @@ def cmd_issue_token(args) -> int:
     return 0
 
 
-def cmd_revoke_certificate(args) -> int:
+def cmd_revoke_certificate(args: argparse.Namespace) -> int:
     from ..platform.admin import AdminError
 
     target = args.certificate
@@ -155,7 +162,7 @@ def cmd_revoke_certificate(args) -> int:
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
-def cmd_serve_platform(args) -> int:
+def cmd_serve_platform(args: argparse.Namespace) -> int:
     import uvicorn
 
     from . import CliError
@@ -176,7 +183,7 @@ def cmd_serve_platform(args) -> int:
     return 0
 
 
-def cmd_serve_acquisition(args) -> int:
+def cmd_serve_acquisition(args: argparse.Namespace) -> int:
     import datetime as dt
 
     import uvicorn
@@ -203,7 +210,7 @@ def cmd_serve_acquisition(args) -> int:
                                            timeout_graceful_shutdown=5))
     default_exit = server.handle_exit
 
-    def handle_exit(sig, frame):  # SIGTERM/SIGINT: abandon long work at once, then drain and stop
+    def handle_exit(sig: int, frame: FrameType | None) -> None:  # SIGTERM/SIGINT: abandon long work at once, then drain and stop
         app.state.source.stopping.set()
         default_exit(sig, frame)
     server.handle_exit = handle_exit  # type: ignore[method-assign]
@@ -211,11 +218,11 @@ def cmd_serve_acquisition(args) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plat = sub.add_parser("platform", help="administer the reference platform").add_subparsers(
         dest="platform_command", metavar="ACTION", required=True)
 
-    def common(p):
+    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--dir", help="platform data directory (default $CEDX_HOME, else $CEDX_PLATFORM_DIR; "
                        "required: never a silent default)")
         return p

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
+import sys
 from pathlib import Path
 
 from ..trust import tsa as tts
@@ -32,7 +33,7 @@ def _cli_error(message: str, status: int = 2) -> Exception:
     return CliError(message, status)
 
 
-def parse_subject(text: str) -> dict:
+def parse_subject(text: str) -> dict[str, str]:
     """'C=CN,O=Example Ltd,CN=name' → asn1crypto name dict."""
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -48,7 +49,7 @@ def parse_subject(text: str) -> dict:
     return out
 
 
-def _password(args) -> bytes | None:
+def _password(args: argparse.Namespace) -> bytes | None:
     if getattr(args, "password_env", None):
         value = os.environ.get(args.password_env)
         if value is None:
@@ -71,7 +72,7 @@ def _write(path: str, data: bytes, private: bool = False, force: bool = False) -
         Path(path).write_bytes(data)
 
 
-def _load_key(path: str, args) -> SM2PrivateKey:
+def _load_key(path: str, args: argparse.Namespace) -> SM2PrivateKey:
     return SM2PrivateKey.from_bytes(_read(path), _password(args))
 
 
@@ -91,15 +92,15 @@ def _is_cert(data: bytes) -> bool:
 
 
 def _file_bytes(path: str) -> bytes:
-    return Path(path).read_bytes() if path != "-" else os.sys.stdin.buffer.read()
+    return Path(path).read_bytes() if path != "-" else sys.stdin.buffer.read()
 
 
-def _uid(args) -> bytes:
+def _uid(args: argparse.Namespace) -> bytes:
     return args.id.encode("utf-8") if args.id else DEFAULT_ID
 
 
 # --- commands ----------------------------------------------------------------------------
-def cmd_keygen(args) -> int:
+def cmd_keygen(args: argparse.Namespace) -> int:
     key = SM2PrivateKey.generate()
     _write(args.out, key.to_pem(_password(args)), private=True, force=args.force)
     if args.pub:
@@ -108,14 +109,14 @@ def cmd_keygen(args) -> int:
     return 0
 
 
-def cmd_sign(args) -> int:
+def cmd_sign(args: argparse.Namespace) -> int:
     key = _load_key(args.key, args)
     sig = key.sign(_file_bytes(args.file), _uid(args))
     _write(args.out, sig)
     return 0
 
 
-def cmd_verify(args) -> int:
+def cmd_verify(args: argparse.Namespace) -> int:
     try:
         public = _load_verifying_key(args.pub)
         sig = _read(args.signature)
@@ -130,20 +131,20 @@ def cmd_verify(args) -> int:
     return 0
 
 
-def cmd_csr(args) -> int:
+def cmd_csr(args: argparse.Namespace) -> int:
     key = _load_key(args.key, args)
     _write(args.out, tx.to_pem(tx.create_csr(key, parse_subject(args.subject)), "CERTIFICATE REQUEST"))
     return 0
 
 
-def cmd_ca_init(args) -> int:
+def cmd_ca_init(args: argparse.Namespace) -> int:
     key = _load_key(args.key, args)
     cert = tx.create_ca(key, parse_subject(args.subject), days=args.days)
     _write(args.out, tx.to_pem(cert))
     return 0
 
 
-def cmd_cert_issue(args) -> int:
+def cmd_cert_issue(args: argparse.Namespace) -> int:
     ca_key = _load_key(args.ca_key, args)
     cert = tx.issue_certificate(
         _read(args.csr), _read(args.ca), ca_key, profile=args.profile, days=args.days
@@ -152,7 +153,7 @@ def cmd_cert_issue(args) -> int:
     return 0
 
 
-def cmd_cert_verify(args) -> int:
+def cmd_cert_verify(args: argparse.Namespace) -> int:
     try:
         tx.validate_chain(
             _read(args.cert),
@@ -168,7 +169,7 @@ def cmd_cert_verify(args) -> int:
     return 0
 
 
-def cmd_crl(args) -> int:
+def cmd_crl(args: argparse.Namespace) -> int:
     ca_key = _load_key(args.ca_key, args)
     now = _dt.datetime.now(_dt.timezone.utc)
     revoked = [(tx.load_certificate(_read(p)).serial_number, now) for p in args.revoke]
@@ -184,12 +185,12 @@ def _imprint(path: str) -> bytes:
     return h.digest()
 
 
-def cmd_ts_query(args) -> int:
+def cmd_ts_query(args: argparse.Namespace) -> int:
     _write(args.out, tts.make_request(_imprint(args.file)))
     return 0
 
 
-def cmd_ts_reply(args) -> int:
+def cmd_ts_reply(args: argparse.Namespace) -> int:
     authority = tts.TimeStampAuthority(
         _load_key(args.tsa_key, args), _read(args.tsa_cert),
         chain=[_read(p) for p in args.chain],
@@ -198,7 +199,7 @@ def cmd_ts_reply(args) -> int:
     return 0
 
 
-def cmd_ts_verify(args) -> int:
+def cmd_ts_verify(args: argparse.Namespace) -> int:
     data = _read(args.response)
     try:
         token = data if args.token_in else tts.token_from_response(data)
@@ -213,8 +214,8 @@ def cmd_ts_verify(args) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    def key_password(p):
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def key_password(p: argparse.ArgumentParser) -> None:
         p.add_argument("--password-env", metavar="VAR",
                        help="read the private-key password from environment variable VAR")
 

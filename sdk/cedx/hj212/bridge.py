@@ -11,6 +11,7 @@ hash-chained batches, which the acquisition interface serves (``--http-port``).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import concurrent.futures
 import contextlib
@@ -22,10 +23,12 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
+from ..generated.constants import SPEC_VERSION
 from . import codec
 from .errors import HJ212Error
 from .mapping import Mapping
@@ -45,7 +48,7 @@ class BridgeConfig:
     max_incomplete: int = 64             # split messages per MN waiting for parts
     known_only: bool = False             # refuse MNs that the table does not list
     seal_interval: float = 30.0          # how often ended periods are sealed
-    seal_delay: dict = field(default_factory=lambda: {"minute": 120.0, "hour": 900.0})  # wait for late packets
+    seal_delay: dict[str, Any] = field(default_factory=lambda: {"minute": 120.0, "hour": 900.0})  # wait for late packets
     source_id: str = "SRC-HJ212-BRIDGE"
     operator: str = "91320500MA1X2P3Q4R"
     group_size: int = 256                # packets per group commit at most
@@ -80,15 +83,15 @@ class Bridge:
             self.sink = open_sealed_store(data_dir / "sealed.db", source_id=config.source_id, key=self.key,
                                           certificate_chain=self.chain, utc_offset_hours=int(offset.total_seconds() // 3600))
             self.source_id = config.source_id
-        self.stats: Counter = Counter()
+        self.stats: Counter[str] = Counter()
         self.registered: set[str] = set()
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.Queue[Any] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="hj212-writer", daemon=True)
         self._writer.start()
         self._sealer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hj212-sealer")
         self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task] = set()
-        self.fed: Counter = Counter()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.fed: Counter[str] = Counter()
         self._feed_lock = threading.Lock()
         self._feed_wanted = threading.Event()
         self._stopping = threading.Event()
@@ -100,8 +103,8 @@ class Bridge:
         self._feed_wanted.set()  # feed what an earlier run stored but did not feed
 
     # --- the writer thread: group commit ---------------------------------------------
-    def _submit(self, item) -> concurrent.futures.Future:
-        fut: concurrent.futures.Future = concurrent.futures.Future()
+    def _submit(self, item: Any) -> concurrent.futures.Future[Any]:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._queue.put((item, fut))
         return fut
 
@@ -194,7 +197,7 @@ class Bridge:
         self._server = await asyncio.start_server(self._handle, host, port)
         task = asyncio.create_task(self._seal_loop())
         self._tasks.add(task)
-        return self._server.sockets[0].getsockname()[1]
+        return cast(int, self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -261,7 +264,7 @@ class Bridge:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    def _begin(self, raw: bytes, error: HJ212Error | None, peer: str):
+    def _begin(self, raw: bytes, error: HJ212Error | None, peer: str) -> tuple[codec.Packet, int | asyncio.Future[Any]] | None:
         """Check a packet and hand it to the writer; returns what _finish needs, or None."""
         p = None
         if error is None:
@@ -284,7 +287,7 @@ class Bridge:
             return None
         return p, asyncio.wrap_future(self._submit((p, raw, peer)))
 
-    async def _finish(self, p: codec.Packet, stored, writer: asyncio.StreamWriter, peer: str) -> None:
+    async def _finish(self, p: codec.Packet, stored: int | asyncio.Future[Any], writer: asyncio.StreamWriter, peer: str) -> None:
         if isinstance(stored, int):             # refused before storing: the request gets QnRtn 3 or 4
             await self._send(writer, codec.request_reply(p, stored))
             return
@@ -307,12 +310,12 @@ class Bridge:
         writer.write(codec.encode(reply))
         await writer.drain()
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"bridge": dict(self.stats), "fed": dict(self.fed), **self.receive.summary()}
 
 
 # --- the acquisition interface over the sealed store ---------------------------------------------
-def payload_values(payload: dict):
+def payload_values(payload: dict[str, Any]) -> Iterator[tuple[int, str, str]]:
     """(epoch, value text, flag) of a batch payload, columnar or per-value layout."""
     if "flags" in payload:
         step = STEP[payload["granularity"]]
@@ -324,12 +327,13 @@ def payload_values(payload: dict):
             yield int(dt.datetime.fromisoformat(item["time"].replace("Z", "+00:00")).timestamp()), item.get("value", ""), item["flag"]
 
 
-def build_source(bridge: Bridge):
+def build_source(bridge: Bridge) -> Any:
     from decimal import ROUND_HALF_UP, Decimal
 
     from .. import trust
     from ..generated.server import AcquisitionService, Reply
     from ..runtime.errors import Problem
+    from ..runtime.server import RequestContext
 
     def parse(text: str, name: str) -> dt.datetime:
         try:
@@ -343,35 +347,36 @@ def build_source(bridge: Bridge):
     class BridgeSource(ConfidentialMode, AcquisitionService):
         """The data that came in through the bridge, as the acquisition interface serves it."""
 
-        def get_source_info(self, ctx):
+        def get_source_info(self, ctx: RequestContext) -> Any:
             import base64
 
-            return {"specVersion": "1.0", "sourceId": bridge.source_id,
+            return {"specVersion": SPEC_VERSION, "sourceId": bridge.source_id,
                     "name": "HJ 212 数采仪网关 / HJ 212 data-logger bridge", "systemType": "cems",
                     "operatorCreditCode": bridge.config.operator,
                     "signingCertificates": [base64.b64encode(c).decode() for c in bridge.chain],
                     "granularities": ["minute", "hour", "day"]}
 
-        def _doc(self, point_id: str) -> dict:
+        def _doc(self, point_id: str) -> dict[str, Any]:
             info = bridge.sink.point_info(point_id)
             if info is None:
                 raise Problem("NOT_FOUND", f"no metering point {point_id}")
-            return info[0]
+            return cast(dict[str, Any], info[0])
 
-        def list_metering_points(self, ctx, *, limit, cursor):
+        def list_metering_points(self, ctx: RequestContext, *, limit: int | None, cursor: str | None) -> Any:
             docs = bridge.sink.points()
             ids = [d["pointId"] for d in docs]
             start = ids.index(cursor) + 1 if cursor in ids else 0
             page = docs[start:start + (limit or 50)]
-            out = {"specVersion": "1.0", "items": page}
+            out = {"specVersion": SPEC_VERSION, "items": page}
             if start + len(page) < len(docs):
                 out["nextCursor"] = page[-1]["pointId"]
             return out
 
-        def get_metering_point(self, ctx, *, point_id):
+        def get_metering_point(self, ctx: RequestContext, *, point_id: str) -> Any:
             return self._doc(point_id)
 
-        def list_measurement_batches(self, ctx, *, point_id, granularity, from_, to, limit, cursor):
+        def list_measurement_batches(self, ctx: RequestContext, *, point_id: str, granularity: str, from_: str, to: str,
+                                     limit: int | None, cursor: str | None) -> Any:
             self._doc(point_id)
             if granularity not in bridge.sink.granularities(point_id):
                 raise Problem("INVALID_PARAMETER", f"granularity {granularity} is not offered for {point_id} "
@@ -381,18 +386,18 @@ def build_source(bridge: Bridge):
             after = int(cursor) if cursor and cursor.isdigit() else 0
             stored = bridge.sink.batches(point_id, granularity, int(start.timestamp()), int(end.timestamp()),
                                          after_seq=after, limit=limit)
-            out = {"specVersion": "1.0", "pointId": point_id, "granularity": granularity,
+            out = {"specVersion": SPEC_VERSION, "pointId": point_id, "granularity": granularity,
                    "items": [json.loads(b.envelope) for b in stored]}
             if len(stored) == limit:
                 out["nextCursor"] = str(stored[-1].seq)
             return Reply(out)
 
-        def get_period_statistics(self, ctx, *, point_id, period_type, from_, to):
+        def get_period_statistics(self, ctx: RequestContext, *, point_id: str, period_type: str, from_: str, to: str) -> Any:
             doc = self._doc(point_id)
             gran = bridge.sink.granularities(point_id)[0]
             start, end = parse(from_, "from"), parse(to, "to")
             tz = bridge.mapping.tz
-            groups: dict[str, list] = {}
+            groups: dict[str, list[Any]] = {}
             for b in bridge.sink.batches(point_id, gran, int(start.timestamp()), int(end.timestamp()), limit=10_000):
                 for t, v, f in payload_values(json.loads(b.envelope)["payload"]):
                     if start.timestamp() <= t < end.timestamp():
@@ -405,19 +410,19 @@ def build_source(bridge: Bridge):
                 item = {"period": key, "validCount": len(valid), "expectedCount": len(cells),
                         "coverage": str((Decimal(len(valid)) / len(cells)).quantize(Decimal("0.000001"), ROUND_HALF_UP))}
                 if valid:
-                    item.update({"average": str((sum(valid) / len(valid)).quantize(Decimal("0.001"), ROUND_HALF_UP)),
+                    item.update({"average": str((sum(valid, Decimal(0)) / len(valid)).quantize(Decimal("0.001"), ROUND_HALF_UP)),
                                  "minimum": str(min(valid)), "maximum": str(max(valid))})
                 items.append(item)
             payload = {"sourceId": bridge.source_id, "pointId": point_id, "periodType": period_type,
                        "unit": doc["unit"], "generatedAt": bridge.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                        "items": items}
             return trust.sign_document(payload, bridge.key, certificate_chain=bridge.chain,
-                                       envelope_fields={"specVersion": "1.0"})
+                                       envelope_fields={"specVersion": SPEC_VERSION})
 
     return BridgeSource()
 
 
-def source_app_factory():
+def source_app_factory() -> Callable[..., Any] | None:
     """The acquisition source's app factory when it serves a SealedStore that other writers fill
     (``create_source_app(site="none", database_url=...)``), else None (older source)."""
     import inspect
@@ -429,23 +434,18 @@ def source_app_factory():
     return create_source_app if "database_url" in inspect.signature(create_source_app).parameters else None
 
 
-def create_bridge_app(bridge: Bridge, tokens: list[str]):
+def create_bridge_app(bridge: Bridge, tokens: list[str]) -> Any:
     """The acquisition interface over the bridge's sealed batches."""
     factory = source_app_factory()
-    if factory is not None:
-        return factory("none", Path(bridge.config.data_dir), tokens, clock=bridge.clock)
-    from fastapi import FastAPI
-
-    from ..acquisition.app import SourceHooks
-    from ..generated.server import build_acquisition_router
-
-    app = FastAPI(title="cedx HJ 212 bridge", openapi_url=None, docs_url=None, redoc_url=None)
-    app.include_router(build_acquisition_router(build_source(bridge), SourceHooks(tokens)))
-    return app
+    if factory is None:
+        # The fallback over build_source() called SourceHooks(tokens), which since the acquisition
+        # source's store-backed app (always present now) needs its token issuer and rate limiter.
+        raise RuntimeError("the HJ 212 bridge serves through cedx.acquisition.app.create_source_app")
+    return factory("none", Path(bridge.config.data_dir), tokens, clock=bridge.clock)
 
 
 # --- command line ----------------------------------------------------------------------------
-def run_bridge_cli(args) -> int:
+def run_bridge_cli(args: argparse.Namespace) -> int:
     from ..cli import CliError
     from .mapping import MappingError
 

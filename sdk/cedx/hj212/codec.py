@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import CRCError, FieldError, FramingError, HJ212Error, LengthError, SizeError
 
@@ -126,8 +128,8 @@ class Packet:
         return parse_time(text, "CP/DataTime") if text else None
 
     # --- JSON ---------------------------------------------------------------------------------
-    def to_json(self) -> dict:
-        out: dict = {"version": self.version}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"version": self.version}
         for key in HEADER_ORDER:
             value = getattr(self, key.lower())
             if value is not None:
@@ -151,13 +153,13 @@ class Packet:
         return out
 
     @classmethod
-    def from_json(cls, doc: dict) -> Packet:
+    def from_json(cls, doc: dict[str, Any]) -> Packet:
         """The reverse of :meth:`to_json` (derived members such as crc, length, notes are ignored).
 
         Header fields may be given upper-case as on the wire (``QN``) or lower-case (``qn``)."""
         if not isinstance(doc, dict):
             raise FieldError("the JSON document must be an object")
-        get = lambda k: doc.get(k, doc.get(k.lower()))  # noqa: E731
+        get: Callable[[str], Any] = lambda k: doc.get(k, doc.get(k.lower()))  # noqa: E731
         cp = doc.get("CP", doc.get("cp", {}))
         if not isinstance(cp, dict):
             raise FieldError("CP must be an object", field="CP")
@@ -177,17 +179,17 @@ class Packet:
         return p
 
 
-def _opt(v) -> str | None:
+def _opt(v: object) -> str | None:
     return None if v is None else _str(v)
 
 
-def _str(v) -> str:
+def _str(v: object) -> str:
     if isinstance(v, bool) or v is None or isinstance(v, (dict, list)):
         raise FieldError(f"value {v!r} must be a string or a number")
     return str(v)
 
 
-def _opt_int(v, name: str) -> int | None:
+def _opt_int(v: object, name: str) -> int | None:
     if v is None:
         return None
     if isinstance(v, bool) or not (isinstance(v, int) or (isinstance(v, str) and _DIGITS.match(v))):
@@ -344,7 +346,7 @@ def _int_field(values: dict[str, str], name: str) -> int | None:
     return int(v)
 
 
-def _cp_entries(cp: str):
+def _cp_entries(cp: str) -> Iterator[tuple[str, str, str, str]]:
     """(token, key, '=', value) per entry. A value written ``//…//`` (HJ 212-2017 log text, e.g.
     ``i11001-Info``) is opaque: separators inside it do not split it."""
     if "//" not in cp:  # the common case, at C speed
@@ -501,7 +503,7 @@ def split(p: Packet, max_segment: int = STANDARD_SEGMENT) -> list[Packet]:
         return [p]
     flag = (p.flag if p.flag is not None else VERSION_2017 << 2) | FLAG_SPLIT
     groups: list[dict[str, dict[str, str]]] = [{}]
-    probe = lambda g: Packet(cn=p.cn, qn=p.qn, st=p.st, pw=p.pw, mn=p.mn, flag=flag, pnum=9999, pno=9999,  # noqa: E731
+    probe: Callable[[dict[str, dict[str, str]]], Packet] = lambda g: Packet(cn=p.cn, qn=p.qn, st=p.st, pw=p.pw, mn=p.mn, flag=flag, pnum=9999, pno=9999,  # noqa: E731
                              fields=p.fields, items=g, extra=p.extra)
     for code, sub in p.items.items():
         trial = {**groups[-1], code: sub}

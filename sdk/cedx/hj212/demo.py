@@ -7,15 +7,17 @@ import datetime as dt
 import logging
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+from ..instants import CST
 from .bridge import Bridge, BridgeConfig, create_bridge_app, payload_values
-from .logger import CST, LoggerPlan, run_logger, site_mapping
+from .logger import LoggerPlan, LoggerReport, run_logger, site_mapping
 from .mapping import Mapping
 
 
-def run_bridge_step(root: Path, say) -> bool:
+def run_bridge_step(root: Path, say: Callable[[str], object]) -> bool:
     from .. import trust
     from ..generated.client import AcquisitionClient
     from ..runtime.serve import serve_in_thread
@@ -27,7 +29,7 @@ def run_bridge_step(root: Path, say) -> bool:
     bridge = Bridge(BridgeConfig(root, Mapping.load(site_mapping(plan)), clock=clock, seal_interval=3600,
                                  seal_delay={"minute": 60.0, "hour": 600.0}))
 
-    async def receive():
+    async def receive() -> LoggerReport:
         port = await bridge.start("127.0.0.1", 0)
         say(f"   网关 / bridge tcp://127.0.0.1:{port}; 数采仪 / logger MN {plan.mn}: {plan.minutes} 分钟 + 2 小时数据（小时数据拆分为 2 包）"
             f" / {plan.minutes} minutes + 2 hours of data (hourly data split into 2 packets)")

@@ -17,6 +17,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from ..instants import CST
 from . import codec
@@ -32,7 +33,7 @@ CODES = {  # code: (mean, relative swing, decimals)
 }
 
 
-def _u(seed: str, *parts) -> float:
+def _u(seed: str, *parts: object) -> float:
     h = hashlib.blake2b("|".join(map(str, (seed, *parts))).encode(), digest_size=8).digest()
     return int.from_bytes(h, "big") / 2**64
 
@@ -74,7 +75,7 @@ def minute_values(plan: LoggerPlan, i: int) -> dict[str, tuple[str, str]]:
 def packets(plan: LoggerPlan) -> list[codec.Packet]:
     """The messages of the plan in sending order: each minute, and each completed hour."""
     out: list[codec.Packet] = []
-    hour_cells: dict[str, list] = {c: [] for c in CODES}
+    hour_cells: dict[str, list[Any]] = {c: [] for c in CODES}
     for i in range(plan.minutes):
         t = plan.start + dt.timedelta(minutes=i)
         vals = minute_values(plan, i)
@@ -161,11 +162,11 @@ async def run_logger(host: str, port: int, plan: LoggerPlan, *, reply_timeout: f
     return report
 
 
-def site_mapping(plan: LoggerPlan, prefix: str = "PWR-U1-CEMS", facility: str = "PWR-U1") -> dict:
+def site_mapping(plan: LoggerPlan, prefix: str = "PWR-U1-CEMS", facility: str = "PWR-U1") -> dict[str, Any]:
     """A site table (`loggers:` entry) for the simulated logger, with its instruments."""
     body = "示范环境监测站 / monitoring station (example)"
 
-    def instrument(code, itype, model, lo, hi, unit):
+    def instrument(code: str, itype: str, model: str, lo: str, hi: str, unit: str) -> dict[str, Any]:
         return {"instrumentId": f"INS-{prefix}-{code}", "type": itype, "model": model, "serialNumber": f"SN-{code}-0001",
                 "manufacturer": "示范分析仪器有限公司", "accuracyClass": "2",
                 "range": {"lower": lo, "upper": hi, "unit": unit},

@@ -7,8 +7,11 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from ..generated.constants import SPEC_VERSION
 
 BUILTIN = Path(__file__).with_name("mapping.yaml")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -38,11 +41,11 @@ class Logger:
     password: str | None
     base: str
     since: dt.datetime
-    instruments: dict
+    instruments: dict[str, Any]
 
 
 class Mapping:
-    def __init__(self, doc: dict):
+    def __init__(self, doc: dict[str, Any]):
         try:
             self.tz = _tz(doc.get("timezone", "+08:00"))
             self.commands: dict[str, str] = {str(k): str(v) for k, v in doc["commands"].items()}
@@ -61,7 +64,7 @@ class Mapping:
         if bad:
             raise MappingError(f"mapping table: {bad} are not quality flags of the spec (N F M S D C T B)")
 
-    def _logger(self, mn: str, e: dict) -> Logger:
+    def _logger(self, mn: str, e: dict[str, Any]) -> Logger:
         prefix = str(e.get("prefix", mn))
         if not _ID.match(prefix + "-a00000"):
             raise MappingError(f"logger {mn}: prefix {prefix!r} does not make valid point IDs")
@@ -75,7 +78,7 @@ class Mapping:
                       base, since, dict(e.get("instruments") or {}))
 
     @classmethod
-    def load(cls, site: str | Path | dict | None = None) -> Mapping:
+    def load(cls, site: str | Path | dict[str, Any] | None = None) -> Mapping:
         doc = yaml.safe_load(BUILTIN.read_text(encoding="utf-8"))
         if site is not None:
             extra = site if isinstance(site, dict) else yaml.safe_load(Path(site).read_text(encoding="utf-8")) or {}
@@ -110,7 +113,7 @@ class Mapping:
 
         return parse_time(text, "CP/DataTime").replace(tzinfo=self.tz)
 
-    def point_document(self, logger: Logger, code: str, spec_version: str = "1.0") -> dict:
+    def point_document(self, logger: Logger, code: str, spec_version: str = SPEC_VERSION) -> dict[str, Any]:
         cm = self.codes[code]
         doc = {"specVersion": spec_version, "pointId": self.point_id(logger, code), "name": cm.name,
                "measurand": cm.measurand, "unit": cm.unit}

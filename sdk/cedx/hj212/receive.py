@@ -26,6 +26,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..trust.sm3 import sm3
 from . import codec
@@ -142,14 +143,14 @@ class ReceiveStore:
         return out
 
     # --- feeding ----------------------------------------------------------------------------------
-    def feed(self, sink, registered: set[str], limit: int = 20_000) -> Counter:
+    def feed(self, sink: Any, registered: set[str], limit: int = 20_000) -> Counter[str]:
         """Move unfed readings into the sealed store (see the module doc); returns counts by outcome."""
         m = self.mapping
         with self._lock:
             rows = self.db.execute("SELECT rowid, mn, code, cn, t, items FROM readings WHERE fed=0 ORDER BY t LIMIT ?",
                                    (limit,)).fetchall()
         marks: dict[int, int] = {}
-        batches: dict[str, list] = {}
+        batches: dict[str, list[Any]] = {}
         point_rows: dict[str, list[int]] = {}
         for rowid, mn, code, cn, t, items_text in rows:
             logger, cm = m.loggers.get(mn), m.codes.get(code)
@@ -205,7 +206,7 @@ class ReceiveStore:
             return self.db.execute("UPDATE readings SET fed=0 WHERE fed=?", (NOT_MAPPED,)).rowcount
 
     # --- reporting --------------------------------------------------------------------------------
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         with self._lock:
             packets = dict(self.db.execute("SELECT status, COUNT(*) FROM packets GROUP BY status").fetchall())
             fed = {FED_NAMES[k]: n for k, n in self.db.execute("SELECT fed, COUNT(*) FROM readings GROUP BY fed")}

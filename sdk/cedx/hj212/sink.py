@@ -15,11 +15,14 @@ import json
 import sqlite3
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any
 
 from .. import trust
+from ..generated.constants import SPEC_VERSION
 from ..trust import chain as tchain
 
 UTC = dt.timezone.utc
@@ -93,7 +96,7 @@ class LocalSealedStore:
         self._lock = threading.RLock()
 
     # --- points -------------------------------------------------------------------------------
-    def register_point(self, document: dict, *, since: dt.datetime | int, base: str = "minute") -> None:
+    def register_point(self, document: dict[str, Any], *, since: dt.datetime | int, base: str = "minute") -> None:
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         with self._lock:
             row = self.db.execute("SELECT base FROM points WHERE point_id=?", (document["pointId"],)).fetchone()
@@ -104,11 +107,11 @@ class LocalSealedStore:
             else:
                 self.db.execute("UPDATE points SET document=? WHERE point_id=?", (text, document["pointId"]))
 
-    def points(self) -> list[dict]:
+    def points(self) -> list[dict[str, Any]]:
         with self._lock:
             return [json.loads(r[0]) for r in self.db.execute("SELECT document FROM points ORDER BY point_id")]
 
-    def point_info(self, point_id: str) -> tuple[dict, str, int] | None:
+    def point_info(self, point_id: str) -> tuple[dict[str, Any], str, int] | None:
         with self._lock:
             r = self.db.execute("SELECT document, base, since FROM points WHERE point_id=?", (point_id,)).fetchone()
         return None if r is None else (json.loads(r[0]), r[1], r[2])
@@ -127,7 +130,7 @@ class LocalSealedStore:
         r = self.db.execute("SELECT seq, digest, next_start FROM heads WHERE point_id=? AND granularity=?", (pid, gran)).fetchone()
         return (0, tchain.GENESIS_DIGEST, since) if r is None else r
 
-    def append(self, point_id: str, readings, *, granularity: str | None = None) -> AppendResult:
+    def append(self, point_id: str, readings: Iterable[tuple[dt.datetime | int, str | None, str]], *, granularity: str | None = None) -> AppendResult:
         info = self.point_info(point_id)
         if info is None:
             raise KeyError(f"no metering point {point_id}; register it first")
@@ -210,7 +213,7 @@ class LocalSealedStore:
                     raise
         return total
 
-    def _write(self, pid: str, gran: str, since: int, unit: str, end: int, cells: dict, when: dt.datetime) -> int:
+    def _write(self, pid: str, gran: str, since: int, unit: str, end: int, cells: dict[int, tuple[str, str]], when: dt.datetime) -> int:
         seq, digest, start = self._head(pid, gran, since)
         if end <= start:
             return 0
@@ -225,7 +228,7 @@ class LocalSealedStore:
                        "periodStart": _iso(t), "periodEnd": _iso(bend), "sequenceNumber": seq + 1,
                        "previousBatchDigest": digest, "sealedAt": _iso(int(when.timestamp())), "values": values}
             envelope = trust.sign_document(payload, self.key, certificate_chain=self.chain,
-                                           envelope_fields={"specVersion": "1.0"}, signing_time=when)
+                                           envelope_fields={"specVersion": SPEC_VERSION}, signing_time=when)
             digest, seq = tchain.batch_digest(payload), seq + 1
             self.db.execute("INSERT INTO batches VALUES(?,?,?,?,?,?,?)",
                             (pid, gran, seq, t, bend, digest, json.dumps(envelope, ensure_ascii=False).encode()))
@@ -269,16 +272,16 @@ class LocalSealedStore:
 
 
 def open_sealed_store(path: str | Path, *, source_id: str, key: trust.SM2PrivateKey, certificate_chain: list[bytes],
-                      utc_offset_hours: int = 8):
+                      utc_offset_hours: int = 8) -> Any:
     """The acquisition source's SealedStore when this installation has it, else LocalSealedStore."""
     try:
-        from ..acquisition.store import SealedStore, Signer  # type: ignore[import-not-found]
+        from ..acquisition.store import SealedStore, Signer  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return LocalSealedStore(path, source_id=source_id, key=key, certificate_chain=certificate_chain,
                                 utc_offset_hours=utc_offset_hours)
     return SealedStore(path, signer=Signer(source_id, key, certificate_chain), utc_offset_hours=utc_offset_hours)
 
 
-def reading(time: dt.datetime | int, value: str | None, flag: str):
+def reading(time: dt.datetime | int, value: str | None, flag: str) -> tuple[dt.datetime | int, str | None, str]:
     """A Reading of whichever store is in use (both take (time, value, flag) tuples)."""
     return (time, value if value else None, flag)

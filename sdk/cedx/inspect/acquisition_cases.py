@@ -8,15 +8,17 @@ from lxml import etree
 
 from .. import spec, trust
 from ..acquisition.batches import BatchError, BatchVerifier
+from ..generated import models
 from ..runtime.client import Format
 from ..runtime.errors import ApiError
 from .framework import NotApplicable, case, check, prerequisite
 from .probes import probe_rate_limit
+from .target import Target
 
 ACQ = ("acquisition",)
 
 
-def _point(t) -> str:
+def _point(t: Target) -> str:
     if t.point_id:
         return t.point_id
     with prerequisite("point"):
@@ -25,12 +27,12 @@ def _point(t) -> str:
         return page.items[0].point_id
 
 
-def _window(t):
+def _window(t: Target) -> tuple[str, str]:
     now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
     return (now - dt.timedelta(days=3)).isoformat(), now.isoformat()
 
 
-def _batches(t, fmt=Format.JSON, limit=2):
+def _batches(t: Target, fmt: Format = Format.JSON, limit: int = 2) -> models.MeasurementBatchPage:
     start, end = _window(t)
     point = _point(t)
     with prerequisite("batches"):
@@ -39,7 +41,7 @@ def _batches(t, fmt=Format.JSON, limit=2):
     return page
 
 
-def _statistics(t):
+def _statistics(t: Target) -> models.SignedPeriodStatistics:
     start, end = _window(t)
     point = _point(t)
     with prerequisite("statistics"):
@@ -50,14 +52,14 @@ def _statistics(t):
 
 @case(1, "A1.1", "计量点与计量器具符合模式 / points and instruments conform", "GET /v1/acquisition/points",
       "MeteringPointList validates; each instrument has calibration data", ACQ)
-def a1_1(t):
+def a1_1(t: Target) -> None:
     r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": f"Bearer {t.token()}"})
     issues = spec.validator().schema_issues("MeteringPointList", r.json())
     check(not issues, f"does not conform: {[i.message for i in issues[:3]]}")
 
 
 @case(1, "A1.2", "批次符合 XSD / batches conform to the XSD", "GET batches as XML", "valid per the XSD", ACQ)
-def a1_2(t):
+def a1_2(t: Target) -> None:
     start, end = _window(t)
     r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}/batches",
                       params={"granularity": "hour", "from": start, "to": end, "limit": 1},
@@ -67,27 +69,27 @@ def a1_2(t):
 
 
 @case(1, "A1.3", "统计符合模式 / statistics conform", "GET daily statistics", "SignedPeriodStatistics validates", ACQ)
-def a1_3(t):
+def a1_3(t: Target) -> None:
     stats = _statistics(t)
     issues = spec.validator().validate("SignedPeriodStatistics", stats.model_dump(mode="json", by_alias=True, exclude_none=True))
     check(not issues, f"{[i.code for i in issues[:3]]}")
 
 
 @case(2, "A2.1", "JSON 与 XML 等价 / JSON and XML equivalent", "one point as JSON and as XML", "equal records", ACQ)
-def a2_1(t):
+def a2_1(t: Target) -> None:
     check(t.acquisition(Format.JSON).get_metering_point(_point(t)) == t.acquisition(Format.XML).get_metering_point(_point(t)),
           "JSON and XML differ")
 
 
 @case(2, "A2.2", "批次满足一致性规则 / batches satisfy the rules", "read batches", "R-ACQ-001/002 hold", ACQ)
-def a2_2(t):
+def a2_2(t: Target) -> None:
     for b in _batches(t).items:
         issues = spec.validator().rule_issues("SignedMeasurementBatch", b.model_dump(mode="json", by_alias=True, exclude_none=True))
         check(not issues, f"{[(i.code, i.path) for i in issues[:3]]}")
 
 
 @case(2, "A2.3", "统计与完整率一致 / statistics coverage is consistent", "daily statistics", "R-ACQ-003 holds", ACQ)
-def a2_3(t):
+def a2_3(t: Target) -> None:
     stats = _statistics(t)
     issues = spec.validator().rule_issues("SignedPeriodStatistics", stats.model_dump(mode="json", by_alias=True, exclude_none=True))
     check(not issues, f"{[(i.code, i.path) for i in issues[:3]]}")
@@ -96,7 +98,7 @@ def a2_3(t):
 @case(2, "A2.4", "数据标记与数值及量程一致 / flags agree with values and the instrument range",
       "read a point's instrument range and its batches", "R-ACQ-001/005/006: N in range, T at or above the upper limit, B without a value",
       ACQ)
-def a2_4(t):
+def a2_4(t: Target) -> None:
     from ..accounting import flags
 
     point = t.acquisition().get_metering_point(_point(t)).model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -106,7 +108,7 @@ def a2_4(t):
 
 
 @case(3, "A3.1", "内容类型 / content types", "GET a point as JSON and XML", "declared with charset=utf-8", ACQ)
-def a3_1(t):
+def a3_1(t: Target) -> None:
     for accept in ("application/json", "application/xml"):
         r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}", headers={"Authorization": f"Bearer {t.token()}", "Accept": accept})
         ctype = r.headers.get("content-type", "").lower().replace(" ", "")
@@ -115,7 +117,7 @@ def a3_1(t):
 
 @case(3, "A3.2", "单位代码与十进制字符串 / unit codes and decimal strings", "read batches (raw JSON)",
       "units from the table; values are decimal strings (or empty); instants are canonical UTC", ACQ)
-def a3_2(t):
+def a3_2(t: Target) -> None:
     start, end = _window(t)
     r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}/batches", params={"granularity": "hour", "from": start, "to": end, "limit": 1},
                       headers={"Authorization": f"Bearer {t.token()}"})
@@ -129,26 +131,26 @@ def a3_2(t):
 
 
 @case(3, "A3.3", "质量标记为代码 / quality flags are codes", "read batches", "every flag is one of N F M S D C T B", ACQ)
-def a3_3(t):
+def a3_3(t: Target) -> None:
     for b in _batches(t).items:
         check(all(f in "NFMSDCTB" for f in b.payload.flags), "a flag outside the HJ 212 code list")
 
 
 @case(4, "A4.1", "获取流程 / acquisition flow", "source info → points → batches → statistics", "each step answers 200", ACQ)
-def a4_1(t):
+def a4_1(t: Target) -> None:
     t.acquisition().get_source_info()
     _batches(t)
     _statistics(t)
 
 
 @case(4, "A4.2", "批次序号连续 / sequence numbers advance", "two consecutive pages", "sequence numbers strictly consecutive", ACQ)
-def a4_2(t):
+def a4_2(t: Target) -> None:
     seqs = [b.payload.sequence_number for b in _batches(t, limit=3).items]
     check(seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"sequence numbers {seqs}")
 
 
 @case(4, "A4.3", "未知计量点 / an unknown point", "GET /v1/acquisition/points/NO-SUCH-POINT", "404 problem+json", ACQ)
-def a4_3(t):
+def a4_3(t: Target) -> None:
     try:
         t.acquisition().get_metering_point("NO-SUCH-POINT")
     except ApiError as exc:
@@ -161,7 +163,7 @@ def a4_3(t):
       "list points with limit=1 and follow nextCursor; eight days of hourly batches (one a day) in pages of three and in one page",
       "points: no repeats or losses (one point: no nextCursor and the full listing agrees); batches: pages of at most "
       "three, nextCursor on every page but the last, together the same batches as the single page", ACQ)
-def a5_1(t):
+def a5_1(t: Target) -> None:
     page = t.acquisition().list_metering_points(limit=1)
     check(len(page.items) == 1, "limit=1 not honoured")
     full = t.acquisition().list_metering_points(limit=100)
@@ -191,7 +193,7 @@ def a5_1(t):
 
 
 @case(5, "A5.2", "参数错误 / invalid parameters", "batches with granularity=fortnight", "400 problem+json", ACQ)
-def a5_2(t):
+def a5_2(t: Target) -> None:
     start, end = _window(t)
     r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}/batches", params={"granularity": "fortnight", "from": start, "to": end},
                       headers={"Authorization": f"Bearer {t.token()}"})
@@ -199,13 +201,13 @@ def a5_2(t):
 
 
 @case(5, "A5.3", "版本化路径 / versioned paths", "GET /v1/acquisition/source", "200 under /v1/", ACQ)
-def a5_3(t):
-    check(t.acquisition().get_source_info().source_id, "no source id")
+def a5_3(t: Target) -> None:
+    check(bool(t.acquisition().get_source_info().source_id), "no source id")
 
 
 @case(5, "A5.4", "批次分页 / batch pagination", "batches with limit=1, following nextCursor",
       "nextCursor and Link rel=next given; the pages join into consecutive batches (checked even with one point)", ACQ)
-def a5_4(t):
+def a5_4(t: Target) -> None:
     start, end = _window(t)
     url = f"{t.url}/v1/acquisition/points/{_point(t)}/batches"
     params = {"granularity": "hour", "from": start, "to": end, "limit": 1}
@@ -225,53 +227,53 @@ def a5_4(t):
       "opt-in (--rate-limit-probe N): cheap reads of the point list until RateLimit-Remaining reaches 0, one more; "
       "with client credentials, the same with a fresh token", "429 RATE_LIMITED with an integer Retry-After exactly "
       "when Remaining was 0; a fresh token of the same client is still limited", ACQ, last=True)
-def a5_5(t):
+def a5_5(t: Target) -> None:
     probe_rate_limit(t, "/v1/acquisition/points?limit=1")
 
 
 @case(6, "A6.1", "XML 应答 / XML answers", "GET batches with Accept: application/xml", "XML answered", ACQ)
-def a6_1(t):
+def a6_1(t: Target) -> None:
     check(bool(_batches(t, Format.XML).items), "no XML batches")
 
 
 @case(6, "A6.2", "不可接受的格式 / an unacceptable Accept", "GET points with Accept: text/csv", "406", ACQ)
-def a6_2(t):
+def a6_2(t: Target) -> None:
     r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": f"Bearer {t.token()}", "Accept": "text/csv"})
     check(r.status_code == 406, f"HTTP {r.status_code}")
 
 
 @case(6, "A6.3", "JSON 应答 / JSON answers", "GET points with Accept: application/json", "JSON answered", ACQ)
-def a6_3(t):
+def a6_3(t: Target) -> None:
     r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/json"})
     check(r.status_code == 200 and r.headers.get("content-type", "").startswith("application/json"), f"HTTP {r.status_code}")
 
 
 @case(7, "A7.1", "无令牌 / no token", "GET points without Authorization", "401", ACQ)
-def a7_1(t):
+def a7_1(t: Target) -> None:
     check(t.session.get(f"{t.url}/v1/acquisition/points").status_code == 401, "answered without a token")
 
 
 @case(7, "A7.2", "无效令牌 / invalid token", "GET points with a made-up token", "401", ACQ)
-def a7_2(t):
+def a7_2(t: Target) -> None:
     r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": "Bearer not-a-token-of-this-source"})
     check(r.status_code == 401, f"HTTP {r.status_code}")
 
 
 @case(7, "A7.3", "令牌不出现在错误中 / no secret in errors", "a refused request", "the problem does not echo the token", ACQ)
-def a7_3(t):
+def a7_3(t: Target) -> None:
     r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": "Bearer sekrit-canary-0123456789"})
     check("sekrit-canary" not in r.text, "the token is echoed")
 
 
 @case(9, "A9.1", "批次已签名 / batches are signed", "read batches", "each signature verifies to the trust anchor", ACQ)
-def a9_1(t):
+def a9_1(t: Target) -> None:
     for b in _batches(t).items:
         trust.verify_document(b, t.resolver())
 
 
 @case(9, "A9.2", "批次链式连接（跨页） / batches are hash-chained across pages", "three pages of one batch each",
       "each batch verifies, links to its predecessor on the previous page and starts where it ended", ACQ)
-def a9_2(t):
+def a9_2(t: Target) -> None:
     start, end = _window(t)
     verifier = BatchVerifier(t.resolver(), point_id=_point(t), granularity="hour")
     cursor, seen = None, 0
@@ -291,7 +293,7 @@ def a9_2(t):
 
 
 @case(9, "A9.3", "统计已签名 / statistics are signed", "daily statistics", "signature verifies", ACQ)
-def a9_3(t):
+def a9_3(t: Target) -> None:
     stats = _statistics(t)
     trust.verify_document(stats, t.resolver())
 

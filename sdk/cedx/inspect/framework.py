@@ -10,7 +10,7 @@ import json
 import re
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -103,10 +103,10 @@ def redact(text: str) -> str:
 class Exchange:
     method: str
     url: str
-    request_headers: dict
+    request_headers: dict[str, Any]
     request_body: str
     status: int | None
-    response_headers: dict
+    response_headers: dict[str, Any]
     response_body: str
     elapsed_ms: float
 
@@ -139,8 +139,9 @@ class Case:
 REGISTRY: list[Case] = []
 
 
-def case(item: int, case_id: str, title: str, sends: str, passes_when: str, interfaces=("reporting",), last=False):
-    def wrap(fn):
+def case(item: int, case_id: str, title: str, sends: str, passes_when: str, interfaces: Iterable[str] = ("reporting",),
+         last: bool = False) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+    def wrap(fn: Callable[[Any], None]) -> Callable[[Any], None]:
         REGISTRY.append(Case(item, case_id, title, sends, passes_when, fn, tuple(interfaces), last))
         return fn
     return wrap
@@ -168,7 +169,7 @@ class RecordingSession(requests.Session):
         self.polite = True
         self.wait_budget = wait_budget
 
-    def request(self, method, url, **kwargs):  # type: ignore[override]
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         resp = self._recorded(method, url, **kwargs)
         retry = resp.headers.get("Retry-After", "") if resp.status_code == 429 else ""
         if self.polite and retry.isdigit() and int(retry) <= min(self.MAX_RETRY_AFTER, self.wait_budget):
@@ -177,7 +178,7 @@ class RecordingSession(requests.Session):
             resp = self._recorded(method, url, **kwargs)
         return resp
 
-    def _recorded(self, method, url, **kwargs):
+    def _recorded(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         started = time.perf_counter()
         resp = None
         try:
@@ -243,5 +244,5 @@ def item_verdict(results: list[CaseResult]) -> str:
     return "pass"
 
 
-def as_dict(result: CaseResult) -> dict:
+def as_dict(result: CaseResult) -> dict[str, Any]:
     return asdict(result)

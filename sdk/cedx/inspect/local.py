@@ -17,7 +17,9 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -44,7 +46,8 @@ class ReferencePlatform(contextlib.ExitStack):
     certificate). Entering yields the Target to inspect."""
 
     def __init__(self, root: Path, *, rate_limit: int = 10**6, successor: bool = True, provision: bool = True,
-                 wrap=None, database_url: str | None = None, successor_overrides: dict | None = None,
+                 wrap: Callable[[Any], Any] | None = None, database_url: str | None = None,
+                 successor_overrides: dict[str, Any] | None = None,
                  serve_successor: bool = True):
         super().__init__()
         self.root, self.successor, self.provision, self.wrap = root, successor, provision, wrap
@@ -64,8 +67,9 @@ class ReferencePlatform(contextlib.ExitStack):
         self.cert = a.issue_certificate(ENTITY, tx.create_csr(self.key, {"common_name": ENTITY}))
         a.add_entity(OTHER)
         self.other = OtherEntity("inspector-other", a.add_client(OTHER, "inspector-other"), OTHER)
-        self.revoked = self.expired = None
-        self.expired_token = None
+        self.revoked: Credential | None = None
+        self.expired: Credential | None = None
+        self.expired_token: str | None = None
 
     def _provision(self) -> None:
         """A revoked certificate (registered, then revoked), a certificate registered while valid

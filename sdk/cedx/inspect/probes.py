@@ -5,10 +5,17 @@ Opt-in and bounded: it sends at most ``target.rate_limit_budget`` cheap reads, a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .framework import CaseFailed, NotApplicable, check
 
+if TYPE_CHECKING:
+    import requests
 
-def _problem_429(r) -> None:
+    from .target import Target
+
+
+def _problem_429(r: requests.Response) -> None:
     check(r.headers.get("content-type", "").startswith("application/problem+json"),
           f"429 answered as {r.headers.get('content-type')}, not application/problem+json")
     check(r.json().get("code") == "RATE_LIMITED", f"429 with code {r.json().get('code')}, not RATE_LIMITED")
@@ -16,7 +23,7 @@ def _problem_429(r) -> None:
     check(retry.isdigit(), f"Retry-After {retry!r} is not a number of seconds")
 
 
-def probe_rate_limit(t, path: str) -> None:
+def probe_rate_limit(t: Target, path: str) -> None:
     budget = t.rate_limit_budget
     if budget <= 0:
         raise NotApplicable("opt-in: the probe sends up to N requests to exhaust the limit (--rate-limit-probe N); "
@@ -28,8 +35,8 @@ def probe_rate_limit(t, path: str) -> None:
         t.session.polite = True
 
 
-def _probe(t, budget: int, path: str) -> None:
-    def get(token: str | None = None):
+def _probe(t: Target, budget: int, path: str) -> None:
+    def get(token: str | None = None) -> requests.Response:
         return t.session.get(f"{t.url}{path}", headers={"Authorization": f"Bearer {token or t.token()}"})
 
     first = get()

@@ -21,6 +21,7 @@ from ..trust import tsa as tts
 from ..trust import x509 as tx
 from .framework import CaseFailed, NotApplicable, case, check, prerequisite
 from .probes import probe_rate_limit
+from .target import Target
 
 SUBMIT = "/v1/reporting/monthly-reports"
 
@@ -35,7 +36,7 @@ def _xsd_ok(data: bytes) -> None:
     check(schema.validate(etree.fromstring(data)), f"XML does not conform to the XSD: {schema.error_log.last_error}")
 
 
-def _submit(t, report=None, fmt=Format.JSON, *, step=True, **kw):
+def _submit(t: Target, report=None, fmt=Format.JSON, *, step=True, **kw):
     """Submit a valid report. As a prerequisite step (the default) its failure blocks the
     cases that only need an accepted submission; with step=False it is the case's own check."""
     if not step:
@@ -44,7 +45,7 @@ def _submit(t, report=None, fmt=Format.JSON, *, step=True, **kw):
         return t.reporting(fmt).submit_monthly_report(report or t.report(), **kw)
 
 
-def _get(t, path: str, token: str | None = None, **headers):
+def _get(t: Target, path: str, token: str | None = None, **headers):
     return t.session.get(f"{t.url}{path}", headers={"Authorization": f"Bearer {token or t.token()}", **headers})
 
 
@@ -72,7 +73,7 @@ def _api_error(fn, status: int, code: str | None = None) -> ApiError:
 # --- 1 data model ----------------------------------------------------------------------------
 @case(1, "1.1", "配置文档符合数据模型 / the configuration document conforms",
       "GET /.well-known/cedx-configuration (JSON)", "the body validates against SignedPlatformConfiguration")
-def c1_1(t):
+def c1_1(t: Target) -> None:
     r = t.session.get(f"{t.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
     check(r.status_code == 200, f"HTTP {r.status_code}")
     _schema_ok("SignedPlatformConfiguration", r.json())
@@ -80,7 +81,7 @@ def c1_1(t):
 
 @case(1, "1.2", "回执符合模式与 XSD / receipts conform to the schema and the XSD",
       "submit a valid monthly report; read its receipt as JSON and as XML", "both validate (JSON Schema, XSD)")
-def c1_2(t):
+def c1_2(t: Target) -> None:
     receipt = _submit(t)
     sid = str(receipt.payload.submission_id)
     r = t.session.get(f"{t.url}/v1/reporting/submissions/{sid}/receipt", headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/json"})
@@ -92,7 +93,7 @@ def c1_2(t):
 
 @case(1, "1.3", "列表与状态符合数据模型 / listings and statuses conform",
       "GET /v1/reporting/submissions?limit=2 and one status, JSON and XML", "SubmissionList/SubmissionStatus validate; XML per XSD")
-def c1_3(t):
+def c1_3(t: Target) -> None:
     _submit(t)
     r = t.session.get(f"{t.url}/v1/reporting/submissions?limit=2", headers={"Authorization": f"Bearer {t.token()}"})
     _schema_ok("SubmissionList", r.json())
@@ -102,7 +103,7 @@ def c1_3(t):
 
 @case(1, "1.4", "不符合模式的文档被拒绝 / a non-conforming document is refused",
       "a signed report whose unit code is not in the unit table", "422 SCHEMA_VIOLATION citing R-UNIT-001 at the field")
-def c1_4(t):
+def c1_4(t: Target) -> None:
     doc = t.signed(t.report())
     doc["payload"]["combustion"][0]["consumption"]["unit"] = "tonnes"
     exc = _api_error(lambda: t.reporting().submit_monthly_report(doc), 422, "SCHEMA_VIOLATION")
@@ -113,7 +114,7 @@ def c1_4(t):
 # --- 2 data consistency ------------------------------------------------------------------------
 @case(2, "2.1", "违反一致性规则被拒绝 / a rule violation is refused",
       "a report whose unit coal emission does not follow the formula", "422 RULE_VIOLATION citing R-POW-001")
-def c2_1(t):
+def c2_1(t: Target) -> None:
     report = t.report()
     report.power.units[0].combustion_emission.value += 1000
     exc = _api_error(lambda: t.reporting().submit_monthly_report(report), 422, "RULE_VIOLATION")
@@ -122,7 +123,7 @@ def c2_1(t):
 
 @case(2, "2.2", "同一资源的 JSON 与 XML 等价 / JSON and XML forms of a resource are equivalent",
       "read a submitted report as JSON and as XML", "the logical records are equal and the same signature verifies")
-def c2_2(t):
+def c2_2(t: Target) -> None:
     sid = str(_submit(t).payload.submission_id)
     as_json = t.reporting(Format.JSON).get_monthly_report(sid)
     as_xml = t.reporting(Format.XML).get_monthly_report(sid)
@@ -132,7 +133,7 @@ def c2_2(t):
 
 @case(2, "2.3", "回执摘要与所收文档一致 / the receipt digests what was received",
       "submit; compare receipt.documentDigest with SM3 of the canonical stored document", "they are equal")
-def c2_3(t):
+def c2_3(t: Target) -> None:
     receipt = _submit(t)
     stored = t.reporting().get_monthly_report(str(receipt.payload.submission_id))
     digest = trust.sm3(trust.canonicalize(stored)).hex()
@@ -141,7 +142,7 @@ def c2_3(t):
 
 @case(2, "2.4", "负的活动数据被拒绝 / negative activity data is refused",
       "a signed report whose fuel consumption is negative", "422 citing R-QTY-001 at the field")
-def c2_4(t):
+def c2_4(t: Target) -> None:
     payload = t.report().model_dump(mode="json", by_alias=True, exclude_none=True)
     payload["power"]["units"][0]["coalConsumption"]["value"] = "-" + payload["power"]["units"][0]["coalConsumption"]["value"]
     chain = [t.certificate] if t.certificate else None
@@ -155,7 +156,7 @@ def c2_4(t):
 # --- 3 machine-readability ---------------------------------------------------------------------
 @case(3, "3.1", "内容类型与字符集 / declared content types and charsets",
       "GET a status as JSON and as XML", "Content-Type is application/json or application/xml with charset=utf-8")
-def c3_1(t):
+def c3_1(t: Target) -> None:
     sid = str(_submit(t).payload.submission_id)
     for accept in ("application/json", "application/xml"):
         r = t.session.get(f"{t.url}/v1/reporting/submissions/{sid}", headers={"Authorization": f"Bearer {t.token()}", "Accept": accept})
@@ -166,7 +167,7 @@ def c3_1(t):
 
 @case(3, "3.2", "时间带偏移、数值为十进制字符串 / instants carry offsets, decimals are strings",
       "read a receipt and a stored report", "every instant has an offset; every quantity value is a JSON string")
-def c3_2(t):
+def c3_2(t: Target) -> None:
     receipt = _submit(t)
     r = t.session.get(f"{t.url}/v1/reporting/monthly-reports/{receipt.payload.submission_id}",
                       headers={"Authorization": f"Bearer {t.token()}"})
@@ -191,7 +192,7 @@ def c3_2(t):
 
 @case(3, "3.3", "错误使用代码而非自由文本 / errors carry codes from the table",
       "a request without token and a request for an unknown submission", "problem+json with codes from x-cedx-error-codes")
-def c3_3(t):
+def c3_3(t: Target) -> None:
     codes = set(spec.index().error_codes)
     r1 = t.session.get(f"{t.url}/v1/reporting/submissions")
     b1 = _expect_problem(r1, 401)
@@ -204,7 +205,7 @@ def c3_3(t):
 # --- 4 exchange flow ---------------------------------------------------------------------------
 @case(4, "4.1", "令牌→报送→回执→状态 / token → submit → receipt → status",
       "obtain a token, submit, read the receipt and the status", "201 with a receipt, status accepted, version 1")
-def c4_1(t):
+def c4_1(t: Target) -> None:
     receipt = _submit(t)
     check(receipt.payload.version == 1, f"first version is {receipt.payload.version}")
     status = t.reporting().get_submission_status(str(receipt.payload.submission_id))
@@ -213,7 +214,7 @@ def c4_1(t):
 
 @case(4, "4.2", "更正形成新版本 / a correction makes a new version",
       "submit, then a correction replacing it", "version 2 accepted; version 1 superseded")
-def c4_2(t):
+def c4_2(t: Target) -> None:
     first = t.report()
     receipt = _submit(t, first)
     corrected = first.model_copy(deep=True)
@@ -230,7 +231,7 @@ def c4_2(t):
 @case(4, "4.3", "补报与状态冲突 / supplementary submission and state conflicts",
       "a supplementary report for a new period; a second original for a period already reported",
       "the first is accepted; the second answers 409")
-def c4_3(t):
+def c4_3(t: Target) -> None:
     report = t.report()
     report.submission_kind = models.SubmissionKind.supplementary
     report.reason = "late: inspection"
@@ -242,7 +243,7 @@ def c4_3(t):
 # --- 5 invocation rules --------------------------------------------------------------------------
 @case(5, "5.1", "版本化路径与 problem+json / versioned paths, problem+json errors",
       "GET an unknown submission under /v1/", "404 application/problem+json with a code and a title")
-def c5_1(t):
+def c5_1(t: Target) -> None:
     r = t.session.get(f"{t.url}/v1/reporting/submissions/{uuid.uuid4()}", headers={"Authorization": f"Bearer {t.token()}"})
     body = _expect_problem(r, 404, "NOT_FOUND")
     check(body.get("title") and body.get("status") == 404, "problem lacks title or status")
@@ -250,7 +251,7 @@ def c5_1(t):
 
 @case(5, "5.2", "分页 / pagination",
       "submit three reports; list with limit=1 and follow nextCursor", "each page has one item, Link rel=next, no repeats")
-def c5_2(t):
+def c5_2(t: Target) -> None:
     for _ in range(3):
         _submit(t)
     r = t.session.get(f"{t.url}/v1/reporting/submissions?limit=1", headers={"Authorization": f"Bearer {t.token()}"})
@@ -263,7 +264,7 @@ def c5_2(t):
 @case(5, "5.3", "幂等 / idempotency",
       "the same signed body twice with one Idempotency-Key, then another body with that key",
       "the same receipt twice; then 409 IDEMPOTENCY_CONFLICT")
-def c5_3(t):
+def c5_3(t: Target) -> None:
     doc, key = t.signed(t.report()), str(uuid.uuid4())
     a = t.reporting().submit_monthly_report(doc, idempotency_key=key)
     b = t.reporting().submit_monthly_report(doc, idempotency_key=key)
@@ -274,7 +275,7 @@ def c5_3(t):
 
 @case(5, "5.4", "速率限制头 / rate-limit headers",
       "GET /v1/reporting/submissions", "RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset are present")
-def c5_4(t):
+def c5_4(t: Target) -> None:
     r = t.session.get(f"{t.url}/v1/reporting/submissions?limit=1", headers={"Authorization": f"Bearer {t.token()}"})
     missing = [h for h in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset") if h not in r.headers]
     check(not missing, f"missing {', '.join(missing)}")
@@ -284,14 +285,14 @@ def c5_4(t):
       "opt-in (--rate-limit-probe N): cheap reads until RateLimit-Remaining reaches 0, one more, then the same with a "
       "fresh token of the same client", "429 RATE_LIMITED with an integer Retry-After exactly when Remaining was 0; "
       "a new token of the same client is still limited", last=True)
-def c5_5(t):
+def c5_5(t: Target) -> None:
     probe_rate_limit(t, "/v1/reporting/submissions?limit=1")
 
 
 # --- 6 exchange formats --------------------------------------------------------------------------
 @case(6, "6.1", "XML 报送与 XML 应答 / XML in, XML out",
       "submit a report as application/xml with Accept: application/xml", "201, answered in XML valid per the XSD")
-def c6_1(t):
+def c6_1(t: Target) -> None:
     body = spec.xml_codec().dumps("SignedMonthlyReport", t.signed(t.report()))
     r = t.session.post(t.url + SUBMIT, data=body, headers=t.headers(SUBMIT, body, ctype="application/xml", accept="application/xml"))
     check(r.status_code == 201, f"HTTP {r.status_code}: {r.text[:200]}")
@@ -301,14 +302,14 @@ def c6_1(t):
 
 @case(6, "6.2", "不可接受的格式 / an unacceptable Accept",
       "GET a listing with Accept: text/csv", "406 NOT_ACCEPTABLE")
-def c6_2(t):
+def c6_2(t: Target) -> None:
     r = t.session.get(f"{t.url}/v1/reporting/submissions", headers={"Authorization": f"Bearer {t.token()}", "Accept": "text/csv"})
     _expect_problem(r, 406, "NOT_ACCEPTABLE")
 
 
 @case(6, "6.3", "不支持的内容类型 / an unsupported Content-Type",
       "POST a report as text/csv", "415 UNSUPPORTED_MEDIA_TYPE")
-def c6_3(t):
+def c6_3(t: Target) -> None:
     body = b"period,total\n2026-10,1\n"
     r = t.session.post(t.url + SUBMIT, data=body, headers=t.headers(SUBMIT, body, ctype="text/csv"))
     _expect_problem(r, 415, "UNSUPPORTED_MEDIA_TYPE")
@@ -316,13 +317,13 @@ def c6_3(t):
 
 # --- 7 authorization ---------------------------------------------------------------------------
 @case(7, "7.1", "无令牌被拒绝 / no token", "GET a listing without Authorization", "401 TOKEN_MISSING")
-def c7_1(t):
+def c7_1(t: Target) -> None:
     _expect_problem(t.session.get(f"{t.url}/v1/reporting/submissions"), 401, "TOKEN_MISSING")
 
 
 @case(7, "7.2", "无效令牌被拒绝 / an invalid token is refused",
       "GET a listing with a well-formed token the platform never issued", "401 TOKEN_INVALID (or TOKEN_EXPIRED)")
-def c7_2(t):
+def c7_2(t: Target) -> None:
     r = t.session.get(f"{t.url}/v1/reporting/submissions", headers={"Authorization": "Bearer " + base64.urlsafe_b64encode(uuid.uuid4().bytes * 2).decode()})
     body = _expect_problem(r, 401)
     check(body.get("code") in ("TOKEN_INVALID", "TOKEN_EXPIRED"), f"code {body.get('code')}")
@@ -330,14 +331,14 @@ def c7_2(t):
 
 @case(7, "7.3", "权限范围不足被拒绝 / insufficient scope",
       "a token with scope reporting:read submits a report", "403 SCOPE_INSUFFICIENT")
-def c7_3(t):
+def c7_3(t: Target) -> None:
     read_only = t.token(scope="reporting:read")
     _api_error(lambda: t.reporting(token=read_only).submit_monthly_report(t.report()), 403, "SCOPE_INSUFFICIENT")
 
 
 @case(7, "7.4", "不得报送他人数据 / no other entity's data",
       "submit a report whose creditCode is another (valid) entity's", "refused with 403 ENTITY_FORBIDDEN")
-def c7_4(t):
+def c7_4(t: Target) -> None:
     other = "91350100M000100Y43" if t.credit_code != "91350100M000100Y43" else "91320500MA1X2P3Q4R"
     report = t.report()
     report.credit_code = other
@@ -347,7 +348,7 @@ def c7_4(t):
 @case(7, "7.5", "过期令牌被拒绝 / an expired token is refused",
       "GET a listing with a token the platform issued to this client that has since expired (--expired-token-env)",
       "401 TOKEN_EXPIRED with WWW-Authenticate: Bearer error=\"invalid_token\"")
-def c7_5(t):
+def c7_5(t: Target) -> None:
     if not t.expired_token:
         raise NotApplicable("no expired token supplied: ask the operator for a short-lived token of this client, "
                             "let it expire, pass it with --expired-token-env")
@@ -360,7 +361,7 @@ def c7_5(t):
 @case(7, "7.6", "不得读取他人数据 / no reads of another entity's data",
       "a second entity's token reads this entity's submission status, receipt, report and entity record; "
       "both entities list their submissions", "403 or 404 problem+json without the data; each listing holds only its own entity's submissions")
-def c7_6(t):
+def c7_6(t: Target) -> None:
     if not t.other:
         raise NotApplicable("no second entity supplied (--other-client-id, --other-client-secret-env, --other-credit-code)")
     receipt = _submit(t)
@@ -389,7 +390,7 @@ def c7_6(t):
 @case(7, "7.7", "错误中不回显令牌与密码 / errors never echo tokens or secrets",
       "a made-up bearer token on a read and on a submission; a wrong and an overlong client secret at the token endpoint",
       "refused, and neither the body nor a header contains the token or secret; error_description within 500 characters")
-def c7_7(t):
+def c7_7(t: Target) -> None:
     canary = "cedx-canary-" + uuid.uuid4().hex
     answers = [
         t.session.get(f"{t.url}/v1/reporting/submissions", headers={"Authorization": f"Bearer {canary}"}),
@@ -413,7 +414,7 @@ def c7_7(t):
 
 
 # --- 8 configuration-address change -----------------------------------------------------------
-def _config(t) -> dict:
+def _config(t: Target) -> dict:
     with prerequisite("configuration"):
         r = t.session.get(f"{t.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
         check(r.status_code == 200, f"HTTP {r.status_code}")
@@ -424,7 +425,7 @@ def _config(t) -> dict:
 
 @case(8, "8.1", "配置文档签名有效 / the configuration document is validly signed",
       "GET the configuration document", "signature verifies; the signer's chain ends at the trust anchor")
-def c8_1(t):
+def c8_1(t: Target) -> None:
     doc = _config(t)
     check("signature" in doc, "the configuration document is not signed")
     try:
@@ -435,7 +436,7 @@ def c8_1(t):
 
 @case(8, "8.2", "篡改的变更通知可被发现 / a tampered change notice is detectable",
       "change the successor address (or add one) in a copy of the document", "verification of the copy fails")
-def c8_2(t):
+def c8_2(t: Target) -> None:
     doc = copy.deepcopy(_config(t))
     doc["payload"]["successor"] = {"baseUrl": "https://attacker.example", "effectiveFrom": "2020-01-01T00:00:00Z", "reason": "x"}
     try:
@@ -447,7 +448,7 @@ def c8_2(t):
 
 @case(8, "8.3", "配置内容完整 / the configuration is complete and consistent",
       "read endpoints, signing certificates and any successor", "endpoints given; certificates parse; successor not before validFrom")
-def c8_3(t):
+def c8_3(t: Target) -> None:
     doc = _config(t)
     payload = doc["payload"]
     check(payload.get("endpoints", {}).get("token") and payload["endpoints"].get("reporting"), "endpoints missing")
@@ -462,7 +463,7 @@ def c8_3(t):
       "and a submission made here read back there once the change is effective",
       "the successor's document verifies to the same trust anchors, names the same platform and its own endpoints; "
       "the same client and data are served there")
-def c8_4(t):
+def c8_4(t: Target) -> None:
     doc = _config(t)
     payload = doc["payload"]
     successor = payload.get("successor")
@@ -511,7 +512,7 @@ def c8_4(t):
 # --- 9 data trust -----------------------------------------------------------------------------
 @case(9, "9.1", "篡改的文档被拒绝 / a tampered document is refused",
       "sign a report, then change the entity name", "422 SIGNATURE_INVALID")
-def c9_1(t):
+def c9_1(t: Target) -> None:
     doc = t.signed(t.report())
     doc["payload"]["entityName"] = doc["payload"]["entityName"] + "（篡改）"
     _api_error(lambda: t.reporting().submit_monthly_report(doc), 422, "SIGNATURE_INVALID")
@@ -519,7 +520,7 @@ def c9_1(t):
 
 @case(9, "9.2", "未登记密钥签名被拒绝 / a signature by an unregistered key is refused",
       "a report signed by a freshly generated key", "422 CERTIFICATE_INVALID")
-def c9_2(t):
+def c9_2(t: Target) -> None:
     doc = t.signed(t.report(), key=trust.generate_private_key())
     _api_error(lambda: t.reporting().submit_monthly_report(doc), 422, "CERTIFICATE_INVALID")
 
@@ -527,7 +528,7 @@ def c9_2(t):
 @case(9, "9.3", "回执已签名并加盖时间戳 / receipts are signed and time-stamped",
       "submit; verify the receipt signature, certificate chain and RFC 3161 token",
       "all verify; the TSA certificate has the critical timeStamping EKU")
-def c9_3(t):
+def c9_3(t: Target) -> None:
     receipt = _submit(t).model_dump(mode="json", by_alias=True, exclude_none=True)
     verified = trust.verify_document(receipt, t.resolver())
     check(verified.timestamp_token is not None, "the receipt carries no time-stamp token")
@@ -536,7 +537,7 @@ def c9_3(t):
 
 @case(9, "9.4", "重放的请求被拒绝 / a replayed request is refused",
       "send one signed request twice (same timestamp, nonce and signature)", "the second answers 401 REQUEST_REPLAYED")
-def c9_4(t):
+def c9_4(t: Target) -> None:
     body = json.dumps(t.signed(t.report()), ensure_ascii=False).encode()
     headers = t.headers(SUBMIT, body)
     first = t.session.post(t.url + SUBMIT, data=body, headers=headers)
@@ -547,7 +548,7 @@ def c9_4(t):
 
 
 
-def _refused_credential(t, credential, option: str) -> None:
+def _refused_credential(t: Target, credential, option: str) -> None:
     if credential is None:
         raise NotApplicable(f"no such certificate supplied (--{option}-key, --{option}-cert): ask the operator to "
                             f"register one for this entity that is {option}")
@@ -559,7 +560,7 @@ def _refused_credential(t, credential, option: str) -> None:
     _expect_problem(r, 401, "REQUEST_SIGNATURE_INVALID")
 
 
-def _crl_lists(t, certificate: bytes) -> None:
+def _crl_lists(t: Target, certificate: bytes) -> None:
     """When the configuration names a CRL (endpoints.crl): it is served, issued and signed by a
     trust anchor, current, and lists the revoked certificate."""
     url = _config(t)["payload"].get("endpoints", {}).get("crl")
@@ -589,7 +590,7 @@ def _crl_lists(t, certificate: bytes) -> None:
       "a report signed with a key whose registered certificate was revoked (--revoked-key/--revoked-cert); "
       "a valid report whose request signature uses that key; the CRL the configuration names, if any",
       "422 CERTIFICATE_INVALID; 401 REQUEST_SIGNATURE_INVALID; the CRL is signed by a trust anchor, current, and lists it")
-def c9_5(t):
+def c9_5(t: Target) -> None:
     _refused_credential(t, t.revoked, "revoked")
     _crl_lists(t, t.revoked.certificate)
 
@@ -597,5 +598,5 @@ def c9_5(t):
 @case(9, "9.6", "过期证书被拒绝 / an expired certificate is refused",
       "a report signed with a key whose registered certificate has expired (--expired-key/--expired-cert); "
       "a valid report whose request signature uses that key", "422 CERTIFICATE_INVALID; 401 REQUEST_SIGNATURE_INVALID")
-def c9_6(t):
+def c9_6(t: Target) -> None:
     _refused_credential(t, t.expired, "expired")

@@ -7,13 +7,16 @@ import html
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
+from ..generated.constants import SPEC_VERSION
 from ..progress import Progress
 from . import acquisition_cases, reporting_cases  # noqa: F401  (registers the cases)
-from .framework import ITEMS, REGISTRY, as_dict, execution_order, item_verdict, run_case
+from .framework import ITEMS, REGISTRY, CaseResult, as_dict, execution_order, item_verdict, run_case
 from .target import Target
 
 VERDICTS = ("pass", "fail", "blocked", "not-applicable")
@@ -21,11 +24,11 @@ VERDICTS = ("pass", "fail", "blocked", "not-applicable")
 REFUSED = {"invalid_client", "unauthorized_client", "invalid_grant", "access_denied"}
 
 
-def preflight(target: Target) -> dict | None:
+def preflight(target: Target) -> dict[str, Any] | None:
     """Can the inspection say anything at all? None if so; otherwise why not: the target is
     unreachable, or it refuses the credentials the inspection body was given. Either makes
     the inspection inconclusive (not a failure of the implementation)."""
-    def reach(method: str, url: str, **kw):
+    def reach(method: str, url: str, **kw: Any) -> tuple[Any, dict[str, Any] | None]:
         try:
             return requests.request(method, url, timeout=30, **kw), None
         except requests.RequestException as exc:
@@ -66,7 +69,8 @@ def preflight(target: Target) -> dict | None:
     return None
 
 
-def run(target: Target, items: list[int] | None = None, progress=None) -> dict:
+def run(target: Target, items: list[int] | None = None,
+        progress: Callable[[str], object] | None = None) -> dict[str, Any]:
     cases = [c for c in REGISTRY if target.interface in c.interfaces and (not items or c.item in items)]
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     why = preflight(target)
@@ -74,14 +78,14 @@ def run(target: Target, items: list[int] | None = None, progress=None) -> dict:
         if progress:
             progress(f"INCONCLUSIVE — {why['cause']}: {why['detail']}")
         return {
-            "inspector": "cedx inspect", "specVersion": "1.0",
+            "inspector": "cedx inspect", "specVersion": SPEC_VERSION,
             "target": {"url": target.url, "interface": target.interface}, "startedAt": started,
             "result": "inconclusive", "inconclusive": why,
             "summary": dict.fromkeys(VERDICTS, 0),
             "items": [{"item": n, "zh": zh, "en": en, "result": "inconclusive", "reason": why["detail"], "cases": []}
                       for n, (zh, en) in ITEMS.items() if not items or n in items],
         }
-    by_case: dict[str, object] = {}
+    by_case: dict[str, CaseResult] = {}
     failed_steps: dict[str, str] = {}
     for i, c in enumerate(execution_order(cases), 1):
         r = run_case(c, target, failed_steps)
@@ -102,7 +106,7 @@ def run(target: Target, items: list[int] | None = None, progress=None) -> dict:
                              "cases": [as_dict(r) for r in mine]})
     passed = all(i["result"] not in ("fail", "blocked") for i in report_items)
     return {
-        "inspector": "cedx inspect", "specVersion": "1.0",
+        "inspector": "cedx inspect", "specVersion": SPEC_VERSION,
         "target": {"url": target.url, "interface": target.interface},
         "startedAt": started,
         "result": "pass" if passed else "fail",
@@ -111,7 +115,7 @@ def run(target: Target, items: list[int] | None = None, progress=None) -> dict:
     }
 
 
-def write(report: dict, out: Path) -> None:
+def write(report: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     (out / "report.html").write_text(render_html(report), encoding="utf-8")
@@ -123,7 +127,7 @@ CAUSE = {"unreachable": "被检对象不可达 / the target is unreachable",
          "credentials-refused": "凭据被拒绝 / the credentials were refused"}
 
 
-def render_html(report: dict) -> str:
+def render_html(report: dict[str, Any]) -> str:
     e = html.escape
     rows, sections = [], []
     for item in report["items"]:

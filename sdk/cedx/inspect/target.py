@@ -7,12 +7,15 @@ import copy
 import random
 import uuid
 from dataclasses import dataclass, field
+from typing import Any, Literal, cast
 
 from .. import spec, trust
 from ..generated import models
 from ..generated.client import AcquisitionClient, CommonClient, ReportingClient
+from ..generated.constants import SPEC_VERSION
 from ..runtime.client import NO_RETRY, Format
 from ..trust import x509 as tx
+from ..trust.keys import SM2PrivateKey
 from .framework import RecordingSession, check, prerequisite
 
 MONTHS31 = ("01", "03", "05", "07", "08", "10", "12")
@@ -64,7 +67,7 @@ class Target:
         # acquisition:read at its own token endpoint.
         if self.interface == "acquisition" and (self.token_value or not self.client_id):
             check(bool(self.token_value), "an acquisition token (--token-env) or client credentials are required")
-            return self.token_value
+            return cast(str, self.token_value)
         if self._token and not fresh and scope is None:
             return self._token
         if scope is not None:  # a token with a narrower scope is the case's own check
@@ -86,9 +89,10 @@ class Target:
         check(resp.status_code == 200, f"token request answered {resp.status_code}: {resp.text[:200]}")
         token = resp.json().get("access_token")
         check(isinstance(token, str) and bool(token), "token response has no access_token")
-        return token
+        return cast(str, token)
 
-    def reporting(self, fmt: Format = Format.JSON, *, token: str | None = None, key=None, **kw) -> ReportingClient:
+    def reporting(self, fmt: Format = Format.JSON, *, token: str | None = None, key: SM2PrivateKey | None = None,
+                  **kw: Any) -> ReportingClient:
         return ReportingClient(self.url, token=token or self.token(), signing_key=key or self.key,
                                signing_certificate=self.certificate, trust_anchors=self.trust_anchors, format=fmt,
                                session=self.session, retry=NO_RETRY, validate=False, **kw)  # cases send bad documents
@@ -100,13 +104,13 @@ class Target:
     def common(self) -> CommonClient:
         return CommonClient(self.url, trust_anchors=self.trust_anchors, session=self.session, retry=NO_RETRY)
 
-    def resolver(self):
+    def resolver(self) -> tx.ChainResolver:
         """Key resolver for signed documents: the block's certificate chain, validated up to
         the trust anchors the inspector was given."""
         return tx.ChainResolver(self.trust_anchors, ttl=0)  # an inspector re-checks every document
 
     # --- documents ------------------------------------------------------------------------
-    def example(self) -> dict:
+    def example(self) -> dict[str, Any]:
         """The spec's own signed power example (appendix C), as a template."""
         op = spec.bundled_spec()["paths"]["/v1/reporting/monthly-reports"]["post"]
         return copy.deepcopy(op["requestBody"]["content"]["application/json"]["examples"]["power"]["value"])
@@ -126,18 +130,20 @@ class Target:
         year, month = divmod(self._period_seq % (7 * 700), 7)
         return f"{1200 + year}-{MONTHS31[month]}"
 
-    def signed(self, report: models.MonthlyReport, key=None, certificate: bytes | None = None) -> dict:
+    def signed(self, report: models.MonthlyReport, key: SM2PrivateKey | None = None,
+               certificate: bytes | None = None) -> dict[str, Any]:
         chain = [certificate] if certificate else [self.certificate] if self.certificate and key is None else None
-        return trust.sign_document(report, key or self.key, certificate_chain=chain, envelope_fields={"specVersion": "1.0"})
+        return trust.sign_document(report, cast(SM2PrivateKey, key or self.key), certificate_chain=chain,
+                                   envelope_fields={"specVersion": SPEC_VERSION})
 
     def headers(self, path: str, body: bytes, *, ctype: str = "application/json", accept: str | None = None,
-                token: str | None = None, idempotency_key: str | None = None, method: str = "POST",
-                signing_key=None) -> dict:
+                token: str | None = None, idempotency_key: str | Literal[False] | None = None, method: str = "POST",
+                signing_key: SM2PrivateKey | None = None) -> dict[str, Any]:
         h = {"Authorization": f"Bearer {token or self.token()}", "Content-Type": ctype}
         if accept:
             h["Accept"] = accept
         if idempotency_key is not False:
             h["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
         if signing_key or self.key:
-            h.update(trust.sign_request(signing_key or self.key, method, path, "", body))
+            h.update(trust.sign_request(cast(SM2PrivateKey, signing_key or self.key), method, path, "", body))
         return h

@@ -14,7 +14,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -45,6 +45,7 @@ def _transport_error(exc: httpx.HTTPError, method: str, url: str) -> TransportEr
 
 
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+_T = TypeVar("_T")
 
 
 async def _send_with_retry(policy: RetryPolicy, send: Callable[[], Awaitable[httpx.Response]], method: str,
@@ -181,9 +182,9 @@ class AsyncBaseClient(BaseClient):
             return {"Authorization": f"Bearer {self._token}"}
         return {}
 
-    async def _call(self, op: OperationInfo, *, path_params: dict | None = None,  # type: ignore[override]
-                    query: dict | None = None, headers: dict | None = None, body: Any = None,
-                    format: Format | None = None, model: Callable[[Any], Any] | None = None) -> Any:
+    async def _call(self, op: OperationInfo, *, path_params: dict[str, Any] | None = None,  # type: ignore[override]
+                    query: dict[str, Any] | None = None, headers: dict[str, Any] | None = None, body: Any = None,
+                    format: Format | None = None, model: Callable[[Any], _T] | None = None) -> _T:
         fmt = Format(format or self.format)
         self._check_verifiable(op)
         form = op.body_media == ("application/x-www-form-urlencoded",)
@@ -226,14 +227,14 @@ class AsyncBaseClient(BaseClient):
         if op.signed_response and self.verify_signatures and isinstance(record, dict):
             self.verify_signed(record)
         if model is None:
-            return record
+            return cast(_T, record)  # no model: the logical record itself
         try:
             return model(record)
         except ValueError as exc:
             raise InvalidResponseError(f"{op.operation_id}: answer does not match the spec: {exc}",
                                        resp.status_code) from exc
 
-    async def _send_async(self, op: OperationInfo, path: str, query_string: str, hdrs: dict,
+    async def _send_async(self, op: OperationInfo, path: str, query_string: str, hdrs: dict[str, Any],
                           data: bytes) -> httpx.Response:
         """As the blocking client: retried on transient failures, signed afresh per attempt,
         one token refresh on 401."""

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import requests
@@ -53,6 +53,7 @@ else:  # the spec (bundle, XML codec) and the trust layer (asn1crypto, cryptogra
     tx = LazyModule("cedx.trust.x509")
 
 log = logging.getLogger("cedx.client")
+_T = TypeVar("_T")  # what an operation's model makes of the answer
 
 
 class Format(str, Enum):
@@ -341,7 +342,7 @@ class BaseClient:
 
     def _call(self, op: OperationInfo, *, path_params: dict | None = None, query: dict | None = None,
               headers: dict | None = None, body: Any = None, format: Format | None = None,
-              model: Callable[[Any], Any] | None = None) -> Any:
+              model: Callable[[Any], _T] | None = None) -> _T:
         fmt = Format(format or self.format)
         self._check_verifiable(op)
         if op.body_media != ("application/x-www-form-urlencoded",):

@@ -8,6 +8,7 @@ that keep the original as ``__cause__``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 
@@ -87,7 +88,7 @@ class ApiError(_Issues, CedxError):
         title: str,
         detail: str = "",
         errors: list[ProblemItem] | None = None,
-        body: dict | None = None,
+        body: dict[str, Any] | None = None,
     ):
         self.status, self.code, self.title, self.detail = status, code, title, detail
         self.errors = errors or []
@@ -95,7 +96,7 @@ class ApiError(_Issues, CedxError):
         super().__init__(f"{status} {code}: {detail or title}")
 
     @classmethod
-    def from_problem(cls, status: int, body: dict) -> ApiError:
+    def from_problem(cls, status: int, body: dict[str, Any]) -> ApiError:
         items = [
             ProblemItem(e.get("path", "$"), e.get("code", ""), e.get("message", ""), e.get("rule"))
             for e in body.get("errors", [])

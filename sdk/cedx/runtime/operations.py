@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..spec import BUNDLE_PACKAGE
 
@@ -22,8 +23,8 @@ class OperationInfo:
     request_signature: str | None = None
     idempotent: bool = False
     paginated: bool = False
-    signed_request: dict | None = None
-    signed_response: dict | None = None
+    signed_request: dict[str, Any] | None = None
+    signed_response: dict[str, Any] | None = None
     path_params: tuple[str, ...] = ()
     query_params: dict[str, str] = field(default_factory=dict)  # python name -> wire name
     spec_package: str = BUNDLE_PACKAGE  # whose bundled spec validates and maps this operation

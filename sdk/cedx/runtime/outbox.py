@@ -58,7 +58,7 @@ class OutboxItem:
     state: str
     attempts: int
     last_error: str | None
-    receipt: dict | None
+    receipt: dict[str, Any] | None
 
 
 class Outbox:

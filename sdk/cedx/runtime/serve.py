@@ -3,16 +3,19 @@ tests): the context manager yields the base URL and shuts the server down cleanl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
-def set_nodelay(transport) -> None:
+def set_nodelay(transport: asyncio.BaseTransport) -> None:
     """TCP_NODELAY on a connection's socket, whatever its ``proto`` field says."""
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -29,7 +32,7 @@ class NoDelayH11Protocol(H11Protocol):
     300 here). Pass ``http=NODELAY_HTTP`` to ``uvicorn.run``.
     """
 
-    def connection_made(self, transport) -> None:
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn
         set_nodelay(transport)
         super().connection_made(transport)
 
@@ -40,11 +43,11 @@ NODELAY_HTTP = "cedx.runtime.serve:NoDelayH11Protocol"
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        return cast(int, s.getsockname()[1])
 
 
 @contextlib.contextmanager
-def serve_in_thread(app, port: int = 0, host: str = "127.0.0.1", timeout: float = 15):
+def serve_in_thread(app: Any, port: int = 0, host: str = "127.0.0.1", timeout: float = 15) -> Iterator[str]:
     port = port or free_port(host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -45,7 +45,7 @@ class SpecContext:
     def __init__(self, package: str):
         self.package = package
         text = resources.files(package).joinpath(BUNDLE_FILE).read_text(encoding="utf-8")
-        self.spec = json.loads(text)
+        self.spec: dict[str, Any] = json.loads(text)
         self.index = SchemaIndex(self.spec)
 
     @cached_property
@@ -64,7 +64,7 @@ class SpecContext:
         return resources.files(self.package).joinpath(XSD_FILE).read_bytes()
 
     @cached_property
-    def xml_schema(self):
+    def xml_schema(self) -> Any:
         """The derived XSD, compiled once (lxml)."""
         from lxml import etree
 
@@ -77,7 +77,7 @@ def context(package: str = BUNDLE_PACKAGE) -> SpecContext:
     return SpecContext(package)
 
 
-def bundled_spec() -> dict:
+def bundled_spec() -> dict[str, Any]:
     return context().spec
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .schema import SchemaIndex
@@ -42,7 +42,7 @@ class SpecFacts:
     operations: dict[str, str]               # operationId -> Python method name
 
 
-def _body_ref(op: dict) -> str | None:
+def _body_ref(op: dict[str, Any]) -> str | None:
     schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
     ref = schema.get("$ref", "")
     return ref.rsplit("/", 1)[-1] or None

@@ -4,6 +4,7 @@ own so that the runtime's error types need neither the validator nor the rule en
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -13,7 +14,7 @@ class Issue:
     message: str
     rule: str | None = None
 
-    def as_problem_item(self) -> dict:
+    def as_problem_item(self) -> dict[str, Any]:
         item = {"path": self.path, "code": self.code, "message": self.message}
         if self.rule:
             item["rule"] = self.rule

@@ -13,10 +13,11 @@ import base64
 import calendar
 import datetime as _dt
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, cast
 
 from ..instants import CST as CHINA_STANDARD_TIME
 from ..instants import INSTANT_PATTERN as _INSTANT
@@ -42,7 +43,7 @@ class _Scope:
 
     __slots__ = ("current", "root", "path", "memo")
 
-    def __init__(self, current: Any, root: Any, path: str, memo: dict | None = None):
+    def __init__(self, current: Any, root: Any, path: str, memo: dict[Any, Any] | None = None):
         self.current, self.root, self.path = current, root, path
         self.memo = {} if memo is None else memo
 
@@ -55,7 +56,7 @@ def _parse(expr: str) -> tuple[ast.Expression, str]:
     # per expression rather than once per evaluation.
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            node.decimal = Decimal(ast.get_source_segment(text, node))  # type: ignore[attr-defined]
+            node.decimal = Decimal(cast(str, ast.get_source_segment(text, node)))  # type: ignore[attr-defined]
     return tree, text
 
 
@@ -72,7 +73,7 @@ class RuleEngine:
             Decimal(defaults.get("relative", "0.001")),
             Decimal(defaults.get("absolute", "0")),
         )
-        self._si_cache: dict[tuple, Decimal] = {}
+        self._si_cache: dict[tuple[Any, ...], Decimal] = {}
 
     def si_value(self, value: Any, unit: Any) -> Decimal:
         """A quantity in SI units; memoised on the (value, unit) pair (a value is read by
@@ -102,8 +103,8 @@ class RuleEngine:
             out.extend(self.check_rule(rule, document))
         return out
 
-    def check_rule(self, rule: dict, document: Any, base_path: str = "$") -> list[Violation]:
-        memo: dict = {}
+    def check_rule(self, rule: dict[str, Any], document: Any, base_path: str = "$") -> list[Violation]:
+        memo: dict[str, Any] = {}
         scopes = [_Scope(document, document, base_path, memo)]
         if rule.get("forEach"):
             items = self._lookup_path(document, rule["forEach"].split("."))
@@ -130,12 +131,12 @@ class RuleEngine:
         return out
 
     # --- evaluation -----------------------------------------------------------------------
-    def evaluate(self, expr: str, scope: _Scope, tolerance=None) -> Any:
+    def evaluate(self, expr: str, scope: _Scope, tolerance: tuple[Decimal, Decimal] | None = None) -> Any:
         tree, text = _parse(expr)
         ev = _Evaluator(self, scope, text, tolerance or self.default_tolerance)
         return ev.visit(tree.body)
 
-    def _explain(self, rule: dict, scope: _Scope, tolerance) -> str:
+    def _explain(self, rule: dict[str, Any], scope: _Scope, tolerance: tuple[Decimal, Decimal]) -> str:
         # For approx(a, b) checks, say what was reported and what the formula gives.
         tree, text = _parse(rule["check"])
         call = tree.body
@@ -175,9 +176,9 @@ class _Absent:
 _ABSENT = _Absent()
 
 
-def _flatten(values: list) -> list:
+def _flatten(values: list[Any]) -> list[Any]:
     # A path through two lists (power.units.fuels.emission) projects to a list of lists.
-    out: list = []
+    out: list[Any] = []
     for v in values:
         out.extend(_flatten(v) if isinstance(v, list) else [v])
     return out
@@ -194,7 +195,7 @@ class _Evaluator:
         "factor", "monthStart", "monthEnd", "addDays", "sm3b64", "b64size", "parameters",
     }
 
-    def __init__(self, engine: RuleEngine, scope: _Scope, text: str, tolerance):
+    def __init__(self, engine: RuleEngine, scope: _Scope, text: str, tolerance: tuple[Decimal, Decimal]):
         self.engine, self.scope, self.text, self.tolerance = engine, scope, text, tolerance
 
     # values --------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ class _Evaluator:
         return fn(self)
 
     # functions -----------------------------------------------------------------------------
-    def _sub_expr(self, items: Any, expr_node: ast.AST) -> list:
+    def _sub_expr(self, items: Any, expr_node: ast.AST) -> list[Any]:
         if not isinstance(expr_node, ast.Constant) or not isinstance(expr_node.value, str):
             raise ValueError("the per-element expression must be a string literal")
         tree, text = _parse(expr_node.value)
@@ -245,12 +246,12 @@ class _Evaluator:
             for item in (items if isinstance(items, list) else [])
         ]
 
-    def f_approx(self, args) -> bool:
+    def f_approx(self, args: list[ast.expr]) -> bool:
         a, b = self.number(self.visit(args[0])), self.number(self.visit(args[1]))
         rel, abs_ = self.tolerance
         return abs(a - b) <= max(abs_, rel * max(abs(a), abs(b)))
 
-    def f_sum(self, args) -> Decimal:
+    def f_sum(self, args: list[ast.expr]) -> Decimal:
         items = self.visit(args[0])
         if isinstance(items, _Absent):
             return Decimal(0)
@@ -259,74 +260,74 @@ class _Evaluator:
             values = [values]
         return sum((self.number(v) for v in _flatten(values)), Decimal(0))
 
-    def f_all(self, args) -> bool:
+    def f_all(self, args: list[ast.expr]) -> bool:
         items = self.visit(args[0])
         if isinstance(items, _Absent):
             return True
         return all(self._sub_expr(items, args[1]))
 
-    def f_count(self, args) -> int:
+    def f_count(self, args: list[ast.expr]) -> int:
         v = self.visit(args[0])
         return 0 if isinstance(v, _Absent) else (len(v) if isinstance(v, list) else 1)
 
-    def f_present(self, args) -> bool:
+    def f_present(self, args: list[ast.expr]) -> bool:
         return not isinstance(self.visit(args[0]), _Absent)
 
-    def f_opt(self, args) -> Any:
+    def f_opt(self, args: list[ast.expr]) -> Any:
         v = self.visit(args[0])
         return Decimal(0) if isinstance(v, _Absent) else v
 
-    def f_unique(self, args) -> bool:
+    def f_unique(self, args: list[ast.expr]) -> bool:
         v = self.visit(args[0])
         items = [] if isinstance(v, _Absent) else v
         return len(items) == len({repr(x) for x in items})
 
-    def f_increasing(self, args) -> bool:
+    def f_increasing(self, args: list[ast.expr]) -> bool:
         v = self.visit(args[0])
         items = [self.comparable(x) for x in ([] if isinstance(v, _Absent) else v)]
         return all(a < b for a, b in zip(items, items[1:]))
 
-    def f_length(self, args) -> int:
+    def f_length(self, args: list[ast.expr]) -> int:
         """Length of a string or list (count() treats a string as one item)."""
         v = self.visit(args[0])
         return 0 if isinstance(v, _Absent) else len(v) if isinstance(v, (str, list)) else 1
 
-    def f_flagged(self, args) -> list:
+    def f_flagged(self, args: list[ast.expr]) -> list[Any]:
         """Columnar batches: pair value i with flag character i as {value, flag}."""
         values, flags = self.visit(args[0]), self.visit(args[1])
         if not isinstance(values, list) or not isinstance(flags, str):
             return []
         return [{"value": v, "flag": f} for v, f in zip(values, flags)]
 
-    def f_q(self, args) -> Decimal:
+    def f_q(self, args: list[ast.expr]) -> Decimal:
         value, unit = self.visit(args[0]), self.visit(args[1])
         return self.number({"value": value, "unit": unit})
 
-    def f_unitOf(self, args) -> str:
+    def f_unitOf(self, args: list[ast.expr]) -> str:
         v = self.visit(args[0])
         if isinstance(v, _Absent):
             raise _Missing()
-        return v["unit"]
+        return cast(str, v["unit"])
 
-    def f_hoursInPeriod(self, args) -> Decimal:
+    def f_hoursInPeriod(self, args: list[ast.expr]) -> Decimal:
         period = self.visit(args[0])
         if isinstance(period, _Absent):
             raise _Missing()
         year, month = (int(x) for x in str(period).split("-"))
         return Decimal(calendar.monthrange(year, month)[1] * 24) * 3600  # SI: seconds
 
-    def f_usccValid(self, args) -> bool:
+    def f_usccValid(self, args: list[ast.expr]) -> bool:
         v = self.visit(args[0])
         if isinstance(v, _Absent):
             raise _Missing()
         return uscc.is_valid(v)
 
-    def f_industrySections(self, args) -> list:
+    def f_industrySections(self, args: list[ast.expr]) -> list[Any]:
         doc = self.scope.current
         sections = self.engine.index.facts.industry_sections  # from the spec: Industry × MonthlyReport
         return [code for key, code in sections.items() if isinstance(doc, dict) and key in doc]
 
-    def f_startsWith(self, args) -> bool:
+    def f_startsWith(self, args: list[ast.expr]) -> bool:
         s, prefix = self.visit(args[0]), self.visit(args[1])
         if isinstance(s, _Absent) or isinstance(prefix, _Absent):
             raise _Missing()
@@ -334,12 +335,12 @@ class _Evaluator:
         return str(s).startswith(prefix)
 
     # --- factor table, period rule, attachments ---------------------------------------------
-    def f_factor(self, args) -> Decimal:
+    def f_factor(self, args: list[ast.expr]) -> Decimal:
         """factor('power.carbon_per_ncv_default'): a value of the factor table, in SI."""
         key = self.visit(args[0])
         return self.number(factor_row(self.engine.index.spec, str(key)))
 
-    def _period(self, args) -> tuple[int, int]:
+    def _period(self, args: list[ast.expr]) -> tuple[int, int]:
         period = self.visit(args[0])
         if isinstance(period, _Absent):
             raise _Missing()
@@ -348,22 +349,22 @@ class _Evaluator:
             raise _Missing()  # no such calendar month (e.g. year 0000): the schema's pattern alone cannot say so
         return year, month
 
-    def f_monthStart(self, args) -> _dt.datetime:
+    def f_monthStart(self, args: list[ast.expr]) -> _dt.datetime:
         """First instant of a reporting month: day 1, 00:00 China Standard Time (UTC+8)."""
         return month_bounds(*self._period(args))[0]
 
-    def f_monthEnd(self, args) -> _dt.datetime:
+    def f_monthEnd(self, args: list[ast.expr]) -> _dt.datetime:
         """First instant after a reporting month (exclusive end), UTC+8."""
         return month_bounds(*self._period(args))[1]
 
-    def f_addDays(self, args) -> _dt.datetime:
+    def f_addDays(self, args: list[ast.expr]) -> _dt.datetime:
         t = self.comparable(self.visit(args[0]))
         days = self.number(self.visit(args[1]))
         if not isinstance(t, _dt.datetime) or not (-3660 <= days <= 3660):
             raise _Missing()  # not an instant, or an absurd offset: the rule does not apply
         return t + _dt.timedelta(days=int(days))
 
-    def f_sm3b64(self, args) -> str:
+    def f_sm3b64(self, args: list[ast.expr]) -> str:
         v = self.visit(args[0])
         if isinstance(v, _Absent):
             raise _Missing()
@@ -371,9 +372,9 @@ class _Evaluator:
 
         return sm3(_b64(v)).hex()
 
-    def f_parameters(self, args) -> list:
+    def f_parameters(self, args: list[ast.expr]) -> list[Any]:
         """Every Parameter ({value, unit, source}) anywhere below a node (root: the whole document)."""
-        out: list = []
+        out: list[Any] = []
         stack = [self.visit(args[0])]
         while stack:  # depth first, children in document order (as a recursive walk)
             node = stack.pop()
@@ -385,7 +386,7 @@ class _Evaluator:
                 stack.extend(reversed(node))
         return out
 
-    def f_b64size(self, args) -> Decimal:
+    def f_b64size(self, args: list[ast.expr]) -> Decimal:
         v = self.visit(args[0])
         if isinstance(v, _Absent):
             raise _Missing()
@@ -406,7 +407,7 @@ def month_bounds(year: int, month: int) -> tuple[_dt.datetime, _dt.datetime]:
     return start, end
 
 
-def factor_row(spec: dict, key: str) -> dict:
+def factor_row(spec: dict[str, Any], key: str) -> dict[str, Any]:
     """A row of the factor table (x-cedx-factors) by dotted key: 'power.coal_oxidation_rate',
     'heat.purchased_heat_factor', 'constants.ch4_density', 'defaults.steel.limestone_factor',
     'gwp.CH4.IPCC-SAR', 'grid.2023.national_average'. Returns {value, unit, ...}."""
@@ -425,28 +426,30 @@ def factor_row(spec: dict, key: str) -> dict:
     rows = [r for r in (node or []) if isinstance(r, dict) and r.get("key") == parts[-1]]
     if not rows:
         return _no_factor(key)
-    row = rows[0]
+    row: dict[str, Any] = rows[0]
     if "numerator" in row:
         return {**row, "value": str(Decimal(row["numerator"]) / Decimal(row["denominator"])), "unit": "1"}
     return row
 
 
-def _no_factor(key: str) -> dict:
+def _no_factor(key: str) -> dict[str, Any]:
     raise KeyError(f"no factor {key!r} in the factor table")
 
 
 # --- expression compiler -------------------------------------------------------------------
+_Fn = Callable[["_Evaluator"], Any]  # a compiled node: evaluator -> value
 # Each AST node becomes, once, a closure over its compiled children taking the evaluator (scope,
 # engine, tolerance); parsed expressions are cached, so a rule's tree is compiled once per
 # process. The closures do exactly what a tree walk would, in the same order, including where
 # an error is raised (a construct outside the whitelist fails when it is evaluated).
 
-def _compile(node: ast.AST):
+def _compile(node: ast.AST) -> _Fn:
     compiler = _COMPILERS.get(type(node))
+    fn: _Fn
     if compiler is None:
         message = f"expression construct not allowed: {type(node).__name__}"
 
-        def fn(ev):
+        def fn(ev: _Evaluator) -> Any:
             raise ValueError(message)
     else:
         fn = compiler(node)
@@ -454,7 +457,7 @@ def _compile(node: ast.AST):
     return fn
 
 
-def _fn(node: ast.AST):
+def _fn(node: ast.AST) -> _Fn:
     return getattr(node, "_cedx_fn", None) or _compile(node)
 
 
@@ -466,13 +469,13 @@ def _lookup(obj: Any, name: str, engine: RuleEngine) -> Any:
     return _ABSENT
 
 
-def _c_constant(node: ast.Constant):
+def _c_constant(node: ast.Constant) -> _Fn:
     decimal = getattr(node, "decimal", None)
     value = node.value if decimal is None else decimal
     return lambda ev: value
 
 
-def _c_name(node: ast.Name):
+def _c_name(node: ast.Name) -> _Fn:
     name = node.id
     if name == "root":
         return lambda ev: ev.scope.root
@@ -491,8 +494,8 @@ def _root_only(node: ast.AST) -> bool:
     return False
 
 
-def _memoised(node: ast.AST, compute):
-    def fn(ev):
+def _memoised(node: ast.AST, compute: _Fn) -> _Fn:
+    def fn(ev: _Evaluator) -> Any:
         memo = ev.scope.memo
         try:
             return memo[node]
@@ -502,27 +505,27 @@ def _memoised(node: ast.AST, compute):
     return fn
 
 
-def _c_attribute(node: ast.Attribute):
+def _c_attribute(node: ast.Attribute) -> _Fn:
     inner, attr = _fn(node.value), node.attr
 
-    def compute(ev):
+    def compute(ev: _Evaluator) -> Any:
         return _lookup(inner(ev), attr, ev.engine)
     return _memoised(node, compute) if _root_only(node) else compute
 
 
-def _c_list(node: ast.List):
+def _c_list(node: ast.List) -> _Fn:
     items = [_fn(e) for e in node.elts]
     return lambda ev: [f(ev) for f in items]
 
 
-def _c_unaryop(node: ast.UnaryOp):
+def _c_unaryop(node: ast.UnaryOp) -> _Fn:
     operand = _fn(node.operand)
     if isinstance(node.op, ast.Not):
         return lambda ev: not operand(ev)
     if isinstance(node.op, ast.USub):
         return lambda ev: -ev.number(operand(ev))
 
-    def refuse(ev):
+    def refuse(ev: _Evaluator) -> Any:
         raise ValueError("unary operator not allowed")
     return refuse
 
@@ -530,11 +533,11 @@ def _c_unaryop(node: ast.UnaryOp):
 _ARITH_OPS = {ast.Add: _ARITH.add, ast.Sub: _ARITH.subtract, ast.Mult: _ARITH.multiply}
 
 
-def _c_binop(node: ast.BinOp):
+def _c_binop(node: ast.BinOp) -> _Fn:
     left_fn, right_fn, op = _fn(node.left), _fn(node.right), type(node.op)
     arith = _ARITH_OPS.get(op)
 
-    def fn(ev):
+    def fn(ev: _Evaluator) -> Any:
         left, right = left_fn(ev), right_fn(ev)
         if op is ast.Add and isinstance(left, str) and isinstance(right, str):
             return left + right
@@ -549,19 +552,19 @@ def _c_binop(node: ast.BinOp):
     return fn
 
 
-def _c_boolop(node: ast.BoolOp):
+def _c_boolop(node: ast.BoolOp) -> _Fn:
     values = [_fn(v) for v in node.values]
     if isinstance(node.op, ast.And):
         return lambda ev: all(f(ev) for f in values)
     return lambda ev: any(f(ev) for f in values)
 
 
-def _c_compare(node: ast.Compare):
+def _c_compare(node: ast.Compare) -> _Fn:
     left_fn = _fn(node.left)
     steps = [(type(op), _fn(comp), comp if _root_only(comp) else None)
              for op, comp in zip(node.ops, node.comparators)]
 
-    def fn(ev):
+    def fn(ev: _Evaluator) -> Any:
         left = left_fn(ev)
         for op, comp, root_node in steps:
             right = comp(ev)
@@ -581,12 +584,12 @@ def _c_compare(node: ast.Compare):
     return fn
 
 
-def _member(ev, left: Any, right: Any, root_node: ast.AST | None) -> bool:
+def _member(ev: _Evaluator, left: Any, right: Any, root_node: ast.AST | None) -> bool:
     """``left in right``; a list that depends on the root alone is turned into a set once per
     rule check (same answers: hashable items compare by == in both)."""
     if root_node is not None and isinstance(right, list):
         key = (root_node, "set")
-        members = ev.scope.memo.get(key)
+        members: frozenset[Any] | Literal[False] | None = ev.scope.memo.get(key)
         if members is None:
             try:
                 members = frozenset(right)
@@ -601,17 +604,17 @@ def _member(ev, left: Any, right: Any, root_node: ast.AST | None) -> bool:
     return left in right
 
 
-def _c_call(node: ast.Call):
+def _c_call(node: ast.Call) -> _Fn:
     name = getattr(node.func, "id", None)
     if name not in _Evaluator.FUNCTIONS or node.keywords:
-        def refuse(ev):
+        def refuse(ev: _Evaluator) -> Any:
             raise ValueError(f"function not allowed: {name}")
         return refuse
     method, args = getattr(_Evaluator, f"f_{name}"), node.args
     return lambda ev: method(ev, args)
 
 
-_COMPILERS = {
+_COMPILERS: dict[type[ast.AST], Callable[[Any], _Fn]] = {
     ast.Constant: _c_constant, ast.Name: _c_name, ast.Attribute: _c_attribute, ast.List: _c_list,
     ast.UnaryOp: _c_unaryop, ast.BinOp: _c_binop, ast.BoolOp: _c_boolop, ast.Compare: _c_compare,
     ast.Call: _c_call,

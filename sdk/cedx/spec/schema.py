@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .units import UnitTable
 
@@ -22,7 +22,7 @@ REF_PREFIX = "#/components/schemas/"
 @dataclass(frozen=True)
 class Property:
     name: str
-    schema: dict          # the property schema as written (may hold $ref and annotations)
+    schema: dict[str, Any]          # the property schema as written (may hold $ref and annotations)
     required: bool
     attribute: bool       # carried as an XML attribute
 
@@ -33,9 +33,9 @@ class Property:
 
 
 class SchemaIndex:
-    def __init__(self, spec: dict):
+    def __init__(self, spec: dict[str, Any]):
         self.spec = spec
-        self.schemas: dict[str, dict] = spec["components"]["schemas"]
+        self.schemas: dict[str, dict[str, Any]] = spec["components"]["schemas"]
 
     # --- tables ---------------------------------------------------------------------------
     @cached_property
@@ -43,11 +43,11 @@ class SchemaIndex:
         return UnitTable(self.spec.get("x-cedx-units", []))
 
     @cached_property
-    def error_codes(self) -> dict[str, dict]:
+    def error_codes(self) -> dict[str, dict[str, Any]]:
         return {e["code"]: e for e in self.spec.get("x-cedx-error-codes", [])}
 
     @cached_property
-    def rules(self) -> list[dict]:
+    def rules(self) -> list[dict[str, Any]]:
         return list(self.spec.get("x-cedx-rules", {}).get("rules", []))
 
     @cached_property
@@ -59,14 +59,14 @@ class SchemaIndex:
 
     @property
     def spec_version(self) -> str:
-        return self.spec["x-cedx-spec-version"]
+        return cast(str, self.spec["x-cedx-spec-version"])
 
     @property
     def namespace(self) -> str:
-        return self.spec["x-cedx-xml-namespace"]
+        return cast(str, self.spec["x-cedx-xml-namespace"])
 
     # --- schemas --------------------------------------------------------------------------
-    def resolve(self, schema: dict) -> dict:
+    def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
         """Follow $ref (and single-element allOf wrappers) to the target schema."""
         seen = 0
         while True:
@@ -80,11 +80,11 @@ class SchemaIndex:
             if seen > 32:
                 raise ValueError("reference cycle")
 
-    def ref_name(self, schema: dict) -> str | None:
+    def ref_name(self, schema: dict[str, Any]) -> str | None:
         ref = schema.get("$ref")
         return ref[len(REF_PREFIX):] if ref else None
 
-    def kind(self, schema: dict) -> str:
+    def kind(self, schema: dict[str, Any]) -> str:
         """object | array | union | string | integer | boolean | number."""
         target = self.resolve(schema)
         if "oneOf" in target:
@@ -96,21 +96,21 @@ class SchemaIndex:
             t = next(x for x in t if x != "null")
         return t or "string"
 
-    def properties(self, schema: dict) -> Iterator[Property]:
+    def properties(self, schema: dict[str, Any]) -> Iterator[Property]:
         target = self.resolve(schema)
         required = set(target.get("required", []))
         for name, prop in target.get("properties", {}).items():
             attribute = bool(prop.get("xml", {}).get("attribute"))
             yield Property(name, prop, name in required, attribute)
 
-    def item_schema(self, schema: dict) -> dict:
-        return self.resolve(schema)["items"]
+    def item_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return cast(dict[str, Any], self.resolve(schema)["items"])
 
-    def item_name(self, schema: dict) -> str:
+    def item_name(self, schema: dict[str, Any]) -> str:
         items = self.item_schema(schema)
-        return items.get("xml", {}).get("name", "item")
+        return cast(str, items.get("xml", {}).get("name", "item"))
 
-    def variants(self, schema: dict) -> tuple[str, dict[str, str]]:
+    def variants(self, schema: dict[str, Any]) -> tuple[str, dict[str, str]]:
         """For a oneOf with a discriminator: (property name, {value: variant schema name}).
 
         XML carries the chosen variant as the single child element, named after its schema.
@@ -127,12 +127,12 @@ class SchemaIndex:
                 mapping[value] = name
         return disc["propertyName"], mapping
 
-    def annotation(self, schema: dict, key: str) -> Any:
+    def annotation(self, schema: dict[str, Any], key: str) -> Any:
         """An annotation on the schema as written, else on the schema it refers to."""
         if key in schema:
             return schema[key]
         if "$ref" in schema:
-            return self.annotation(self.schemas[self.ref_name(schema)], key)
+            return self.annotation(self.schemas[cast(str, self.ref_name(schema))], key)
         return None
 
     def document_schemas(self) -> list[str]:
@@ -146,8 +146,8 @@ class SchemaIndex:
                 for body in bodies:
                     for media, content in body.get("content", {}).items():
                         if media.endswith("xml") and "$ref" in content.get("schema", {}):
-                            names.add(self.ref_name(content["schema"]))
+                            names.add(cast(str, self.ref_name(content["schema"])))
         return sorted(names)
 
-    def rules_for(self, schema_name: str) -> list[dict]:
+    def rules_for(self, schema_name: str) -> list[dict[str, Any]]:
         return [r for r in self.rules if r.get("kind") == "document" and schema_name in r.get("appliesTo", [])]

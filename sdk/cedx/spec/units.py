@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Unit:
 
 
 class UnitTable:
-    def __init__(self, rows: list[dict]):
+    def __init__(self, rows: list[dict[str, Any]]):
         self._units = {
             r["code"]: Unit(
                 code=r["code"], zh=r["zh"], en=r["en"], dimension=r["dimension"],

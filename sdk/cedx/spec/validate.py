@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ _DECIMAL = re.compile(r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?$")
 SPEC_URI = "urn:cedx:openapi"
 
 
-def json_path(parts) -> str:
+def json_path(parts: Iterable[Any]) -> str:
     out = "$"
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else f".{p}"
@@ -60,7 +61,7 @@ class Validator:
         self.index = index
         self.rules = RuleEngine(index)
         self._validators: dict[str, Draft202012Validator] = {}
-        self._compiled: dict[str, Any] = {}
+        self._compiled: dict[str, Callable[[Any], Any] | None] = {}
         self._compile_lock = threading.RLock()
         self._unit_plans: dict[int, Any] = {}
 
@@ -70,7 +71,8 @@ class Validator:
         from referencing.jsonschema import DRAFT202012
 
         resource = Resource.from_contents(self.index.spec, default_specification=DRAFT202012)
-        return Registry().with_resource(SPEC_URI, resource)
+        registry: Registry = Registry().with_resource(SPEC_URI, resource)
+        return registry
 
     def _validator(self, schema_name: str) -> Draft202012Validator:
         cached = self._validators.get(schema_name)
@@ -101,7 +103,7 @@ class Validator:
         return {name: _accept_any for name in found}
 
     @cached_property
-    def _fast_components(self) -> dict | None:
+    def _fast_components(self) -> dict[str, Any] | None:
         """The components as fastjsonschema (draft-07) reads them with 2020-12 meaning, or None
         when the spec uses something whose draft-07 meaning differs: then every document takes
         the jsonschema path (correct, only slower)."""
@@ -139,7 +141,7 @@ class Validator:
         rewritten = dict(components, schemas={n: visit(sch) for n, sch in components.get("schemas", {}).items()})
         return rewritten if safe else None
 
-    def _compiled_check(self, schema_name: str):
+    def _compiled_check(self, schema_name: str) -> Callable[[Any], Any] | None:
         """The compiled validator for a component schema (built once, on first use), or None
         when the spec cannot be compiled with the same meaning (see ``_fast_components``)."""
         if schema_name in self._compiled:
@@ -202,7 +204,7 @@ class Validator:
             _walk_plan(plan, document, "$", issues)
         return issues
 
-    def _unit_plan(self, schema: dict) -> Any:
+    def _unit_plan(self, schema: dict[str, Any]) -> Any:
         """What of a document under ``schema`` can carry a unit, or None if nothing can.
 
         ("object", [(property, allowed units or None, child plan or None), ...]),
@@ -221,7 +223,7 @@ class Validator:
             self._unit_plans.update(building)
             return plan
 
-    def _build_unit_plan(self, schema: dict, building: dict[int, Any]) -> Any:
+    def _build_unit_plan(self, schema: dict[str, Any], building: dict[int, Any]) -> Any:
         key = id(schema)
         if key in self._unit_plans:
             return self._unit_plans[key]
@@ -232,10 +234,10 @@ class Validator:
         kind = index.kind(schema)
         plan: Any = None
         if kind == "union":
-            prop, mapping = index.variants(schema)
+            discriminator, mapping = index.variants(schema)
             options = {value: self._build_unit_plan(index.schemas[name], building) for value, name in mapping.items()}
             if any(p is not None for p in options.values()):
-                plan = ("union", prop, options)
+                plan = ("union", discriminator, options)
         elif kind == "object":
             entries = []
             for prop in index.properties(schema):

@@ -13,7 +13,7 @@ that declares any of them is refused before it is read.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 
@@ -71,16 +71,16 @@ class XmlCodec:
         return f"{{{self.ns}}}{name}"
 
     # --- logical record → XML -------------------------------------------------------------
-    def to_element(self, schema_name: str, record: dict) -> etree._Element:
+    def to_element(self, schema_name: str, record: dict[str, Any]) -> etree._Element:
         root = etree.Element(self._q(schema_name), nsmap={None: self.ns})
         self._fill(root, self.index.schemas[schema_name], record)
         return root
 
-    def dumps(self, schema_name: str, record: dict, pretty: bool = True) -> bytes:
-        return etree.tostring(
+    def dumps(self, schema_name: str, record: dict[str, Any], pretty: bool = True) -> bytes:
+        return cast(bytes, etree.tostring(
             self.to_element(schema_name, record), xml_declaration=True, encoding="UTF-8",
             pretty_print=pretty,
-        )
+        ))
 
     def _scalar_text(self, value: Any) -> str:
         if isinstance(value, bool):
@@ -89,7 +89,7 @@ class XmlCodec:
             return str(value)
         raise TypeError(f"cannot write {type(value).__name__} to XML")
 
-    def _fill(self, element: etree._Element, schema: dict, value: Any) -> None:
+    def _fill(self, element: etree._Element, schema: dict[str, Any], value: Any) -> None:
         kind = self.index.kind(schema)
         if kind == "object":
             for prop in self.index.properties(schema):
@@ -105,14 +105,14 @@ class XmlCodec:
             for item in value:
                 self._fill(etree.SubElement(element, self._q(item_name)), item_schema, item)
         elif kind == "union":
-            prop, mapping = self.index.variants(schema)
-            variant = mapping[value[prop]]
+            discriminator, mapping = self.index.variants(schema)
+            variant = mapping[value[discriminator]]
             self._fill(etree.SubElement(element, self._q(variant)), self.index.schemas[variant], value)
         else:
             element.text = self._scalar_text(value)
 
     # --- XML → logical record -------------------------------------------------------------
-    def loads(self, data: bytes, schema_name: str | None = None) -> tuple[str, dict]:
+    def loads(self, data: bytes, schema_name: str | None = None) -> tuple[str, dict[str, Any]]:
         """Parse XML into (schema name, logical record). ``schema_name`` fixes the root."""
         root = parse_secure(data)
         qname = etree.QName(root)
@@ -125,7 +125,7 @@ class XmlCodec:
             raise XmlError(f"unknown document element {name}")
         return name, self._read(root, self.index.schemas[name], "$")
 
-    def _read(self, element: etree._Element, schema: dict, path: str) -> Any:
+    def _read(self, element: etree._Element, schema: dict[str, Any], path: str) -> Any:
         kind = self.index.kind(schema)
         if kind == "object":
             return self._read_object(element, schema, path)
@@ -154,7 +154,7 @@ class XmlCodec:
             raise XmlError(f"unexpected attribute {next(iter(element.attrib))}", path, "SCHEMA_VIOLATION")
         return self._scalar(element.text or "", kind, path)
 
-    def _children(self, element: etree._Element) -> list:
+    def _children(self, element: etree._Element) -> list[Any]:
         return [c for c in element if isinstance(c.tag, str)]
 
     def _no_text(self, element: etree._Element, path: str) -> None:
@@ -177,7 +177,7 @@ class XmlCodec:
             raise XmlError("binary numbers are not part of the spec", path, "SCHEMA_VIOLATION")
         return text
 
-    def _read_object(self, element: etree._Element, schema: dict, path: str) -> dict:
+    def _read_object(self, element: etree._Element, schema: dict[str, Any], path: str) -> dict[str, Any]:
         self._no_text(element, path)
         props = {p.name: p for p in self.index.properties(schema)}
         out: dict[str, Any] = {}

@@ -6,13 +6,15 @@ or wrong type is refused rather than silently accepted.
 
 from __future__ import annotations
 
+from typing import cast
+
 from asn1crypto import core
 
 from .curve import N
 from .errors import DecryptionError, InvalidSignature
 
 
-class SM2Ciphertext(core.Sequence):
+class SM2Ciphertext(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     """SEQUENCE { XCoordinate INTEGER, YCoordinate INTEGER, HASH OCTET STRING(32), CipherText }"""
 
     _fields = [
@@ -71,7 +73,7 @@ def decode_signature(data: bytes) -> tuple[int, int]:
 
 
 def encode_ciphertext(x: int, y: int, c3: bytes, c2: bytes) -> bytes:
-    return SM2Ciphertext({"x": x, "y": y, "hash": c3, "ciphertext": c2}).dump()
+    return cast(bytes, SM2Ciphertext({"x": x, "y": y, "hash": c3, "ciphertext": c2}).dump())
 
 
 def decode_ciphertext(data: bytes) -> tuple[int, int, bytes, bytes]:

@@ -20,6 +20,7 @@ published vectors and the OpenSSL command line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 Point = tuple[int, int]
 _Jac = tuple[int, int, int]  # Z == 0 is the point at infinity
@@ -40,7 +41,7 @@ class Curve:
     gx: int
     gy: int
     h: int = 1
-    _table: list | None = field(default=None, init=False, repr=False)
+    _table: list[Any] | None = field(default=None, init=False, repr=False)
 
     @property
     def g(self) -> Point:

@@ -30,7 +30,7 @@ from typing import Any
 from .canonical import CanonicalizationError, InstantTree, canonicalize, format_instant, to_logical
 from .curve import DEFAULT_ID
 from .errors import InvalidSignature
-from .keys import SM2PrivateKey, SM2PublicKey
+from .keys import Signer, SM2PublicKey
 from .sm3 import sm3
 
 ALGORITHM = "SM2-with-SM3"
@@ -63,7 +63,7 @@ def signing_input(envelope: dict, *, instants: InstantTree | None = None) -> byt
 
 def sign_document(
     payload: Any,
-    key: SM2PrivateKey,
+    key: Signer,
     *,
     signing_time: _dt.datetime | None = None,
     certificate_chain: list[bytes] | None = None,

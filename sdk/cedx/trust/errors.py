@@ -3,7 +3,7 @@
 ``TrustError`` (their base) is a ``cedx.CedxError``; see ``cedx.errors`` for the whole tree.
 """
 
-from .._exceptions import TrustError
+from .._exceptions import TrustError as TrustError  # re-exported: the base of this module's errors
 
 
 class InvalidKey(TrustError):

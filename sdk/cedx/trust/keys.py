@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from typing import Any, Protocol, cast
 
 from asn1crypto import core, pem
 from asn1crypto import keys as asn1keys
@@ -46,7 +47,7 @@ if OID_SM2 not in asn1keys.NamedCurve._map:
     asn1keys.NamedCurve.register("sm2", OID_SM2, 32)
 
 
-def _sm2_algorithm() -> dict:
+def _sm2_algorithm() -> dict[str, Any]:
     return {
         "algorithm": "ec",
         "parameters": ECDomainParameters(name="named", value=OID_SM2),
@@ -109,17 +110,17 @@ class SM2PublicKey:
         )
 
     def to_der(self) -> bytes:
-        return self.public_key_info().dump()
+        return cast(bytes, self.public_key_info().dump())
 
     def to_pem(self) -> bytes:
-        return pem.armor("PUBLIC KEY", self.to_der())
+        return cast(bytes, pem.armor("PUBLIC KEY", self.to_der()))
 
     def fingerprint(self) -> str:
         """Hex SM3 of the raw point: the key ID used in signature blocks."""
         return sm3(self.raw()).hex()
 
     # --- operations ---------------------------------------------------------------------
-    def _get_handle(self):
+    def _get_handle(self) -> Any:
         if self._handle is None:
             self._handle = self._backend.public_handle(self.point)
         return self._handle
@@ -166,6 +167,15 @@ class SM2PublicKey:
         return f"<SM2PublicKey {self.fingerprint()[:16]}… backend={self._backend.name}>"
 
 
+class Signer(Protocol):
+    """What signing a document or a time-stamp needs of a key: an SM2PrivateKey, or a wrapper
+    (the generator's deterministic example signer)."""
+
+    def public_key(self) -> SM2PublicKey: ...
+
+    def sign(self, message: bytes, uid: bytes = DEFAULT_ID) -> bytes: ...
+
+
 class SM2PrivateKey:
     """An SM2 private key. Signs and decrypts; never printed."""
 
@@ -188,7 +198,7 @@ class SM2PrivateKey:
     def private_value(self) -> int:
         return self._d
 
-    def _get_handle(self):
+    def _get_handle(self) -> Any:
         if self._handle is None:
             self._handle = self._backend.private_handle(self._d, self._public.point)
         return self._handle
@@ -243,7 +253,7 @@ class SM2PrivateKey:
 
     def to_pem(self, password: bytes | None = None) -> bytes:
         label = "ENCRYPTED PRIVATE KEY" if password else "PRIVATE KEY"
-        return pem.armor(label, self.to_der(password))
+        return cast(bytes, pem.armor(label, self.to_der(password)))
 
     @classmethod
     def from_bytes(
@@ -327,7 +337,7 @@ def _encrypt_pkcs8(info: bytes, password: bytes) -> bytes:
     padded = padder.update(info) + padder.finalize()
     enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
     body = enc.update(padded) + enc.finalize()
-    return EncryptedPrivateKeyInfo(
+    return cast(bytes, EncryptedPrivateKeyInfo(
         {
             "encryption_algorithm": {
                 "algorithm": "pbes2",
@@ -345,7 +355,7 @@ def _encrypt_pkcs8(info: bytes, password: bytes) -> bytes:
             },
             "encrypted_data": body,
         }
-    ).dump()
+    ).dump())
 
 
 def _decrypt_pkcs8(data: bytes, password: bytes) -> bytes:

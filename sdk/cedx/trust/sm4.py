@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -80,7 +81,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def seal_field(plaintext: bytes, recipient: SM2PublicKey, aad: bytes = b"") -> dict:
+def seal_field(plaintext: bytes, recipient: SM2PublicKey, aad: bytes = b"") -> dict[str, Any]:
     """Encrypt one field for a recipient: a fresh SM4 key, wrapped with SM2 (C1C3C2 DER).
 
     The result is the spec's EncryptedField object; ``aad`` binds it to its context (for
@@ -97,7 +98,7 @@ def seal_field(plaintext: bytes, recipient: SM2PublicKey, aad: bytes = b"") -> d
     }
 
 
-def open_field(envelope: dict, key: SM2PrivateKey, aad: bytes = b"") -> bytes:
+def open_field(envelope: dict[str, Any], key: SM2PrivateKey, aad: bytes = b"") -> bytes:
     if envelope.get("algorithm") != FIELD_ALGORITHM:
         raise DecryptionError(f"unsupported field encryption {envelope.get('algorithm')!r}")
     if envelope.get("recipientKeyId") != key.public_key().fingerprint():

@@ -20,14 +20,15 @@ import datetime as _dt
 import hmac
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 from asn1crypto import algos, cms, core, tsp, x509
 
 from .curve import OID_SM2_WITH_SM3, OID_SM3
 from .errors import CertificateError, InvalidSignature, TimestampError
-from .keys import SM2PrivateKey
+from .keys import Signer
 from .sm3 import sm3
 from .x509 import certificate_public_key, load_certificate, validate_chain
 
@@ -36,7 +37,7 @@ DEFAULT_POLICY = "2.25.229104744207215262826498813474409305437"
 UTC = _dt.timezone.utc
 
 
-class TimeStampResp(tsp.TimeStampResp):
+class TimeStampResp(tsp.TimeStampResp):  # type: ignore[misc]  # asn1crypto is untyped
     """asn1crypto declares timeStampToken mandatory; RFC 3161 §2.4.2 makes it OPTIONAL
     (absent in every rejection)."""
 
@@ -46,7 +47,7 @@ class TimeStampResp(tsp.TimeStampResp):
     ]
 
 
-def _sm3_alg() -> dict:
+def _sm3_alg() -> dict[str, Any]:
     return {"algorithm": OID_SM3}
 
 
@@ -62,7 +63,7 @@ def make_request(imprint: bytes, *, nonce: int | None = None, cert_req: bool = T
             "cert_req": cert_req,
         }
     )
-    return req.dump()
+    return cast(bytes, req.dump())
 
 
 class TimeStampAuthority:
@@ -70,13 +71,13 @@ class TimeStampAuthority:
 
     def __init__(
         self,
-        key: SM2PrivateKey,
+        key: Signer,
         certificate: bytes,
         *,
         chain: Sequence[bytes] = (),
         policy: str = DEFAULT_POLICY,
         accuracy_seconds: int = 1,
-        clock=None,
+        clock: Callable[[], _dt.datetime] | None = None,
     ):
         self._key = key
         self._cert = load_certificate(certificate)
@@ -116,7 +117,7 @@ class TimeStampAuthority:
         return _tlv(0x30, _STATUS_GRANTED + token)
 
     def _reject(self, failure: str, text: str) -> bytes:
-        return TimeStampResp(
+        return cast(bytes, TimeStampResp(
             {
                 "status": {
                     "status": "rejection",
@@ -124,7 +125,7 @@ class TimeStampAuthority:
                     "fail_info": tsp.PKIFailureInfo({failure}),
                 }
             }
-        ).dump()
+        ).dump())
 
     def timestamp(
         self,
@@ -265,10 +266,10 @@ def token_from_response(response: bytes, request: bytes | None = None) -> bytes:
             info["message_imprint"]["hashed_message"]
         ):
             raise TimestampError("time-stamp imprint does not match the request")
-    return token
+    return cast(bytes, token)
 
 
-def _parse(token: bytes):
+def _parse(token: bytes) -> tuple[Any, Any, bytes]:
     try:
         ci = cms.ContentInfo.load(token, strict=True)
         if ci["content_type"].native != "signed_data":
@@ -287,7 +288,7 @@ def _parse(token: bytes):
         raise TimestampError(f"malformed time-stamp token: {exc}") from exc
 
 
-def _attr(attrs: cms.CMSAttributes, name: str):
+def _attr(attrs: cms.CMSAttributes, name: str) -> Any:
     found = [a for a in attrs if a["type"].native == name]
     if len(found) != 1 or len(found[0]["values"]) != 1:
         raise TimestampError(f"token must carry exactly one {name} signed attribute")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import secrets
 from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 from asn1crypto import crl as asn1crl
 from asn1crypto import csr as asn1csr
@@ -22,7 +23,7 @@ _SIG_ALG = {"algorithm": OID_SM2_WITH_SM3}
 UTC = _dt.timezone.utc
 
 #: Certificate profiles: key usages and extended key usages per role.
-PROFILES = {
+PROFILES: dict[str, dict[str, Any]] = {
     "ca": {"key_usage": {"key_cert_sign", "crl_sign"}, "eku": None, "ca": True},
     "signing": {"key_usage": {"digital_signature", "non_repudiation"}, "eku": None, "ca": False},
     "tsa": {"key_usage": {"digital_signature", "non_repudiation"}, "eku": "time_stamping", "ca": False},
@@ -34,7 +35,7 @@ def _now() -> _dt.datetime:
     return _dt.datetime.now(UTC).replace(microsecond=0)
 
 
-def _name(subject: dict | x509.Name) -> x509.Name:
+def _name(subject: dict[str, Any] | x509.Name) -> x509.Name:
     if isinstance(subject, x509.Name):
         return subject
     return x509.Name.build(subject, use_printable=False)
@@ -46,7 +47,7 @@ def _sign_tbs(tbs: x509.TbsCertificate | asn1crl.TbsCertList, key: SM2PrivateKey
 
 def _extensions(
     profile: str, public: SM2PublicKey, issuer_public: SM2PublicKey, path_length: int | None
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     spec = PROFILES[profile]
     exts = [
         {
@@ -66,7 +67,7 @@ def _extensions(
         },
     ]
     if spec["ca"]:
-        bc = {"ca": True}
+        bc: dict[str, Any] = {"ca": True}
         if path_length is not None:
             bc["path_len_constraint"] = path_length
         exts.append({"extn_id": "basic_constraints", "critical": True, "extn_value": bc})
@@ -117,12 +118,12 @@ def _build_certificate(
             "signature_value": _sign_tbs(tbs, issuer_key),
         }
     )
-    return cert.dump()
+    return cast(bytes, cert.dump())
 
 
 def create_ca(
     key: SM2PrivateKey,
-    subject: dict,
+    subject: dict[str, Any],
     *,
     days: int = 3650,
     not_before: _dt.datetime | None = None,
@@ -135,7 +136,7 @@ def create_ca(
     )
 
 
-def create_csr(key: SM2PrivateKey, subject: dict) -> bytes:
+def create_csr(key: SM2PrivateKey, subject: dict[str, Any]) -> bytes:
     """PKCS#10 certification request signed with the subject's SM2 key (DER)."""
     info = asn1csr.CertificationRequestInfo(
         {
@@ -145,13 +146,13 @@ def create_csr(key: SM2PrivateKey, subject: dict) -> bytes:
             "attributes": [],
         }
     )
-    return asn1csr.CertificationRequest(
+    return cast(bytes, asn1csr.CertificationRequest(
         {
             "certification_request_info": info,
             "signature_algorithm": _SIG_ALG,
             "signature": key.sign(info.dump()),
         }
-    ).dump()
+    ).dump())
 
 
 def load_csr(data: bytes) -> tuple[x509.Name, SM2PublicKey]:
@@ -203,7 +204,7 @@ def _unarmor(data: bytes, label: str) -> bytes:
         kind, _, der = pem.unarmor(data.strip())
         if kind != label:
             raise CertificateError(f"expected a {label} PEM block, found {kind!r}")
-        return der
+        return cast(bytes, der)
     return data
 
 
@@ -225,14 +226,14 @@ def certificate_public_key(data: bytes | x509.Certificate) -> SM2PublicKey:
 
 
 def to_pem(der: bytes, label: str = "CERTIFICATE") -> bytes:
-    return pem.armor(label, der)
+    return cast(bytes, pem.armor(label, der))
 
 
 def _describe(cert: x509.Certificate) -> str:
-    return cert.subject.human_friendly
+    return cast(str, cert.subject.human_friendly)
 
 
-def _check_signature(child_tbs: bytes, alg: str, sig: bytes, issuer: x509.Certificate, what: str):
+def _check_signature(child_tbs: bytes, alg: str, sig: bytes, issuer: x509.Certificate, what: str) -> None:
     if alg != OID_SM2_WITH_SM3:
         raise CertificateError(f"{what} is not signed with SM2-with-SM3 (algorithm {alg})")
     try:
@@ -276,7 +277,7 @@ def _check_certificate(
              if e["extn_id"].native == "extended_key_usage"),
             None,
         )
-        if eku is None or eku.native != ["time_stamping"] or not ext["critical"].native:
+        if eku is None or ext is None or eku.native != ["time_stamping"] or not ext["critical"].native:
             raise CertificateError(
                 f"certificate '{name}' lacks the critical timeStamping extended key usage"
             )
@@ -362,13 +363,13 @@ def create_crl(
             "revoked_certificates": entries or None,
         }
     )
-    return asn1crl.CertificateList(
+    return cast(bytes, asn1crl.CertificateList(
         {
             "tbs_cert_list": tbs,
             "signature_algorithm": _SIG_ALG,
             "signature": _sign_tbs(tbs, issuer_key),
         }
-    ).dump()
+    ).dump())
 
 
 def _load_revocations(
@@ -415,7 +416,7 @@ class ChainResolver:
         self._cache: dict[tuple[bytes, ...], tuple[float, SM2PublicKey]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, block: dict) -> SM2PublicKey:
+    def __call__(self, block: dict[str, Any]) -> SM2PublicKey:
         import base64
         import binascii
         import time

@@ -9,7 +9,7 @@ EC_POINT_mul plus the textbook formula, since OpenSSL offers no way to inject k.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
 from tongsuopy.backends.tongsuo.backend import backend as _tb
 from tongsuopy.crypto.asymciphers import ec as _ec
@@ -80,7 +80,7 @@ class NativeBackend:
         ok = _lib.EVP_PKEY_verify(handle.ctx(), der, len(der), e, len(e))
         if ok != 1:
             _tb._consume_errors()
-        return ok == 1
+        return cast(bool, ok == 1)
 
     def multiply(self, k: int, point: Point) -> Point:
         g = self._group.ptr

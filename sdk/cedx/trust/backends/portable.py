@@ -15,6 +15,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from ..curve import Point
 from ..der import encode_signature
@@ -32,17 +33,17 @@ class _Tables:
 
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self._tables: OrderedDict[Point, list] = OrderedDict()
+        self._tables: OrderedDict[Point, list[Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, q: Point) -> list | None:
+    def get(self, q: Point) -> list[Any] | None:
         with self._lock:
             table = self._tables.get(q)
             if table is not None:
                 self._tables.move_to_end(q)
             return table
 
-    def put(self, q: Point, table: list) -> None:
+    def put(self, q: Point, table: list[Any]) -> None:
         with self._lock:
             self._tables[q] = table
             self._tables.move_to_end(q)
@@ -65,7 +66,7 @@ class _PublicHandle:
         self.built = False  # one build per handle: an evicted table is not rebuilt (no thrashing)
 
     @property
-    def table(self) -> list | None:
+    def table(self) -> list[Any] | None:
         return _TABLES.get(self.q)
 
 

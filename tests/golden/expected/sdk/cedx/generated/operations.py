@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cedx.runtime.operations import OperationInfo
 
 OPERATIONS: dict[str, OperationInfo] = {
@@ -69,7 +71,7 @@ OPERATIONS: dict[str, OperationInfo] = {
 }
 
 # python name -> (wire name, location, schema ref, kind, required, inline schema), for the server
-PARAMS: dict[str, dict[str, tuple]] = {
+PARAMS: dict[str, dict[str, tuple[str, str, str | None, str, bool, dict[str, Any] | None]]] = {
     "listDrawings": {
         "limit": (
             "limit",

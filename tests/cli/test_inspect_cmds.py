@@ -11,8 +11,8 @@ from cedx.inspect.runner import run
 from cedx.runtime.serve import free_port
 from cedx.trust import x509 as tx
 
+from ..inspect.test_faults import Rewrite, _json_path
 from ..spec.conftest import REPO
-from .test_faults import Rewrite, _json_path
 
 
 def _files(tmp_path, target):

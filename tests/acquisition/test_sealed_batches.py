@@ -14,8 +14,8 @@ from cedx.acquisition.batches import BatchError, BatchVerifier, Signer, canonica
 from cedx.acquisition.store import Reading, SealedStore
 from cedx.trust import x509 as tx
 
+from ..platform.conftest import _fresh_postgres, database_urls
 from .acq_data import POINT_DOC
-from .conftest import _fresh_postgres, database_urls
 
 CST = dt.timezone(dt.timedelta(hours=8))
 SINCE = dt.datetime(2026, 10, 1, tzinfo=CST)

@@ -12,7 +12,7 @@ import pytest
 from cedx.cli import main
 from cedx.hj212 import codec
 
-from .test_codec import ALL_SUFFIXES, CHECK_SEGMENT, corpus
+from ..hj212.test_codec import ALL_SUFFIXES, CHECK_SEGMENT, corpus
 
 GOOD = b"##0101" + CHECK_SEGMENT + b"1C80\r\n"
 
