@@ -325,10 +325,6 @@ def test_control_characters_do_not_break_xml_answers(platform):
         assert as_xml.status_code < 500, as_xml.text[:300]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "finding (fuzzing with 50 examples, platform + spec): after repeated failed client authentication /oauth/token "
-    "answers 429 as an RFC 6749 error (application/json, invalid_client) while the spec documents its 429 as "
-    "TooManyRequests (application/problem+json); document the OAuth form for the token endpoint, or answer problem+json"))
 def test_the_token_endpoints_429_is_as_documented(tmp_path):
     responses = BUNDLED["paths"]["/oauth/token"]["post"]["responses"]
     documented = _resolve_response(responses.get("429") or responses.get("4XX") or {})
