@@ -73,6 +73,7 @@ SUBMIT_OPERATIONS: dict[str, str] = {
 OPERATIONS: dict[str, str] = {
     "confirmConfidentialSession": "confirm_confidential_session",
     "getAnnualReport": "get_annual_report",
+    "getCertificateRevocationList": "get_certificate_revocation_list",
     "getConfiguration": "get_configuration",
     "getEntity": "get_entity",
     "getMeteringPoint": "get_metering_point",
@@ -91,6 +92,7 @@ OPERATIONS: dict[str, str] = {
     "putFacility": "put_facility",
     "registerEntity": "register_entity",
     "requestTimestamp": "request_timestamp",
+    "revokeToken": "revoke_token",
     "submitAnnualReport": "submit_annual_report",
     "submitMonthlyReport": "submit_monthly_report",
     "updateEntity": "update_entity",
