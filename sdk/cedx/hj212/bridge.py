@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from ..generated.constants import SPEC_VERSION
+from ..acquisition.batches import STEP_SECONDS as STEP
 from . import codec
 from .errors import HJ212Error
 from .mapping import Mapping
 from .receive import Outcome, ReceiveStore
-from .sink import STEP, open_sealed_store
 
 log = logging.getLogger("cedx.hj212.bridge")
 UTC = dt.timezone.utc
@@ -58,31 +57,19 @@ class BridgeConfig:
 
 class Bridge:
     def __init__(self, config: BridgeConfig):
-        from ..acquisition.app import init_source_pki
-        from ..trust import x509 as tx
-        from ..trust.keys import SM2PrivateKey
+        from ..acquisition.app import create_source_app
 
         self.config = config
         self.mapping = config.mapping
         data_dir = Path(config.data_dir)
         self.clock = config.clock or (lambda: dt.datetime.now(UTC))
         self.receive = ReceiveStore(data_dir / "receive.db", self.mapping, max_incomplete=config.max_incomplete)
-        factory = source_app_factory()
-        if factory is not None:
-            # The acquisition source's own store-backed app: the bridge writes into its
-            # SealedStore (same database, same signing key), so `cedx serve acquisition
-            # --site none --dir DIR` serves the same batches.
-            source = factory("none", data_dir, [], clock=self.clock).state.source
-            self.sink, self.key, self.chain = source.store, source.signer.key, source.signer.certificate_chain
-            self.source_id = source.signer.source_id
-        else:
-            init_source_pki(data_dir / "pki", "hj212-bridge")
-            self.key = SM2PrivateKey.from_bytes((data_dir / "pki" / "source.key.pem").read_bytes())
-            self.chain = [tx.load_certificate((data_dir / "pki" / n).read_bytes()).dump() for n in ("source.pem", "ca.pem")]
-            offset = self.mapping.tz.utcoffset(None)
-            self.sink = open_sealed_store(data_dir / "sealed.db", source_id=config.source_id, key=self.key,
-                                          certificate_chain=self.chain, utc_offset_hours=int(offset.total_seconds() // 3600))
-            self.source_id = config.source_id
+        # The acquisition source's own store-backed app: the bridge writes into its SealedStore
+        # (same database, same signing key), so `cedx serve acquisition --site none --dir DIR`
+        # serves the same batches.
+        source = create_source_app("none", data_dir, [], clock=self.clock).state.source
+        self.sink, self.key, self.chain = source.store, source.signer.key, source.signer.certificate_chain
+        self.source_id = source.signer.source_id
         self.stats: Counter[str] = Counter()
         self.registered: set[str] = set()
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -316,132 +303,19 @@ class Bridge:
 
 # --- the acquisition interface over the sealed store ---------------------------------------------
 def payload_values(payload: dict[str, Any]) -> Iterator[tuple[int, str, str]]:
-    """(epoch, value text, flag) of a batch payload, columnar or per-value layout."""
-    if "flags" in payload:
-        step = STEP[payload["granularity"]]
-        t0 = int(dt.datetime.fromisoformat(payload["start"].replace("Z", "+00:00")).timestamp())
-        for i, (v, f) in enumerate(zip(payload["values"], payload["flags"])):
-            yield t0 + i * step, v, f
-    else:
-        for item in payload["values"]:
-            yield int(dt.datetime.fromisoformat(item["time"].replace("Z", "+00:00")).timestamp()), item.get("value", ""), item["flag"]
-
-
-def build_source(bridge: Bridge) -> Any:
-    from decimal import ROUND_HALF_UP, Decimal
-
-    from .. import trust
-    from ..generated.server import AcquisitionService, Reply
-    from ..runtime.errors import Problem
-    from ..runtime.server import RequestContext
-
-    def parse(text: str, name: str) -> dt.datetime:
-        try:
-            t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise Problem("INVALID_PARAMETER", f"{name}={text!r} is not a date-time") from None
-        return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-    from ..acquisition.confidential import ConfidentialMode
-
-    class BridgeSource(ConfidentialMode, AcquisitionService):
-        """The data that came in through the bridge, as the acquisition interface serves it."""
-
-        def get_source_info(self, ctx: RequestContext) -> Any:
-            import base64
-
-            return {"specVersion": SPEC_VERSION, "sourceId": bridge.source_id,
-                    "name": "HJ 212 数采仪网关 / HJ 212 data-logger bridge", "systemType": "cems",
-                    "operatorCreditCode": bridge.config.operator,
-                    "signingCertificates": [base64.b64encode(c).decode() for c in bridge.chain],
-                    "granularities": ["minute", "hour", "day"]}
-
-        def _doc(self, point_id: str) -> dict[str, Any]:
-            info = bridge.sink.point_info(point_id)
-            if info is None:
-                raise Problem("NOT_FOUND", f"no metering point {point_id}")
-            return cast(dict[str, Any], info[0])
-
-        def list_metering_points(self, ctx: RequestContext, *, limit: int | None, cursor: str | None) -> Any:
-            docs = bridge.sink.points()
-            ids = [d["pointId"] for d in docs]
-            start = ids.index(cursor) + 1 if cursor in ids else 0
-            page = docs[start:start + (limit or 50)]
-            out = {"specVersion": SPEC_VERSION, "items": page}
-            if start + len(page) < len(docs):
-                out["nextCursor"] = page[-1]["pointId"]
-            return out
-
-        def get_metering_point(self, ctx: RequestContext, *, point_id: str) -> Any:
-            return self._doc(point_id)
-
-        def list_measurement_batches(self, ctx: RequestContext, *, point_id: str, granularity: str, from_: str, to: str,
-                                     limit: int | None, cursor: str | None) -> Any:
-            self._doc(point_id)
-            if granularity not in bridge.sink.granularities(point_id):
-                raise Problem("INVALID_PARAMETER", f"granularity {granularity} is not offered for {point_id} "
-                                                   f"({', '.join(bridge.sink.granularities(point_id))})")
-            start, end = parse(from_, "from"), parse(to, "to")
-            limit = limit or 24
-            after = int(cursor) if cursor and cursor.isdigit() else 0
-            stored = bridge.sink.batches(point_id, granularity, int(start.timestamp()), int(end.timestamp()),
-                                         after_seq=after, limit=limit)
-            out = {"specVersion": SPEC_VERSION, "pointId": point_id, "granularity": granularity,
-                   "items": [json.loads(b.envelope) for b in stored]}
-            if len(stored) == limit:
-                out["nextCursor"] = str(stored[-1].seq)
-            return Reply(out)
-
-        def get_period_statistics(self, ctx: RequestContext, *, point_id: str, period_type: str, from_: str, to: str) -> Any:
-            doc = self._doc(point_id)
-            gran = bridge.sink.granularities(point_id)[0]
-            start, end = parse(from_, "from"), parse(to, "to")
-            tz = bridge.mapping.tz
-            groups: dict[str, list[Any]] = {}
-            for b in bridge.sink.batches(point_id, gran, int(start.timestamp()), int(end.timestamp()), limit=10_000):
-                for t, v, f in payload_values(json.loads(b.envelope)["payload"]):
-                    if start.timestamp() <= t < end.timestamp():
-                        local = dt.datetime.fromtimestamp(t, tz)
-                        key = local.strftime("%Y-%m-%d" if period_type == "day" else "%Y-%m")
-                        groups.setdefault(key, []).append((v, f))
-            items = []
-            for key, cells in sorted(groups.items()):
-                valid = [Decimal(v) for v, f in cells if f in "NSCT" and v]
-                item = {"period": key, "validCount": len(valid), "expectedCount": len(cells),
-                        "coverage": str((Decimal(len(valid)) / len(cells)).quantize(Decimal("0.000001"), ROUND_HALF_UP))}
-                if valid:
-                    item.update({"average": str((sum(valid, Decimal(0)) / len(valid)).quantize(Decimal("0.001"), ROUND_HALF_UP)),
-                                 "minimum": str(min(valid)), "maximum": str(max(valid))})
-                items.append(item)
-            payload = {"sourceId": bridge.source_id, "pointId": point_id, "periodType": period_type,
-                       "unit": doc["unit"], "generatedAt": bridge.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                       "items": items}
-            return trust.sign_document(payload, bridge.key, certificate_chain=bridge.chain,
-                                       envelope_fields={"specVersion": SPEC_VERSION})
-
-    return BridgeSource()
-
-
-def source_app_factory() -> Callable[..., Any] | None:
-    """The acquisition source's app factory when it serves a SealedStore that other writers fill
-    (``create_source_app(site="none", database_url=...)``), else None (older source)."""
-    import inspect
-
-    try:
-        from ..acquisition.app import create_source_app
-    except ImportError:
-        return None
-    return create_source_app if "database_url" in inspect.signature(create_source_app).parameters else None
+    """(epoch, value text, flag) of a columnar batch payload."""
+    step = STEP[payload["granularity"]]
+    t0 = int(dt.datetime.fromisoformat(payload["start"].replace("Z", "+00:00")).timestamp())
+    for i, (v, f) in enumerate(zip(payload["values"], payload["flags"])):
+        yield t0 + i * step, v, f
 
 
 def create_bridge_app(bridge: Bridge, tokens: list[str]) -> Any:
-    """The acquisition interface over the bridge's sealed batches."""
-    factory = source_app_factory()
-    if factory is None:
-        # The fallback over build_source() called SourceHooks(tokens), which since the acquisition
-        # source's store-backed app (always present now) needs its token issuer and rate limiter.
-        raise RuntimeError("the HJ 212 bridge serves through cedx.acquisition.app.create_source_app")
-    return factory("none", Path(bridge.config.data_dir), tokens, clock=bridge.clock)
+    """The acquisition interface over the bridge's sealed batches: the reference source's app
+    serving the store the bridge writes (site "none": no simulation of its own)."""
+    from ..acquisition.app import create_source_app
+
+    return create_source_app("none", Path(bridge.config.data_dir), tokens, clock=bridge.clock)
 
 
 # --- command line ----------------------------------------------------------------------------

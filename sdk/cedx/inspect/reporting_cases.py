@@ -14,6 +14,7 @@ from lxml import etree
 
 from .. import spec, trust
 from ..generated import models
+from ..generated.constants import SPEC_VERSION
 from ..instants import INSTANT_PATTERN as INSTANT
 from ..runtime.client import Format
 from ..runtime.errors import ApiError
@@ -146,7 +147,7 @@ def c2_4(t: Target) -> None:
     payload = t.report().model_dump(mode="json", by_alias=True, exclude_none=True)
     payload["power"]["units"][0]["coalConsumption"]["value"] = "-" + payload["power"]["units"][0]["coalConsumption"]["value"]
     chain = [t.certificate] if t.certificate else None
-    body = json.dumps(trust.sign_document(payload, t.key, certificate_chain=chain, envelope_fields={"specVersion": "1.0"}),
+    body = json.dumps(trust.sign_document(payload, t.key, certificate_chain=chain, envelope_fields={"specVersion": SPEC_VERSION}),
                       ensure_ascii=False).encode()
     problem = _expect_problem(t.session.post(t.url + SUBMIT, data=body, headers=t.headers(SUBMIT, body)), 422)
     cited = {(e.get("rule"), e.get("path")) for e in problem.get("errors", [])}

@@ -22,6 +22,7 @@ import uuid
 from typing import Any
 
 from .. import trust
+from ..generated.constants import SPEC_VERSION
 from ..generated.server import CommonService, Reply, ReportingService
 from ..runtime.errors import OAuthError, Problem
 from ..runtime.server import JSON, RequestContext, as_received, client_credentials
@@ -47,7 +48,6 @@ from .store import (
 )
 
 UTC = dt.timezone.utc
-SPEC_VERSION = "1.0"
 
 
 def _now() -> dt.datetime:

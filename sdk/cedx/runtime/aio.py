@@ -20,10 +20,9 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from .. import trust
-from .client import BaseClient, Format, RetryPolicy, _query_value, log
+from .client import BaseClient, Format, RetryPolicy, _query_value, log, token_from_response
 from .errors import (
     ApiError,
-    AuthenticationError,
     ConnectionFailed,
     InvalidResponseError,
     RequestTimeout,
@@ -106,22 +105,8 @@ class AsyncTokenProvider:
                     data["scope"] = self.scope
                 resp = await _send_with_retry(self.retry, lambda: self._http.post(self.token_url, data=data),
                                               "POST", self.token_url)
-                try:
-                    body = resp.json() if resp.content else {}
-                except ValueError:
-                    body = None
-                if not isinstance(body, dict):
-                    raise InvalidResponseError(f"token endpoint {self.token_url} answered HTTP {resp.status_code} "
-                                               "without a JSON object", resp.status_code)
-                if resp.status_code != 200:
-                    error = str(body.get("error") or "TOKEN_INVALID")
-                    detail = str(body.get("error_description") or body.get("detail") or "")
-                    kind = AuthenticationError if resp.status_code in (400, 401, 403) else ApiError
-                    raise kind(resp.status_code, error, f"token request refused ({self.client_id})", detail, body=body)
-                if not isinstance(body.get("access_token"), str):
-                    raise InvalidResponseError("token response has no access_token", resp.status_code)
-                self._token = body["access_token"]
-                self._expires = time.monotonic() + float(body.get("expires_in", 3600))
+                self._token, lifetime = token_from_response(resp, self.token_url, self.client_id)
+                self._expires = time.monotonic() + lifetime
             return self._token
 
     async def aclose(self) -> None:

@@ -71,6 +71,27 @@ def _query_value(value: Any) -> Any:
     return value
 
 
+
+def token_from_response(resp: Any, token_url: str, client_id: str) -> tuple[str, float]:
+    """(access token, lifetime in seconds) of a token endpoint's answer (a requests or httpx
+    response), or the typed error it stands for; shared by the blocking and asyncio providers."""
+    try:
+        body = resp.json() if resp.content else {}
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidResponseError(f"token endpoint {token_url} answered HTTP {resp.status_code} "
+                                   "without a JSON object", resp.status_code)
+    if resp.status_code != 200:
+        error = str(body.get("error") or "TOKEN_INVALID")
+        detail = str(body.get("error_description") or body.get("detail") or "")
+        kind = AuthenticationError if resp.status_code in (400, 401, 403) else ApiError
+        raise kind(resp.status_code, error, f"token request refused ({client_id})", detail, body=body)
+    if not isinstance(body.get("access_token"), str):
+        raise InvalidResponseError("token response has no access_token", resp.status_code)
+    return body["access_token"], float(body.get("expires_in", 3600))
+
+
 class TokenProvider:
     """OAuth2 client-credentials tokens, fetched on demand and refreshed before they expire."""
 
@@ -95,22 +116,8 @@ class TokenProvider:
                     data["scope"] = self.scope
                 resp = _send_with_retry(self.retry, lambda: self._session.post(
                     self.token_url, data=data, timeout=self._timeout, verify=self._verify), "POST", self.token_url)
-                try:
-                    body = resp.json() if resp.content else {}
-                except ValueError:
-                    body = None
-                if not isinstance(body, dict):
-                    raise InvalidResponseError(f"token endpoint {self.token_url} answered HTTP {resp.status_code} "
-                                               "without a JSON object", resp.status_code)
-                if resp.status_code != 200:
-                    error = str(body.get("error") or "TOKEN_INVALID")
-                    detail = str(body.get("error_description") or body.get("detail") or "")
-                    kind = AuthenticationError if resp.status_code in (400, 401, 403) else ApiError
-                    raise kind(resp.status_code, error, f"token request refused ({self.client_id})", detail, body=body)
-                if not isinstance(body.get("access_token"), str):
-                    raise InvalidResponseError("token response has no access_token", resp.status_code)
-                self._token = body["access_token"]
-                self._expires = time.monotonic() + float(body.get("expires_in", 3600))
+                self._token, lifetime = token_from_response(resp, self.token_url, self.client_id)
+                self._expires = time.monotonic() + lifetime
             return self._token
 
     def close(self) -> None:
