@@ -203,12 +203,15 @@ CASES = [
      ("R-CHEM-006", "$.payload.chemical.n2oProcesses[0]")),
     ("monthly-report-chemical.json", ["payload", "totals", "co2Recovered", "value"], "1.000",
      ("R-TOT-003", "$.payload")),
+    ("submission-status.json", ["late"], True, ("R-POW-014", "$")),
+    ("receipt-power.json", ["payload", "deadline"], None, ("R-POW-014", "$.payload")),
 ]
 
 SCHEMAS = {
     "monthly-report": "SignedMonthlyReport", "annual-report": "SignedAnnualReport",
     "period-statistics": "SignedPeriodStatistics", "metering-point": "MeteringPoint",
     "configuration": "SignedPlatformConfiguration", "entity": "Entity",
+    "submission-status": "SubmissionStatus", "receipt": "SignedReceipt",
 }
 
 

@@ -1458,71 +1458,6 @@ class SubmissionState(Enum):
     superseded = "superseded"
 
 
-class Receipt(SpecModel):
-    """
-    平台对已接收报送的确认，由平台签名并加盖时间戳 / The platform's confirmation of an accepted submission, signed and time-stamped by the platform
-    """
-
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-    )
-    receipt_id: Annotated[UUID, Field(alias="receiptId", title="通用唯一标识 / UUID")]
-    submission_id: Annotated[UUID, Field(alias="submissionId", title="通用唯一标识 / UUID")]
-    document_type: Annotated[DocumentType, Field(alias="documentType")]
-    report_id: Annotated[UUID, Field(alias="reportId", title="通用唯一标识 / UUID")]
-    credit_code: Annotated[
-        str,
-        Field(
-            alias="creditCode",
-            pattern="^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$",
-            title="统一社会信用代码 / Unified social credit code",
-        ),
-    ]
-    """
-    GB 32100-2015，18 位，末位为校验码（规则 R-USCC-002） / GB 32100-2015, 18 characters, the last a check character (rule R-USCC-002)
-    """
-    period: Annotated[str, Field(pattern="^[0-9]{4}(-(0[1-9]|1[0-2]))?$", title="报告期 / Period")]
-    version: Annotated[
-        int, Field(ge=1, title="版本号 / Version (1 for the original, +1 per correction)")
-    ]
-    submission_kind: Annotated[SubmissionKind, Field(alias="submissionKind")]
-    supersedes: Annotated[UUID | None, Field(title="被取代的报送 / Submission superseded")] = None
-    document_digest: Annotated[
-        str,
-        Field(
-            alias="documentDigest",
-            pattern="^[0-9a-f]{64}$",
-            title="所收文档规范化形式的 SM3 / SM3 of the canonical received document",
-        ),
-    ]
-    received_at: Annotated[Instant, Field(alias="receivedAt", title="接收时间 / Received at")]
-    """
-    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
-    """
-    platform_id: Annotated[
-        str,
-        Field(
-            alias="platformId",
-            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-            title="编号 / Identifier",
-        ),
-    ]
-
-
-class SignedReceipt(SpecModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        json_schema_extra={"xml": {"name": "SignedReceipt", "namespace": "urn:cedx:1.0"}},
-    )
-    spec_version: Annotated[
-        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
-    ]
-    payload: Receipt
-    signature: SignatureBlock
-
-
 class SubmissionStatus(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -1550,6 +1485,29 @@ class SubmissionStatus(SpecModel):
     superseded_by: Annotated[
         UUID | None, Field(alias="supersededBy", title="被哪个报送取代 / Superseded by")
     ] = None
+    deadline: Annotated[AwareDatetime | None, Field(title="上传期限 / Upload deadline")] = None
+    """
+    发电行业月报（`industry` 为 `power` 的 MonthlyReport）的上传期限：报告月结束（北京时间次月 1 日 00:00，期间规则
+    R-PERIOD-002）后 40 日（因子表 power.reporting_deadline_days；PWR-2022 第 7 章月度信息化存证：每月结束之日起 40 日内上传），
+    即该时刻之前（不含）收到为按期。平台在每份发电行业月报的回执与报送状态中给出此时刻（UTC），其他文档不带此项（规则 R-POW-008）。
+    The upload deadline of a power-sector monthly report (a MonthlyReport whose `industry` is
+    `power`): 40 days after the reporting month ends (day 1 of the next month, 00:00 China Standard
+    Time, period rule R-PERIOD-002; factor table power.reporting_deadline_days; PWR-2022 ch. 7,
+    monthly evidence: uploaded within 40 days of the month's end); a submission received before
+    this instant (exclusive) is on time. The platform states it (in UTC) in the receipt and status
+    of every power-sector monthly report and in no other document (rule R-POW-008).
+
+    """
+    late: Annotated[bool | None, Field(title="逾期 / Received late")] = None
+    """
+    接收时刻不早于 `deadline` 时为 true（逾期）。逾期的报送照常接收（不拒收，状态仍为 accepted），由平台据实标注，
+    供排放单位与主管部门查询；按期为 false。与 `deadline` 同时出现（规则 R-POW-008；PWR-2022 第 7 章）。
+    true when the submission was received at or after `deadline` (late). A late submission is
+    accepted as usual (not refused; its state is accepted); the platform marks it so that the
+    entity and the regulator can read it back; false when on time. Present exactly when
+    `deadline` is (rule R-POW-008; PWR-2022 ch. 7).
+
+    """
 
 
 class SubmissionList(SpecModel):
@@ -2628,6 +2586,94 @@ class ChemicalMonthlyData(SpecModel):
             title="N2O 排放工序 / N2O processes",
         ),
     ]
+
+
+class Receipt(SpecModel):
+    """
+    平台对已接收报送的确认，由平台签名并加盖时间戳 / The platform's confirmation of an accepted submission, signed and time-stamped by the platform
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    receipt_id: Annotated[UUID, Field(alias="receiptId", title="通用唯一标识 / UUID")]
+    submission_id: Annotated[UUID, Field(alias="submissionId", title="通用唯一标识 / UUID")]
+    document_type: Annotated[DocumentType, Field(alias="documentType")]
+    report_id: Annotated[UUID, Field(alias="reportId", title="通用唯一标识 / UUID")]
+    credit_code: Annotated[
+        str,
+        Field(
+            alias="creditCode",
+            pattern="^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$",
+            title="统一社会信用代码 / Unified social credit code",
+        ),
+    ]
+    """
+    GB 32100-2015，18 位，末位为校验码（规则 R-USCC-002） / GB 32100-2015, 18 characters, the last a check character (rule R-USCC-002)
+    """
+    period: Annotated[str, Field(pattern="^[0-9]{4}(-(0[1-9]|1[0-2]))?$", title="报告期 / Period")]
+    version: Annotated[
+        int, Field(ge=1, title="版本号 / Version (1 for the original, +1 per correction)")
+    ]
+    submission_kind: Annotated[SubmissionKind, Field(alias="submissionKind")]
+    supersedes: Annotated[UUID | None, Field(title="被取代的报送 / Submission superseded")] = None
+    document_digest: Annotated[
+        str,
+        Field(
+            alias="documentDigest",
+            pattern="^[0-9a-f]{64}$",
+            title="所收文档规范化形式的 SM3 / SM3 of the canonical received document",
+        ),
+    ]
+    received_at: Annotated[Instant, Field(alias="receivedAt", title="接收时间 / Received at")]
+    """
+    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
+    """
+    platform_id: Annotated[
+        str,
+        Field(
+            alias="platformId",
+            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            title="编号 / Identifier",
+        ),
+    ]
+    deadline: Annotated[AwareDatetime | None, Field(title="上传期限 / Upload deadline")] = None
+    """
+    发电行业月报（`industry` 为 `power` 的 MonthlyReport）的上传期限：报告月结束（北京时间次月 1 日 00:00，期间规则
+    R-PERIOD-002）后 40 日（因子表 power.reporting_deadline_days；PWR-2022 第 7 章月度信息化存证：每月结束之日起 40 日内上传），
+    即该时刻之前（不含）收到为按期。平台在每份发电行业月报的回执与报送状态中给出此时刻（UTC），其他文档不带此项（规则 R-POW-008）。
+    The upload deadline of a power-sector monthly report (a MonthlyReport whose `industry` is
+    `power`): 40 days after the reporting month ends (day 1 of the next month, 00:00 China Standard
+    Time, period rule R-PERIOD-002; factor table power.reporting_deadline_days; PWR-2022 ch. 7,
+    monthly evidence: uploaded within 40 days of the month's end); a submission received before
+    this instant (exclusive) is on time. The platform states it (in UTC) in the receipt and status
+    of every power-sector monthly report and in no other document (rule R-POW-008).
+
+    """
+    late: Annotated[bool | None, Field(title="逾期 / Received late")] = None
+    """
+    接收时刻不早于 `deadline` 时为 true（逾期）。逾期的报送照常接收（不拒收，状态仍为 accepted），由平台据实标注，
+    供排放单位与主管部门查询；按期为 false。与 `deadline` 同时出现（规则 R-POW-008；PWR-2022 第 7 章）。
+    true when the submission was received at or after `deadline` (late). A late submission is
+    accepted as usual (not refused; its state is accepted); the platform marks it so that the
+    entity and the regulator can read it back; false when on time. Present exactly when
+    `deadline` is (rule R-POW-008; PWR-2022 ch. 7).
+
+    """
+
+
+class SignedReceipt(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SignedReceipt", "namespace": "urn:cedx:1.0"}},
+    )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
+    payload: Receipt
+    signature: SignatureBlock
 
 
 class SessionOffer(SpecModel):
