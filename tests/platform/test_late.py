@@ -10,6 +10,7 @@ import pytest
 from cedx import trust
 from cedx.accounting.period import upload_deadline
 from cedx.generated import models
+from cedx.runtime.client import Format
 
 UTC = dt.timezone.utc
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -69,6 +70,9 @@ def test_41_days_after_month_end_is_accepted_and_marked_late(env, clock):
     assert status.state.value == "accepted" and status.late is True and status.deadline == p.deadline
     listed = [s for s in client.list_submissions(period="2026-03").items if s.submission_id == p.submission_id]
     assert listed[0].late is True and listed[0].deadline == p.deadline
+    # The same in XML (an element of the status, boolean text).
+    as_xml = env.client(env.power, Format.XML).get_submission_status(str(p.submission_id))
+    assert as_xml.late is True and as_xml.deadline == p.deadline
     # The marker is part of the signed receipt, and the stored receipt answers the same.
     stored = client.get_receipt(str(p.submission_id))
     assert stored.payload.late is True and stored.payload.deadline == p.deadline
