@@ -155,3 +155,28 @@ def test_industry_figures_are_recomputed_from_the_months(years, name, section, k
     else:
         s[key]["value"] = str(Decimal(s[key]["value"]) + Decimal("0.5"))
     assert f"$.{section}.{key}" in _paths(annual.check(committed, months))
+
+
+def test_what_the_annual_report_leaves_out_is_found(years):
+    committed = annual_of("power", years["power"])
+    no_u2 = copy.deepcopy(committed)
+    del no_u2["power"]["units"][1]
+    assert any(d.path == "$.power.units" and "unitId U2" in d.message for d in annual.check(no_u2, years["power"]))
+    fewer_months = copy.deepcopy(committed)
+    del fewer_months["power"]["units"][0]["months"][3]
+    found = annual.check(fewer_months, years["power"])
+    assert any(d.path == "$.power.units[0].months" and "period 2025-04" in d.message for d in found)
+    coal = annual_of("coal", years["coal"])
+    del coal["coalMining"]["postMiningCH4"]
+    assert "$.coalMining.postMiningCH4" in _paths(annual.check(coal, years["coal"]))
+
+
+def test_monthly_reports_of_another_entity_or_year_are_refused(years):
+    committed = annual_of("cement", years["cement"])
+    other = copy.deepcopy(years["cement"])
+    other[4]["creditCode"] = "91320500MA1X2P3Q4R"
+    found = annual.check(committed, other)
+    assert [d.path for d in found] == ["$"] and "not this entity's" in found[0].message
+    steel = year_of("steel")
+    found = annual.check(committed, steel)  # steel months under a cement annual report
+    assert found and all(d.rule == "R-ANN-012" for d in found)

@@ -289,7 +289,17 @@ def check(annual: dict[str, Any], monthlies: list[dict[str, Any]]) -> list[Disag
     listed = [by_period[s["period"]] for s in annual.get("months", []) if s["period"] in by_period]
     if not listed:
         return out
-    expected = aggregate(listed, report_id=annual["reportId"], prepared_at=annual["preparedAt"])
+    for m in listed:
+        if (m["creditCode"], m["industry"]) != (annual["creditCode"], annual["industry"]) \
+                or not m["period"].startswith(f"{annual['year']}-"):
+            out.append(Disagreement("R-ANN-012", "$", f"the monthly report for {m['period']} is not this entity's, "
+                                    "industry's or year's"))
+            return out
+    try:
+        expected = aggregate(listed, report_id=annual["reportId"], prepared_at=annual["preparedAt"])
+    except ValueError as exc:  # e.g. one quantity in different units in different months
+        out.append(Disagreement("R-ANN-012", "$", f"the monthly reports cannot be added up: {exc}"))
+        return out
     for category, q in annual.get("totals", {}).items():
         _compare(out, f"$.totals.{category}", q, expected["totals"].get(category))
     section = SECTION_OF_INDUSTRY.get(annual["industry"])
@@ -316,9 +326,13 @@ def _compare_tree(out: list[Disagreement], path: str, actual: Any, expected: Any
             if key in _DERIVED:
                 continue
             if key not in expected and isinstance(value, (dict, list)):
-                out.append(Disagreement("R-ANN-012", f"{path}.{key}", "not in the monthly reports"))
+                if not _is_zero(value):
+                    out.append(Disagreement("R-ANN-012", f"{path}.{key}", "not in the monthly reports"))
                 continue
             _compare_tree(out, f"{path}.{key}", value, expected.get(key))
+        for key, value in expected.items():  # what the months have and the annual report leaves out
+            if key not in actual and key not in _DERIVED and not _is_zero(value):
+                out.append(Disagreement("R-ANN-012", f"{path}.{key}", "in the monthly reports but missing here"))
     elif isinstance(actual, list):
         expected_list = expected if isinstance(expected, list) else []
         for i, item in enumerate(actual):
@@ -327,8 +341,16 @@ def _compare_tree(out: list[Disagreement], path: str, actual: Any, expected: Any
                 out.append(Disagreement("R-ANN-012", f"{path}[{i}]", "no such member in the monthly reports"))
             else:
                 _compare_tree(out, f"{path}[{i}]", item, match)
+        for item in expected_list:
+            if _match(item, actual) is None:
+                ids = ", ".join(f"{k} {item[k]}" for k in _IDS if isinstance(item, dict) and k in item)
+                out.append(Disagreement("R-ANN-012", path, f"the monthly reports have {ids or 'a member'} missing here"))
     elif expected is not None and actual != expected:
         out.append(Disagreement("R-ANN-012", path, f"{actual!r} differs from the monthly reports ({expected!r})"))
+
+
+def _is_zero(value: Any) -> bool:
+    return isinstance(value, dict) and "value" in value and "unit" in value and Decimal(value["value"]) == 0
 
 
 def _match(item: Any, candidates: list[Any]) -> Any:
