@@ -65,6 +65,11 @@ def month_of(name: str, month: int, year: int = YEAR) -> dict[str, Any]:
     end_year, end_month = (year + 1, 1) if month == 12 else (year, month + 1)
     payload["preparedAt"] = f"{end_year}-{end_month:02d}-05T10:30:00+08:00"
     payload.pop("evidence", None)  # acquisition batches belong to the example's own month
+    for unit in payload.get("power", {}).get("units", []):  # load factor = generation / (capacity × hours run)
+        if "loadFactor" in unit and Decimal(unit["runningHours"]["value"]):
+            load = Decimal(unit["grossGeneration"]["value"]) / (Decimal(unit["capacity"]["value"])
+                                                                * Decimal(unit["runningHours"]["value"])) * 100
+            unit["loadFactor"] = {**unit["loadFactor"], "value": format(load.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN), "f")}
     return payload
 
 
