@@ -229,6 +229,8 @@ CASES = [
      ("R-ANN-008", "$.payload")),
     ("annual-report-cement.json", ["payload", "cement", "lines", 0, "clinkerEmissionFactor", "value"], "0.5500",
      ("R-ANN-008", "$.payload")),
+    ("annual-report-cement.json", ["payload", "cement", "lines", 0, "caoContent", "value"], "66.50",
+     ("R-ANN-008", "$.payload")),
     ("annual-report-steel.json", ["payload", "steel", "fluxEmission", "value"], "1.000",
      ("R-ANN-009", "$.payload")),
     ("annual-report-steel.json", ["payload", "steel", "carbonFixed", 0, "fixedEmission", "value"], "1.000",

@@ -15,7 +15,8 @@ Readings where the guidelines are silent (spec/README.md, "cedx's readings"):
 * annual heat-supply ratio: weighted by the monthly unit emission, r = Σ(E_m·r_m) / ΣE_m, so that
   the annual heat-related and power-related emissions are the sums of the monthly ones and the
   annual intensities follow from the same formulas as the monthly ones (PWR-2022 4.6);
-* carbon content of a steel product: weighted by the monthly output.
+* carbon content of a steel product: weighted by the monthly output; CaO and MgO contents of
+  clinker (and their non-carbonate parts): weighted by the monthly clinker output.
 """
 
 from __future__ import annotations
@@ -196,6 +197,9 @@ def _cement(sections: list[dict[str, Any]], periods: list[str]) -> dict[str, Any
         for key in ("clinkerOutput", "kilnDust", "bypassDust", "rawMealConsumption", "processEmission",
                     "kilnDustEmission", "bypassDustEmission", "organicCarbonEmission"):
             _put(a, key, _total(line.get(key) for line in ls))
+        for key in ("caoContent", "caoNonCarbonate", "mgoContent", "mgoNonCarbonate"):
+            _put(a, key, _weighted([(line["clinkerOutput"], line.get(key)) for line in ls],
+                                   "按月熟料产量加权 / weighted by the monthly clinker output"))
         _put(a, "alternativeFuelEmission", _total(f["fossilEmission"] for line in ls for f in line.get("alternativeFuels", [])))
         if _dec(a["clinkerOutput"]):
             a["clinkerEmissionFactor"] = {"value": _text(_dec(a["processEmission"]) / _dec(a["clinkerOutput"]), 4),
@@ -310,7 +314,8 @@ def check(annual: dict[str, Any], monthlies: list[dict[str, Any]]) -> list[Disag
 
 #: weighted or derived members of the sections: checked by the document rules, not as sums
 _DERIVED = {"ncvAsReceived", "carbonContentAsReceived", "oxidationRate", "heatSupplyRatio", "intensityPowerSupplied",
-            "intensityHeatSupplied", "clinkerEmissionFactor", "carbonContent", "gwp", "capacity"}
+            "intensityHeatSupplied", "clinkerEmissionFactor", "carbonContent", "gwp", "capacity",
+            "caoContent", "caoNonCarbonate", "mgoContent", "mgoNonCarbonate"}
 #: keys identifying the members of a list, so that the order of the annual report does not matter
 _IDS = ("unitId", "lineId", "processCode", "productCode", "period")
 

@@ -699,6 +699,25 @@ class AnnualClinkerLine(SpecModel):
     raw_meal_consumption: Annotated[
         Quantity | None, Field(alias="rawMealConsumption", title="生料消耗量 / Raw meal consumed")
     ] = None
+    cao_content: Annotated[
+        Parameter | None,
+        Field(
+            alias="caoContent",
+            title="熟料 CaO 含量（按月熟料产量加权） / CaO in clinker (weighted by monthly clinker)",
+        ),
+    ] = None
+    cao_non_carbonate: Annotated[
+        Parameter | None,
+        Field(alias="caoNonCarbonate", title="非碳酸盐 CaO（加权） / Non-carbonate CaO (weighted)"),
+    ] = None
+    mgo_content: Annotated[
+        Parameter | None,
+        Field(alias="mgoContent", title="熟料 MgO 含量（加权） / MgO in clinker (weighted)"),
+    ] = None
+    mgo_non_carbonate: Annotated[
+        Parameter | None,
+        Field(alias="mgoNonCarbonate", title="非碳酸盐 MgO（加权） / Non-carbonate MgO (weighted)"),
+    ] = None
     process_emission: Annotated[
         Quantity, Field(alias="processEmission", title="熟料过程排放 / Clinker process emission")
     ]
