@@ -223,6 +223,8 @@ CASES = [
      ("R-ANN-007", "$.payload.power.units[0]")),
     ("annual-report-power.json", ["payload", "power", "units", 0, "intensityHeatSupplied", "value"], "0.1700",
      ("R-ANN-007", "$.payload.power.units[0]")),
+    ("annual-report-power.json", ["payload", "power", "units", 1, "loadFactor", "value"], "70.00",
+     ("R-ANN-007", "$.payload.power.units[1]")),
     ("annual-report-cement.json", ["payload", "cement", "lines", 0, "kilnDustEmission", "value"], "1.000",
      ("R-ANN-008", "$.payload")),
     ("annual-report-cement.json", ["payload", "cement", "clinkerOutput", "value"], "1700000.00",

@@ -160,6 +160,13 @@ def _power(sections: list[dict[str, Any]], periods: list[str]) -> dict[str, Any]
         a["unitEmission"] = emission
         for key in ("grossGeneration", "powerSupplied", "heatSupplied", "runningHours"):
             a[key] = _total(u[key] for u in us)
+        hours_run = _dec(a["capacity"]) * _dec(a["runningHours"])
+        if hours_run and any("loadFactor" in u for u in us):
+            load = _dec(a["grossGeneration"]) / hours_run  # MWh / (MW × h)
+            places = max(_places(u["loadFactor"]["value"]) for u in us if "loadFactor" in u)
+            percent = all(u["loadFactor"]["unit"] == "%" for u in us if "loadFactor" in u)
+            a["loadFactor"] = {"value": _text(load * 100 if percent else load, places), "unit": "%" if percent else "1",
+                               "source": "calculated", "reference": "发电量 /（装机容量 × 运行小时数） / generation / (capacity × hours run)"}
         # Annual heat-supply ratio weighted by the monthly unit emission (module docstring).
         heat_emission = sum((_dec(u["unitEmission"]) * _si(u["heatSupplyRatio"]) for u in us), Decimal(0))
         ratio = heat_emission / _dec(emission) if _dec(emission) else Decimal(0)
@@ -314,7 +321,7 @@ def check(annual: dict[str, Any], monthlies: list[dict[str, Any]]) -> list[Disag
 
 #: weighted or derived members of the sections: checked by the document rules, not as sums
 _DERIVED = {"ncvAsReceived", "carbonContentAsReceived", "oxidationRate", "heatSupplyRatio", "intensityPowerSupplied",
-            "intensityHeatSupplied", "clinkerEmissionFactor", "carbonContent", "gwp", "capacity",
+            "intensityHeatSupplied", "clinkerEmissionFactor", "carbonContent", "gwp", "capacity", "loadFactor",
             "caoContent", "caoNonCarbonate", "mgoContent", "mgoNonCarbonate"}
 #: keys identifying the members of a list, so that the order of the annual report does not matter
 _IDS = ("unitId", "lineId", "processCode", "productCode", "period")

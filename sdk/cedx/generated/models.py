@@ -2411,6 +2411,13 @@ class AnnualGeneratingUnit(SpecModel):
     running_hours: Annotated[
         Quantity, Field(alias="runningHours", title="年度运行小时数 / Running hours")
     ]
+    load_factor: Annotated[
+        Parameter | None,
+        Field(
+            alias="loadFactor",
+            title="年度负荷率（发电量 /（装机容量 × 运行小时数）） / Annual load factor (generation over capacity × hours run)",
+        ),
+    ] = None
     heat_supply_ratio: Annotated[
         Parameter, Field(alias="heatSupplyRatio", title="年度供热比 / Annual heat-supply ratio")
     ]
