@@ -31,6 +31,7 @@ from urllib.parse import quote, urlencode
 import requests
 
 from ..generated.constants import SPEC_VERSION
+from ..generated.operations import OPERATIONS
 from ..generated.server import AcquisitionService, Reply
 from ..runtime.errors import ApiError, Problem
 from ..trust import key_exchange as kx
@@ -323,13 +324,22 @@ def _problem(resp: requests.Response) -> ApiError:
     return ApiError.from_problem(resp.status_code, problem if isinstance(problem, dict) else {})
 
 
-def _post(client: BaseClient, op_id: str, path: str, record: dict[str, Any], key: SM2PrivateKey) -> dict[str, Any]:
+def _path(op_id: str, **params: str) -> str:
+    """The operation's path (from the spec) with its parameters filled in, e.g. sessionId."""
+    path = OPERATIONS[op_id].path
+    for name, value in params.items():
+        path = path.replace("{" + name + "}", quote(value, safe=""))
+    return path
+
+
+def _post(client: BaseClient, op_id: str, record: dict[str, Any], key: SM2PrivateKey, **params: str) -> dict[str, Any]:
     """One handshake request, signed with the certificate's key and sent once: not through the
     client's retrying send, which would re-sign with its own key or repeat the nonce."""
+    method, path = OPERATIONS[op_id].method, _path(op_id, **params)
     body = json.dumps({"specVersion": SPEC_VERSION, **record}).encode()
     hdrs = {"Accept": "application/json, application/problem+json", "Content-Type": "application/json",
-            **client._auth_header(), **reqsign.sign_request(key, "POST", path, "", body)}
-    resp = client.session.request("POST", f"{client.base_url}{path}", data=body, headers=hdrs,
+            **client._auth_header(), **reqsign.sign_request(key, method, path, "", body)}
+    resp = client.session.request(method, f"{client.base_url}{path}", data=body, headers=hdrs,
                                   timeout=client.timeout, verify=client.verify)
     if resp.status_code >= 400:
         raise _problem(resp)
@@ -342,7 +352,7 @@ def _post(client: BaseClient, op_id: str, path: str, record: dict[str, Any], key
 def open_session(client: BaseClient, credentials: ClientCredentials, trust_anchors: list[bytes]) -> ClientSession:
     """Handshake: send chain, ID and R_A; check the source's chain and S_B; send S_A."""
     r, own_ephemeral = kx.generate_ephemeral()
-    offer = _post(client, "openConfidentialSession", "/v1/acquisition/sessions",
+    offer = _post(client, "openConfidentialSession",
                   {"certificateChain": [_b64(c) for c in credentials.chain], "userId": credentials.user_id,
                    "ephemeralKey": _b64(own_ephemeral)}, credentials.key)
     try:
@@ -363,19 +373,16 @@ def open_session(client: BaseClient, credentials: ClientCredentials, trust_ancho
     if offer.get("encryption") != ENCRYPTION:
         raise ConfidentialityError(f"unsupported encryption {offer.get('encryption')!r}")
     session_id = offer["sessionId"]
-    _post(client, "confirmConfidentialSession", f"/v1/acquisition/sessions/{quote(session_id, safe='')}/confirmation",
-          {"confirmation": _b64(agreement.confirmation)}, credentials.key)
+    _post(client, "confirmConfidentialSession", {"confirmation": _b64(agreement.confirmation)}, credentials.key,
+          sessionId=session_id)
     return ClientSession(session_id, derive_key(agreement.key, LABEL_PAGES, session_id), offer["expiresAt"])
 
 
 def encrypted_pages(client: BaseClient, session: ClientSession, point_id: str,
                     query: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The decrypted pages of listEncryptedBatches, following nextCursor."""
-    from ..generated.operations import OPERATIONS
-
     op = OPERATIONS["listEncryptedBatches"]
-    path = op.path.replace("{sessionId}", quote(session.session_id, safe="")).replace("{pointId}",
-                                                                                       quote(point_id, safe=""))
+    path = _path(op.operation_id, sessionId=session.session_id, pointId=point_id)
     cursor = None
     while True:
         q = {**query, **({"cursor": cursor} if cursor else {})}

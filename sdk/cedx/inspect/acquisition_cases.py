@@ -337,12 +337,12 @@ def a9_4(t: Target) -> None:
         raise AssertionError(f"decrypted batch does not verify: {exc}") from exc
     check(bool(page.get("items")), "the encrypted page holds no batch")
     _, ephemeral = kx.generate_ephemeral()
-    offer = conf._post(client, "openConfidentialSession", "/v1/acquisition/sessions",
+    offer = conf._post(client, "openConfidentialSession",
                        {"certificateChain": [base64.b64encode(c).decode() for c in creds.chain],
                         "userId": creds.user_id, "ephemeralKey": base64.b64encode(ephemeral).decode()}, creds.key)
     try:
-        conf._post(client, "confirmConfidentialSession", f"/v1/acquisition/sessions/{offer['sessionId']}/confirmation",
-                   {"confirmation": base64.b64encode(bytes(32)).decode()}, creds.key)
+        conf._post(client, "confirmConfidentialSession", {"confirmation": base64.b64encode(bytes(32)).decode()},
+                   creds.key, sessionId=offer["sessionId"])
     except ApiError as exc:
         check(exc.code == "KEY_CONFIRMATION_FAILED", f"a wrong S_A gave {exc.code}, not KEY_CONFIRMATION_FAILED")
     else:
