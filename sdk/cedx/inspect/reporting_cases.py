@@ -17,6 +17,7 @@ from lxml import etree
 from .. import spec, trust
 from ..generated import models
 from ..generated.constants import SPEC_VERSION
+from ..generated.operations import OPERATIONS
 from ..instants import INSTANT_PATTERN as INSTANT
 from ..runtime.client import Format
 from ..runtime.errors import ApiError
@@ -26,7 +27,7 @@ from .framework import CaseFailed, NotApplicable, case, check, prerequisite, pre
 from .probes import probe_rate_limit
 from .target import Credential, Target
 
-SUBMIT = "/v1/reporting/monthly-reports"
+SUBMIT = OPERATIONS["submitMonthlyReport"].path
 
 
 def _schema_ok(name: str, record: Any) -> None:

@@ -13,6 +13,7 @@ from .. import spec, trust
 from ..generated import models
 from ..generated.client import AcquisitionClient, CommonClient, ReportingClient
 from ..generated.constants import SPEC_VERSION
+from ..generated.operations import OPERATIONS
 from ..runtime.client import NO_RETRY, Format
 from ..trust import x509 as tx
 from ..trust.keys import SM2PrivateKey
@@ -122,7 +123,8 @@ class Target:
     # --- documents ------------------------------------------------------------------------
     def example(self) -> dict[str, Any]:
         """The spec's own signed power example (appendix C), as a template."""
-        op = spec.bundled_spec()["paths"]["/v1/reporting/monthly-reports"]["post"]
+        submit = OPERATIONS["submitMonthlyReport"]
+        op = spec.bundled_spec()["paths"][submit.path][submit.method.lower()]
         return copy.deepcopy(op["requestBody"]["content"]["application/json"]["examples"]["power"]["value"])
 
     def report(self, period: str | None = None) -> models.MonthlyReport:
