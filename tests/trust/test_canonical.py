@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cedx import trust
+from cedx.trust import canonical
 from cedx.trust.canonical import (
     CanonicalizationError,
     canonicalize,
@@ -280,3 +281,38 @@ def test_spliced_envelope_bytes_equal_one_pass(fields, block, tree):
     assert _outcome(signing_input, envelope, instants=tree) == old_input
     if old_input is not CanonicalizationError:
         assert _outcome(lambda: _Canonical(envelope, tree).whole()) == _outcome(old.canonicalize, envelope, instants=tree)
+
+
+# --------------------------------------------------------------------------- the two encoders
+def _with_json_module(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn`` run with the json module's encoder instead of orjson (the `fast` extra)."""
+    saved, canonical._orjson = canonical._fast_encoder(), None
+    try:
+        return _outcome(fn, *args, **kwargs)
+    finally:
+        canonical._orjson = saved
+
+
+def test_the_fast_extra_encoder_is_installed_where_make_venv_ran():
+    # make venv installs `.[fast]`; without orjson the json module gives the same bytes, slower
+    assert canonical._fast_encoder() is not None
+
+
+def test_both_encoders_give_the_same_bytes_on_every_example():
+    for path in _examples():
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        assert canonicalize(doc) == _with_json_module(canonicalize, doc), path
+
+
+@settings(SETTINGS, max_examples=200)
+@given(documents_with_instants(SCALARS))
+def test_both_encoders_give_the_same_bytes_on_generated_documents(doc_tree):
+    doc, tree = doc_tree
+    assert _outcome(canonicalize, doc, instants=tree) == _with_json_module(canonicalize, doc, instants=tree)
+
+
+def test_nesting_deeper_than_orjson_allows_is_encoded_by_the_json_module():
+    deep: Any = "x"
+    for i in range(400):
+        deep = {"k": deep} if i % 2 else [deep]
+    assert canonicalize(deep, instants={}) == old.canonicalize(deep, instants={})
