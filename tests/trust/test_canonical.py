@@ -316,3 +316,18 @@ def test_nesting_deeper_than_orjson_allows_is_encoded_by_the_json_module():
     for i in range(400):
         deep = {"k": deep} if i % 2 else [deep]
     assert canonicalize(deep, instants={}) == old.canonicalize(deep, instants={})
+
+
+def test_document_digest_of_python_values_and_of_a_bad_unsigned_member():
+    key = trust.generate_private_key()
+    payload = {"amount": Decimal("35.20"), "at": dt.datetime(2026, 11, 5, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))}
+    doc = trust.sign_document(payload, key, envelope_fields={"specVersion": "1.0"})
+    with_python = {**doc, "payload": payload}  # the same record as Python values
+    verified = trust.verify_document(with_python, key.public_key())
+    assert verified.document_digest() == trust.sm3(old.canonicalize(doc)).hex()
+    assert verified.payload == {"amount": "35.20", "at": "2026-11-05T02:30:00Z"}  # a logical copy
+    bad = {**doc, "signature": {**doc["signature"], "certificateChain": [2**60]}}  # not signed, not I-JSON
+    verified = trust.verify_document(bad, key.public_key())
+    with pytest.raises(CanonicalizationError, match="I-JSON") as info:
+        verified.document_digest()
+    assert info.value.path == "$.signature.certificateChain[0]"

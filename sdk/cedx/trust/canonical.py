@@ -499,7 +499,8 @@ def encode(value: Any, kind: int = PLAIN, path: str = "$") -> bytes:
     fast = _orjson if _orjson_tried else _fast_encoder()
     if fast is not None:
         try:
-            return bytes(fast.dumps(ordered, option=fast.OPT_SORT_KEYS if kind == PLAIN else 0))
+            out: bytes = fast.dumps(ordered, option=fast.OPT_SORT_KEYS if kind == PLAIN else 0)
+            return out
         except TypeError:  # an unpaired surrogate, or deeper than orjson's 254 levels: see below
             pass
     text = _SORTED.encode(ordered) if kind == PLAIN else _IN_ORDER.encode(ordered)
