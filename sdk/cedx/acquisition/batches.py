@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from .. import trust
-from ..generated.constants import SPEC_VERSION
+from ..generated.constants import FLAGS_CARRYING_VALUE, FLAGS_COUNTING_AS_VALID, QUALITY_FLAGS, SPEC_VERSION
 from ..trust.curve import DEFAULT_ID
 from ..trust.sm3 import sm3
 
@@ -31,8 +31,11 @@ STEP_CODES = {"minute": "PT1M", "hour": "PT1H", "day": "P1D"}
 MAX_VALUES = 1440
 FIELDS = frozenset({"sourceId", "pointId", "granularity", "unit", "start", "step", "count", "values", "flags",
                     "sequenceNumber", "previousBatchDigest", "sealedAt"})
-FLAGS = frozenset("NFMSDCTB")
-VALID = frozenset("NSCT")             # flags whose values count as measured (R-ACQ-001)
+# Flag facts come from the spec's QualityFlag table (x-cedx-flag-rules): carrying a value is not
+# being valid — C, S and T carry a number (R-ACQ-001) that enters no mean, total or coverage.
+FLAGS = frozenset(QUALITY_FLAGS)
+CARRIES_VALUE = FLAGS_CARRYING_VALUE        # N S C T: the instant must carry a number
+COUNTS_AS_VALID = FLAGS_COUNTING_AS_VALID   # N only: the values derived statistics are made of
 
 _DEC = r"(?:-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,12})?)?"
 VALUES_RE = re.compile(_DEC + r"(?:\x00" + _DEC + r")*")  # all values of a batch in one match

@@ -40,12 +40,41 @@ class SpecFacts:
     document_types: tuple[str, ...]          # DocumentType values (what the platform stores)
     submit_operations: dict[str, str]        # document type -> operationId that submits it
     operations: dict[str, str]               # operationId -> Python method name
+    quality_flags: str = ""                  # QualityFlag codes, in the spec's order
+    flags_carrying_value: str = ""           # x-cedx-flag-rules value: required (R-ACQ-001)
+    flags_without_value: str = ""            # value: forbidden (R-ACQ-005)
+    flags_counting_as_valid: str = ""        # counts: valid — enter means, totals and coverage
+    flags_stopped: str = ""                  # counts: zero — a stopped unit
 
 
 def _body_ref(op: dict[str, Any]) -> str | None:
     schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
     ref = schema.get("$ref", "")
     return ref.rsplit("/", 1)[-1] or None
+
+
+FLAG_VALUE = ("required", "optional", "forbidden")
+FLAG_COUNTS = ("valid", "zero", "gap")
+
+
+def _flag_facts(schema: dict[str, Any]) -> dict[str, str]:
+    """The QualityFlag table: each code's ``value`` (required / optional / forbidden) and ``counts``
+    (valid / zero / gap), as strings of flag codes in the enum's order."""
+    codes = [str(c) for c in schema.get("enum", ())]
+    rules = schema.get("x-cedx-flag-rules", {})
+    if codes and set(rules) != set(codes):
+        raise ValueError(f"QualityFlag x-cedx-flag-rules must describe exactly the codes {codes}, not {sorted(rules)}")
+    for code, rule in rules.items():
+        if set(rule) != {"value", "counts"} or rule["value"] not in FLAG_VALUE or rule["counts"] not in FLAG_COUNTS:
+            raise ValueError(f"QualityFlag x-cedx-flag-rules.{code}: needs value in {FLAG_VALUE} and counts in {FLAG_COUNTS}")
+
+    def where(key: str, value: str) -> str:
+        return "".join(c for c in codes if rules[c][key] == value)
+    if not codes:
+        return {}
+    return {"quality_flags": "".join(codes), "flags_carrying_value": where("value", "required"),
+            "flags_without_value": where("value", "forbidden"), "flags_counting_as_valid": where("counts", "valid"),
+            "flags_stopped": where("counts", "zero")}
 
 
 def spec_facts(index: SchemaIndex) -> SpecFacts:
@@ -86,6 +115,7 @@ def spec_facts(index: SchemaIndex) -> SpecFacts:
         document_types=document_types,
         submit_operations=submits,
         operations=dict(sorted(operations.items())),
+        **_flag_facts(schemas.get("QualityFlag", {})),
     )
 
 
