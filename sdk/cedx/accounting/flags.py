@@ -2,8 +2,9 @@
 
 HJ 212 flags must agree with the values they mark and with the instrument's measuring range:
 N (normal) has a value inside [lower, upper]; T (over range) has a value at or above the upper
-limit; B (communication error) has no value. Only N is valid data for accounting (C, S, T, M, D,
-B are not; F is a stopped unit, i.e. zero).
+limit; N, S, C and T carry a value and B (communication error) has none. Only N is valid data for
+accounting (C, S, T, M, D, B are not; F is a stopped unit, i.e. zero). The flag sets are facts of
+the spec (QualityFlag, x-cedx-flag-rules; cedx.generated.constants).
 
 The check works on any batch shape: it takes an iterable of (time, value-or-None, flag) rows, so
 row-shaped batches (``values: [{time, value, flag}]``) and columnar ones (parallel arrays) feed it
@@ -19,7 +20,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ..generated.constants import FLAGS_CARRYING_VALUE, FLAGS_COUNTING_AS_VALID, FLAGS_STOPPED, FLAGS_WITHOUT_VALUE
+from ..generated.constants import (
+    FLAGS_CARRYING_VALUE,
+    FLAGS_COUNTING_AS_VALID,
+    FLAGS_STOPPED,
+    FLAGS_WITHOUT_VALUE,
+)
 
 #: only N is valid data; F (stopped) is zero; every other flag is a gap (spec QualityFlag)
 VALID = FLAGS_COUNTING_AS_VALID

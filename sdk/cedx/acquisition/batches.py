@@ -20,7 +20,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from .. import trust
-from ..generated.constants import FLAGS_CARRYING_VALUE, FLAGS_COUNTING_AS_VALID, QUALITY_FLAGS, SPEC_VERSION
+from ..generated.constants import (
+    FLAGS_CARRYING_VALUE,
+    FLAGS_COUNTING_AS_VALID,
+    QUALITY_FLAGS,
+    SPEC_VERSION,
+)
 from ..trust.curve import DEFAULT_ID
 from ..trust.sm3 import sm3
 

@@ -64,7 +64,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from .batches import CARRIES_VALUE, COUNTS_AS_VALID, GENESIS, STEP_CODES, STEP_SECONDS, VALUES_RE, Signer, utc_text
+from .batches import (
+    CARRIES_VALUE,
+    COUNTS_AS_VALID,
+    GENESIS,
+    STEP_CODES,
+    STEP_SECONDS,
+    VALUES_RE,
+    Signer,
+    utc_text,
+)
 
 UTC = dt.timezone.utc
 COARSER = {"minute": "hour", "hour": "day"}
