@@ -19,8 +19,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, cast
 
 import requests
