@@ -279,6 +279,8 @@ def test_only_n_counts_in_derived_means_statistics_and_totals(tmp_path):
     validCount 120."""
     from decimal import Decimal
 
+    from cedx import spec
+    from cedx.accounting import flags
     from cedx.accounting.series import month_total
     from cedx.acquisition.pull import pull_batches
     from cedx.acquisition.store import Reading, SealedStore
@@ -293,7 +295,7 @@ def test_only_n_counts_in_derived_means_statistics_and_totals(tmp_path):
              + [Reading(minute(50 + i), Decimal(250000), "C") for i in range(4)]
              + [Reading(minute(54 + i), Decimal(5000), "S") for i in range(3)]
              + [Reading(minute(57 + i), Decimal(300000), "T") for i in range(3)])
-    # hour 1: 40 N of 1000 and 20 C of 250000: 40/60 valid, under 75 %: no hourly value, flag C
+    # hour 1: 40 N of 1000 and 20 C of 250000: 40/60 valid, under 75 %: flag C, with the C mean (R-ACQ-001)
     hour1 = ([Reading(minute(60 + i), Decimal(1000), "N") for i in range(40)]
              + [Reading(minute(100 + i), Decimal(250000), "C") for i in range(20)])
     writer.append("CEMS-CO2", hour0 + hour1)
@@ -304,7 +306,9 @@ def test_only_n_counts_in_derived_means_statistics_and_totals(tmp_path):
                                                   to=(MONTH + dt.timedelta(days=1)).isoformat(), trust_anchors=[ca])]
         stats = client.get_period_statistics("CEMS-CO2", period_type="day", from_=MONTH.isoformat(),
                                              to=(MONTH + dt.timedelta(days=1)).isoformat()).payload.items[0]
-    assert hours[0]["values"][:2] == ["1000", ""] and hours[0]["flags"][:2] == "NC"
+    assert hours[0]["values"][:2] == ["1000", "250000"] and hours[0]["flags"][:2] == "NC"
+    assert spec.validator().validate("MeasurementBatch", hours[0]) == []     # C carries its number (R-ACQ-001)
+    assert flags.check_batch(hours[0], POINT_DOC["instrument"]["range"]) == []
     assert (stats.valid_count, stats.expected_count, stats.average, stats.maximum) == (90, 1440, 1000, 1000)
     assert stats.coverage == Decimal("0.0625")
     total = month_total(hours)                          # the C hour and the B hours are gaps, substituted
