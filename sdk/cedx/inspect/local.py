@@ -5,7 +5,8 @@ the reports under build/inspection/.
 `ReferencePlatform` is also what the tests inspect: the platform, a successor instance on the
 same data (an address change being served), and the provisioned material — a second entity's
 client, a certificate revoked after registration, one registered and since expired, and an
-expired token of the inspector's client.
+expired token of the inspector's client. `make inspect` also submits a monthly report computed
+from the reference source's signed batches (`provision_agreement`), for case 2.5 (R-EVID-002).
 """
 
 from __future__ import annotations
