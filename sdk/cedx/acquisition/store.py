@@ -68,6 +68,7 @@ from sqlalchemy.engine import Connection
 from .batches import (
     CARRIES_VALUE,
     COUNTS_AS_VALID,
+    FLAGS,
     GENESIS,
     STEP_CODES,
     STEP_SECONDS,
@@ -318,7 +319,7 @@ class SealedStore:
                 raise ValueError(f"{utc_text(t)} is not on a {gran} boundary")
             if t < since:
                 raise ValueError(f"{utc_text(t)} is before the point's commissioning {utc_text(since)}")
-            if f not in "NFMSDCTB" or len(f) != 1:
+            if f not in FLAGS or len(f) != 1:
                 raise ValueError(f"flag {f!r} is not one of N F M S D C T B")
             text = _value_text(v)
             if f in CARRIES_VALUE and text == "":
