@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -31,7 +31,7 @@ ITEMS = {
 #: cedx's reading of what each item covers (the specification's chapter on inspection).
 ITEM_SCOPE = {
     1: "每个返回或接受的文档符合 JSON Schema 与 XSD / every document returned or accepted conforms to the schema and the XSD",
-    2: "跨字段规则成立；同一资源的 JSON 与 XML 等价 / cross-field rules hold; JSON and XML forms of a resource are equivalent",
+    2: "跨字段规则成立；同一资源的 JSON 与 XML 等价；报告与所引用的签名采集批次一致 / cross-field rules hold; JSON and XML forms of a resource are equivalent; a report agrees with the signed acquisition batches it references",
     3: "声明内容类型与字符集；用代码而非自由文本；单位代码取自单位表；时间带偏移 / declared content types and charsets, codes, unit codes, offsets",
     4: "令牌→报送→回执→状态→更正/补报，按规定的顺序与状态 / token → submit → receipt → status → correction / supplementary, in order and state",
     5: "版本化路径、problem+json 错误码、分页、幂等、速率限制 / versioned paths, problem+json codes, pagination, idempotency, rate limits",
@@ -43,6 +43,7 @@ ITEM_SCOPE = {
 SECRET_HEADERS = {"authorization", "x-cedx-signature", "cookie", "set-cookie"}
 SECRET_FIELDS = re.compile(r'("?(client_secret|access_token|password)"?\s*[:=]\s*"?)([^"&\s,}]+)', re.I)
 MAX_BODY = 2000
+_T = TypeVar("_T")
 
 
 class CaseFailed(AssertionError):
@@ -93,6 +94,13 @@ def prerequisite(name: str) -> Iterator[None]:
 def check(condition: bool, reason: str) -> None:
     if not condition:
         raise CaseFailed(reason)
+
+
+def present(value: _T | None, reason: str) -> _T:
+    """``value``, or the case fails with ``reason`` when it is missing (None)."""
+    if value is None:
+        raise CaseFailed(reason)
+    return value
 
 
 def redact(text: str) -> str:

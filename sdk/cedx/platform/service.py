@@ -23,7 +23,7 @@ from typing import Any
 
 from .. import trust
 from ..accounting.period import is_late, upload_deadline
-from ..generated.constants import SPEC_VERSION
+from ..generated.constants import DOCUMENT_OPERATIONS, SPEC_VERSION
 from ..generated.server import CommonService, Reply, ReportingService
 from ..runtime.errors import OAuthError, Problem
 from ..runtime.server import JSON, RequestContext, as_received, client_credentials
@@ -58,6 +58,12 @@ def _now() -> dt.datetime:
 def _iso(value: dt.datetime) -> str:
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _document_type(ctx: RequestContext) -> str:
+    """The document type the operation submits or reads (DocumentType, as the spec ties it to
+    the operation): nothing here spells a document type, so a spec revision cannot leave one stale."""
+    return DOCUMENT_OPERATIONS[ctx.operation.operation_id]
 
 
 def _cursor(received_at: dt.datetime, submission_id: str) -> str:
@@ -108,7 +114,7 @@ class Platform(ReportingService, CommonService):
             out["supersedes"] = row.supersedes
         if row.superseded_by:
             out["supersededBy"] = row.superseded_by
-        if row.document_type == "monthly_report" and '"late"' in row.receipt:
+        if '"late"' in row.receipt:
             # The lateness marker is read from the stored signed receipt: one record, so the
             # status can never disagree with what the platform signed (R-POW-008).
             receipt = json.loads(row.receipt)["payload"]
@@ -116,10 +122,11 @@ class Platform(ReportingService, CommonService):
         return out
 
     @staticmethod
-    def _lateness(document_type: str, payload: dict[str, Any], received_at: dt.datetime) -> dict[str, Any]:
-        """R-POW-008: a power-sector monthly report is due 40 days (factor table) after its
-        month ends; one received later is accepted and marked late, never refused."""
-        if document_type != "monthly_report" or payload.get("industry") != "power":
+    def _lateness(payload: dict[str, Any], received_at: dt.datetime) -> dict[str, Any]:
+        """R-POW-008: a power-sector monthly report (a report of a `period`, not a `year`) is due
+        40 days (factor table) after its month ends; one received later is accepted and marked
+        late, never refused."""
+        if "period" not in payload or payload.get("industry") != "power":
             return {}
         period = payload["period"]
         return {"deadline": _iso(upload_deadline(period)), "late": is_late(period, received_at)}
@@ -261,11 +268,11 @@ class Platform(ReportingService, CommonService):
     # --- submissions ----------------------------------------------------------------------
     @as_received
     def submit_monthly_report(self, ctx: RequestContext, *, idempotency_key: str, body: Any) -> Reply:
-        return self._submit(ctx, idempotency_key, "monthly_report", body)
+        return self._submit(ctx, idempotency_key, _document_type(ctx), body)
 
     @as_received
     def submit_annual_report(self, ctx: RequestContext, *, idempotency_key: str, body: Any) -> Reply:
-        return self._submit(ctx, idempotency_key, "annual_report", body)
+        return self._submit(ctx, idempotency_key, _document_type(ctx), body)
 
     def _submit(self, ctx: RequestContext, key: str, document_type: str, record: dict[str, Any]) -> Reply:
         credit_code = ctx.principal.credit_code
@@ -307,7 +314,7 @@ class Platform(ReportingService, CommonService):
         if supersedes:
             receipt_payload["supersedes"] = supersedes
         receipt_payload.update({"documentDigest": digest, "receivedAt": _iso(now), "platformId": self.settings.platform_id})
-        receipt_payload.update(self._lateness(document_type, payload, now))
+        receipt_payload.update(self._lateness(payload, now))
         receipt = self._sign(receipt_payload, timestamp=True)
         # Stored as received: a JSON body byte for byte (it is exactly the validated record);
         # an XML body as its logical record, from which the receipt's digest is recomputed.
@@ -361,10 +368,10 @@ class Platform(ReportingService, CommonService):
                      headers={"Idempotency-Replayed": "true", "Location": f"/v1/reporting/submissions/{sub.submission_id}"})
 
     def get_monthly_report(self, ctx: RequestContext, *, submission_id: str) -> Reply:
-        return Reply(json.loads(self._submission(ctx, submission_id, "monthly_report").document))
+        return Reply(json.loads(self._submission(ctx, submission_id, _document_type(ctx)).document))
 
     def get_annual_report(self, ctx: RequestContext, *, submission_id: str) -> Reply:
-        return Reply(json.loads(self._submission(ctx, submission_id, "annual_report").document))
+        return Reply(json.loads(self._submission(ctx, submission_id, _document_type(ctx)).document))
 
     def get_submission_status(self, ctx: RequestContext, *, submission_id: str) -> Reply:
         return Reply(self._status(self._submission(ctx, submission_id)))
