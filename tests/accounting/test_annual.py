@@ -180,3 +180,11 @@ def test_monthly_reports_of_another_entity_or_year_are_refused(years):
     steel = year_of("steel")
     found = annual.check(committed, steel)  # steel months under a cement annual report
     assert found and all(d.rule == "R-ANN-012" for d in found)
+
+
+def test_the_annual_report_shares_nothing_with_the_months(years):
+    months = copy.deepcopy(years["coal"])
+    report = annual_of("coal", months)
+    report["months"][0]["totals"]["total"]["value"] = "0.000"
+    report["coalMining"]["gwp"]["value"] = "0"
+    assert months == years["coal"]

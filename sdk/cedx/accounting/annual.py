@@ -21,6 +21,7 @@ Readings where the guidelines are silent (spec/README.md, "cedx's readings"):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -134,7 +135,7 @@ def aggregate(monthlies: list[dict[str, Any]], *, report_id: str, prepared_at: s
     section = SECTION_OF_INDUSTRY[first["industry"]]
     builder = _SECTIONS[section]
     out[section] = builder([m[section] for m in months], [m["period"] for m in months])
-    return out
+    return copy.deepcopy(out)  # shares nothing with the monthly payloads
 
 
 def _power(sections: list[dict[str, Any]], periods: list[str]) -> dict[str, Any]:
