@@ -17,6 +17,24 @@ schema (``x-cedx-signed``) and returns the paths of its instants, merged over al
 documents (the merge is refused when one path is an instant in one document and another string
 in another, so the merged tree equals the per-schema rule). Python ``datetime`` values are
 instants by their type wherever they appear; naive datetimes are refused.
+
+How it is computed (docs/trust-profile.md §1 is the rule; this is only the fast way to it). A
+record parsed from JSON — the common case, e.g. every document a platform receives — takes three
+steps, none of which copies the document:
+
+1. one type check over the tree (only JSON types, string keys, integers within I-JSON);
+2. instant rewriting that visits only the paths of the instant tree (the per-schema plan) and
+   copies just the containers on the way to an instant that actually changes — an instant
+   already in canonical UTC form, the usual case, changes nothing;
+3. one pass of the C JSON encoder (sorted keys, no whitespace, UTF-8 literals, control characters
+   escaped exactly as RFC 8785 does). Its key order is by code point, which equals RFC 8785's
+   UTF-16 order unless a key holds a supplementary-plane character; such documents (found in
+   step 1) have their objects put in UTF-16 order first and are encoded unsorted.
+
+Anything else (pydantic models, ``Decimal``, ``datetime``, enums, tuples, subclasses of the JSON
+types) is first converted by ``to_logical`` into such a record. tests/trust/test_canonical.py
+checks this module byte for byte against the implementation it replaced and against the
+rfc8785 package, on every example and on generated documents.
 """
 
 from __future__ import annotations
@@ -25,11 +43,9 @@ import datetime as _dt
 import enum
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any
-
-import rfc8785
+from typing import Any, Union
 
 # cedx.instants.INSTANT_PATTERN with groups; fraction digits unbounded here so that a tenth
 # digit is seen and refused rather than not matching; ASCII digits only ([0-9], not \d).
@@ -41,7 +57,9 @@ ITEMS = "[]"  # tree key for array items
 ANY_KEY = "*"  # tree key for additionalProperties members
 
 # A path tree: key -> subtree, or True where the member is an instant.
-InstantTree = dict
+InstantTree = dict[str, Union[bool, "InstantTree"]]
+# A place in the tree: a subtree, True (an instant), or None/False (nothing to rewrite below).
+InstantNode = bool | InstantTree | None
 
 
 class CanonicalizationError(ValueError):
@@ -102,17 +120,19 @@ def _already_canonical(text: str) -> bool:
 
 
 # --------------------------------------------------------------------------- instant paths
-def _is_instant_schema(schema: dict) -> bool:
+def _is_instant_schema(schema: dict[str, Any]) -> bool:
     ref = schema.get("$ref", "")
-    return ref.endswith("/DateTime") or (schema.get("type") == "string" and schema.get("format") == "date-time")
+    return bool(ref.endswith("/DateTime")
+                or (schema.get("type") == "string" and schema.get("format") == "date-time"))
 
 
-def _walk(schema: Any, spec: dict, path: tuple, out: dict[tuple, bool], seen: tuple) -> None:
+def _walk(schema: Any, spec: dict[str, Any], path: tuple[str, ...], out: dict[tuple[str, ...], bool],
+          seen: tuple[str, ...]) -> None:
     """Record every string-typed leaf path: True for instants, False for other strings."""
     if not isinstance(schema, dict):
         return
     if _is_instant_schema(schema):
-        out[path] = out.get(path, False) or True
+        out[path] = True
         return
     ref = schema.get("$ref")
     if ref:
@@ -135,7 +155,7 @@ def _walk(schema: Any, spec: dict, path: tuple, out: dict[tuple, bool], seen: tu
         _walk(schema["items"], spec, path + (ITEMS,), out, seen)
 
 
-def instant_tree(spec: dict, roots: Iterable[str] | None = None) -> InstantTree:
+def instant_tree(spec: dict[str, Any], roots: Iterable[str] | None = None) -> InstantTree:
     """Paths of the ``DateTime`` members of the signed documents of ``spec`` (see above).
 
     ``roots`` are schema names (default: every schema with ``x-cedx-signed``). Raises
@@ -143,14 +163,12 @@ def instant_tree(spec: dict, roots: Iterable[str] | None = None) -> InstantTree:
     """
     schemas = spec.get("components", {}).get("schemas", {})
     names = list(roots) if roots is not None else [n for n, s in schemas.items() if "x-cedx-signed" in s]
-    kinds: dict[tuple, set[bool]] = {}
-    origin: dict[tuple, list[str]] = {}
+    kinds: dict[tuple[str, ...], set[bool]] = {}
     for name in names:
-        found: dict[tuple, bool] = {}
+        found: dict[tuple[str, ...], bool] = {}
         _walk(schemas[name], spec, (), found, (f"#/components/schemas/{name}",))
         for p, is_instant in found.items():
             kinds.setdefault(p, set()).add(is_instant)
-            origin.setdefault(p, []).append(name)
     conflicts = sorted(".".join(p) for p, k in kinds.items() if len(k) > 1)
     if conflicts:
         raise ValueError("paths that are an instant in one signed document and another string in "
@@ -161,9 +179,10 @@ def instant_tree(spec: dict, roots: Iterable[str] | None = None) -> InstantTree:
             continue
         node = tree
         for part in p[:-1]:
-            node = node.setdefault(part, {})
-            if node is True:  # pragma: no cover - a string cannot have members
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):  # pragma: no cover - a string cannot have members
                 break
+            node = child
         else:
             node[p[-1]] = True
     return tree
@@ -182,7 +201,8 @@ def default_instants() -> InstantTree:
     return _default_tree
 
 
-def _child(node: Any, key: str) -> Any:
+def child_node(node: InstantNode, key: str) -> InstantNode:
+    """The place in the instant tree of member ``key`` (or of array items, ``ITEMS``)."""
     if not isinstance(node, dict):
         return None
     return node.get(key) or node.get(ANY_KEY)
@@ -194,9 +214,11 @@ def format_decimal(value: Decimal) -> str:
     return format(value, "f")
 
 
+# --------------------------------------------------------------------------- Python -> logical
 def to_logical(value: Any, path: str = "$", *, normalize: bool = False,
-               instants: InstantTree | None = None) -> Any:
-    """Convert Python values (models, Decimals, datetimes, enums) into a logical record.
+               instants: InstantNode = None) -> Any:
+    """Convert Python values (models, Decimals, datetimes, enums) into a logical record (a copy
+    made of exactly dict, list, str, int, bool and None).
 
     ``datetime`` values become canonical UTC instants; strings keep their lexical form (an
     instant keeps its offset) unless ``normalize`` is set, which rewrites the members
@@ -217,33 +239,41 @@ class _Located(Exception):
 
     def __init__(self, message: str):
         super().__init__(message)
-        self.message, self.steps = message, []
+        self.message = message
+        self.steps: list[str] = []
 
 
-def _logical(value: Any, normalize: bool, node: Any) -> Any:
+def _instant(value: str) -> str:
+    if _already_canonical(value):
+        return value
+    try:
+        return canonical_instant(value)
+    except ValueError as exc:
+        raise _Located(f"invalid instant {value!r}: {exc}") from exc
+
+
+def _logical(value: Any, normalize: bool, node: InstantNode) -> Any:
     """``node``: this member's place in the instant tree (True: a DateTime member)."""
     if isinstance(value, str):
-        if normalize and node is True and not _already_canonical(value):
-            try:
-                return canonical_instant(value)
-            except ValueError as exc:
-                raise _Located(f"invalid instant {value!r}: {exc}") from exc
+        text = value if type(value) is str else str.__str__(value)  # exactly str (an enum's text)
+        return _instant(text) if normalize and node is True else text
+    if value is None or isinstance(value, bool):
         return value
-    if value is None or isinstance(value, bool) or isinstance(value, int):
-        return value
+    if isinstance(value, int):
+        return value if type(value) is int else int(value)
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise _Located("object keys must be strings")
             try:
-                out[k] = _logical(v, normalize, _child(node, k))
+                out[k if type(k) is str else str.__str__(k)] = _logical(v, normalize, child_node(node, k))
             except _Located as exc:
                 exc.steps.append(f".{k}")
                 raise
         return out
     if isinstance(value, (list, tuple)):
-        item = _child(node, ITEMS)
+        item = child_node(node, ITEMS)
         out_list = []
         for i, v in enumerate(value):
             try:
@@ -273,47 +303,199 @@ def _logical(value: Any, normalize: bool, node: Any) -> Any:
     raise _Located(f"unsupported type {type(value).__name__}")
 
 
+# --------------------------------------------------------------------------- the fast path
 _I_JSON_MAX = 2**53 - 1
+_SUPPLEMENTARY = "\U00010000"
+
+# What scan finds: a plain record (JSON types only, encodable as it is), one whose keys need
+# UTF-16 ordering, or one that needs to_logical first (another type, or a key that is not a str).
+PLAIN, UTF16_KEYS, NOT_PLAIN = 0, 1, 2
 
 
-def _fast_path_ok(value: Any) -> bool:
-    """True when json.dumps gives the RFC 8785 bytes: ASCII keys only (so code-point order is
-    UTF-16 order), no floats, integers inside the I-JSON range."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, dict):
-            for k, item in v.items():
-                if not k.isascii():
-                    return False
-                stack.append(item)
-        elif isinstance(v, list):
-            stack.extend(v)
-        elif isinstance(v, bool) or v is None or isinstance(v, str):
+class OutOfRange(Exception):
+    """An integer outside I-JSON's ±(2^53 − 1): located by a second, slow walk."""
+
+
+def scan(value: Any) -> int:
+    """Classify ``value`` (see PLAIN …) in one walk with no copying. Exact types only: a str or
+    int subclass (an enum), tuple or dict subclass is NOT_PLAIN and goes through to_logical.
+    Recursive on purpose: a reference cycle ends in RecursionError, as before."""
+    t = type(value)
+    if t is dict:
+        try:
+            keys = "".join(value)  # TypeError for a non-str key; one C pass for every key
+        except TypeError:
+            return NOT_PLAIN
+        kind = PLAIN if keys.isascii() or max(keys) < _SUPPLEMENTARY else UTF16_KEYS
+        members: Iterable[Any] = value.values()
+    elif t is list:
+        kind, members = PLAIN, value
+    elif t is str or t is bool or value is None:
+        return PLAIN
+    elif t is int:
+        if not -_I_JSON_MAX <= value <= _I_JSON_MAX:
+            raise OutOfRange
+        return PLAIN
+    else:
+        return NOT_PLAIN
+    for v in members:
+        tv = type(v)
+        if tv is str:
             continue
-        elif isinstance(v, int):
-            if abs(v) > _I_JSON_MAX:
-                return False
-        else:
-            return False
+        if tv is dict or tv is list:
+            sub = scan(v)
+            if sub == NOT_PLAIN:
+                return NOT_PLAIN
+            kind |= sub
+        elif tv is int:
+            if not -_I_JSON_MAX <= v <= _I_JSON_MAX:
+                raise OutOfRange
+        elif tv is not bool and v is not None:
+            return NOT_PLAIN
+    return kind
+
+
+def _rewrite(value: Any, node: InstantNode) -> Any:
+    """Rewrite the instants of a plain record, visiting only the paths of ``node``; returns
+    ``value`` itself when nothing changes, else a copy of just the containers that changed."""
+    if node is True:
+        return _instant(value) if type(value) is str else value
+    if not node:
+        return value
+    assert isinstance(node, dict)
+    t = type(value)
+    if t is dict:
+        wild = node.get(ANY_KEY)
+        out: dict[str, Any] | None = None
+        for k in (value if wild else [k for k in node if k in value]):
+            v = value[k]
+            try:
+                new = _rewrite(v, node.get(k) or wild)
+            except _Located as exc:
+                exc.steps.append(f".{k}")
+                raise
+            if new is not v:
+                if out is None:
+                    out = dict(value)
+                out[k] = new
+        return value if out is None else out
+    if t is list:
+        item = node.get(ITEMS) or node.get(ANY_KEY)
+        if not item:
+            return value
+        out_list: list[Any] | None = None
+        for i, v in enumerate(value):
+            try:
+                new = _rewrite(v, item)
+            except _Located as exc:
+                exc.steps.append(f"[{i}]")
+                raise
+            if new is not v:
+                if out_list is None:
+                    out_list = list(value)
+                out_list[i] = new
+        return value if out_list is None else out_list
+    return value
+
+
+def _utf16_key(item: tuple[str, Any]) -> bytes:
+    return item[0].encode("utf-16-be", "surrogatepass")
+
+
+def _utf16_sorted(value: Any) -> Any:
+    """A copy of a plain record whose objects list their members in RFC 8785 (UTF-16) order."""
+    if type(value) is dict:
+        return {k: _utf16_sorted(v) for k, v in sorted(value.items(), key=_utf16_key)}
+    if type(value) is list:
+        return [_utf16_sorted(v) for v in value]
+    return value
+
+
+# RFC 8785 for the logical data model (no floats): sorted members, no whitespace, UTF-8
+# literals, and the C encoder escapes exactly '"', '\' and U+0000-U+001F, as RFC 8785 does.
+# No circular-reference bookkeeping: scan has walked the record already.
+_SORTED = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), check_circular=False)
+_IN_ORDER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+def _locate(value: Any, bad: Any, path: str = "$") -> str | None:
+    """The path of the first member for which ``bad`` holds (slow; only to explain an error)."""
+    if bad(value):
+        return path
+    items: Iterable[tuple[str, Any]] = ()
+    if isinstance(value, dict):
+        items = ((f"{path}.{k}", v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    for sub_path, v in items:
+        found = _locate(v, bad, sub_path)
+        if found:
+            return found
+    return None
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    texts = [value] if isinstance(value, str) else list(value) if isinstance(value, dict) else []
+    return any(isinstance(t, str) and not _encodes(t) for t in texts)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
     return True
 
 
-def canonicalize(value: Any, *, instants: InstantTree | None = None) -> bytes:
+def _out_of_range(value: Any) -> bool:
+    return type(value) is int and not -_I_JSON_MAX <= value <= _I_JSON_MAX
+
+
+def prepare(value: Any, node: InstantNode, path: str = "$", kind: int | None = None) -> tuple[Any, int]:
+    """The logical record of ``value`` with its instants rewritten (``node``: its place in the
+    instant tree), and its kind (PLAIN or UTF16_KEYS). The input is never modified; it is
+    returned itself when it is a plain record with nothing to rewrite. ``kind``: what ``scan``
+    already found for ``value`` (a part of a record scanned whole), not to scan it again."""
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    try:
+        kind = scan(value) if kind is None else kind
+        if kind == NOT_PLAIN:
+            value = to_logical(value, path, normalize=True, instants=node)
+            kind = scan(value)
+        else:
+            value = _rewrite(value, node)
+    except OutOfRange:
+        raise CanonicalizationError("integer outside the I-JSON range ±(2^53 - 1)",
+                                    _locate(value, _out_of_range, path) or path) from None
+    except _Located as exc:
+        raise CanonicalizationError(exc.message, path + "".join(reversed(exc.steps))) from exc.__cause__
+    return value, kind
+
+
+def encode(value: Any, kind: int = PLAIN, path: str = "$") -> bytes:
+    """RFC 8785 bytes of a record that ``prepare`` returned (with its kind)."""
+    text = _SORTED.encode(value) if kind == PLAIN else _IN_ORDER.encode(_utf16_sorted(value))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # I-JSON: strings are Unicode scalar values
+        where = _locate(value, _has_lone_surrogate, path) or path
+        raise CanonicalizationError("unpaired surrogate in a string or member name (not I-JSON)", where) from None
+
+
+def encode_object(members: Mapping[str, bytes]) -> bytes:
+    """RFC 8785 bytes of an object from the canonical bytes of its members (so that members
+    shared by several canonical forms, such as a large payload, are encoded once)."""
+    parts = [_IN_ORDER.encode(k).encode("utf-8") + b":" + members[k]
+             for k in sorted(members, key=lambda k: k.encode("utf-16-be", "surrogatepass"))]
+    return b"{" + b",".join(parts) + b"}"
+
+
+def canonicalize(value: Any, *, instants: InstantNode = None) -> bytes:
     """RFC 8785 bytes of the logical record of ``value``.
 
     ``instants`` (default: ``default_instants()``, the signed documents of cedx's spec) says
     which members are instants; pass ``{}`` to rewrite no string at all.
-
-    The logical data model has no floats, so for ASCII object keys the C-accelerated json.dumps
-    (sorted keys, no whitespace, UTF-8 literals; control characters escaped as RFC 8785 does) is
-    byte-identical to RFC 8785 and several times faster; anything else goes through rfc8785.
-    The test suite compares both on every example and on adversarial strings.
     """
-    logical = to_logical(value, normalize=True, instants=default_instants() if instants is None else instants)
-    if _fast_path_ok(logical):
-        return json.dumps(logical, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    try:
-        return rfc8785.dumps(logical)
-    except rfc8785.IntegerDomainError as exc:
-        raise CanonicalizationError(f"integer outside the I-JSON range: {exc}", "$") from exc
+    record, kind = prepare(value, default_instants() if instants is None else instants)
+    return encode(record, kind)

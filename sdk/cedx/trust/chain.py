@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .canonical import canonicalize, default_instants
+from .canonical import InstantNode, canonicalize, child_node, default_instants
 from .errors import ChainError
 from .sm3 import sm3
 
@@ -20,14 +20,14 @@ SEQUENCE_FIELD = "sequenceNumber"
 PREVIOUS_FIELD = "previousBatchDigest"
 
 
-def batch_digest(payload: Any, *, instants: dict | None = None) -> str:
+def batch_digest(payload: Any, *, instants: InstantNode = None) -> str:
     """Hex SM3 of the canonical bytes of a batch payload (instants as under ``payload`` of
     the signed documents; ``instants`` is the envelope-level tree, default cedx's spec)."""
-    tree = (default_instants() if instants is None else instants).get("payload")
+    tree = child_node(default_instants() if instants is None else instants, "payload")
     return sm3(canonicalize(payload, instants=tree if isinstance(tree, dict) else {})).hex()
 
 
-def link(payload: dict, previous: dict | None) -> dict:
+def link(payload: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
     """Return ``payload`` with sequence number and previous digest set after ``previous``."""
     out = dict(payload)
     if previous is None:
@@ -40,7 +40,7 @@ def link(payload: dict, previous: dict | None) -> dict:
 
 
 def verify_chain(
-    batches: Sequence[dict], *, anchor: dict | None = None
+    batches: Sequence[dict[str, Any]], *, anchor: dict[str, Any] | None = None
 ) -> str:
     """Check that ``batches`` form an unbroken chain; return the digest of the last one.
 
@@ -50,6 +50,9 @@ def verify_chain(
     """
     previous = anchor
     last = GENESIS_DIGEST
+    # each batch is canonicalized and digested once: its digest is both the link the next
+    # batch must carry and, for the last one, the result
+    previous_digest: str | None = None
     for i, batch in enumerate(batches):
         try:
             seq = int(batch[SEQUENCE_FIELD])
@@ -62,7 +65,9 @@ def verify_chain(
                 raise ChainError(
                     f"gap before batch {i}: sequence {seq} follows {expected_seq - 1}", i
                 )
-            if prev_digest != batch_digest(previous):
+            if previous_digest is None:  # the anchor
+                previous_digest = batch_digest(previous)
+            if prev_digest != previous_digest:
                 raise ChainError(
                     f"batch {i} (sequence {seq}) does not link to its predecessor: "
                     f"the predecessor was altered or replaced",
@@ -71,5 +76,5 @@ def verify_chain(
         elif seq == 1 and prev_digest != GENESIS_DIGEST:
             raise ChainError("first batch of the chain must link to the genesis digest", i)
         previous = batch
-        last = batch_digest(batch)
+        last = previous_digest = batch_digest(batch)
     return last

@@ -24,10 +24,23 @@ import base64
 import binascii
 import datetime as _dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from .canonical import CanonicalizationError, InstantTree, canonicalize, format_instant, to_logical
+from .canonical import (
+    NOT_PLAIN,
+    CanonicalizationError,
+    InstantNode,
+    OutOfRange,
+    child_node,
+    default_instants,
+    encode,
+    encode_object,
+    format_instant,
+    prepare,
+    scan,
+    to_logical,
+)
 from .curve import DEFAULT_ID
 from .errors import InvalidSignature
 from .keys import Signer, SM2PublicKey
@@ -37,7 +50,7 @@ ALGORITHM = "SM2-with-SM3"
 CANONICALIZATION = "cedx-jcs-1"
 _UNPROTECTED = ("value", "certificateChain", "timestampToken")
 
-KeyResolver = Callable[[dict], SM2PublicKey]
+KeyResolver = Callable[[dict[str, Any]], SM2PublicKey]
 
 
 def b64e(data: bytes) -> str:
@@ -51,14 +64,38 @@ def b64d(text: str, what: str) -> bytes:
         raise InvalidSignature(f"{what} is not valid base64") from exc
 
 
-def signing_input(envelope: dict, *, instants: InstantTree | None = None) -> bytes:
+def signing_input(envelope: dict[str, Any], *, instants: InstantNode = None) -> bytes:
     """Canonical bytes the signature covers (see the module docstring).
 
     ``instants``: which members are instants (canonical.instant_tree); default cedx's spec.
     """
-    block = envelope["signature"]
-    protected = {k: v for k, v in block.items() if k not in _UNPROTECTED}
-    return canonicalize({**envelope, "signature": protected}, instants=instants)
+    return _Canonical(envelope, instants).signing_input()
+
+
+class _Canonical:
+    """The canonical bytes of an envelope's members, each encoded once: the signing input and
+    the canonical form of the whole document (the receipt's documentDigest) share the payload,
+    by far the largest member, and are spliced from the same bytes (RFC 8785 encodes an object
+    member by member, so splicing gives the bytes a single pass would)."""
+
+    def __init__(self, envelope: dict[str, Any], instants: InstantNode, kind: int | None = None):
+        """``kind``: what ``scan`` found for the whole envelope, if it was scanned already."""
+        self.tree = default_instants() if instants is None else instants
+        self.kind = kind
+        self.members = {k: self._member(k, v) for k, v in envelope.items() if k != "signature"}
+        self.block: dict[str, Any] = envelope["signature"]
+
+    def _member(self, name: str, value: Any, kind: int | None = None) -> bytes:
+        path = f"$.{name}"
+        record, kind = prepare(value, child_node(self.tree, name), path, self.kind if kind is None else kind)
+        return encode(record, kind, path)
+
+    def signing_input(self) -> bytes:
+        protected = {k: v for k, v in self.block.items() if k not in _UNPROTECTED}
+        return encode_object({**self.members, "signature": self._member("signature", protected)})
+
+    def whole(self) -> bytes:
+        return encode_object({**self.members, "signature": self._member("signature", self.block)})
 
 
 def sign_document(
@@ -69,9 +106,9 @@ def sign_document(
     certificate_chain: list[bytes] | None = None,
     uid: bytes = DEFAULT_ID,
     timestamper: Callable[[bytes], bytes] | None = None,
-    envelope_fields: dict | None = None,
-    instants: InstantTree | None = None,
-) -> dict:
+    envelope_fields: dict[str, Any] | None = None,
+    instants: InstantNode = None,
+) -> dict[str, Any]:
     """Sign a logical record (or a model) and return the envelope as a logical record.
 
     ``envelope_fields`` are further top-level members of the envelope (the spec puts
@@ -101,22 +138,45 @@ def sign_document(
 
 @dataclass(frozen=True)
 class VerifiedDocument:
+    """What ``verify_document`` found. ``canonical_document()`` is the canonical form of the
+    whole document as received (signature value, chain and token included): what a receipt's
+    ``documentDigest`` covers, spliced from the bytes verification already computed, so that a
+    receiver need not canonicalize the document a second time."""
+
     payload: Any
     key_id: str
     signing_time: str
     signature: bytes
     timestamp_token: bytes | None
+    _canonical: _Canonical | None = field(default=None, repr=False, compare=False)
+
+    def canonical_document(self) -> bytes:
+        """Canonical bytes of the whole document (raises CanonicalizationError when an
+        unsigned member, e.g. the certificate chain, has no canonical form)."""
+        if self._canonical is None:
+            raise ValueError("not made by verify_document")
+        return self._canonical.whole()
+
+    def document_digest(self) -> str:
+        """Hex SM3 of ``canonical_document()`` (docs/trust-profile.md §3, ``documentDigest``)."""
+        return sm3(self.canonical_document()).hex()
 
 
 def verify_document(
-    envelope: Any, key: SM2PublicKey | KeyResolver, *, instants: InstantTree | None = None
+    envelope: Any, key: SM2PublicKey | KeyResolver, *, instants: InstantNode = None
 ) -> VerifiedDocument:
     """Verify an envelope against a key, or a resolver that maps the block to a key.
 
     Raises InvalidSignature naming the first thing wrong. The time-stamp token, if any, is
     returned undecoded; verify it with cedx.trust.tsa.verify_token(token, imprint=sm3(sig)).
+    A plain JSON record (what a JSON parser returns) is not copied: the returned ``payload`` is
+    the one given; anything else (a model, Python values) is first converted by ``to_logical``.
     """
-    doc = to_logical(envelope)
+    try:
+        kind: int | None = scan(envelope) if type(envelope) is dict else NOT_PLAIN
+    except OutOfRange:  # an integer beyond I-JSON: refused below, as "no canonical form"
+        kind = NOT_PLAIN
+    doc = envelope if kind != NOT_PLAIN else to_logical(envelope)
     if not isinstance(doc, dict) or "payload" not in doc or "signature" not in doc:
         raise InvalidSignature("document is not a signed envelope (payload + signature)")
     block = doc["signature"]
@@ -135,7 +195,8 @@ def verify_document(
     uid = block.get("userId", DEFAULT_ID.decode()).encode("utf-8")
     value = b64d(block["value"], "signature value")
     try:
-        message = signing_input(doc, instants=instants)
+        canonical = _Canonical(doc, instants, kind if kind != NOT_PLAIN else None)
+        message = canonical.signing_input()
     except CanonicalizationError as exc:  # e.g. a ten-digit fraction: refused, never cut
         raise InvalidSignature(f"document has no canonical form: {exc}") from exc
     try:
@@ -149,4 +210,5 @@ def verify_document(
         signing_time=block["signingTime"],
         signature=value,
         timestamp_token=b64d(token, "timestamp token") if token else None,
+        _canonical=canonical,
     )
