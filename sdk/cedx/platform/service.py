@@ -253,7 +253,9 @@ class Platform(ReportingService, CommonService):
 
     def _submit(self, ctx: RequestContext, key: str, document_type: str, record: dict[str, Any]) -> Reply:
         credit_code = ctx.principal.credit_code
-        digest = trust.sm3(trust.canonicalize(record)).hex()
+        # SM3 of the document's canonical form, spliced from what signature verification encoded
+        verified = ctx.verified
+        digest = verified.document_digest() if verified is not None else trust.sm3(trust.canonicalize(record)).hex()
         try:
             return self._accept(ctx, key, document_type, record, digest)
         except (Problem, StoreConflict) as exc:

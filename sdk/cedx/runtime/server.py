@@ -78,6 +78,7 @@ class RequestContext:
     body_format: str | None = None        # media type of the body received (JSON, XML, FORM)
     principal: Any = None                 # set by ServerHooks.authenticate
     record: Any = None                    # the parsed logical body
+    verified: Any = None                  # what ServerHooks.verify_document found, for the service
     response_headers: dict[str, str] = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
