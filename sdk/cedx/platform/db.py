@@ -272,6 +272,8 @@ _TOKEN_Q = (select(TokenRow.token_hash, TokenRow.client_id, TokenRow.credit_code
                    ClientRow.active)
             .join(ClientRow, ClientRow.client_id == TokenRow.client_id).where(TokenRow.token_hash == bindparam("h")))
 _REVOCATION_Q = select(RevocationRow.counter).where(RevocationRow.id == 1)
+_INSERT_SUBMISSION = insert(_SUBMISSIONS)
+_INSERT_IDEMPOTENCY = insert(_IDEMPOTENCY)
 
 
 class _SqlSubmissionReader(SubmissionReader):
@@ -299,15 +301,15 @@ class _SqlSubmissionTransaction(_SqlSubmissionReader, SubmissionTransaction):
 
     def insert(self, submission: SubmissionRecord, idempotency_key: str, request_digest: str) -> None:
         r = submission
-        self.c.execute(insert(_SUBMISSIONS).values(
-            submission_id=r.submission_id, credit_code=r.credit_code, document_type=r.document_type,
-            report_id=r.report_id, period=r.period, version=r.version, kind=r.kind, state=r.state,
-            supersedes=r.supersedes, superseded_by=r.superseded_by, document=r.document,
-            document_digest=r.document_digest, receipt=r.receipt, receipt_id=r.receipt_id,
-            received_at=r.received_at))
-        self.c.execute(insert(_IDEMPOTENCY).values(
-            credit_code=r.credit_code, key=idempotency_key, request_digest=request_digest,
-            submission_id=r.submission_id, created_at=utcnow()))
+        self.c.execute(_INSERT_SUBMISSION, {
+            "submission_id": r.submission_id, "credit_code": r.credit_code, "document_type": r.document_type,
+            "report_id": r.report_id, "period": r.period, "version": r.version, "kind": r.kind, "state": r.state,
+            "supersedes": r.supersedes, "superseded_by": r.superseded_by, "document": r.document,
+            "document_digest": r.document_digest, "receipt": r.receipt, "receipt_id": r.receipt_id,
+            "received_at": r.received_at})
+        self.c.execute(_INSERT_IDEMPOTENCY, {
+            "credit_code": r.credit_code, "key": idempotency_key, "request_digest": request_digest,
+            "submission_id": r.submission_id, "created_at": utcnow()})
 
 
 class SqlStore(Store):
@@ -320,6 +322,14 @@ class SqlStore(Store):
                                           expire_on_commit=False)
         self._write_lock = threading.Lock() if self.sqlite else None
         self._write_engine = engine.execution_options(cedx_write=True)
+        # The upserts of every signed request, built once (INSERT ... ON CONFLICT in either dialect).
+        nonce = self._insert(NonceRow).values(nonce=bindparam("nonce"), expires_at=bindparam("exp"))
+        self._nonce_upsert = nonce.on_conflict_do_update(
+            index_elements=["nonce"], set_={"expires_at": nonce.excluded.expires_at},
+            where=NonceRow.expires_at < bindparam("now")).returning(NonceRow.nonce)
+        hit = self._insert(RateCounterRow).values(key=bindparam("key"), window=bindparam("window"), count=1)
+        self._hit_upsert = hit.on_conflict_do_update(index_elements=["key", "window"],
+                                                     set_={"count": RateCounterRow.count + 1}).returning(RateCounterRow.count)
         self._light_engine = engine.execution_options(cedx_write=True, cedx_light=True)
 
     @classmethod
@@ -445,11 +455,8 @@ class SqlStore(Store):
         with self._write_conn(light=True) as s:
             if secrets.randbelow(200) == 0:  # now and then, forget expired nonces
                 s.execute(delete(NonceRow).where(NonceRow.expires_at < now))
-            stmt = self._insert(NonceRow).values(nonce=nonce, expires_at=int(expires_at) + 1)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["nonce"], set_={"expires_at": stmt.excluded.expires_at},
-                where=NonceRow.expires_at < now).returning(NonceRow.nonce)
-            return s.execute(stmt).first() is not None
+            return s.execute(self._nonce_upsert, {"nonce": nonce, "exp": int(expires_at) + 1, "now": now}).first() \
+                is not None
 
     # --- certificates and revocation -------------------------------------------------------
     def add_certificate(self, certificate: CertificateRecord) -> None:
@@ -491,10 +498,7 @@ class SqlStore(Store):
         with self._write_conn(light=True) as s:
             if secrets.randbelow(500) == 0:  # now and then, forget windows older than an hour
                 s.execute(delete(RateCounterRow).where(RateCounterRow.window < window - 3600))
-            stmt = self._insert(RateCounterRow).values(key=key, window=window, count=1)
-            stmt = stmt.on_conflict_do_update(index_elements=["key", "window"],
-                                              set_={"count": RateCounterRow.count + 1}).returning(RateCounterRow.count)
-            return int(s.execute(stmt).scalar_one())
+            return int(s.execute(self._hit_upsert, {"key": key, "window": window}).scalar_one())
 
     def count(self, key: str, window: int) -> int:
         with self.engine.connect() as conn:
