@@ -97,12 +97,16 @@ def signed_reports(entity: Entity, count: int, units: int, first: int = 0) -> li
 def throughput(kind: str, database_url: str | None, workers: int, n: int, threads: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         platform = Platform(Path(tmp), database_url, workers)
-        bodies = signed_reports(platform.entity, n + threads, units=2)
+        warm = 8 * workers
+        bodies = signed_reports(platform.entity, n + warm, units=2)
         with platform.run() as proc:
             client = platform.client()
-            for body in bodies[:threads]:  # warm-up: tokens, caches, compiled validators per worker
+            for body in bodies[:warm]:
+                # warm-up: tokens, caches and compiled validators (about 0.5 s once per process);
+                # a new connection each time, so that every worker process gets some
                 client.submit_monthly_report(body)
-            bodies = bodies[threads:]
+                client.session.close()
+            bodies = bodies[warm:]
             cpu, start = cpu_seconds(proc.pid), time.perf_counter()
             with ThreadPoolExecutor(threads) as pool:
                 list(pool.map(client.submit_monthly_report, bodies))
