@@ -8,6 +8,7 @@ object is therefore checked against the keys it may have (vendor extensions ``x-
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 SCHEMA_KEYWORDS = frozenset("""
 $ref $id $schema $anchor $defs $comment $dynamicRef $dynamicAnchor $vocabulary
@@ -39,7 +40,7 @@ TABLE_ENTRY_KEYS = {
 UNIT_SI_KEYS = {"unit", "factor", "offset"}
 
 
-def _unexpected(obj: dict, allowed: frozenset[str] | set[str]) -> list[str]:
+def _unexpected(obj: dict[Any, Any], allowed: frozenset[str] | set[str]) -> list[str]:
     return sorted(k for k in obj if not (isinstance(k, str) and (k in allowed or k.startswith("x-"))))
 
 
@@ -90,7 +91,7 @@ def _embedded_schemas(node: object, where: str) -> Iterator[tuple[str, object]]:
             yield from _embedded_schemas(value, f"{where}[{i}]")
 
 
-def document_problems(document: dict) -> list[str]:
+def document_problems(document: dict[str, Any]) -> list[str]:
     out: list[str] = []
     components = document.get("components", {})
     for name, schema in components.get("schemas", {}).items():
@@ -101,7 +102,7 @@ def document_problems(document: dict) -> list[str]:
     return out
 
 
-def table_problems(tables: dict) -> list[str]:
+def table_problems(tables: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for table_name, (name, required, allowed) in TABLE_ENTRY_KEYS.items():
         table = tables.get(table_name)
@@ -132,7 +133,7 @@ def table_problems(tables: dict) -> list[str]:
     return out
 
 
-def enum_copy_problems(document: dict, tables: dict) -> list[str]:
+def enum_copy_problems(document: dict[str, Any], tables: dict[str, Any]) -> list[str]:
     """``x-cedx-enum-from: TABLE`` with a literal ``enum`` (for standard tools) must list exactly
     the table's codes, in table order."""
     lists = {"units": ("units", "units", "code"), "errorCodes": ("errorCodes", "errors", "code")}
@@ -151,7 +152,7 @@ def enum_copy_problems(document: dict, tables: dict) -> list[str]:
     return out
 
 
-def check_source(document: dict, tables: dict) -> None:
+def check_source(document: dict[str, Any], tables: dict[str, Any]) -> None:
     problems = table_problems(tables) + document_problems(document) + enum_copy_problems(document, tables)
     if problems:
         raise ValueError("spec has unexpected keys:\n  " + "\n  ".join(problems))

@@ -8,7 +8,7 @@ from typing import Any
 ZH = "x-cedx-title-zh"
 
 
-def bilingual(schema: dict, default: str = "") -> str:
+def bilingual(schema: dict[str, Any], default: str = "") -> str:
     """"中文 / English" for a schema node (or its English title alone when it has no Chinese)."""
     en = schema.get("title") or default
     zh = schema.get(ZH)

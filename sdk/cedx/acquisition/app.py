@@ -144,7 +144,7 @@ class SourceHooks(ServerHooks):
             raise Problem("RATE_LIMITED", "too many requests; retry after the time in Retry-After", headers=headers)
 
     def authenticate(self, ctx: RequestContext) -> None:
-        if ctx.operation.operation_id in ("getConfiguration", "issueToken"):
+        if not ctx.operation.scopes:   # the spec's public operations (security: []), as on the platform
             client = ctx.request.client
             self._limit(ctx, f"addr:{client.host if client else '?'}")
             return

@@ -23,19 +23,28 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+import requests
+
 from ..generated.constants import SPEC_VERSION
-from ..generated.server import Reply
+from ..generated.operations import OPERATIONS
+from ..generated.server import AcquisitionService, Reply
 from ..runtime.errors import ApiError, Problem
 from ..trust import key_exchange as kx
 from ..trust import reqsign, sm4
 from ..trust import x509 as tx
 from ..trust.errors import CertificateError, DecryptionError, InvalidKey, ReplayError, TrustError
-from ..trust.keys import SM2PrivateKey
+from ..trust.keys import SM2PrivateKey, SM2PublicKey
 from ..trust.sm3 import kdf
+
+if TYPE_CHECKING:
+    from ..generated import models
+    from ..runtime.client import BaseClient
+    from ..runtime.server import RequestContext
 
 ENCRYPTION = "SM4-GCM"
 CONTENT_TYPE = "application/json"
@@ -86,7 +95,7 @@ def _utc(t: float) -> str:
 class _Session:
     principal: str
     expires: float
-    client_key: object          # SM2PublicKey of the client certificate: signs the confirmation
+    client_key: SM2PublicKey    # of the client certificate: signs the confirmation
     page_key: bytes
     expected_confirmation: bytes
     confirmed: bool = False
@@ -103,12 +112,12 @@ class SessionTable:
     chain: list[bytes]
     required: bool = False
     lifetime: int = SESSION_LIFETIME
-    clock: object = time.time
+    clock: Callable[[], float] = time.time
     sessions: dict[str, _Session] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     nonces: reqsign.MemoryNonceStore = field(default_factory=reqsign.MemoryNonceStore)
 
-    def verify_request(self, ctx, key) -> None:
+    def verify_request(self, ctx: RequestContext, key: SM2PublicKey) -> None:
         """The request signature (X-Cedx-*), made with the key of the client certificate:
         proof of possession at the handshake, and replayed handshake requests are refused."""
         verifier = reqsign.RequestVerifier(lambda kid: key if kid == key.fingerprint() else None,
@@ -138,9 +147,10 @@ class SessionTable:
             return s
 
 
-class ConfidentialMode:
-    """The three confidentiality operations for an AcquisitionService; inactive (403
-    CONFIDENTIALITY_UNAVAILABLE) until ``enable_confidentiality`` is called."""
+class ConfidentialMode(AcquisitionService):
+    """The three confidentiality operations of an AcquisitionService (its implementations
+    inherit them); inactive (403 CONFIDENTIALITY_UNAVAILABLE) until ``enable_confidentiality``
+    is called."""
 
     sessions: SessionTable | None = None
 
@@ -155,10 +165,11 @@ class ConfidentialMode:
             raise Problem("CONFIDENTIALITY_UNAVAILABLE", "this source has no trust anchors for client certificates")
         return self.sessions
 
-    def open_confidential_session(self, ctx, *, body):
+    def open_confidential_session(self, ctx: RequestContext, *,
+                                  body: models.SessionRequest) -> models.SessionOffer | Reply:
         table = self._table()
         principal = ctx.principal or ""
-        chain = [_unb64(getattr(c, "root", c), f"certificateChain[{i}]") for i, c in enumerate(body.certificate_chain)]
+        chain = [_unb64(c.root, f"certificateChain[{i}]") for i, c in enumerate(body.certificate_chain)]
         peer_ephemeral = _unb64(body.ephemeral_key, "ephemeralKey")
         try:
             peer_key = tx.validate_chain(chain[0], trust_anchors=table.client_trust_anchors, intermediates=chain[1:])
@@ -191,7 +202,8 @@ class ConfidentialMode:
                  "expiresAt": _utc(now + table.lifetime)}
         return Reply(offer, status=201, headers={"Cache-Control": "no-store"})
 
-    def confirm_confidential_session(self, ctx, *, session_id, body):
+    def confirm_confidential_session(self, ctx: RequestContext, *, session_id: str,
+                                     body: models.SessionConfirmation) -> models.SessionState | Reply:
         table = self._table()
         s = table.get(session_id, ctx.principal or "", confirmed=False)
         table.verify_request(ctx, s.client_key)
@@ -206,7 +218,9 @@ class ConfidentialMode:
         return Reply({"specVersion": SPEC_VERSION, "sessionId": session_id, "status": "confirmed", "expiresAt": _utc(s.expires)},
                      headers={"Cache-Control": "no-store"})
 
-    def list_encrypted_batches(self, ctx, *, session_id, point_id, granularity, from_, to, limit, cursor):
+    def list_encrypted_batches(self, ctx: RequestContext, *, session_id: str, point_id: str, granularity: str,
+                               from_: str, to: str, limit: int | None,
+                               cursor: str | None) -> models.EncryptedBatchPage | Reply:
         table = self._table()
         s = table.get(session_id, ctx.principal or "")
         outer, ctx.format = ctx.format, CONTENT_TYPE   # the plaintext is always the JSON page
@@ -225,15 +239,17 @@ class ConfidentialMode:
                       "nonce": _b64(nonce), "ciphertext": _b64(sealed)}, headers={"Cache-Control": "no-store"})
 
 
-def _body_bytes(result) -> bytes:
+def _body_bytes(result: object) -> bytes:
     """The bytes a clear listMeasurementBatches answer would carry."""
     from starlette.responses import StreamingResponse
 
     if isinstance(result, StreamingResponse):   # a large page: drain it on the event loop
         import anyio.from_thread
 
-        async def collect():
-            return b"".join([chunk async for chunk in result.body_iterator])
+        async def collect() -> bytes:
+            # starlette sends a str chunk as UTF-8 (its default charset)
+            return b"".join([chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+                             async for chunk in result.body_iterator])
 
         return anyio.from_thread.run(collect)
     if hasattr(result, "body") and isinstance(result.body, (bytes, bytearray)):
@@ -269,7 +285,7 @@ class ClientSession:
         return f"<ClientSession {self.session_id[:6]}… expires {self.expires_at}>"
 
     def open_page(self, page: object, *, point_id: str, granularity: str, from_: str, to: str,
-                  cursor: str | None, limit: int | None) -> dict:
+                  cursor: str | None, limit: int | None) -> dict[str, Any]:
         """Decrypt one EncryptedBatchPage; refuse anything else (no downgrade to a clear page)."""
         if not isinstance(page, dict) or "ciphertext" not in page:
             raise ConfidentialityError("the source answered a clear page in confidential mode (downgrade refused)")
@@ -294,10 +310,13 @@ class ClientSession:
         except DecryptionError as exc:
             raise ConfidentialityError(f"the page does not decrypt: {exc}") from None
         self.last_counter = counter
-        return json.loads(plaintext)
+        page_clear = json.loads(plaintext)
+        if not isinstance(page_clear, dict):
+            raise ConfidentialityError("the decrypted page is not a JSON object")
+        return page_clear
 
 
-def _problem(resp) -> ApiError:
+def _problem(resp: requests.Response) -> ApiError:
     try:
         problem = resp.json()
     except ValueError:
@@ -305,23 +324,35 @@ def _problem(resp) -> ApiError:
     return ApiError.from_problem(resp.status_code, problem if isinstance(problem, dict) else {})
 
 
-def _post(client, op_id: str, path: str, record: dict, key: SM2PrivateKey) -> dict:
+def _path(op_id: str, **params: str) -> str:
+    """The operation's path (from the spec) with its parameters filled in, e.g. sessionId."""
+    path = OPERATIONS[op_id].path
+    for name, value in params.items():
+        path = path.replace("{" + name + "}", quote(value, safe=""))
+    return path
+
+
+def _post(client: BaseClient, op_id: str, record: dict[str, Any], key: SM2PrivateKey, **params: str) -> dict[str, Any]:
     """One handshake request, signed with the certificate's key and sent once: not through the
     client's retrying send, which would re-sign with its own key or repeat the nonce."""
+    method, path = OPERATIONS[op_id].method, _path(op_id, **params)
     body = json.dumps({"specVersion": SPEC_VERSION, **record}).encode()
     hdrs = {"Accept": "application/json, application/problem+json", "Content-Type": "application/json",
-            **client._auth_header(), **reqsign.sign_request(key, "POST", path, "", body)}
-    resp = client.session.request("POST", f"{client.base_url}{path}", data=body, headers=hdrs,
+            **client._auth_header(), **reqsign.sign_request(key, method, path, "", body)}
+    resp = client.session.request(method, f"{client.base_url}{path}", data=body, headers=hdrs,
                                   timeout=client.timeout, verify=client.verify)
     if resp.status_code >= 400:
         raise _problem(resp)
-    return resp.json()
+    answer = resp.json()
+    if not isinstance(answer, dict):
+        raise ConfidentialityError(f"{op_id}: the answer is not a JSON object")
+    return answer
 
 
-def open_session(client, credentials: ClientCredentials, trust_anchors: list[bytes]) -> ClientSession:
+def open_session(client: BaseClient, credentials: ClientCredentials, trust_anchors: list[bytes]) -> ClientSession:
     """Handshake: send chain, ID and R_A; check the source's chain and S_B; send S_A."""
     r, own_ephemeral = kx.generate_ephemeral()
-    offer = _post(client, "openConfidentialSession", "/v1/acquisition/sessions",
+    offer = _post(client, "openConfidentialSession",
                   {"certificateChain": [_b64(c) for c in credentials.chain], "userId": credentials.user_id,
                    "ephemeralKey": _b64(own_ephemeral)}, credentials.key)
     try:
@@ -342,18 +373,16 @@ def open_session(client, credentials: ClientCredentials, trust_anchors: list[byt
     if offer.get("encryption") != ENCRYPTION:
         raise ConfidentialityError(f"unsupported encryption {offer.get('encryption')!r}")
     session_id = offer["sessionId"]
-    _post(client, "confirmConfidentialSession", f"/v1/acquisition/sessions/{quote(session_id, safe='')}/confirmation",
-          {"confirmation": _b64(agreement.confirmation)}, credentials.key)
+    _post(client, "confirmConfidentialSession", {"confirmation": _b64(agreement.confirmation)}, credentials.key,
+          sessionId=session_id)
     return ClientSession(session_id, derive_key(agreement.key, LABEL_PAGES, session_id), offer["expiresAt"])
 
 
-def encrypted_pages(client, session: ClientSession, point_id: str, query: dict) -> Iterator[dict]:
+def encrypted_pages(client: BaseClient, session: ClientSession, point_id: str,
+                    query: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The decrypted pages of listEncryptedBatches, following nextCursor."""
-    from ..generated.operations import OPERATIONS
-
     op = OPERATIONS["listEncryptedBatches"]
-    path = op.path.replace("{sessionId}", quote(session.session_id, safe="")).replace("{pointId}",
-                                                                                       quote(point_id, safe=""))
+    path = _path(op.operation_id, sessionId=session.session_id, pointId=point_id)
     cursor = None
     while True:
         q = {**query, **({"cursor": cursor} if cursor else {})}

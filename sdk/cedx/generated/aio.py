@@ -49,7 +49,7 @@ class AsyncCommonClient(AsyncBaseClient):
         )
 
     async def issue_token(
-        self, body: models.TokenRequest, *, format: Format | None = None
+        self, body: models.TokenRequest | dict[str, Any], *, format: Format | None = None
     ) -> models.TokenResponse:
         """获取访问令牌（客户端凭证模式） / Obtain an access token (client credentials)
 
@@ -72,7 +72,7 @@ class AsyncReportingClient(AsyncBaseClient):
     operations = OPERATIONS
 
     async def register_entity(
-        self, body: models.Entity, *, format: Format | None = None
+        self, body: models.Entity | dict[str, Any], *, format: Format | None = None
     ) -> models.Entity:
         """登记排放单位 / Register the reporting entity
 
@@ -106,7 +106,11 @@ class AsyncReportingClient(AsyncBaseClient):
         )
 
     async def update_entity(
-        self, credit_code: str, body: models.Entity, *, format: Format | None = None
+        self,
+        credit_code: str,
+        body: models.Entity | dict[str, Any],
+        *,
+        format: Format | None = None,
     ) -> models.Entity:
         """更新排放单位信息 / Update the reporting entity
 
@@ -163,7 +167,7 @@ class AsyncReportingClient(AsyncBaseClient):
         self,
         credit_code: str,
         facility_id: str,
-        body: models.Facility,
+        body: models.Facility | dict[str, Any],
         *,
         format: Format | None = None,
     ) -> models.Facility:
@@ -186,7 +190,7 @@ class AsyncReportingClient(AsyncBaseClient):
 
     async def submit_monthly_report(
         self,
-        body: models.SignedMonthlyReport | models.MonthlyReport,
+        body: models.SignedMonthlyReport | models.MonthlyReport | dict[str, Any],
         *,
         idempotency_key: str | None = None,
         format: Format | None = None,
@@ -228,7 +232,7 @@ class AsyncReportingClient(AsyncBaseClient):
 
     async def submit_annual_report(
         self,
-        body: models.SignedAnnualReport | models.AnnualReport,
+        body: models.SignedAnnualReport | models.AnnualReport | dict[str, Any],
         *,
         idempotency_key: str | None = None,
         format: Format | None = None,
@@ -505,7 +509,7 @@ class AsyncAcquisitionClient(AsyncBaseClient):
         )
 
     async def open_confidential_session(
-        self, body: models.SessionRequest, *, format: Format | None = None
+        self, body: models.SessionRequest | dict[str, Any], *, format: Format | None = None
     ) -> models.SessionOffer:
         """建立机密会话（SM2 密钥交换） / Open a confidential session (SM2 key exchange)
 
@@ -522,7 +526,11 @@ class AsyncAcquisitionClient(AsyncBaseClient):
         )
 
     async def confirm_confidential_session(
-        self, session_id: str, body: models.SessionConfirmation, *, format: Format | None = None
+        self,
+        session_id: str,
+        body: models.SessionConfirmation | dict[str, Any],
+        *,
+        format: Format | None = None,
     ) -> models.SessionState:
         """提交发起方确认值 S_A / Send the initiator's confirmation S_A
 

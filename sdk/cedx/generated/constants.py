@@ -69,6 +69,13 @@ SUBMIT_OPERATIONS: dict[str, str] = {
     "monthly_report": "submitMonthlyReport",
     "annual_report": "submitAnnualReport",
 }
+#: operationId -> the document type it submits or reads
+DOCUMENT_OPERATIONS: dict[str, str] = {
+    "getAnnualReport": "annual_report",
+    "getMonthlyReport": "monthly_report",
+    "submitAnnualReport": "annual_report",
+    "submitMonthlyReport": "monthly_report",
+}
 #: operationId -> Python method name of the generated clients and services
 OPERATIONS: dict[str, str] = {
     "confirmConfidentialSession": "confirm_confidential_session",

@@ -41,6 +41,11 @@ def _batches(t: Target, fmt: Format = Format.JSON, limit: int = 2) -> models.Mea
     return page
 
 
+def _hourly(start: str, end: str, limit: int) -> dict[str, str | int]:
+    """Query of a raw batch read: hourly batches in [start, end)."""
+    return {"granularity": "hour", "from": start, "to": end, "limit": limit}
+
+
 def _statistics(t: Target) -> models.SignedPeriodStatistics:
     start, end = _window(t)
     point = _point(t)
@@ -62,7 +67,7 @@ def a1_1(t: Target) -> None:
 def a1_2(t: Target) -> None:
     start, end = _window(t)
     r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}/batches",
-                      params={"granularity": "hour", "from": start, "to": end, "limit": 1},
+                      params=_hourly(start, end, 1),
                       headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/xml"})
     schema = spec.context().xml_schema
     check(schema.validate(etree.fromstring(r.content)), f"XSD: {schema.error_log.last_error}")
@@ -119,7 +124,7 @@ def a3_1(t: Target) -> None:
       "units from the table; values are decimal strings (or empty); instants are canonical UTC", ACQ)
 def a3_2(t: Target) -> None:
     start, end = _window(t)
-    r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}/batches", params={"granularity": "hour", "from": start, "to": end, "limit": 1},
+    r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}/batches", params=_hourly(start, end, 1),
                       headers={"Authorization": f"Bearer {t.token()}"})
     for item in r.json()["items"]:
         p = item["payload"]
@@ -210,7 +215,7 @@ def a5_3(t: Target) -> None:
 def a5_4(t: Target) -> None:
     start, end = _window(t)
     url = f"{t.url}/v1/acquisition/points/{_point(t)}/batches"
-    params = {"granularity": "hour", "from": start, "to": end, "limit": 1}
+    params = _hourly(start, end, 1)
     r = t.session.get(url, params=params, headers={"Authorization": f"Bearer {t.token()}"})
     page = r.json()
     check(r.status_code == 200 and len(page.get("items", [])) == 1, f"limit=1 not honoured (HTTP {r.status_code})")
@@ -301,7 +306,7 @@ def a9_3(t: Target) -> None:
 @case(9, "A9.4", "机密模式（SM2 密钥交换 + SM4-GCM） / confidentiality mode (SM2 key exchange + SM4-GCM)",
       "handshake with the client certificate, one encrypted page, then a session confirmed with a wrong S_A",
       "S_B checks, the page decrypts and its batches verify, a wrong S_A gives 403 KEY_CONFIRMATION_FAILED", ACQ)
-def a9_4(t):
+def a9_4(t: Target) -> None:
     import base64
 
     from ..acquisition import confidential as conf
@@ -321,7 +326,7 @@ def a9_4(t):
     except conf.ConfidentialityError as exc:
         raise AssertionError(f"handshake: {exc}") from exc
     verifier = BatchVerifier(t.resolver(), point_id=point, granularity="hour")
-    query = {"granularity": "hour", "from": start, "to": end, "limit": 2}
+    query = _hourly(start, end, 2)
     try:
         page = next(conf.encrypted_pages(client, session, point, query))
         for b in page.get("items", []):
@@ -332,12 +337,12 @@ def a9_4(t):
         raise AssertionError(f"decrypted batch does not verify: {exc}") from exc
     check(bool(page.get("items")), "the encrypted page holds no batch")
     _, ephemeral = kx.generate_ephemeral()
-    offer = conf._post(client, "openConfidentialSession", "/v1/acquisition/sessions",
+    offer = conf._post(client, "openConfidentialSession",
                        {"certificateChain": [base64.b64encode(c).decode() for c in creds.chain],
                         "userId": creds.user_id, "ephemeralKey": base64.b64encode(ephemeral).decode()}, creds.key)
     try:
-        conf._post(client, "confirmConfidentialSession", f"/v1/acquisition/sessions/{offer['sessionId']}/confirmation",
-                   {"confirmation": base64.b64encode(bytes(32)).decode()}, creds.key)
+        conf._post(client, "confirmConfidentialSession", {"confirmation": base64.b64encode(bytes(32)).decode()},
+                   creds.key, sessionId=offer["sessionId"])
     except ApiError as exc:
         check(exc.code == "KEY_CONFIRMATION_FAILED", f"a wrong S_A gave {exc.code}, not KEY_CONFIRMATION_FAILED")
     else:

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -43,6 +43,7 @@ ITEM_SCOPE = {
 SECRET_HEADERS = {"authorization", "x-cedx-signature", "cookie", "set-cookie"}
 SECRET_FIELDS = re.compile(r'("?(client_secret|access_token|password)"?\s*[:=]\s*"?)([^"&\s,}]+)', re.I)
 MAX_BODY = 2000
+_T = TypeVar("_T")
 
 
 class CaseFailed(AssertionError):
@@ -93,6 +94,13 @@ def prerequisite(name: str) -> Iterator[None]:
 def check(condition: bool, reason: str) -> None:
     if not condition:
         raise CaseFailed(reason)
+
+
+def present(value: _T | None, reason: str) -> _T:
+    """``value``, or the case fails with ``reason`` when it is missing (None)."""
+    if value is None:
+        raise CaseFailed(reason)
+    return value
 
 
 def redact(text: str) -> str:

@@ -7,6 +7,8 @@ import copy
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import requests
 from asn1crypto import crl as asn1crl
@@ -15,19 +17,20 @@ from lxml import etree
 from .. import spec, trust
 from ..generated import models
 from ..generated.constants import SPEC_VERSION
+from ..generated.operations import OPERATIONS
 from ..instants import INSTANT_PATTERN as INSTANT
 from ..runtime.client import Format
 from ..runtime.errors import ApiError
 from ..trust import tsa as tts
 from ..trust import x509 as tx
-from .framework import CaseFailed, NotApplicable, case, check, prerequisite
+from .framework import CaseFailed, NotApplicable, case, check, prerequisite, present
 from .probes import probe_rate_limit
-from .target import Target
+from .target import Credential, Target
 
-SUBMIT = "/v1/reporting/monthly-reports"
+SUBMIT = OPERATIONS["submitMonthlyReport"].path
 
 
-def _schema_ok(name: str, record) -> None:
+def _schema_ok(name: str, record: Any) -> None:
     issues = spec.validator().schema_issues(name, record)
     check(not issues, f"{name} does not conform: " + "; ".join(f"{i.path} {i.code} {i.message}" for i in issues[:3]))
 
@@ -37,7 +40,8 @@ def _xsd_ok(data: bytes) -> None:
     check(schema.validate(etree.fromstring(data)), f"XML does not conform to the XSD: {schema.error_log.last_error}")
 
 
-def _submit(t: Target, report=None, fmt=Format.JSON, *, step=True, **kw):
+def _submit(t: Target, report: models.MonthlyReport | dict[str, Any] | None = None, fmt: Format = Format.JSON, *,
+            step: bool = True, **kw: Any) -> models.SignedReceipt:
     """Submit a valid report. As a prerequisite step (the default) its failure blocks the
     cases that only need an accepted submission; with step=False it is the case's own check."""
     if not step:
@@ -46,21 +50,23 @@ def _submit(t: Target, report=None, fmt=Format.JSON, *, step=True, **kw):
         return t.reporting(fmt).submit_monthly_report(report or t.report(), **kw)
 
 
-def _get(t: Target, path: str, token: str | None = None, **headers):
+def _get(t: Target, path: str, token: str | None = None, **headers: str) -> requests.Response:
     return t.session.get(f"{t.url}{path}", headers={"Authorization": f"Bearer {token or t.token()}", **headers})
 
 
-def _expect_problem(resp, status: int, code: str | None = None) -> dict:
+def _expect_problem(resp: requests.Response, status: int, code: str | None = None) -> dict[str, Any]:
     check(resp.status_code == status, f"expected HTTP {status}, got {resp.status_code}: {resp.text[:200]}")
     check(resp.headers.get("content-type", "").startswith("application/problem+json"),
           f"error answered as {resp.headers.get('content-type')}, not application/problem+json")
     body = resp.json()
+    if not isinstance(body, dict):
+        raise CaseFailed(f"the problem is not a JSON object: {resp.text[:200]}")
     if code:
         check(body.get("code") == code, f"expected problem code {code}, got {body.get('code')}")
     return body
 
 
-def _api_error(fn, status: int, code: str | None = None) -> ApiError:
+def _api_error(fn: Callable[[], object], status: int, code: str | None = None) -> ApiError:
     try:
         fn()
     except ApiError as exc:
@@ -117,7 +123,8 @@ def c1_4(t: Target) -> None:
       "a report whose unit coal emission does not follow the formula", "422 RULE_VIOLATION citing R-POW-001")
 def c2_1(t: Target) -> None:
     report = t.report()
-    report.power.units[0].combustion_emission.value += 1000
+    power = present(report.power, "the power example has no power section")
+    present(power.units[0].combustion_emission, "the power example has no unit coal emission").value += 1000
     exc = _api_error(lambda: t.reporting().submit_monthly_report(report), 422, "RULE_VIOLATION")
     check("R-POW-001" in exc.rules, f"R-POW-001 not cited (got {exc.rules})")
 
@@ -129,7 +136,7 @@ def c2_2(t: Target) -> None:
     as_json = t.reporting(Format.JSON).get_monthly_report(sid)
     as_xml = t.reporting(Format.XML).get_monthly_report(sid)
     check(as_json == as_xml, "the JSON and XML forms differ")
-    trust.verify_document(as_xml, t.key.public_key())
+    trust.verify_document(as_xml, t.entity_key.public_key())
 
 
 @case(2, "2.3", "回执摘要与所收文档一致 / the receipt digests what was received",
@@ -147,7 +154,7 @@ def c2_4(t: Target) -> None:
     payload = t.report().model_dump(mode="json", by_alias=True, exclude_none=True)
     payload["power"]["units"][0]["coalConsumption"]["value"] = "-" + payload["power"]["units"][0]["coalConsumption"]["value"]
     chain = [t.certificate] if t.certificate else None
-    body = json.dumps(trust.sign_document(payload, t.key, certificate_chain=chain, envelope_fields={"specVersion": SPEC_VERSION}),
+    body = json.dumps(trust.sign_document(payload, t.entity_key, certificate_chain=chain, envelope_fields={"specVersion": SPEC_VERSION}),
                       ensure_ascii=False).encode()
     problem = _expect_problem(t.session.post(t.url + SUBMIT, data=body, headers=t.headers(SUBMIT, body)), 422)
     cited = {(e.get("rule"), e.get("path")) for e in problem.get("errors", [])}
@@ -174,7 +181,7 @@ def c3_2(t: Target) -> None:
                       headers={"Authorization": f"Bearer {t.token()}"})
     body = r.json()
 
-    def walk(node, path):
+    def walk(node: Any, path: str) -> None:
         if isinstance(node, dict):
             if "value" in node and "unit" in node:
                 check(isinstance(node["value"], str), f"{path}.value is a {type(node['value']).__name__}, not a decimal string")
@@ -188,7 +195,8 @@ def c3_2(t: Target) -> None:
             raise AssertionError(f"{path} is a binary float")
     walk(body, "$")
     for key in ("receivedAt",):
-        check(INSTANT.match(receipt.model_dump(mode="json", by_alias=True)["payload"][key] or ""), f"{key} lacks an offset")
+        check(bool(INSTANT.match(receipt.model_dump(mode="json", by_alias=True)["payload"][key] or "")),
+              f"{key} lacks an offset")
 
 
 @case(3, "3.3", "错误使用代码而非自由文本 / errors carry codes from the table",
@@ -247,7 +255,7 @@ def c4_3(t: Target) -> None:
 def c5_1(t: Target) -> None:
     r = t.session.get(f"{t.url}/v1/reporting/submissions/{uuid.uuid4()}", headers={"Authorization": f"Bearer {t.token()}"})
     body = _expect_problem(r, 404, "NOT_FOUND")
-    check(body.get("title") and body.get("status") == 404, "problem lacks title or status")
+    check(bool(body.get("title")) and body.get("status") == 404, "problem lacks title or status")
 
 
 @case(5, "5.2", "分页 / pagination",
@@ -415,11 +423,14 @@ def c7_7(t: Target) -> None:
 
 
 # --- 8 configuration-address change -----------------------------------------------------------
-def _config(t: Target) -> dict:
+def _config(t: Target) -> dict[str, Any]:
     with prerequisite("configuration"):
         r = t.session.get(f"{t.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
         check(r.status_code == 200, f"HTTP {r.status_code}")
-        return r.json()
+        config = r.json()
+        if not isinstance(config, dict):
+            raise CaseFailed("the configuration is not a JSON object")
+        return config
 
 
 
@@ -532,8 +543,8 @@ def c9_2(t: Target) -> None:
 def c9_3(t: Target) -> None:
     receipt = _submit(t).model_dump(mode="json", by_alias=True, exclude_none=True)
     verified = trust.verify_document(receipt, t.resolver())
-    check(verified.timestamp_token is not None, "the receipt carries no time-stamp token")
-    tts.verify_token(verified.timestamp_token, imprint=trust.sm3(verified.signature), trust_anchors=t.trust_anchors)
+    token = present(verified.timestamp_token, "the receipt carries no time-stamp token")
+    tts.verify_token(token, imprint=trust.sm3(verified.signature), trust_anchors=t.trust_anchors)
 
 
 @case(9, "9.4", "重放的请求被拒绝 / a replayed request is refused",
@@ -549,7 +560,7 @@ def c9_4(t: Target) -> None:
 
 
 
-def _refused_credential(t: Target, credential, option: str) -> None:
+def _refused_credential(t: Target, credential: Credential | None, option: str) -> Credential:
     if credential is None:
         raise NotApplicable(f"no such certificate supplied (--{option}-key, --{option}-cert): ask the operator to "
                             f"register one for this entity that is {option}")
@@ -559,6 +570,7 @@ def _refused_credential(t: Target, credential, option: str) -> None:
     body = json.dumps(t.signed(t.report()), ensure_ascii=False).encode()
     r = t.session.post(t.url + SUBMIT, data=body, headers=t.headers(SUBMIT, body, signing_key=credential.key))
     _expect_problem(r, 401, "REQUEST_SIGNATURE_INVALID")
+    return credential
 
 
 def _crl_lists(t: Target, certificate: bytes) -> None:
@@ -576,8 +588,8 @@ def _crl_lists(t: Target, certificate: bytes) -> None:
         listed = {e["user_certificate"].native for e in (tbs["revoked_certificates"] or [])}
     except (ValueError, TypeError, KeyError) as exc:
         raise CaseFailed(f"the CRL at {url} is not a DER CertificateList: {exc}") from exc
-    anchor = next((a for a in t.trust_anchors if tx.load_certificate(a).subject == issuer), None)
-    check(anchor is not None, "the CRL is not issued by a trust anchor")
+    anchor = present(next((a for a in t.trust_anchors if tx.load_certificate(a).subject == issuer), None),
+                     "the CRL is not issued by a trust anchor")
     try:
         tx.certificate_public_key(anchor).verify(crl["signature"].native, tbs.dump())
     except trust.TrustError as exc:
@@ -592,8 +604,8 @@ def _crl_lists(t: Target, certificate: bytes) -> None:
       "a valid report whose request signature uses that key; the CRL the configuration names, if any",
       "422 CERTIFICATE_INVALID; 401 REQUEST_SIGNATURE_INVALID; the CRL is signed by a trust anchor, current, and lists it")
 def c9_5(t: Target) -> None:
-    _refused_credential(t, t.revoked, "revoked")
-    _crl_lists(t, t.revoked.certificate)
+    revoked = _refused_credential(t, t.revoked, "revoked")
+    _crl_lists(t, revoked.certificate)
 
 
 @case(9, "9.6", "过期证书被拒绝 / an expired certificate is refused",

@@ -7,16 +7,20 @@ import copy
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .. import spec, trust
 from ..generated import models
 from ..generated.client import AcquisitionClient, CommonClient, ReportingClient
 from ..generated.constants import SPEC_VERSION
+from ..generated.operations import OPERATIONS
 from ..runtime.client import NO_RETRY, Format
 from ..trust import x509 as tx
 from ..trust.keys import SM2PrivateKey
-from .framework import RecordingSession, check, prerequisite
+from .framework import NotApplicable, RecordingSession, check, prerequisite
+
+if TYPE_CHECKING:
+    from ..acquisition.confidential import ClientCredentials
 
 MONTHS31 = ("01", "03", "05", "07", "08", "10", "12")
 
@@ -56,10 +60,17 @@ class Target:
     expired: Credential | None = None       # a certificate of this entity, registered, now expired
     rate_limit_budget: int = 0              # opt-in: at most this many requests to exhaust the rate limit
     expect_successor: str | None = None     # the successor address the platform is expected to announce
-    confidential: object | None = None      # acquisition: ClientCredentials for the confidentiality mode
+    confidential: ClientCredentials | None = None  # acquisition: for the confidentiality mode
     session: RecordingSession = field(default_factory=RecordingSession)
     _token: str | None = None
     _period_seq: int = field(default_factory=lambda: random.randrange(0, 7 * 700))
+
+    @property
+    def entity_key(self) -> SM2PrivateKey:
+        """The entity's signing key (a reporting target has one: the CLI requires --key)."""
+        if self.key is None:
+            raise NotApplicable("needs the entity's signing key (--key)")
+        return self.key
 
     # --- tokens and clients ---------------------------------------------------------------
     def token(self, scope: str | None = None, fresh: bool = False) -> str:
@@ -112,7 +123,8 @@ class Target:
     # --- documents ------------------------------------------------------------------------
     def example(self) -> dict[str, Any]:
         """The spec's own signed power example (appendix C), as a template."""
-        op = spec.bundled_spec()["paths"]["/v1/reporting/monthly-reports"]["post"]
+        submit = OPERATIONS["submitMonthlyReport"]
+        op = spec.bundled_spec()["paths"][submit.path][submit.method.lower()]
         return copy.deepcopy(op["requestBody"]["content"]["application/json"]["examples"]["power"]["value"])
 
     def report(self, period: str | None = None) -> models.MonthlyReport:
@@ -133,7 +145,7 @@ class Target:
     def signed(self, report: models.MonthlyReport, key: SM2PrivateKey | None = None,
                certificate: bytes | None = None) -> dict[str, Any]:
         chain = [certificate] if certificate else [self.certificate] if self.certificate and key is None else None
-        return trust.sign_document(report, cast(SM2PrivateKey, key or self.key), certificate_chain=chain,
+        return trust.sign_document(report, key or self.entity_key, certificate_chain=chain,
                                    envelope_fields={"specVersion": SPEC_VERSION})
 
     def headers(self, path: str, body: bytes, *, ctype: str = "application/json", accept: str | None = None,
@@ -144,6 +156,7 @@ class Target:
             h["Accept"] = accept
         if idempotency_key is not False:
             h["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
-        if signing_key or self.key:
-            h.update(trust.sign_request(cast(SM2PrivateKey, signing_key or self.key), method, path, "", body))
+        signer = signing_key or self.key
+        if signer is not None:
+            h.update(trust.sign_request(signer, method, path, "", body))
         return h

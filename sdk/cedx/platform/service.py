@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from .. import trust
-from ..generated.constants import SPEC_VERSION
+from ..generated.constants import DOCUMENT_OPERATIONS, SPEC_VERSION
 from ..generated.server import CommonService, Reply, ReportingService
 from ..runtime.errors import OAuthError, Problem
 from ..runtime.server import JSON, RequestContext, as_received, client_credentials
@@ -57,6 +57,12 @@ def _now() -> dt.datetime:
 def _iso(value: dt.datetime) -> str:
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _document_type(ctx: RequestContext) -> str:
+    """The document type the operation submits or reads (DocumentType, as the spec ties it to
+    the operation): nothing here spells a document type, so a spec revision cannot leave one stale."""
+    return DOCUMENT_OPERATIONS[ctx.operation.operation_id]
 
 
 def _cursor(received_at: dt.datetime, submission_id: str) -> str:
@@ -245,11 +251,11 @@ class Platform(ReportingService, CommonService):
     # --- submissions ----------------------------------------------------------------------
     @as_received
     def submit_monthly_report(self, ctx: RequestContext, *, idempotency_key: str, body: Any) -> Reply:
-        return self._submit(ctx, idempotency_key, "monthly_report", body)
+        return self._submit(ctx, idempotency_key, _document_type(ctx), body)
 
     @as_received
     def submit_annual_report(self, ctx: RequestContext, *, idempotency_key: str, body: Any) -> Reply:
-        return self._submit(ctx, idempotency_key, "annual_report", body)
+        return self._submit(ctx, idempotency_key, _document_type(ctx), body)
 
     def _submit(self, ctx: RequestContext, key: str, document_type: str, record: dict[str, Any]) -> Reply:
         credit_code = ctx.principal.credit_code
@@ -352,10 +358,10 @@ class Platform(ReportingService, CommonService):
                      headers={"Idempotency-Replayed": "true", "Location": f"/v1/reporting/submissions/{sub.submission_id}"})
 
     def get_monthly_report(self, ctx: RequestContext, *, submission_id: str) -> Reply:
-        return Reply(json.loads(self._submission(ctx, submission_id, "monthly_report").document))
+        return Reply(json.loads(self._submission(ctx, submission_id, _document_type(ctx)).document))
 
     def get_annual_report(self, ctx: RequestContext, *, submission_id: str) -> Reply:
-        return Reply(json.loads(self._submission(ctx, submission_id, "annual_report").document))
+        return Reply(json.loads(self._submission(ctx, submission_id, _document_type(ctx)).document))
 
     def get_submission_status(self, ctx: RequestContext, *, submission_id: str) -> Reply:
         return Reply(self._status(self._submission(ctx, submission_id)))

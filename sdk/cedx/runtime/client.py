@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 import requests
@@ -330,7 +330,7 @@ class BaseClient:
                 f"{op.operation_id} answers a signed document: give trust_anchors=[CA certificate] to verify it "
                 "(or verify_signatures=False to skip verification, not recommended)")
 
-    def verify_signed(self, record: dict) -> trust.VerifiedDocument:
+    def verify_signed(self, record: dict[str, Any]) -> trust.VerifiedDocument:
         """Verify-on-receive against the trust anchors (certificate chain in the block)."""
         if self._resolver is None or self._resolver.trust_anchors != self.trust_anchors:
             self._resolver = tx.ChainResolver(self.trust_anchors)
@@ -347,8 +347,8 @@ class BaseClient:
             return {"Authorization": f"Bearer {self._token}"}
         return {}
 
-    def _call(self, op: OperationInfo, *, path_params: dict | None = None, query: dict | None = None,
-              headers: dict | None = None, body: Any = None, format: Format | None = None,
+    def _call(self, op: OperationInfo, *, path_params: dict[str, Any] | None = None,
+              query: dict[str, Any] | None = None, headers: dict[str, Any] | None = None, body: Any = None, format: Format | None = None,
               model: Callable[[Any], _T] | None = None) -> _T:
         fmt = Format(format or self.format)
         self._check_verifiable(op)
@@ -387,14 +387,14 @@ class BaseClient:
         if op.signed_response and self.verify_signatures and isinstance(record, dict):
             self.verify_signed(record)
         if model is None:
-            return record
+            return cast(_T, record)  # no model: the logical record itself
         try:
             return model(record)
         except ValueError as exc:  # pydantic.ValidationError: the answer has the wrong shape
             raise InvalidResponseError(f"{op.operation_id}: answer does not match the spec: {exc}",
                                        resp.status_code) from exc
 
-    def _send(self, op: OperationInfo, path: str, query_string: str, hdrs: dict, data: bytes) -> requests.Response:
+    def _send(self, op: OperationInfo, path: str, query_string: str, hdrs: dict[str, str], data: bytes) -> requests.Response:
         """One logical request, retried on transient failures. Retrying is safe: reads are
         idempotent and every write carries an idempotency key or is a PUT; each attempt is
         signed afresh (new timestamp and nonce)."""
@@ -429,7 +429,7 @@ class BaseClient:
                 continue
             return resp
 
-    def _pages(self, fetch: Callable[..., Any], items: str = "items", **kwargs) -> Iterator[Any]:
+    def _pages(self, fetch: Callable[..., Any], items: str = "items", **kwargs: Any) -> Iterator[Any]:
         cursor = None
         while True:
             page = fetch(cursor=cursor, **kwargs)

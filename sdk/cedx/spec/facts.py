@@ -39,13 +39,23 @@ class SpecFacts:
     error_status: dict[str, int]             # error code -> HTTP status
     document_types: tuple[str, ...]          # DocumentType values (what the platform stores)
     submit_operations: dict[str, str]        # document type -> operationId that submits it
+    document_operations: dict[str, str]      # operationId -> document type it submits or reads
     operations: dict[str, str]               # operationId -> Python method name
 
 
-def _body_ref(op: dict[str, Any]) -> str | None:
-    schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+def _json_ref(node: dict[str, Any]) -> str | None:
+    schema = node.get("content", {}).get("application/json", {}).get("schema", {})
     ref = schema.get("$ref", "")
     return ref.rsplit("/", 1)[-1] or None
+
+
+def _body_ref(op: dict[str, Any]) -> str | None:
+    return _json_ref(op.get("requestBody", {}))
+
+
+def _answer_ref(op: dict[str, Any]) -> str | None:
+    """The schema of the operation's 200 answer (JSON), when it is declared in place."""
+    return _json_ref(op.get("responses", {}).get("200", {}))
 
 
 def spec_facts(index: SchemaIndex) -> SpecFacts:
@@ -62,7 +72,7 @@ def spec_facts(index: SchemaIndex) -> SpecFacts:
             raise ValueError(f"industry {code!r} has no section {camel(code)!r} in {SECTION_SCHEMA}")
         sections[camel(code)] = code
     document_types = tuple(schemas.get("DocumentType", {}).get("enum", ()))
-    operations, submits = {}, {}
+    operations, submits, documents = {}, {}, {}
     payload_of = {name: index.ref_name(s.get("properties", {}).get("payload", {}))
                   for name, s in schemas.items() if "x-cedx-signed" in s}
     for item in index.spec.get("paths", {}).values():
@@ -70,10 +80,14 @@ def spec_facts(index: SchemaIndex) -> SpecFacts:
             if method not in ("get", "post", "put", "patch", "delete") or "operationId" not in op:
                 continue
             operations[op["operationId"]] = snake(op["operationId"])
-            body = _body_ref(op)
+            body, answer = _body_ref(op), _answer_ref(op)
             for doc_type in document_types:
-                if method == "post" and body and payload_of.get(body) == camel(doc_type)[0].upper() + camel(doc_type)[1:]:
+                payload = camel(doc_type)[0].upper() + camel(doc_type)[1:]   # monthly_report -> MonthlyReport
+                if method == "post" and body and payload_of.get(body) == payload:
                     submits[doc_type] = op["operationId"]
+                    documents[op["operationId"]] = doc_type
+                elif method == "get" and answer and payload_of.get(answer) == payload:
+                    documents[op["operationId"]] = doc_type
     missing = set(document_types) - set(submits)
     if missing:
         raise ValueError(f"no operation submits document type(s) {sorted(missing)}")
@@ -85,6 +99,7 @@ def spec_facts(index: SchemaIndex) -> SpecFacts:
         error_status={code: int(entry["status"]) for code, entry in index.error_codes.items()},
         document_types=document_types,
         submit_operations=submits,
+        document_operations=dict(sorted(documents.items())),
         operations=dict(sorted(operations.items())),
     )
 

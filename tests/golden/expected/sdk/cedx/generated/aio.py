@@ -10,7 +10,7 @@ on httpx: ``pip install 'cedx[async]'``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cedx.runtime.aio import AsyncBaseClient
 from cedx.runtime.client import Format
@@ -68,7 +68,7 @@ class AsyncReportingClient(AsyncBaseClient):
 
     async def submit_drawing(
         self,
-        body: models.SignedDrawing | models.Drawing,
+        body: models.SignedDrawing | models.Drawing | dict[str, Any],
         *,
         idempotency_key: str | None = None,
         format: Format | None = None,

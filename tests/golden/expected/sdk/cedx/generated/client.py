@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cedx.runtime.client import BaseClient, Format
 
@@ -64,7 +64,7 @@ class ReportingClient(BaseClient):
 
     def submit_drawing(
         self,
-        body: models.SignedDrawing | models.Drawing,
+        body: models.SignedDrawing | models.Drawing | dict[str, Any],
         *,
         idempotency_key: str | None = None,
         format: Format | None = None,

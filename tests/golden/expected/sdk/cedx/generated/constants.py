@@ -21,6 +21,8 @@ ERROR_STATUS: dict[str, int] = {"SCHEMA_VIOLATION": 422, "RULE_VIOLATION": 422, 
 DOCUMENT_TYPES: tuple[str, ...] = ()
 #: document type -> operationId that submits it
 SUBMIT_OPERATIONS: dict[str, str] = {}
+#: operationId -> the document type it submits or reads
+DOCUMENT_OPERATIONS: dict[str, str] = {}
 #: operationId -> Python method name of the generated clients and services
 OPERATIONS: dict[str, str] = {
     "getDrawing": "get_drawing",
