@@ -74,6 +74,7 @@ class RuleEngine:
             Decimal(defaults.get("absolute", "0")),
         )
         self._si_cache: dict[tuple[Any, ...], Decimal] = {}
+        self._plans: dict[int, tuple[dict[str, Any], _Fn | None, _Fn, tuple[Decimal, Decimal], list[str] | None]] = {}
 
     def si_value(self, value: Any, unit: Any) -> Decimal:
         """A quantity in SI units; memoised on the (value, unit) pair (a value is read by
@@ -104,31 +105,52 @@ class RuleEngine:
         return out
 
     def check_rule(self, rule: dict[str, Any], document: Any, base_path: str = "$") -> list[Violation]:
-        memo: dict[str, Any] = {}
-        scopes = [_Scope(document, document, base_path, memo)]
-        if rule.get("forEach"):
-            items = self._lookup_path(document, rule["forEach"].split("."))
+        _, when, check, tolerance, each = self._plan(rule)
+        scope = _Scope(document, document, base_path, {})
+        if each is None:
+            items: Any = None
+        else:
+            items = self._lookup_path(document, each)
             if not isinstance(items, list):
                 return []
             field_path = f"{base_path}.{rule['forEach']}"
-            scopes = [_Scope(item, document, f"{field_path}[{i}]", memo) for i, item in enumerate(items)]
+        # One evaluator and one scope for every element: only the current element and its path
+        # change (what depends on the root alone is memoised across elements).
+        ev = _Evaluator(self, scope, "", tolerance)
         out = []
-        for scope in scopes:
-            tol = rule.get("tolerance")
-            tolerance = (
-                (Decimal(tol.get("relative", "0")), Decimal(tol.get("absolute", "0")))
-                if tol else self.default_tolerance
-            )
+        for i, item in enumerate(items if items is not None else (document,)):
+            if items is not None:
+                scope.current, scope.path = item, f"{field_path}[{i}]"
             try:
-                if rule.get("when") and not self._truth(self.evaluate(rule["when"], scope, tolerance)):
+                if when is not None and not self._truth(when(ev)):
                     continue
-                if self._truth(self.evaluate(rule["check"], scope, tolerance)):
+                if self._truth(check(ev)):
                     continue
             except _Missing:
                 continue
-            detail = self._explain(rule, scope, tolerance)
+            detail = self._explain(rule, _Scope(scope.current, document, scope.path, scope.memo), tolerance)
             out.append(Violation(rule["id"], scope.path, f"{rule['en']}{detail}"))
         return out
+
+    def _plan(self, rule: dict[str, Any]) -> tuple[dict[str, Any], _Fn | None, _Fn, tuple[Decimal, Decimal],
+                                                    list[str] | None]:
+        """What a rule needs on every check, prepared once per rule: its compiled ``when`` and
+        ``check``, its tolerance and its ``forEach`` path (kept with the rule object itself, so a
+        rule dict that is gone can never lend its plan to another that reuses its id)."""
+        plan = self._plans.get(id(rule))
+        if plan is not None and plan[0] is rule:
+            return plan
+        tol = rule.get("tolerance")
+        tolerance = ((Decimal(tol.get("relative", "0")), Decimal(tol.get("absolute", "0")))
+                     if tol else self.default_tolerance)
+        when = _fn(_parse(rule["when"])[0].body) if rule.get("when") else None
+        check = _fn(_parse(rule["check"])[0].body)
+        each = rule["forEach"].split(".") if rule.get("forEach") else None
+        plan = (rule, when, check, tolerance, each)
+        if len(self._plans) > 4096:
+            self._plans.clear()
+        self._plans[id(rule)] = plan
+        return plan
 
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, expr: str, scope: _Scope, tolerance: tuple[Decimal, Decimal] | None = None) -> Any:
@@ -240,11 +262,14 @@ class _Evaluator:
         if not isinstance(expr_node, ast.Constant) or not isinstance(expr_node.value, str):
             raise ValueError("the per-element expression must be a string literal")
         tree, text = _parse(expr_node.value)
-        return [
-            _Evaluator(self.engine, _Scope(item, self.scope.root, self.scope.path, self.scope.memo), text,
-                       self.tolerance).visit(tree.body)
-            for item in (items if isinstance(items, list) else [])
-        ]
+        fn = _fn(tree.body)
+        scope = _Scope(None, self.scope.root, self.scope.path, self.scope.memo)
+        ev = _Evaluator(self.engine, scope, text, self.tolerance)  # one for every element
+        out = []
+        for item in (items if isinstance(items, list) else []):
+            scope.current = item
+            out.append(fn(ev))
+        return out
 
     def f_approx(self, args: list[ast.expr]) -> bool:
         a, b = self.number(self.visit(args[0])), self.number(self.visit(args[1]))
