@@ -400,15 +400,9 @@ class _Evaluator:
     def f_parameters(self, args: list[ast.expr]) -> list[Any]:
         """Every Parameter ({value, unit, source}) anywhere below a node (root: the whole document)."""
         out: list[Any] = []
-        stack = [self.visit(args[0])]
-        while stack:  # depth first, children in document order (as a recursive walk)
-            node = stack.pop()
-            if isinstance(node, dict):
-                if "source" in node and "value" in node and "unit" in node:
-                    out.append(node)
-                stack.extend(reversed(node.values()))
-            elif isinstance(node, list):
-                stack.extend(reversed(node))
+        node = self.visit(args[0])
+        if isinstance(node, (dict, list)):
+            _parameters(node, out)
         return out
 
     def f_b64size(self, args: list[ast.expr]) -> Decimal:
@@ -416,6 +410,24 @@ class _Evaluator:
         if isinstance(v, _Absent):
             raise _Missing()
         return Decimal(len(_b64(v)))
+
+
+_CONTAINERS = (dict, list)
+
+
+def _parameters(node: Any, out: list[Any]) -> None:
+    """Depth first, children in document order; only containers are visited (a parsed document
+    nests at most 64 levels, so the recursion is bounded)."""
+    if isinstance(node, dict):
+        if "source" in node and "value" in node and "unit" in node:
+            out.append(node)
+        for value in node.values():
+            if isinstance(value, _CONTAINERS):
+                _parameters(value, out)
+    else:
+        for value in node:
+            if isinstance(value, _CONTAINERS):
+                _parameters(value, out)
 
 
 def _b64(value: Any) -> bytes:
