@@ -51,6 +51,7 @@ inspect: $(STAMP)
 ## (one script per figure, shared helpers in bench/common.py; PostgreSQL via CEDX_TEST_POSTGRES_URL)
 bench: $(STAMP)
 	$(PY) bench/trust.py
+	$(PY) bench/canonical.py
 	$(PY) bench/imports.py
 	$(PY) bench/reporting.py
 	$(PY) bench/pull.py

@@ -73,7 +73,10 @@ def _schemas(index: SchemaIndex) -> list[tuple[str, dict[str, Any]]]:
             bits = [index.kind(schema)]
             if schema.get("enum"):
                 titles = schema.get("x-cedx-enum-titles", {})
-                bits.append("; ".join(f"`{v}`" + (f" {titles[v]}" if v in titles else "") for v in schema["enum"]))
+                flag_rules = schema.get("x-cedx-flag-rules", {})   # QualityFlag: value and counts per code
+                bits.append("; ".join(f"`{v}`" + (f" {titles[v]}" if v in titles else "")
+                                      + (f" (value {flag_rules[v]['value']}, counts {flag_rules[v]['counts']})"
+                                         if v in flag_rules else "") for v in schema["enum"]))
             if schema.get("pattern"):
                 bits.append(f"pattern `{schema['pattern']}`")
             if schema.get("x-cedx-rule"):

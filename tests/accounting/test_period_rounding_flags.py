@@ -65,7 +65,9 @@ T = "2026-10-01T00:00:00+08:00"
     ((T, D("401"), "N"), "R-ACQ-006"),       # N inside the range
     ((T, D("-1"), "N"), "R-ACQ-006"),
     ((T, D("399"), "T"), "R-ACQ-006"),       # T at or above the upper limit
-    ((T, None, "T"), "R-ACQ-006"),
+    ((T, None, "T"), "R-ACQ-001"),           # T, S, C carry a value too (spec QualityFlag value: required)
+    ((T, None, "S"), "R-ACQ-001"),
+    ((T, None, "C"), "R-ACQ-001"),
 ])
 def test_flag_value_disagreement(row, rule):
     assert [v.rule for v in flags.check([row], D("0"), D("400"))] == [rule]

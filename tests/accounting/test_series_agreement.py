@@ -65,6 +65,17 @@ def test_calibration_and_over_range_hours_are_not_valid_data():
     assert t.valid_hours == 21 and t.substituted_hours == 3 and t.total == D("2400")  # 24 x 100
 
 
+def test_a_day_of_hours_that_carry_values_but_are_not_valid_is_substituted_not_summed():
+    # day 2: every hour flagged C (calibration) or S (manual) — each with a number, none valid data.
+    # Not their values (24 x 50 = 1,200), not zero: the month's highest valid hour, 120, for each hour.
+    day1 = [("100", "N")] * 23 + [("120", "N")]
+    day2 = [("50", "C")] * 12 + [("50", "S")] * 12
+    t = month_total(batches([day1, day2]), MONTH)
+    assert t.total == D(23 * 100 + 120 + 24 * 120)
+    assert [(g.method, g.cause, g.hours, dict(g.flags)) for g in t.gaps] == [
+        ("max_valid_period", "full_day_invalid", 24, {"C": 12, "S": 12})]
+
+
 def test_outputs_are_substituted_on_the_low_side():
     day = [("500", "N")] * 12 + [("400", "N")] * 11 + [(None, "D")]
     # generation: the lowest valid hour (400) is the conservative side (it raises the intensity)

@@ -197,3 +197,18 @@ def test_concurrent_writer_and_sealer_lose_nothing(pki, tmp_path, request):
     assert all(sent[t_] == value for t_, value in got.items())
     sealer.close()
     writer.close()
+
+
+@pytest.mark.parametrize("cells,expected", [
+    ([("10", "N")] * 50 + [("900", "C")] * 10, ("10", "N")),                       # C excluded from the mean
+    ([("10", "N")] * 30 + [("300000", "T")] * 20 + [("300010", "T")] * 10, ("300003", "T")),  # T mean >= upper
+    ([("10", "N")] * 30 + [("", "M")] * 20 + [("12", "S")] * 10, ("", "M")),       # M carries no number
+    ([("10.5", "N")] * 10, ("", "B")),                                                # 50 instants never received
+    ([("7", "S")] * 60, ("7", "S")),                                                  # manual entries: a value, not valid
+])
+def test_a_derived_value_counts_n_only_and_keeps_flags_consistent(cells, expected):
+    """Spec QualityFlag: only N enters the mean (75 % of the expected values needed); otherwise
+    the dominant other flag, with the mean of its values when it must carry one (R-ACQ-001)."""
+    from cedx.acquisition.store import _aggregate
+
+    assert _aggregate(cells, 60) == expected

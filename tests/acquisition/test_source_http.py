@@ -269,3 +269,81 @@ def test_a_source_fed_by_another_writer(tmp_path):
     assert hours[0].payload["values"] == ["230030"] and hours[0].payload["flags"] == "N"   # mean 230029.5, at the
     # inputs' precision (half up); 00:00-01:00 is sealed, 01:00-01:30 not yet
     writer.close()
+
+
+def test_only_n_counts_in_derived_means_statistics_and_totals(tmp_path):
+    """Spec QualityFlag: S, C and T carry a number but are not valid data. Derived hourly values,
+    the period statistics (validCount, average, coverage) and the accounting total use N only;
+    an hour with too few N minutes becomes a gap that the accounting step substitutes and reports.
+    With the former rule (N, S, C, T counted) hour 0 would be 32750, hour 1 84000 flagged N and
+    validCount 120."""
+    from decimal import Decimal
+
+    from cedx import spec
+    from cedx.accounting import flags
+    from cedx.accounting.series import month_total
+    from cedx.acquisition.pull import pull_batches
+    from cedx.acquisition.store import Reading, SealedStore
+
+    app = create_source_app("none", tmp_path, ["static-token-0123456789"], commissioned=MONTH)
+    ca = tx.load_certificate((tmp_path / "pki" / "ca.pem").read_bytes()).dump()
+    writer = SealedStore(tmp_path / "source.db")
+    writer.register_point(POINT_DOC, since=MONTH)                       # CO2, range 0..300000 mg/m3
+    minute = lambda i: MONTH + dt.timedelta(minutes=i)  # noqa: E731
+    # hour 0: 50 N of 1000, 4 C (span gas 250000), 3 S (5000), 3 T (300000, at the upper limit): 50/60 valid
+    hour0 = ([Reading(minute(i), Decimal(1000), "N") for i in range(50)]
+             + [Reading(minute(50 + i), Decimal(250000), "C") for i in range(4)]
+             + [Reading(minute(54 + i), Decimal(5000), "S") for i in range(3)]
+             + [Reading(minute(57 + i), Decimal(300000), "T") for i in range(3)])
+    # hour 1: 40 N of 1000 and 20 C of 250000: 40/60 valid, under 75 %: flag C, with the C mean (R-ACQ-001)
+    hour1 = ([Reading(minute(60 + i), Decimal(1000), "N") for i in range(40)]
+             + [Reading(minute(100 + i), Decimal(250000), "C") for i in range(20)])
+    writer.append("CEMS-CO2", hour0 + hour1)
+    app.state.source.store.seal(until=MONTH + dt.timedelta(days=1))   # the rest of the day: B, no value
+    with serve(app) as url:
+        client = AcquisitionClient(url, token="static-token-0123456789", trust_anchors=[ca])
+        hours = [b.payload for b in pull_batches(client, "CEMS-CO2", granularity="hour", from_=MONTH.isoformat(),
+                                                  to=(MONTH + dt.timedelta(days=1)).isoformat(), trust_anchors=[ca])]
+        stats = client.get_period_statistics("CEMS-CO2", period_type="day", from_=MONTH.isoformat(),
+                                             to=(MONTH + dt.timedelta(days=1)).isoformat()).payload.items[0]
+    assert hours[0]["values"][:2] == ["1000", "250000"] and hours[0]["flags"][:2] == "NC"
+    assert spec.validator().validate("MeasurementBatch", hours[0]) == []     # C carries its number (R-ACQ-001)
+    assert flags.check_batch(hours[0], POINT_DOC["instrument"]["range"]) == []
+    assert (stats.valid_count, stats.expected_count, stats.average, stats.maximum) == (90, 1440, 1000, 1000)
+    assert stats.coverage == Decimal("0.0625")
+    total = month_total(hours)                          # the C hour and the B hours are gaps, substituted
+    assert (total.valid_hours, total.substituted_hours, total.total) == (1, 23, Decimal(24000))
+    assert [(g.method, dict(g.flags)) for g in total.gaps] == [("max_valid_same_day", {"C": 1, "B": 22})]
+    writer.close()
+
+
+def test_the_client_refuses_signed_batches_whose_flags_disagree(tmp_path, monkeypatch):
+    """R-ACQ-006 on pull: a source that seals (and signs) an in-range hour as T (over range) passes
+    signature and chain checks; pull_month with the point's measuring range refuses it, naming
+    the batch, the instant and the rule. (The source's own check refuses such readings from
+    writers, tests/accounting; here the fault is in the source's sealing itself.)"""
+    from decimal import Decimal
+
+    from cedx.accounting.series import pull_month
+    from cedx.acquisition.batches import Signer
+    from cedx.acquisition.store import Reading, SealedStore
+
+    original = Signer.seal
+
+    def mislabelled(self, payload, signing_time=None):
+        if payload["granularity"] == "hour":
+            payload = {**payload, "flags": "T" + payload["flags"][1:]}
+        return original(self, payload, signing_time)
+    monkeypatch.setattr(Signer, "seal", mislabelled)
+    app = create_source_app("none", tmp_path, ["static-token-0123456789"], commissioned=MONTH)
+    ca = tx.load_certificate((tmp_path / "pki" / "ca.pem").read_bytes()).dump()
+    writer = SealedStore(tmp_path / "source.db")
+    writer.register_point(POINT_DOC, since=MONTH)
+    writer.append("CEMS-CO2", [Reading(MONTH + dt.timedelta(minutes=i), Decimal(230000), "N") for i in range(120)])
+    app.state.source.store.seal(until=MONTH + dt.timedelta(days=1))
+    with serve(app) as url:
+        client = AcquisitionClient(url, token="static-token-0123456789", trust_anchors=[ca])
+        assert pull_month(client, "CEMS-CO2", MONTH, [ca])[0]["flags"][:2] == "TN"   # signed: verifies
+        with pytest.raises(ValueError, match=r"CEMS-CO2 batch 1 value 0 \(2026-09-30T16:00:00Z\): R-ACQ-006 flag T"):
+            pull_month(client, "CEMS-CO2", MONTH, [ca], POINT_DOC["instrument"]["range"])
+    writer.close()

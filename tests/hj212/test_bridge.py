@@ -350,8 +350,11 @@ def test_hourly_values_are_derived_and_the_inspector_passes(tmp_path):
         hours = [c for b in bridge.sink.batches(POINT, "hour", 0, 2**40)
                  for c in payload_values(json.loads(b.envelope)["payload"])]
         by_time = {t: (v, f) for t, v, f in hours}
-        valid = [Decimal(minute_values(plan, i)["a05001"][0]) for i in range(60) if not (30 <= i < 32)]
-        value, flag = by_time[int(start.timestamp())]        # 22:00 local: 58 of 60 minutes valid (M excluded)
+        # 22:00 local: 55 of 60 minutes valid — only N counts: the calibration minutes (C, with values)
+        # and the maintenance minutes (M) are excluded from the mean (spec QualityFlag)
+        valid = [Decimal(minute_values(plan, i)["a05001"][0]) for i in range(60) if not (20 <= i < 23 or 30 <= i < 32)]
+        value, flag = by_time[int(start.timestamp())]
+        assert len(valid) == 55
         assert flag == "N" and Decimal(value) == pytest.approx(sum(valid) / len(valid), abs=Decimal("0.1"))
         assert by_time[int(start.timestamp()) - 3600] == ("", "B")   # 21:00 local: no data
         with serve_in_thread(create_bridge_app(bridge, ["tok"])) as base:

@@ -154,3 +154,28 @@ def test_configuration_document_is_signed_and_announces_successors(index):
     assert index.schemas["SignedPlatformConfiguration"]["x-cedx-signed"]["signer"] == "platform"
     props = {p.name for p in index.properties(index.schemas["PlatformConfiguration"])}
     assert {"endpoints", "signingCertificates", "validFrom", "successor"} <= props
+
+
+def test_quality_flag_facts_come_from_the_flag_table(index):
+    """Spec QualityFlag (x-cedx-flag-rules): carrying a value and being valid are separate facts;
+    the rules that test value presence use the same sets, and a malformed table is refused."""
+    import copy
+
+    from cedx.generated import constants
+    from cedx.spec.facts import _flag_facts
+
+    facts = index.facts
+    assert (facts.quality_flags, facts.flags_carrying_value, facts.flags_without_value, facts.flags_counting_as_valid,
+            facts.flags_stopped) == ("NFMSDCTB", "NSCT", "B", "N", "F")
+    assert (constants.FLAGS_CARRYING_VALUE, constants.FLAGS_COUNTING_AS_VALID) == (frozenset("NSCT"), frozenset("N"))
+    rules = {r["id"]: r for r in index.rules}
+    for rid, flags in (("R-ACQ-001", facts.flags_carrying_value), ("R-ACQ-005", facts.flags_without_value)):
+        assert re.search(rf"flag (in|!=) '{flags}'", rules[rid]["check"]), (rid, rules[rid]["check"])
+    broken = copy.deepcopy(index.schemas["QualityFlag"])
+    del broken["x-cedx-flag-rules"]["B"]
+    with pytest.raises(ValueError, match="exactly the codes"):
+        _flag_facts(broken)
+    broken = copy.deepcopy(index.schemas["QualityFlag"])
+    broken["x-cedx-flag-rules"]["N"] = {"value": "required", "counts": "yes"}
+    with pytest.raises(ValueError, match="counts"):
+        _flag_facts(broken)

@@ -33,6 +33,10 @@ class Disagreement:
     rule: str
     evidence: int
     message: str
+    path: str = ""             # JSON path in the report payload: $.evidence[i]..., or the reported field
+
+    def __str__(self) -> str:
+        return f"{self.rule} {self.path}: {self.message}"
 
 
 def resolve(payload: dict[str, Any], path: str) -> Any:
@@ -64,18 +68,21 @@ def check(report: dict[str, Any], batches: dict[str, list[dict[str, Any]]]) -> l
     for i, ev in enumerate(report.get("evidence", [])):
         if "reportedField" not in ev or "total" not in ev:
             continue
+        at = f"$.evidence[{i}]"
         chain = [b for b in batches.get(ev["pointId"], []) if ev["firstSequence"] <= b["sequenceNumber"] <= ev["lastSequence"]]
         chain.sort(key=lambda b: b["sequenceNumber"])
         if len(chain) != ev["lastSequence"] - ev["firstSequence"] + 1:
-            out.append(Disagreement("R-EVID-002", i, f"{ev['pointId']}: batches {ev['firstSequence']}..{ev['lastSequence']} not all available"))
+            out.append(Disagreement("R-EVID-002", i, f"{ev['pointId']}: batches {ev['firstSequence']}..{ev['lastSequence']} not all available",
+                                   f"{at}.lastSequence"))
             continue
         try:
             trust.verify_chain(chain)
         except Exception as e:  # a broken chain names its position
-            out.append(Disagreement("R-EVID-002", i, f"{ev['pointId']}: hash chain broken: {e}"))
+            out.append(Disagreement("R-EVID-002", i, f"{ev['pointId']}: hash chain broken: {e}", at))
             continue
         if trust.batch_digest(chain[-1]) != ev["lastBatchDigest"]:
-            out.append(Disagreement("R-EVID-002", i, f"{ev['pointId']}: last batch digest differs from lastBatchDigest"))
+            out.append(Disagreement("R-EVID-002", i, f"{ev['pointId']}: last batch digest differs from lastBatchDigest",
+                                   f"{at}.lastBatchDigest"))
             continue
         gap = gaps.get(ev["reportedField"])
         measurand = "electricity_generation" if gap and gap["method"] in LOW_METHODS else None
@@ -83,19 +90,24 @@ def check(report: dict[str, Any], batches: dict[str, list[dict[str, Any]]]) -> l
         total = month_total(chain, month_start, measurand=measurand)
         stated = Decimal(ev["total"]["value"])
         if abs(total.total - stated) > half_unit(ev["total"]["value"]):
-            out.append(Disagreement("R-EVID-002", i, f"{ev['pointId']}: batches give {total.total}, evidence states {stated}"))
+            out.append(Disagreement("R-EVID-002", i, f"{ev['pointId']}: batches give {total.total}, evidence states {stated} "
+                                                     f"(tolerance ±{half_unit(ev['total']['value'])})",
+                                   f"{at}.total.value"))
         for key, value in (("validHours", total.valid_hours), ("substitutedHours", total.substituted_hours),
                            ("stoppedHours", total.stopped_hours)):
             if key in ev and ev[key] != value:
-                out.append(Disagreement("R-EVID-002", i, f"{ev['pointId']}: {key} {ev[key]} but the batches give {value}"))
+                out.append(Disagreement("R-EVID-002", i, f"{ev['pointId']}: {key} {ev[key]} but the batches give {value}", f"{at}.{key}"))
         field = resolve(report, ev["reportedField"])
         if not (isinstance(field, dict) and "value" in field and field.get("unit") in units):
-            out.append(Disagreement("R-EVID-002", i, f"reportedField {ev['reportedField']} is not a quantity of this report"))
+            out.append(Disagreement("R-EVID-002", i, f"reportedField {ev['reportedField']} is not a quantity of this report",
+                                   f"{at}.reportedField"))
             continue
         reported = units[field["unit"]].to_si(Decimal(field["value"]))
         recomputed = units[ev["total"]["unit"]].to_si(total.total)
         tolerance = units[field["unit"]].factor * half_unit(field["value"])
         if abs(reported - recomputed) > tolerance:
             out.append(Disagreement("R-EVID-002", i, f"{ev['reportedField']} = {field['value']} {field['unit']} but the "
-                                                     f"referenced batches give {total.total} {ev['total']['unit']}"))
+                                                     f"referenced batches give {total.total} {ev['total']['unit']} "
+                                                     f"(tolerance ±{half_unit(field['value'])} {field['unit']})",
+                                    f"$.{ev['reportedField']}.value"))
     return out

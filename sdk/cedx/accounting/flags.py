@@ -2,8 +2,9 @@
 
 HJ 212 flags must agree with the values they mark and with the instrument's measuring range:
 N (normal) has a value inside [lower, upper]; T (over range) has a value at or above the upper
-limit; B (communication error) has no value. Only N is valid data for accounting (C, S, T, M, D,
-B are not; F is a stopped unit, i.e. zero).
+limit; N, S, C and T carry a value and B (communication error) has none. Only N is valid data for
+accounting (C, S, T, M, D, B are not; F is a stopped unit, i.e. zero). The flag sets are facts of
+the spec (QualityFlag, x-cedx-flag-rules; cedx.generated.constants).
 
 The check works on any batch shape: it takes an iterable of (time, value-or-None, flag) rows, so
 row-shaped batches (``values: [{time, value, flag}]``) and columnar ones (parallel arrays) feed it
@@ -19,8 +20,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-VALID = frozenset({"N"})
-STOPPED = "F"
+from ..generated.constants import (
+    FLAGS_CARRYING_VALUE,
+    FLAGS_COUNTING_AS_VALID,
+    FLAGS_STOPPED,
+    FLAGS_WITHOUT_VALUE,
+)
+
+#: only N is valid data; F (stopped) is zero; every other flag is a gap (spec QualityFlag)
+VALID = FLAGS_COUNTING_AS_VALID
+STOPPED = FLAGS_STOPPED
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,7 @@ class FlagViolation:
     message: str
 
 
+_NAMES = {"N": "normal", "S": "manual entry", "C": "calibration", "T": "over range", "B": "communication error"}
 _STEPS = {"PT1M": dt.timedelta(minutes=1), "PT1H": dt.timedelta(hours=1), "P1D": dt.timedelta(days=1)}
 
 
@@ -68,10 +78,10 @@ def check(values: Iterable[tuple[str, Decimal | None, str]], lower: Decimal, upp
     out = []
     for i, (t, v, f) in enumerate(values):
         text = None if v is None else str(v)
-        if f == "B" and v is not None:
-            out.append(FlagViolation("R-ACQ-005", i, t, f, text, "flag B (communication error) carries a value"))
-        elif f == "N" and v is None:
-            out.append(FlagViolation("R-ACQ-001", i, t, f, text, "flag N (normal) without a value"))
+        if f in FLAGS_WITHOUT_VALUE and v is not None:
+            out.append(FlagViolation("R-ACQ-005", i, t, f, text, f"flag {f} ({_NAMES.get(f, f)}) carries a value"))
+        elif f in FLAGS_CARRYING_VALUE and v is None:
+            out.append(FlagViolation("R-ACQ-001", i, t, f, text, f"flag {f} ({_NAMES.get(f, f)}) without a value"))
         elif f == "N" and not (lower <= v <= upper):  # type: ignore[operator]
             out.append(FlagViolation("R-ACQ-006", i, t, f, text, f"flag N but the value is outside the range [{lower}, {upper}]"))
         elif f == "T" and (v is None or v < upper):

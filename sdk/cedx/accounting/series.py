@@ -115,7 +115,7 @@ def month_total(payloads: list[dict[str, Any]], month_start: dt.datetime | None 
             if f in fl.VALID and v is not None:
                 total += v
                 valid += 1
-            elif f == fl.STOPPED:
+            elif f in fl.STOPPED:
                 stopped += 1
             else:
                 if day_sub is None:

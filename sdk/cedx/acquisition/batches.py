@@ -20,7 +20,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from .. import trust
-from ..generated.constants import SPEC_VERSION
+from ..generated.constants import (
+    FLAGS_CARRYING_VALUE,
+    FLAGS_COUNTING_AS_VALID,
+    QUALITY_FLAGS,
+    SPEC_VERSION,
+)
 from ..trust.curve import DEFAULT_ID
 from ..trust.sm3 import sm3
 
@@ -31,12 +36,15 @@ STEP_CODES = {"minute": "PT1M", "hour": "PT1H", "day": "P1D"}
 MAX_VALUES = 1440
 FIELDS = frozenset({"sourceId", "pointId", "granularity", "unit", "start", "step", "count", "values", "flags",
                     "sequenceNumber", "previousBatchDigest", "sealedAt"})
-FLAGS = frozenset("NFMSDCTB")
-VALID = frozenset("NSCT")             # flags whose values count as measured (R-ACQ-001)
+# Flag facts come from the spec's QualityFlag table (x-cedx-flag-rules): carrying a value is not
+# being valid — C, S and T carry a number (R-ACQ-001) that enters no mean, total or coverage.
+FLAGS = frozenset(QUALITY_FLAGS)
+CARRIES_VALUE = FLAGS_CARRYING_VALUE        # N S C T: the instant must carry a number
+COUNTS_AS_VALID = FLAGS_COUNTING_AS_VALID   # N only: the values derived statistics are made of
 
 _DEC = r"(?:-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,12})?)?"
 VALUES_RE = re.compile(_DEC + r"(?:\x00" + _DEC + r")*")  # all values of a batch in one match
-_FLAGS = re.compile(r"[NFMSDCTB]{1,1440}")
+_FLAGS = re.compile(f"[{QUALITY_FLAGS}]{{1,{MAX_VALUES}}}")
 _UTC = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z")
 _HEX = re.compile(r"[0-9a-f]{64}")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -102,7 +110,7 @@ def check_payload(p: Any) -> None:
         raise BatchError(f"count {n} does not match {len(values) if isinstance(values, list) else '?'} values "
                          f"and {len(p['flags'])} flags (at most {MAX_VALUES})")
     if not _FLAGS.fullmatch(p["flags"]):
-        raise BatchError("flags hold a character outside N F M S D C T B")
+        raise BatchError(f"flags hold a character outside {' '.join(QUALITY_FLAGS)}")
     try:
         ok = VALUES_RE.fullmatch("\x00".join(values)) is not None
     except TypeError:

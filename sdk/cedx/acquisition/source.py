@@ -27,7 +27,7 @@ from ..generated.server import AcquisitionService, Reply
 from ..instants import INSTANT_PATTERN
 from ..runtime.errors import Problem
 from ..runtime.server import RequestContext
-from .batches import STEP_SECONDS, VALID, Signer, utc_text
+from .batches import COUNTS_AS_VALID, STEP_SECONDS, Signer, utc_text
 from .confidential import ConfidentialMode
 from .simulate import Simulation
 from .store import SealedStore
@@ -203,7 +203,7 @@ class Source(ConfidentialMode, AcquisitionService):
             values, n = [], 0
             for _, v, f in self.store.iter_values(point_id, base, lo, hi):
                 n += 1
-                if f in VALID and v != "":
+                if f in COUNTS_AS_VALID and v != "":  # N only: S, C, T values are gaps
                     values.append(Decimal(v))
             n = max(n, (hi - lo) // step, 1)
             local = dt.datetime.fromtimestamp(t + self.store.offset, UTC)

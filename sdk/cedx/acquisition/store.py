@@ -18,8 +18,11 @@ Rules (normative text in docs/trust-batches.md):
 * Each point has a base granularity (``minute`` or ``hour``); writers append at that step, on
   step boundaries, at or after the point's ``since`` (its commissioning, aligned to a local
   midnight of the source's time zone). Coarser series are derived when sealing: hourly values
-  from minutes, daily values from hours (mean of the valid values — flags N, S, C, T; under
-  75 % valid gives the dominant other flag and no value).
+  from minutes, daily values from hours: the mean of the valid values — flag N only (spec
+  QualityFlag: S, C, T carry a number that is not valid data) — flagged N; under 75 % valid
+  gives the dominant other flag, so the gap shows at the coarser step and the accounting step
+  substitutes it (R-GAP-002); the value is then the mean of the values with that flag when it
+  carries one (S, C, T; rule R-ACQ-001), otherwise none.
 * ``seal(until)`` seals every instant before ``until`` (floored to the step) that is not yet
   sealed: a reading that never arrived is sealed as flag B with no value. Batches never cross
   a local midnight (minute, hour) or local month start (day), so a batch holds at most 1,440
@@ -62,7 +65,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from .batches import GENESIS, STEP_CODES, STEP_SECONDS, VALID, VALUES_RE, Signer, utc_text
+from .batches import (
+    CARRIES_VALUE,
+    COUNTS_AS_VALID,
+    FLAGS,
+    GENESIS,
+    STEP_CODES,
+    STEP_SECONDS,
+    VALUES_RE,
+    Signer,
+    utc_text,
+)
 
 UTC = dt.timezone.utc
 COARSER = {"minute": "hour", "hour": "day"}
@@ -174,19 +187,29 @@ def _flag_check(document: dict[str, Any]) -> Callable[[int, str, str], None]:
     return check
 
 
+def _mean(values: list[str]) -> str:
+    """Mean at the inputs' precision (half up)."""
+    places = max((len(v) - v.index(".") - 1 if "." in v else 0) for v in values)
+    mean = sum((Decimal(v) for v in values), Decimal(0)) / len(values)
+    return format(mean.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP), "f")
+
+
 def _aggregate(cells: list[tuple[str, str]], expected: int) -> tuple[str, str]:
-    """Mean of the valid values of a period (see the module doc), as (value, flag)."""
-    valid = [v for v, f in cells if f in VALID and v != ""]
+    """One value of a coarser period (see the module doc), as (value, flag): the mean of the valid
+    (N) values if they are at least 75 % of the expected ones; otherwise the period takes the
+    dominant other flag, and — when that flag carries a number (S, C, T: rule R-ACQ-001) — the
+    mean of the values so flagged, which stays invalid data (a gap for accounting)."""
+    valid = [v for v, f in cells if f in COUNTS_AS_VALID and v != ""]
+    if valid and len(valid) >= 0.75 * expected:
+        return _mean(valid), "N"
     flags = Counter(f for _, f in cells)
     flags["B"] += expected - len(cells)                    # instants without a reading
-    others = {f: n for f, n in flags.items() if f not in VALID and n}
-    if not valid:
-        return "", max(others, key=lambda f: (others[f], f)) if others else "B"
-    if len(valid) < 0.75 * expected:
-        return "", max(others, key=lambda f: (others[f], f))
-    places = max((len(v) - v.index(".") - 1 if "." in v else 0) for v in valid)
-    mean = sum((Decimal(v) for v in valid), Decimal(0)) / len(valid)
-    return format(mean.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP), "f"), "N"
+    others = {f: n for f, n in flags.items() if f not in COUNTS_AS_VALID and n}
+    flag = max(others, key=lambda f: (others[f], f)) if others else "B"
+    flagged = [v for v, f in cells if f == flag and v != ""]
+    if flag in CARRIES_VALUE and flagged:
+        return _mean(flagged), flag    # e.g. T: the mean of over-range values is at or above the limit (R-ACQ-006)
+    return "", flag
 
 
 class SealedStore:
@@ -296,10 +319,10 @@ class SealedStore:
                 raise ValueError(f"{utc_text(t)} is not on a {gran} boundary")
             if t < since:
                 raise ValueError(f"{utc_text(t)} is before the point's commissioning {utc_text(since)}")
-            if f not in "NFMSDCTB" or len(f) != 1:
+            if f not in FLAGS or len(f) != 1:
                 raise ValueError(f"flag {f!r} is not one of N F M S D C T B")
             text = _value_text(v)
-            if f in VALID and text == "":
+            if f in CARRIES_VALUE and text == "":
                 raise ValueError(f"{utc_text(t)}: flag {f} needs a value")
             in_range(t, text, f)
             rows[t] = (text, f)
@@ -344,7 +367,7 @@ class SealedStore:
             t_, v, f = (r.time, r.value, r.flag) if isinstance(r, Reading) else r
             t = _epoch(t_)
             if t < end:
-                if f in VALID and (v is None or v == ""):
+                if f in CARRIES_VALUE and (v is None or v == ""):
                     raise ValueError(f"{utc_text(t)}: flag {f} needs a value")
                 # strings are checked once per batch when sealed (Signer.seal -> check_payload)
                 now_part[t] = (v if type(v) is str else _value_text(v), f)

@@ -6,6 +6,7 @@ or refuses the credentials given) or a usage error."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 from typing import cast
@@ -13,7 +14,7 @@ from typing import cast
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ..inspect.runner import main_progress, run, write
-    from ..inspect.target import Credential, OtherEntity, Target
+    from ..inspect.target import AgreementMaterial, Credential, OtherEntity, Target
     from ..trust import load_private_key
     from ..trust import x509 as tx
     from . import CliError
@@ -44,6 +45,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             raise CliError("error: --other-client-id, --other-client-secret-env and --other-credit-code go together", 2)
         other = OtherEntity(args.other_client_id, cast(str, env(args.other_client_secret_env)), args.other_credit_code)
     anchors = [tx.load_certificate(read(p)).dump() for p in args.ca]
+    agreement = None
+    given = [args.agreement_source, args.agreement_ca, args.agreement_token_env, args.agreement_client_id,
+             args.agreement_submission, args.agreement_report]
+    if any(given):
+        if not (args.agreement_source and args.agreement_ca and (args.agreement_token_env or args.agreement_client_id)
+                and bool(args.agreement_submission) != bool(args.agreement_report)):
+            raise CliError("error: --agreement-source, --agreement-ca, --agreement-token-env (or --agreement-client-id "
+                           "with --agreement-client-secret-env) and one of --agreement-submission or --agreement-report "
+                           "go together", 2)
+        document = None
+        if args.agreement_report:
+            try:
+                document = json.loads(read(args.agreement_report))
+            except ValueError as exc:
+                raise CliError(f"error: {args.agreement_report} is not a JSON signed report: {exc}", 2) from exc
+        agreement = AgreementMaterial(
+            args.agreement_source.rstrip("/"), [tx.load_certificate(read(p)).dump() for p in args.agreement_ca],
+            token=env(args.agreement_token_env), client_id=args.agreement_client_id,
+            client_secret=env(args.agreement_client_secret_env), submission_id=args.agreement_submission, report=document)
     target = Target(
         url=args.target.rstrip("/"), interface=args.interface, trust_anchors=anchors,
         client_id=args.client_id, client_secret=env(args.client_secret_env), token_value=env(args.token_env),
@@ -53,7 +73,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         expired_token=env(args.expired_token_env), other=other,
         revoked=credential(args.revoked_key, args.revoked_cert, "revoked"),
         expired=credential(args.expired_key, args.expired_cert, "expired"),
-        rate_limit_budget=args.rate_limit_probe, expect_successor=args.expect_successor,
+        rate_limit_budget=args.rate_limit_probe, expect_successor=args.expect_successor, agreement=agreement,
     )
     if args.interface == "reporting" and not (args.client_id and args.key and args.cert and args.credit_code):
         raise CliError("error: the reporting interface needs --client-id, --client-secret-env, --key, --cert and --credit-code", 2)
@@ -96,6 +116,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--rate-limit-probe", type=int, default=0, metavar="N",
                    help="opt-in: send up to N requests to drive the rate limit to 0 and expect 429 (default 0: skipped)")
     g.add_argument("--expect-successor", metavar="URL", help="the successor address the platform should announce")
+    g.add_argument("--agreement-source", metavar="URL",
+                   help="case 2.5 (R-EVID-002): the acquisition source that the report's evidence references")
+    g.add_argument("--agreement-ca", action="append", metavar="PEM", help="the source's trust anchor (repeatable)")
+    g.add_argument("--agreement-token-env", metavar="VAR", help="environment variable holding a bearer token at the source")
+    g.add_argument("--agreement-client-id", help="or a client of the source (scope acquisition:read)")
+    g.add_argument("--agreement-client-secret-env", metavar="VAR", help="environment variable holding its secret")
+    g.add_argument("--agreement-submission", metavar="ID", help="the monthly report to check: a submission on the platform")
+    g.add_argument("--agreement-report", metavar="FILE", help="or the signed monthly report itself (JSON)")
     p.add_argument("--item", type=int, action="append", choices=range(1, 10), help="run only this item (repeatable)")
     p.add_argument("--out", default="inspection", help="output directory")
     p.set_defaults(func=cmd_inspect)

@@ -1708,6 +1708,26 @@ class PeriodType(Enum):
 
 
 class QualityFlag(Enum):
+    """
+    HJ 212-2017 数据标记。每个标记的两项性质写在 `x-cedx-flag-rules` 中，是规范事实（生成的常量
+    `FLAGS_CARRYING_VALUE`、`FLAGS_COUNTING_AS_VALID`、`FLAGS_STOPPED` 由此得出）：
+    `value` —— 该时刻是否带数值：N、S、C、T 须带（规则 R-ACQ-001），B 不得带（R-ACQ-005），F、M、D 可带可不带；
+    `counts` —— 数值在派生统计中的地位：仅 N 为有效数据（`valid`），参与小时值、日值、均值、累计量与数据完整率；
+    F（停运）计为零（`zero`）；S、C、T、M、D、B 不是有效数据（`gap`）：不进入均值、累计量与完整率，其时刻为缺失，
+    核算时按 R-GAP-002 保守替代并在 dataGaps 中报告。"带数值"不等于"有效"：校准值、手工值与超量程值有数值但不计入。
+    HJ 212-2017 data flags. Two properties of each flag are stated in `x-cedx-flag-rules` and are
+    facts of the spec (the generated constants `FLAGS_CARRYING_VALUE`, `FLAGS_COUNTING_AS_VALID`,
+    `FLAGS_STOPPED` come from them): `value` — whether the instant carries a number: N, S, C and T
+    must (rule R-ACQ-001), B must not (R-ACQ-005), F, M and D may; `counts` — what the number is
+    in derived statistics: only N is valid data (`valid`) and enters hourly and daily values,
+    means, totals and coverage; F (stopped) counts as zero (`zero`); S, C, T, M, D and B are not
+    valid data (`gap`): they enter no mean, total or coverage, their instants are gaps, and
+    accounting substitutes them conservatively and reports them in dataGaps (R-GAP-002).
+    Carrying a value is not being valid: calibration, manual and over-range values have a
+    number that does not count.
+
+    """
+
     n = "N"
     f = "F"
     m = "M"
@@ -2022,6 +2042,9 @@ class PeriodStatistic(SpecModel):
     以字符串表示的十进制数，不使用指数与浮点 / A decimal number as a string; no exponent, no binary float
     """
     valid_count: Annotated[int, Field(alias="validCount", ge=0, title="有效数据数 / Valid values")]
+    """
+    周期内标记为 N 的数值个数（仅 N 计为有效，见 QualityFlag）；total、average、minimum、maximum 只由这些数值计算 / The number of values flagged N in the period (only N counts as valid, see QualityFlag); total, average, minimum and maximum are computed from these values only
+    """
     expected_count: Annotated[
         int, Field(alias="expectedCount", ge=1, title="应有数据数 / Expected values")
     ]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+from ..generated.constants import FLAGS_COUNTING_AS_VALID
 from ..instants import CST
 from .bridge import Bridge, BridgeConfig, create_bridge_app, payload_values
 from .logger import LoggerPlan, LoggerReport, run_logger, site_mapping
@@ -64,7 +65,7 @@ def run_bridge_step(root: Path, say: Callable[[str], object]) -> bool:
                 trust.verify_chain(payloads)
                 cells = [(v, f) for p in payloads for t, v, f in payload_values(p) if frm.timestamp() <= t < to.timestamp()]
                 flags = Counter(f for _, f in cells)
-                valid = [Decimal(v) for v, f in cells if v and f in "NSCT"]
+                valid = [Decimal(v) for v, f in cells if v and f in FLAGS_COUNTING_AS_VALID]
                 mean = sum(valid) / len(valid) if valid else Decimal(0)
                 say(f"   {point:20} {len(payloads)} 个签名批次，验签通过，链完整 / signed batches, signatures valid, chain unbroken;"
                     f" 08:00–10:00 {len(cells)} values ({', '.join(f'{k} {n}' for k, n in sorted(flags.items()))}),"

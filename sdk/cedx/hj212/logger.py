@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from ..generated.constants import FLAGS_COUNTING_AS_VALID
 from ..instants import CST
 from . import codec
 
@@ -92,8 +93,8 @@ def packets(plan: LoggerPlan) -> list[codec.Packet]:
             h0 = t.replace(minute=0)
             hitems = {}
             for c, cells in hour_cells.items():
-                valid = [v for v, f in cells if f in "NSCT"]
-                flag = "N" if len(valid) >= 45 else max({f for _, f in cells if f not in "NSCT"} or {"B"})
+                valid = [v for v, f in cells if f in FLAGS_COUNTING_AS_VALID]   # N only (spec QualityFlag)
+                flag = "N" if len(valid) >= 45 else max({f for _, f in cells if f not in FLAGS_COUNTING_AS_VALID} or {"B"})
                 avg = (sum(valid) / len(valid)) if valid else Decimal(0)
                 places = CODES[c][2]
                 hitems[c] = {"Avg": format(avg.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP), "f"),

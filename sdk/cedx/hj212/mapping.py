@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from ..generated.constants import SPEC_VERSION
+from ..generated.constants import QUALITY_FLAGS, SPEC_VERSION
 
 BUILTIN = Path(__file__).with_name("mapping.yaml")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -60,7 +60,7 @@ class Mapping:
             self.loggers = {str(mn): self._logger(str(mn), e) for mn, e in (doc.get("loggers") or {}).items()}
         except (KeyError, TypeError, InvalidOperation, AttributeError) as exc:
             raise MappingError(f"mapping table: missing or malformed entry ({exc!r})") from None
-        bad = sorted({f for f in (*self.flags.values(), self.default_flag, self.missing_flag) if f not in "NFMSDCTB" or len(f) != 1})
+        bad = sorted({f for f in (*self.flags.values(), self.default_flag, self.missing_flag) if f not in QUALITY_FLAGS or len(f) != 1})
         if bad:
             raise MappingError(f"mapping table: {bad} are not quality flags of the spec (N F M S D C T B)")
 

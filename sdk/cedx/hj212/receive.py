@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..generated.constants import FLAGS_CARRYING_VALUE
 from ..trust.sm3 import sm3
 from . import codec
 from .errors import HJ212Error
@@ -176,7 +177,7 @@ class ReceiveStore:
             items = json.loads(items_text)
             value = next((items[s] for s in m.value_suffix.get(gran, ["Avg"]) if items.get(s)), "")
             flag = m.flag(items.get("Flag"))
-            if not value and flag in "NSCT":
+            if not value and flag in FLAGS_CARRYING_VALUE:
                 marks[rowid] = NO_VALUE
                 continue
             batches.setdefault(pid, []).append((t, m.convert(cm, value) if value else None, flag))

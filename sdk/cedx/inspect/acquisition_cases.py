@@ -9,6 +9,7 @@ from lxml import etree
 from .. import spec, trust
 from ..acquisition.batches import BatchError, BatchVerifier
 from ..generated import models
+from ..generated.constants import QUALITY_FLAGS
 from ..runtime.client import Format
 from ..runtime.errors import ApiError
 from .framework import NotApplicable, case, check, prerequisite
@@ -138,7 +139,7 @@ def a3_2(t: Target) -> None:
 @case(3, "A3.3", "质量标记为代码 / quality flags are codes", "read batches", "every flag is one of N F M S D C T B", ACQ)
 def a3_3(t: Target) -> None:
     for b in _batches(t).items:
-        check(all(f in "NFMSDCTB" for f in b.payload.flags), "a flag outside the HJ 212 code list")
+        check(all(f in QUALITY_FLAGS for f in b.payload.flags), "a flag outside the HJ 212 code list")
 
 
 @case(4, "A4.1", "获取流程 / acquisition flow", "source info → points → batches → statistics", "each step answers 200", ACQ)

@@ -31,7 +31,7 @@ ITEMS = {
 #: cedx's reading of what each item covers (the specification's chapter on inspection).
 ITEM_SCOPE = {
     1: "每个返回或接受的文档符合 JSON Schema 与 XSD / every document returned or accepted conforms to the schema and the XSD",
-    2: "跨字段规则成立；同一资源的 JSON 与 XML 等价 / cross-field rules hold; JSON and XML forms of a resource are equivalent",
+    2: "跨字段规则成立；同一资源的 JSON 与 XML 等价；报告与所引用的签名采集批次一致 / cross-field rules hold; JSON and XML forms of a resource are equivalent; a report agrees with the signed acquisition batches it references",
     3: "声明内容类型与字符集；用代码而非自由文本；单位代码取自单位表；时间带偏移 / declared content types and charsets, codes, unit codes, offsets",
     4: "令牌→报送→回执→状态→更正/补报，按规定的顺序与状态 / token → submit → receipt → status → correction / supplementary, in order and state",
     5: "版本化路径、problem+json 错误码、分页、幂等、速率限制 / versioned paths, problem+json codes, pagination, idempotency, rate limits",

@@ -5,7 +5,8 @@ the reports under build/inspection/.
 `ReferencePlatform` is also what the tests inspect: the platform, a successor instance on the
 same data (an address change being served), and the provisioned material — a second entity's
 client, a certificate revoked after registration, one registered and since expired, and an
-expired token of the inspector's client.
+expired token of the inspector's client. `make inspect` also submits a monthly report computed
+from the reference source's signed batches (`provision_agreement`), for case 2.5 (R-EVID-002).
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ import secrets
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import requests
 
 from ..acquisition.app import create_source_app
+from ..generated import models
 from ..instants import CST
 from ..platform.admin import Admin
 from ..platform.app import create_app
@@ -33,7 +37,7 @@ from ..runtime.serve import serve_in_thread as serving
 from ..trust import generate_private_key
 from ..trust import x509 as tx
 from .runner import main_progress, run, write
-from .target import Credential, OtherEntity, Target
+from .target import AgreementMaterial, Credential, OtherEntity, Target
 
 ENTITY, OTHER = "91320500MA1X2P3Q4R", "91350100M000100Y43"
 
@@ -118,6 +122,66 @@ class ReferencePlatform(contextlib.ExitStack):
         return self.target()
 
 
+#: The reference power source's points that a monthly report states, with the field each supports
+#: and the factor-table precision item of its total.
+AGREEMENT_POINTS = {"PWR-U1-COAL": ("power.units[0].coalConsumption", "coal_consumption"),
+                    "PWR-U1-GEN": ("power.units[0].grossGeneration", "generation"),
+                    "PWR-U1-SUPPLY": ("power.units[0].powerSupplied", "generation"),
+                    "PWR-GRID-IMPORT": ("purchasedElectricity.amount", "generation")}
+TOTAL_UNITS = {"t/h": "t", "MW": "MWh"}  # hourly values of a rate, summed over hours
+
+
+def provision_agreement(target: Target, source_url: str, source_token: str, source_ca: bytes, month: dt.datetime, *,
+                        understate_coal: Decimal = Decimal(0), replaces: str | None = None) -> AgreementMaterial:
+    """What an operator shows an inspection body for case 2.5: a monthly power report computed
+    from the reference power source's signed batches of ``month`` (pulled, verified, totalled with
+    conservative substitution; evidence and data gaps recorded), submitted to the platform by the
+    inspected entity. ``understate_coal`` (tests) lowers the coal total in the report and its
+    evidence by that many tonnes, a report that disagrees with its batches; ``replaces`` submits it
+    as a correction of that submission (the period already has one)."""
+    from ..accounting.guideline import CoalUnit, LabReport, evidence_ref, metered_gaps, power_report
+    from ..accounting.series import month_total, pull_month
+    from ..generated.client import AcquisitionClient, ReportingClient
+    from ..runtime.client import TokenProvider
+
+    source = AcquisitionClient(source_url, token=source_token, trust_anchors=[source_ca])
+    totals, evidence, gaps = {}, [], []
+    for point, (field, item) in AGREEMENT_POINTS.items():
+        mp = source.get_metering_point(point).model_dump(mode="json", by_alias=True, exclude_none=True)
+        total = month_total(pull_month(source, point, month, [source_ca], mp["instrument"]["range"]), month,
+                            measurand=mp["measurand"])
+        if point == "PWR-U1-COAL" and understate_coal:
+            total = dataclasses.replace(total, total=total.total - understate_coal)
+        unit = TOTAL_UNITS.get(total.unit, total.unit)
+        totals[point] = total
+        evidence.append(evidence_ref(total, source.get_source_info().source_id, field, unit, item))
+        gaps += metered_gaps(total, field, unit, item)
+    gen = totals["PWR-U1-GEN"]
+    period = month.astimezone(CST).strftime("%Y-%m")
+    last_day = (month.astimezone(CST).replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+    lab = LabReport(lab_id="LAB-U1", laboratory="参考检测实验室 / reference laboratory", scheme="CMA",
+                    accreditation_number="231012345678", report_number=f"JC-{period}-U1", sample_type="as_fired_coal",
+                    sample_id=f"RL-{period}-U1", preparation_id=f"ZY-{period}-U1", sampling_from=f"{period}-01",
+                    sampling_to=last_day.strftime("%Y-%m-%d"), analysis_date=dt.date.today().isoformat(),
+                    standards=["GB/T 476-2008", "GB/T 213-2008", "GB/T 211-2017", "GB/T 212-2008", "GB/T 483-2007"],
+                    values={"ncv": ("20.512", "GJ/t"), "mt": ("9.80", "%"), "mad": ("2.10", "%"), "carbon": ("58.05", "%")})
+    unit1 = CoalUnit(unit_id="U1", capacity_mw="660", coal_t=totals["PWR-U1-COAL"].total, generation_mwh=gen.total,
+                     supply_mwh=totals["PWR-U1-SUPPLY"].total, heat_gj=Decimal(0), running_hours=gen.hours - gen.stopped_hours,
+                     heat_supply_ratio="0", lab=lab)
+    report = power_report(credit_code=cast(str, target.credit_code), name="参考电厂 / reference plant", period=period,
+                          units=[unit1], grid_mwh=totals["PWR-GRID-IMPORT"].total, grid_year=2025, evidence=evidence,
+                          gaps=gaps, labs=[lab], prepared_at=dt.datetime.now(CST).isoformat(timespec="seconds"))
+    if replaces:
+        report.submission_kind = models.SubmissionKind.correction
+        report.replaces_submission_id = uuid.UUID(replaces)
+        report.reason = "更正 / correction"
+    tokens = TokenProvider(f"{target.url}/oauth/token", cast(str, target.client_id), cast(str, target.client_secret))
+    with ReportingClient(target.url, token_provider=tokens, signing_key=target.key, signing_certificate=target.certificate,
+                         trust_anchors=target.trust_anchors) as client:
+        receipt = client.submit_monthly_report(report)
+    return AgreementMaterial(source_url, [source_ca], token=source_token, submission_id=str(receipt.payload.submission_id))
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0] if argv else "build/inspection")
     with tempfile.TemporaryDirectory(prefix="cedx-inspect-") as tmp:
@@ -131,11 +195,12 @@ def main(argv: list[str]) -> int:
                 serving(create_source_app("power", root / "source", [token], commissioned=month, rate_limit=300),
                         free_port()) as source_url:
             platform.rate_limit_budget = 700
+            source_ca = tx.load_certificate((root / "source" / "pki" / "ca.pem").read_bytes()).dump()
+            # case 2.5: a report of the source's commissioning month, submitted beforehand
+            platform.agreement = provision_agreement(platform, source_url, token, source_ca, month)
             targets = {
                 "reporting": platform,
-                "acquisition": Target(source_url, "acquisition",
-                                      [tx.load_certificate((root / "source" / "pki" / "ca.pem").read_bytes()).dump()],
-                                      token_value=token, rate_limit_budget=400),
+                "acquisition": Target(source_url, "acquisition", [source_ca], token_value=token, rate_limit_budget=400),
             }
             for name, target in targets.items():
                 print(f"== {name}: {target.url}", file=sys.stderr)

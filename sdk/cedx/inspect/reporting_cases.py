@@ -161,6 +161,64 @@ def c2_4(t: Target) -> None:
     check(any(rule == "R-QTY-001" and "coalConsumption" in (path or "") for rule, path in cited), f"R-QTY-001 not cited (got {cited})")
 
 
+AGREEMENT_OPTIONS = ("Target.agreement — cedx inspect --agreement-source URL --agreement-ca PEM "
+                     "(--agreement-token-env VAR | --agreement-client-id ID --agreement-client-secret-env VAR) "
+                     "with --agreement-submission ID or --agreement-report FILE")
+
+
+@case(2, "2.5", "采集与报告一致 / acquisition and report agree (R-EVID-002)",
+      "optional material: the monthly report (a submission read from the platform, or a signed report file) and the "
+      "acquisition source its evidence references; every referenced batch is pulled from the source and verified "
+      "(signature to the source's CA, hash chain, contiguity) and each evidence total is recomputed with cedx's "
+      "conservative substitution (R-GAP-002)",
+      "the report verifies; every evidence entry names a reportedField and a total; the batches "
+      "firstSequence..lastSequence end in lastBatchDigest; the recomputed total equals the evidence total and the "
+      "reported field within half a unit of the reported last place, and validHours/substitutedHours/stoppedHours agree")
+def c2_5(t: Target) -> None:
+    from ..accounting import agreement
+    from ..accounting.period import bounds as period_bounds
+    from ..acquisition.batches import BatchError
+    from ..acquisition.pull import pull_batches
+    from ..generated.client import AcquisitionClient
+    from ..runtime.client import NO_RETRY, TokenProvider
+
+    a = t.agreement
+    if a is None:
+        raise NotApplicable(f"needs an acquisition source and a report whose evidence references it: {AGREEMENT_OPTIONS}")
+    if a.report is not None:
+        document = a.report
+    else:
+        check(bool(a.submission_id), f"the agreement material names no report: {AGREEMENT_OPTIONS}")
+        document = t.reporting().get_monthly_report(str(a.submission_id)).model_dump(mode="json", by_alias=True,
+                                                                                      exclude_none=True)
+    try:
+        trust.verify_document(document, t.resolver())
+    except trust.TrustError as exc:
+        raise CaseFailed(f"the report's signature does not verify: {exc}") from exc
+    payload = document["payload"]
+    evidence = [(i, e) for i, e in enumerate(payload.get("evidence", [])) if "reportedField" in e and "total" in e]
+    check(bool(evidence), "R-EVID-002 $.evidence: no evidence entry names a reportedField with a total to recompute")
+    provider = (TokenProvider(f"{a.url}/oauth/token", a.client_id, a.client_secret or "", "acquisition:read",
+                              session=t.session, retry=NO_RETRY) if a.client_id else None)
+    source = AcquisitionClient(a.url, token=a.token, token_provider=provider, trust_anchors=a.trust_anchors,
+                               session=t.session, retry=NO_RETRY)
+    month = period_bounds(payload["period"])   # evidence without its own time range: the reporting month
+    batches: dict[str, dict[int, dict[str, Any]]] = {}
+    for i, ev in evidence:
+        start, end = ev.get("periodStart") or month[0].isoformat(), ev.get("periodEnd") or month[1].isoformat()
+        try:
+            for b in pull_batches(source, ev["pointId"], granularity=ev["granularity"], from_=start, to=end,
+                                  trust_anchors=a.trust_anchors, prefetch=False):
+                batches.setdefault(ev["pointId"], {})[b.payload["sequenceNumber"]] = b.payload
+        except BatchError as exc:
+            raise CaseFailed(f"R-EVID-002 $.evidence[{i}]: the source's batches for {ev['pointId']} do not verify: {exc}") from exc
+        except ApiError as exc:
+            raise CaseFailed(f"R-EVID-002 $.evidence[{i}]: the source refused the batches of {ev['pointId']}: "
+                             f"{exc.status} {exc.code}") from exc
+    found = agreement.check(payload, {point: list(by_seq.values()) for point, by_seq in batches.items()})
+    check(not found, "; ".join(str(d) for d in found[:5]) + (f" (and {len(found) - 5} more)" if len(found) > 5 else ""))
+
+
 # --- 3 machine-readability ---------------------------------------------------------------------
 @case(3, "3.1", "内容类型与字符集 / declared content types and charsets",
       "GET a status as JSON and as XML", "Content-Type is application/json or application/xml with charset=utf-8")

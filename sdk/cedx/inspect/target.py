@@ -41,6 +41,21 @@ class Credential:
 
 
 @dataclass
+class AgreementMaterial:
+    """For case 2.5 (rule R-EVID-002): the acquisition source that a monthly report's evidence
+    references, and that report — a submission on the platform under inspection, or a signed
+    report document (e.g. read from a file). The source is read with a bearer token or with
+    client credentials (scope acquisition:read at its /oauth/token)."""
+    url: str
+    trust_anchors: list[bytes]               # the source's CA (its batches are signed under it)
+    token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    submission_id: str | None = None         # a monthly report on the platform
+    report: dict[str, Any] | None = None     # or the signed report document itself
+
+
+@dataclass
 class Target:
     url: str
     interface: str                          # reporting | acquisition
@@ -61,6 +76,7 @@ class Target:
     rate_limit_budget: int = 0              # opt-in: at most this many requests to exhaust the rate limit
     expect_successor: str | None = None     # the successor address the platform is expected to announce
     confidential: ClientCredentials | None = None  # acquisition: for the confidentiality mode
+    agreement: AgreementMaterial | None = None  # reporting: a source and a report whose evidence references it
     session: RecordingSession = field(default_factory=RecordingSession)
     _token: str | None = None
     _period_seq: int = field(default_factory=lambda: random.randrange(0, 7 * 700))

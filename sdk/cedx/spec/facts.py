@@ -41,6 +41,11 @@ class SpecFacts:
     submit_operations: dict[str, str]        # document type -> operationId that submits it
     document_operations: dict[str, str]      # operationId -> document type it submits or reads
     operations: dict[str, str]               # operationId -> Python method name
+    quality_flags: str = ""                  # QualityFlag codes, in the spec's order
+    flags_carrying_value: str = ""           # x-cedx-flag-rules value: required (R-ACQ-001)
+    flags_without_value: str = ""            # value: forbidden (R-ACQ-005)
+    flags_counting_as_valid: str = ""        # counts: valid — enter means, totals and coverage
+    flags_stopped: str = ""                  # counts: zero — a stopped unit
 
 
 def _json_ref(node: dict[str, Any]) -> str | None:
@@ -56,6 +61,30 @@ def _body_ref(op: dict[str, Any]) -> str | None:
 def _answer_ref(op: dict[str, Any]) -> str | None:
     """The schema of the operation's 200 answer (JSON), when it is declared in place."""
     return _json_ref(op.get("responses", {}).get("200", {}))
+
+
+FLAG_VALUE = ("required", "optional", "forbidden")
+FLAG_COUNTS = ("valid", "zero", "gap")
+
+
+def _flag_facts(schema: dict[str, Any]) -> dict[str, str]:
+    """The QualityFlag table: each code's ``value`` (required / optional / forbidden) and ``counts``
+    (valid / zero / gap), as strings of flag codes in the enum's order."""
+    codes = [str(c) for c in schema.get("enum", ())]
+    rules = schema.get("x-cedx-flag-rules", {})
+    if codes and set(rules) != set(codes):
+        raise ValueError(f"QualityFlag x-cedx-flag-rules must describe exactly the codes {codes}, not {sorted(rules)}")
+    for code, rule in rules.items():
+        if set(rule) != {"value", "counts"} or rule["value"] not in FLAG_VALUE or rule["counts"] not in FLAG_COUNTS:
+            raise ValueError(f"QualityFlag x-cedx-flag-rules.{code}: needs value in {FLAG_VALUE} and counts in {FLAG_COUNTS}")
+
+    def where(key: str, value: str) -> str:
+        return "".join(c for c in codes if rules[c][key] == value)
+    if not codes:
+        return {}
+    return {"quality_flags": "".join(codes), "flags_carrying_value": where("value", "required"),
+            "flags_without_value": where("value", "forbidden"), "flags_counting_as_valid": where("counts", "valid"),
+            "flags_stopped": where("counts", "zero")}
 
 
 def spec_facts(index: SchemaIndex) -> SpecFacts:
@@ -101,6 +130,7 @@ def spec_facts(index: SchemaIndex) -> SpecFacts:
         submit_operations=submits,
         document_operations=dict(sorted(documents.items())),
         operations=dict(sorted(operations.items())),
+        **_flag_facts(schemas.get("QualityFlag", {})),
     )
 
 

@@ -85,9 +85,9 @@ class _Canonical:
         self.members = {k: self._member(k, v) for k, v in envelope.items() if k != "signature"}
         self.block: dict[str, Any] = envelope["signature"]
 
-    def _member(self, name: str, value: Any, kind: int | None = None) -> bytes:
+    def _member(self, name: str, value: Any) -> bytes:
         path = f"$.{name}"
-        record, kind = prepare(value, child_node(self.tree, name), path, self.kind if kind is None else kind)
+        record, kind = prepare(value, child_node(self.tree, name), path, self.kind)
         return encode(record, kind, path)
 
     def signing_input(self) -> bytes:
