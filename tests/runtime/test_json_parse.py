@@ -61,7 +61,10 @@ def test_fast_path_decides_the_spec_examples_and_agrees():
     b'{"s":"' + b"[" * 500 + b'"}', b'{"s":"\\"[[[[","t":"\\\\"}', b'{"a:b":1,"c":"d:e"}', b"[]", b"{}",
     b'"x"', b"1", b"null", b"[1,]", b'{"a":1}x', b"\x0c{}", b'{"a":"\x01"}', b'{"a":"\\ud83d\\ude00"}',
     b'{"a" :1,"a":2,"b":3}', b'{ "a" : 1 , "a" : 2 }', b'{"a":true,"b":false,"c":1E2}', b'{"a":true,"b":false}',
-    b'{"a":1234567890123456}', b'{"a":123456789012345}', b'{"k":"x\\":1","k":2}', b'{"k\\u0041":1,"kA":2}',
+    b'{"a":1234567890123456}', b'{"a":123456789012345}', b'{"a":1.5}', b'{"a":-0.0}', b'{"a":0.1}',
+    b'{"a":9007199254740991}', b'{"a":-9007199254740992}', b'{"a":18446744073709551616}', b'{"a":1e22}',
+    b'{"a":' + b"[" * 64 + b"]" * 64 + b"}", b"[" * 64 + b"1" + b"]" * 64, b"[" * 65 + b"]" * 65,
+    b'{"a":' + b'{"b":' * 70 + b"1" + b"}" * 70 + b"}", b'{"k":"x\\":1","k":2}', b'{"k\\u0041":1,"kA":2}',
 ])
 def test_fast_path_agrees_or_declines(raw):
     _check(raw)
@@ -72,6 +75,16 @@ def test_fast_path_agrees_or_declines(raw):
         with pytest.raises(Problem) as info:
             server.parse_json(raw)
         assert info.value.detail == exact  # refusals keep the exact path's message
+
+
+def test_compact_bodies_take_the_short_road():
+    """orjson's own compact encoding (what cedx's client sends) is decided without the scan of
+    the bytes outside strings; a nesting of 65 is still refused, 64 accepted."""
+    assert _check(b'{"a":[1,{"b":"c:d"}],"e":true,"f":1.25}')
+    assert _check(b'{"a":' + b"[" * 63 + b"]" * 63 + b"}")
+    assert not _check(b'{"a":' + b"[" * 64 + b"]" * 64 + b"}")  # 65 levels: the exact path refuses
+    with pytest.raises(Problem, match="deeper than 64"):
+        server.parse_json(b'{"a":' + b"[" * 64 + b"]" * 64 + b"}")
 
 
 def test_duplicate_keys_are_never_taken_from_the_fast_path():
