@@ -222,6 +222,14 @@ class _Evaluator:
 
     # values --------------------------------------------------------------------------------
     def number(self, value: Any) -> Decimal:
+        kind = type(value)  # the common cases first, by exact type (same answers as the chain below)
+        if kind is dict and "value" in value and "unit" in value:
+            try:
+                return self.engine._si_cache[(value["value"], value["unit"])]
+            except (KeyError, TypeError):
+                return self.engine.si_value(value["value"], value["unit"])
+        if kind is Decimal:
+            return cast(Decimal, value)
         if isinstance(value, _Absent):
             raise _Missing()
         if isinstance(value, bool):
@@ -499,7 +507,7 @@ def _fn(node: ast.AST) -> _Fn:
 
 
 def _lookup(obj: Any, name: str, engine: RuleEngine) -> Any:
-    if isinstance(obj, dict):
+    if type(obj) is dict or isinstance(obj, dict):
         return obj.get(name, _ABSENT)
     if isinstance(obj, list):
         return engine._lookup_path(obj, [name])
