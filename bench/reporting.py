@@ -23,19 +23,20 @@ fast the client is.
 Where the platform's time goes (py-spy --gil on the server under this load, 2026-12; the
 targets are not met on this 2-core machine and these profiles say why):
 
-* 2-unit report, ~8 ms CPU against ~0.5 ms for /health: the framework and event loop (uvicorn,
-  Starlette, FastAPI, two worker-thread hops) about a quarter; in the worker: the submission
-  (one transaction: idempotency look-up, decision, receipt signed and time-stamped, inserts)
-  ~30 %, quality rules ~20 %, JSON Schema ~10 %, document signature ~13 %, request signature
-  (nonce upsert, key, SM2) ~10 %, parsing ~7 %; outside the GIL four SM2 operations (request
-  and document verification, receipt signature, time-stamp token) and the durable commit.
-  Half the trivial endpoint's rate would need the whole report, client included, in about
-  twice the cost of a /health round trip: four SM2 operations alone are more than that.
-* 200-unit report (563 KiB, ~100 JSON values per unit), ~85 ms: rules ~31 %, JSON Schema
-  (compiled) ~26 %, parsing ~18 % (orjson, the outside-strings scan, the duplicate-key
-  re-encoding), canonical form and signature ~17 %, allowed units ~4 %. Every stage is one walk
-  over the document in C or compiled Python, ~0.35 ms per unit in all; a ratio of 4 to the
-  2-unit report would need ~0.13 ms per unit.
+* 2-unit report, ~8 ms CPU against ~0.5 ms for /health. Of the time holding the GIL: the event
+  loop and framework (uvicorn, Starlette, FastAPI) ~30 %, worker-thread hops, authentication and
+  rate limit ~15 %, the submission (one transaction: idempotency look-up, decision, receipt
+  signed and time-stamped, inserts) ~17 %, quality rules ~16 %, request signature (nonce upsert,
+  key, string to sign) ~7 %, JSON Schema ~5 %, document signature ~4 %, parsing ~4 %. Outside
+  the GIL: four SM2 operations (request and document verification, receipt signature, token)
+  and the durable commit. Half the trivial endpoint's rate would need the whole report, client
+  included, in about twice the cost of a /health round trip: the SM2 operations alone exceed it.
+* 200-unit report (563 KiB, ~100 JSON values per unit), ~55-65 ms: quality rules ~40 % (twelve
+  rules per generating unit, and every parameter's laboratory citation), parsing ~18 % (orjson
+  and its checks), canonical form and document signature ~11 %, three SM3 passes over the
+  body (request signature, signing input, documentDigest), JSON Schema (jsonschema-rs) ~5 %,
+  allowed units ~4 %. Every stage is one pass in C, Rust or compiled Python; a ratio of 4 to the
+  2-unit report would need about half of what is left per unit.
 
     .venv/bin/python bench/reporting.py [--reports 120] [--workers 2] [--cpu-reports 40]
 """
