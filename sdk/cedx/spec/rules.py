@@ -599,9 +599,22 @@ def _c_binop(node: ast.BinOp) -> _Fn:
 
 def _c_boolop(node: ast.BoolOp) -> _Fn:
     values = [_fn(v) for v in node.values]
+    # What all()/any() over the operands give (a bool, stopping at the first deciding operand),
+    # without a generator per evaluation.
     if isinstance(node.op, ast.And):
-        return lambda ev: all(f(ev) for f in values)
-    return lambda ev: any(f(ev) for f in values)
+        def conjunction(ev: _Evaluator) -> bool:
+            for f in values:
+                if not f(ev):
+                    return False
+            return True
+        return conjunction
+
+    def disjunction(ev: _Evaluator) -> bool:
+        for f in values:
+            if f(ev):
+                return True
+        return False
+    return disjunction
 
 
 def _c_compare(node: ast.Compare) -> _Fn:
