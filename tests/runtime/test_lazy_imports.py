@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 HEAVY = ("cedx.generated.models", "cedx.spec.validate", "cedx.spec.rules", "cedx.spec.xmlcodec", "cedx.trust", "pydantic", "jsonschema", "lxml",
-         "fastjsonschema", "asn1crypto", "cryptography")
+         "fastjsonschema", "jsonschema_rs", "asn1crypto", "cryptography")
 
 
 def loaded_after(code: str) -> set[str]:
@@ -30,4 +30,5 @@ def test_first_use_loads_what_is_needed():
         "assert 'jsonschema' not in sys.modules  # valid documents never need the explainer\n"
         "assert spec.validator().validate('Quantity', {'value': 1, 'unit': 't'})[0].code == 'R-DEC-001'\n"
     )
-    assert {"cedx.generated.models", "pydantic", "cedx.spec.validate", "fastjsonschema", "jsonschema"} <= loaded
+    assert {"cedx.generated.models", "pydantic", "cedx.spec.validate", "jsonschema"} <= loaded
+    assert {"fastjsonschema", "jsonschema_rs"} & loaded  # the fast structural check, either one

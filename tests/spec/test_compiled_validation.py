@@ -1,6 +1,7 @@
-"""The compiled schema check (fastjsonschema) is only a shortcut: on every example and on
-thousands of mutations of them, ``schema_issues`` equals jsonschema's full explanation, and the
-compiled check never accepts what jsonschema rejects."""
+"""The fast schema check (jsonschema-rs when installed, else fastjsonschema) is only a shortcut:
+on every example and on thousands of mutations of them, ``schema_issues`` equals jsonschema's
+full explanation, and the fast check never accepts what jsonschema rejects. Both fast checks
+are tested: the Python one is what runs where jsonschema-rs is not installed."""
 
 import copy
 import random
@@ -50,8 +51,21 @@ def mutate(doc, rng: random.Random):
     return doc
 
 
+@pytest.fixture(scope="module", params=["rust", "python"])
+def fast_validator(request, index, validator):
+    if request.param == "rust":
+        pytest.importorskip("jsonschema_rs")
+        return validator
+    from cedx.spec.validate import Validator
+
+    python_only = Validator(index)
+    python_only._rust_check = lambda _name: None  # as where jsonschema-rs is not installed
+    return python_only
+
+
 @pytest.mark.parametrize("name", JSON_EXAMPLES)
-def test_compiled_check_agrees_with_jsonschema(name, validator):
+def test_compiled_check_agrees_with_jsonschema(name, fast_validator):
+    validator = fast_validator
     schema = USAGE[name][0]
     example = load_example(name)
     assert validator.schema_issues(schema, example) == validator.explain(schema, example) == []
@@ -111,6 +125,10 @@ def test_ref_siblings_keep_their_2020_12_meaning():
     too_long = v.schema_issues("Doc", {"code": "ABCD"})
     assert [i.code for i in too_long] == ["SCHEMA-MAXLENGTH"] and too_long == v.explain("Doc", {"code": "ABCD"})
     assert [i.code for i in v.schema_issues("Doc", {"code": "abc"})] == ["SCHEMA-PATTERN"]
+    v._rust_check = lambda _name: None  # fastjsonschema, with the siblings rewritten into allOf
+    v._compiled.clear()
+    assert v._compiled_check("Doc") is not None
+    assert v.schema_issues("Doc", {"code": "ABC"}) == [] and v.schema_issues("Doc", {"code": "ABCD"}) == too_long
 
 
 @pytest.mark.parametrize("schema, good, bad", [
@@ -121,9 +139,14 @@ def test_ref_siblings_keep_their_2020_12_meaning():
 ])
 def test_keywords_with_another_draft_07_meaning_disable_the_compiled_check(schema, good, bad):
     v = synthetic({"S": schema})
-    assert v._compiled_check("S") is None
+    assert v._fast_components is None  # fastjsonschema would give them their draft-07 meaning
     assert v.schema_issues("S", good) == []
     assert v.schema_issues("S", bad) != []
+    check = v._compiled_check("S")  # jsonschema-rs, a 2020-12 validator, if installed; else none
+    if check is not None:
+        check(good)
+        with pytest.raises(ValueError):
+            check(bad)
 
 
 def test_unknown_schema_is_a_key_error(validator):

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -28,9 +28,11 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -232,7 +234,8 @@ def make_sessions(engine: Engine) -> sessionmaker[Session]:
 
 
 # --- records ----------------------------------------------------------------------------------
-def _submission(row: SubmissionRow) -> SubmissionRecord:
+def _submission(row: Any) -> SubmissionRecord:
+    """From a SubmissionRow or a Core row with the same column names."""
     return SubmissionRecord(
         submission_id=row.submission_id, credit_code=row.credit_code, document_type=row.document_type,
         report_id=row.report_id, period=row.period, version=row.version, kind=row.kind, state=row.state,
@@ -251,48 +254,62 @@ def _certificate(row: CertificateRow) -> CertificateRecord:
                              (utcnow() if row.revoked else None))
 
 
+# The request path's statements, built once and run on Core connections: the ORM's unit of work
+# and identity map cost more than the statements themselves at this size (issue 14).
+_SUBMISSIONS = cast(Table, SubmissionRow.__table__)
+_IDEMPOTENCY = cast(Table, IdempotencyRow.__table__)
+_IDEMPOTENCY_Q = (select(_IDEMPOTENCY.c.request_digest, _SUBMISSIONS)
+                  .join(_SUBMISSIONS, _SUBMISSIONS.c.submission_id == _IDEMPOTENCY.c.submission_id)
+                  .where(_IDEMPOTENCY.c.credit_code == bindparam("credit_code"), _IDEMPOTENCY.c.key == bindparam("key")))
+_ACCEPTED_Q = select(_SUBMISSIONS).where(
+    _SUBMISSIONS.c.credit_code == bindparam("credit_code"), _SUBMISSIONS.c.document_type == bindparam("document_type"),
+    _SUBMISSIONS.c.period == bindparam("period"), _SUBMISSIONS.c.state == "accepted")
+_SUBMISSION_Q = select(_SUBMISSIONS).where(_SUBMISSIONS.c.submission_id == bindparam("submission_id"))
+_SUPERSEDE = (update(_SUBMISSIONS).where(_SUBMISSIONS.c.submission_id == bindparam("sid"),
+                                         _SUBMISSIONS.c.state == "accepted")
+              .values(state="superseded", superseded_by=bindparam("by")))
+_TOKEN_Q = (select(TokenRow.token_hash, TokenRow.client_id, TokenRow.credit_code, TokenRow.scopes, TokenRow.expires_at,
+                   ClientRow.active)
+            .join(ClientRow, ClientRow.client_id == TokenRow.client_id).where(TokenRow.token_hash == bindparam("h")))
+_REVOCATION_Q = select(RevocationRow.counter).where(RevocationRow.id == 1)
+_INSERT_SUBMISSION = insert(_SUBMISSIONS)
+_INSERT_IDEMPOTENCY = insert(_IDEMPOTENCY)
+
+
 class _SqlSubmissionReader(SubmissionReader):
-    def __init__(self, session: Session):
-        self.s = session
+    def __init__(self, conn: Connection):
+        self.c = conn
 
     def idempotency(self, credit_code: str, key: str) -> IdempotencyRecord | None:
-        row = self.s.scalars(select(IdempotencyRow).where(IdempotencyRow.credit_code == credit_code,
-                                                          IdempotencyRow.key == key)).first()
-        if row is None:
-            return None
-        sub = self.s.get(SubmissionRow, row.submission_id)
-        assert sub is not None  # written in the same transaction as the key
-        return IdempotencyRecord(row.request_digest, _submission(sub))
+        row = self.c.execute(_IDEMPOTENCY_Q, {"credit_code": credit_code, "key": key}).first()
+        # The key and its submission are written in one transaction: the join finds both or neither.
+        return None if row is None else IdempotencyRecord(row.request_digest, _submission(row))
 
     def accepted(self, credit_code: str, document_type: str, period: str) -> SubmissionRecord | None:
-        row = self.s.scalars(select(SubmissionRow).where(
-            SubmissionRow.credit_code == credit_code, SubmissionRow.document_type == document_type,
-            SubmissionRow.period == period, SubmissionRow.state == "accepted")).first()
+        row = self.c.execute(_ACCEPTED_Q, {"credit_code": credit_code, "document_type": document_type,
+                                           "period": period}).first()
         return _submission(row) if row else None
 
     def submission(self, submission_id: str) -> SubmissionRecord | None:
-        row = self.s.get(SubmissionRow, submission_id)
+        row = self.c.execute(_SUBMISSION_Q, {"submission_id": submission_id}).first()
         return _submission(row) if row else None
-
 
 
 class _SqlSubmissionTransaction(_SqlSubmissionReader, SubmissionTransaction):
     def supersede(self, submission_id: str, by: str) -> bool:
-        done = _rowcount(self.s.execute(update(SubmissionRow).where(
-            SubmissionRow.submission_id == submission_id, SubmissionRow.state == "accepted")
-            .values(state="superseded", superseded_by=by)))
-        return done == 1
+        return _rowcount(self.c.execute(_SUPERSEDE, {"sid": submission_id, "by": by})) == 1
 
     def insert(self, submission: SubmissionRecord, idempotency_key: str, request_digest: str) -> None:
         r = submission
-        self.s.add(SubmissionRow(
-            submission_id=r.submission_id, credit_code=r.credit_code, document_type=r.document_type,
-            report_id=r.report_id, period=r.period, version=r.version, kind=r.kind, state=r.state,
-            supersedes=r.supersedes, superseded_by=r.superseded_by, document=r.document,
-            document_digest=r.document_digest, receipt=r.receipt, receipt_id=r.receipt_id,
-            received_at=r.received_at))
-        self.s.add(IdempotencyRow(credit_code=r.credit_code, key=idempotency_key, request_digest=request_digest,
-                                  submission_id=r.submission_id))
+        self.c.execute(_INSERT_SUBMISSION, {
+            "submission_id": r.submission_id, "credit_code": r.credit_code, "document_type": r.document_type,
+            "report_id": r.report_id, "period": r.period, "version": r.version, "kind": r.kind, "state": r.state,
+            "supersedes": r.supersedes, "superseded_by": r.superseded_by, "document": r.document,
+            "document_digest": r.document_digest, "receipt": r.receipt, "receipt_id": r.receipt_id,
+            "received_at": r.received_at})
+        self.c.execute(_INSERT_IDEMPOTENCY, {
+            "credit_code": r.credit_code, "key": idempotency_key, "request_digest": request_digest,
+            "submission_id": r.submission_id, "created_at": utcnow()})
 
 
 class SqlStore(Store):
@@ -304,6 +321,16 @@ class SqlStore(Store):
         self._light_writes = sessionmaker(engine.execution_options(cedx_write=True, cedx_light=True),
                                           expire_on_commit=False)
         self._write_lock = threading.Lock() if self.sqlite else None
+        self._write_engine = engine.execution_options(cedx_write=True)
+        # The upserts of every signed request, built once (INSERT ... ON CONFLICT in either dialect).
+        nonce = self._insert(NonceRow).values(nonce=bindparam("nonce"), expires_at=bindparam("exp"))
+        self._nonce_upsert = nonce.on_conflict_do_update(
+            index_elements=["nonce"], set_={"expires_at": nonce.excluded.expires_at},
+            where=NonceRow.expires_at < bindparam("now")).returning(NonceRow.nonce)
+        hit = self._insert(RateCounterRow).values(key=bindparam("key"), window=bindparam("window"), count=1)
+        self._hit_upsert = hit.on_conflict_do_update(index_elements=["key", "window"],
+                                                     set_={"count": RateCounterRow.count + 1}).returning(RateCounterRow.count)
+        self._light_engine = engine.execution_options(cedx_write=True, cedx_light=True)
 
     @classmethod
     def from_url(cls, url: str) -> SqlStore:
@@ -323,6 +350,18 @@ class SqlStore(Store):
                 s.commit()
             except IntegrityError as exc:
                 s.rollback()
+                raise StoreConflict(str(exc.orig)) from None
+
+    @contextmanager
+    def _write_conn(self, light: bool = False) -> Iterator[Connection]:
+        """``_write`` on a Core connection (the request path's writes)."""
+        with self._write_lock or nullcontext(), (self._light_engine if light else self._write_engine).connect() as c:
+            try:
+                with c.begin():
+                    if light and not self.sqlite:
+                        c.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                    yield c
+            except IntegrityError as exc:
                 raise StoreConflict(str(exc.orig)) from None
 
     def _insert(self, entity: type[Base]) -> Any:
@@ -399,13 +438,11 @@ class SqlStore(Store):
                            scopes=token.scopes, expires_at=token.expires_at))
 
     def token(self, token_hash: str) -> TokenRecord | None:
-        with self.sessions() as s:
-            row = s.execute(select(TokenRow, ClientRow.active).join(ClientRow, ClientRow.client_id == TokenRow.client_id)
-                            .where(TokenRow.token_hash == token_hash)).first()
-            if row is None:
-                return None
-            t, active = row
-            return TokenRecord(t.token_hash, t.client_id, t.credit_code, t.scopes, _aware(t.expires_at), bool(active))
+        with self.engine.connect() as conn:
+            t = conn.execute(_TOKEN_Q, {"h": token_hash}).first()
+        if t is None:
+            return None
+        return TokenRecord(t.token_hash, t.client_id, t.credit_code, t.scopes, _aware(t.expires_at), bool(t.active))
 
     def revoke_token(self, token_hash: str, client_id: str) -> bool:
         with self._write() as s:
@@ -415,14 +452,11 @@ class SqlStore(Store):
     # --- nonces ----------------------------------------------------------------------------
     def add_nonce(self, nonce: str, expires_at: float) -> bool:
         now = int(time.time())
-        with self._write(light=True) as s:
+        with self._write_conn(light=True) as s:
             if secrets.randbelow(200) == 0:  # now and then, forget expired nonces
                 s.execute(delete(NonceRow).where(NonceRow.expires_at < now))
-            stmt = self._insert(NonceRow).values(nonce=nonce, expires_at=int(expires_at) + 1)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["nonce"], set_={"expires_at": stmt.excluded.expires_at},
-                where=NonceRow.expires_at < now).returning(NonceRow.nonce)
-            return s.execute(stmt).first() is not None
+            return s.execute(self._nonce_upsert, {"nonce": nonce, "exp": int(expires_at) + 1, "now": now}).first() \
+                is not None
 
     # --- certificates and revocation -------------------------------------------------------
     def add_certificate(self, certificate: CertificateRecord) -> None:
@@ -457,17 +491,14 @@ class SqlStore(Store):
 
     def revocation_counter(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(select(RevocationRow.counter).where(RevocationRow.id == 1)).scalar_one())
+            return int(conn.execute(_REVOCATION_Q).scalar_one())
 
     # --- rate limits -----------------------------------------------------------------------
     def hit(self, key: str, window: int) -> int:
-        with self._write(light=True) as s:
+        with self._write_conn(light=True) as s:
             if secrets.randbelow(500) == 0:  # now and then, forget windows older than an hour
                 s.execute(delete(RateCounterRow).where(RateCounterRow.window < window - 3600))
-            stmt = self._insert(RateCounterRow).values(key=key, window=window, count=1)
-            stmt = stmt.on_conflict_do_update(index_elements=["key", "window"],
-                                              set_={"count": RateCounterRow.count + 1}).returning(RateCounterRow.count)
-            return int(s.execute(stmt).scalar_one())
+            return int(s.execute(self._hit_upsert, {"key": key, "window": window}).scalar_one())
 
     def count(self, key: str, window: int) -> int:
         with self.engine.connect() as conn:
@@ -477,13 +508,13 @@ class SqlStore(Store):
     # --- submissions -----------------------------------------------------------------------
     @contextmanager
     def submission_reader(self) -> Iterator[SubmissionReader]:
-        with self.sessions() as s:
-            yield _SqlSubmissionReader(s)
+        with self.engine.connect() as conn:
+            yield _SqlSubmissionReader(conn)
 
     @contextmanager
     def submission_transaction(self) -> Iterator[SubmissionTransaction]:
-        with self._write() as s:
-            yield _SqlSubmissionTransaction(s)
+        with self._write_conn() as conn:
+            yield _SqlSubmissionTransaction(conn)
 
     def submission(self, submission_id: str) -> SubmissionRecord | None:
         with self.sessions() as s:

@@ -233,7 +233,8 @@ class PlatformHooks(ServerHooks):
             raise Problem("CERTIFICATE_INVALID", reason or "certificate invalid",
                           [ProblemItem("$.signature.keyId", "CERTIFICATE_INVALID", reason or "certificate invalid")])
         try:
-            trust.verify_document(record, public)
+            # kept for the service: the receipt's documentDigest comes from the same canonical bytes
+            ctx.verified = trust.verify_document(record, public)
         except trust.InvalidSignature as exc:
             raise Problem("SIGNATURE_INVALID", str(exc),
                           [ProblemItem("$.signature.value", "SIGNATURE_INVALID", str(exc))]) from exc

@@ -4,8 +4,8 @@ store's (store.py), signatures and limits the hooks' (security.py).
 Submissions: one accepted version per entity, document type and period; a correction names
 the accepted version it replaces (which becomes superseded) and gets the next version number;
 a supplementary (late) submission is an original for a period that has none. Every accepted
-submission gets a receipt signed by the platform and time-stamped by its TSA, decided and
-stored in one transaction. The same Idempotency-Key with the same body answers the stored
+submission gets a receipt signed by the platform and time-stamped by its TSA, decided, signed
+and stored in one transaction. The same Idempotency-Key with the same body answers the stored
 receipt; with another body, 409.
 
 Bodies arrive as received (`as_received`): validated against the spec and verified, never
@@ -276,7 +276,9 @@ class Platform(ReportingService, CommonService):
 
     def _submit(self, ctx: RequestContext, key: str, document_type: str, record: dict[str, Any]) -> Reply:
         credit_code = ctx.principal.credit_code
-        digest = trust.sm3(trust.canonicalize(record)).hex()
+        # SM3 of the document's canonical form, spliced from what signature verification encoded
+        verified = ctx.verified
+        digest = verified.document_digest() if verified is not None else trust.sm3(trust.canonicalize(record)).hex()
         try:
             return self._accept(ctx, key, document_type, record, digest)
         except (Problem, StoreConflict) as exc:
@@ -297,14 +299,31 @@ class Platform(ReportingService, CommonService):
         period = payload.get("period") or str(payload["year"])
         kind, replaces = payload["submissionKind"], payload.get("replacesSubmissionId")
         submission_id, now = str(uuid.uuid4()), self.clock()
-        # Decide on a read of the state, sign the receipt outside any lock, then write in one
-        # transaction that re-checks the decision (the same answer a locked read would give).
-        with self.store.submission_reader() as state:
-            replay = self._replay(state.idempotency(credit_code, key), key, digest)
+        # One transaction per submission: decide, sign the receipt and write it with the
+        # document, so the decision is made on the state the write commits on (SQLite: the
+        # write lock is held from the first read; PostgreSQL: the unique index on accepted
+        # versions and the guarded supersede refuse what a concurrent worker accepted first).
+        with self.store.submission_transaction() as tx_:
+            replay = self._replay(tx_.idempotency(credit_code, key), key, digest)
             if replay is not None:
                 return replay
             check_signing_time(record, self.settings, now)
-            replaced = self._decide(state, credit_code, document_type, period, kind, replaces)
+            replaced = self._decide(tx_, credit_code, document_type, period, kind, replaces)
+            receipt, row = self._receipt(ctx, document_type, record, digest, submission_id, now, replaced)
+            if replaced is not None and not tx_.supersede(replaced.submission_id, by=submission_id):
+                raise Problem("SUBMISSION_CONFLICT", f"submission {replaced.submission_id} was superseded "
+                              "concurrently; correct the latest version")
+            tx_.insert(row, key, digest)
+        return Reply(receipt, status=201, headers={"Location": f"/v1/reporting/submissions/{submission_id}"})
+
+    def _receipt(self, ctx: RequestContext, document_type: str, record: dict[str, Any], digest: str,
+                 submission_id: str, now: dt.datetime,
+                 replaced: SubmissionRecord | None) -> tuple[dict[str, Any], SubmissionRecord]:
+        """The signed, time-stamped receipt and the row that stores it with the document."""
+        payload = record["payload"]
+        credit_code = ctx.principal.credit_code
+        period = payload.get("period") or str(payload["year"])
+        kind = payload["submissionKind"]
         version, supersedes = (replaced.version + 1, replaced.submission_id) if replaced else (1, None)
         receipt_id = str(uuid.uuid4())
         receipt_payload = {
@@ -324,18 +343,7 @@ class Platform(ReportingService, CommonService):
             report_id=payload["reportId"], period=period, version=version, kind=kind, state="accepted",
             supersedes=supersedes, superseded_by=None, document=document, document_digest=digest,
             receipt=json.dumps(receipt, ensure_ascii=False), receipt_id=receipt_id, received_at=now)
-        with self.store.submission_transaction() as tx_:
-            replay = self._replay(tx_.idempotency(credit_code, key), key, digest)
-            if replay is not None:
-                return replay
-            if replaced is not None:
-                if not tx_.supersede(replaced.submission_id, by=submission_id):
-                    raise Problem("SUBMISSION_CONFLICT", f"submission {replaced.submission_id} was superseded "
-                                  "concurrently; correct the latest version")
-            elif tx_.accepted(credit_code, document_type, period) is not None:
-                raise Problem("SUBMISSION_CONFLICT", "another submission for this period was accepted concurrently")
-            tx_.insert(row, key, digest)
-        return Reply(receipt, status=201, headers={"Location": f"/v1/reporting/submissions/{submission_id}"})
+        return receipt, row
 
     @staticmethod
     def _decide(state: SubmissionReader, credit_code: str, document_type: str, period: str, kind: str,

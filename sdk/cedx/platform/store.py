@@ -88,7 +88,7 @@ class SubmissionReader(ABC):
 
 
 class SubmissionTransaction(SubmissionReader):
-    """The one write transaction of a submission: re-check what was decided, write, commit."""
+    """The one write transaction of a submission: read the state, decide, write, commit."""
 
     @abstractmethod
     def supersede(self, submission_id: str, by: str) -> bool:

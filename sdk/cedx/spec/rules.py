@@ -74,6 +74,7 @@ class RuleEngine:
             Decimal(defaults.get("absolute", "0")),
         )
         self._si_cache: dict[tuple[Any, ...], Decimal] = {}
+        self._plans: dict[int, tuple[dict[str, Any], _Fn | None, _Fn, tuple[Decimal, Decimal], list[str] | None]] = {}
 
     def si_value(self, value: Any, unit: Any) -> Decimal:
         """A quantity in SI units; memoised on the (value, unit) pair (a value is read by
@@ -104,31 +105,52 @@ class RuleEngine:
         return out
 
     def check_rule(self, rule: dict[str, Any], document: Any, base_path: str = "$") -> list[Violation]:
-        memo: dict[str, Any] = {}
-        scopes = [_Scope(document, document, base_path, memo)]
-        if rule.get("forEach"):
-            items = self._lookup_path(document, rule["forEach"].split("."))
+        _, when, check, tolerance, each = self._plan(rule)
+        scope = _Scope(document, document, base_path, {})
+        if each is None:
+            items: Any = None
+        else:
+            items = self._lookup_path(document, each)
             if not isinstance(items, list):
                 return []
             field_path = f"{base_path}.{rule['forEach']}"
-            scopes = [_Scope(item, document, f"{field_path}[{i}]", memo) for i, item in enumerate(items)]
+        # One evaluator and one scope for every element: only the current element and its path
+        # change (what depends on the root alone is memoised across elements).
+        ev = _Evaluator(self, scope, "", tolerance)
         out = []
-        for scope in scopes:
-            tol = rule.get("tolerance")
-            tolerance = (
-                (Decimal(tol.get("relative", "0")), Decimal(tol.get("absolute", "0")))
-                if tol else self.default_tolerance
-            )
+        for i, item in enumerate(items if items is not None else (document,)):
+            if items is not None:
+                scope.current, scope.path = item, f"{field_path}[{i}]"
             try:
-                if rule.get("when") and not self._truth(self.evaluate(rule["when"], scope, tolerance)):
+                if when is not None and not self._truth(when(ev)):
                     continue
-                if self._truth(self.evaluate(rule["check"], scope, tolerance)):
+                if self._truth(check(ev)):
                     continue
             except _Missing:
                 continue
-            detail = self._explain(rule, scope, tolerance)
+            detail = self._explain(rule, _Scope(scope.current, document, scope.path, scope.memo), tolerance)
             out.append(Violation(rule["id"], scope.path, f"{rule['en']}{detail}"))
         return out
+
+    def _plan(self, rule: dict[str, Any]) -> tuple[dict[str, Any], _Fn | None, _Fn, tuple[Decimal, Decimal],
+                                                    list[str] | None]:
+        """What a rule needs on every check, prepared once per rule: its compiled ``when`` and
+        ``check``, its tolerance and its ``forEach`` path (kept with the rule object itself, so a
+        rule dict that is gone can never lend its plan to another that reuses its id)."""
+        plan = self._plans.get(id(rule))
+        if plan is not None and plan[0] is rule:
+            return plan
+        tol = rule.get("tolerance")
+        tolerance = ((Decimal(tol.get("relative", "0")), Decimal(tol.get("absolute", "0")))
+                     if tol else self.default_tolerance)
+        when = _fn(_parse(rule["when"])[0].body) if rule.get("when") else None
+        check = _fn(_parse(rule["check"])[0].body)
+        each = rule["forEach"].split(".") if rule.get("forEach") else None
+        plan = (rule, when, check, tolerance, each)
+        if len(self._plans) > 4096:
+            self._plans.clear()
+        self._plans[id(rule)] = plan
+        return plan
 
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, expr: str, scope: _Scope, tolerance: tuple[Decimal, Decimal] | None = None) -> Any:
@@ -200,6 +222,14 @@ class _Evaluator:
 
     # values --------------------------------------------------------------------------------
     def number(self, value: Any) -> Decimal:
+        kind = type(value)  # the common cases first, by exact type (same answers as the chain below)
+        if kind is dict and "value" in value and "unit" in value:
+            try:
+                return self.engine._si_cache[(value["value"], value["unit"])]
+            except (KeyError, TypeError):
+                return self.engine.si_value(value["value"], value["unit"])
+        if kind is Decimal:
+            return cast(Decimal, value)
         if isinstance(value, _Absent):
             raise _Missing()
         if isinstance(value, bool):
@@ -240,11 +270,14 @@ class _Evaluator:
         if not isinstance(expr_node, ast.Constant) or not isinstance(expr_node.value, str):
             raise ValueError("the per-element expression must be a string literal")
         tree, text = _parse(expr_node.value)
-        return [
-            _Evaluator(self.engine, _Scope(item, self.scope.root, self.scope.path, self.scope.memo), text,
-                       self.tolerance).visit(tree.body)
-            for item in (items if isinstance(items, list) else [])
-        ]
+        fn = _fn(tree.body)
+        scope = _Scope(None, self.scope.root, self.scope.path, self.scope.memo)
+        ev = _Evaluator(self.engine, scope, text, self.tolerance)  # one for every element
+        out = []
+        for item in (items if isinstance(items, list) else []):
+            scope.current = item
+            out.append(fn(ev))
+        return out
 
     def f_approx(self, args: list[ast.expr]) -> bool:
         a, b = self.number(self.visit(args[0])), self.number(self.visit(args[1]))
@@ -375,15 +408,9 @@ class _Evaluator:
     def f_parameters(self, args: list[ast.expr]) -> list[Any]:
         """Every Parameter ({value, unit, source}) anywhere below a node (root: the whole document)."""
         out: list[Any] = []
-        stack = [self.visit(args[0])]
-        while stack:  # depth first, children in document order (as a recursive walk)
-            node = stack.pop()
-            if isinstance(node, dict):
-                if "source" in node and "value" in node and "unit" in node:
-                    out.append(node)
-                stack.extend(reversed(node.values()))
-            elif isinstance(node, list):
-                stack.extend(reversed(node))
+        node = self.visit(args[0])
+        if isinstance(node, (dict, list)):
+            _parameters(node, out)
         return out
 
     def f_b64size(self, args: list[ast.expr]) -> Decimal:
@@ -391,6 +418,24 @@ class _Evaluator:
         if isinstance(v, _Absent):
             raise _Missing()
         return Decimal(len(_b64(v)))
+
+
+_CONTAINERS = (dict, list)
+
+
+def _parameters(node: Any, out: list[Any]) -> None:
+    """Depth first, children in document order; only containers are visited (a parsed document
+    nests at most 64 levels, so the recursion is bounded)."""
+    if isinstance(node, dict):
+        if "source" in node and "value" in node and "unit" in node:
+            out.append(node)
+        for value in node.values():
+            if isinstance(value, _CONTAINERS):
+                _parameters(value, out)
+    else:
+        for value in node:
+            if isinstance(value, _CONTAINERS):
+                _parameters(value, out)
 
 
 def _b64(value: Any) -> bytes:
@@ -462,7 +507,7 @@ def _fn(node: ast.AST) -> _Fn:
 
 
 def _lookup(obj: Any, name: str, engine: RuleEngine) -> Any:
-    if isinstance(obj, dict):
+    if type(obj) is dict or isinstance(obj, dict):
         return obj.get(name, _ABSENT)
     if isinstance(obj, list):
         return engine._lookup_path(obj, [name])
@@ -554,9 +599,22 @@ def _c_binop(node: ast.BinOp) -> _Fn:
 
 def _c_boolop(node: ast.BoolOp) -> _Fn:
     values = [_fn(v) for v in node.values]
+    # What all()/any() over the operands give (a bool, stopping at the first deciding operand),
+    # without a generator per evaluation.
     if isinstance(node.op, ast.And):
-        return lambda ev: all(f(ev) for f in values)
-    return lambda ev: any(f(ev) for f in values)
+        def conjunction(ev: _Evaluator) -> bool:
+            for f in values:
+                if not f(ev):
+                    return False
+            return True
+        return conjunction
+
+    def disjunction(ev: _Evaluator) -> bool:
+        for f in values:
+            if f(ev):
+                return True
+        return False
+    return disjunction
 
 
 def _c_compare(node: ast.Compare) -> _Fn:

@@ -4,10 +4,11 @@ Every finding is an ``Issue`` with the field path (``$.payload.combustion[0].emi
 code (a rule ID such as ``R-FUEL-001``, or ``SCHEMA-<KEYWORD>`` for a plain schema failure)
 and a message: exactly what a problem+json ``errors[]`` item carries.
 
-Speed: a document is first checked by a validator compiled to Python code (fastjsonschema,
-draft-07 semantics, which coincide with 2020-12 for the keywords the spec uses: the bundle's
-$ref siblings are annotations only); only a document it rejects goes through jsonschema, which
-explains every failure with its rule ID and path. The compiled check may be stricter than
+Speed: a document is first checked by jsonschema-rs (a draft 2020-12 validator in Rust, when
+installed: extras `server` and `fast`) or else by a validator compiled to Python code
+(fastjsonschema, draft-07 semantics, which coincide with 2020-12 for the keywords the spec uses:
+the bundle's $ref siblings are annotations only); only a document it rejects goes through
+jsonschema, which explains every failure with its rule ID and path. The compiled check may be stricter than
 jsonschema (e.g. ``$`` in patterns) but never laxer; a stricter rejection just takes the slow
 path, which then decides. Units are checked along a per-schema plan that visits only the parts
 of a document that can carry a unit.
@@ -148,8 +149,8 @@ class Validator:
             return self._compiled[schema_name]
         with self._compile_lock:
             if schema_name not in self._compiled:
-                components = self._fast_components
-                check = None
+                check = self._rust_check(schema_name)
+                components = self._fast_components if check is None else None
                 if components is not None:
                     import fastjsonschema
 
@@ -157,6 +158,27 @@ class Validator:
                     check = fastjsonschema.compile(root, formats=self._formats, use_default=False)
                 self._compiled[schema_name] = check
         return self._compiled[schema_name]
+
+    def _rust_check(self, schema_name: str) -> Callable[[Any], Any] | None:
+        """jsonschema-rs (extras `server` and `fast`), a draft 2020-12 validator in Rust, about
+        ten times faster than the compiled Python: the components as they are (no rewriting),
+        formats as annotations like jsonschema. None when it is not installed or refuses the
+        schema (then fastjsonschema). Its regular expressions (Rust, ECMA-262 flavoured) are
+        never laxer than Python's here: ``$`` does not match before a final newline."""
+        try:
+            import jsonschema_rs
+        except ImportError:
+            return None
+        root = {"$ref": f"{REF_PREFIX}{schema_name}", "components": self.index.spec.get("components", {})}
+        try:
+            is_valid = jsonschema_rs.Draft202012Validator(root, validate_formats=False).is_valid
+        except Exception:  # a construct it does not support: the compiled Python check instead
+            return None
+
+        def check(document: Any) -> None:
+            if not is_valid(document):
+                raise ValueError("not valid")  # schema_issues lets jsonschema explain
+        return check
 
     def is_valid(self, schema_name: str, document: Any) -> bool:
         """True when the document satisfies the schema (fast path; no explanation)."""

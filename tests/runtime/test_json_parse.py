@@ -1,0 +1,113 @@
+"""The request-body JSON parser: orjson's fast path (``_fast_parse``) must give exactly what the
+standard library's I-JSON path (``_parse_json_exact``) gives, or decline so that the exact path
+decides. A wrong fast path would accept a duplicate key, a large integer read as a float, a
+lone surrogate, or a body nested too deep."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from cedx.runtime import server
+from cedx.runtime.errors import Problem
+
+pytest.importorskip("orjson")
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "spec" / "examples").glob("*.json"))
+
+
+def _typed(value):
+    """A structure that tells 1 from 1.0 from True (== does not)."""
+    if isinstance(value, dict):
+        return ("d", [(k, _typed(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("l", [_typed(v) for v in value])
+    return (type(value).__name__, value)
+
+
+def _exact(raw: bytes):
+    try:
+        return "ok", _typed(server._parse_json_exact(raw))
+    except Problem as problem:
+        return "problem", problem.detail
+
+
+def _check(raw: bytes) -> bool:
+    """Fast and exact agree; True when the fast path decided."""
+    fast = server._fast_parse(raw)
+    if fast is server._UNDECIDED:
+        return False
+    assert _exact(raw) == ("ok", _typed(fast)), raw[:200]
+    return True
+
+
+def test_fast_path_decides_the_spec_examples_and_agrees():
+    assert EXAMPLES
+    for path in EXAMPLES:
+        raw = path.read_bytes()
+        assert _check(raw), path.name  # ordinary documents take the fast path
+        assert server.parse_json(raw) == json.loads(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a":1,"a":2}', b'{"p":{"x":[{"k":1,"k":1}]}}', b'{"a\\"":1,"a\\"":2}', b'{"a\\\\":1,"a\\\\":2}',
+    b'{"a":"\\ud800"}', b'{"a":"\\udc00"}', b'{"a":9007199254740993}', b'{"a":-9007199254740993}',
+    b'{"a":123456789012345678901234567890}', b'{"a":1e400}', b'{"a":1.5}', b'{"a":-0}', b'{"a":NaN}',
+    b'\xef\xbb\xbf{"a":1}', b'{"a":"\xff"}', b'{"a":["ok","\\u000f"]}', b'{"a":"\\uFFFE"}',
+    b'{"a":' + b"[" * 65 + b"]" * 65 + b"}", b'{"a":' + b"[" * 63 + b"]" * 63 + b"}",
+    b'{"s":"' + b"[" * 500 + b'"}', b'{"s":"\\"[[[[","t":"\\\\"}', b'{"a:b":1,"c":"d:e"}', b"[]", b"{}",
+    b'"x"', b"1", b"null", b"[1,]", b'{"a":1}x', b"\x0c{}", b'{"a":"\x01"}', b'{"a":"\\ud83d\\ude00"}',
+    b'{"a" :1,"a":2,"b":3}', b'{ "a" : 1 , "a" : 2 }', b'{"a":true,"b":false,"c":1E2}', b'{"a":true,"b":false}',
+    b'{"a":1234567890123456}', b'{"a":123456789012345}', b'{"a":1.5}', b'{"a":-0.0}', b'{"a":0.1}',
+    b'{"a":9007199254740991}', b'{"a":-9007199254740992}', b'{"a":18446744073709551616}', b'{"a":1e22}',
+    b'{"a":' + b"[" * 64 + b"]" * 64 + b"}", b"[" * 64 + b"1" + b"]" * 64, b"[" * 65 + b"]" * 65,
+    b'{"a":' + b'{"b":' * 70 + b"1" + b"}" * 70 + b"}", b'{"k":"x\\":1","k":2}', b'{"k\\u0041":1,"kA":2}',
+])
+def test_fast_path_agrees_or_declines(raw):
+    _check(raw)
+    status, exact = _exact(raw)
+    if status == "ok":
+        assert _typed(server.parse_json(raw)) == exact
+    else:
+        with pytest.raises(Problem) as info:
+            server.parse_json(raw)
+        assert info.value.detail == exact  # refusals keep the exact path's message
+
+
+def test_compact_bodies_take_the_short_road():
+    """orjson's own compact encoding (what cedx's client sends) is decided without the scan of
+    the bytes outside strings; a nesting of 65 is still refused, 64 accepted."""
+    assert _check(b'{"a":[1,{"b":"c:d"}],"e":true,"f":1.25}')
+    assert _check(b'{"a":' + b"[" * 63 + b"]" * 63 + b"}")
+    assert not _check(b'{"a":' + b"[" * 64 + b"]" * 64 + b"}")  # 65 levels: the exact path refuses
+    with pytest.raises(Problem, match="deeper than 64"):
+        server.parse_json(b'{"a":' + b"[" * 64 + b"]" * 64 + b"}")
+
+
+def test_duplicate_keys_are_never_taken_from_the_fast_path():
+    assert not _check(b'{"a":1,"b":{"c":[1,2],"c":[1,2]}}')
+    with pytest.raises(Problem, match="duplicate object key"):
+        server.parse_json(b'{"a":1,"b":{"c":[1,2],"c":[1,2]}}')
+
+
+def test_random_mutations_of_a_document_agree():
+    rng = random.Random(14)
+    base = (Path(__file__).resolve().parents[2] / "spec" / "examples" / "monthly-report-power.json").read_bytes()
+    alphabet = b'{}[]":,\\0123456789.eE-+ tfnu\xff\x00'
+    decided = 0
+    for _ in range(400):
+        raw = bytearray(base)
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(raw))
+            op = rng.randrange(3)
+            if op == 0:
+                raw[i] = rng.choice(alphabet)
+            elif op == 1:
+                raw.insert(i, rng.choice(alphabet))
+            else:
+                del raw[i]
+        decided += _check(bytes(raw))
+    assert decided  # some mutations stay valid (inside strings) and take the fast path
