@@ -2,8 +2,12 @@
 from the months as the platform returns them (cedx.accounting.annual.aggregate), checked against
 them (R-ANN-012), submitted; a later correction of one month makes the annual report disagree."""
 
+import copy
 import uuid
 
+import pytest
+
+import cedx
 from cedx.accounting import annual
 from cedx.generated import models
 
@@ -42,3 +46,37 @@ def test_a_year_of_cement_reports(env):
     now = [_payload(client.get_monthly_report(str(s.submission_id))) for s in sorted(accepted, key=lambda s: s.period)]
     found = {d.path for d in annual.check(report, now)}
     assert {"$.months[6].totalEmission", "$.totals.total", "$.cement.clinkerOutput", "$.cement.lines[0].kilnDust"} <= found
+
+    # The platform checks R-ANN-012 on arrival (cedx.platform.service: _check_annual).
+    def resubmit(payload):
+        payload = dict(payload, submissionKind="correction", replacesSubmissionId=str(p.submission_id),
+                       reason="年报更正 / annual report corrected", reportId=str(uuid.uuid4()))
+        return client.submit_annual_report(models.AnnualReport.model_validate(payload))
+
+    # 1. the old annual report still names July's superseded version
+    with pytest.raises(cedx.UnprocessableError) as stale:
+        resubmit(report)
+    assert stale.value.code == "RULE_VIOLATION"
+    assert ("R-ANN-012", "$.payload.months[6].submissionId") in [(e.rule, e.path) for e in stale.value.errors]
+    assert "superseded" in str(stale.value.errors)
+
+    # 2. the new July referenced, but the old figures kept: each disagreeing figure named
+    ids["2025-07"] = str(corrected.payload.submission_id)
+    relinked = copy.deepcopy(report)
+    relinked["months"][6]["submissionId"] = ids["2025-07"]
+    with pytest.raises(cedx.UnprocessableError) as wrong:
+        resubmit(relinked)
+    paths = {e.path for e in wrong.value.errors if e.rule == "R-ANN-012"}
+    assert {"$.payload.months[6].totalEmission", "$.payload.totals.total", "$.payload.cement.clinkerOutput"} <= paths
+
+    # 3. another entity's or an unknown submission is not a reference this entity may make
+    foreign = copy.deepcopy(relinked)
+    foreign["months"][0]["submissionId"] = str(uuid.uuid4())
+    with pytest.raises(cedx.UnprocessableError) as unknown:
+        resubmit(foreign)
+    assert ("R-ANN-012", "$.payload.months[0].submissionId") in [(e.rule, e.path) for e in unknown.value.errors]
+
+    # 4. rebuilt from the accepted months: accepted as version 2
+    rebuilt = annual.aggregate(now, report_id=str(uuid.uuid4()), prepared_at="2026-03-25T10:00:00+08:00",
+                               submission_ids=ids)
+    assert resubmit(rebuilt).payload.version == 2

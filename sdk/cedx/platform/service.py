@@ -22,10 +22,11 @@ import uuid
 from typing import Any
 
 from .. import trust
+from ..accounting import annual
 from ..accounting.period import is_late, upload_deadline
 from ..generated.constants import DOCUMENT_OPERATIONS, SPEC_VERSION
 from ..generated.server import CommonService, Reply, ReportingService
-from ..runtime.errors import OAuthError, Problem
+from ..runtime.errors import OAuthError, Problem, ProblemItem
 from ..runtime.server import JSON, RequestContext, as_received, client_credentials
 from ..trust import x509 as tx
 from ..trust.tsa import TimeStampAuthority
@@ -309,6 +310,8 @@ class Platform(ReportingService, CommonService):
                 return replay
             check_signing_time(record, self.settings, now)
             replaced = self._decide(tx_, credit_code, document_type, period, kind, replaces)
+            if "months" in payload:
+                self._check_annual(tx_, credit_code, payload)
             receipt, row = self._receipt(ctx, document_type, record, digest, submission_id, now, replaced)
             if replaced is not None and not tx_.supersede(replaced.submission_id, by=submission_id):
                 raise Problem("SUBMISSION_CONFLICT", f"submission {replaced.submission_id} was superseded "
@@ -365,6 +368,37 @@ class Platform(ReportingService, CommonService):
             raise Problem("SUBMISSION_CONFLICT", f"{period} already has accepted submission {current.submission_id}; "
                           "send a correction that replaces it")
         return None
+
+    @staticmethod
+    def _check_annual(state: SubmissionReader, credit_code: str, payload: dict[str, Any]) -> None:
+        """R-ANN-012 on arrival: each month's submissionId names this entity's monthly report of
+        that month, still the accepted version; when every month references one, the annual
+        figures must agree with those reports (cedx.accounting.annual.check). An annual report
+        that references no months (allowed outside power, R-ANN-004) is checked by its document
+        rules only."""
+        items: list[ProblemItem] = []
+        monthlies: list[dict[str, Any]] = []
+        months = payload.get("months", [])
+        for i, summary in enumerate(months):
+            ref = summary.get("submissionId")
+            if not ref:
+                continue
+            at = f"$.payload.months[{i}].submissionId"
+            row = state.submission(ref)
+            if row is None or row.credit_code != credit_code or row.period != summary["period"]:
+                items.append(ProblemItem(at, "R-ANN-012", f"{ref} is not this entity's monthly report for "
+                                         f"{summary['period']}", "R-ANN-012"))
+            elif row.state != "accepted":
+                items.append(ProblemItem(at, "R-ANN-012", f"{ref} was superseded by {row.superseded_by}; "
+                                         "reference the accepted version", "R-ANN-012"))
+            else:
+                monthlies.append(json.loads(row.document)["payload"])
+        if not items and monthlies and len(monthlies) == len(months):
+            items = [ProblemItem("$.payload" + d.path[1:], "R-ANN-012", d.message, "R-ANN-012")
+                     for d in annual.check(payload, monthlies)]
+        if items:
+            raise Problem("RULE_VIOLATION", f"{len(items)} problem(s): the annual report does not agree with the "
+                          "monthly reports it references", items)
 
     def _replay(self, prior: IdempotencyRecord | None, key: str, digest: str) -> Reply | None:
         if prior is None:
