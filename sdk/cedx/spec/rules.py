@@ -222,16 +222,22 @@ class _Evaluator:
 
     def __init__(self, engine: RuleEngine, scope: _Scope, text: str, tolerance: tuple[Decimal, Decimal]):
         self.engine, self.scope, self.text, self.tolerance = engine, scope, text, tolerance
+        self._si = engine._si_cache  # the engine only ever clears it, never replaces it
 
     # values --------------------------------------------------------------------------------
     def number(self, value: Any) -> Decimal:
         kind = type(value)  # the common cases first, by exact type (same answers as the chain below)
-        if kind is dict and "value" in value and "unit" in value:
+        if kind is dict:
             try:
-                return self.engine._si_cache[(value["value"], value["unit"])]
-            except (KeyError, TypeError):
-                return self.engine.si_value(value["value"], value["unit"])
-        if kind is Decimal:
+                key = (value["value"], value["unit"])
+            except KeyError:
+                pass  # not a quantity: the chain below says what it is
+            else:
+                try:
+                    return self._si[key]
+                except (KeyError, TypeError):
+                    return self.engine.si_value(key[0], key[1])
+        elif kind is Decimal:
             return cast(Decimal, value)
         if isinstance(value, _Absent):
             raise _Missing()
@@ -619,6 +625,17 @@ def _c_binop(node: ast.BinOp) -> _Fn:
             number = ev.number
             return arith(number(left), number(right))
         return numeric
+    if _SPECIALISE and op is ast.Div:
+        divide = _ARITH.divide
+
+        def division(ev: _Evaluator) -> Any:  # the general fn below, for /
+            left, right = left_fn(ev), right_fn(ev)
+            number = ev.number
+            a, b = number(left), number(right)
+            if b == 0:
+                raise _Missing()  # a zero divisor makes the rule inapplicable
+            return divide(a, b)
+        return division
 
     def fn(ev: _Evaluator) -> Any:
         left, right = left_fn(ev), right_fn(ev)
@@ -756,7 +773,9 @@ def _s_approx(a_fn: _Fn, b_fn: _Fn) -> _Fn:
         a = number(a_fn(ev))
         b = number(b_fn(ev))
         rel, abs_ = ev.tolerance
-        return abs(a - b) <= max(abs_, rel * max(abs(a), abs(b)))
+        x, y = abs(a), abs(b)
+        bound = rel * (y if y > x else x)  # max() spelled out: the same element, no call
+        return abs(a - b) <= (bound if bound > abs_ else abs_)
     return fn
 
 
