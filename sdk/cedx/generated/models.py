@@ -633,64 +633,202 @@ class MonthSummary(SpecModel):
     total_emission: Annotated[
         Quantity, Field(alias="totalEmission", title="月排放总量 / Monthly total")
     ]
+    totals: Annotated[
+        EmissionTotals | None,
+        Field(
+            title="当月分类排放合计（与月报一致） / The month's totals by source category (as in the monthly report)"
+        ),
+    ] = None
 
 
-class AnnualReport(SpecModel):
+class FuelCategory(Enum):
+    coal = "coal"
+    coal_unconventional = "coal_unconventional"
+    gas = "gas"
+    oil = "oil"
+
+
+class UnitMonth(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
     )
-    report_id: Annotated[UUID, Field(alias="reportId", title="通用唯一标识 / UUID")]
-    credit_code: Annotated[
+    period: Annotated[
+        str, Field(pattern="^[0-9]{4}-(0[1-9]|1[0-2])$", title="月度报告期 / Monthly period")
+    ]
+    coal_consumption: Annotated[
+        Quantity | None, Field(alias="coalConsumption", title="燃煤消耗量 / Coal consumed")
+    ] = None
+    combustion_emission: Annotated[
+        Quantity | None,
+        Field(alias="combustionEmission", title="燃煤排放量 / Coal combustion emission"),
+    ] = None
+    unit_emission: Annotated[
+        Quantity, Field(alias="unitEmission", title="机组排放量 / Unit emission")
+    ]
+    gross_generation: Annotated[
+        Quantity, Field(alias="grossGeneration", title="发电量 / Gross generation")
+    ]
+    power_supplied: Annotated[
+        Quantity, Field(alias="powerSupplied", title="供电量 / Power supplied")
+    ]
+    heat_supplied: Annotated[Quantity, Field(alias="heatSupplied", title="供热量 / Heat supplied")]
+    running_hours: Annotated[
+        Quantity | None, Field(alias="runningHours", title="运行小时数 / Running hours")
+    ] = None
+
+
+class AnnualClinkerLine(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    line_id: Annotated[
         str,
         Field(
-            alias="creditCode",
-            pattern="^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$",
-            title="统一社会信用代码 / Unified social credit code",
+            alias="lineId", pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", title="编号 / Identifier"
         ),
     ]
-    """
-    GB 32100-2015，18 位，末位为校验码（规则 R-USCC-002） / GB 32100-2015, 18 characters, the last a check character (rule R-USCC-002)
-    """
-    entity_name: Annotated[
-        str, Field(alias="entityName", max_length=500, min_length=1, title="单位名称 / Entity name")
+    clinker_output: Annotated[
+        Quantity, Field(alias="clinkerOutput", title="熟料产量 / Clinker output")
     ]
-    industry: Industry
-    year: Annotated[int, Field(ge=2000, le=2100, title="年度 / Year")]
-    submission_kind: Annotated[SubmissionKind, Field(alias="submissionKind")]
-    replaces_submission_id: Annotated[
-        UUID | None, Field(alias="replacesSubmissionId", title="被更正的报送 / Submission replaced")
+    kiln_dust: Annotated[Quantity, Field(alias="kilnDust", title="窑头粉尘 / Kiln-head dust")]
+    bypass_dust: Annotated[
+        Quantity | None, Field(alias="bypassDust", title="旁路放风粉尘 / Bypass dust")
     ] = None
-    reason: Annotated[
-        str | None, Field(max_length=500, min_length=1, title="更正或补报理由 / Reason")
+    raw_meal_consumption: Annotated[
+        Quantity | None, Field(alias="rawMealConsumption", title="生料消耗量 / Raw meal consumed")
     ] = None
-    prepared_at: Annotated[Instant, Field(alias="preparedAt", title="编制时间 / Prepared at")]
-    """
-    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
-    """
-    months: Annotated[
-        list[MonthSummary],
+    cao_content: Annotated[
+        Parameter | None,
         Field(
-            json_schema_extra={"xml": {"wrapped": True}},
-            max_length=12,
-            min_length=1,
-            title="各月汇总 / Months",
+            alias="caoContent",
+            title="熟料 CaO 含量（按月熟料产量加权） / CaO in clinker (weighted by monthly clinker)",
         ),
+    ] = None
+    cao_non_carbonate: Annotated[
+        Parameter | None,
+        Field(alias="caoNonCarbonate", title="非碳酸盐 CaO（加权） / Non-carbonate CaO (weighted)"),
+    ] = None
+    mgo_content: Annotated[
+        Parameter | None,
+        Field(alias="mgoContent", title="熟料 MgO 含量（加权） / MgO in clinker (weighted)"),
+    ] = None
+    mgo_non_carbonate: Annotated[
+        Parameter | None,
+        Field(alias="mgoNonCarbonate", title="非碳酸盐 MgO（加权） / Non-carbonate MgO (weighted)"),
+    ] = None
+    process_emission: Annotated[
+        Quantity, Field(alias="processEmission", title="熟料过程排放 / Clinker process emission")
     ]
-    totals: EmissionTotals
+    kiln_dust_emission: Annotated[
+        Quantity, Field(alias="kilnDustEmission", title="窑头粉尘排放 / Kiln-dust emission")
+    ]
+    bypass_dust_emission: Annotated[
+        Quantity | None,
+        Field(alias="bypassDustEmission", title="旁路放风粉尘排放 / Bypass-dust emission"),
+    ] = None
+    organic_carbon_emission: Annotated[
+        Quantity,
+        Field(alias="organicCarbonEmission", title="生料有机碳排放 / Organic-carbon emission"),
+    ]
+    alternative_fuel_emission: Annotated[
+        Quantity | None,
+        Field(
+            alias="alternativeFuelEmission",
+            title="替代燃料化石碳排放 / Fossil emission of alternative fuels",
+        ),
+    ] = None
+    clinker_emission_factor: Annotated[
+        Quantity | None,
+        Field(
+            alias="clinkerEmissionFactor",
+            title="单位熟料过程排放 / Clinker process emission per tonne",
+        ),
+    ] = None
 
 
-class SignedAnnualReport(SpecModel):
+class MineType(Enum):
+    underground = "underground"
+    open_pit = "open_pit"
+
+
+class CoalMiningAnnualData(SpecModel):
+    """
+    原煤年产量、开采与矿后甲烷、CO2 逃逸与火炬燃烧 CO2；甲烷按逃逸排放计入合计的 `fugitive`（R-ANN-010）。 / Annual raw
+    coal, mining and post-mining CH4, CO2 escape and flare CO2; CH4 is booked as fugitive (R-ANN-010).
+
+    """
+
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
-        json_schema_extra={"xml": {"name": "SignedAnnualReport", "namespace": "urn:cedx:1.0"}},
     )
-    spec_version: Annotated[
-        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    mine_type: Annotated[MineType, Field(alias="mineType", title="矿井类型 / Mine type")]
+    raw_coal_output: Annotated[
+        Quantity, Field(alias="rawCoalOutput", title="原煤年产量 / Raw coal output")
     ]
-    payload: AnnualReport
-    signature: SignatureBlock
+    ch4_drainage: Annotated[
+        Quantity | None, Field(alias="ch4Drainage", title="抽采瓦斯量（纯量） / CH4 drained")
+    ] = None
+    ch4_utilised: Annotated[
+        Quantity | None, Field(alias="ch4Utilised", title="瓦斯利用量 / CH4 utilised")
+    ] = None
+    ch4_flared: Annotated[
+        Quantity | None, Field(alias="ch4Flared", title="火炬销毁量 / CH4 flared")
+    ] = None
+    ch4_emission: Annotated[
+        Quantity, Field(alias="ch4Emission", title="开采甲烷排放量 / Mining CH4 emission")
+    ]
+    post_mining_ch4: Annotated[
+        Quantity | None, Field(alias="postMiningCH4", title="矿后活动甲烷 / Post-mining CH4")
+    ] = None
+    fugitive_ch4: Annotated[
+        Quantity, Field(alias="fugitiveCH4", title="甲烷逃逸合计 / Fugitive CH4 total")
+    ]
+    gwp: Annotated[Parameter, Field(title="甲烷全球增温潜势 / CH4 global warming potential")]
+    co2_escape: Annotated[
+        Quantity | None, Field(alias="co2Escape", title="CO2 逃逸排放 / CO2 escape")
+    ] = None
+    fugitive_co2e: Annotated[
+        Quantity,
+        Field(
+            alias="fugitiveCO2e",
+            title="逃逸排放合计（CO2 当量，含 CO2 逃逸） / Fugitive total in CO2e (incl. CO2 escape)",
+        ),
+    ]
+    flare_co2: Annotated[
+        Quantity | None, Field(alias="flareCO2", title="火炬燃烧 CO2 / Flare CO2")
+    ] = None
+
+
+class ProcessCode(Enum):
+    nitric_acid = "nitric_acid"
+    adipic_acid = "adipic_acid"
+
+
+class Technology(Enum):
+    nitric_high_pressure = "nitric_high_pressure"
+    nitric_medium_pressure = "nitric_medium_pressure"
+    nitric_atmospheric = "nitric_atmospheric"
+    nitric_dual_pressure = "nitric_dual_pressure"
+    nitric_combined = "nitric_combined"
+    nitric_low_pressure = "nitric_low_pressure"
+    adipic_nitric_oxidation = "adipic_nitric_oxidation"
+    adipic_other = "adipic_other"
+
+
+class AnnualN2OProcess(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    process_code: Annotated[ProcessCode, Field(alias="processCode", title="工序 / Process")]
+    technology: Annotated[Technology, Field(title="生产工艺 / Process technology")]
+    production: Annotated[Quantity, Field(title="年产量 / Production")]
+    n2o_emission: Annotated[Quantity, Field(alias="n2oEmission", title="N2O 排放量 / N2O emission")]
+    gwp: Annotated[Parameter, Field(title="N2O 全球增温潜势 / N2O GWP")]
+    co2e: Annotated[Quantity, Field(title="CO2 当量 / CO2 equivalent")]
 
 
 class SteamHeat(SpecModel):
@@ -929,13 +1067,6 @@ class Attachment(SpecModel):
     ] = None
 
 
-class FuelCategory(Enum):
-    coal = "coal"
-    coal_unconventional = "coal_unconventional"
-    gas = "gas"
-    oil = "oil"
-
-
 class BoilerType(Enum):
     pulverized_coal = "pulverized_coal"
     cfb = "cfb"
@@ -1094,7 +1225,7 @@ class AlternativeFuel(SpecModel):
     ]
 
 
-class ProcessCode(Enum):
+class ProcessCode1(Enum):
     coking = "coking"
     sintering = "sintering"
     pelletizing = "pelletizing"
@@ -1110,7 +1241,7 @@ class SteelProcessOutput(SpecModel):
         extra="forbid",
         populate_by_name=True,
     )
-    process_code: Annotated[ProcessCode, Field(alias="processCode", title="工序 / Process")]
+    process_code: Annotated[ProcessCode1, Field(alias="processCode", title="工序 / Process")]
     output: Annotated[Quantity, Field(title="产量 / Output")]
     emission: Annotated[
         Quantity | None, Field(title="工序排放（分摊） / Emission of the process step (allocated)")
@@ -1219,11 +1350,6 @@ class CarbonFixation(SpecModel):
     fixed_emission: Annotated[
         Quantity, Field(alias="fixedEmission", title="固碳量（折 CO2） / Carbon fixed as CO2")
     ]
-
-
-class MineType(Enum):
-    underground = "underground"
-    open_pit = "open_pit"
 
 
 class CoalMiningMonthlyData(SpecModel):
@@ -1338,20 +1464,9 @@ class CarbonFlow(SpecModel):
     ]
 
 
-class ProcessCode1(Enum):
+class ProcessCode2(Enum):
     nitric_acid = "nitric_acid"
     adipic_acid = "adipic_acid"
-
-
-class Technology(Enum):
-    nitric_high_pressure = "nitric_high_pressure"
-    nitric_medium_pressure = "nitric_medium_pressure"
-    nitric_atmospheric = "nitric_atmospheric"
-    nitric_dual_pressure = "nitric_dual_pressure"
-    nitric_combined = "nitric_combined"
-    nitric_low_pressure = "nitric_low_pressure"
-    adipic_nitric_oxidation = "adipic_nitric_oxidation"
-    adipic_other = "adipic_other"
 
 
 class N2OProcess(SpecModel):
@@ -1363,7 +1478,7 @@ class N2OProcess(SpecModel):
         extra="forbid",
         populate_by_name=True,
     )
-    process_code: Annotated[ProcessCode1, Field(alias="processCode", title="工序 / Process")]
+    process_code: Annotated[ProcessCode2, Field(alias="processCode", title="工序 / Process")]
     production: Annotated[Quantity, Field(title="产量 / Production")]
     factor: Annotated[Parameter, Field(title="排放因子 / Emission factor")]
     technology: Annotated[Technology, Field(title="生产工艺 / Process technology")]
@@ -1458,71 +1573,6 @@ class SubmissionState(Enum):
     superseded = "superseded"
 
 
-class Receipt(SpecModel):
-    """
-    平台对已接收报送的确认，由平台签名并加盖时间戳 / The platform's confirmation of an accepted submission, signed and time-stamped by the platform
-    """
-
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-    )
-    receipt_id: Annotated[UUID, Field(alias="receiptId", title="通用唯一标识 / UUID")]
-    submission_id: Annotated[UUID, Field(alias="submissionId", title="通用唯一标识 / UUID")]
-    document_type: Annotated[DocumentType, Field(alias="documentType")]
-    report_id: Annotated[UUID, Field(alias="reportId", title="通用唯一标识 / UUID")]
-    credit_code: Annotated[
-        str,
-        Field(
-            alias="creditCode",
-            pattern="^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$",
-            title="统一社会信用代码 / Unified social credit code",
-        ),
-    ]
-    """
-    GB 32100-2015，18 位，末位为校验码（规则 R-USCC-002） / GB 32100-2015, 18 characters, the last a check character (rule R-USCC-002)
-    """
-    period: Annotated[str, Field(pattern="^[0-9]{4}(-(0[1-9]|1[0-2]))?$", title="报告期 / Period")]
-    version: Annotated[
-        int, Field(ge=1, title="版本号 / Version (1 for the original, +1 per correction)")
-    ]
-    submission_kind: Annotated[SubmissionKind, Field(alias="submissionKind")]
-    supersedes: Annotated[UUID | None, Field(title="被取代的报送 / Submission superseded")] = None
-    document_digest: Annotated[
-        str,
-        Field(
-            alias="documentDigest",
-            pattern="^[0-9a-f]{64}$",
-            title="所收文档规范化形式的 SM3 / SM3 of the canonical received document",
-        ),
-    ]
-    received_at: Annotated[Instant, Field(alias="receivedAt", title="接收时间 / Received at")]
-    """
-    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
-    """
-    platform_id: Annotated[
-        str,
-        Field(
-            alias="platformId",
-            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-            title="编号 / Identifier",
-        ),
-    ]
-
-
-class SignedReceipt(SpecModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        json_schema_extra={"xml": {"name": "SignedReceipt", "namespace": "urn:cedx:1.0"}},
-    )
-    spec_version: Annotated[
-        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
-    ]
-    payload: Receipt
-    signature: SignatureBlock
-
-
 class SubmissionStatus(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -1550,6 +1600,29 @@ class SubmissionStatus(SpecModel):
     superseded_by: Annotated[
         UUID | None, Field(alias="supersededBy", title="被哪个报送取代 / Superseded by")
     ] = None
+    deadline: Annotated[AwareDatetime | None, Field(title="上传期限 / Upload deadline")] = None
+    """
+    发电行业月报（`industry` 为 `power` 的 MonthlyReport）的上传期限：报告月结束（北京时间次月 1 日 00:00，期间规则
+    R-PERIOD-002）后 40 日（因子表 power.reporting_deadline_days；PWR-2022 第 7 章月度信息化存证：每月结束之日起 40 日内上传），
+    即该时刻之前（不含）收到为按期。平台在每份发电行业月报的回执与报送状态中给出此时刻（UTC），其他文档不带此项（规则 R-POW-008）。
+    The upload deadline of a power-sector monthly report (a MonthlyReport whose `industry` is
+    `power`): 40 days after the reporting month ends (day 1 of the next month, 00:00 China Standard
+    Time, period rule R-PERIOD-002; factor table power.reporting_deadline_days; PWR-2022 ch. 7,
+    monthly evidence: uploaded within 40 days of the month's end); a submission received before
+    this instant (exclusive) is on time. The platform states it (in UTC) in the receipt and status
+    of every power-sector monthly report and in no other document (rule R-POW-008).
+
+    """
+    late: Annotated[bool | None, Field(title="逾期 / Received late")] = None
+    """
+    接收时刻不早于 `deadline` 时为 true（逾期）。逾期的报送照常接收（不拒收，状态仍为 accepted），由平台据实标注，
+    供排放单位与主管部门查询；按期为 false。与 `deadline` 同时出现（规则 R-POW-008；PWR-2022 第 7 章）。
+    true when the submission was received at or after `deadline` (late). A late submission is
+    accepted as usual (not refused; its state is accepted); the platform marks it so that the
+    entity and the regulator can read it back; false when on time. Present exactly when
+    `deadline` is (rule R-POW-008; PWR-2022 ch. 7).
+
+    """
 
 
 class SubmissionList(SpecModel):
@@ -2299,6 +2372,219 @@ class EvidenceRef(SpecModel):
     ] = None
 
 
+class AnnualGeneratingUnit(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    unit_id: Annotated[
+        str,
+        Field(
+            alias="unitId", pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", title="编号 / Identifier"
+        ),
+    ]
+    fuel_category: Annotated[
+        FuelCategory, Field(alias="fuelCategory", title="机组燃料类别 / Fuel category")
+    ]
+    capacity: Annotated[Quantity, Field(title="装机容量 / Capacity")]
+    coal_consumption: Annotated[
+        Quantity | None,
+        Field(alias="coalConsumption", title="年度燃煤消耗量 / Coal consumed in the year"),
+    ] = None
+    ncv_as_received: Annotated[
+        Parameter | None,
+        Field(
+            alias="ncvAsReceived",
+            title="年度收到基低位发热量（按月燃煤量加权） / As-received NCV (weighted by monthly coal)",
+        ),
+    ] = None
+    carbon_content_as_received: Annotated[
+        Parameter | None,
+        Field(
+            alias="carbonContentAsReceived",
+            title="年度收到基元素碳含量（按月燃煤量加权） / As-received carbon content (weighted by monthly coal)",
+        ),
+    ] = None
+    oxidation_rate: Annotated[
+        Parameter | None, Field(alias="oxidationRate", title="碳氧化率 / Oxidation rate")
+    ] = None
+    combustion_emission: Annotated[
+        Quantity | None,
+        Field(alias="combustionEmission", title="年度燃煤排放量 / Coal combustion emission"),
+    ] = None
+    other_fuel_emission: Annotated[
+        Quantity | None,
+        Field(
+            alias="otherFuelEmission",
+            title="机组其他燃料排放量 / Emission of the unit's other fuels",
+        ),
+    ] = None
+    unit_emission: Annotated[
+        Quantity, Field(alias="unitEmission", title="机组年度排放量 / Unit emission")
+    ]
+    gross_generation: Annotated[
+        Quantity, Field(alias="grossGeneration", title="年度发电量 / Gross generation")
+    ]
+    power_supplied: Annotated[
+        Quantity, Field(alias="powerSupplied", title="年度供电量 / Power supplied")
+    ]
+    heat_supplied: Annotated[
+        Quantity, Field(alias="heatSupplied", title="年度供热量 / Heat supplied")
+    ]
+    running_hours: Annotated[
+        Quantity, Field(alias="runningHours", title="年度运行小时数 / Running hours")
+    ]
+    load_factor: Annotated[
+        Parameter | None,
+        Field(
+            alias="loadFactor",
+            title="年度负荷率（发电量 /（装机容量 × 运行小时数）） / Annual load factor (generation over capacity × hours run)",
+        ),
+    ] = None
+    heat_supply_ratio: Annotated[
+        Parameter, Field(alias="heatSupplyRatio", title="年度供热比 / Annual heat-supply ratio")
+    ]
+    intensity_power_supplied: Annotated[
+        Quantity,
+        Field(
+            alias="intensityPowerSupplied",
+            title="年度供电碳排放强度 / Carbon intensity of power supplied",
+        ),
+    ]
+    intensity_heat_supplied: Annotated[
+        Quantity | None,
+        Field(
+            alias="intensityHeatSupplied",
+            title="年度供热碳排放强度 / Carbon intensity of heat supplied",
+        ),
+    ] = None
+    months: Annotated[
+        list[UnitMonth],
+        Field(
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=12,
+            min_length=1,
+            title="机组逐月数据 / The unit's months",
+        ),
+    ]
+
+
+class CementAnnualData(SpecModel):
+    """
+    熟料与水泥年产量、各熟料生产线的窑头粉尘、旁路放风粉尘与过程排放（各为月度之和，R-ANN-008、R-ANN-012）。 / Annual clinker and
+    cement output; per clinker line the kiln-head and bypass dust and the process emissions (each the
+    sum of the months; R-ANN-008, R-ANN-012).
+
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    clinker_output: Annotated[
+        Quantity, Field(alias="clinkerOutput", title="熟料年产量 / Clinker output")
+    ]
+    cement_output: Annotated[
+        Quantity | None, Field(alias="cementOutput", title="水泥年产量 / Cement output")
+    ] = None
+    lines: Annotated[
+        list[AnnualClinkerLine],
+        Field(
+            json_schema_extra={"xml": {"wrapped": True}},
+            min_length=1,
+            title="熟料生产线 / Clinker lines",
+        ),
+    ]
+
+
+class SteelAnnualData(SpecModel):
+    """
+    各工序年产量、熔剂、电极与外购含碳原料的过程排放及产品固碳（各为月度之和，R-ANN-009、R-ANN-012）。 / Annual output
+    per process step, process emissions of fluxes, electrodes and purchased carbon-bearing materials,
+    and carbon fixed in products (each the sum of the months; R-ANN-009, R-ANN-012).
+
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    processes: Annotated[
+        list[SteelProcessOutput],
+        Field(json_schema_extra={"xml": {"wrapped": True}}, title="工序产量 / Process outputs"),
+    ]
+    flux_emission: Annotated[
+        Quantity | None, Field(alias="fluxEmission", title="熔剂分解排放 / Flux emission")
+    ] = None
+    electrode_emission: Annotated[
+        Quantity | None, Field(alias="electrodeEmission", title="电极消耗排放 / Electrode emission")
+    ] = None
+    purchased_material_emission: Annotated[
+        Quantity | None,
+        Field(
+            alias="purchasedMaterialEmission",
+            title="外购含碳原料排放 / Purchased carbon-bearing material emission",
+        ),
+    ] = None
+    process_emission: Annotated[
+        Quantity, Field(alias="processEmission", title="过程排放合计 / Process emission")
+    ]
+    carbon_fixed: Annotated[
+        list[CarbonFixation],
+        Field(
+            alias="carbonFixed",
+            json_schema_extra={"xml": {"wrapped": True}},
+            title="产品固碳 / Carbon fixed in products",
+        ),
+    ]
+    carbon_fixed_total: Annotated[
+        Quantity, Field(alias="carbonFixedTotal", title="固碳合计 / Carbon fixed")
+    ]
+
+
+class ChemicalAnnualData(SpecModel):
+    """
+    碳质量平衡、碳酸盐、硝酸/己二酸 N2O（按工序）、火炬排放，及回收外供与自用的 CO2（扣减）（各为月度之和，R-ANN-011、R-ANN-012）。 /
+    Annual mass-balance, carbonate, nitric/adipic acid N2O (per process), flare emissions, and CO2
+    recovered for export and for internal feedstock (deducted); each the sum of the months.
+
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    mass_balance_emission: Annotated[
+        Quantity, Field(alias="massBalanceEmission", title="碳质量平衡排放 / Mass-balance emission")
+    ]
+    carbonate_emission: Annotated[
+        Quantity | None,
+        Field(alias="carbonateEmission", title="碳酸盐使用排放 / Carbonate emission"),
+    ] = None
+    n2o_processes: Annotated[
+        list[AnnualN2OProcess],
+        Field(
+            alias="n2oProcesses",
+            json_schema_extra={"xml": {"wrapped": True}},
+            title="N2O 排放工序 / N2O processes",
+        ),
+    ]
+    flare_emission: Annotated[
+        Quantity | None, Field(alias="flareEmission", title="火炬燃烧排放 / Flare emission")
+    ] = None
+    co2_recovered_exported: Annotated[
+        Quantity | None,
+        Field(alias="co2RecoveredExported", title="回收外供 CO2 / CO2 recovered and exported"),
+    ] = None
+    co2_recovered_internal: Annotated[
+        Quantity | None,
+        Field(
+            alias="co2RecoveredInternal",
+            title="回收自用（作原料）CO2 / CO2 recovered as internal feedstock",
+        ),
+    ] = None
+
+
 class DataGap(SpecModel):
     """
     对一个参数（或计量点）的缺失、无效数据的替代：原因、方法、小时数或数值个数、所用替代值及其对月累计量的贡献。
@@ -2653,6 +2939,94 @@ class ChemicalMonthlyData(SpecModel):
     ]
 
 
+class Receipt(SpecModel):
+    """
+    平台对已接收报送的确认，由平台签名并加盖时间戳 / The platform's confirmation of an accepted submission, signed and time-stamped by the platform
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    receipt_id: Annotated[UUID, Field(alias="receiptId", title="通用唯一标识 / UUID")]
+    submission_id: Annotated[UUID, Field(alias="submissionId", title="通用唯一标识 / UUID")]
+    document_type: Annotated[DocumentType, Field(alias="documentType")]
+    report_id: Annotated[UUID, Field(alias="reportId", title="通用唯一标识 / UUID")]
+    credit_code: Annotated[
+        str,
+        Field(
+            alias="creditCode",
+            pattern="^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$",
+            title="统一社会信用代码 / Unified social credit code",
+        ),
+    ]
+    """
+    GB 32100-2015，18 位，末位为校验码（规则 R-USCC-002） / GB 32100-2015, 18 characters, the last a check character (rule R-USCC-002)
+    """
+    period: Annotated[str, Field(pattern="^[0-9]{4}(-(0[1-9]|1[0-2]))?$", title="报告期 / Period")]
+    version: Annotated[
+        int, Field(ge=1, title="版本号 / Version (1 for the original, +1 per correction)")
+    ]
+    submission_kind: Annotated[SubmissionKind, Field(alias="submissionKind")]
+    supersedes: Annotated[UUID | None, Field(title="被取代的报送 / Submission superseded")] = None
+    document_digest: Annotated[
+        str,
+        Field(
+            alias="documentDigest",
+            pattern="^[0-9a-f]{64}$",
+            title="所收文档规范化形式的 SM3 / SM3 of the canonical received document",
+        ),
+    ]
+    received_at: Annotated[Instant, Field(alias="receivedAt", title="接收时间 / Received at")]
+    """
+    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
+    """
+    platform_id: Annotated[
+        str,
+        Field(
+            alias="platformId",
+            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            title="编号 / Identifier",
+        ),
+    ]
+    deadline: Annotated[AwareDatetime | None, Field(title="上传期限 / Upload deadline")] = None
+    """
+    发电行业月报（`industry` 为 `power` 的 MonthlyReport）的上传期限：报告月结束（北京时间次月 1 日 00:00，期间规则
+    R-PERIOD-002）后 40 日（因子表 power.reporting_deadline_days；PWR-2022 第 7 章月度信息化存证：每月结束之日起 40 日内上传），
+    即该时刻之前（不含）收到为按期。平台在每份发电行业月报的回执与报送状态中给出此时刻（UTC），其他文档不带此项（规则 R-POW-008）。
+    The upload deadline of a power-sector monthly report (a MonthlyReport whose `industry` is
+    `power`): 40 days after the reporting month ends (day 1 of the next month, 00:00 China Standard
+    Time, period rule R-PERIOD-002; factor table power.reporting_deadline_days; PWR-2022 ch. 7,
+    monthly evidence: uploaded within 40 days of the month's end); a submission received before
+    this instant (exclusive) is on time. The platform states it (in UTC) in the receipt and status
+    of every power-sector monthly report and in no other document (rule R-POW-008).
+
+    """
+    late: Annotated[bool | None, Field(title="逾期 / Received late")] = None
+    """
+    接收时刻不早于 `deadline` 时为 true（逾期）。逾期的报送照常接收（不拒收，状态仍为 accepted），由平台据实标注，
+    供排放单位与主管部门查询；按期为 false。与 `deadline` 同时出现（规则 R-POW-008；PWR-2022 第 7 章）。
+    true when the submission was received at or after `deadline` (late). A late submission is
+    accepted as usual (not refused; its state is accepted); the platform marks it so that the
+    entity and the regulator can read it back; false when on time. Present exactly when
+    `deadline` is (rule R-POW-008; PWR-2022 ch. 7).
+
+    """
+
+
+class SignedReceipt(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SignedReceipt", "namespace": "urn:cedx:1.0"}},
+    )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
+    payload: Receipt
+    signature: SignatureBlock
+
+
 class SessionOffer(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -2813,6 +3187,31 @@ class FacilityList(SpecModel):
     next_cursor: Annotated[
         str | None, Field(alias="nextCursor", max_length=512, title="下一页游标 / Next-page cursor")
     ] = None
+
+
+class PowerAnnualData(SpecModel):
+    """
+    各机组的年度数据：年度量为各月数之和（规则 R-ANN-005），年度收到基低位发热量与元素碳含量按各月燃煤量加权，供电、供热碳排放强度由
+    年度量计算（R-ANN-007）；`months` 为机组的逐月数据，须与年报 `months` 所引用的月报一致（R-ANN-012）。
+    Each unit's year: annual quantities are the sums of the months (rule R-ANN-005); the annual
+    as-received NCV and carbon content are weighted by the monthly coal consumed; the supply
+    intensities are computed from the annual quantities (R-ANN-007); `months` holds the unit's
+    monthly figures, which agree with the monthly reports the annual report references (R-ANN-012).
+
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    units: Annotated[
+        list[AnnualGeneratingUnit],
+        Field(
+            json_schema_extra={"xml": {"wrapped": True}},
+            min_length=1,
+            title="机组 / Generating units",
+        ),
+    ]
 
 
 class PowerMonthlyData(SpecModel):
@@ -3008,6 +3407,69 @@ class MonthlyReport(SpecModel):
     ] = None
 
 
+class AnnualReport(SpecModel):
+    """
+    一个排放单位一年的排放报告：按排放源类别的年度合计（`totals`：化石燃料燃烧、过程、购入电力与热力、煤矿逃逸、化工 CO2 回收、
+    钢铁产品固碳等），各月汇总（`months`，引用各月月报），以及与 `industry` 一致的一节行业年度数据（规则 R-IND-001）。年度量为
+    各月报告值之和（R-ANN-001、R-ANN-003、R-ANN-005），并须与所引用的月报一致（R-ANN-012，cedx.accounting.annual）。
+    One entity's annual report: the annual totals by source category (`totals`: fuel combustion,
+    process, purchased electricity and heat, coal-mine fugitive, chemical CO2 recovered, carbon
+    fixed in steel products ...), the month summaries (`months`, referencing the monthly reports)
+    and exactly the industry section named by `industry` (rule R-IND-001). Annual quantities are
+    the sums of the reported monthly values (R-ANN-001, R-ANN-003, R-ANN-005) and agree with the
+    monthly reports referenced (R-ANN-012, cedx.accounting.annual).
+
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    report_id: Annotated[UUID, Field(alias="reportId", title="通用唯一标识 / UUID")]
+    credit_code: Annotated[
+        str,
+        Field(
+            alias="creditCode",
+            pattern="^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$",
+            title="统一社会信用代码 / Unified social credit code",
+        ),
+    ]
+    """
+    GB 32100-2015，18 位，末位为校验码（规则 R-USCC-002） / GB 32100-2015, 18 characters, the last a check character (rule R-USCC-002)
+    """
+    entity_name: Annotated[
+        str, Field(alias="entityName", max_length=500, min_length=1, title="单位名称 / Entity name")
+    ]
+    industry: Industry
+    year: Annotated[int, Field(ge=2000, le=2100, title="年度 / Year")]
+    submission_kind: Annotated[SubmissionKind, Field(alias="submissionKind")]
+    replaces_submission_id: Annotated[
+        UUID | None, Field(alias="replacesSubmissionId", title="被更正的报送 / Submission replaced")
+    ] = None
+    reason: Annotated[
+        str | None, Field(max_length=500, min_length=1, title="更正或补报理由 / Reason")
+    ] = None
+    prepared_at: Annotated[Instant, Field(alias="preparedAt", title="编制时间 / Prepared at")]
+    """
+    RFC 3339，须带时区偏移 / RFC 3339 with an explicit offset
+    """
+    months: Annotated[
+        list[MonthSummary],
+        Field(
+            json_schema_extra={"xml": {"wrapped": True}},
+            max_length=12,
+            min_length=1,
+            title="各月汇总 / Months",
+        ),
+    ]
+    totals: EmissionTotals
+    power: PowerAnnualData | None = None
+    cement: CementAnnualData | None = None
+    steel: SteelAnnualData | None = None
+    coal_mining: Annotated[CoalMiningAnnualData | None, Field(alias="coalMining")] = None
+    chemical: ChemicalAnnualData | None = None
+
+
 class SignedMonthlyReport(SpecModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -3018,4 +3480,17 @@ class SignedMonthlyReport(SpecModel):
         SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
     ]
     payload: MonthlyReport
+    signature: SignatureBlock
+
+
+class SignedAnnualReport(SpecModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"xml": {"name": "SignedAnnualReport", "namespace": "urn:cedx:1.0"}},
+    )
+    spec_version: Annotated[
+        SpecVersion, Field(alias="specVersion", json_schema_extra={"xml": {"attribute": True}})
+    ]
+    payload: AnnualReport
     signature: SignatureBlock

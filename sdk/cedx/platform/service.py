@@ -22,6 +22,7 @@ import uuid
 from typing import Any
 
 from .. import trust
+from ..accounting.period import is_late, upload_deadline
 from ..generated.constants import DOCUMENT_OPERATIONS, SPEC_VERSION
 from ..generated.server import CommonService, Reply, ReportingService
 from ..runtime.errors import OAuthError, Problem
@@ -90,6 +91,7 @@ class Platform(ReportingService, CommonService):
         self._configs: dict[str, dict[str, Any]] = {}
         self._crl: tuple[int, bytes] | None = None
         self._lock = threading.Lock()
+        self.clock = _now  # the time of receipt (replaceable in tests of the upload deadline)
 
     # --- helpers --------------------------------------------------------------------------
     @staticmethod
@@ -112,7 +114,22 @@ class Platform(ReportingService, CommonService):
             out["supersedes"] = row.supersedes
         if row.superseded_by:
             out["supersededBy"] = row.superseded_by
+        if '"late"' in row.receipt:
+            # The lateness marker is read from the stored signed receipt: one record, so the
+            # status can never disagree with what the platform signed (R-POW-008).
+            receipt = json.loads(row.receipt)["payload"]
+            out["deadline"], out["late"] = receipt["deadline"], receipt["late"]
         return out
+
+    @staticmethod
+    def _lateness(payload: dict[str, Any], received_at: dt.datetime) -> dict[str, Any]:
+        """R-POW-008: a power-sector monthly report (a report of a `period`, not a `year`) is due
+        40 days (factor table) after its month ends; one received later is accepted and marked
+        late, never refused."""
+        if "period" not in payload or payload.get("industry") != "power":
+            return {}
+        period = payload["period"]
+        return {"deadline": _iso(upload_deadline(period)), "late": is_late(period, received_at)}
 
     def _submission(self, ctx: RequestContext, submission_id: str, document_type: str | None = None) -> SubmissionRecord:
         row = self.store.submission(submission_id)
@@ -281,7 +298,7 @@ class Platform(ReportingService, CommonService):
         credit_code = ctx.principal.credit_code
         period = payload.get("period") or str(payload["year"])
         kind, replaces = payload["submissionKind"], payload.get("replacesSubmissionId")
-        submission_id, now = str(uuid.uuid4()), _now()
+        submission_id, now = str(uuid.uuid4()), self.clock()
         # One transaction per submission: decide, sign the receipt and write it with the
         # document, so the decision is made on the state the write commits on (SQLite: the
         # write lock is held from the first read; PostgreSQL: the unique index on accepted
@@ -316,6 +333,7 @@ class Platform(ReportingService, CommonService):
         if supersedes:
             receipt_payload["supersedes"] = supersedes
         receipt_payload.update({"documentDigest": digest, "receivedAt": _iso(now), "platformId": self.settings.platform_id})
+        receipt_payload.update(self._lateness(payload, now))
         receipt = self._sign(receipt_payload, timestamp=True)
         # Stored as received: a JSON body byte for byte (it is exactly the validated record);
         # an XML body as its logical record, from which the receipt's digest is recomputed.
