@@ -114,20 +114,23 @@ class RuleEngine:
             if not isinstance(items, list):
                 return []
             field_path = f"{base_path}.{rule['forEach']}"
-        # One evaluator and one scope for every element: only the current element and its path
-        # change (what depends on the root alone is memoised across elements).
+        # One evaluator and one scope for every element: only the current element changes (what
+        # depends on the root alone is memoised across elements); an element's path is spelled
+        # out only for a violation (evaluation never reads it).
         ev = _Evaluator(self, scope, "", tolerance)
         out = []
         for i, item in enumerate(items if items is not None else (document,)):
             if items is not None:
-                scope.current, scope.path = item, f"{field_path}[{i}]"
+                scope.current = item
             try:
-                if when is not None and not self._truth(when(ev)):
+                if when is not None and not when(ev):
                     continue
-                if self._truth(check(ev)):
+                if check(ev):
                     continue
             except _Missing:
                 continue
+            if items is not None:
+                scope.path = f"{field_path}[{i}]"
             detail = self._explain(rule, _Scope(scope.current, document, scope.path, scope.memo), tolerance)
             out.append(Violation(rule["id"], scope.path, f"{rule['en']}{detail}"))
         return out
@@ -219,16 +222,22 @@ class _Evaluator:
 
     def __init__(self, engine: RuleEngine, scope: _Scope, text: str, tolerance: tuple[Decimal, Decimal]):
         self.engine, self.scope, self.text, self.tolerance = engine, scope, text, tolerance
+        self._si = engine._si_cache  # the engine only ever clears it, never replaces it
 
     # values --------------------------------------------------------------------------------
     def number(self, value: Any) -> Decimal:
         kind = type(value)  # the common cases first, by exact type (same answers as the chain below)
-        if kind is dict and "value" in value and "unit" in value:
+        if kind is dict:
             try:
-                return self.engine._si_cache[(value["value"], value["unit"])]
-            except (KeyError, TypeError):
-                return self.engine.si_value(value["value"], value["unit"])
-        if kind is Decimal:
+                key = (value["value"], value["unit"])
+            except KeyError:
+                pass  # not a quantity: the chain below says what it is
+            else:
+                try:
+                    return self._si[key]
+                except (KeyError, TypeError):
+                    return self.engine.si_value(key[0], key[1])
+        elif kind is Decimal:
             return cast(Decimal, value)
         if isinstance(value, _Absent):
             raise _Missing()
@@ -245,6 +254,12 @@ class _Evaluator:
         raise TypeError(f"not a number: {value!r}")
 
     def comparable(self, value: Any) -> Any:
+        kind = type(value)  # quantities and Decimals first, by exact type (same answers as below)
+        if kind is dict or kind is Decimal:
+            try:
+                return self.number(value)
+            except (TypeError, InvalidOperation):
+                return value
         if isinstance(value, _Absent):
             raise _Missing()
         if isinstance(value, str):
@@ -425,16 +440,23 @@ _CONTAINERS = (dict, list)
 
 def _parameters(node: Any, out: list[Any]) -> None:
     """Depth first, children in document order; only containers are visited (a parsed document
-    nests at most 64 levels, so the recursion is bounded)."""
-    if isinstance(node, dict):
+    nests at most 64 levels, so the recursion is bounded). Most values are strings: the exact
+    type is tested first, isinstance only for the rare other kinds (same answers)."""
+    if type(node) is dict or isinstance(node, dict):
         if "source" in node and "value" in node and "unit" in node:
             out.append(node)
         for value in node.values():
-            if isinstance(value, _CONTAINERS):
+            kind = type(value)
+            if kind is str:
+                continue
+            if kind is dict or kind is list or isinstance(value, _CONTAINERS):
                 _parameters(value, out)
     else:
         for value in node:
-            if isinstance(value, _CONTAINERS):
+            kind = type(value)
+            if kind is str:
+                continue
+            if kind is dict or kind is list or isinstance(value, _CONTAINERS):
                 _parameters(value, out)
 
 
@@ -488,6 +510,11 @@ _Fn = Callable[["_Evaluator"], Any]  # a compiled node: evaluator -> value
 # process. The closures do exactly what a tree walk would, in the same order, including where
 # an error is raised (a construct outside the whitelist fails when it is evaluated).
 
+#: False: every node gets its general closure (no per-case specialisations); the differential
+#: test compiles the rules both ways and compares the violations.
+_SPECIALISE = True
+
+
 def _compile(node: ast.AST) -> _Fn:
     compiler = _COMPILERS.get(type(node))
     fn: _Fn
@@ -527,7 +554,13 @@ def _c_name(node: ast.Name) -> _Fn:
     if name in ("True", "False"):
         value = name == "True"
         return lambda ev: value
-    return lambda ev: _lookup(ev.scope.current, name, ev.engine)
+
+    def fn(ev: _Evaluator) -> Any:
+        current = ev.scope.current
+        if type(current) is dict:  # the common case inline; _lookup gives the same answer
+            return current.get(name, _ABSENT)
+        return _lookup(current, name, ev.engine)
+    return fn
 
 
 def _root_only(node: ast.AST) -> bool:
@@ -554,7 +587,10 @@ def _c_attribute(node: ast.Attribute) -> _Fn:
     inner, attr = _fn(node.value), node.attr
 
     def compute(ev: _Evaluator) -> Any:
-        return _lookup(inner(ev), attr, ev.engine)
+        obj = inner(ev)
+        if type(obj) is dict:  # the common case inline; _lookup gives the same answer
+            return obj.get(attr, _ABSENT)
+        return _lookup(obj, attr, ev.engine)
     return _memoised(node, compute) if _root_only(node) else compute
 
 
@@ -581,6 +617,25 @@ _ARITH_OPS = {ast.Add: _ARITH.add, ast.Sub: _ARITH.subtract, ast.Mult: _ARITH.mu
 def _c_binop(node: ast.BinOp) -> _Fn:
     left_fn, right_fn, op = _fn(node.left), _fn(node.right), type(node.op)
     arith = _ARITH_OPS.get(op)
+    if _SPECIALISE and (op is ast.Sub or op is ast.Mult):
+        assert arith is not None
+
+        def numeric(ev: _Evaluator) -> Any:  # the general fn below, for an operator that never joins strings
+            left, right = left_fn(ev), right_fn(ev)
+            number = ev.number
+            return arith(number(left), number(right))
+        return numeric
+    if _SPECIALISE and op is ast.Div:
+        divide = _ARITH.divide
+
+        def division(ev: _Evaluator) -> Any:  # the general fn below, for /
+            left, right = left_fn(ev), right_fn(ev)
+            number = ev.number
+            a, b = number(left), number(right)
+            if b == 0:
+                raise _Missing()  # a zero divisor makes the rule inapplicable
+            return divide(a, b)
+        return division
 
     def fn(ev: _Evaluator) -> Any:
         left, right = left_fn(ev), right_fn(ev)
@@ -621,6 +676,35 @@ def _c_compare(node: ast.Compare) -> _Fn:
     left_fn = _fn(node.left)
     steps = [(type(op), _fn(comp), comp if _root_only(comp) else None)
              for op, comp in zip(node.ops, node.comparators)]
+
+    if _SPECIALISE and len(steps) == 1:  # one operator (the usual case): the loop below without the loop
+        op, comp, root_node = steps[0]
+        if op is ast.Eq or op is ast.NotEq:
+            equal = op is ast.Eq
+
+            def equality(ev: _Evaluator) -> bool:
+                left, right = left_fn(ev), comp(ev)
+                if isinstance(left, _Absent) or isinstance(right, _Absent):
+                    raise _Missing()
+                if left == right:
+                    return equal
+                return not equal
+            return equality
+        if op in _ORDERING:
+            order = _ORDERING[op]
+
+            def ordering(ev: _Evaluator) -> bool:
+                left, right = left_fn(ev), comp(ev)
+                comparable = ev.comparable
+                return True if order(comparable(left), comparable(right)) else False
+            return ordering
+        if op is ast.In:
+            def membership(ev: _Evaluator) -> bool:
+                left, right = left_fn(ev), comp(ev)
+                if isinstance(right, _Absent):
+                    return False  # absent: empty
+                return True if _member(ev, left, right, root_node) else False
+            return membership
 
     def fn(ev: _Evaluator) -> Any:
         left = left_fn(ev)
@@ -669,7 +753,57 @@ def _c_call(node: ast.Call) -> _Fn:
             raise ValueError(f"function not allowed: {name}")
         return refuse
     method, args = getattr(_Evaluator, f"f_{name}"), node.args
-    return lambda ev: method(ev, args)
+    special = _SPECIAL_CALLS.get((name, len(args))) if _SPECIALISE else None
+    if special is not None:
+        return special(*[_fn(a) for a in args])
+    call: _Fn = lambda ev: method(ev, args)  # noqa: E731
+    if _SPECIALISE and name in _PURE and all(isinstance(a, ast.Constant) or _root_only(a) for a in args):
+        return _memoised(node, call)  # e.g. hoursInPeriod(root.period) in a forEach rule: once per check
+    return call
+
+
+#: Functions whose value depends on their arguments alone (and the spec): with arguments that are
+#: literals or depend on the root alone, computed once per rule check, not once per element.
+_PURE = frozenset({"hoursInPeriod", "factor", "monthStart", "monthEnd"})
+
+
+def _s_approx(a_fn: _Fn, b_fn: _Fn) -> _Fn:
+    def fn(ev: _Evaluator) -> bool:  # = _Evaluator.f_approx
+        number = ev.number
+        a = number(a_fn(ev))
+        b = number(b_fn(ev))
+        rel, abs_ = ev.tolerance
+        x, y = abs(a), abs(b)
+        bound = rel * (y if y > x else x)  # max() spelled out: the same element, no call
+        return abs(a - b) <= (bound if bound > abs_ else abs_)
+    return fn
+
+
+def _s_present(a_fn: _Fn) -> _Fn:
+    return lambda ev: not isinstance(a_fn(ev), _Absent)  # = _Evaluator.f_present
+
+
+def _s_opt(a_fn: _Fn) -> _Fn:
+    def fn(ev: _Evaluator) -> Any:  # = _Evaluator.f_opt
+        v = a_fn(ev)
+        return Decimal(0) if isinstance(v, _Absent) else v
+    return fn
+
+
+def _s_unit_of(a_fn: _Fn) -> _Fn:
+    def fn(ev: _Evaluator) -> str:  # = _Evaluator.f_unitOf
+        v = a_fn(ev)
+        if isinstance(v, _Absent):
+            raise _Missing()
+        return cast(str, v["unit"])
+    return fn
+
+
+#: Functions compiled with their arguments (by name and arity); the others get the argument
+#: nodes (their second argument may be an expression to evaluate per element).
+_SPECIAL_CALLS: dict[tuple[str, int], Callable[..., _Fn]] = {
+    ("approx", 2): _s_approx, ("present", 1): _s_present, ("opt", 1): _s_opt, ("unitOf", 1): _s_unit_of,
+}
 
 
 _COMPILERS: dict[type[ast.AST], Callable[[Any], _Fn]] = {

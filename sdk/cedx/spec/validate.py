@@ -297,23 +297,27 @@ class Validator:
         return self.rule_issues(schema_name, document)
 
 
+_NOT_THERE = object()
+
+
 def _walk_plan(plan: Any, value: Any, path: str, issues: list[Issue]) -> None:
     kind = plan[0]
     if kind == "object":
         if not isinstance(value, dict):
             return
+        # A property's path is spelled out only for an issue or a part to descend into.
         for name, allowed, child_plan in plan[1]:
-            if name not in value:
+            child = value.get(name, _NOT_THERE)
+            if child is _NOT_THERE:
                 continue
-            child, child_path = value[name], f"{path}.{name}"
             if allowed and isinstance(child, dict) and child.get("unit") not in allowed:
                 issues.append(Issue(
-                    f"{child_path}.unit", "R-UNIT-002",
+                    f"{path}.{name}.unit", "R-UNIT-002",
                     f"unit {child.get('unit')!r} not allowed here; use one of {', '.join(allowed)}",
                     "R-UNIT-002",
                 ))
             if child_plan is not None:
-                _walk_plan(child_plan, child, child_path, issues)
+                _walk_plan(child_plan, child, f"{path}.{name}", issues)
     elif kind == "array":
         if isinstance(value, list):
             item_plan = plan[1]

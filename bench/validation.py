@@ -1,0 +1,70 @@
+"""Validation cost per report size (issue 14, targets 1 and 5), in process, beside the 2-unit
+report of the same run: the stages the platform runs on every accepted monthly report
+(JSON Schema, allowed units, quality rules) on a power report of 2 and of 200 generating units.
+This is the part of the platform's per-unit cost that `bench/reporting.py` cannot separate from
+parsing, signatures and storage.
+
+Each figure is the best of N runs on a freshly parsed copy (as a request would have it), the
+two sizes interleaved. The 200-unit report is built as `bench/reporting.py` builds it: the
+example's units repeated, totals kept consistent, so that every rule passes.
+
+    .venv/bin/python bench/validation.py [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from decimal import Decimal
+
+import orjson
+from common import figure
+
+from cedx import spec
+from tests.spec.conftest import load_example
+
+
+def power_report(units: int) -> dict:
+    base = copy.deepcopy(load_example("monthly-report-power.json")["payload"])
+    template = base["power"]["units"]
+    old = sum(Decimal(u["combustionEmission"]["value"]) for u in template)
+    new_units = [dict(copy.deepcopy(template[i % len(template)]), unitId=f"U{i + 1}") for i in range(units)]
+    delta = sum(Decimal(u["combustionEmission"]["value"]) for u in new_units) - old
+    base["power"]["units"] = new_units
+    for key in ("combustion", "total"):
+        base["totals"][key]["value"] = f"{Decimal(base['totals'][key]['value']) + delta:.3f}"
+    return base
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    args = ap.parse_args()
+    validator = spec.context(spec.BUNDLE_PACKAGE).validator
+    bodies = {n: orjson.dumps(power_report(n)) for n in (2, 200)}
+    for body in bodies.values():
+        issues = validator.validate("MonthlyReport", orjson.loads(body))
+        assert not issues, issues[:3]
+    stages = {
+        "JSON Schema": validator.schema_issues,
+        "allowed units": validator.unit_issues,
+        "quality rules": validator.rule_issues,
+        "all three (validate)": validator.validate,
+    }
+    best = {(stage, n): float("inf") for stage in stages for n in bodies}
+    for _ in range(args.runs):
+        for stage, fn in stages.items():
+            for n, body in bodies.items():
+                document = orjson.loads(body)
+                start = time.perf_counter()
+                fn("MonthlyReport", document)
+                best[stage, n] = min(best[stage, n], time.perf_counter() - start)
+    print(f"validation per report size (in process; best of {args.runs}; ratios against the 2-unit report)")
+    for stage in stages:
+        figure(f"{stage}, 200 units ({len(bodies[200]) // 1024} KiB)", 1e3 * best[stage, 200], "ms",
+               "2-unit report", 1e3 * best[stage, 2], precision=3)
+
+
+if __name__ == "__main__":
+    main()
