@@ -111,3 +111,42 @@ def test_random_mutations_of_a_document_agree():
                 del raw[i]
         decided += _check(bytes(raw))
     assert decided  # some mutations stay valid (inside strings) and take the fast path
+
+
+def _random_value(rng: random.Random, depth: int):
+    """Nested arrays/objects with strings full of brackets and quotes (escaped by orjson)."""
+    if depth == 0 or rng.random() < 0.2:
+        return rng.choice(["x", "[", "]{", "a[0].b", "}}", '"[', "", 1, None, True])
+    if rng.random() < 0.5:
+        return [_random_value(rng, depth - 1) for _ in range(rng.randint(0, 3))]
+    return {rng.choice(["k", "[k]", "{", "k]"]) + str(i): _random_value(rng, depth - 1) for i in range(rng.randint(0, 3))}
+
+
+def test_compact_depth_check_counts_only_brackets_outside_strings():
+    """The depth of an orjson-compact body without backslashes is read from its brackets and
+    quotes alone (no re-encoding): it must agree with the exact nesting for every shape,
+    strings holding brackets included, and a body one level too deep is refused as before."""
+    orjson = pytest.importorskip("orjson")
+    rng = random.Random(1414)
+    plain = 0
+    for _ in range(300):
+        limit = rng.randint(1, 12)
+        raw = orjson.dumps(_random_value(rng, rng.randint(1, 14)))
+        expected = server._nests_deeper(server._outside_strings(raw), limit)
+        if b"\\" not in raw:
+            plain += 1
+            assert server._plain_nests_deeper(raw, limit) is expected, (raw, limit)
+        _check(raw)
+    assert plain > 100
+    for depth in (63, 64, 65, 80):
+        for inner in (b"1", b'"[[[[]"', b'{"a[":"]]"}'):
+            raw = b'{"p[0]":' * depth + inner + b"}" * depth
+            assert server._plain_nests_deeper(raw, 64) is (depth + (inner[:1] == b"{") > 64)
+            status, exact = _exact(raw)
+            if status == "ok":
+                assert _check(raw)
+            else:
+                assert exact == "the JSON body nests deeper than 64 levels"
+                with pytest.raises(Problem) as info:
+                    server.parse_json(raw)
+                assert info.value.detail == exact

@@ -435,6 +435,8 @@ def parse_form(raw: bytes) -> dict[str, str]:
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_MARKS = bytes(b for b in range(256) if b not in b'[]{}"')
+_ONE_BRACKET = bytes.maketrans(b"{}", b"[]")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _MAX_SAFE_INTEGER = 2**53 - 1
 # Characters XML 1.0 cannot carry, escaped in JSON (raw ones are already invalid JSON): refused,
@@ -484,6 +486,28 @@ def _nests_deeper(shape: bytes, limit: int) -> bool:
         else:
             depth -= 1
     return False
+
+
+def _plain_nests_deeper(raw: bytes, limit: int) -> bool:
+    """Whether a well-formed JSON text without any backslash nests deeper than ``limit``.
+
+    Without a backslash every quote delimits a string. Of the text only brackets (``{}`` read
+    as ``[]``) and quotes are kept. Removing two adjacent quotes either drops a string with no
+    bracket inside or joins two strings with nothing between them, so quotes still alternate
+    opening and closing and no bracket changes side; what is left (few quotes: field paths
+    such as ``units[0]``) is split at the quotes and its even pieces are the brackets outside
+    strings. Each removal of every ``[]`` then takes away exactly the containers with nothing
+    left inside (``replace`` does not rescan what it joined), so the text is empty after
+    ``limit`` rounds exactly when no container nests deeper than ``limit``. C-speed bytes
+    operations only: no re-encoding of the body and no Python step per bracket."""
+    marks = raw.translate(_ONE_BRACKET, _NOT_MARKS).replace(b'""', b"")
+    if b'"' in marks:
+        marks = b"".join(marks.split(b'"')[::2])
+    for _ in range(limit):
+        if not marks:
+            return False
+        marks = marks.replace(b"[]", b"")
+    return bool(marks)
 
 
 def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -575,11 +599,14 @@ def _fast_parse(raw: bytes) -> Any:
         compact = _orjson.dumps(value, option=_orjson.OPT_STRICT_INTEGER)
     except (_orjson.JSONDecodeError, _orjson.JSONEncodeError):  # e.g. an integer beyond 2^53 - 1
         return _UNDECIDED
-    deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
     if compact == raw:
+        if b"\\" not in raw:  # most bodies: decided from the bytes, no re-encoding
+            return _UNDECIDED if _plain_nests_deeper(raw, MAX_JSON_DEPTH) else value
+        deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
         if deep and b"\n" + b" " * (2 * MAX_JSON_DEPTH) in _orjson.dumps(value, option=_orjson.OPT_INDENT_2):
             return _UNDECIDED
         return value
+    deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
     shape = _outside_strings(raw)
     if not _simple_numbers(shape):
         return _UNDECIDED
