@@ -235,3 +235,29 @@ def test_time_stamp_authority_over_http(env, openssl):
     openssl.write("r.tsr", r.content)
     assert "Status: Granted." in openssl.run("ts", "-reply", "-in", "r.tsr", "-text").stdout.decode()
     assert requests.post(f"{env.url}/tsa", data=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
+
+
+def test_json_document_is_stored_as_text_byte_for_byte(env):
+    """The received JSON body goes to the database as its bytes (no decode/encode on the way,
+    issue 14) yet is stored as TEXT equal to the body, non-ASCII characters included, and read
+    back and served as such."""
+    from sqlalchemy import select, text
+
+    from cedx.platform.db import SubmissionRow
+
+    c = env.client(env.cement)
+    report = env.cement.report()
+    report.period, report.report_id = "2026-10", uuid.uuid4()
+    receipt = c.submit_monthly_report(report)
+    sid = str(receipt.payload.submission_id)
+    store = env.app.state.store
+    with store.sessions() as s:
+        stored = s.execute(select(SubmissionRow.document).where(SubmissionRow.submission_id == sid)).scalar_one()
+        if store.sqlite:
+            kind = s.execute(text("SELECT typeof(document) FROM submissions WHERE submission_id = :s"), {"s": sid})
+            assert kind.scalar_one() == "text"
+    assert isinstance(stored, str) and not stored.isascii()  # the example's names are Chinese
+    document = json.loads(stored)
+    trust.verify_document(document, env.cement.key.public_key())
+    assert trust.sm3(trust.canonicalize(document)).hex() == receipt.payload.document_digest
+    assert trust.sm3(trust.canonicalize(c.get_monthly_report(sid))).hex() == receipt.payload.document_digest

@@ -34,6 +34,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     create_engine,
+    type_coerce,
     delete,
     event,
     func,
@@ -273,6 +274,11 @@ _TOKEN_Q = (select(TokenRow.token_hash, TokenRow.client_id, TokenRow.credit_code
             .join(ClientRow, ClientRow.client_id == TokenRow.client_id).where(TokenRow.token_hash == bindparam("h")))
 _REVOCATION_Q = select(RevocationRow.counter).where(RevocationRow.id == 1)
 _INSERT_SUBMISSION = insert(_SUBMISSIONS)
+# SQLite: a document given as the received UTF-8 bytes is bound as a blob and stored as the
+# same TEXT (CAST reinterprets the bytes, already checked as UTF-8 by the JSON parser), so
+# a large body is neither decoded into a str nor encoded back by the driver (issue 14).
+_INSERT_SUBMISSION_UTF8 = insert(_SUBMISSIONS).values(
+    document=type_coerce(bindparam("document_utf8", type_=LargeBinary()), Text()).cast(Text()))
 _INSERT_IDEMPOTENCY = insert(_IDEMPOTENCY)
 
 
@@ -301,12 +307,18 @@ class _SqlSubmissionTransaction(_SqlSubmissionReader, SubmissionTransaction):
 
     def insert(self, submission: SubmissionRecord, idempotency_key: str, request_digest: str) -> None:
         r = submission
-        self.c.execute(_INSERT_SUBMISSION, {
+        values = {
             "submission_id": r.submission_id, "credit_code": r.credit_code, "document_type": r.document_type,
             "report_id": r.report_id, "period": r.period, "version": r.version, "kind": r.kind, "state": r.state,
-            "supersedes": r.supersedes, "superseded_by": r.superseded_by, "document": r.document,
+            "supersedes": r.supersedes, "superseded_by": r.superseded_by,
             "document_digest": r.document_digest, "receipt": r.receipt, "receipt_id": r.receipt_id,
-            "received_at": r.received_at})
+            "received_at": r.received_at}
+        if isinstance(r.document, str):
+            self.c.execute(_INSERT_SUBMISSION, {**values, "document": r.document})
+        elif self.c.dialect.name == "sqlite":
+            self.c.execute(_INSERT_SUBMISSION_UTF8, {**values, "document_utf8": r.document})
+        else:
+            self.c.execute(_INSERT_SUBMISSION, {**values, "document": r.document.decode("utf-8")})
         self.c.execute(_INSERT_IDEMPOTENCY, {
             "credit_code": r.credit_code, "key": idempotency_key, "request_digest": request_digest,
             "submission_id": r.submission_id, "created_at": utcnow()})

@@ -338,9 +338,11 @@ class Platform(ReportingService, CommonService):
         receipt_payload.update({"documentDigest": digest, "receivedAt": _iso(now), "platformId": self.settings.platform_id})
         receipt_payload.update(self._lateness(payload, now))
         receipt = self._sign(receipt_payload, timestamp=True)
-        # Stored as received: a JSON body byte for byte (it is exactly the validated record);
-        # an XML body as its logical record, from which the receipt's digest is recomputed.
-        document = ctx.raw_body.decode("utf-8") if ctx.body_format == JSON else json.dumps(record, ensure_ascii=False)
+        # Stored as received: a JSON body byte for byte (it is exactly the validated record; the
+        # bytes themselves, UTF-8 checked by the parser, so that a large one is not decoded only
+        # to be encoded again by the driver); an XML body as its logical record, from which the
+        # receipt's digest is recomputed.
+        document = ctx.raw_body if ctx.body_format == JSON else json.dumps(record, ensure_ascii=False)
         row = SubmissionRecord(
             submission_id=submission_id, credit_code=credit_code, document_type=document_type,
             report_id=payload["reportId"], period=period, version=version, kind=kind, state="accepted",

@@ -61,7 +61,7 @@ class SubmissionRecord:
     state: str
     supersedes: str | None
     superseded_by: str | None
-    document: str          # the signed document exactly as received (JSON text)
+    document: str | bytes  # the signed document exactly as received (JSON text; its UTF-8 bytes on insert)
     document_digest: str
     receipt: str           # the signed receipt (JSON text)
     receipt_id: str
