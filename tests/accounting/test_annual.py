@@ -188,3 +188,43 @@ def test_the_annual_report_shares_nothing_with_the_months(years):
     report["months"][0]["totals"]["total"]["value"] = "0.000"
     report["coalMining"]["gwp"]["value"] = "0"
     assert months == years["coal"]
+
+
+def test_a_false_heat_supply_ratio_or_capacity_is_found(years):
+    # The intensities follow from the stated ratio (R-ANN-007), so a report that states a false
+    # ratio and recomputes its intensities from it is consistent with itself: only the months
+    # can show the ratio (and so the intensity of power supplied) is wrong.
+    committed = annual_of("power", years["power"])
+    forged = copy.deepcopy(committed)
+    unit = forged["power"]["units"][0]
+    unit["heatSupplyRatio"]["value"] = "0.5000"
+    assert _paths(annual.check(forged, years["power"])) == {"$.power.units[0].heatSupplyRatio"}
+    forged = copy.deepcopy(committed)
+    forged["power"]["units"][0]["capacity"]["value"] = "700"
+    assert "$.power.units[0].capacity" in _paths(annual.check(forged, years["power"]))
+    forged = copy.deepcopy(committed)
+    c = forged["power"]["units"][0]["carbonContentAsReceived"]
+    c["value"] = str(Decimal(c["value"]) + Decimal("0.02"))  # beyond both sides' rounding (0.005 + 0.005)
+    assert _paths(annual.check(forged, years["power"])) == {"$.power.units[0].carbonContentAsReceived"}
+    c["value"] = str(Decimal(c["value"]) - Decimal("0.02") + Decimal("0.01"))  # within it
+    assert annual.check(forged, years["power"]) == []
+
+
+def test_a_ratio_stated_in_percent_keeps_its_precision():
+    # Months state the heat-supply ratio as 8.30 %: the annual ratio keeps four places as a
+    # fraction (0.0830), or stays in % when every month is in %, never 0.08.
+    a = _power_month("2025-01", "100000.00", "20.000", "52.00", "188760.000", "200000.000", "190000.000", "100000.000", "8.30", "600")
+    b = _power_month("2025-02", "50000.00", "23.000", "58.00", "105270.000", "100000.000", "94000.000", "50000.000", "8.30", "300")
+    for m in (a, b):
+        m["power"]["units"][0]["heatSupplyRatio"]["unit"] = "%"
+    out = annual.aggregate([a, b], report_id="f6a7b8c9-4d5e-4f6a-9b2c-3d4e5f6a7b82", prepared_at="2026-03-20T10:00:00+08:00")
+    u = out["power"]["units"][0]
+    assert (u["heatSupplyRatio"]["value"], u["heatSupplyRatio"]["unit"]) == ("8.30", "%")
+    # 294030 × (1 − 0.0830) / 284000 = 269625.51 / 284000 = 0.949385... -> 0.9494
+    # (with the ratio cut to 0.08: 270507.6 / 284000 = 0.952491... -> 0.9525)
+    assert u["intensityPowerSupplied"]["value"] == "0.9494"
+    b["power"]["units"][0]["heatSupplyRatio"] = p("0.0830", "1", "calculated")  # mixed units: a fraction
+    u = annual.aggregate([a, b], report_id="f6a7b8c9-4d5e-4f6a-9b2c-3d4e5f6a7b82",
+                         prepared_at="2026-03-20T10:00:00+08:00")["power"]["units"][0]
+    assert (u["heatSupplyRatio"]["value"], u["heatSupplyRatio"]["unit"]) == ("0.0830", "1")
+    assert annual.check(out, [a, b]) == []  # 8.30 % and 0.0830 are the same ratio: compared in SI

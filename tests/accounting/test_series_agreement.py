@@ -127,3 +127,16 @@ def test_altered_or_missing_batches_are_flagged(coal_batches):
     report["evidence"][0]["total"]["value"] = str(D(report["evidence"][0]["total"]["value"]) - 100)
     report["power"]["units"][0]["coalConsumption"]["value"] = report["evidence"][0]["total"]["value"]
     assert any("evidence states" in d.message for d in agreement.check(report, {"PWR-U1-COAL": coal_batches}))
+
+
+def test_a_point_read_at_two_granularities_keeps_its_chains_apart(tmp_path, coal_batches):
+    # Each granularity of a point is its own chain with its own sequence numbers: minute batches of
+    # the same point, handed in beside the hourly ones, must not break the hourly evidence.
+    store = SealedStore(tmp_path / "source.db", signer=Signer("SRC-POWER-01", trust.generate_private_key(), []))
+    sim = Simulation([m for m in SITES["power"](MONTH) if m.point_id == "PWR-U1-COAL"], MONTH)
+    sim.register(store)
+    sim.write(store, MONTH + dt.timedelta(days=1))
+    minutes = [json.loads(b.envelope)["payload"] for b in store.batches("PWR-U1-COAL", "minute", 0, 2**40)]
+    assert minutes and {b["sequenceNumber"] for b in minutes} & {b["sequenceNumber"] for b in coal_batches}
+    report = report_from(coal_batches)
+    assert agreement.check(report, {"PWR-U1-COAL": minutes + coal_batches}) == []

@@ -212,3 +212,19 @@ def test_a_derived_value_counts_n_only_and_keeps_flags_consistent(cells, expecte
     from cedx.acquisition.store import _aggregate
 
     assert _aggregate(cells, 60) == expected
+
+
+def test_b_carries_no_value_even_without_a_comparable_range(tmp_path, pki):
+    # The instrument's range is in another unit than the point (no range check possible): the
+    # presence rules still hold — B (communication error) with a number is refused (R-ACQ-005)
+    # by both writers, before anything is sealed.
+    point = copy.deepcopy(POINT)
+    point["instrument"]["range"]["unit"] = "kPa"
+    store = SealedStore(tmp_path / "b.db", signer=pki[0])
+    store.register_point(point, since=SINCE)
+    t = SINCE + dt.timedelta(minutes=5)
+    with pytest.raises(ValueError, match="R-ACQ-005"):
+        store.append("CEMS-CO2", [Reading(t, Decimal(7), "B")])
+    with pytest.raises(ValueError, match="R-ACQ-005"):
+        store.append_and_seal("CEMS-CO2", [Reading(t, Decimal(7), "B")], until=SINCE + dt.timedelta(hours=1))
+    assert store.append("CEMS-CO2", [Reading(t, None, "B")]).accepted == 1

@@ -217,7 +217,7 @@ CASES = [
      ("R-ANN-005", "$.payload.power.units[0]")),
     ("annual-report-power.json", ["payload", "power", "units", 1, "months", 6, "unitEmission", "value"], "1.000",
      ("R-ANN-005", "$.payload.power.units[1]")),
-    ("annual-report-power.json", ["payload", "power", "units", 0, "carbonContentAsReceived", "value"], "55.00",
+    ("annual-report-power.json", ["payload", "power", "units", 0, "unitEmission", "value"], "1.000",
      ("R-ANN-006", "$.payload.power.units[0]")),
     ("annual-report-power.json", ["payload", "power", "units", 0, "intensityPowerSupplied", "value"], "0.8200",
      ("R-ANN-007", "$.payload.power.units[0]")),

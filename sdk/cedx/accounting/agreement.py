@@ -69,7 +69,9 @@ def check(report: dict[str, Any], batches: dict[str, list[dict[str, Any]]]) -> l
         if "reportedField" not in ev or "total" not in ev:
             continue
         at = f"$.evidence[{i}]"
-        chain = [b for b in batches.get(ev["pointId"], []) if ev["firstSequence"] <= b["sequenceNumber"] <= ev["lastSequence"]]
+        # each granularity of a point is its own chain with its own sequence numbers
+        chain = [b for b in batches.get(ev["pointId"], []) if b.get("granularity", ev.get("granularity")) == ev.get("granularity")
+                 and ev["firstSequence"] <= b["sequenceNumber"] <= ev["lastSequence"]]
         chain.sort(key=lambda b: b["sequenceNumber"])
         if len(chain) != ev["lastSequence"] - ev["firstSequence"] + 1:
             out.append(Disagreement("R-EVID-002", i, f"{ev['pointId']}: batches {ev['firstSequence']}..{ev['lastSequence']} not all available",

@@ -23,6 +23,7 @@ from .. import trust
 from ..generated.constants import (
     FLAGS_CARRYING_VALUE,
     FLAGS_COUNTING_AS_VALID,
+    FLAGS_WITHOUT_VALUE,
     QUALITY_FLAGS,
     SPEC_VERSION,
 )
@@ -40,6 +41,7 @@ FIELDS = frozenset({"sourceId", "pointId", "granularity", "unit", "start", "step
 # being valid — C, S and T carry a number (R-ACQ-001) that enters no mean, total or coverage.
 FLAGS = frozenset(QUALITY_FLAGS)
 CARRIES_VALUE = FLAGS_CARRYING_VALUE        # N S C T: the instant must carry a number
+WITHOUT_VALUE = FLAGS_WITHOUT_VALUE         # B: the instant must carry no number (R-ACQ-005)
 COUNTS_AS_VALID = FLAGS_COUNTING_AS_VALID   # N only: the values derived statistics are made of
 
 _DEC = r"(?:-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,12})?)?"

@@ -73,6 +73,7 @@ from .batches import (
     STEP_CODES,
     STEP_SECONDS,
     VALUES_RE,
+    WITHOUT_VALUE,
     Signer,
     utc_text,
 )
@@ -324,6 +325,8 @@ class SealedStore:
             text = _value_text(v)
             if f in CARRIES_VALUE and text == "":
                 raise ValueError(f"{utc_text(t)}: flag {f} needs a value")
+            if f in WITHOUT_VALUE and text != "":
+                raise ValueError(f"{utc_text(t)}: flag {f} carries no value (R-ACQ-005)")
             in_range(t, text, f)
             rows[t] = (text, f)
         if not rows:
@@ -369,6 +372,8 @@ class SealedStore:
             if t < end:
                 if f in CARRIES_VALUE and (v is None or v == ""):
                     raise ValueError(f"{utc_text(t)}: flag {f} needs a value")
+                if f in WITHOUT_VALUE and v is not None and v != "":
+                    raise ValueError(f"{utc_text(t)}: flag {f} carries no value (R-ACQ-005)")
                 # strings are checked once per batch when sealed (Signer.seal -> check_payload)
                 now_part[t] = (v if type(v) is str else _value_text(v), f)
                 in_range(t, now_part[t][0], f)

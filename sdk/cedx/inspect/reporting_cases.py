@@ -203,13 +203,13 @@ def c2_5(t: Target) -> None:
     source = AcquisitionClient(a.url, token=a.token, token_provider=provider, trust_anchors=a.trust_anchors,
                                session=t.session, retry=NO_RETRY)
     month = period_bounds(payload["period"])   # evidence without its own time range: the reporting month
-    batches: dict[str, dict[int, dict[str, Any]]] = {}
+    batches: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}  # point -> (granularity, sequence) -> batch
     for i, ev in evidence:
         start, end = ev.get("periodStart") or month[0].isoformat(), ev.get("periodEnd") or month[1].isoformat()
         try:
             for b in pull_batches(source, ev["pointId"], granularity=ev["granularity"], from_=start, to=end,
                                   trust_anchors=a.trust_anchors, prefetch=False):
-                batches.setdefault(ev["pointId"], {})[b.payload["sequenceNumber"]] = b.payload
+                batches.setdefault(ev["pointId"], {})[(b.payload["granularity"], b.payload["sequenceNumber"])] = b.payload
         except BatchError as exc:
             raise CaseFailed(f"R-EVID-002 $.evidence[{i}]: the source's batches for {ev['pointId']} do not verify: {exc}") from exc
         except ApiError as exc:

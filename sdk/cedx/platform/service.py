@@ -115,11 +115,12 @@ class Platform(ReportingService, CommonService):
             out["supersedes"] = row.supersedes
         if row.superseded_by:
             out["supersededBy"] = row.superseded_by
-        if '"late"' in row.receipt:
+        if '"deadline"' in row.receipt:  # cheap pre-check; the parsed receipt decides
             # The lateness marker is read from the stored signed receipt: one record, so the
             # status can never disagree with what the platform signed (R-POW-008).
             receipt = json.loads(row.receipt)["payload"]
-            out["deadline"], out["late"] = receipt["deadline"], receipt["late"]
+            if "late" in receipt:
+                out["deadline"], out["late"] = receipt["deadline"], receipt["late"]
         return out
 
     @staticmethod

@@ -174,10 +174,6 @@ class RuleEngine:
                 return ""
         return ""
 
-    @staticmethod
-    def _truth(value: Any) -> bool:
-        return bool(value)
-
     def _lookup_path(self, obj: Any, parts: list[str]) -> Any:
         for part in parts:
             if isinstance(obj, list):
