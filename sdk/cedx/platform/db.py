@@ -34,7 +34,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     create_engine,
-    type_coerce,
     delete,
     event,
     func,
@@ -42,6 +41,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
