@@ -70,7 +70,10 @@ class SM2PublicKey:
         z = self._z_cache.get(uid)
         if z is None:
             z = self._z_cache.setdefault(uid, z_value(self.point, uid))
-        return sm3(z + message)
+        h = hashes.Hash(hashes.SM3())  # Z then M fed apart: no copy of a large message
+        h.update(z)
+        h.update(message)
+        return h.finalize()
 
     # --- construction -------------------------------------------------------------------
     @classmethod
