@@ -150,3 +150,18 @@ def test_compact_depth_check_counts_only_brackets_outside_strings():
                 with pytest.raises(Problem) as info:
                     server.parse_json(raw)
                 assert info.value.detail == exact
+
+
+@pytest.mark.parametrize("char", ["\ufffe", "\uffff"])
+def test_raw_noncharacters_xml_cannot_carry_are_refused_on_both_paths(char):
+    # Raw U+FFFE/U+FFFF are valid JSON (unlike raw control characters) but cannot be written in
+    # XML: accepted, the document could later not be answered as XML (a 500). Refused with the
+    # member's path, whichever path reads the body.
+    for raw in (json.dumps({"entityName": f"x{char}y"}, ensure_ascii=False, separators=(",", ":")).encode(),
+                json.dumps({"entityName": f"x{char}y"}, ensure_ascii=False).encode()):
+        assert server._fast_parse(raw) is server._UNDECIDED
+        with pytest.raises(Problem) as exc:
+            server.parse_json(raw)
+        assert exc.value.code == "MALFORMED_BODY"
+        assert [(e.path, e.code) for e in exc.value.errors] == [("$.entityName", "CHARACTER-NOT-ALLOWED")]
+    assert server.parse_json("{\"entityName\":\"x\ufffdy\"}".encode()) == {"entityName": "x\ufffdy"}  # U+FFFD is fine

@@ -439,9 +439,10 @@ _NOT_MARKS = bytes(b for b in range(256) if b not in b'[]{}"')
 _ONE_BRACKET = bytes.maketrans(b"{}", b"[]")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _MAX_SAFE_INTEGER = 2**53 - 1
-# Characters XML 1.0 cannot carry, escaped in JSON (raw ones are already invalid JSON): refused,
-# so that every accepted document can be answered in both formats.
-_NON_XML_ESCAPE = re.compile(rb"\\u(00(0[0-8bBcCeEfF]|1[0-9a-fA-F])|[fF]{3}[eEfF])")
+# Characters XML 1.0 cannot carry, escaped in JSON, or raw U+FFFE/U+FFFF (raw control characters
+# are already invalid JSON; these two noncharacters are not): refused, so that every accepted
+# document can be answered in both formats.
+_NON_XML_ESCAPE = re.compile(rb"\\u(00(0[0-8bBcCeEfF]|1[0-9a-fA-F])|[fF]{3}[eEfF])|\xef\xbf[\xbe\xbf]")
 _NON_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -594,6 +595,8 @@ def _fast_parse(raw: bytes) -> Any:
     Python hook per object."""
     if b"\\u" in raw and (_SURROGATE_ESCAPE.search(raw) or _NON_XML_ESCAPE.search(raw)):
         return _UNDECIDED
+    if b"\xef\xbf\xbe" in raw or b"\xef\xbf\xbf" in raw:  # raw U+FFFE/U+FFFF: refused by the exact path
+        return _UNDECIDED
     try:
         value = _orjson.loads(raw)
         compact = _orjson.dumps(value, option=_orjson.OPT_STRICT_INTEGER)
@@ -638,9 +641,10 @@ def _parse_json_exact(raw: bytes) -> Any:
     if _NON_XML_ESCAPE.search(raw):
         where = _non_xml_path(value)
         if where:
-            raise Problem("MALFORMED_BODY", f"{where} holds a control character that XML 1.0 cannot carry "
-                          "(allowed: TAB, LF, CR)", [ProblemItem(where, "CHARACTER-NOT-ALLOWED",
-                                                                 "control character other than TAB, LF, CR")])
+            raise Problem("MALFORMED_BODY", f"{where} holds a character that XML 1.0 cannot carry (a control "
+                          "character other than TAB, LF, CR, or U+FFFE/U+FFFF)",
+                          [ProblemItem(where, "CHARACTER-NOT-ALLOWED",
+                                       "control character other than TAB, LF, CR, or U+FFFE/U+FFFF")])
     return value
 
 
