@@ -59,7 +59,7 @@ def _statistics(t: Target) -> models.SignedPeriodStatistics:
 @case(1, "A1.1", "计量点与计量器具符合模式 / points and instruments conform", "GET /v1/acquisition/points",
       "MeteringPointList validates; each instrument has calibration data", ACQ)
 def a1_1(t: Target) -> None:
-    r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": f"Bearer {t.token()}"})
+    r = t.session.get(t.url_of("listMeteringPoints"), headers={"Authorization": f"Bearer {t.token()}"})
     issues = spec.validator().schema_issues("MeteringPointList", r.json())
     check(not issues, f"does not conform: {[i.message for i in issues[:3]]}")
 
@@ -67,7 +67,7 @@ def a1_1(t: Target) -> None:
 @case(1, "A1.2", "批次符合 XSD / batches conform to the XSD", "GET batches as XML", "valid per the XSD", ACQ)
 def a1_2(t: Target) -> None:
     start, end = _window(t)
-    r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}/batches",
+    r = t.session.get(t.url_of("listMeasurementBatches", pointId=_point(t)),
                       params=_hourly(start, end, 1),
                       headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/xml"})
     schema = spec.context().xml_schema
@@ -116,7 +116,7 @@ def a2_4(t: Target) -> None:
 @case(3, "A3.1", "内容类型 / content types", "GET a point as JSON and XML", "declared with charset=utf-8", ACQ)
 def a3_1(t: Target) -> None:
     for accept in ("application/json", "application/xml"):
-        r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}", headers={"Authorization": f"Bearer {t.token()}", "Accept": accept})
+        r = t.session.get(t.url_of("getMeteringPoint", pointId=_point(t)), headers={"Authorization": f"Bearer {t.token()}", "Accept": accept})
         ctype = r.headers.get("content-type", "").lower().replace(" ", "")
         check(ctype.startswith(accept) and "charset=utf-8" in ctype, f"Content-Type {ctype}")
 
@@ -125,7 +125,7 @@ def a3_1(t: Target) -> None:
       "units from the table; values are decimal strings (or empty); instants are canonical UTC", ACQ)
 def a3_2(t: Target) -> None:
     start, end = _window(t)
-    r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}/batches", params=_hourly(start, end, 1),
+    r = t.session.get(t.url_of("listMeasurementBatches", pointId=_point(t)), params=_hourly(start, end, 1),
                       headers={"Authorization": f"Bearer {t.token()}"})
     for item in r.json()["items"]:
         p = item["payload"]
@@ -201,7 +201,7 @@ def a5_1(t: Target) -> None:
 @case(5, "A5.2", "参数错误 / invalid parameters", "batches with granularity=fortnight", "400 problem+json", ACQ)
 def a5_2(t: Target) -> None:
     start, end = _window(t)
-    r = t.session.get(f"{t.url}/v1/acquisition/points/{_point(t)}/batches", params={"granularity": "fortnight", "from": start, "to": end},
+    r = t.session.get(t.url_of("listMeasurementBatches", pointId=_point(t)), params={"granularity": "fortnight", "from": start, "to": end},
                       headers={"Authorization": f"Bearer {t.token()}"})
     check(r.status_code == 400 and r.headers.get("content-type", "").startswith("application/problem+json"), f"HTTP {r.status_code}")
 
@@ -215,7 +215,7 @@ def a5_3(t: Target) -> None:
       "nextCursor and Link rel=next given; the pages join into consecutive batches (checked even with one point)", ACQ)
 def a5_4(t: Target) -> None:
     start, end = _window(t)
-    url = f"{t.url}/v1/acquisition/points/{_point(t)}/batches"
+    url = t.url_of("listMeasurementBatches", pointId=_point(t))
     params = _hourly(start, end, 1)
     r = t.session.get(url, params=params, headers={"Authorization": f"Bearer {t.token()}"})
     page = r.json()
@@ -234,7 +234,7 @@ def a5_4(t: Target) -> None:
       "with client credentials, the same with a fresh token", "429 RATE_LIMITED with an integer Retry-After exactly "
       "when Remaining was 0; a fresh token of the same client is still limited", ACQ, last=True)
 def a5_5(t: Target) -> None:
-    probe_rate_limit(t, "/v1/acquisition/points?limit=1")
+    probe_rate_limit(t, t.path_of("listMeteringPoints", "?limit=1"))
 
 
 @case(6, "A6.1", "XML 应答 / XML answers", "GET batches with Accept: application/xml", "XML answered", ACQ)
@@ -244,30 +244,30 @@ def a6_1(t: Target) -> None:
 
 @case(6, "A6.2", "不可接受的格式 / an unacceptable Accept", "GET points with Accept: text/csv", "406", ACQ)
 def a6_2(t: Target) -> None:
-    r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": f"Bearer {t.token()}", "Accept": "text/csv"})
+    r = t.session.get(t.url_of("listMeteringPoints"), headers={"Authorization": f"Bearer {t.token()}", "Accept": "text/csv"})
     check(r.status_code == 406, f"HTTP {r.status_code}")
 
 
 @case(6, "A6.3", "JSON 应答 / JSON answers", "GET points with Accept: application/json", "JSON answered", ACQ)
 def a6_3(t: Target) -> None:
-    r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/json"})
+    r = t.session.get(t.url_of("listMeteringPoints"), headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/json"})
     check(r.status_code == 200 and r.headers.get("content-type", "").startswith("application/json"), f"HTTP {r.status_code}")
 
 
 @case(7, "A7.1", "无令牌 / no token", "GET points without Authorization", "401", ACQ)
 def a7_1(t: Target) -> None:
-    check(t.session.get(f"{t.url}/v1/acquisition/points").status_code == 401, "answered without a token")
+    check(t.session.get(t.url_of("listMeteringPoints")).status_code == 401, "answered without a token")
 
 
 @case(7, "A7.2", "无效令牌 / invalid token", "GET points with a made-up token", "401", ACQ)
 def a7_2(t: Target) -> None:
-    r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": "Bearer not-a-token-of-this-source"})
+    r = t.session.get(t.url_of("listMeteringPoints"), headers={"Authorization": "Bearer not-a-token-of-this-source"})
     check(r.status_code == 401, f"HTTP {r.status_code}")
 
 
 @case(7, "A7.3", "令牌不出现在错误中 / no secret in errors", "a refused request", "the problem does not echo the token", ACQ)
 def a7_3(t: Target) -> None:
-    r = t.session.get(f"{t.url}/v1/acquisition/points", headers={"Authorization": "Bearer sekrit-canary-0123456789"})
+    r = t.session.get(t.url_of("listMeteringPoints"), headers={"Authorization": "Bearer sekrit-canary-0123456789"})
     check("sekrit-canary" not in r.text, "the token is echoed")
 
 

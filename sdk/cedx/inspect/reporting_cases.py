@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import requests
 from asn1crypto import crl as asn1crl
@@ -91,9 +91,9 @@ def c1_1(t: Target) -> None:
 def c1_2(t: Target) -> None:
     receipt = _submit(t)
     sid = str(receipt.payload.submission_id)
-    r = t.session.get(f"{t.url}/v1/reporting/submissions/{sid}/receipt", headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/json"})
+    r = t.session.get(t.url_of("getReceipt", submissionId=sid), headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/json"})
     _schema_ok("SignedReceipt", r.json())
-    x = t.session.get(f"{t.url}/v1/reporting/submissions/{sid}/receipt", headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/xml"})
+    x = t.session.get(t.url_of("getReceipt", submissionId=sid), headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/xml"})
     check(x.status_code == 200, f"XML receipt: HTTP {x.status_code}")
     _xsd_ok(x.content)
 
@@ -102,9 +102,9 @@ def c1_2(t: Target) -> None:
       "GET /v1/reporting/submissions?limit=2 and one status, JSON and XML", "SubmissionList/SubmissionStatus validate; XML per XSD")
 def c1_3(t: Target) -> None:
     _submit(t)
-    r = t.session.get(f"{t.url}/v1/reporting/submissions?limit=2", headers={"Authorization": f"Bearer {t.token()}"})
+    r = t.session.get(t.url_of("listSubmissions", "?limit=2"), headers={"Authorization": f"Bearer {t.token()}"})
     _schema_ok("SubmissionList", r.json())
-    x = t.session.get(f"{t.url}/v1/reporting/submissions?limit=2", headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/xml"})
+    x = t.session.get(t.url_of("listSubmissions", "?limit=2"), headers={"Authorization": f"Bearer {t.token()}", "Accept": "application/xml"})
     _xsd_ok(x.content)
 
 
@@ -225,7 +225,7 @@ def c2_5(t: Target) -> None:
 def c3_1(t: Target) -> None:
     sid = str(_submit(t).payload.submission_id)
     for accept in ("application/json", "application/xml"):
-        r = t.session.get(f"{t.url}/v1/reporting/submissions/{sid}", headers={"Authorization": f"Bearer {t.token()}", "Accept": accept})
+        r = t.session.get(t.url_of("getSubmissionStatus", submissionId=sid), headers={"Authorization": f"Bearer {t.token()}", "Accept": accept})
         ctype = r.headers.get("content-type", "").lower().replace(" ", "")
         check(ctype.startswith(accept), f"asked {accept}, got Content-Type {ctype}")
         check("charset=utf-8" in ctype, f"Content-Type {ctype} declares no UTF-8 charset")
@@ -235,7 +235,7 @@ def c3_1(t: Target) -> None:
       "read a receipt and a stored report", "every instant has an offset; every quantity value is a JSON string")
 def c3_2(t: Target) -> None:
     receipt = _submit(t)
-    r = t.session.get(f"{t.url}/v1/reporting/monthly-reports/{receipt.payload.submission_id}",
+    r = t.session.get(t.url_of("getMonthlyReport", submissionId=str(receipt.payload.submission_id)),
                       headers={"Authorization": f"Bearer {t.token()}"})
     body = r.json()
 
@@ -261,9 +261,9 @@ def c3_2(t: Target) -> None:
       "a request without token and a request for an unknown submission", "problem+json with codes from x-cedx-error-codes")
 def c3_3(t: Target) -> None:
     codes = set(spec.index().error_codes)
-    r1 = t.session.get(f"{t.url}/v1/reporting/submissions")
+    r1 = t.session.get(t.url_of("listSubmissions"))
     b1 = _expect_problem(r1, 401)
-    r2 = t.session.get(f"{t.url}/v1/reporting/submissions/{uuid.uuid4()}", headers={"Authorization": f"Bearer {t.token()}"})
+    r2 = t.session.get(t.url_of("getSubmissionStatus", submissionId=str(uuid.uuid4())), headers={"Authorization": f"Bearer {t.token()}"})
     b2 = _expect_problem(r2, 404)
     for body in (b1, b2):
         check(body.get("code") in codes, f"code {body.get('code')!r} is not in the error-code table")
@@ -311,7 +311,7 @@ def c4_3(t: Target) -> None:
 @case(5, "5.1", "版本化路径与 problem+json / versioned paths, problem+json errors",
       "GET an unknown submission under /v1/", "404 application/problem+json with a code and a title")
 def c5_1(t: Target) -> None:
-    r = t.session.get(f"{t.url}/v1/reporting/submissions/{uuid.uuid4()}", headers={"Authorization": f"Bearer {t.token()}"})
+    r = t.session.get(t.url_of("getSubmissionStatus", submissionId=str(uuid.uuid4())), headers={"Authorization": f"Bearer {t.token()}"})
     body = _expect_problem(r, 404, "NOT_FOUND")
     check(bool(body.get("title")) and body.get("status") == 404, "problem lacks title or status")
 
@@ -321,7 +321,7 @@ def c5_1(t: Target) -> None:
 def c5_2(t: Target) -> None:
     for _ in range(3):
         _submit(t)
-    r = t.session.get(f"{t.url}/v1/reporting/submissions?limit=1", headers={"Authorization": f"Bearer {t.token()}"})
+    r = t.session.get(t.url_of("listSubmissions", "?limit=1"), headers={"Authorization": f"Bearer {t.token()}"})
     check(r.status_code == 200 and len(r.json()["items"]) == 1, "limit=1 did not give one item")
     check('rel="next"' in r.headers.get("link", ""), "no RFC 8288 Link rel=next header")
     seen = [s.submission_id for s in t.reporting().iter_submissions(limit=1)]
@@ -343,7 +343,7 @@ def c5_3(t: Target) -> None:
 @case(5, "5.4", "速率限制头 / rate-limit headers",
       "GET /v1/reporting/submissions", "RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset are present")
 def c5_4(t: Target) -> None:
-    r = t.session.get(f"{t.url}/v1/reporting/submissions?limit=1", headers={"Authorization": f"Bearer {t.token()}"})
+    r = t.session.get(t.url_of("listSubmissions", "?limit=1"), headers={"Authorization": f"Bearer {t.token()}"})
     missing = [h for h in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset") if h not in r.headers]
     check(not missing, f"missing {', '.join(missing)}")
 
@@ -353,7 +353,7 @@ def c5_4(t: Target) -> None:
       "fresh token of the same client", "429 RATE_LIMITED with an integer Retry-After exactly when Remaining was 0; "
       "a new token of the same client is still limited", last=True)
 def c5_5(t: Target) -> None:
-    probe_rate_limit(t, "/v1/reporting/submissions?limit=1")
+    probe_rate_limit(t, t.path_of("listSubmissions", "?limit=1"))
 
 
 # --- 6 exchange formats --------------------------------------------------------------------------
@@ -370,7 +370,7 @@ def c6_1(t: Target) -> None:
 @case(6, "6.2", "不可接受的格式 / an unacceptable Accept",
       "GET a listing with Accept: text/csv", "406 NOT_ACCEPTABLE")
 def c6_2(t: Target) -> None:
-    r = t.session.get(f"{t.url}/v1/reporting/submissions", headers={"Authorization": f"Bearer {t.token()}", "Accept": "text/csv"})
+    r = t.session.get(t.url_of("listSubmissions"), headers={"Authorization": f"Bearer {t.token()}", "Accept": "text/csv"})
     _expect_problem(r, 406, "NOT_ACCEPTABLE")
 
 
@@ -385,13 +385,13 @@ def c6_3(t: Target) -> None:
 # --- 7 authorization ---------------------------------------------------------------------------
 @case(7, "7.1", "无令牌被拒绝 / no token", "GET a listing without Authorization", "401 TOKEN_MISSING")
 def c7_1(t: Target) -> None:
-    _expect_problem(t.session.get(f"{t.url}/v1/reporting/submissions"), 401, "TOKEN_MISSING")
+    _expect_problem(t.session.get(t.url_of("listSubmissions")), 401, "TOKEN_MISSING")
 
 
 @case(7, "7.2", "无效令牌被拒绝 / an invalid token is refused",
       "GET a listing with a well-formed token the platform never issued", "401 TOKEN_INVALID (or TOKEN_EXPIRED)")
 def c7_2(t: Target) -> None:
-    r = t.session.get(f"{t.url}/v1/reporting/submissions", headers={"Authorization": "Bearer " + base64.urlsafe_b64encode(uuid.uuid4().bytes * 2).decode()})
+    r = t.session.get(t.url_of("listSubmissions"), headers={"Authorization": "Bearer " + base64.urlsafe_b64encode(uuid.uuid4().bytes * 2).decode()})
     body = _expect_problem(r, 401)
     check(body.get("code") in ("TOKEN_INVALID", "TOKEN_EXPIRED"), f"code {body.get('code')}")
 
@@ -419,7 +419,7 @@ def c7_5(t: Target) -> None:
     if not t.expired_token:
         raise NotApplicable("no expired token supplied: ask the operator for a short-lived token of this client, "
                             "let it expire, pass it with --expired-token-env")
-    r = t.session.get(f"{t.url}/v1/reporting/submissions?limit=1", headers={"Authorization": f"Bearer {t.expired_token}"})
+    r = t.session.get(t.url_of("listSubmissions", "?limit=1"), headers={"Authorization": f"Bearer {t.expired_token}"})
     _expect_problem(r, 401, "TOKEN_EXPIRED")
     check("invalid_token" in r.headers.get("www-authenticate", ""),
           f"WWW-Authenticate is {r.headers.get('www-authenticate')!r}, not Bearer error=\"invalid_token\" (RFC 6750)")
@@ -434,21 +434,22 @@ def c7_6(t: Target) -> None:
     receipt = _submit(t)
     sid, report_id = str(receipt.payload.submission_id), str(receipt.payload.report_id)
     theirs = t.request_token(t.other.client_id, t.other.client_secret)
-    for path in (f"/v1/reporting/submissions/{sid}", f"/v1/reporting/submissions/{sid}/receipt",
-                 f"/v1/reporting/monthly-reports/{sid}", f"/v1/reporting/entities/{t.credit_code}"):
+    for path in (t.path_of("getSubmissionStatus", submissionId=sid), t.path_of("getReceipt", submissionId=sid),
+                 t.path_of("getMonthlyReport", submissionId=sid),
+                 t.path_of("getEntity", creditCode=cast(str, t.credit_code))):
         r = _get(t, path, token=theirs)
         check(r.status_code in (403, 404), f"another entity's token read {path}: HTTP {r.status_code}")
         body = _expect_problem(r, r.status_code)
         check(body.get("code") in ("NOT_FOUND", "ENTITY_FORBIDDEN"), f"{path}: code {body.get('code')}")
         check(report_id not in r.text, f"{path}: the refusal discloses the report id")
     for token, code, label in ((theirs, t.other.credit_code, "the second entity's"), (t.token(), t.credit_code, "this entity's")):
-        r = _get(t, "/v1/reporting/submissions?limit=50", token=token)
+        r = _get(t, t.path_of("listSubmissions", "?limit=50"), token=token)
         check(r.status_code == 200, f"{label} listing: HTTP {r.status_code}")
         ids = [i.get("submissionId") for i in r.json().get("items", [])]
         if code != t.credit_code:
             check(sid not in ids, f"{label} listing contains this entity's submission {sid}")
         for other_id in ids[:20]:  # bounded: each listed submission's receipt names the listing's entity
-            rr = _get(t, f"/v1/reporting/submissions/{other_id}/receipt", token=token)
+            rr = _get(t, t.path_of("getReceipt", submissionId=other_id), token=token)
             check(rr.status_code == 200, f"{label} listing names {other_id}, whose receipt answers {rr.status_code}")
             owner = rr.json().get("payload", {}).get("creditCode")
             check(owner == code, f"{label} listing holds submission {other_id} of entity {owner}")
@@ -460,8 +461,8 @@ def c7_6(t: Target) -> None:
 def c7_7(t: Target) -> None:
     canary = "cedx-canary-" + uuid.uuid4().hex
     answers = [
-        t.session.get(f"{t.url}/v1/reporting/submissions", headers={"Authorization": f"Bearer {canary}"}),
-        t.session.get(f"{t.url}/v1/reporting/submissions/{uuid.uuid4()}/receipt", headers={"Authorization": f"Bearer {canary}"}),
+        t.session.get(t.url_of("listSubmissions"), headers={"Authorization": f"Bearer {canary}"}),
+        t.session.get(t.url_of("getReceipt", submissionId=str(uuid.uuid4())), headers={"Authorization": f"Bearer {canary}"}),
         t.session.post(t.url + SUBMIT, data=b"{}", headers={"Authorization": f"Bearer {canary}", "Content-Type": "application/json",
                                                            "Idempotency-Key": str(uuid.uuid4())}),
     ]
@@ -572,7 +573,7 @@ def c8_4(t: Target) -> None:
     sid = str(_submit(t).payload.submission_id)
     try:
         token = t.request_token(t.client_id, t.client_secret, base_url=base)
-        status = t.session.get(f"{base}/v1/reporting/submissions/{sid}", headers={"Authorization": f"Bearer {token}"})
+        status = t.session.get(f"{base}{t.path_of('getSubmissionStatus', submissionId=sid)}", headers={"Authorization": f"Bearer {token}"})
     except requests.RequestException as exc:
         raise CaseFailed(f"the successor {base} is unreachable: {exc}") from exc
     check(status.status_code == 200 and status.json().get("submissionId") == sid,

@@ -35,7 +35,7 @@ def preflight(target: Target) -> dict[str, Any] | None:
             return None, {"cause": "unreachable", "detail": f"{method} {url}: {type(exc).__name__}: {exc}"[:500]}
 
     if target.interface == "acquisition" and (target.token_value or not target.client_id):
-        resp, why = reach("GET", f"{target.url}/v1/acquisition/source",
+        resp, why = reach("GET", target.url_of("getSourceInfo"),
                           headers={"Authorization": f"Bearer {target.token_value or ''}", "Accept": "application/json"})
         if why:
             return why
@@ -44,7 +44,7 @@ def preflight(target: Target) -> dict[str, Any] | None:
                     "detail": f"the source answered {resp.status_code} to the bearer token given (--token-env)"}
         return None
     if target.interface == "acquisition":
-        _, why = reach("GET", f"{target.url}/v1/acquisition/source", headers={"Accept": "application/json"})
+        _, why = reach("GET", target.url_of("getSourceInfo"), headers={"Accept": "application/json"})
     else:
         _, why = reach("GET", f"{target.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
     if why:

@@ -136,6 +136,16 @@ class Target:
         the trust anchors the inspector was given."""
         return tx.ChainResolver(self.trust_anchors, ttl=0)  # an inspector re-checks every document
 
+    @staticmethod
+    def path_of(operation_id: str, query: str = "", **params: str) -> str:
+        """The path of a spec operation (from the generated operations, so a revised path reaches
+        the raw-HTTP cases), with path parameters filled in and ``query`` appended."""
+        return f"{OPERATIONS[operation_id].path.format(**params)}{query}"
+
+    def url_of(self, operation_id: str, query: str = "", **params: str) -> str:
+        """The absolute URL of a spec operation on the target (see :meth:`path_of`)."""
+        return f"{self.url}{self.path_of(operation_id, query, **params)}"
+
     # --- documents ------------------------------------------------------------------------
     def example(self) -> dict[str, Any]:
         """The spec's own signed power example (appendix C), as a template."""
