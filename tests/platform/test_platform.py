@@ -86,6 +86,19 @@ def test_listing_pages_through_everything(env):
     raw = requests.get(f"{env.url}/v1/reporting/submissions?limit=1",
                        headers={"Authorization": f"Bearer {env.tokens(env.cement).token()}"})
     assert 'rel="next"' in raw.headers["Link"]
+    # Following the Link keeps the filters: the next page of accepted monthly reports holds no
+    # superseded or annual submission.
+    auth = {"Authorization": f"Bearer {env.tokens(env.cement).token()}"}
+    url = f"{env.url}/v1/reporting/submissions?limit=1&documentType=monthly_report&state=accepted"
+    seen = []
+    while url:
+        r = requests.get(url, headers=auth)
+        assert r.status_code == 200
+        seen += [(i["documentType"], i["state"]) for i in r.json()["items"]]
+        link = r.headers.get("Link")
+        url = f"{env.url}{link[1:link.index('>')]}" if link else None
+        assert link is None or ("documentType=monthly_report" in link and "state=accepted" in link)
+    assert len(seen) >= 5 and set(seen) == {("monthly_report", "accepted")}
 
 
 def test_idempotency(env):

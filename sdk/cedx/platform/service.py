@@ -18,6 +18,7 @@ import base64
 import datetime as dt
 import json
 import threading
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -25,6 +26,7 @@ from .. import trust
 from ..accounting import annual
 from ..accounting.period import is_late, upload_deadline
 from ..generated.constants import DOCUMENT_OPERATIONS, SPEC_VERSION
+from ..generated.operations import OPERATIONS
 from ..generated.server import CommonService, Reply, ReportingService
 from ..runtime.errors import OAuthError, Problem, ProblemItem
 from ..runtime.server import JSON, RequestContext, as_received, client_credentials
@@ -65,6 +67,11 @@ def _document_type(ctx: RequestContext) -> str:
     """The document type the operation submits or reads (DocumentType, as the spec ties it to
     the operation): nothing here spells a document type, so a spec revision cannot leave one stale."""
     return DOCUMENT_OPERATIONS[ctx.operation.operation_id]
+
+
+def _status_path(submission_id: str) -> str:
+    """Where a submission's status is read (the Location of an accepted submission)."""
+    return OPERATIONS["getSubmissionStatus"].path.format(submissionId=submission_id)
 
 
 def _cursor(received_at: dt.datetime, submission_id: str) -> str:
@@ -231,7 +238,7 @@ class Platform(ReportingService, CommonService):
         self._own(ctx, code)
         if not self.store.register_entity(code, body):
             raise Problem("ENTITY_EXISTS", "the entity is registered; update it with PUT")
-        return Reply(body, status=201, headers={"Location": f"/v1/reporting/entities/{code}"})
+        return Reply(body, status=201, headers={"Location": OPERATIONS["getEntity"].path.format(creditCode=code)})
 
     def get_entity(self, ctx: RequestContext, *, credit_code: str) -> Reply:
         self._own(ctx, credit_code)
@@ -318,7 +325,7 @@ class Platform(ReportingService, CommonService):
                 raise Problem("SUBMISSION_CONFLICT", f"submission {replaced.submission_id} was superseded "
                               "concurrently; correct the latest version")
             tx_.insert(row, key, digest)
-        return Reply(receipt, status=201, headers={"Location": f"/v1/reporting/submissions/{submission_id}"})
+        return Reply(receipt, status=201, headers={"Location": _status_path(submission_id)})
 
     def _receipt(self, ctx: RequestContext, document_type: str, record: dict[str, Any], digest: str,
                  submission_id: str, now: dt.datetime,
@@ -410,7 +417,7 @@ class Platform(ReportingService, CommonService):
             raise Problem("IDEMPOTENCY_CONFLICT", f"Idempotency-Key {key} was first used with another body")
         sub = prior.submission
         return Reply(json.loads(sub.receipt), status=201,
-                     headers={"Idempotency-Replayed": "true", "Location": f"/v1/reporting/submissions/{sub.submission_id}"})
+                     headers={"Idempotency-Replayed": "true", "Location": _status_path(sub.submission_id)})
 
     def get_monthly_report(self, ctx: RequestContext, *, submission_id: str) -> Reply:
         return Reply(json.loads(self._submission(ctx, submission_id, _document_type(ctx)).document))
@@ -434,5 +441,9 @@ class Platform(ReportingService, CommonService):
         headers = {}
         if len(rows) > limit:
             out["nextCursor"] = _cursor(page[-1].received_at, page[-1].submission_id)
-            headers["Link"] = f'</v1/reporting/submissions?limit={limit}&cursor={out["nextCursor"]}>; rel="next"'
+            # the next page keeps the filters of this one (RFC 8288 link, query per the spec)
+            query = {"limit": str(limit), "cursor": out["nextCursor"], "documentType": document_type,
+                     "period": period, "state": state}
+            query_text = urllib.parse.urlencode({k: getattr(v, "value", v) for k, v in query.items() if v is not None})
+            headers["Link"] = f'<{OPERATIONS["listSubmissions"].path}?{query_text}>; rel="next"'
         return Reply(out, headers=headers)
