@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import base64
-import copy
 import json
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
-from common import REPO, figure
+from common import REPO, figure, widen_power_report
 
 from cedx import trust
 from cedx.trust import canonical as canonical_module
@@ -38,18 +36,12 @@ from tests.trust import reference_canonical as before
 EXAMPLE = REPO / "sdk/cedx/generated/examples/monthly-report-power.json"
 
 
-def power_report(units: int) -> dict[str, Any]:
+def power_report(units: int) -> tuple[dict[str, Any], trust.SM2PublicKey]:
     """The published power report with ``units`` generating units (totals kept consistent, as
     bench/reporting.py does), signed, with the example's +08:00 instants as a client sends them."""
     doc = json.loads(EXAMPLE.read_text(encoding="utf-8"))
     base = doc["payload"]
-    template = base["power"]["units"]
-    old = sum(Decimal(u["combustionEmission"]["value"]) for u in template)
-    new_units = [dict(copy.deepcopy(template[i % len(template)]), unitId=f"U{i + 1}") for i in range(units)]
-    delta = sum(Decimal(u["combustionEmission"]["value"]) for u in new_units) - old
-    base["power"]["units"] = new_units
-    for key in ("combustion", "total"):
-        base["totals"][key]["value"] = f"{Decimal(base['totals'][key]['value']) + delta:.3f}"
+    widen_power_report(base, units)
     key = trust.generate_private_key()
     signed = trust.sign_document(base, key, envelope_fields={"specVersion": doc["specVersion"]})
     signed["payload"] = base  # as the client sent it (sign_document returns the logical record)

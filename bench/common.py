@@ -7,13 +7,16 @@ A new figure is a new script that imports from here and a line in the Makefile's
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -108,3 +111,17 @@ def postgres_url() -> str | None:
     except Exception as exc:  # a server named but not reachable: say so, measure the rest
         print(f"  PostgreSQL at CEDX_TEST_POSTGRES_URL unreachable ({type(exc).__name__}): skipped")
         return None
+
+
+def widen_power_report(base: dict[str, Any], units: int) -> dict[str, Any]:
+    """``base`` (a power MonthlyReport payload) with ``units`` generating units, copies of its
+    own in turn, and the combustion and total emissions kept consistent so every rule passes.
+    Changes ``base`` in place and returns it."""
+    template = base["power"]["units"]
+    old = sum(Decimal(u["combustionEmission"]["value"]) for u in template)
+    new_units = [dict(copy.deepcopy(template[i % len(template)]), unitId=f"U{i + 1}") for i in range(units)]
+    delta = sum(Decimal(u["combustionEmission"]["value"]) for u in new_units) - old
+    base["power"]["units"] = new_units
+    for key in ("combustion", "total"):
+        base["totals"][key]["value"] = f"{Decimal(base['totals'][key]['value']) + delta:.3f}"
+    return base

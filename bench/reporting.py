@@ -44,18 +44,16 @@ targets are not met on this 2-core machine and these profiles say why):
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import sys
 import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from pathlib import Path
 
 import requests
-from common import cpu_seconds, figure, free_port, postgres_url, process
+from common import cpu_seconds, figure, free_port, postgres_url, process, widen_power_report
 
 from cedx import spec, trust
 from cedx.generated.constants import SPEC_VERSION
@@ -94,13 +92,7 @@ def signed_reports(entity: Entity, count: int, units: int, first: int = 0) -> li
     """``count`` signed power reports with ``units`` generating units each (totals consistent,
     so every rule passes and every report is stored), distinct periods."""
     base = entity.report().model_dump(mode="json", by_alias=True, exclude_none=True)
-    template = base["power"]["units"]
-    old = sum(Decimal(u["combustionEmission"]["value"]) for u in template)
-    new_units = [dict(copy.deepcopy(template[i % len(template)]), unitId=f"U{i + 1}") for i in range(units)]
-    delta = sum(Decimal(u["combustionEmission"]["value"]) for u in new_units) - old
-    base["power"]["units"] = new_units
-    for key in ("combustion", "total"):
-        base["totals"][key]["value"] = f"{Decimal(base['totals'][key]['value']) + delta:.3f}"
+    widen_power_report(base, units)
     out = []
     validator = spec.context(spec.BUNDLE_PACKAGE).validator
     for i in range(first, first + count):

@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import copy
 import time
-from decimal import Decimal
 
 import orjson
-from common import figure
+from common import figure, widen_power_report
 
 from cedx import spec
 from tests.spec.conftest import load_example
@@ -27,13 +26,7 @@ from tests.spec.conftest import load_example
 
 def power_report(units: int) -> dict:
     base = copy.deepcopy(load_example("monthly-report-power.json")["payload"])
-    template = base["power"]["units"]
-    old = sum(Decimal(u["combustionEmission"]["value"]) for u in template)
-    new_units = [dict(copy.deepcopy(template[i % len(template)]), unitId=f"U{i + 1}") for i in range(units)]
-    delta = sum(Decimal(u["combustionEmission"]["value"]) for u in new_units) - old
-    base["power"]["units"] = new_units
-    for key in ("combustion", "total"):
-        base["totals"][key]["value"] = f"{Decimal(base['totals'][key]['value']) + delta:.3f}"
+    widen_power_report(base, units)
     return base
 
 

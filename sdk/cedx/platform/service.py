@@ -28,6 +28,7 @@ from ..accounting.period import is_late, upload_deadline
 from ..generated.constants import DOCUMENT_OPERATIONS, SPEC_VERSION
 from ..generated.operations import OPERATIONS
 from ..generated.server import CommonService, Reply, ReportingService
+from ..instants import UTC, iso_z
 from ..runtime.errors import OAuthError, Problem, ProblemItem
 from ..runtime.server import JSON, RequestContext, as_received, client_credentials
 from ..trust import x509 as tx
@@ -51,22 +52,25 @@ from .store import (
     TokenRecord,
 )
 
-UTC = dt.timezone.utc
-
 
 def _now() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
 def _iso(value: dt.datetime) -> str:
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """The platform's instants (receivedAt, deadline, cursors): UTC, microseconds, ``Z``."""
+    return iso_z(value, "microseconds")
 
 
 def _document_type(ctx: RequestContext) -> str:
     """The document type the operation submits or reads (DocumentType, as the spec ties it to
     the operation): nothing here spells a document type, so a spec revision cannot leave one stale."""
     return DOCUMENT_OPERATIONS[ctx.operation.operation_id]
+
+
+def _period_of(payload: dict[str, Any]) -> str:
+    """A submission's period: the month of a monthly report, the year of an annual one."""
+    return str(payload.get("period") or payload["year"])
 
 
 def _status_path(submission_id: str) -> str:
@@ -305,7 +309,7 @@ class Platform(ReportingService, CommonService):
     def _accept(self, ctx: RequestContext, key: str, document_type: str, record: dict[str, Any], digest: str) -> Reply:
         payload = record["payload"]
         credit_code = ctx.principal.credit_code
-        period = payload.get("period") or str(payload["year"])
+        period = _period_of(payload)
         kind, replaces = payload["submissionKind"], payload.get("replacesSubmissionId")
         submission_id, now = str(uuid.uuid4()), self.clock()
         # One transaction per submission: decide, sign the receipt and write it with the
@@ -333,7 +337,7 @@ class Platform(ReportingService, CommonService):
         """The signed, time-stamped receipt and the row that stores it with the document."""
         payload = record["payload"]
         credit_code = ctx.principal.credit_code
-        period = payload.get("period") or str(payload["year"])
+        period = _period_of(payload)
         kind = payload["submissionKind"]
         version, supersedes = (replaced.version + 1, replaced.submission_id) if replaced else (1, None)
         receipt_id = str(uuid.uuid4())

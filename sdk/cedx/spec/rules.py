@@ -117,7 +117,7 @@ class RuleEngine:
         # One evaluator and one scope for every element: only the current element changes (what
         # depends on the root alone is memoised across elements); an element's path is spelled
         # out only for a violation (evaluation never reads it).
-        ev = _Evaluator(self, scope, "", tolerance)
+        ev = _Evaluator(self, scope, tolerance)
         out = []
         for i, item in enumerate(items if items is not None else (document,)):
             if items is not None:
@@ -158,7 +158,7 @@ class RuleEngine:
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, expr: str, scope: _Scope, tolerance: tuple[Decimal, Decimal] | None = None) -> Any:
         tree, text = _parse(expr)
-        ev = _Evaluator(self, scope, text, tolerance or self.default_tolerance)
+        ev = _Evaluator(self, scope, tolerance or self.default_tolerance)
         return ev.visit(tree.body)
 
     def _explain(self, rule: dict[str, Any], scope: _Scope, tolerance: tuple[Decimal, Decimal]) -> str:
@@ -166,7 +166,7 @@ class RuleEngine:
         tree, text = _parse(rule["check"])
         call = tree.body
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "approx" and len(call.args) == 2:
-            ev = _Evaluator(self, scope, text, tolerance)
+            ev = _Evaluator(self, scope, tolerance)
             try:
                 a, b = ev.number(ev.visit(call.args[0])), ev.number(ev.visit(call.args[1]))
                 return f" (reported {_fmt(a)}, computed {_fmt(b)}, SI units)"
@@ -216,8 +216,8 @@ class _Evaluator:
         "factor", "monthStart", "monthEnd", "addDays", "sm3b64", "b64size", "parameters",
     }
 
-    def __init__(self, engine: RuleEngine, scope: _Scope, text: str, tolerance: tuple[Decimal, Decimal]):
-        self.engine, self.scope, self.text, self.tolerance = engine, scope, text, tolerance
+    def __init__(self, engine: RuleEngine, scope: _Scope, tolerance: tuple[Decimal, Decimal]):
+        self.engine, self.scope, self.tolerance = engine, scope, tolerance
         self._si = engine._si_cache  # the engine only ever clears it, never replaces it
 
     # values --------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ class _Evaluator:
         tree, text = _parse(expr_node.value)
         fn = _fn(tree.body)
         scope = _Scope(None, self.scope.root, self.scope.path, self.scope.memo)
-        ev = _Evaluator(self.engine, scope, text, self.tolerance)  # one for every element
+        ev = _Evaluator(self.engine, scope, self.tolerance)  # one for every element
         out = []
         for item in (items if isinstance(items, list) else []):
             scope.current = item

@@ -400,8 +400,13 @@ def _rewrite(value: Any, node: InstantNode) -> Any:
     return value
 
 
+def _utf16_order(name: str) -> bytes:
+    """RFC 8785 orders member names by their UTF-16 code units."""
+    return name.encode("utf-16-be", "surrogatepass")
+
+
 def _utf16_key(item: tuple[str, Any]) -> bytes:
-    return item[0].encode("utf-16-be", "surrogatepass")
+    return _utf16_order(item[0])
 
 
 def _utf16_sorted(value: Any) -> Any:
@@ -515,7 +520,7 @@ def encode_object(members: Mapping[str, bytes]) -> bytes:
     """RFC 8785 bytes of an object from the canonical bytes of its members (so that members
     shared by several canonical forms, such as a large payload, are encoded once)."""
     parts = [_IN_ORDER.encode(k).encode("utf-8") + b":" + members[k]
-             for k in sorted(members, key=lambda k: k.encode("utf-16-be", "surrogatepass"))]
+             for k in sorted(members, key=_utf16_order)]
     return b"{" + b",".join(parts) + b"}"
 
 
