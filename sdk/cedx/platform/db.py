@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -28,11 +28,9 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    Table,
     Text,
     UniqueConstraint,
     and_,
-    bindparam,
     create_engine,
     delete,
     event,
@@ -41,11 +39,10 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -176,40 +173,46 @@ class FacilityRow(Base):
 
 
 # --- engine ---------------------------------------------------------------------------------
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
+def make_engine(url: str | URL, fast: bool = False) -> Engine:
+    """The store's engine; ``fast``: the second pool of the request path's short statements
+    (reads, rate-limit counters, nonces), whose commits skip the flush to disk: a WAL keeps
+    them consistent, an OS crash may forget the last few. Everything else is durable."""
+    url = make_url(url)
+    if url.get_backend_name() == "sqlite":
+        path = url.database or ""
+        if path and path != ":memory:" and not fast:
             _create_private_file(Path(path))
         # No pre-ping: a local file does not drop connections. pysqlite's own transaction
         # handling is switched off so that write transactions can BEGIN IMMEDIATE (below).
-        engine = create_engine(url, future=True)
+        engine = create_engine(url)
+        # One durability mode per pool, set once per connection: switching PRAGMA synchronous
+        # per transaction cost a statement each time (issue 14).
+        synchronous = "NORMAL" if fast else "FULL"
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:  # durable, and concurrent enough for one host
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            options = conn.get_execution_options()
-            # Rate-limit counters and nonces need no fsync per commit (WAL keeps them consistent;
-            # an OS crash may forget the last few); submissions and everything else do.
-            mode = "NORMAL" if options.get("cedx_light") else "FULL"
-            info = conn.connection.info
-            if info.get("synchronous") != mode:  # a statement only when the mode changes
-                conn.exec_driver_sql(f"PRAGMA synchronous={mode}")
-                info["synchronous"] = mode
             # A write transaction takes the write lock up front: a deferred transaction that
             # reads first and writes later fails with SQLITE_BUSY when another worker wrote between.
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("cedx_write") else "BEGIN")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("cedx_write") else "BEGIN")
+        if fast:
+            return engine
+    elif fast:
+        # Autocommit: a statement is its own transaction (no BEGIN/COMMIT round trips); commits
+        # of this pool are not waited for on disk (visible at once to every session all the same).
+        return create_engine(url, pool_recycle=1800, isolation_level="AUTOCOMMIT",
+                             connect_args={"options": "-c synchronous_commit=off"})
     else:
         # No ping per checkout (a round trip per request); stale connections are recycled instead.
-        engine = create_engine(url, future=True, pool_recycle=1800)
+        engine = create_engine(url, pool_recycle=1800)
     Base.metadata.create_all(engine)
     with engine.begin() as conn:
         if conn.execute(select(RevocationRow.id)).first() is None:
@@ -255,73 +258,142 @@ def _certificate(row: CertificateRow) -> CertificateRecord:
                              (utcnow() if row.revoked else None))
 
 
-# The request path's statements, built once and run on Core connections: the ORM's unit of work
-# and identity map cost more than the statements themselves at this size (issue 14).
-_SUBMISSIONS = cast(Table, SubmissionRow.__table__)
-_IDEMPOTENCY = cast(Table, IdempotencyRow.__table__)
-_IDEMPOTENCY_Q = (select(_IDEMPOTENCY.c.request_digest, _SUBMISSIONS)
-                  .join(_SUBMISSIONS, _SUBMISSIONS.c.submission_id == _IDEMPOTENCY.c.submission_id)
-                  .where(_IDEMPOTENCY.c.credit_code == bindparam("credit_code"), _IDEMPOTENCY.c.key == bindparam("key")))
-_ACCEPTED_Q = select(_SUBMISSIONS).where(
-    _SUBMISSIONS.c.credit_code == bindparam("credit_code"), _SUBMISSIONS.c.document_type == bindparam("document_type"),
-    _SUBMISSIONS.c.period == bindparam("period"), _SUBMISSIONS.c.state == "accepted")
-_SUBMISSION_Q = select(_SUBMISSIONS).where(_SUBMISSIONS.c.submission_id == bindparam("submission_id"))
-_SUPERSEDE = (update(_SUBMISSIONS).where(_SUBMISSIONS.c.submission_id == bindparam("sid"),
-                                         _SUBMISSIONS.c.state == "accepted")
-              .values(state="superseded", superseded_by=bindparam("by")))
-_TOKEN_Q = (select(TokenRow.token_hash, TokenRow.client_id, TokenRow.credit_code, TokenRow.scopes, TokenRow.expires_at,
-                   ClientRow.active)
-            .join(ClientRow, ClientRow.client_id == TokenRow.client_id).where(TokenRow.token_hash == bindparam("h")))
-_REVOCATION_Q = select(RevocationRow.counter).where(RevocationRow.id == 1)
-_INSERT_SUBMISSION = insert(_SUBMISSIONS)
-# SQLite: a document given as the received UTF-8 bytes is bound as a blob and stored as the
-# same TEXT (CAST reinterprets the bytes, already checked as UTF-8 by the JSON parser), so
-# a large body is neither decoded into a str nor encoded back by the driver (issue 14).
-_INSERT_SUBMISSION_UTF8 = insert(_SUBMISSIONS).values(
-    document=type_coerce(bindparam("document_utf8", type_=LargeBinary()), Text()).cast(Text()))
-_INSERT_IDEMPOTENCY = insert(_IDEMPOTENCY)
+# --- the request path on DBAPI connections ----------------------------------------------------
+# A signed submission runs about ten statements. Through SQLAlchemy's Core each cost more CPU
+# (statement cache, execution context, result processing, events) than the database's own work,
+# so the request path's statements are SQL text here, run on DBAPI connections checked out of
+# SQLAlchemy's pools (issue 14). They write exactly what the mapped types above write (SQLite:
+# datetimes as the DateTime type's 'YYYY-MM-DD HH:MM:SS.ffffff' text, booleans as 0/1; the
+# document as received), so the ORM reads (listings, admin) see the same values.
+_SUBMISSION_COLUMNS = ("submission_id, credit_code, document_type, report_id, period, version, kind, state, "
+                       "supersedes, superseded_by, document, document_digest, receipt, receipt_id, received_at")
+_S = ", ".join(f"s.{c}" for c in _SUBMISSION_COLUMNS.split(", "))
+
+
+class _Sql:
+    """The request path's statements in one dialect's spelling (written with ``?``)."""
+
+    TOKEN = ("SELECT t.token_hash, t.client_id, t.credit_code, t.scopes, t.expires_at, c.active "
+             "FROM tokens t JOIN clients c ON c.client_id = t.client_id WHERE t.token_hash = ?")
+    REVOCATIONS = "SELECT counter FROM revocation_state WHERE id = 1"
+    NONCE = ("INSERT INTO nonces (nonce, expires_at) VALUES (?, ?) ON CONFLICT (nonce) DO UPDATE "
+             "SET expires_at = excluded.expires_at WHERE nonces.expires_at < ? RETURNING nonce")
+    NONCES_EXPIRED = "DELETE FROM nonces WHERE expires_at < ?"
+    HIT = ('INSERT INTO rate_counters ("key", "window", count) VALUES (?, ?, 1) ON CONFLICT ("key", "window") '
+           "DO UPDATE SET count = rate_counters.count + 1 RETURNING count")
+    COUNT = 'SELECT count FROM rate_counters WHERE "key" = ? AND "window" = ?'
+    WINDOWS_OLD = 'DELETE FROM rate_counters WHERE "window" < ?'
+    IDEMPOTENCY = (f"SELECT i.request_digest, {_S} FROM idempotency i "
+                   'JOIN submissions s ON s.submission_id = i.submission_id WHERE i.credit_code = ? AND i."key" = ?')
+    ACCEPTED = (f"SELECT {_S} FROM submissions s WHERE s.credit_code = ? AND s.document_type = ? AND s.period = ? "
+                "AND s.state = 'accepted'")
+    SUBMISSION = f"SELECT {_S} FROM submissions s WHERE s.submission_id = ?"
+    SUPERSEDE = ("UPDATE submissions SET state = 'superseded', superseded_by = ? "
+                 "WHERE submission_id = ? AND state = 'accepted'")
+    INSERT_SUBMISSION = f"INSERT INTO submissions ({_SUBMISSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    # SQLite: a document given as the received UTF-8 bytes is bound as a blob and stored as the
+    # same TEXT (CAST reinterprets the bytes, already checked as UTF-8 by the JSON parser), so
+    # a large body is neither decoded into a str nor encoded back by the driver.
+    INSERT_SUBMISSION_UTF8 = INSERT_SUBMISSION.replace("?, ?, ?, ?, ?)", "CAST(? AS TEXT), ?, ?, ?, ?)")
+    INSERT_IDEMPOTENCY = ('INSERT INTO idempotency (credit_code, "key", request_digest, submission_id, created_at) '
+                          "VALUES (?, ?, ?, ?, ?)")
+
+    def __init__(self, sqlite: bool):
+        self.sqlite = sqlite
+        if not sqlite:  # psycopg's placeholder (none of the statements has a literal ? or %)
+            for name, value in vars(_Sql).items():
+                if name.isupper():
+                    setattr(self, name, value.replace("?", "%s"))
+
+    def instant(self, value: dt.datetime) -> Any:
+        """A DateTime(timezone=True) column's bound value: SQLite's DateTime text (UTC), PostgreSQL's timestamptz."""
+        if not self.sqlite:
+            return value
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc)
+        return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+                f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
+
+    def read_instant(self, value: Any) -> dt.datetime:
+        return _aware(dt.datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+    def submission(self, row: Any) -> SubmissionRecord:
+        """From the columns of _SUBMISSION_COLUMNS, in order."""
+        (submission_id, credit_code, document_type, report_id, period, version, kind, state, supersedes, superseded_by,
+         document, document_digest, receipt, receipt_id, received_at) = row
+        return SubmissionRecord(submission_id, credit_code, document_type, report_id, period, version, kind, state,
+                                supersedes, superseded_by, document, document_digest, receipt, receipt_id,
+                                self.read_instant(received_at))
+
+
+class _Pool:
+    """DBAPI connections from an engine's pool (a checkout costs a few µs; the statements run
+    on the driver's cursor). A connection found broken is dropped from the pool, as
+    SQLAlchemy's own connections do."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.error = engine.dialect.loaded_dbapi.Error
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        conn = self.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+        except self.error as exc:
+            if self.engine.dialect.is_disconnect(exc, conn.dbapi_connection, None):
+                conn.invalidate(exc)
+            raise
+        finally:
+            conn.close()
 
 
 class _SqlSubmissionReader(SubmissionReader):
-    def __init__(self, conn: Connection):
-        self.c = conn
+    def __init__(self, cur: Any, sql: _Sql):
+        self.cur, self.sql = cur, sql
+
+    def _one(self, statement: str, params: tuple[Any, ...]) -> Any:
+        self.cur.execute(statement, params)
+        return self.cur.fetchone()
 
     def idempotency(self, credit_code: str, key: str) -> IdempotencyRecord | None:
-        row = self.c.execute(_IDEMPOTENCY_Q, {"credit_code": credit_code, "key": key}).first()
+        row = self._one(self.sql.IDEMPOTENCY, (credit_code, key))
         # The key and its submission are written in one transaction: the join finds both or neither.
-        return None if row is None else IdempotencyRecord(row.request_digest, _submission(row))
+        return None if row is None else IdempotencyRecord(row[0], self.sql.submission(row[1:]))
 
     def accepted(self, credit_code: str, document_type: str, period: str) -> SubmissionRecord | None:
-        row = self.c.execute(_ACCEPTED_Q, {"credit_code": credit_code, "document_type": document_type,
-                                           "period": period}).first()
-        return _submission(row) if row else None
+        row = self._one(self.sql.ACCEPTED, (credit_code, document_type, period))
+        return self.sql.submission(row) if row else None
 
     def submission(self, submission_id: str) -> SubmissionRecord | None:
-        row = self.c.execute(_SUBMISSION_Q, {"submission_id": submission_id}).first()
-        return _submission(row) if row else None
+        row = self._one(self.sql.SUBMISSION, (submission_id,))
+        return self.sql.submission(row) if row else None
 
 
 class _SqlSubmissionTransaction(_SqlSubmissionReader, SubmissionTransaction):
     def supersede(self, submission_id: str, by: str) -> bool:
-        return _rowcount(self.c.execute(_SUPERSEDE, {"sid": submission_id, "by": by})) == 1
+        self.cur.execute(self.sql.SUPERSEDE, (by, submission_id))
+        return int(self.cur.rowcount) == 1
 
     def insert(self, submission: SubmissionRecord, idempotency_key: str, request_digest: str) -> None:
-        r = submission
-        values = {
-            "submission_id": r.submission_id, "credit_code": r.credit_code, "document_type": r.document_type,
-            "report_id": r.report_id, "period": r.period, "version": r.version, "kind": r.kind, "state": r.state,
-            "supersedes": r.supersedes, "superseded_by": r.superseded_by,
-            "document_digest": r.document_digest, "receipt": r.receipt, "receipt_id": r.receipt_id,
-            "received_at": r.received_at}
-        if isinstance(r.document, str):
-            self.c.execute(_INSERT_SUBMISSION, {**values, "document": r.document})
-        elif self.c.dialect.name == "sqlite":
-            self.c.execute(_INSERT_SUBMISSION_UTF8, {**values, "document_utf8": r.document})
-        else:
-            self.c.execute(_INSERT_SUBMISSION, {**values, "document": r.document.decode("utf-8")})
-        self.c.execute(_INSERT_IDEMPOTENCY, {
-            "credit_code": r.credit_code, "key": idempotency_key, "request_digest": request_digest,
-            "submission_id": r.submission_id, "created_at": utcnow()})
+        r, sql = submission, self.sql
+        document = r.document
+        statement = sql.INSERT_SUBMISSION
+        if isinstance(document, bytes):
+            if sql.sqlite:
+                statement = sql.INSERT_SUBMISSION_UTF8
+            else:
+                document = document.decode("utf-8")
+        self.cur.execute(statement, (
+            r.submission_id, r.credit_code, r.document_type, r.report_id, r.period, r.version, r.kind, r.state,
+            r.supersedes, r.superseded_by, document, r.document_digest, r.receipt, r.receipt_id,
+            sql.instant(r.received_at)))
+        self.cur.execute(sql.INSERT_IDEMPOTENCY, (r.credit_code, idempotency_key, request_digest, r.submission_id,
+                                                  sql.instant(utcnow())))
 
 
 class SqlStore(Store):
@@ -330,34 +402,32 @@ class SqlStore(Store):
         self.sqlite = engine.dialect.name == "sqlite"
         self.sessions = make_sessions(engine)  # reads (and tests that look inside)
         self._writes = sessionmaker(engine.execution_options(cedx_write=True), expire_on_commit=False)
-        self._light_writes = sessionmaker(engine.execution_options(cedx_write=True, cedx_light=True),
-                                          expire_on_commit=False)
         self._write_lock = threading.Lock() if self.sqlite else None
-        self._write_engine = engine.execution_options(cedx_write=True)
-        # The upserts of every signed request, built once (INSERT ... ON CONFLICT in either dialect).
-        nonce = self._insert(NonceRow).values(nonce=bindparam("nonce"), expires_at=bindparam("exp"))
-        self._nonce_upsert = nonce.on_conflict_do_update(
-            index_elements=["nonce"], set_={"expires_at": nonce.excluded.expires_at},
-            where=NonceRow.expires_at < bindparam("now")).returning(NonceRow.nonce)
-        hit = self._insert(RateCounterRow).values(key=bindparam("key"), window=bindparam("window"), count=1)
-        self._hit_upsert = hit.on_conflict_do_update(index_elements=["key", "window"],
-                                                     set_={"count": RateCounterRow.count + 1}).returning(RateCounterRow.count)
-        self._light_engine = engine.execution_options(cedx_write=True, cedx_light=True)
+        self._sql = _Sql(self.sqlite)
+        # The request path: durable transactions (submissions) on the engine's pool; reads,
+        # counters and nonces on a second pool whose commits skip the flush to disk (a memory
+        # database has one connection, so it has no second pool).
+        memory = self.sqlite and engine.url.database in (None, "", ":memory:")
+        self._fast = _Pool(engine if memory else make_engine(engine.url, fast=True))
+        self._durable = _Pool(engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlStore:
         return cls(make_engine(url))
 
+    def dispose(self) -> None:
+        """Close the pools' connections (tests that drop a database)."""
+        self._fast.engine.dispose()
+        self.engine.dispose()
+
     @contextmanager
-    def _write(self, light: bool = False) -> Iterator[Session]:
-        """A write transaction; ``light`` ones (counters, nonces) skip the flush to disk."""
+    def _write(self) -> Iterator[Session]:
+        """A durable write transaction (administration; the request path uses _transaction)."""
         # SQLite has one writer at a time: the threads of this process queue on a lock rather
         # than in SQLite's busy handler, which sleeps in coarse steps (other processes still
         # wait there, bounded by busy_timeout).
-        with self._write_lock or nullcontext(), (self._light_writes if light else self._writes)() as s:
+        with self._write_lock or nullcontext(), self._writes() as s:
             try:
-                if light and not self.sqlite:
-                    s.execute(text("SET LOCAL synchronous_commit TO OFF"))
                 yield s
                 s.commit()
             except IntegrityError as exc:
@@ -365,16 +435,27 @@ class SqlStore(Store):
                 raise StoreConflict(str(exc.orig)) from None
 
     @contextmanager
-    def _write_conn(self, light: bool = False) -> Iterator[Connection]:
-        """``_write`` on a Core connection (the request path's writes)."""
-        with self._write_lock or nullcontext(), (self._light_engine if light else self._write_engine).connect() as c:
+    def _transaction(self) -> Iterator[Any]:
+        """A durable write transaction on a DBAPI cursor (SQLite: holding the write lock from
+        its first statement); StoreConflict when a uniqueness rule refused a write."""
+        with self._write_lock or nullcontext(), self._durable.cursor() as cur:
+            conn = cur.connection
+            if self.sqlite:
+                cur.execute("BEGIN IMMEDIATE")  # pysqlite's own transaction handling is off
             try:
-                with c.begin():
-                    if light and not self.sqlite:
-                        c.execute(text("SET LOCAL synchronous_commit TO OFF"))
-                    yield c
-            except IntegrityError as exc:
-                raise StoreConflict(str(exc.orig)) from None
+                yield cur
+            except BaseException as exc:
+                conn.rollback()
+                if isinstance(exc, self._fast.engine.dialect.loaded_dbapi.IntegrityError):
+                    raise StoreConflict(str(exc)) from None
+                raise
+            conn.commit()
+
+    @contextmanager
+    def _light(self) -> Iterator[Any]:
+        """A cursor on the fast pool for one write statement (its own transaction)."""
+        with self._write_lock or nullcontext(), self._fast.cursor() as cur:
+            yield cur
 
     def _insert(self, entity: type[Base]) -> Any:
         """INSERT with ON CONFLICT (both dialects have it, spelled by their own constructs)."""
@@ -450,11 +531,12 @@ class SqlStore(Store):
                            scopes=token.scopes, expires_at=token.expires_at))
 
     def token(self, token_hash: str) -> TokenRecord | None:
-        with self.engine.connect() as conn:
-            t = conn.execute(_TOKEN_Q, {"h": token_hash}).first()
+        with self._fast.cursor() as cur:
+            cur.execute(self._sql.TOKEN, (token_hash,))
+            t = cur.fetchone()
         if t is None:
             return None
-        return TokenRecord(t.token_hash, t.client_id, t.credit_code, t.scopes, _aware(t.expires_at), bool(t.active))
+        return TokenRecord(t[0], t[1], t[2], t[3], self._sql.read_instant(t[4]), bool(t[5]))
 
     def revoke_token(self, token_hash: str, client_id: str) -> bool:
         with self._write() as s:
@@ -464,11 +546,12 @@ class SqlStore(Store):
     # --- nonces ----------------------------------------------------------------------------
     def add_nonce(self, nonce: str, expires_at: float) -> bool:
         now = int(time.time())
-        with self._write_conn(light=True) as s:
+        with self._light() as cur:
             if secrets.randbelow(200) == 0:  # now and then, forget expired nonces
-                s.execute(delete(NonceRow).where(NonceRow.expires_at < now))
-            return s.execute(self._nonce_upsert, {"nonce": nonce, "exp": int(expires_at) + 1, "now": now}).first() \
-                is not None
+                cur.execute(self._sql.NONCES_EXPIRED, (now,))
+            # One statement, so its own transaction: a row back means recorded (new, or expired and renewed).
+            cur.execute(self._sql.NONCE, (nonce, int(expires_at) + 1, now))
+            return len(cur.fetchall()) == 1
 
     # --- certificates and revocation -------------------------------------------------------
     def add_certificate(self, certificate: CertificateRecord) -> None:
@@ -502,36 +585,45 @@ class SqlStore(Store):
             return _certificate(row)
 
     def revocation_counter(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(_REVOCATION_Q).scalar_one())
+        with self._fast.cursor() as cur:
+            cur.execute(self._sql.REVOCATIONS)
+            return int(cur.fetchone()[0])
 
     # --- rate limits -----------------------------------------------------------------------
     def hit(self, key: str, window: int) -> int:
-        with self._write_conn(light=True) as s:
+        with self._light() as cur:
             if secrets.randbelow(500) == 0:  # now and then, forget windows older than an hour
-                s.execute(delete(RateCounterRow).where(RateCounterRow.window < window - 3600))
-            return int(s.execute(self._hit_upsert, {"key": key, "window": window}).scalar_one())
+                cur.execute(self._sql.WINDOWS_OLD, (window - 3600,))
+            cur.execute(self._sql.HIT, (key, window))  # one statement, so its own transaction
+            return int(cur.fetchall()[0][0])
 
     def count(self, key: str, window: int) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(RateCounterRow.count).where(
-                RateCounterRow.key == key, RateCounterRow.window == window)).scalar() or 0)
+        with self._fast.cursor() as cur:
+            cur.execute(self._sql.COUNT, (key, window))
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
 
     # --- submissions -----------------------------------------------------------------------
     @contextmanager
     def submission_reader(self) -> Iterator[SubmissionReader]:
-        with self.engine.connect() as conn:
-            yield _SqlSubmissionReader(conn)
+        with self._fast.cursor() as cur:
+            if not self.sqlite:  # autocommit, as PostgreSQL's read committed reads anyway
+                yield _SqlSubmissionReader(cur, self._sql)
+                return
+            cur.execute("BEGIN")  # one snapshot
+            try:
+                yield _SqlSubmissionReader(cur, self._sql)
+            finally:
+                cur.connection.rollback()
 
     @contextmanager
     def submission_transaction(self) -> Iterator[SubmissionTransaction]:
-        with self._write_conn() as conn:
-            yield _SqlSubmissionTransaction(conn)
+        with self._transaction() as cur:
+            yield _SqlSubmissionTransaction(cur, self._sql)
 
     def submission(self, submission_id: str) -> SubmissionRecord | None:
-        with self.sessions() as s:
-            row = s.get(SubmissionRow, submission_id)
-            return _submission(row) if row else None
+        with self._fast.cursor() as cur:
+            return _SqlSubmissionReader(cur, self._sql).submission(submission_id)
 
     def submissions(self, credit_code: str, *, document_type: str | None, period: str | None, state: str | None,
                     after: tuple[dt.datetime, str] | None, limit: int) -> list[SubmissionRecord]:
