@@ -436,6 +436,33 @@ def test_wrong_secrets_are_limited_per_client_id_and_per_address(limited):
     assert r.status_code == 429
 
 
+def test_failed_and_replayed_signed_requests_count_toward_the_limit(limited):
+    """The limit is counted before the request signature is checked, so a request that fails
+    it or replays a nonce costs the client like any other; a nonce consumed on one instance is
+    refused on the other (both through the database)."""
+    a, b, entity = limited
+    token = requests.post(f"{a}/oauth/token", auth=(f"{entity.credit_code}-erp", entity.secret),
+                          data={"grant_type": "client_credentials"}).json()["access_token"]
+    path = "/v1/reporting/monthly-reports"
+    report = entity.report()
+    report.period, report.report_id = "2016-01", uuid.uuid4()
+    body = json.dumps(trust.sign_document(report, entity.key, certificate_chain=[entity.cert],
+                                          envelope_fields={"specVersion": "1.0"})).encode()
+    headers = {**bearer(token), "Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4()),
+               **trust.sign_request(entity.key, "POST", path, "", body)}
+    first = requests.post(a + path, data=body, headers=headers)
+    assert first.status_code == 201 and first.headers["RateLimit-Remaining"] == "4"
+    assert is_problem(requests.post(b + path, data=body, headers=headers), 401, "REQUEST_REPLAYED")
+    forged = {**headers, **trust.sign_request(trust.generate_private_key(), "POST", path, "", body)}
+    forged["X-Cedx-Key-Id"] = headers["X-Cedx-Key-Id"]
+    for base in (a, b):
+        assert is_problem(requests.post(base + path, data=body, headers=forged), 401, "REQUEST_SIGNATURE_INVALID")
+    facilities = f"/v1/reporting/entities/{entity.credit_code}/facilities"
+    last = requests.get(b + facilities, headers=bearer(token))
+    assert last.status_code == 200 and last.headers["RateLimit-Remaining"] == "0"  # 1 + 1 + 2 + this one
+    assert is_problem(requests.get(a + facilities, headers=bearer(token)), 429, "RATE_LIMITED")
+
+
 def test_a_replay_is_not_rechecked_for_freshness(env):
     """Trust profile §9: the same key and document get the stored receipt even after the window."""
     entity = fresh_entity(env)

@@ -273,7 +273,9 @@ _S = ", ".join(f"s.{c}" for c in _SUBMISSION_COLUMNS.split(", "))
 class _Sql:
     """The request path's statements in one dialect's spelling (written with ``?``)."""
 
-    TOKEN = ("SELECT t.token_hash, t.client_id, t.credit_code, t.scopes, t.expires_at, c.active "
+    # the revocation counter comes along: one statement per request instead of two
+    TOKEN = ("SELECT t.token_hash, t.client_id, t.credit_code, t.scopes, t.expires_at, c.active, "
+             "(SELECT counter FROM revocation_state WHERE id = 1) "
              "FROM tokens t JOIN clients c ON c.client_id = t.client_id WHERE t.token_hash = ?")
     REVOCATIONS = "SELECT counter FROM revocation_state WHERE id = 1"
     NONCE = ("INSERT INTO nonces (nonce, expires_at) VALUES (?, ?) ON CONFLICT (nonce) DO UPDATE "
@@ -300,9 +302,11 @@ class _Sql:
 
     def __init__(self, sqlite: bool):
         self.sqlite = sqlite
+        # PostgreSQL: the submission and its idempotency key in one statement (one round trip)
+        self.INSERT_BOTH = None if sqlite else f"WITH s AS ({self.INSERT_SUBMISSION}) {self.INSERT_IDEMPOTENCY}"
         if not sqlite:  # psycopg's placeholder (none of the statements has a literal ? or %)
-            for name, value in vars(_Sql).items():
-                if name.isupper():
+            for name, value in list(vars(_Sql).items()) + [("INSERT_BOTH", self.INSERT_BOTH)]:
+                if name.isupper() and isinstance(value, str):
                     setattr(self, name, value.replace("?", "%s"))
 
     def instant(self, value: dt.datetime) -> Any:
@@ -388,12 +392,15 @@ class _SqlSubmissionTransaction(_SqlSubmissionReader, SubmissionTransaction):
                 statement = sql.INSERT_SUBMISSION_UTF8
             else:
                 document = document.decode("utf-8")
-        self.cur.execute(statement, (
-            r.submission_id, r.credit_code, r.document_type, r.report_id, r.period, r.version, r.kind, r.state,
-            r.supersedes, r.superseded_by, document, r.document_digest, r.receipt, r.receipt_id,
-            sql.instant(r.received_at)))
-        self.cur.execute(sql.INSERT_IDEMPOTENCY, (r.credit_code, idempotency_key, request_digest, r.submission_id,
-                                                  sql.instant(utcnow())))
+        row = (r.submission_id, r.credit_code, r.document_type, r.report_id, r.period, r.version, r.kind, r.state,
+               r.supersedes, r.superseded_by, document, r.document_digest, r.receipt, r.receipt_id,
+               sql.instant(r.received_at))
+        key = (r.credit_code, idempotency_key, request_digest, r.submission_id, sql.instant(utcnow()))
+        if sql.INSERT_BOTH:
+            self.cur.execute(sql.INSERT_BOTH, row + key)
+        else:
+            self.cur.execute(statement, row)
+            self.cur.execute(sql.INSERT_IDEMPOTENCY, key)
 
 
 class SqlStore(Store):
@@ -536,7 +543,7 @@ class SqlStore(Store):
             t = cur.fetchone()
         if t is None:
             return None
-        return TokenRecord(t[0], t[1], t[2], t[3], self._sql.read_instant(t[4]), bool(t[5]))
+        return TokenRecord(t[0], t[1], t[2], t[3], self._sql.read_instant(t[4]), bool(t[5]), int(t[6]))
 
     def revoke_token(self, token_hash: str, client_id: str) -> bool:
         with self._write() as s:

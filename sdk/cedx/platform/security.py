@@ -157,6 +157,8 @@ class PlatformHooks(ServerHooks):
         token = self.store.token(token_hash(header[7:].strip()))
         if token is None:
             raise _bearer_problem("TOKEN_INVALID", "the token is not known (or was revoked)")
+        if token.revocations is not None:  # read with the token: no second query for _entity_key_checked
+            ctx.cedx_revocations = token.revocations  # type: ignore[attr-defined]
         if not token.client_active:
             raise _bearer_problem("TOKEN_INVALID", "the token's client is disabled")
         if token.expires_at <= dt.datetime.now(UTC):

@@ -38,6 +38,9 @@ class TokenRecord:
     scopes: str
     expires_at: dt.datetime
     client_active: bool = True
+    #: the revocation counter (see revocation_counter), read with the token when looked up:
+    #: the request's certificate checks use the state of the moment it was authenticated
+    revocations: int | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,8 @@ class Store(ABC):
 
     @abstractmethod
     def token(self, token_hash: str) -> TokenRecord | None:
-        """The token with its client's current state (checked on every request)."""
+        """The token with its client's current state (checked on every request) and the
+        current revocation counter."""
 
     @abstractmethod
     def revoke_token(self, token_hash: str, client_id: str) -> bool: ...

@@ -1,0 +1,258 @@
+"""The store's request path (SQL text on DBAPI connections, issue 14) against the mapped
+SQLAlchemy types it must agree with, on SQLite and PostgreSQL: the values it writes are the
+values the ORM writes (SQLite datetime text that listings sort and compare on, the document
+as received), and what must hold across worker processes holds across two stores with their
+own connection pools on one database: a nonce is recorded once, a rate-limit count loses no
+hit, a revocation or a disabled client is seen by the next lookup."""
+
+import datetime as dt
+import re
+import secrets
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import select, text
+
+from cedx.platform.db import IdempotencyRow, SqlStore, SubmissionRow
+from cedx.platform.store import (
+    CertificateRecord,
+    ClientRecord,
+    StoreConflict,
+    SubmissionRecord,
+    TokenRecord,
+)
+
+from .conftest import _fresh_postgres, database_urls
+
+UTC = dt.timezone.utc
+CODE = "91320500MA1X2P3Q4R"
+
+
+@pytest.fixture(scope="module", params=database_urls(), ids=lambda p: p[0])
+def url(request, tmp_path_factory):
+    _kind, base = request.param
+    return _fresh_postgres(base) if base else f"sqlite:///{tmp_path_factory.mktemp('store') / 'platform.db'}"
+
+
+@pytest.fixture(scope="module")
+def stores(url):
+    """Two stores on one database, as two worker processes have (separate pools)."""
+    a, b = SqlStore.from_url(url), SqlStore.from_url(url)
+    a.add_entity(CODE)
+    yield a, b
+    a.dispose()
+    b.dispose()
+
+
+def _record(period: str, document: str | bytes, received_at: dt.datetime, **kw) -> SubmissionRecord:
+    values = dict(submission_id=str(uuid.uuid4()), credit_code=CODE, document_type="monthlyReport",
+                  report_id=str(uuid.uuid4()), period=period, version=1, kind="original", state="accepted",
+                  supersedes=None, superseded_by=None, document=document, document_digest="d" * 64,
+                  receipt='{"payload": {"收据": 1}}', receipt_id=str(uuid.uuid4()), received_at=received_at)
+    values.update(kw)
+    return SubmissionRecord(**values)
+
+
+def _stored(store: SqlStore, submission_id: str) -> dict:
+    """A submission's row as the database holds it (SQLite: the text and its storage class)."""
+    with store.engine.connect() as conn:
+        row = conn.execute(text("SELECT s.*, i.created_at AS key_created FROM submissions s "
+                                "JOIN idempotency i ON i.submission_id = s.submission_id "
+                                "WHERE s.submission_id = :s"), {"s": submission_id}).mappings().one()
+        out = dict(row)
+        if store.sqlite:
+            kinds = conn.execute(text("SELECT typeof(document), typeof(received_at), typeof(receipt) FROM submissions "
+                                      "WHERE submission_id = :s"), {"s": submission_id}).one()
+            out["kinds"] = tuple(kinds)
+    return out
+
+
+def test_a_submission_is_stored_as_the_mapped_types_store_it(stores):
+    store, _ = stores
+    when = dt.datetime(2026, 11, 30, 23, 59, 58, 7, tzinfo=UTC)  # microseconds with leading zeros
+    body = '{"payload": {"名称": "华能", "x": 1}}'
+    raw = _record("2031-01", body.encode(), when)     # the received bytes (a JSON body)
+    as_str = _record("2031-02", body, when)           # a str (an XML body's logical record)
+    for r in (raw, as_str):
+        with store.submission_transaction() as tx:
+            tx.insert(r, f"key-{r.period}", "e" * 64)
+    # The same rows written the way the ORM writes them.
+    orm = _record("2031-03", body, when)
+    with store.sessions() as s, s.begin():
+        s.add(SubmissionRow(**{k: getattr(orm, k) for k in SubmissionRow.__table__.columns.keys()}))
+        s.add(IdempotencyRow(credit_code=CODE, key="key-2031-03", request_digest="e" * 64,
+                             submission_id=orm.submission_id, created_at=when))
+    mine, theirs = _stored(store, raw.submission_id), _stored(store, orm.submission_id)
+    assert _stored(store, as_str.submission_id)["document"] == mine["document"] == theirs["document"] == body
+    assert mine["received_at"] == theirs["received_at"] and mine["receipt"] == theirs["receipt"]
+    if store.sqlite:
+        assert mine["received_at"] == "2026-11-30 23:59:58.000007"
+        assert mine["kinds"] == theirs["kinds"] == ("text", "text", "text")
+        for created in (mine["key_created"], theirs["key_created"]):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", created)
+    # Read back through either path: the same record.
+    for r in (raw, orm):
+        via_sql, via_orm = store.submission(r.submission_id), store.submissions(
+            CODE, document_type=None, period=r.period, state=None, after=None, limit=5)[0]
+        assert via_sql == via_orm
+        assert via_sql.received_at == when and via_sql.received_at.tzinfo is not None and via_sql.document == body
+    with store.submission_reader() as reader:
+        prior = reader.idempotency(CODE, "key-2031-01")
+        assert prior is not None and prior.request_digest == "e" * 64 and prior.submission == store.submission(
+            raw.submission_id)
+        assert reader.accepted(CODE, "monthlyReport", "2031-02") == store.submission(as_str.submission_id)
+        assert reader.idempotency(CODE, "no-such-key") is None and reader.accepted(CODE, "monthlyReport", "1999-01") is None
+
+
+def test_listing_orders_rows_of_both_paths_and_the_cursor_compares_exactly(stores):
+    """Listings sort and compare on received_at: a row written by the request path and one
+    written by the ORM, microseconds apart, in order; a cursor at one resumes just after it."""
+    store, _ = stores
+    base = dt.datetime(2027, 1, 1, 0, 0, 0, 999_999, tzinfo=UTC)
+    rows = []
+    for i, period in enumerate(("2032-01", "2032-02", "2032-03", "2032-04")):
+        r = _record(period, "{}", base + dt.timedelta(microseconds=i), credit_code=CODE)
+        rows.append(r)
+        if i % 2:
+            with store.sessions() as s, s.begin():
+                s.add(SubmissionRow(**{k: getattr(r, k) for k in SubmissionRow.__table__.columns.keys()}))
+        else:
+            with store.submission_transaction() as tx:
+                tx.insert(r, f"key-{period}", "e" * 64)
+    listed = [x.submission_id for x in store.submissions(CODE, document_type=None, period=None, state=None,
+                                                         after=(base - dt.timedelta(microseconds=1), ""), limit=10)
+              if x.period.startswith("2032")]
+    assert listed == [r.submission_id for r in rows]
+    after = store.submissions(CODE, document_type=None, period=None, state=None,
+                              after=(rows[1].received_at, rows[1].submission_id), limit=10)
+    assert [x.submission_id for x in after][:2] == [rows[2].submission_id, rows[3].submission_id]
+
+
+def test_one_accepted_version_and_one_key_are_conflicts_and_nothing_is_half_written(stores):
+    store, other = stores
+    when = dt.datetime.now(UTC)
+    first = _record("2033-01", b"{}", when)
+    with store.submission_transaction() as tx:
+        tx.insert(first, "key-2033-01", "e" * 64)
+    for again, key in ((_record("2033-01", b"{}", when), "key-other"),      # a second accepted version
+                       (_record("2033-02", b"{}", when), "key-2033-01")):   # the key used before
+        with pytest.raises(StoreConflict):
+            with other.submission_transaction() as tx:
+                tx.insert(again, key, "e" * 64)
+        assert store.submission(again.submission_id) is None  # the submission row was rolled back too
+    # A correction supersedes the accepted version exactly once.
+    correction = _record("2033-01", b"{}", when, version=2, kind="correction", supersedes=first.submission_id)
+    with other.submission_transaction() as tx:
+        assert tx.supersede(first.submission_id, by=correction.submission_id)
+        tx.insert(correction, "key-2033-01-c", "e" * 64)
+    with store.submission_transaction() as tx:
+        assert not tx.supersede(first.submission_id, by="someone-else")
+    old = store.submission(first.submission_id)
+    assert (old.state, old.superseded_by) == ("superseded", correction.submission_id)
+    # An exception inside the transaction rolls everything back.
+    with pytest.raises(RuntimeError), store.submission_transaction() as tx:
+        tx.insert(_record("2033-03", b"{}", when), "key-2033-03", "e" * 64)
+        raise RuntimeError("decided against it")
+    with store.submission_reader() as reader:
+        assert reader.idempotency(CODE, "key-2033-03") is None and reader.accepted(CODE, "monthlyReport", "2033-03") is None
+
+
+def test_a_nonce_is_recorded_once_whichever_worker_sees_it(stores):
+    a, b = stores
+    later = time.time() + 300
+    nonce = f"k:{secrets.token_hex(16)}"
+    assert a.add_nonce(nonce, later) is True
+    assert b.add_nonce(nonce, later) is False and a.add_nonce(nonce, later) is False  # a replay, on any worker
+    expired = f"k:{secrets.token_hex(16)}"
+    assert a.add_nonce(expired, time.time() - 10) is True
+    assert b.add_nonce(expired, later) is True       # past its window: recorded anew
+    assert a.add_nonce(expired, later) is False
+    # Raced: many threads of two workers, the same fresh nonces: each accepted exactly once.
+    nonces = [f"k:{secrets.token_hex(16)}" for _ in range(12)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: (nonces[i // 8], (a, b)[i % 2].add_nonce(nonces[i // 8], later)),
+                                 range(8 * len(nonces))))
+    for n in nonces:
+        assert [ok for m, ok in results if m == n].count(True) == 1
+
+
+def test_rate_limit_counts_lose_no_hit_across_workers(stores):
+    a, b = stores
+    window = int(time.time()) // 60 * 60
+    key = f"client:{uuid.uuid4()}"
+    assert a.count(key, window) == 0
+    with ThreadPoolExecutor(8) as pool:
+        counts = list(pool.map(lambda i: (a, b)[i % 2].hit(key, window), range(60)))
+    assert sorted(counts) == list(range(1, 61))  # every hit counted, each count seen once
+    assert a.count(key, window) == b.count(key, window) == 60
+    assert a.count(key, window - 60) == 0 and a.hit(key, window - 60) == 1  # windows are separate
+
+
+def test_token_lookup_sees_the_clients_state_and_revocations_at_once(stores):
+    a, b = stores
+    client_id = f"c-{uuid.uuid4().hex[:8]}"
+    a.add_client(ClientRecord(client_id, "x", CODE, "reporting:submit"))
+    expires = dt.datetime(2030, 1, 2, 3, 4, 5, 60, tzinfo=UTC)
+    a.add_token(TokenRecord("t" * 63 + "1", client_id, CODE, "reporting:submit", expires))
+    seen = b.token("t" * 63 + "1")
+    assert seen == TokenRecord("t" * 63 + "1", client_id, CODE, "reporting:submit", expires, True,
+                               a.revocation_counter())
+    assert b.token("no-such-token") is None
+    a.add_certificate(CertificateRecord(f"key-{client_id}", CODE, b"der", 7))
+    a.revoke_certificate(f"key-{client_id}", dt.datetime.now(UTC))
+    assert b.token("t" * 63 + "1").revocations == seen.revocations + 1 == b.revocation_counter()
+    a.set_client_active(client_id, False)  # also deletes its tokens
+    assert b.token("t" * 63 + "1") is None
+    a.set_client_active(client_id, True)
+    a.add_token(TokenRecord("t" * 63 + "2", client_id, CODE, "reporting:submit", expires))
+    with a.sessions() as s, s.begin():  # disabled without deleting the tokens: the flag is read per lookup
+        s.execute(text("UPDATE clients SET active = :f WHERE client_id = :c"), {"f": False, "c": client_id})
+    assert b.token("t" * 63 + "2").client_active is False
+
+
+def test_writes_wait_for_each_other_across_workers(stores):
+    """SQLite: the request path's writes from two pools and many threads never fail with
+    'database is locked' (the submission holds the write lock from its first statement)."""
+    a, b = stores
+    errors: list[BaseException] = []
+    when = dt.datetime.now(UTC)
+
+    def work(i: int) -> None:
+        store = (a, b)[i % 2]
+        try:
+            store.hit(f"client:w{i % 3}", 0)
+            store.add_nonce(f"w:{i}:{secrets.token_hex(8)}", time.time() + 60)
+            with store.submission_transaction() as tx:
+                period = f"{2100 + i // 12}-{i % 12 + 1:02d}"
+                assert tx.idempotency(CODE, f"w-{i}") is None and tx.accepted(CODE, "monthlyReport", period) is None
+                tx.insert(_record(period, b"{}", when), f"w-{i}", "e" * 64)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(a.count(f"client:w{k}", 0) for k in range(3)) == 24
+    assert sum(a.count_submissions(CODE, "21").values()) == 24
+
+
+def test_stored_values_read_through_select_match(stores):
+    """The ORM reads what the request path wrote (listings and tests use it)."""
+    store, _ = stores
+    r = _record("2034-01", b"{}", dt.datetime(2026, 2, 3, 4, 5, 6, 123456, tzinfo=UTC))
+    with store.submission_transaction() as tx:
+        tx.insert(r, "key-2034-01", "e" * 64)
+    with store.sessions() as s:
+        row = s.execute(select(SubmissionRow).where(SubmissionRow.submission_id == r.submission_id)).scalar_one()
+        key = s.execute(select(IdempotencyRow).where(IdempotencyRow.key == "key-2034-01")).scalar_one()
+    def aware(value: dt.datetime) -> dt.datetime:  # SQLite's are naive (UTC), PostgreSQL's aware
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    assert aware(row.received_at) == r.received_at and row.document == "{}"
+    assert key.submission_id == r.submission_id and abs(aware(key.created_at) - dt.datetime.now(UTC)) < dt.timedelta(minutes=5)
