@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -173,43 +174,46 @@ class FacilityRow(Base):
 
 
 # --- engine ---------------------------------------------------------------------------------
-def make_engine(url: str | URL, fast: bool = False) -> Engine:
-    """The store's engine; ``fast``: the second pool of the request path's short statements
-    (reads, rate-limit counters, nonces), whose commits skip the flush to disk: a WAL keeps
-    them consistent, an OS crash may forget the last few. Everything else is durable."""
+def _sqlite_pragmas(dbapi_conn: Any, synchronous: str = "FULL") -> None:
+    """Durable (or, for counters and nonces, ``NORMAL``: a WAL keeps them consistent, an OS
+    crash may forget the last few), and concurrent enough for one host. pysqlite's own
+    transaction handling is switched off so that write transactions can BEGIN IMMEDIATE."""
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA synchronous={synchronous}")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str | URL, raw: bool = False) -> Engine:
+    """The store's engine (SQLAlchemy: administration, listings). ``raw`` (PostgreSQL): the pool
+    of the request path's DBAPI connections, in autocommit (a statement is its own transaction,
+    no BEGIN/COMMIT round trips) with commits not waited for on disk (rate-limit counters and
+    nonces: visible at once to every session all the same; a crash may forget the last few)
+    unless a transaction asks for the server's durability (_SqlStore._transaction)."""
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
         path = url.database or ""
-        if path and path != ":memory:" and not fast:
+        if path and path != ":memory:":
             _create_private_file(Path(path))
-        # No pre-ping: a local file does not drop connections. pysqlite's own transaction
-        # handling is switched off so that write transactions can BEGIN IMMEDIATE (below).
+        # No pre-ping: a local file does not drop connections.
         engine = create_engine(url)
-        # One durability mode per pool, set once per connection: switching PRAGMA synchronous
-        # per transaction cost a statement each time (issue 14).
-        synchronous = "NORMAL" if fast else "FULL"
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:  # durable, and concurrent enough for one host
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={synchronous}")
-            cur.execute("PRAGMA busy_timeout=10000")
-            cur.close()
+        event.listen(engine, "connect", lambda dbapi_conn, _record: _sqlite_pragmas(dbapi_conn))
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
             # A write transaction takes the write lock up front: a deferred transaction that
             # reads first and writes later fails with SQLITE_BUSY when another worker wrote between.
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("cedx_write") else "BEGIN")
-        if fast:
-            return engine
-    elif fast:
-        # Autocommit: a statement is its own transaction (no BEGIN/COMMIT round trips); commits
-        # of this pool are not waited for on disk (visible at once to every session all the same).
-        return create_engine(url, pool_recycle=1800, isolation_level="AUTOCOMMIT",
-                             connect_args={"options": "-c synchronous_commit=off"})
+    elif raw:
+        engine = create_engine(url, pool_recycle=1800, isolation_level="AUTOCOMMIT")
+
+        @event.listens_for(engine, "connect")
+        def _light(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.autocommit = True
+            dbapi_conn.execute("SET synchronous_commit TO off")
+        return engine
     else:
         # No ping per checkout (a round trip per request); stale connections are recycled instead.
         engine = create_engine(url, pool_recycle=1800)
@@ -331,9 +335,9 @@ class _Sql:
 
 
 class _Pool:
-    """DBAPI connections from an engine's pool (a checkout costs a few µs; the statements run
-    on the driver's cursor). A connection found broken is dropped from the pool, as
-    SQLAlchemy's own connections do."""
+    """DBAPI connections from an engine's pool (PostgreSQL; a checkout costs a few µs, the
+    statements run on the driver's cursor). A connection found broken is dropped from the
+    pool, as SQLAlchemy's own connections do."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -354,6 +358,42 @@ class _Pool:
             raise
         finally:
             conn.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class _PerThread:
+    """SQLite: one connection per thread (and durability mode), kept while the thread lives: a
+    pool's checkout and return cost more CPU than the statements they serve, and a local file
+    needs no pooling. Each connection is used by its own thread only."""
+
+    def __init__(self, path: str, synchronous: str):
+        self.path, self.synchronous = path, synchronous
+        self._local = threading.local()
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+            _sqlite_pragmas(conn, self.synchronous)
+            self._local.conn = conn
+        cur = conn.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+            if conn.in_transaction:  # left open by a failure: never carried into the next use
+                try:
+                    conn.rollback()
+                except sqlite3.Error:
+                    self._local.conn = None
+                    conn.close()
+
+    def dispose(self) -> None:
+        """Forget every thread's connection (each is closed once no thread uses it)."""
+        self._local = threading.local()
 
 
 class _SqlSubmissionReader(SubmissionReader):
@@ -411,20 +451,28 @@ class SqlStore(Store):
         self._writes = sessionmaker(engine.execution_options(cedx_write=True), expire_on_commit=False)
         self._write_lock = threading.Lock() if self.sqlite else None
         self._sql = _Sql(self.sqlite)
-        # The request path: durable transactions (submissions) on the engine's pool; reads,
-        # counters and nonces on a second pool whose commits skip the flush to disk (a memory
-        # database has one connection, so it has no second pool).
-        memory = self.sqlite and engine.url.database in (None, "", ":memory:")
-        self._fast = _Pool(engine if memory else make_engine(engine.url, fast=True))
-        self._durable = _Pool(engine)
+        # The request path: durable transactions (submissions), and reads, counters and nonces
+        # whose commits are not waited for on disk, without switching a connection's mode per
+        # transaction: SQLite has a connection per thread for each; PostgreSQL one pool whose
+        # durable transactions say so in their BEGIN (no extra round trip).
+        self._fast: _PerThread | _Pool
+        self._durable: _PerThread | _Pool
+        path = engine.url.database or ""
+        if self.sqlite and path not in ("", ":memory:"):
+            self._fast, self._durable = _PerThread(path, "NORMAL"), _PerThread(path, "FULL")
+        elif self.sqlite:  # a memory database exists once, in the engine's one connection
+            self._fast = self._durable = _Pool(engine)
+        else:
+            self._fast = self._durable = _Pool(make_engine(engine.url, raw=True))
 
     @classmethod
     def from_url(cls, url: str) -> SqlStore:
         return cls(make_engine(url))
 
     def dispose(self) -> None:
-        """Close the pools' connections (tests that drop a database)."""
-        self._fast.engine.dispose()
+        """Close the connections (tests that drop a database)."""
+        for part in (self._fast, self._durable):
+            part.dispose()
         self.engine.dispose()
 
     @contextmanager
@@ -447,13 +495,14 @@ class SqlStore(Store):
         its first statement); StoreConflict when a uniqueness rule refused a write."""
         with self._write_lock or nullcontext(), self._durable.cursor() as cur:
             conn = cur.connection
-            if self.sqlite:
-                cur.execute("BEGIN IMMEDIATE")  # pysqlite's own transaction handling is off
+            # SQLite: pysqlite's own transaction handling is off. PostgreSQL: an autocommit
+            # connection; this transaction's commit waits for the server's configured durability.
+            cur.execute("BEGIN IMMEDIATE" if self.sqlite else "BEGIN; SET LOCAL synchronous_commit TO DEFAULT")
             try:
                 yield cur
             except BaseException as exc:
                 conn.rollback()
-                if isinstance(exc, self._fast.engine.dialect.loaded_dbapi.IntegrityError):
+                if isinstance(exc, self.engine.dialect.loaded_dbapi.IntegrityError):
                     raise StoreConflict(str(exc)) from None
                 raise
             conn.commit()
