@@ -105,6 +105,12 @@ def test_a_submission_is_stored_as_the_mapped_types_store_it(stores):
             raw.submission_id)
         assert reader.accepted(CODE, "monthlyReport", "2031-02") == store.submission(as_str.submission_id)
         assert reader.idempotency(CODE, "no-such-key") is None and reader.accepted(CODE, "monthlyReport", "1999-01") is None
+    with store.submission_transaction() as tx:  # both opening reads in one statement: the same answers
+        for key, period in (("key-2031-01", "2031-01"), ("key-2031-01", "2031-02"), ("no-such-key", "2031-03"),
+                            ("key-2031-02", "1999-01"), ("no-such-key", "1999-01")):
+            both = tx.idempotency_and_accepted(CODE, key, "monthlyReport", period)
+            assert both == (tx.idempotency(CODE, key), tx.accepted(CODE, "monthlyReport", period))
+            assert (both[0] is None) == (key == "no-such-key") and (both[1] is None) == (period == "1999-01")
 
 
 def test_listing_orders_rows_of_both_paths_and_the_cursor_compares_exactly(stores):

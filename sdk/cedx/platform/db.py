@@ -294,6 +294,9 @@ class _Sql:
     ACCEPTED = (f"SELECT {_S} FROM submissions s WHERE s.credit_code = ? AND s.document_type = ? AND s.period = ? "
                 "AND s.state = 'accepted'")
     SUBMISSION = f"SELECT {_S} FROM submissions s WHERE s.submission_id = ?"
+    # Both opening reads of a submission in one statement: the key's row has its request
+    # digest (never NULL), the period's accepted version none.
+    IDEMPOTENCY_AND_ACCEPTED = f"{IDEMPOTENCY} UNION ALL SELECT NULL, {ACCEPTED[len('SELECT '):]}"
     SUPERSEDE = ("UPDATE submissions SET state = 'superseded', superseded_by = ? "
                  "WHERE submission_id = ? AND state = 'accepted'")
     INSERT_SUBMISSION = f"INSERT INTO submissions ({_SUBMISSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -412,6 +415,17 @@ class _SqlSubmissionReader(SubmissionReader):
     def accepted(self, credit_code: str, document_type: str, period: str) -> SubmissionRecord | None:
         row = self._one(self.sql.ACCEPTED, (credit_code, document_type, period))
         return self.sql.submission(row) if row else None
+
+    def idempotency_and_accepted(self, credit_code: str, key: str, document_type: str,
+                                 period: str) -> tuple[IdempotencyRecord | None, SubmissionRecord | None]:
+        self.cur.execute(self.sql.IDEMPOTENCY_AND_ACCEPTED, (credit_code, key, credit_code, document_type, period))
+        prior = current = None
+        for row in self.cur.fetchall():
+            if row[0] is not None:
+                prior = IdempotencyRecord(row[0], self.sql.submission(row[1:]))
+            else:
+                current = self.sql.submission(row[1:])
+        return prior, current
 
     def submission(self, submission_id: str) -> SubmissionRecord | None:
         row = self._one(self.sql.SUBMISSION, (submission_id,))

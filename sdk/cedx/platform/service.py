@@ -317,11 +317,12 @@ class Platform(ReportingService, CommonService):
         # write lock is held from the first read; PostgreSQL: the unique index on accepted
         # versions and the guarded supersede refuse what a concurrent worker accepted first).
         with self.store.submission_transaction() as tx_:
-            replay = self._replay(tx_.idempotency(credit_code, key), key, digest)
+            prior, current = tx_.idempotency_and_accepted(credit_code, key, document_type, period)
+            replay = self._replay(prior, key, digest)
             if replay is not None:
                 return replay
             check_signing_time(record, self.settings, now)
-            replaced = self._decide(tx_, credit_code, document_type, period, kind, replaces)
+            replaced = self._decide(tx_, credit_code, document_type, period, kind, replaces, current)
             if "months" in payload:
                 self._check_annual(tx_, credit_code, payload)
             receipt, row = self._receipt(ctx, document_type, record, digest, submission_id, now, replaced)
@@ -364,9 +365,10 @@ class Platform(ReportingService, CommonService):
 
     @staticmethod
     def _decide(state: SubmissionReader, credit_code: str, document_type: str, period: str, kind: str,
-                replaces: str | None) -> SubmissionRecord | None:
+                replaces: str | None, current: SubmissionRecord | None) -> SubmissionRecord | None:
         """The accepted submission a correction replaces (None for an original); the rules of
-        one accepted version per entity, document type and period."""
+        one accepted version per entity, document type and period (``current``: the period's
+        accepted version, read in the same transaction)."""
         if kind == "correction":
             replaced = state.submission(replaces) if replaces else None
             if replaced is None or replaced.credit_code != credit_code or replaced.document_type != document_type \
@@ -377,7 +379,6 @@ class Platform(ReportingService, CommonService):
                               f"{' by ' + replaced.superseded_by if replaced.superseded_by else ''}; "
                               "correct the latest version")
             return replaced
-        current = state.accepted(credit_code, document_type, period)
         if current is not None:
             raise Problem("SUBMISSION_CONFLICT", f"{period} already has accepted submission {current.submission_id}; "
                           "send a correction that replaces it")

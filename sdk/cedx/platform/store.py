@@ -89,6 +89,11 @@ class SubmissionReader(ABC):
     @abstractmethod
     def submission(self, submission_id: str) -> SubmissionRecord | None: ...
 
+    def idempotency_and_accepted(self, credit_code: str, key: str, document_type: str,
+                                 period: str) -> tuple[IdempotencyRecord | None, SubmissionRecord | None]:
+        """The two reads that open every submission (a store may make them one statement)."""
+        return self.idempotency(credit_code, key), self.accepted(credit_code, document_type, period)
+
 
 class SubmissionTransaction(SubmissionReader):
     """The one write transaction of a submission: read the state, decide, write, commit."""
