@@ -1,6 +1,9 @@
 """The platform's store on SQLAlchemy 2: a SQLite file by default, PostgreSQL when
 CEDX_DATABASE_URL is given. This is the one file that knows SQL and the differences between
-the two databases (upserts, write-transaction mode, pragmas).
+the two databases (upserts, write-transaction mode, pragmas, durability per transaction). The
+tables are declared here for SQLAlchemy (schema, administration, listings); the statements of
+every request (token, rate limit, nonce, the submission transaction) are SQL text run on the
+driver's connections, for speed (issue 14).
 
 Documents are stored exactly as received (JSON text), so a receipt's digest can always be
 recomputed from what is on disk.
@@ -42,7 +45,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -191,7 +193,7 @@ def make_engine(url: str | URL, raw: bool = False) -> Engine:
     of the request path's DBAPI connections, in autocommit (a statement is its own transaction,
     no BEGIN/COMMIT round trips) with commits not waited for on disk (rate-limit counters and
     nonces: visible at once to every session all the same; a crash may forget the last few)
-    unless a transaction asks for the server's durability (_SqlStore._transaction)."""
+    unless a transaction asks for the server's durability (SqlStore._transaction)."""
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
         path = url.database or ""
@@ -265,10 +267,11 @@ def _certificate(row: CertificateRow) -> CertificateRecord:
 # --- the request path on DBAPI connections ----------------------------------------------------
 # A signed submission runs about ten statements. Through SQLAlchemy's Core each cost more CPU
 # (statement cache, execution context, result processing, events) than the database's own work,
-# so the request path's statements are SQL text here, run on DBAPI connections checked out of
-# SQLAlchemy's pools (issue 14). They write exactly what the mapped types above write (SQLite:
-# datetimes as the DateTime type's 'YYYY-MM-DD HH:MM:SS.ffffff' text, booleans as 0/1; the
-# document as received), so the ORM reads (listings, admin) see the same values.
+# so the request path's statements are SQL text here, run on the driver's own connections
+# (SQLite: one per thread; PostgreSQL: from a SQLAlchemy pool) (issue 14). They write exactly
+# what the mapped types above write (SQLite: datetimes as the DateTime type's
+# 'YYYY-MM-DD HH:MM:SS.ffffff' text, booleans as 0/1; the document as received), so the ORM's
+# reads (listings, administration) see the same values.
 _SUBMISSION_COLUMNS = ("submission_id, credit_code, document_type, report_id, period, version, kind, state, "
                        "supersedes, superseded_by, document, document_digest, receipt, receipt_id, received_at")
 _S = ", ".join(f"s.{c}" for c in _SUBMISSION_COLUMNS.split(", "))
@@ -527,10 +530,6 @@ class SqlStore(Store):
         with self._write_lock or nullcontext(), self._fast.cursor() as cur:
             yield cur
 
-    def _insert(self, entity: type[Base]) -> Any:
-        """INSERT with ON CONFLICT (both dialects have it, spelled by their own constructs)."""
-        return (sqlite.insert if self.sqlite else postgresql.insert)(entity)
-
     # --- entities and facilities -----------------------------------------------------------
     def add_entity(self, credit_code: str) -> None:
         with self._write() as s:
@@ -606,7 +605,8 @@ class SqlStore(Store):
             t = cur.fetchone()
         if t is None:
             return None
-        return TokenRecord(t[0], t[1], t[2], t[3], self._sql.read_instant(t[4]), bool(t[5]), int(t[6]))
+        return TokenRecord(t[0], t[1], t[2], t[3], self._sql.read_instant(t[4]), bool(t[5]),
+                           None if t[6] is None else int(t[6]))
 
     def revoke_token(self, token_hash: str, client_id: str) -> bool:
         with self._write() as s:
