@@ -281,3 +281,18 @@ def test_submissions_commit_durably_counters_and_nonces_need_not(stores):
         assert (configured, durable, light) == (2, 2, 1)  # FULL, FULL, NORMAL
     else:
         assert durable == configured != "off" and light == "off"
+
+
+def test_a_failure_never_leaves_a_transaction_open_for_the_next_use(stores):
+    """SQLite keeps a connection per thread: one left inside a transaction by a failure would
+    hold the write lock (or a stale snapshot) into the thread's next request."""
+    store, other = stores
+    if not store.sqlite:
+        pytest.skip("PostgreSQL's connections come from a pool that rolls back on return")
+    with pytest.raises(RuntimeError), store._fast.cursor() as cur:
+        cur.execute("BEGIN IMMEDIATE")
+        raise RuntimeError("failed half-way")
+    assert other.hit(f"client:{uuid.uuid4()}", 0) == 1  # the write lock is free at once
+    with store.submission_reader() as reader:  # a nested use of the thread's connection keeps its snapshot
+        assert store.token("no-such-token") is None
+        assert reader.cur.connection.in_transaction

@@ -380,21 +380,24 @@ class _PerThread:
 
     @contextmanager
     def cursor(self) -> Iterator[Any]:
-        conn = getattr(self._local, "conn", None)
+        local = self._local
+        conn = getattr(local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
             _sqlite_pragmas(conn, self.synchronous)
-            self._local.conn = conn
+            local.conn, local.depth = conn, 0
+        local.depth += 1
         cur = conn.cursor()
         try:
             yield cur
         finally:
             cur.close()
-            if conn.in_transaction:  # left open by a failure: never carried into the next use
+            local.depth -= 1
+            if local.depth == 0 and conn.in_transaction:  # left open by a failure: not carried into the next use
                 try:
                     conn.rollback()
                 except sqlite3.Error:
-                    self._local.conn = None
+                    local.conn = None
                     conn.close()
 
     def dispose(self) -> None:
