@@ -1,7 +1,8 @@
-"""Differential test of the rule compiler: the specialised closures (single-operator
-comparisons, numeric operators, calls with compiled arguments, memoised root-only calls) give
-the same violations, in the same order, as the general closures, on every example and on
-mutated copies that break rules."""
+"""Differential test of the rule compilers: the generated Python functions (the path rule checks
+take) and the specialised closures (single-operator comparisons, numeric operators, calls with
+compiled arguments, memoised root-only calls) give the same violations and messages, in the same
+order, and the same errors, as the general closures, on every example and on mutated copies that
+break rules."""
 
 import copy
 import random
@@ -79,27 +80,34 @@ def _violations(validator, cases):
     return out
 
 
-@pytest.fixture
-def general_compiler():
-    """Compile every expression anew with the general closures only, then restore."""
+def _compiled(index, cases, *, generate, specialise):
+    """The violations with every expression compiled anew in one mode; the default restored."""
     rules_module._parse.cache_clear()
-    rules_module._SPECIALISE = False
+    rules_module._GENERATE, rules_module._SPECIALISE = generate, specialise
     try:
-        yield
+        return _violations(Validator(index), cases)
     finally:
-        rules_module._SPECIALISE = True
+        rules_module._GENERATE, rules_module._SPECIALISE = True, True
         rules_module._parse.cache_clear()
 
 
-def test_specialised_closures_give_the_same_violations_as_the_general_ones(index, request):
-    cases = list(_cases(index))
-    specialised = _violations(Validator(index), cases)
-    request.getfixturevalue("general_compiler")
-    general = _violations(Validator(index), cases)
+@pytest.fixture(scope="module")
+def cases(index):
+    return list(_cases(index))
+
+
+@pytest.fixture(scope="module")
+def general(index, cases):
+    return _compiled(index, cases, generate=False, specialise=False)
+
+
+@pytest.mark.parametrize("generate, specialise", [(True, True), (False, True)], ids=["generated", "specialised"])
+def test_compiled_rules_give_the_same_violations_as_the_general_closures(index, cases, general, generate, specialise):
+    compiled = _compiled(index, cases, generate=generate, specialise=specialise)
     assert len(cases) > 1000
-    broken = sum(1 for v in specialised if v)
+    broken = sum(1 for v in general if v and isinstance(v, list))
     assert broken > len(cases) // 10, "the mutations should break rules"  # the test can fail
-    mismatches = [(i, s, g) for i, (s, g) in enumerate(zip(specialised, general)) if s != g]
+    mismatches = [(i, c, g) for i, (c, g) in enumerate(zip(compiled, general)) if c != g]
     assert not mismatches, mismatches[:3]
 
 

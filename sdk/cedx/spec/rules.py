@@ -146,8 +146,8 @@ class RuleEngine:
         tol = rule.get("tolerance")
         tolerance = ((Decimal(tol.get("relative", "0")), Decimal(tol.get("absolute", "0")))
                      if tol else self.default_tolerance)
-        when = _fn(_parse(rule["when"])[0].body) if rule.get("when") else None
-        check = _fn(_parse(rule["check"])[0].body)
+        when = _entry(_parse(rule["when"])[0].body) if rule.get("when") else None
+        check = _entry(_parse(rule["check"])[0].body)
         each = rule["forEach"].split(".") if rule.get("forEach") else None
         plan = (rule, when, check, tolerance, each)
         if len(self._plans) > 4096:
@@ -159,7 +159,7 @@ class RuleEngine:
     def evaluate(self, expr: str, scope: _Scope, tolerance: tuple[Decimal, Decimal] | None = None) -> Any:
         tree, text = _parse(expr)
         ev = _Evaluator(self, scope, tolerance or self.default_tolerance)
-        return ev.visit(tree.body)
+        return _entry(tree.body)(ev)
 
     def _explain(self, rule: dict[str, Any], scope: _Scope, tolerance: tuple[Decimal, Decimal]) -> str:
         # For approx(a, b) checks, say what was reported and what the formula gives.
@@ -807,3 +807,414 @@ _COMPILERS: dict[type[ast.AST], Callable[[Any], _Fn]] = {
     ast.UnaryOp: _c_unaryop, ast.BinOp: _c_binop, ast.BoolOp: _c_boolop, ast.Compare: _c_compare,
     ast.Call: _c_call,
 }
+
+
+# --- source compiler -----------------------------------------------------------------------
+# The fast path: each rule expression becomes, once, one Python function generated from its tree
+# (Python source text compiled with ``compile``), so a check is straight-line code over locals
+# instead of a call per node. It does exactly what the closures above do, in the same order and
+# with the same errors; what it does not treat itself (refused constructs, chained comparisons,
+# the rarer functions) it hands to their closure. tests/spec/test_rule_differential.py compares
+# it with the general closures on every example and on mutated documents.
+
+#: False: rule checks run on the closures alone (the differential test's reference).
+_GENERATE = True
+
+_MISS = object()  # not in the memo
+
+
+def _entry(node: ast.AST) -> _Fn:
+    """The function that evaluates an expression's tree: generated, or its closure."""
+    if not _GENERATE:
+        return _fn(node)
+    fn = getattr(node, "_cedx_gen", None)
+    if fn is None:
+        fn = _generate(node)
+        node._cedx_gen = fn  # type: ignore[attr-defined]
+    return cast(_Fn, fn)
+
+
+def _member_memo(memo: dict[Any, Any], left: Any, right: Any, root_node: ast.AST | None) -> bool:
+    """``_member`` given the check's memo."""
+    if root_node is not None and isinstance(right, list):
+        key = (root_node, "set")
+        members: frozenset[Any] | Literal[False] | None = memo.get(key)
+        if members is None:
+            try:
+                members = frozenset(right)
+            except TypeError:
+                members = False  # unhashable items: plain list membership
+            memo[key] = members
+        if members is not False:
+            try:
+                return left in members
+            except TypeError:
+                pass
+    return left in right
+
+
+def _sum_of(number: Callable[[Any], Decimal], values: Any) -> Decimal:
+    """What ``_Evaluator.f_sum`` adds up once it has its values."""
+    if not isinstance(values, list):
+        values = [values]
+    return sum((number(v) for v in _flatten(values)), Decimal(0))
+
+
+def _sub_tree(node: ast.AST) -> ast.AST | None:
+    """The parsed per-element expression of all()/sum(), or None when it is not a string literal
+    that parses (the closure then raises what it raises, when evaluated)."""
+    if not isinstance(node, ast.Constant) or not isinstance(node.value, str):
+        return None
+    try:
+        return _parse(node.value)[0].body
+    except (SyntaxError, ValueError):
+        return None
+
+
+_GLOBALS: dict[str, Any] = {
+    "ABSENT": _ABSENT, "_Absent": _Absent, "_Missing": _Missing, "Decimal": Decimal, "dict": dict,
+    "_lookup": _lookup, "_member_memo": _member_memo, "_sum_of": _sum_of, "_parameters": _parameters,
+    "MISS": _MISS, "ADD": _ARITH.add, "SUB": _ARITH.subtract, "MUL": _ARITH.multiply, "DIV": _ARITH.divide,
+    "DEC0": Decimal(0), "ValueError": ValueError, "KeyError": KeyError, "TypeError": TypeError,
+}
+
+#: The evaluator's parts a generated function may read, as its first lines take them.
+_PROLOGUE = {
+    "scope": "scope = ev.scope", "cur": "cur = scope.current", "root": "root = scope.root",
+    "memo": "memo = scope.memo", "engine": "engine = ev.engine", "num": "num = ev.number",
+    "cmp": "cmp = ev.comparable", "tol": "rel, abs_ = ev.tolerance", "SI": "SI = ev._si",
+}
+
+
+def _generate(node: ast.AST) -> _Fn:
+    gen = _Source()
+    result = gen.value(node, 1, "cur", "ev")
+    uses = gen.uses
+    if uses & {"cur", "root", "memo"}:
+        uses.add("scope")
+    head = [f"    {_PROLOGUE[name]}" for name in _PROLOGUE if name in uses]
+    text = "\n".join(["def _rule_expression(ev):", *head, *gen.lines, f"    return {result}", ""])
+    namespace = dict(_GLOBALS, **gen.consts)
+    exec(compile(text, "<cedx rule expression>", "exec"), namespace)  # noqa: S102 — our own generated text
+    fn = namespace["_rule_expression"]
+    fn.source = text  # for reading when debugging
+    return cast(_Fn, fn)
+
+
+class _Source:
+    """Python source for one expression tree: statements that leave each node's value in a local.
+
+    ``value(node, indent, cur, ev)`` emits the statements at ``indent`` and returns a name (or a
+    literal) holding the value; ``cur`` and ``ev`` name the current element and its evaluator
+    (inside a per-element expression they are the loop's)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.consts: dict[str, Any] = {}
+        self.uses: set[str] = set()
+        self.count = 0
+
+    def const(self, obj: Any) -> str:
+        name = f"k{len(self.consts)}"
+        self.consts[name] = obj
+        return name
+
+    def tmp(self) -> str:
+        self.count += 1
+        return f"t{self.count}"
+
+    def emit(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    def use(self, *names: str) -> None:
+        self.uses.update(names)
+
+    # -- nodes ---------------------------------------------------------------------------
+    def value(self, node: ast.AST, ind: int, cur: str, ev: str) -> str:
+        method = getattr(self, f"v_{type(node).__name__}", None)
+        out = method(node, ind, cur, ev) if method is not None else None
+        return self.closure(node, ind, ev) if out is None else cast(str, out)
+
+    def closure(self, node: ast.AST, ind: int, ev: str) -> str:
+        """The node's closure, for what is not generated here."""
+        t = self.tmp()
+        self.emit(ind, f"{t} = {self.const(_fn(node))}({ev})")
+        return t
+
+    def number(self, x: str, ind: int) -> str:
+        """``ev.number(x)``, with its common case (a quantity already in the SI memo) inline."""
+        if isinstance(self.consts.get(x), Decimal):
+            return x  # number() of a Decimal is the Decimal
+        if x in self.consts or _literal(x):
+            self.use("num")
+            t = self.tmp()
+            self.emit(ind, f"{t} = num({x})")
+            return t
+        self.use("num", "SI")
+        t = self.tmp()
+        self.emit(ind, f"if type({x}) is dict:")
+        self.emit(ind + 1, "try:")
+        self.emit(ind + 2, f"{t} = SI[({x}['value'], {x}['unit'])]")
+        self.emit(ind + 1, "except (KeyError, TypeError):")
+        self.emit(ind + 2, f"{t} = num({x})")
+        self.emit(ind, "else:")
+        self.emit(ind + 1, f"{t} = num({x})")
+        return t
+
+    def lookup(self, obj: str, name: str, ind: int, t: str) -> None:
+        self.use("engine")
+        self.emit(ind, f"{t} = {obj}.get({name!r}, ABSENT) if type({obj}) is dict else _lookup({obj}, {name!r}, engine)")
+
+    def v_Constant(self, node: ast.Constant, ind: int, cur: str, ev: str) -> str:
+        decimal = getattr(node, "decimal", None)
+        value = node.value if decimal is None else decimal
+        if value is None or value is True or value is False or type(value) is str:
+            return repr(value)
+        return self.const(value)
+
+    def v_Name(self, node: ast.Name, ind: int, cur: str, ev: str) -> str:
+        if node.id == "root":
+            self.use("root")
+            return "root"
+        if node.id in ("True", "False"):
+            return node.id
+        if cur == "cur":
+            self.use("cur")
+        t = self.tmp()
+        self.lookup(cur, node.id, ind, t)
+        return t
+
+    def v_Attribute(self, node: ast.Attribute, ind: int, cur: str, ev: str) -> str:
+        t = self.tmp()
+        if not _root_only(node):
+            obj = self.value(node.value, ind, cur, ev)
+            self.lookup(obj, node.attr, ind, t)
+            return t
+        self.use("memo")
+        key = self.const(node)
+        self.emit(ind, f"{t} = memo.get({key}, MISS)")
+        self.emit(ind, f"if {t} is MISS:")
+        obj = self.value(node.value, ind + 1, cur, ev)
+        self.lookup(obj, node.attr, ind + 1, t)
+        self.emit(ind + 1, f"memo[{key}] = {t}")
+        return t
+
+    def v_List(self, node: ast.List, ind: int, cur: str, ev: str) -> str:
+        items = [self.value(e, ind, cur, ev) for e in node.elts]
+        t = self.tmp()
+        self.emit(ind, f"{t} = [{', '.join(items)}]")
+        return t
+
+    def v_UnaryOp(self, node: ast.UnaryOp, ind: int, cur: str, ev: str) -> str | None:
+        if not isinstance(node.op, (ast.Not, ast.USub)):
+            return None
+        operand = self.value(node.operand, ind, cur, ev)
+        t = self.tmp()
+        if isinstance(node.op, ast.Not):
+            self.emit(ind, f"{t} = not {operand}")
+        else:
+            self.emit(ind, f"{t} = -{self.number(operand, ind)}")
+        return t
+
+    def v_BinOp(self, node: ast.BinOp, ind: int, cur: str, ev: str) -> str | None:
+        op = type(node.op)
+        if op not in (ast.Add, ast.Sub, ast.Mult, ast.Div):
+            return None
+        left = self.value(node.left, ind, cur, ev)
+        right = self.value(node.right, ind, cur, ev)
+        t = self.tmp()
+        if op is ast.Add:
+            self.emit(ind, f"if isinstance({left}, str) and isinstance({right}, str):")
+            self.emit(ind + 1, f"{t} = {left} + {right}")
+            self.emit(ind, "else:")
+            a, b = self.number(left, ind + 1), self.number(right, ind + 1)
+            self.emit(ind + 1, f"{t} = ADD({a}, {b})")
+            return t
+        a, b = self.number(left, ind), self.number(right, ind)
+        if op is ast.Div:
+            self.emit(ind, f"if {b} == 0:")
+            self.emit(ind + 1, "raise _Missing()")  # a zero divisor makes the rule inapplicable
+            self.emit(ind, f"{t} = DIV({a}, {b})")
+        else:
+            self.emit(ind, f"{t} = {'SUB' if op is ast.Sub else 'MUL'}({a}, {b})")
+        return t
+
+    def v_BoolOp(self, node: ast.BoolOp, ind: int, cur: str, ev: str) -> str:
+        # A bool, stopping at the first deciding operand; flat, whatever the number of operands.
+        conjunction = isinstance(node.op, ast.And)
+        t = self.tmp()
+        self.emit(ind, f"{t} = {conjunction}")
+        for i, operand in enumerate(node.values):
+            inner = ind
+            if i:
+                self.emit(ind, f"if {t}:" if conjunction else f"if not {t}:")
+                inner = ind + 1
+            v = self.value(operand, inner, cur, ev)
+            self.emit(inner, f"if not {v}:" if conjunction else f"if {v}:")
+            self.emit(inner + 1, f"{t} = {not conjunction}")
+        return t
+
+    def v_Compare(self, node: ast.Compare, ind: int, cur: str, ev: str) -> str | None:
+        if len(node.ops) != 1:
+            return None  # chained: the closure
+        op, comp = type(node.ops[0]), node.comparators[0]
+        if op not in (ast.Eq, ast.NotEq, ast.In) and op not in _ORDERING:
+            return None
+        left = self.value(node.left, ind, cur, ev)
+        t = self.tmp()
+        if op is ast.In and isinstance(comp, ast.List) and all(
+                isinstance(e, ast.Constant) and type(e.value) is str for e in comp.elts):
+            # a list of string literals: the same membership test over a tuple built once
+            members = self.const(tuple(cast(ast.Constant, e).value for e in comp.elts))
+            self.emit(ind, f"{t} = {left} in {members}")
+            return t
+        right = self.value(comp, ind, cur, ev)
+        if op is ast.Eq or op is ast.NotEq:
+            absent = [f"isinstance({v}, _Absent)" for v in (left, right) if not _literal(v)]
+            if absent:
+                self.emit(ind, f"if {' or '.join(absent)}:")
+                self.emit(ind + 1, "raise _Missing()")
+            yes, no = ("True", "False") if op is ast.Eq else ("False", "True")
+            self.emit(ind, f"{t} = {yes} if {left} == {right} else {no}")
+        elif op is ast.In:
+            self.use("memo")
+            root_node = self.const(comp) if _root_only(comp) else "None"
+            self.emit(ind, f"{t} = False if isinstance({right}, _Absent) else "
+                           f"(True if _member_memo(memo, {left}, {right}, {root_node}) else False)")
+        else:
+            self.use("cmp")
+            symbol = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}[op]
+            # comparable() of a Decimal literal is the literal itself
+            a = f"cmp({left})"
+            b = right if isinstance(getattr(comp, "decimal", None), Decimal) else f"cmp({right})"
+            self.emit(ind, f"{t} = True if {a} {symbol} {b} else False")
+        return t
+
+    def v_Call(self, node: ast.Call, ind: int, cur: str, ev: str) -> str | None:
+        name = getattr(node.func, "id", None)
+        if name not in _Evaluator.FUNCTIONS or node.keywords:
+            return None
+        args, n = node.args, len(node.args)
+        special = getattr(self, f"call_{name}", None)
+        if special is not None:
+            out = special(args, n, ind, cur, ev)
+            if out is not None:
+                return cast(str, out)
+        if name in _PURE and all(isinstance(a, ast.Constant) or _root_only(a) for a in args):
+            self.use("memo")
+            key, t = self.const(node), self.tmp()
+            self.emit(ind, f"{t} = memo.get({key}, MISS)")
+            self.emit(ind, f"if {t} is MISS:")
+            self.emit(ind + 1, f"{t} = memo[{key}] = {self.const(getattr(_Evaluator, f'f_{name}'))}"
+                               f"({ev}, {self.const(args)})")
+            return t
+        t = self.tmp()
+        self.emit(ind, f"{t} = {self.const(getattr(_Evaluator, f'f_{name}'))}({ev}, {self.const(args)})")
+        return t
+
+    # -- functions (None: the general call) ------------------------------------------------
+    def call_approx(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
+        if n != 2:
+            return None
+        a_value = self.value(args[0], ind, cur, ev)
+        b_value = self.value(args[1], ind, cur, ev)
+        a, b = self.number(a_value, ind), self.number(b_value, ind)
+        self.use("tol")
+        t, x, y, bound = self.tmp(), self.tmp(), self.tmp(), self.tmp()
+        self.emit(ind, f"{x} = abs({a}); {y} = abs({b})")
+        self.emit(ind, f"{bound} = rel * ({y} if {y} > {x} else {x})")
+        self.emit(ind, f"{t} = abs({a} - {b}) <= ({bound} if {bound} > abs_ else abs_)")
+        return t
+
+    def call_present(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
+        if n != 1:
+            return None
+        v, t = self.value(args[0], ind, cur, ev), self.tmp()
+        self.emit(ind, f"{t} = not isinstance({v}, _Absent)")
+        return t
+
+    def call_opt(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
+        if n != 1:
+            return None
+        v, t = self.value(args[0], ind, cur, ev), self.tmp()
+        self.emit(ind, f"{t} = DEC0 if isinstance({v}, _Absent) else {v}")
+        return t
+
+    def call_unitOf(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:  # noqa: N802
+        if n != 1:
+            return None
+        v, t = self.value(args[0], ind, cur, ev), self.tmp()
+        if _literal(v) or v in self.consts:
+            return None  # nothing emitted yet: the general call
+        self.emit(ind, f"if isinstance({v}, _Absent):")
+        self.emit(ind + 1, "raise _Missing()")
+        self.emit(ind, f"{t} = {v}['unit']")
+        return t
+
+    def call_parameters(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
+        if n < 1:
+            return None
+        v, t = self.value(args[0], ind, cur, ev), self.tmp()
+        self.emit(ind, f"{t} = []")
+        self.emit(ind, f"if isinstance({v}, (dict, list)):")
+        self.emit(ind + 1, f"_parameters({v}, {t})")
+        return t
+
+    def call_sum(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
+        sub = _sub_tree(args[1]) if n == 2 else None
+        if n != 1 and sub is None:
+            return None
+        items, t = self.value(args[0], ind, cur, ev), self.tmp()
+        self.use("num")
+        self.emit(ind, f"if isinstance({items}, _Absent):")
+        self.emit(ind + 1, f"{t} = DEC0")
+        self.emit(ind, "else:")
+        if sub is None:
+            self.emit(ind + 1, f"{t} = _sum_of(num, {items})")
+            return t
+        values = self.tmp()
+        self.emit(ind + 1, f"{values} = []")
+        v = self.per_element(sub, items, ind + 1, ev)
+        self.emit(ind + 2, f"{values}.append({v})")
+        self.emit(ind + 1, f"{t} = _sum_of(num, {values})")
+        return t
+
+    def call_all(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
+        sub = _sub_tree(args[1]) if n == 2 else None
+        if sub is None:
+            return None
+        items, t = self.value(args[0], ind, cur, ev), self.tmp()
+        # every element is evaluated before all() decides (an absent name anywhere: inapplicable)
+        self.emit(ind, f"{t} = True")
+        self.emit(ind, f"if not isinstance({items}, _Absent):")
+        v = self.per_element(sub, items, ind + 1, ev)
+        self.emit(ind + 2, f"if not {v}:")
+        self.emit(ind + 3, f"{t} = False")
+        return t
+
+    def per_element(self, sub: ast.AST, items: str, ind: int, ev: str) -> str:
+        """A loop over ``items`` (a list, else nothing) evaluating ``sub`` on each element, as
+        ``_Evaluator._sub_expr``; returns the value's name inside the loop body (at ind + 1).
+        The element's evaluator (for handed-over nodes) is made only when the body uses it."""
+        item, sub_scope, sub_ev = self.tmp(), self.tmp(), self.tmp()
+        start = len(self.lines)
+        self.emit(ind, f"for {item} in ({items} if isinstance({items}, list) else ()):")
+        self.emit(ind + 1, f"{sub_scope}.current = {item}")
+        v = self.value(sub, ind + 1, item, sub_ev)
+        if any(sub_ev in line for line in self.lines[start + 2:]):
+            self.use("scope", "root", "memo", "engine")
+            self.lines[start:start] = [
+                "    " * ind + f"{sub_scope} = _Scope(None, root, scope.path, memo)",
+                "    " * ind + f"{sub_ev} = _Evaluator(engine, {sub_scope}, {ev}.tolerance)",
+            ]
+        else:
+            del self.lines[start + 1]
+        return v
+
+
+def _literal(text: str) -> bool:
+    """A generated operand that is a Python literal (never absent)."""
+    return text in ("None", "True", "False") or text[:1] in ("'", '"')
+
+
+_GLOBALS.update({"_Scope": _Scope, "_Evaluator": _Evaluator})
