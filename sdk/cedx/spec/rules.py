@@ -205,6 +205,17 @@ def _flatten(values: list[Any]) -> list[Any]:
     return out
 
 
+def _flatten_fast(values: list[Any]) -> list[Any]:
+    """``_flatten`` without a list per element (generated functions)."""
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, list):
+            out.extend(_flatten_fast(v))
+        else:
+            out.append(v)
+    return out
+
+
 def _fmt(d: Decimal) -> str:
     return format(d.normalize(), "f") if d == d.to_integral_value() else f"{d:.6g}"
 
@@ -456,6 +467,36 @@ def _parameters(node: Any, out: list[Any]) -> None:
                 _parameters(value, out)
 
 
+def _parameters_fast(node: Any, out: list[Any]) -> None:
+    """``_parameters`` for generated functions: the same list, in the same order."""
+    if type(node) is dict or isinstance(node, dict):
+        if "source" in node and "value" in node and "unit" in node:
+            out.append(node)
+        _parameters_below(node.values(), out)
+    else:
+        _parameters_below(node, out)
+
+
+def _parameters_below(values: Any, out: list[Any]) -> None:
+    """``_parameters_fast`` of each value in turn. Most values are strings, most dicts hold only
+    strings (a quantity, a Parameter): the exact types are tested first, and a dict of strings
+    alone is taken here rather than by a call (same answers, same order)."""
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            continue
+        if kind is dict:
+            if "source" in value and "value" in value and "unit" in value:
+                out.append(value)
+            children = value.values()
+            for child in children:
+                if type(child) is not str:
+                    _parameters_below(children, out)
+                    break
+        elif kind is list or isinstance(value, _CONTAINERS):
+            _parameters_fast(value, out)
+
+
 def _b64(value: Any) -> bytes:
     try:
         return base64.b64decode(str(value), validate=True)
@@ -535,6 +576,29 @@ def _lookup(obj: Any, name: str, engine: RuleEngine) -> Any:
     if isinstance(obj, list):
         return engine._lookup_path(obj, [name])
     return _ABSENT
+
+
+def _glookup(obj: Any, name: str, engine: RuleEngine) -> Any:
+    """``_lookup`` for generated functions (the closures keep the tree walk's own)."""
+    if type(obj) is dict or isinstance(obj, dict):
+        return obj.get(name, _ABSENT)
+    if isinstance(obj, list):
+        return _project(obj, name)
+    return _ABSENT
+
+
+def _project(items: list[Any], name: str) -> list[Any]:
+    """``RuleEngine._lookup_path(items, [name])``: the name of every element that has it, a
+    nested list projected in turn (a list of lists), in one pass."""
+    out = []
+    for x in items:
+        if type(x) is dict or isinstance(x, dict):
+            value = x.get(name, _ABSENT)
+            if value is not _ABSENT:
+                out.append(value)
+        elif isinstance(x, list):
+            out.append(_project(x, name))
+    return out
 
 
 def _c_constant(node: ast.Constant) -> _Fn:
@@ -857,7 +921,7 @@ def _sum_of(number: Callable[[Any], Decimal], values: Any) -> Decimal:
     """What ``_Evaluator.f_sum`` adds up once it has its values."""
     if not isinstance(values, list):
         values = [values]
-    return sum((number(v) for v in _flatten(values)), Decimal(0))
+    return sum((number(v) for v in _flatten_fast(values)), Decimal(0))
 
 
 def _sub_tree(node: ast.AST) -> ast.AST | None:
@@ -873,7 +937,7 @@ def _sub_tree(node: ast.AST) -> ast.AST | None:
 
 _GLOBALS: dict[str, Any] = {
     "ABSENT": _ABSENT, "_Absent": _Absent, "_Missing": _Missing, "Decimal": Decimal, "dict": dict,
-    "_lookup": _lookup, "_member_memo": _member_memo, "_sum_of": _sum_of, "_parameters": _parameters,
+    "_lookup": _glookup, "_member_memo": _member_memo, "_sum_of": _sum_of, "_parameters": _parameters_fast,
     "MISS": _MISS, "ADD": _ARITH.add, "SUB": _ARITH.subtract, "MUL": _ARITH.multiply, "DIV": _ARITH.divide,
     "DEC0": Decimal(0), "ValueError": ValueError, "KeyError": KeyError, "TypeError": TypeError,
 }
@@ -913,6 +977,7 @@ class _Source:
         self.consts: dict[str, Any] = {}
         self.uses: set[str] = set()
         self.count = 0
+        self.decimals: set[str] = set()  # locals that certainly hold a Decimal (arithmetic results)
 
     def const(self, obj: Any) -> str:
         name = f"k{len(self.consts)}"
@@ -943,7 +1008,7 @@ class _Source:
 
     def number(self, x: str, ind: int) -> str:
         """``ev.number(x)``, with its common case (a quantity already in the SI memo) inline."""
-        if isinstance(self.consts.get(x), Decimal):
+        if isinstance(self.consts.get(x), Decimal) or x in self.decimals:
             return x  # number() of a Decimal is the Decimal
         if x in self.consts or _literal(x):
             self.use("num")
@@ -957,6 +1022,8 @@ class _Source:
         self.emit(ind + 2, f"{t} = SI[({x}['value'], {x}['unit'])]")
         self.emit(ind + 1, "except (KeyError, TypeError):")
         self.emit(ind + 2, f"{t} = num({x})")
+        self.emit(ind, f"elif type({x}) is Decimal:")
+        self.emit(ind + 1, f"{t} = {x}")
         self.emit(ind, "else:")
         self.emit(ind + 1, f"{t} = num({x})")
         return t
@@ -1014,6 +1081,7 @@ class _Source:
             self.emit(ind, f"{t} = not {operand}")
         else:
             self.emit(ind, f"{t} = -{self.number(operand, ind)}")
+            self.decimals.add(t)
         return t
 
     def v_BinOp(self, node: ast.BinOp, ind: int, cur: str, ev: str) -> str | None:
@@ -1029,7 +1097,7 @@ class _Source:
             self.emit(ind, "else:")
             a, b = self.number(left, ind + 1), self.number(right, ind + 1)
             self.emit(ind + 1, f"{t} = ADD({a}, {b})")
-            return t
+            return t  # a string or a Decimal
         a, b = self.number(left, ind), self.number(right, ind)
         if op is ast.Div:
             self.emit(ind, f"if {b} == 0:")
@@ -1037,6 +1105,7 @@ class _Source:
             self.emit(ind, f"{t} = DIV({a}, {b})")
         else:
             self.emit(ind, f"{t} = {'SUB' if op is ast.Sub else 'MUL'}({a}, {b})")
+        self.decimals.add(t)
         return t
 
     def v_BoolOp(self, node: ast.BoolOp, ind: int, cur: str, ev: str) -> str:
