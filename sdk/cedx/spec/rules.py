@@ -60,6 +60,10 @@ def _parse(expr: str) -> tuple[ast.Expression, str]:
     return tree, text
 
 
+#: A rule prepared: (rule, when, check, tolerance, forEach path, generated loop); ``when`` and
+#: ``check`` are the closures when the loop is None.
+_Plan = tuple[dict[str, Any], "_Fn | None", "_Fn | None", tuple[Decimal, Decimal], "list[str] | None", "_Loop | None"]
+
 #: Arithmetic context of rule expressions (34 digits, decimal128), shared rather than entered
 #: per operation.
 _ARITH = Context(prec=34)
@@ -74,7 +78,7 @@ class RuleEngine:
             Decimal(defaults.get("absolute", "0")),
         )
         self._si_cache: dict[tuple[Any, ...], Decimal] = {}
-        self._plans: dict[int, tuple[dict[str, Any], _Fn | None, _Fn, tuple[Decimal, Decimal], list[str] | None]] = {}
+        self._plans: dict[int, _Plan] = {}
 
     def si_value(self, value: Any, unit: Any) -> Decimal:
         """A quantity in SI units; memoised on the (value, unit) pair (a value is read by
@@ -105,7 +109,7 @@ class RuleEngine:
         return out
 
     def check_rule(self, rule: dict[str, Any], document: Any, base_path: str = "$") -> list[Violation]:
-        _, when, check, tolerance, each = self._plan(rule)
+        _, when, check, tolerance, each, loop = self._plan(rule)
         scope = _Scope(document, document, base_path, {})
         if each is None:
             items: Any = None
@@ -119,6 +123,13 @@ class RuleEngine:
         # out only for a violation (evaluation never reads it).
         ev = _Evaluator(self, scope, tolerance)
         out = []
+        if loop is not None:  # the generated path: the same loop as below in one function
+            for i in loop(ev, items if items is not None else (document,)):
+                item, path = (items[i], f"{field_path}[{i}]") if items is not None else (document, base_path)
+                detail = self._explain(rule, _Scope(item, document, path, scope.memo), tolerance)
+                out.append(Violation(rule["id"], path, f"{rule['en']}{detail}"))
+            return out
+        assert check is not None
         for i, item in enumerate(items if items is not None else (document,)):
             if items is not None:
                 scope.current = item
@@ -135,21 +146,24 @@ class RuleEngine:
             out.append(Violation(rule["id"], scope.path, f"{rule['en']}{detail}"))
         return out
 
-    def _plan(self, rule: dict[str, Any]) -> tuple[dict[str, Any], _Fn | None, _Fn, tuple[Decimal, Decimal],
-                                                    list[str] | None]:
+    def _plan(self, rule: dict[str, Any]) -> _Plan:
         """What a rule needs on every check, prepared once per rule: its compiled ``when`` and
-        ``check``, its tolerance and its ``forEach`` path (kept with the rule object itself, so a
-        rule dict that is gone can never lend its plan to another that reuses its id)."""
+        ``check`` (closures), or its generated loop, its tolerance and its ``forEach`` path (kept
+        with the rule object itself, so a rule dict that is gone can never lend its plan to
+        another that reuses its id)."""
         plan = self._plans.get(id(rule))
         if plan is not None and plan[0] is rule:
             return plan
         tol = rule.get("tolerance")
         tolerance = ((Decimal(tol.get("relative", "0")), Decimal(tol.get("absolute", "0")))
                      if tol else self.default_tolerance)
-        when = _entry(_parse(rule["when"])[0].body) if rule.get("when") else None
-        check = _entry(_parse(rule["check"])[0].body)
+        when_node = _parse(rule["when"])[0].body if rule.get("when") else None
+        check_node = _parse(rule["check"])[0].body
         each = rule["forEach"].split(".") if rule.get("forEach") else None
-        plan = (rule, when, check, tolerance, each)
+        if _GENERATE:
+            plan: _Plan = (rule, None, None, tolerance, each, _rule_loop(when_node, check_node))
+        else:
+            plan = (rule, None if when_node is None else _fn(when_node), _fn(check_node), tolerance, each, None)
         if len(self._plans) > 4096:
             self._plans.clear()
         self._plans[id(rule)] = plan
@@ -884,6 +898,16 @@ _COMPILERS: dict[type[ast.AST], Callable[[Any], _Fn]] = {
 #: False: rule checks run on the closures alone (the differential test's reference).
 _GENERATE = True
 
+
+@lru_cache(maxsize=512)
+def _rule_loop_cached(when: ast.AST | None, check: ast.AST) -> _Loop:
+    return _generate_rule(when, check)
+
+
+def _rule_loop(when: ast.AST | None, check: ast.AST) -> _Loop:
+    """A rule's generated loop, once per pair of parsed trees (parsed trees are cached)."""
+    return _rule_loop_cached(when, check)
+
 _MISS = object()  # not in the memo
 
 
@@ -953,16 +977,34 @@ _PROLOGUE = {
 def _generate(node: ast.AST) -> _Fn:
     gen = _Source()
     result = gen.value(node, 1, "cur", "ev")
-    uses = gen.uses
-    if uses & {"cur", "root", "memo"}:
-        uses.add("scope")
-    head = [f"    {_PROLOGUE[name]}" for name in _PROLOGUE if name in uses]
-    text = "\n".join(["def _rule_expression(ev):", *head, *gen.lines, f"    return {result}", ""])
-    namespace = dict(_GLOBALS, **gen.consts)
-    exec(compile(text, "<cedx rule expression>", "exec"), namespace)  # noqa: S102 — our own generated text
-    fn = namespace["_rule_expression"]
-    fn.source = text  # for reading when debugging
-    return cast(_Fn, fn)
+    lines = ["def _rule_expression(ev):", *gen.prologue(set()), *gen.lines, f"    return {result}", ""]
+    return cast(_Fn, gen.function(lines, "_rule_expression"))
+
+
+#: A rule's loop: (evaluator, elements) -> the positions of the elements that break the rule.
+_Loop = Callable[["_Evaluator", Any], list[int]]
+
+
+def _generate_rule(when: ast.AST | None, check: ast.AST) -> _Loop:
+    """One function for a rule's whole check, as ``RuleEngine.check_rule`` evaluates it element
+    by element: an absent name skips the element, a false ``when`` too, a false ``check`` is a
+    violation."""
+    gen = _Source()
+    if when is not None:
+        applies = gen.value(when, 3, "cur", "ev")
+        gen.emit(3, f"if not {applies}:")
+        gen.emit(4, "continue")
+    holds = gen.value(check, 3, "cur", "ev")
+    gen.emit(3, f"if {holds}:")
+    gen.emit(4, "continue")
+    lines = [
+        "def _rule_loop(ev, items):", *gen.prologue({"scope"}, loop=True), "    failed = []",
+        "    for i, cur in enumerate(items):",
+        "        scope.current = cur",  # what handed-over closures read
+        "        try:", *gen.lines, "        except _Missing:", "            continue", "        failed.append(i)",
+        "    return failed", "",
+    ]
+    return cast(_Loop, gen.function(lines, "_rule_loop"))
 
 
 class _Source:
@@ -978,6 +1020,23 @@ class _Source:
         self.uses: set[str] = set()
         self.count = 0
         self.decimals: set[str] = set()  # locals that certainly hold a Decimal (arithmetic results)
+
+    def prologue(self, uses: set[str], loop: bool = False) -> list[str]:
+        """The first lines: the evaluator's parts the body reads (``cur`` is the loop's own)."""
+        uses = uses | self.uses
+        if loop:
+            uses.discard("cur")
+        if uses & {"cur", "root", "memo"}:
+            uses.add("scope")
+        return [f"    {_PROLOGUE[name]}" for name in _PROLOGUE if name in uses]
+
+    def function(self, lines: list[str], name: str) -> Callable[..., Any]:
+        text = "\n".join(lines)
+        namespace = dict(_GLOBALS, **self.consts)
+        exec(compile(text, "<cedx rule expression>", "exec"), namespace)  # noqa: S102 — our own generated text
+        fn = namespace[name]
+        fn.source = text  # for reading when debugging
+        return cast(Callable[..., Any], fn)
 
     def const(self, obj: Any) -> str:
         name = f"k{len(self.consts)}"
