@@ -70,6 +70,44 @@ def _cases(index):
                 yield schema, mutated
 
 
+# Values no schema-valid document has: they make number() and comparisons raise, so the order in
+# which an expression evaluates its parts decides which error comes out.
+BAD = (True, None, "x", [], {"value": "1"}, {"value": "1", "unit": "furlong"})
+
+
+def _dicts(node, path=()):
+    if isinstance(node, dict):
+        if len(node) >= 2:
+            yield path, node
+        for key, value in node.items():
+            yield from _dicts(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _dicts(value, (*path, i))
+
+
+def _pair_cases(index):
+    """Two fields of one object broken at once (one given a bad value, the other deleted or also
+    bad): an element where two parts of a rule fail, so the first one evaluated must decide."""
+    rng = random.Random(1414)
+    for name in sorted(USAGE):
+        schema = USAGE[name][0]
+        if not name.endswith(".json") or schema not in index.schemas:
+            continue
+        doc = load_example(name)
+        objects = list(_dicts(doc))
+        for path, obj in rng.sample(objects, min(len(objects), 40)):
+            for _ in range(3):
+                first, second = rng.sample(sorted(obj), 2)
+                mutated = copy.deepcopy(doc)
+                _set(mutated, (*path, first), rng.choice(BAD))
+                if rng.random() < 0.5:
+                    _set(mutated, (*path, second), None, delete=True)
+                else:
+                    _set(mutated, (*path, second), rng.choice(BAD))
+                yield schema, mutated
+
+
 def _violations(validator, cases):
     out = []
     for schema, doc in cases:
@@ -93,7 +131,7 @@ def _compiled(index, cases, *, generate, specialise):
 
 @pytest.fixture(scope="module")
 def cases(index):
-    return list(_cases(index))
+    return list(_cases(index)) + list(_pair_cases(index))
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +145,8 @@ def test_compiled_rules_give_the_same_violations_as_the_general_closures(index, 
     assert len(cases) > 1000
     broken = sum(1 for v in general if v and isinstance(v, list))
     assert broken > len(cases) // 10, "the mutations should break rules"  # the test can fail
+    errors = {v[0] for v in general if isinstance(v, tuple)}
+    assert {"TypeError", "InvalidOperation"} <= errors, errors  # and make evaluation fail
     mismatches = [(i, c, g) for i, (c, g) in enumerate(zip(compiled, general)) if c != g]
     assert not mismatches, mismatches[:3]
 

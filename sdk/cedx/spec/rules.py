@@ -1244,9 +1244,8 @@ class _Source:
     def call_approx(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
         if n != 2:
             return None
-        a_value = self.value(args[0], ind, cur, ev)
-        b_value = self.value(args[1], ind, cur, ev)
-        a, b = self.number(a_value, ind), self.number(b_value, ind)
+        a = self.number(self.value(args[0], ind, cur, ev), ind)  # a's number before b is evaluated, as
+        b = self.number(self.value(args[1], ind, cur, ev), ind)  # f_approx: the same error first
         self.use("tol")
         t, x, y, bound = self.tmp(), self.tmp(), self.tmp(), self.tmp()
         self.emit(ind, f"{x} = abs({a}); {y} = abs({b})")
