@@ -1087,6 +1087,27 @@ class _Source:
         self.emit(ind + 1, f"{t} = num({x})")
         return t
 
+    def comparable(self, x: str, ind: int) -> str:
+        """``ev.comparable(x)``: a quantity already in the SI memo inline (comparable() gives
+        its number then), a Decimal as it is."""
+        if isinstance(self.consts.get(x), Decimal) or x in self.decimals:
+            return x
+        self.use("cmp")
+        if x in self.consts or _literal(x):
+            t = self.tmp()
+            self.emit(ind, f"{t} = cmp({x})")
+            return t
+        self.use("SI")
+        t = self.tmp()
+        self.emit(ind, f"if type({x}) is dict:")
+        self.emit(ind + 1, "try:")
+        self.emit(ind + 2, f"{t} = SI[({x}['value'], {x}['unit'])]")
+        self.emit(ind + 1, "except (KeyError, TypeError):")
+        self.emit(ind + 2, f"{t} = cmp({x})")
+        self.emit(ind, "else:")
+        self.emit(ind + 1, f"{t} = cmp({x})")
+        return t
+
     def lookup(self, obj: str, name: str, ind: int, t: str) -> None:
         self.use("engine")
         self.emit(ind, f"{t} = {obj}.get({name!r}, ABSENT) if type({obj}) is dict else _lookup({obj}, {name!r}, engine)")
@@ -1206,15 +1227,24 @@ class _Source:
             self.emit(ind, f"{t} = {yes} if {left} == {right} else {no}")
         elif op is ast.In:
             self.use("memo")
-            root_node = self.const(comp) if _root_only(comp) else "None"
-            self.emit(ind, f"{t} = False if isinstance({right}, _Absent) else "
-                           f"(True if _member_memo(memo, {left}, {right}, {root_node}) else False)")
+            if not _root_only(comp):
+                self.emit(ind, f"{t} = False if isinstance({right}, _Absent) else "
+                               f"(True if _member_memo(memo, {left}, {right}, None) else False)")
+                return t
+            # a root-only list: its set, once made in this check, tested inline (_member_memo)
+            key, members = self.const((comp, "set")), self.tmp()
+            self.emit(ind, f"{members} = memo.get({key}) if type({right}) is list else None")
+            self.emit(ind, f"if {members}:")
+            self.emit(ind + 1, "try:")
+            self.emit(ind + 2, f"{t} = {left} in {members}")
+            self.emit(ind + 1, "except TypeError:")
+            self.emit(ind + 2, f"{t} = {left} in {right}")
+            self.emit(ind, "else:")
+            self.emit(ind + 1, f"{t} = False if isinstance({right}, _Absent) else "
+                               f"(True if _member_memo(memo, {left}, {right}, {self.const(comp)}) else False)")
         else:
-            self.use("cmp")
             symbol = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}[op]
-            # comparable() of a Decimal literal is the literal itself
-            a = f"cmp({left})"
-            b = right if isinstance(getattr(comp, "decimal", None), Decimal) else f"cmp({right})"
+            a, b = self.comparable(left, ind), self.comparable(right, ind)
             self.emit(ind, f"{t} = True if {a} {symbol} {b} else False")
         return t
 
