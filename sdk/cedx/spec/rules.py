@@ -60,9 +60,10 @@ def _parse(expr: str) -> tuple[ast.Expression, str]:
     return tree, text
 
 
-#: A rule prepared: (rule, when, check, tolerance, forEach path, generated loop); ``when`` and
-#: ``check`` are the closures when the loop is None.
-_Plan = tuple[dict[str, Any], "_Fn | None", "_Fn | None", tuple[Decimal, Decimal], "list[str] | None", "_Loop | None"]
+#: A rule prepared: (rule, when, check, tolerance, forEach path, parsed when, parsed check);
+#: ``when`` and ``check`` are the closures (None when rule checks take the generated path).
+_Plan = tuple[dict[str, Any], "_Fn | None", "_Fn | None", tuple[Decimal, Decimal], "list[str] | None",
+              "ast.AST | None", ast.AST]
 
 #: Arithmetic context of rule expressions (34 digits, decimal128), shared rather than entered
 #: per operation.
@@ -103,13 +104,57 @@ class RuleEngine:
     # --- public ---------------------------------------------------------------------------
     def check(self, schema_name: str, document: Any) -> list[Violation]:
         """All violations of the document rules that apply to ``schema_name``."""
-        out: list[Violation] = []
-        for rule in self.index.rules_for(schema_name):
-            out.extend(self.check_rule(rule, document))
+        return self.check_rules(self.index.rules_for(schema_name), document)
+
+    def check_rules(self, rules: list[dict[str, Any]], document: Any, base_path: str = "$") -> list[Violation]:
+        """The violations of several rules, rule after rule (what ``check_rule`` gives for each in
+        turn). Generated path: the rules that walk the same elements (the same ``forEach``, or the
+        document itself) are checked by one function, element after element, each name of an
+        element looked up once and each of its quantities converted once for all of them."""
+        if not _GENERATE:
+            return [v for rule in rules for v in self.check_rule(rule, document, base_path)]
+        try:
+            return self._check_together(rules, document, base_path)
+        except Exception:  # noqa: BLE001 — not an absent name: rule after rule, to raise what that raises first
+            return [v for rule in rules for v in self.check_rule(rule, document, base_path)]
+
+    def _check_together(self, rules: list[dict[str, Any]], document: Any, base_path: str) -> list[Violation]:
+        plans = [self._plan(rule) for rule in rules]
+        groups: dict[str | None, list[int]] = {}
+        for j, rule in enumerate(rules):
+            groups.setdefault(rule.get("forEach") or None, []).append(j)
+        failed: list[list[int]] = [[] for _ in rules]
+        elements: dict[str | None, Any] = {}
+        memos: dict[str | None, dict[Any, Any]] = {}
+        for each, members in groups.items():
+            memo = memos[each] = {}
+            if each is None:
+                items: Any = (document,)
+            else:
+                items = elements[each] = self._lookup_path(document, cast(list[str], plans[members[0]][4]))
+                if not isinstance(items, list):
+                    continue
+            scope = _Scope(document, document, base_path, memo)
+            evaluators = [_Evaluator(self, scope, plans[j][3]) for j in members]
+            loop = _group_loop(tuple((plans[j][5], plans[j][6]) for j in members))
+            for j, positions in zip(members, loop(evaluators, items)):
+                failed[j] = positions
+        out = []
+        for j, rule in enumerate(rules):
+            if not failed[j]:
+                continue
+            each = rule.get("forEach") or None
+            for i in failed[j]:
+                if each is None:
+                    item, path = document, base_path
+                else:
+                    item, path = elements[each][i], f"{base_path}.{each}[{i}]"
+                detail = self._explain(rule, _Scope(item, document, path, memos[each]), plans[j][3])
+                out.append(Violation(rule["id"], path, f"{rule['en']}{detail}"))
         return out
 
     def check_rule(self, rule: dict[str, Any], document: Any, base_path: str = "$") -> list[Violation]:
-        _, when, check, tolerance, each, loop = self._plan(rule)
+        _, when, check, tolerance, each, when_node, check_node = self._plan(rule)
         scope = _Scope(document, document, base_path, {})
         if each is None:
             items: Any = None
@@ -123,8 +168,9 @@ class RuleEngine:
         # out only for a violation (evaluation never reads it).
         ev = _Evaluator(self, scope, tolerance)
         out = []
-        if loop is not None:  # the generated path: the same loop as below in one function
-            for i in loop(ev, items if items is not None else (document,)):
+        if check is None:  # the generated path: the same loop as below in one function
+            loop = _group_loop(((when_node, check_node),))
+            for i in loop([ev], items if items is not None else (document,))[0]:
                 item, path = (items[i], f"{field_path}[{i}]") if items is not None else (document, base_path)
                 detail = self._explain(rule, _Scope(item, document, path, scope.memo), tolerance)
                 out.append(Violation(rule["id"], path, f"{rule['en']}{detail}"))
@@ -160,10 +206,10 @@ class RuleEngine:
         when_node = _parse(rule["when"])[0].body if rule.get("when") else None
         check_node = _parse(rule["check"])[0].body
         each = rule["forEach"].split(".") if rule.get("forEach") else None
-        if _GENERATE:
-            plan: _Plan = (rule, None, None, tolerance, each, _rule_loop(when_node, check_node))
-        else:
-            plan = (rule, None if when_node is None else _fn(when_node), _fn(check_node), tolerance, each, None)
+        when = check = None
+        if not _GENERATE:
+            when, check = None if when_node is None else _fn(when_node), _fn(check_node)
+        plan: _Plan = (rule, when, check, tolerance, each, when_node, check_node)
         if len(self._plans) > 4096:
             self._plans.clear()
         self._plans[id(rule)] = plan
@@ -900,13 +946,10 @@ _GENERATE = True
 
 
 @lru_cache(maxsize=512)
-def _rule_loop_cached(when: ast.AST | None, check: ast.AST) -> _Loop:
-    return _generate_rule(when, check)
-
-
-def _rule_loop(when: ast.AST | None, check: ast.AST) -> _Loop:
-    """A rule's generated loop, once per pair of parsed trees (parsed trees are cached)."""
-    return _rule_loop_cached(when, check)
+def _group_loop(rules: tuple[tuple[ast.AST | None, ast.AST], ...]) -> _Loop:
+    """The generated loop of rules that walk the same elements, once per tuple of parsed
+    (when, check) trees (parsed trees are cached, so once per process)."""
+    return _generate_group(rules)
 
 _MISS = object()  # not in the memo
 
@@ -981,30 +1024,48 @@ def _generate(node: ast.AST) -> _Fn:
     return cast(_Fn, gen.function(lines, "_rule_expression"))
 
 
-#: A rule's loop: (evaluator, elements) -> the positions of the elements that break the rule.
-_Loop = Callable[["_Evaluator", Any], list[int]]
+#: Rules' loop: (their evaluators, elements) -> for each rule, the positions of the elements
+#: that break it.
+_Loop = Callable[[list["_Evaluator"], Any], list[list[int]]]
 
 
-def _generate_rule(when: ast.AST | None, check: ast.AST) -> _Loop:
-    """One function for a rule's whole check, as ``RuleEngine.check_rule`` evaluates it element
-    by element: an absent name skips the element, a false ``when`` too, a false ``check`` is a
-    violation."""
-    gen = _Source()
-    if when is not None:
-        applies = gen.value(when, 3, "cur", "ev")
-        gen.emit(3, f"if not {applies}:")
-        gen.emit(4, "continue")
-    holds = gen.value(check, 3, "cur", "ev")
-    gen.emit(3, f"if {holds}:")
-    gen.emit(4, "continue")
+def _generate_group(rules: tuple[tuple[ast.AST | None, ast.AST], ...]) -> _Loop:
+    """One function checking each element against every rule in turn, as ``check_rule``
+    evaluates one rule: an absent name skips the element for that rule, a false ``when`` too, a
+    false ``check`` is a violation. The element's names are looked up once at the top (a look-up
+    has no effect and cannot fail), a quantity is converted on first use, then reused by the
+    rules after it (a conversion that fails is not kept, so it fails again where used again)."""
+    gen = _Source(hoist=True)
+    body: list[str] = []
+    for j, (when, check) in enumerate(rules):
+        gen.lines = []
+        gen.tol = (f"rel{j}", f"abs{j}")
+        ev = f"ev{j}"
+        ind = 3
+        if when is not None:
+            applies = gen.value(when, 3, "cur", ev)
+            gen.emit(3, f"if {applies}:")
+            ind = 4
+        holds = gen.value(check, ind, "cur", ev)
+        gen.emit(ind, f"if not {holds}:")
+        gen.emit(ind + 1, f"f{j}.append(i)")
+        body += ["        try:", *gen.lines, "        except _Missing:", "            pass"]
+        gen.decimals.clear()  # a Decimal local of one rule's block may be unset in another's
+    names = list(gen.hoisted.items())
+    top = ["        scope.current = cur"]  # what handed-over closures read
+    if names:
+        gen.use("engine")
+        top += ["        if type(cur) is dict:", *[f"            {v} = cur.get({n!r}, ABSENT)" for n, v in names],
+                "        else:", *[f"            {v} = _lookup(cur, {n!r}, engine)" for n, v in names]]
+    if gen.cached:
+        top.append(f"        {' = '.join(gen.cached.values())} = MISS")
+    per_rule = [f"    ev{j} = evs[{j}]; rel{j}, abs{j} = ev{j}.tolerance; f{j} = []" for j in range(len(rules))]
     lines = [
-        "def _rule_loop(ev, items):", *gen.prologue({"scope"}, loop=True), "    failed = []",
-        "    for i, cur in enumerate(items):",
-        "        scope.current = cur",  # what handed-over closures read
-        "        try:", *gen.lines, "        except _Missing:", "            continue", "        failed.append(i)",
-        "    return failed", "",
+        "def _rules_loop(evs, items):", "    ev = evs[0]", *gen.prologue({"scope"}, loop=True), *per_rule,
+        "    for i, cur in enumerate(items):", *top, *body,
+        f"    return [{', '.join(f'f{j}' for j in range(len(rules)))}]", "",
     ]
-    return cast(_Loop, gen.function(lines, "_rule_loop"))
+    return cast(_Loop, gen.function(lines, "_rules_loop"))
 
 
 class _Source:
@@ -1014,7 +1075,11 @@ class _Source:
     literal) holding the value; ``cur`` and ``ev`` name the current element and its evaluator
     (inside a per-element expression they are the loop's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hoist: bool = False) -> None:
+        self.hoist = hoist  # the current element's names are looked up at the loop's top
+        self.hoisted: dict[str, str] = {}  # name -> local
+        self.cached: dict[str, str] = {}  # hoisted local -> local of its number (MISS until converted)
+        self.tol = ("rel", "abs_")  # the locals of the tolerance in force
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {}
         self.uses: set[str] = set()
@@ -1022,10 +1087,11 @@ class _Source:
         self.decimals: set[str] = set()  # locals that certainly hold a Decimal (arithmetic results)
 
     def prologue(self, uses: set[str], loop: bool = False) -> list[str]:
-        """The first lines: the evaluator's parts the body reads (``cur`` is the loop's own)."""
+        """The first lines: the evaluator's parts the body reads (``cur`` is the loop's own, and
+        the loop takes each rule's tolerance itself)."""
         uses = uses | self.uses
         if loop:
-            uses.discard("cur")
+            uses -= {"cur", "tol"}
         if uses & {"cur", "root", "memo"}:
             uses.add("scope")
         return [f"    {_PROLOGUE[name]}" for name in _PROLOGUE if name in uses]
@@ -1074,8 +1140,18 @@ class _Source:
             t = self.tmp()
             self.emit(ind, f"{t} = num({x})")
             return t
-        self.use("num", "SI")
+        if x in self.cached:  # converted once per element, on first use
+            t = self.cached[x]
+            self.emit(ind, f"if {t} is MISS:")
+            self.convert(x, ind + 1, t)
+            return t
         t = self.tmp()
+        self.convert(x, ind, t)
+        self.decimals.add(t)
+        return t
+
+    def convert(self, x: str, ind: int, t: str) -> None:
+        self.use("num", "SI")
         self.emit(ind, f"if type({x}) is dict:")
         self.emit(ind + 1, "try:")
         self.emit(ind + 2, f"{t} = SI[({x}['value'], {x}['unit'])]")
@@ -1085,7 +1161,6 @@ class _Source:
         self.emit(ind + 1, f"{t} = {x}")
         self.emit(ind, "else:")
         self.emit(ind + 1, f"{t} = num({x})")
-        return t
 
     def comparable(self, x: str, ind: int) -> str:
         """``ev.comparable(x)``: a quantity already in the SI memo inline (comparable() gives
@@ -1125,6 +1200,12 @@ class _Source:
             return "root"
         if node.id in ("True", "False"):
             return node.id
+        if self.hoist and cur == "cur":
+            local = self.hoisted.get(node.id)
+            if local is None:
+                local = self.hoisted[node.id] = f"n{len(self.hoisted)}"
+                self.cached[local] = f"q{len(self.cached)}"
+            return local
         if cur == "cur":
             self.use("cur")
         t = self.tmp()
@@ -1277,10 +1358,11 @@ class _Source:
         a = self.number(self.value(args[0], ind, cur, ev), ind)  # a's number before b is evaluated, as
         b = self.number(self.value(args[1], ind, cur, ev), ind)  # f_approx: the same error first
         self.use("tol")
+        rel, abs_ = self.tol
         t, x, y, bound = self.tmp(), self.tmp(), self.tmp(), self.tmp()
         self.emit(ind, f"{x} = abs({a}); {y} = abs({b})")
-        self.emit(ind, f"{bound} = rel * ({y} if {y} > {x} else {x})")
-        self.emit(ind, f"{t} = abs({a} - {b}) <= ({bound} if {bound} > abs_ else abs_)")
+        self.emit(ind, f"{bound} = {rel} * ({y} if {y} > {x} else {x})")
+        self.emit(ind, f"{t} = abs({a} - {b}) <= ({bound} if {bound} > {abs_} else {abs_})")
         return t
 
     def call_present(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
