@@ -194,19 +194,20 @@ class RuleEngine:
 
     def _plan(self, rule: dict[str, Any]) -> _Plan:
         """What a rule needs on every check, prepared once per rule: its compiled ``when`` and
-        ``check`` (closures), or its generated loop, its tolerance and its ``forEach`` path (kept
-        with the rule object itself, so a rule dict that is gone can never lend its plan to
-        another that reuses its id)."""
-        plan = self._plans.get(id(rule))
-        if plan is not None and plan[0] is rule:
-            return plan
+        ``check`` (closures; None for the generated path, which takes the parsed trees), its
+        tolerance and its ``forEach`` path (kept with the rule object itself, so a rule dict that
+        is gone can never lend its plan to another that reuses its id)."""
+        cached = self._plans.get(id(rule))
+        if cached is not None and cached[0] is rule:
+            return cached
         tol = rule.get("tolerance")
         tolerance = ((Decimal(tol.get("relative", "0")), Decimal(tol.get("absolute", "0")))
                      if tol else self.default_tolerance)
         when_node = _parse(rule["when"])[0].body if rule.get("when") else None
         check_node = _parse(rule["check"])[0].body
         each = rule["forEach"].split(".") if rule.get("forEach") else None
-        when = check = None
+        when: _Fn | None = None
+        check: _Fn | None = None
         if not _GENERATE:
             when, check = None if when_node is None else _fn(when_node), _fn(check_node)
         plan: _Plan = (rule, when, check, tolerance, each, when_node, check_node)
