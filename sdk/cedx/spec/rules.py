@@ -985,11 +985,23 @@ def _member_memo(memo: dict[Any, Any], left: Any, right: Any, root_node: ast.AST
     return left in right
 
 
-def _sum_of(number: Callable[[Any], Decimal], values: Any) -> Decimal:
-    """What ``_Evaluator.f_sum`` adds up once it has its values."""
+def _sum_of(number: Callable[[Any], Decimal], si: dict[Any, Decimal], values: Any) -> Decimal:
+    """What ``_Evaluator.f_sum`` adds up once it has its values: their numbers in turn (a
+    quantity already in the SI memo ``si`` taken from there, as ``number`` would), each added
+    as it comes."""
     if not isinstance(values, list):
         values = [values]
-    return sum((number(v) for v in _flatten_fast(values)), Decimal(0))
+    total = Decimal(0)
+    for v in _flatten_fast(values):
+        if type(v) is dict:
+            try:
+                n = si[(v["value"], v["unit"])]
+            except (KeyError, TypeError):
+                n = number(v)
+        else:
+            n = number(v)
+        total = total + n
+    return total
 
 
 def _sub_tree(node: ast.AST) -> ast.AST | None:
@@ -1262,8 +1274,10 @@ class _Source:
             return t  # a string or a Decimal
         a, b = self.number(left, ind), self.number(right, ind)
         if op is ast.Div:
-            self.emit(ind, f"if {b} == 0:")
-            self.emit(ind + 1, "raise _Missing()")  # a zero divisor makes the rule inapplicable
+            divisor = self.consts.get(b)
+            if not (isinstance(divisor, Decimal) and divisor != 0):  # a literal is checked here, once
+                self.emit(ind, f"if {b} == 0:")
+                self.emit(ind + 1, "raise _Missing()")  # a zero divisor makes the rule inapplicable
             self.emit(ind, f"{t} = DIV({a}, {b})")
         else:
             self.emit(ind, f"{t} = {'SUB' if op is ast.Sub else 'MUL'}({a}, {b})")
@@ -1405,18 +1419,18 @@ class _Source:
         if n != 1 and sub is None:
             return None
         items, t = self.value(args[0], ind, cur, ev), self.tmp()
-        self.use("num")
+        self.use("num", "SI")
         self.emit(ind, f"if isinstance({items}, _Absent):")
         self.emit(ind + 1, f"{t} = DEC0")
         self.emit(ind, "else:")
         if sub is None:
-            self.emit(ind + 1, f"{t} = _sum_of(num, {items})")
+            self.emit(ind + 1, f"{t} = _sum_of(num, SI, {items})")
             return t
         values = self.tmp()
         self.emit(ind + 1, f"{values} = []")
         v = self.per_element(sub, items, ind + 1, ev)
         self.emit(ind + 2, f"{values}.append({v})")
-        self.emit(ind + 1, f"{t} = _sum_of(num, {values})")
+        self.emit(ind + 1, f"{t} = _sum_of(num, SI, {values})")
         return t
 
     def call_all(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
