@@ -16,7 +16,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal, cast
 
 from ..instants import CST as CHINA_STANDARD_TIME
@@ -84,17 +84,27 @@ class RuleEngine:
     def si_value(self, value: Any, unit: Any) -> Decimal:
         """A quantity in SI units; memoised on the (value, unit) pair (a value is read by
         several rules, and Decimal parsing plus conversion dominates rule evaluation)."""
-        try:
-            return self._si_cache[(value, unit)]
-        except KeyError:
-            pass
+        try:  # get, not [], so that the first sight of a value raises no KeyError
+            hit = self._si_cache.get((value, unit))
         except TypeError:  # unhashable: not a quantity the schema allows; convert to fail clearly
             return self._to_si(value, unit)
-        result = self._to_si(value, unit)
+        if hit is not None:
+            return hit
+        conversion = self._conversions.get(unit)
+        if conversion is None:  # not a unit of the table: _to_si says so
+            result = self._to_si(value, unit)
+        else:  # what _to_si computes for a unit of the table, without its look-ups
+            result = Decimal(value) * conversion[0] + conversion[1]
         if len(self._si_cache) > 65536:
             self._si_cache.clear()
         self._si_cache[(value, unit)] = result
         return result
+
+    @cached_property
+    def _conversions(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """Unit code -> (factor, offset) to SI: ``Unit.to_si`` is value * factor + offset."""
+        units = self.index.units
+        return {code: (units[code].factor, units[code].offset) for code in units.codes()}
 
     def _to_si(self, value: Any, unit: Any) -> Decimal:
         if unit not in self.index.units:
@@ -302,9 +312,10 @@ class _Evaluator:
                 pass  # not a quantity: the chain below says what it is
             else:
                 try:
-                    return self._si[key]
-                except (KeyError, TypeError):
-                    return self.engine.si_value(key[0], key[1])
+                    hit = self._si.get(key)
+                except TypeError:  # unhashable: si_value fails clearly
+                    hit = None
+                return hit if hit is not None else self.engine.si_value(key[0], key[1])
         elif kind is Decimal:
             return cast(Decimal, value)
         if isinstance(value, _Absent):
@@ -993,12 +1004,13 @@ def _sum_of(number: Callable[[Any], Decimal], si: dict[Any, Decimal], values: An
         values = [values]
     total = Decimal(0)
     for v in _flatten_fast(values):
+        n = None
         if type(v) is dict:
             try:
-                n = si[(v["value"], v["unit"])]
+                n = si.get((v["value"], v["unit"]))
             except (KeyError, TypeError):
-                n = number(v)
-        else:
+                pass
+        if n is None:
             n = number(v)
         total = total + n
     return total
@@ -1166,10 +1178,7 @@ class _Source:
     def convert(self, x: str, ind: int, t: str) -> None:
         self.use("num", "SI")
         self.emit(ind, f"if type({x}) is dict:")
-        self.emit(ind + 1, "try:")
-        self.emit(ind + 2, f"{t} = SI[({x}['value'], {x}['unit'])]")
-        self.emit(ind + 1, "except (KeyError, TypeError):")
-        self.emit(ind + 2, f"{t} = num({x})")
+        self.memo_get(x, ind + 1, t, "num")
         self.emit(ind, f"elif type({x}) is Decimal:")
         self.emit(ind + 1, f"{t} = {x}")
         self.emit(ind, "else:")
@@ -1188,13 +1197,20 @@ class _Source:
         self.use("SI")
         t = self.tmp()
         self.emit(ind, f"if type({x}) is dict:")
-        self.emit(ind + 1, "try:")
-        self.emit(ind + 2, f"{t} = SI[({x}['value'], {x}['unit'])]")
-        self.emit(ind + 1, "except (KeyError, TypeError):")
-        self.emit(ind + 2, f"{t} = cmp({x})")
+        self.memo_get(x, ind + 1, t, "cmp")
         self.emit(ind, "else:")
         self.emit(ind + 1, f"{t} = cmp({x})")
         return t
+
+    def memo_get(self, x: str, ind: int, t: str, convert: str) -> None:
+        """``t`` = the SI memo's number for quantity ``x``, else ``convert(x)`` (which computes
+        it, or says what is wrong); get, not [], so that a first sight raises nothing."""
+        self.emit(ind, "try:")
+        self.emit(ind + 1, f"{t} = SI.get(({x}['value'], {x}['unit']))")
+        self.emit(ind, "except (KeyError, TypeError):")
+        self.emit(ind + 1, f"{t} = None")
+        self.emit(ind, f"if {t} is None:")
+        self.emit(ind + 1, f"{t} = {convert}({x})")
 
     def lookup(self, obj: str, name: str, ind: int, t: str) -> None:
         self.use("engine")
