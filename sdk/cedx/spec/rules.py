@@ -90,6 +90,10 @@ class RuleEngine:
             return self._to_si(value, unit)
         if hit is not None:
             return hit
+        return self._convert(value, unit)
+
+    def _convert(self, value: Any, unit: Any) -> Decimal:
+        """``si_value`` of a hashable pair not in the memo: converted and memoised."""
         conversion = self._conversions.get(unit)
         if conversion is None:  # not a unit of the table: _to_si says so
             result = self._to_si(value, unit)
@@ -1039,6 +1043,7 @@ _PROLOGUE = {
     "scope": "scope = ev.scope", "cur": "cur = scope.current", "root": "root = scope.root",
     "memo": "memo = scope.memo", "engine": "engine = ev.engine", "num": "num = ev.number",
     "cmp": "cmp = ev.comparable", "tol": "rel, abs_ = ev.tolerance", "SI": "SI = ev._si",
+    "convert": "convert = ev.engine._convert",
 }
 
 
@@ -1178,7 +1183,15 @@ class _Source:
     def convert(self, x: str, ind: int, t: str) -> None:
         self.use("num", "SI")
         self.emit(ind, f"if type({x}) is dict:")
-        self.memo_get(x, ind + 1, t, "num")
+        self.use("convert")
+        key = self.tmp()
+        self.emit(ind + 1, "try:")
+        self.emit(ind + 2, f"{key} = ({x}['value'], {x}['unit'])")
+        self.emit(ind + 2, f"{t} = SI.get({key})")
+        self.emit(ind + 1, "except (KeyError, TypeError):")
+        self.emit(ind + 2, f"{t} = {key} = None")
+        self.emit(ind + 1, f"if {t} is None:")  # not memoised yet: converted here, else num() says what is wrong
+        self.emit(ind + 2, f"{t} = num({x}) if {key} is None else convert({key}[0], {key}[1])")
         self.emit(ind, f"elif type({x}) is Decimal:")
         self.emit(ind + 1, f"{t} = {x}")
         self.emit(ind, "else:")
