@@ -162,6 +162,17 @@ def test_memoised_root_only_calls_are_per_check(index):
     assert engine.check_rule(rule, doc) == []
 
 
+def _outcome(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 — the same error either way is part of the answer
+        return (type(exc).__name__, str(exc))
+
+
+def _rule_by_rule(engine, rules, target, base):
+    return [v for r in rules for v in engine.check_rule(r, target, base)]
+
+
 def test_rules_checked_together_give_what_each_rule_gives_alone(index, cases):
     """check_rules (the rules of one forEach in one generated function) against check_rule rule
     by rule (a generated function each): the same violations in the same order, or the same
@@ -176,12 +187,8 @@ def test_rules_checked_together_give_what_each_rule_gives_alone(index, cases):
             targets.append((signed["payload"], doc["payload"], "$.payload"))
         for name, target, base in targets:
             rules = index.rules_for(name)
-            for run, out in ((lambda: engine.check_rules(rules, target, base), together),
-                             (lambda: [v for r in rules for v in engine.check_rule(r, target, base)], alone)):
-                try:
-                    out.append(run())
-                except Exception as exc:  # noqa: BLE001
-                    out.append((type(exc).__name__, str(exc)))
+            together.append(_outcome(engine.check_rules, rules, target, base))
+            alone.append(_outcome(_rule_by_rule, engine, rules, target, base))
     assert sum(1 for v in together if v and isinstance(v, list)) > 100  # violations found
     assert sum(1 for v in together if isinstance(v, tuple)) > 100  # and errors raised
     mismatches = [(i, t, a) for i, (t, a) in enumerate(zip(together, alone)) if t != a]

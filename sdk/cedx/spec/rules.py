@@ -189,7 +189,6 @@ class RuleEngine:
                 detail = self._explain(rule, _Scope(item, document, path, scope.memo), tolerance)
                 out.append(Violation(rule["id"], path, f"{rule['en']}{detail}"))
             return out
-        assert check is not None
         for i, item in enumerate(items if items is not None else (document,)):
             if items is not None:
                 scope.current = item
@@ -967,6 +966,7 @@ def _group_loop(rules: tuple[tuple[ast.AST | None, ast.AST], ...]) -> _Loop:
     (when, check) trees (parsed trees are cached, so once per process)."""
     return _generate_group(rules)
 
+
 _MISS = object()  # not in the memo
 
 
@@ -1032,10 +1032,10 @@ def _sub_tree(node: ast.AST) -> ast.AST | None:
 
 
 _GLOBALS: dict[str, Any] = {
-    "ABSENT": _ABSENT, "_Absent": _Absent, "_Missing": _Missing, "Decimal": Decimal, "dict": dict,
+    "ABSENT": _ABSENT, "_Absent": _Absent, "_Missing": _Missing, "Decimal": Decimal,
     "_lookup": _glookup, "_member_memo": _member_memo, "_sum_of": _sum_of, "_parameters": _parameters_fast,
     "MISS": _MISS, "ADD": _ARITH.add, "SUB": _ARITH.subtract, "MUL": _ARITH.multiply, "DIV": _ARITH.divide,
-    "DEC0": Decimal(0), "ValueError": ValueError, "KeyError": KeyError, "TypeError": TypeError,
+    "DEC0": Decimal(0),
 }
 
 #: The evaluator's parts a generated function may read, as its first lines take them.
