@@ -1,10 +1,9 @@
 """Multi-worker uvicorn rebuilds its listening socket from a descriptor (proto 0), so asyncio
 skips TCP_NODELAY on accepted connections; cedx's protocol sets it on every connection."""
 
-import socket
-
 import gc
 import importlib.util
+import socket
 
 from cedx.runtime import serve
 from cedx.runtime.serve import NODELAY_HTTP, NoDelayH11Protocol, set_nodelay
