@@ -8,6 +8,7 @@ import pytest
 
 from cedx.generated.client import ReportingClient
 from cedx.runtime.client import TokenProvider, environment_session
+from cedx.runtime.errors import NotFoundError
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -59,7 +60,7 @@ def test_netrc_never_replaces_the_bearer_token(recorder, tmp_path, monkeypatch):
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     client = ReportingClient(recorder, token="the-token")
-    with pytest.raises(Exception):
+    with pytest.raises(NotFoundError):
         client.get_entity("91320500MA1X2P3Q4R")
     assert _Recorder.seen == ["Bearer the-token"]
 
