@@ -248,9 +248,9 @@ SYNTHETIC = [
 def _synthetic_docs():
     rng = random.Random(7)
     kg = ("kg", "t", "kg", "t", "kg", "t", "kg", "t", "kg", "furlong")  # an unknown unit now and then
-    for n in range(80):
+    for _ in range(80):
         items = []
-        for i in range(rng.randint(0, 4)):
+        for _ in range(rng.randint(0, 4)):
             item = {
                 "name": rng.choice(["n1", "n2", "n4", 3, None]),
                 "code": rng.choice(["A", "B", ["A"]]),
