@@ -296,3 +296,22 @@ def test_a_failure_never_leaves_a_transaction_open_for_the_next_use(stores):
     with store.submission_reader() as reader:  # a nested use of the thread's connection keeps its snapshot
         assert store.token("no-such-token") is None
         assert reader.cur.connection.in_transaction
+
+
+def test_a_connection_the_server_dropped_is_replaced(url):
+    """PostgreSQL: a request-path connection the server closed fails its one request and is
+    dropped from the pool; the next request gets a new one."""
+    store = SqlStore.from_url(url)
+    try:
+        if store.sqlite:
+            pytest.skip("a local file does not drop connections")
+        with store._fast.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})").scalar_one() is True
+        with pytest.raises(Exception):  # noqa: B017 - the driver's OperationalError
+            store.count("client:x", 0)
+        assert store.count("client:x", 0) == 0 and store.hit("client:x", 0) == 1
+    finally:
+        store.dispose()
