@@ -233,8 +233,9 @@ class PlatformHooks(ServerHooks):
             raise Problem("CERTIFICATE_INVALID", reason or "certificate invalid",
                           [ProblemItem("$.signature.keyId", "CERTIFICATE_INVALID", reason or "certificate invalid")])
         try:
-            # kept for the service: the receipt's documentDigest comes from the same canonical bytes
-            ctx.verified = trust.verify_document(record, public)
+            # kept for the service: the receipt's documentDigest comes from the same canonical bytes;
+            # ``encoded``: the parser's proof, so the document is neither scanned nor encoded again
+            ctx.verified = trust.verify_document(record, public, encoded=ctx.encoded)
         except trust.InvalidSignature as exc:
             raise Problem("SIGNATURE_INVALID", str(exc),
                           [ProblemItem("$.signature.value", "SIGNATURE_INVALID", str(exc))]) from exc

@@ -78,6 +78,7 @@ class RequestContext:
     body_format: str | None = None        # media type of the body received (JSON, XML, FORM)
     principal: Any = None                 # set by ServerHooks.authenticate
     record: Any = None                    # the parsed logical body
+    encoded: Any = None                   # what the JSON parser proved about it (trust.canonical.EncodedRecord)
     verified: Any = None                  # what ServerHooks.verify_document found, for the service
     response_headers: dict[str, str] = field(default_factory=dict)
 
@@ -250,7 +251,12 @@ def _run(ctx: RequestContext, op: OperationInfo, method: Callable[..., Any], hoo
         hooks.verify_request_signature(ctx)
     if op.body_schema:
         ctx.body_format = _media(request.headers.get("content-type", ""))
-        record = _parse_body(request, op, ctx.raw_body)
+        if op.signed_request and ctx.body_format == JSON and JSON in op.body_media:
+            # a signed document: the parser's proof spares its verification a type scan and
+            # a second encoding (trust.verify_document's ``encoded``)
+            record, ctx.encoded = parse_json_encoded(ctx.raw_body)
+        else:
+            record = _parse_body(request, op, ctx.raw_body)
         issues = spec.context(op.spec_package).validator.validate(op.body_schema, record)
         if issues and op.body_media == (FORM,):
             # Paths and rule codes only: a message could quote the submitted value (a secret).
@@ -557,8 +563,50 @@ def parse_json(raw: bytes) -> Any:
     return _parse_json_exact(raw)
 
 
+def parse_json_encoded(raw: bytes) -> tuple[Any, Any]:
+    """``parse_json`` (the same answers and refusals), and, when the fast path can prove it,
+    the record's RFC 8785 bytes before instant rewriting (``EncodedRecord``: only JSON types,
+    integers within I-JSON, no floats, no member name above U+FFFF), for the verification of a
+    signed document."""
+    if _orjson is not None:
+        found = _fast_parse(raw, encoded=True)
+        if found is not _UNDECIDED:
+            value, encoding = found
+            if encoding is None:
+                return value, None
+            from ..trust.canonical import (
+                EncodedRecord,  # late: the trust layer is not needed to serve
+            )
+
+            return value, EncodedRecord(value, encoding)
+    return _parse_json_exact(raw), None
+
+
 _UNDECIDED = object()
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+# In compact JSON every number follows '":' (a member's value) or '[' or ',' (an array item).
+# With digits and '-' read as '0' and '[' and ',' as ':', a number with a fraction or an
+# exponent is ':0+[.eE]'; so is an instant's seconds ("10:30:00.5"), but there the colon
+# follows a digit, never the quote that ends a member name.
+_NUMBER_MARKS = bytes.maketrans(b"-0123456789[,", b"00000000000::")
+_FLOAT_TOKEN = re.compile(rb":0+[.eE]")
+_COLON, _QUOTE = ord(":"), ord('"')
+_ABOVE_BMP = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")  # lead bytes of 4-byte UTF-8
+
+
+def _has_float(compact: bytes, value: Any) -> bool:
+    """Whether orjson's compact encoding of ``value`` holds a number with a fraction or an
+    exponent (orjson writes every float so, and reads so every integer beyond 64 bits). A
+    colon not after a quote is inside a string (an instant's seconds) and is passed over; any
+    other look-alike inside a string (``"a,1.5"``) counts, as do more than 64 passed over: a
+    false alarm only costs the slower way."""
+    if type(value) is float:
+        return True
+    for n, found in enumerate(_FLOAT_TOKEN.finditer(compact.translate(_NUMBER_MARKS))):
+        i = found.start()
+        if n == 64 or compact[i] != _COLON or compact[i - 1] == _QUOTE:
+            return True
+    return False
 
 
 def _simple_numbers(shape: bytes) -> bool:
@@ -579,7 +627,7 @@ def _members(text: bytes, shape: bytes | None = None) -> int:
     return (_outside_strings(text) if shape is None else shape).count(b":")
 
 
-def _fast_parse(raw: bytes) -> Any:
+def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
     """The parsed body when orjson's reading of it is certainly the exact path's, else
     ``_UNDECIDED``. orjson (RFC 8259, strict UTF-8, no NaN, no lone surrogates) differs from
     I-JSON only where it takes the last of duplicate keys and reads large integers as floats.
@@ -592,33 +640,55 @@ def _fast_parse(raw: bytes) -> Any:
     re-encoding (a container nested 65 deep starts a line indented 128 spaces). Any other body
     is checked on its bytes outside strings: members counted (a colon is a member) against the
     re-encoding, only short integers, the nesting. Cost: C-speed bytes operations instead of a
-    Python hook per object."""
+    Python hook per object.
+
+    ``encoded``: return (value, encoding or None) instead, the re-encoding made with sorted
+    keys so that it is the record's RFC 8785 form when there are no floats and no member name
+    above U+FFFF. A body whose members are not in that order is then no longer equal to it;
+    instead it is decided by length: every part of orjson's encoding is at most as long as the
+    text it was read from (whitespace dropped, strings with the fewest escapes, integers
+    without "-0"), except floats ("1e6" is "1000000.0"), and a duplicate key's dropped
+    member makes it strictly shorter. So without floats an encoding as long as the body proves
+    what equality proves: no duplicate key, no whitespace (the depth check below holds)."""
     if b"\\u" in raw and (_SURROGATE_ESCAPE.search(raw) or _NON_XML_ESCAPE.search(raw)):
         return _UNDECIDED
     if b"\xef\xbf\xbe" in raw or b"\xef\xbf\xbf" in raw:  # raw U+FFFE/U+FFFF: refused by the exact path
         return _UNDECIDED
     try:
         value = _orjson.loads(raw)
-        compact = _orjson.dumps(value, option=_orjson.OPT_STRICT_INTEGER)
+        options = _orjson.OPT_STRICT_INTEGER | (_orjson.OPT_SORT_KEYS if encoded else 0)
+        compact = _orjson.dumps(value, option=options)
     except (_orjson.JSONDecodeError, _orjson.JSONEncodeError):  # e.g. an integer beyond 2^53 - 1
         return _UNDECIDED
-    if compact == raw:
+    floats = None
+    same = compact == raw
+    if not same and encoded and len(compact) == len(raw):
+        floats = _has_float(compact, value)
+        same = not floats
+    if same:
         if b"\\" not in raw:  # most bodies: decided from the bytes, no re-encoding
-            return _UNDECIDED if _plain_nests_deeper(raw, MAX_JSON_DEPTH) else value
+            if _plain_nests_deeper(raw, MAX_JSON_DEPTH):
+                return _UNDECIDED
+        else:
+            deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
+            if deep and b"\n" + b" " * (2 * MAX_JSON_DEPTH) in _orjson.dumps(value, option=_orjson.OPT_INDENT_2):
+                return _UNDECIDED
+    else:
         deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
-        if deep and b"\n" + b" " * (2 * MAX_JSON_DEPTH) in _orjson.dumps(value, option=_orjson.OPT_INDENT_2):
+        shape = _outside_strings(raw)
+        if not _simple_numbers(shape):
             return _UNDECIDED
+        if deep and _nests_deeper(shape, MAX_JSON_DEPTH):
+            return _UNDECIDED
+        members = _members(raw, shape)
+        if members and _members(compact) != members:
+            return _UNDECIDED  # a duplicate key
+    if not encoded:
         return value
-    deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
-    shape = _outside_strings(raw)
-    if not _simple_numbers(shape):
-        return _UNDECIDED
-    if deep and _nests_deeper(shape, MAX_JSON_DEPTH):
-        return _UNDECIDED
-    members = _members(raw, shape)
-    if members and _members(compact) != members:
-        return _UNDECIDED  # a duplicate key
-    return value
+    if floats is None:
+        floats = _has_float(compact, value)
+    plain = not floats and not any(lead in raw for lead in _ABOVE_BMP)
+    return value, (compact if plain else None)
 
 
 def _parse_json_exact(raw: bytes) -> Any:
