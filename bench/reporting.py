@@ -142,6 +142,50 @@ def throughput(kind: str, database_url: str | None, workers: int, n: int, thread
     return ratio
 
 
+def trust_floor(workers: int, n: int, threads: int) -> float:
+    """The ceiling of the reports/trivial ratio under the trust profile: bench/trust_floor_app.py
+    serves the platform plus a route doing a report's four SM2 operations and nothing else; the
+    client signs each request as it signs a report's. Same server, same protocol, same anchor."""
+    from trust_floor_app import ENTITY_KEY
+
+    from cedx.runtime.serve import NODELAY_HTTP
+
+    key = trust.SM2PrivateKey(ENTITY_KEY)
+    with tempfile.TemporaryDirectory() as tmp:
+        Admin(PlatformSettings(data_dir=Path(tmp)))  # initialised once, before the workers start
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "uvicorn", "--factory", "trust_floor_app:create_app", "--app-dir",
+               str(Path(__file__).resolve().parent), "--http", NODELAY_HTTP, "--port", str(port),
+               "--workers", str(workers), "--log-level", "warning"]
+        with process(cmd, f"{url}/health", {"CEDX_PLATFORM_DIR": tmp, "CEDX_PUBLIC_URL": url}) as proc:
+            session = requests.Session()
+
+            def floor(_):
+                nonce = uuid.uuid4().hex
+                session.post(f"{url}/bench/trust-floor", headers={
+                    "X-Floor-Nonce": nonce, "X-Floor-Signature": key.sign(nonce.encode()).hex()}).raise_for_status()
+
+            def trivial(_):
+                session.get(f"{url}/health").raise_for_status()
+
+            rates, cpus = [], []
+            for fn, count in ((floor, n), (trivial, n * 5)):
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(fn, range(8 * workers)))  # warm-up
+                cpu, start = cpu_seconds(proc.pid), time.perf_counter()
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(fn, range(count)))
+                rates.append(count / (time.perf_counter() - start))
+                cpus.append((cpu_seconds(proc.pid) - cpu) / count)
+    label = f"{workers} worker{'s' if workers > 1 else ''}"
+    ratio = figure(f"trust-profile floor (4 SM2 ops), {label}", rates[0], "/s", "trivial endpoint", rates[1],
+                   target="the ceiling of the ratio above")
+    figure(f"  platform CPU per request, floor, {label}", 1e3 * cpus[0], "ms", "trivial request", 1e3 * cpus[1],
+           precision=2)
+    return ratio
+
+
 def platform_cpu(n: int) -> None:
     """Server CPU per accepted report, 2 units vs 200 units, one worker, SQLite."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,6 +226,8 @@ def main() -> None:
             if kind == "PostgreSQL" and db is None:
                 continue
             throughput(kind, db, workers, args.reports, args.threads * workers)
+            if kind == "SQLite":  # no database in it: once per worker count
+                trust_floor(workers, args.reports, args.threads * workers)
     if not pg and not os.environ.get("CEDX_TEST_POSTGRES_URL"):
         print("  PostgreSQL: skipped (set CEDX_TEST_POSTGRES_URL to a server, e.g. the one .ci/run starts)")
     platform_cpu(args.cpu_reports)

@@ -198,6 +198,34 @@ def test_unending_chunked_bodies_are_cut_off(env):
         assert status == 413 and sent < 8 * 1024 * 1024
 
 
+def _announce_body(url: str, path: str, length: int, headers: dict, send: bytes = b"", wait: float = 10) -> bytes:
+    """Send a request's headers announcing ``length`` bytes of body, then only ``send``; the
+    server's first answer (b"" if it waits for the rest)."""
+    host, port = url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n"
+        sock.sendall((head + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode() + send)
+        sock.settimeout(wait)
+        try:
+            return sock.recv(4096)
+        except TimeoutError:
+            return b""
+
+
+def test_an_unauthenticated_client_cannot_make_the_server_wait_for_a_large_body(env):
+    from cedx.runtime.server import EARLY_BODY_BYTES
+
+    path = "/v1/reporting/monthly-reports"
+    headers = {"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())}
+    # announced larger than what is read before admission: refused on the headers alone
+    answer = _announce_body(env.url, path, EARLY_BODY_BYTES + 1, headers)
+    assert answer.startswith(b"HTTP/1.1 401") and b"TOKEN_MISSING" in answer
+    # a small body is read first (one worker-thread hop), and refused just the same once complete
+    assert _announce_body(env.url, path, 100, headers, wait=1) == b""
+    answer = _announce_body(env.url, path, 2, headers, b"{}")
+    assert answer.startswith(b"HTTP/1.1 401") and b"TOKEN_MISSING" in answer
+
+
 # --- 4. deep and non-I-JSON bodies ----------------------------------------------------------
 def _post_json(env, entity, body: bytes, path="/v1/reporting/monthly-reports", ctype="application/json"):
     headers = {**bearer(env.tokens(entity).token()), "Content-Type": ctype,

@@ -165,6 +165,7 @@ _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 def cmd_serve_platform(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ..runtime.serve import NODELAY_HTTP
     from . import CliError
 
     settings = _settings(args)
@@ -178,8 +179,8 @@ def cmd_serve_platform(args: argparse.Namespace) -> int:
         host = f"[{args.host}]" if ":" in args.host else args.host
         public = f"http://{host}:{args.port}"
     os.environ["CEDX_PUBLIC_URL"] = public
-    uvicorn.run("cedx.platform.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, http="cedx.runtime.serve:NoDelayH11Protocol")
+    uvicorn.run("cedx.platform.app:create_served_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level=args.log_level, http=NODELAY_HTTP)
     return 0
 
 
@@ -189,6 +190,7 @@ def cmd_serve_acquisition(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..acquisition.app import create_source_app
+    from ..runtime.serve import tune_gc_for_serving
 
     clients = {}
     for spec_ in args.client or []:
@@ -206,6 +208,7 @@ def cmd_serve_acquisition(args: argparse.Namespace) -> int:
     app = create_source_app(args.site, args.dir or f"cedx-source-{args.site}", args.token or [], commissioned,
                             clients=clients, database_url=args.database_url, public_url=args.public_url,
                             rate_limit=args.rate_limit, seal_interval=args.seal_interval)
+    tune_gc_for_serving()
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                                            timeout_graceful_shutdown=5))
     default_exit = server.handle_exit

@@ -1,5 +1,5 @@
 """The reference platform as an ASGI app: `cedx serve platform` or any ASGI server
-(`uvicorn --factory cedx.platform.app:create_app`, several workers against PostgreSQL)."""
+(`uvicorn --factory cedx.platform.app:create_served_app`, several workers against PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import spec
 from ..generated.server import build_common_router, build_reporting_router
 from ..runtime.errors import OAuthError, Problem
+from ..runtime.serve import tune_gc_for_serving
 from ..runtime.server import (
     FORM,
     install_problem_handlers,
@@ -105,4 +106,12 @@ def create_app(settings: PlatformSettings | None = None) -> FastAPI:
     def health() -> Response:
         return Response("ok", media_type="text/plain")
 
+    return app
+
+
+def create_served_app() -> FastAPI:
+    """The app for a server process of its own (each worker calls this factory): ``create_app``
+    with the process's collector tuned for serving."""
+    app = create_app()
+    tune_gc_for_serving()
     return app

@@ -92,6 +92,22 @@ def token_from_response(resp: Any, token_url: str, client_id: str) -> tuple[str,
     return body["access_token"], float(body.get("expires_in", 3600))
 
 
+def environment_session(url: str, verify: Any = True) -> tuple[requests.Session, Any]:
+    """A session for one server with the environment read once, and the ``verify`` to send with.
+
+    What requests would read from the environment on every request is resolved here for
+    ``url``: the proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) and, when ``verify`` is
+    True, the CA bundle (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE). The session then stops
+    re-reading the environment (~0.5 ms of CPU per request, issue 14) and never adds ~/.netrc
+    credentials, which would replace the bearer token. A session passed by the caller is used
+    as it is."""
+    session = requests.Session()
+    settings = session.merge_environment_settings(url, {}, None, verify, None)
+    session.proxies.update(settings["proxies"])
+    session.trust_env = False
+    return session, settings["verify"]
+
+
 class TokenProvider:
     """OAuth2 client-credentials tokens, fetched on demand and refreshed before they expire."""
 
@@ -100,7 +116,9 @@ class TokenProvider:
                  refresh_margin: float = 60, retry: RetryPolicy | None = None):
         self.token_url, self.client_id, self._secret, self.scope = token_url, client_id, client_secret, scope
         self._owns_session = session is None
-        self._session = session or requests.Session()
+        if session is None:
+            session, verify = environment_session(token_url, verify)
+        self._session = session
         self.retry = retry or RetryPolicy()
         self._timeout, self._verify, self._margin = timeout, verify, refresh_margin
         self._token: str | None = None
@@ -235,7 +253,9 @@ class BaseClient:
         self._signed_lock = threading.Lock()
         self.format = Format(format)
         self._owns_session = session is None
-        self.session = session or requests.Session()
+        if session is None:
+            session, verify = environment_session(self.base_url, verify)
+        self.session = session
         self.timeout, self.verify = timeout, verify
 
     # --- lifetime -------------------------------------------------------------------------

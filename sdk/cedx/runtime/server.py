@@ -210,9 +210,14 @@ async def handle(request: Request, op: OperationInfo, method: Callable[..., Any]
     instance = request.url.path
     try:
         if not op.body_schema:  # one worker-thread hop
-            return await run_in_threadpool(_admit_and_run, request, op, method, hooks, params)
+            return await run_in_threadpool(_admit_and_run, request, op, method, hooks, params, None, None)
+        if _declared_length(request) <= EARLY_BODY_BYTES:
+            # A small body has come with the headers (or will at once): read it first and make
+            # one worker-thread hop instead of two (issue 14); it is parsed only after admission.
+            raw = await read_body(request, hooks.max_body_bytes)
+            return await run_in_threadpool(_admit_and_run, request, op, method, hooks, params, raw, body_model)
         ctx, kwargs = await run_in_threadpool(_admit, request, op, hooks, params)
-        # Only after authentication: nobody unauthenticated makes the server buffer a body.
+        # Only after authentication: nobody unauthenticated makes the server buffer a large body.
         ctx.raw_body = await read_body(request, hooks.max_body_bytes)
         return await run_in_threadpool(_run, ctx, op, method, hooks, kwargs, body_model)
     except OAuthError as err:
@@ -239,9 +244,18 @@ def _admit(request: Request, op: OperationInfo, hooks: ServerHooks,
 
 
 def _admit_and_run(request: Request, op: OperationInfo, method: Callable[..., Any], hooks: ServerHooks,
-                   params: dict[str, tuple[Any, ...]]) -> Response:
+                   params: dict[str, tuple[Any, ...]], raw_body: bytes | None,
+                   body_model: Callable[[Any], Any] | None) -> Response:
     ctx, kwargs = _admit(request, op, hooks, params)
-    return _run(ctx, op, method, hooks, kwargs, None)
+    if raw_body is not None:
+        ctx.raw_body = raw_body
+    return _run(ctx, op, method, hooks, kwargs, body_model)
+
+
+def _declared_length(request: Request) -> int:
+    """Content-Length, or a value above every threshold when absent (chunked) or malformed."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else 1 << 62
 
 
 def _run(ctx: RequestContext, op: OperationInfo, method: Callable[..., Any], hooks: ServerHooks, kwargs: dict[str, Any],
@@ -388,6 +402,11 @@ def _inline_issues(schema: dict[str, Any] | None, value: Any) -> list[Any]:
 
     return [ProblemItem("$", f"SCHEMA-{str(e.validator).upper()}", e.message)
             for e in Draft202012Validator(schema).iter_errors(value)]
+
+
+#: Bodies announced at most this long are read before admission (see ``handle``): about what a
+#: server buffers for request headers anyway, so an unauthenticated client gains nothing.
+EARLY_BODY_BYTES = 64 * 1024
 
 
 async def read_body(request: Request, limit: int) -> bytes:

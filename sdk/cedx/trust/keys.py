@@ -57,13 +57,14 @@ def _sm2_algorithm() -> dict[str, Any]:
 class SM2PublicKey:
     """An SM2 public key. Verifies signatures and encrypts."""
 
-    __slots__ = ("point", "_backend", "_handle", "_z_cache")
+    __slots__ = ("point", "_backend", "_handle", "_z_cache", "_fingerprint")
 
     def __init__(self, point: Point, backend: Backend | None = None):
         self.point = validate_public_point(point)
         self._backend = backend or get_backend()
         self._handle = None
         self._z_cache: dict[bytes, bytes] = {}
+        self._fingerprint: str | None = None
 
     def digest(self, message: bytes, uid: bytes = DEFAULT_ID) -> bytes:
         """e = SM3(Z_A || M), with Z_A cached per user ID (it depends only on key and ID)."""
@@ -119,8 +120,11 @@ class SM2PublicKey:
         return cast(bytes, pem.armor("PUBLIC KEY", self.to_der()))
 
     def fingerprint(self) -> str:
-        """Hex SM3 of the raw point: the key ID used in signature blocks."""
-        return sm3(self.raw()).hex()
+        """Hex SM3 of the raw point: the key ID used in signature blocks (computed once: every
+        receipt and token the platform signs names its key)."""
+        if self._fingerprint is None:
+            self._fingerprint = sm3(self.raw()).hex()
+        return self._fingerprint
 
     # --- operations ---------------------------------------------------------------------
     def _get_handle(self) -> Any:
