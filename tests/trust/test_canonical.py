@@ -473,3 +473,31 @@ def test_splice_refuses_what_it_cannot_show():
     assert splice_instants(enc, [(None, "2026-11-05T10:30:00+08:00", new)]) is None
     assert splice_instants(enc, [("a", 'x"', new)]) is None
     assert EncodedRecord({}, b"{}").encoding == b"{}"
+
+
+def test_document_digest_resumes_from_the_body_states_where_they_agree():
+    """A body in canonical member order (what cedx's client sends) agrees with the canonical
+    form up to the first instant rewritten: the receipt digest resumes from the body's SM3
+    states there and is the same digest."""
+    key = trust.generate_private_key()
+    payload = json.loads((REPO / "spec" / "examples" / "monthly-report-power.json").read_text(encoding="utf-8"))["payload"]
+    doc = trust.sign_document(payload, key, envelope_fields={"specVersion": "1.0"})
+    expected = trust.sm3(old.canonicalize(doc)).hex()
+    resumed = []
+
+    class Spy(trust.PrefixDigests):
+        def sm3_of(self, other: bytes) -> bytes:
+            shared = next((i for i in range(len(self._states))
+                           if not other.startswith(memoryview(self.data)[i * self.step:(i + 1) * self.step], i * self.step)),
+                          len(self._states))
+            resumed.append(shared)
+            return super().sm3_of(other)
+
+    for sort_keys, step in ((True, 256), (False, 256), (True, 1 << 20)):
+        raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys).encode()
+        record, encoded = parse_json_encoded(raw)
+        verified = trust.verify_document(record, key.public_key(), encoded=encoded, body=Spy(raw, step=step))
+        assert verified.document_digest() == expected
+        unrelated = trust.verify_document(json.loads(raw), key.public_key(), body=trust.PrefixDigests(b"{}" * 500, step=64))
+        assert unrelated.document_digest() == expected
+    assert resumed[0] > 10 and resumed[1] == 0 and resumed[2] == 0  # sorted: most of it shared

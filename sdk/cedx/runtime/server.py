@@ -79,6 +79,7 @@ class RequestContext:
     principal: Any = None                 # set by ServerHooks.authenticate
     record: Any = None                    # the parsed logical body
     encoded: Any = None                   # what the JSON parser proved about it (trust.canonical.EncodedRecord)
+    body_digests: Any = None              # SM3 of raw_body with its prefix states (trust.sm3.PrefixDigests)
     verified: Any = None                  # what ServerHooks.verify_document found, for the service
     response_headers: dict[str, str] = field(default_factory=dict)
 

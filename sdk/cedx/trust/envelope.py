@@ -49,7 +49,7 @@ from .canonical import (
 from .curve import DEFAULT_ID
 from .errors import InvalidSignature
 from .keys import Signer, SM2PublicKey
-from .sm3 import sm3
+from .sm3 import PrefixDigests, sm3
 
 ALGORITHM = "SM2-with-SM3"
 CANONICALIZATION = "cedx-jcs-1"
@@ -187,6 +187,7 @@ class VerifiedDocument:
     signature: bytes
     timestamp_token: bytes | None
     _canonical: _Canonical | None = field(default=None, repr=False, compare=False)
+    _body: PrefixDigests | None = field(default=None, repr=False, compare=False)
 
     def canonical_document(self) -> bytes:
         """Canonical bytes of the whole document (raises CanonicalizationError when an
@@ -196,13 +197,15 @@ class VerifiedDocument:
         return self._canonical.whole()
 
     def document_digest(self) -> str:
-        """Hex SM3 of ``canonical_document()`` (docs/trust-profile.md §3, ``documentDigest``)."""
-        return sm3(self.canonical_document()).hex()
+        """Hex SM3 of ``canonical_document()`` (docs/trust-profile.md §3, ``documentDigest``);
+        resumed from the request body's hash states where the two bytes agree (``body``)."""
+        whole = self.canonical_document()
+        return (sm3(whole) if self._body is None else self._body.sm3_of(whole)).hex()
 
 
 def verify_document(
     envelope: Any, key: SM2PublicKey | KeyResolver, *, instants: InstantNode = None,
-    encoded: EncodedRecord | None = None,
+    encoded: EncodedRecord | None = None, body: PrefixDigests | None = None,
 ) -> VerifiedDocument:
     """Verify an envelope against a key, or a resolver that maps the block to a key.
 
@@ -212,7 +215,9 @@ def verify_document(
     the one given; anything else (a model, Python values) is first converted by ``to_logical``.
     ``encoded``: what the parser that read ``envelope`` proved about it (ignored unless made for
     this very object): its types are not scanned again and its canonical bytes are spliced from
-    the parser's encoding instead of encoded again. The answer is the same either way.
+    the parser's encoding instead of encoded again. ``body``: SM3 states of the bytes the
+    document arrived as, from which ``document_digest`` resumes where they agree with the
+    canonical form. The answers are the same either way.
     """
     encoding = None
     if encoded is not None and encoded.value is envelope and type(envelope) is dict:
@@ -258,4 +263,5 @@ def verify_document(
         signature=value,
         timestamp_token=b64d(token, "timestamp token") if token else None,
         _canonical=canonical,
+        _body=body,
     )
