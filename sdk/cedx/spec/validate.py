@@ -65,6 +65,7 @@ class Validator:
         self._compiled: dict[str, Callable[[Any], Any] | None] = {}
         self._compile_lock = threading.RLock()
         self._unit_plans: dict[int, Any] = {}
+        self._unit_checks: dict[int, Callable[[Any], bool]] = {}
 
     @cached_property
     def _registry(self) -> Registry:
@@ -222,9 +223,23 @@ class Validator:
     def unit_issues(self, schema_name: str, document: Any) -> list[Issue]:
         issues: list[Issue] = []
         plan = self._unit_plan(self.index.schemas[schema_name])
-        if plan is not None:
+        # The compiled check only answers whether the walk would find anything (no paths
+        # spelled, no issue built): the walk runs only when it will (issue 14).
+        if plan is not None and self._unit_check(plan)(document):
             _walk_plan(plan, document, "$", issues)
         return issues
+
+    def _unit_check(self, plan: Any) -> Callable[[Any], bool]:
+        """A function telling whether ``_walk_plan(plan, ...)`` finds any issue (built once)."""
+        key = id(plan)
+        try:
+            return self._unit_checks[key]
+        except KeyError:
+            pass
+        with self._compile_lock:
+            if key not in self._unit_checks:
+                self._unit_checks[key] = _compile_unit_check(plan, {})
+            return self._unit_checks[key]
 
     def _unit_plan(self, schema: dict[str, Any]) -> Any:
         """What of a document under ``schema`` can carry a unit, or None if nothing can.
@@ -298,6 +313,51 @@ class Validator:
 
 
 _NOT_THERE = object()
+
+
+def _compile_unit_check(plan: Any, memo: dict[int, Callable[[Any], bool]]) -> Callable[[Any], bool]:
+    """``_walk_plan`` as closures that answer only whether it would record an issue: the same
+    visits and tests in the same order, stopping at the first finding (plans share subplans:
+    ``memo``)."""
+    known = memo.get(id(plan))
+    if known is not None:
+        return known
+    kind = plan[0]
+    check: Callable[[Any], bool]
+    if kind == "object":
+        entries = tuple((name, tuple(allowed) if allowed else None,
+                         None if child is None else _compile_unit_check(child, memo))
+                        for name, allowed, child in plan[1])
+
+        def check(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return False
+            get = value.get
+            for name, allowed, child_check in entries:
+                child = get(name, _NOT_THERE)
+                if child is _NOT_THERE:
+                    continue
+                if allowed is not None and isinstance(child, dict) and child.get("unit") not in allowed:
+                    return True
+                if child_check is not None and child_check(child):
+                    return True
+            return False
+    elif kind == "array":
+        item_check = _compile_unit_check(plan[1], memo)
+
+        def check(value: Any) -> bool:
+            return isinstance(value, list) and any(map(item_check, value))
+    else:  # union: the variant named by the discriminator
+        discriminator = plan[1]
+        options = {value: _compile_unit_check(sub, memo) for value, sub in plan[2].items() if sub is not None}
+
+        def check(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return False
+            variant = options.get(value.get(discriminator))
+            return variant is not None and variant(value)
+    memo[id(plan)] = check
+    return check
 
 
 def _walk_plan(plan: Any, value: Any, path: str, issues: list[Issue]) -> None:
