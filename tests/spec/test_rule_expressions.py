@@ -71,3 +71,41 @@ def test_root_only_values_are_memoised_per_check_and_membership_is_unchanged(eng
     doc2 = {"allowed": [{"x": 1}], "items": [{"v": {"x": 1}}, {"v": {"x": 2}}]}
     assert [v.path for v in engine.check_rule(rule2, doc2)] == ["$.items[1]"]
     assert _parse("code in root.allowed.code")  # parsed once, cached
+
+
+
+@pytest.mark.parametrize("quantity", [
+    {"value": "1.5", "unit": "t"}, {"value": "-0", "unit": "t"}, {"value": "0", "unit": "kg"},
+    {"value": "20.5", "unit": "degC"}, {"value": "12345678901234567.123456789012", "unit": "MWh"},
+    {"value": "1", "unit": "furlong"}, {"value": "x", "unit": "t"}, {"value": ["1"], "unit": "t"},
+    {"value": "1", "unit": ["t"]}, {"value": "1"}, {"value": 2, "unit": "t"}, {"value": True, "unit": "t"},
+])
+def test_a_quantitys_number_is_the_unit_tables_conversion_first_time_and_memoised(index, quantity):
+    """The SI memo and its conversion table give what the unit table's Unit.to_si gives (same
+    digits, sign and exponent), or the same error, on first sight and from the memo; so do a
+    generated conversion and sum()."""
+    from decimal import Decimal as D
+
+    from cedx.spec.rules import _ARITH
+
+    def outcome(fn):
+        try:
+            value = fn()
+            return ("value", value.as_tuple())
+        except Exception as exc:  # noqa: BLE001 — the same error is part of the answer
+            return (type(exc).__name__, str(exc))
+
+    def reference():
+        if "value" not in quantity or "unit" not in quantity:
+            raise TypeError(f"not a number: {quantity!r}")
+        if quantity["unit"] not in index.units:
+            raise TypeError(f"unknown unit {quantity['unit']}")
+        return index.units[quantity["unit"]].to_si(D(quantity["value"]))
+
+    fresh = RuleEngine(index)
+    doc = {"x": quantity, "xs": [quantity]}
+    for _ in range(2):  # first sight, then from the memo
+        if "value" in quantity and "unit" in quantity:
+            assert outcome(lambda: fresh.si_value(quantity["value"], quantity["unit"])) == outcome(reference)
+        assert outcome(lambda: ev(fresh, "x * 1", doc)) == outcome(lambda: _ARITH.multiply(reference(), D(1)))
+        assert outcome(lambda: ev(fresh, "sum(xs)", doc)) == outcome(lambda: D(0) + reference())

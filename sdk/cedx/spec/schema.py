@@ -150,4 +150,16 @@ class SchemaIndex:
         return sorted(names)
 
     def rules_for(self, schema_name: str) -> list[dict[str, Any]]:
-        return [r for r in self.rules if r.get("kind") == "document" and schema_name in r.get("appliesTo", [])]
+        """The document rules that apply to a schema, in the spec's order (a new list each time;
+        the selection is made once per schema)."""
+        try:
+            return list(self._rules_for[schema_name])
+        except KeyError:
+            pass
+        selected = tuple(r for r in self.rules if r.get("kind") == "document" and schema_name in r.get("appliesTo", []))
+        self._rules_for[schema_name] = selected
+        return list(selected)
+
+    @cached_property
+    def _rules_for(self) -> dict[str, tuple[dict[str, Any], ...]]:
+        return {}

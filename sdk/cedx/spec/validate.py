@@ -298,9 +298,8 @@ class Validator:
         if signed and isinstance(document, dict) and "payload" in document:
             targets.append((signed["payload"], document["payload"], "$.payload"))
         for name, doc, base in targets:
-            for rule in self.index.rules_for(name):
-                for v in self.rules.check_rule(rule, doc, base):
-                    issues.append(Issue(v.path, v.rule, v.message, v.rule))
+            for v in self.rules.check_rules(self.index.rules_for(name), doc, base):
+                issues.append(Issue(v.path, v.rule, v.message, v.rule))
         return issues
 
     def validate(self, schema_name: str, document: Any) -> list[Issue]:
