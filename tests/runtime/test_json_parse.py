@@ -241,6 +241,7 @@ def test_encoded_parse_gives_rfc8785_for_every_example_as_clients_send_it():
     (b'{"b":1,"a":2,"b":1}', False), (b'{"b":{"c":1,"c":1},"a":[]}', False),
     (b'{"b":0,"a":1.5}', False), (b'{"a":[1,2.5]}', False), (b'{"a":[-0.5]}', False), (b'{"a":1E2}', False),
     (b'{"b":-1e-7,"a":1}', False), (b"1.5", False), (b"[1.0]", False), (b'{"a":1.25}', False),
+    (b'{"b":0e0,"a":1}', False), (b'{"a":[-0.0e-0]}', False), (b'{"b":1E+2,"a":[1,2]}', False),
     (b'{"a":123456789012345678901234567890}', False), (b'{"a":18446744073709551616}', False),
     (b'{"a":9007199254740993}', False), (b'{"a":-9007199254740992}', False), (b'{"a":9007199254740991}', True),
     ('{"😀":1,"a":2}'.encode(), False), ('{"a":"😀"}'.encode(), False), ('{"b":{"\U00020000":1}}'.encode(), False),

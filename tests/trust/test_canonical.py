@@ -501,3 +501,14 @@ def test_document_digest_resumes_from_the_body_states_where_they_agree():
         unrelated = trust.verify_document(json.loads(raw), key.public_key(), body=trust.PrefixDigests(b"{}" * 500, step=64))
         assert unrelated.document_digest() == expected
     assert resumed[0] > 10 and resumed[1] == 0 and resumed[2] == 0  # sorted: most of it shared
+
+
+def test_a_signing_time_before_year_1_in_utc_is_an_invalid_signature_not_a_crash():
+    key = trust.generate_private_key()
+    doc = trust.sign_document({"x": "1"}, key, envelope_fields={"specVersion": "1.0"})
+    doc["signature"]["signingTime"] = "0001-01-01T00:00:00+08:00"
+    for encoded in (False, True):
+        raw = json.dumps(doc, separators=(",", ":")).encode()
+        record, proof = parse_json_encoded(raw) if encoded else (json.loads(raw), None)
+        with pytest.raises(trust.InvalidSignature, match="outside the years"):
+            trust.verify_document(record, key.public_key(), encoded=proof)

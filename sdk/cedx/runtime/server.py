@@ -595,9 +595,8 @@ def parse_json_encoded(raw: bytes) -> tuple[Any, Any]:
             value, encoding = found
             if encoding is None:
                 return value, None
-            from ..trust.canonical import (
-                EncodedRecord,  # late: the trust layer is not needed to serve
-            )
+            # imported late: serving requests that carry no signed document needs no trust layer
+            from ..trust.canonical import EncodedRecord
 
             return value, EncodedRecord(value, encoding)
     return _parse_json_exact(raw), None

@@ -603,7 +603,7 @@ def splice_instants(encoding: bytes, changes: list[tuple[str | None, str, str]])
             if encoding[i - 1] in _MEMBER_START:
                 found += 1
                 cuts.append((i, i + len(before), after))
-            i = encoding.find(before, i + len(before))
+            i = encoding.find(before, i + 1)
         if found != n:
             return None  # the same name and text elsewhere (not an instant there): re-encode
     cuts.sort()
