@@ -291,3 +291,25 @@ def test_encoded_parse_agrees_on_random_texts():
         encoded += _check_encoded(raw) is not None
         _check_encoded(raw.replace(b" ", b"").replace(b"\n", b""))
     assert encoded > 300
+
+
+@pytest.mark.parametrize("by_encoder", [True, False])
+def test_nesting_limit_by_the_encoder_and_by_the_bytes_agree(by_encoder, monkeypatch):
+    """The fast path lets orjson check the nesting (the record wrapped so that orjson's own
+    limit falls at 64), or, without a measurable limit, reads it from the bytes: a body 64
+    deep is taken, 65 deep refused, whichever way, brackets in strings and escapes included."""
+    wrap = server._depth_wrap()
+    assert wrap == 254 - server.MAX_JSON_DEPTH  # orjson 3 writes at most 254 nested containers
+    monkeypatch.setattr(server, "_wrap", wrap if by_encoder else 0)
+    for depth in (1, 63, 64, 65, 66, 200, 300):
+        for inner in (b"1", b'"[[[["', b'"\\"]]"', b"[]", b"{}", b'{"k":"]"}'):
+            for open_, close in ((b"[", b"]"), (b'{"a":', b"}"), (b'{"b":[', b"]}")):
+                raw = open_ * depth + inner + close * depth
+                for fn in (server.parse_json, lambda r: server.parse_json_encoded(r)[0]):
+                    status, exact = _exact(raw)
+                    if status == "ok":
+                        assert _typed(fn(raw)) == exact
+                    else:
+                        with pytest.raises(Problem) as info:
+                            fn(raw)
+                        assert info.value.detail == exact == "the JSON body nests deeper than 64 levels"

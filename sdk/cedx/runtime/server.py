@@ -614,6 +614,29 @@ _COLON, _QUOTE = ord(":"), ord('"')
 _ABOVE_BMP = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")  # lead bytes of 4-byte UTF-8
 
 
+_wrap: int | None = None
+
+
+def _depth_wrap() -> int:
+    """How many arrays to wrap a record in so that orjson refuses to encode it exactly when it
+    nests deeper than MAX_JSON_DEPTH, or 0 (then the nesting is checked on the bytes). orjson
+    writes at most a fixed number of nested containers (254 in orjson 3) and raises beyond;
+    that limit is measured here once, on first use, rather than assumed."""
+    global _wrap
+    if _wrap is None:
+        value: Any = []
+        limit = 0
+        for depth in range(1, 4097):
+            try:
+                _orjson.dumps(value)
+            except _orjson.JSONEncodeError:
+                limit = depth - 1
+                break
+            value = [value]
+        _wrap = limit - MAX_JSON_DEPTH if limit > MAX_JSON_DEPTH else 0
+    return _wrap
+
+
 def _has_float(compact: bytes, value: Any) -> bool:
     """Whether orjson's compact encoding of ``value`` holds a number with a fraction or an
     exponent (orjson writes every float so, and reads so every integer beyond 64 bits). A
@@ -656,8 +679,10 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
     Most bodies are compact JSON exactly as orjson writes it (cedx's client sends that): when
     orjson's re-encoding of the result, with integers held to 53 bits, is the body itself, no
     key was dropped, every integer is in range and every number is the shortest text of its
-    double (so Python reads the same double); only the depth is left to check, on the indented
-    re-encoding (a container nested 65 deep starts a line indented 128 spaces). Any other body
+    double (so Python reads the same double); only the depth is left to check: the record is
+    re-encoded wrapped in as many arrays as make orjson's own nesting limit MAX_JSON_DEPTH for
+    the record (``_depth_wrap``), else on the bytes or the indented re-encoding (a container
+    nested 65 deep starts a line indented 128 spaces). Any other body
     is checked on its bytes outside strings: members counted (a colon is a member) against the
     re-encoding, only short integers, the nesting. Cost: C-speed bytes operations instead of a
     Python hook per object.
@@ -676,11 +701,18 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
         return _UNDECIDED
     if _RAW_NONCHARACTER.search(raw):  # raw U+FFFE/U+FFFF: refused by the exact path
         return _UNDECIDED
+    wrap = _depth_wrap()
     try:
         value = _orjson.loads(raw)
         options = _orjson.OPT_STRICT_INTEGER | (_orjson.OPT_SORT_KEYS if encoded else 0)
-        compact = _orjson.dumps(value, option=options)
-    except (_orjson.JSONDecodeError, _orjson.JSONEncodeError):  # e.g. an integer beyond 2^53 - 1
+        if wrap:  # the nesting is checked by the encoder itself (see _depth_wrap)
+            wrapped = value
+            for _ in range(wrap):
+                wrapped = [wrapped]
+            compact = _orjson.dumps(wrapped, option=options)[wrap:-wrap]
+        else:
+            compact = _orjson.dumps(value, option=options)
+    except (_orjson.JSONDecodeError, _orjson.JSONEncodeError):  # an integer beyond 2^53 - 1, too deep
         return _UNDECIDED
     floats = None
     same = compact == raw
@@ -688,7 +720,9 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
         floats = _has_float(compact, value)
         same = not floats
     if same:
-        if b"\\" not in raw:  # most bodies: decided from the bytes, no re-encoding
+        if wrap:
+            pass  # nests at most MAX_JSON_DEPTH deep, or the encoder had refused it
+        elif b"\\" not in raw:  # decided from the bytes, no re-encoding
             if _plain_nests_deeper(raw, MAX_JSON_DEPTH):
                 return _UNDECIDED
         else:
