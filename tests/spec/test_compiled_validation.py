@@ -255,3 +255,48 @@ def test_compiled_unit_check_follows_the_discriminated_variant():
             continue
         assert [i.path for i in walked] == paths_found
         assert check(doc) is bool(paths_found)
+
+
+@pytest.mark.parametrize("name", JSON_EXAMPLES)
+def test_schema_and_units_in_one_pass_never_accepts_what_either_stage_refuses(name, validator):
+    """validate() first asks jsonschema-rs with the allowed units added to the schema: "valid"
+    must mean that neither the schema check nor the units walk finds anything; the examples
+    (valid) take that one pass, where the spec allows it."""
+    pytest.importorskip("jsonschema_rs")
+    schema = USAGE[name][0]
+    both = validator._schema_and_units_check(schema)
+    example = load_example(name)
+    if both is None or validator._unit_plan(validator.index.schemas[schema]) is None:
+        return  # without units the pass is the schema check, tested above
+    assert both(example)
+    rng = random.Random(f"both {name}")
+    refused = 0
+    for _ in range(30):
+        doc = _unit_mutation(example, rng)
+        found = validator.schema_issues(schema, doc) + validator.unit_issues(schema, doc)
+        if both(doc):
+            assert not found, found
+        refused += bool(found)
+        assert validator.validate(schema, doc)[: len(found)] == found
+    assert refused > 5
+
+
+def test_no_one_pass_check_where_a_stricter_part_could_flip_the_outcome():
+    q = {"type": "object", "properties": {"unit": {"type": "string"}}}
+    for flipping in ({"oneOf": [{"$ref": "#/components/schemas/Q"}, {"type": "string"}],
+                      "discriminator": {"propertyName": "unit", "mapping": {"t": "#/components/schemas/Q"}}},
+                     {"not": {"$ref": "#/components/schemas/Q"}},
+                     {"if": {"type": "object"}, "then": {"$ref": "#/components/schemas/Q"}}):
+        v = synthetic({"Q": q, "Doc": {"type": "object", "properties": {
+            "m": {"$ref": "#/components/schemas/Q", "x-cedx-units": ["t"]}, "x": flipping}}})
+        assert v._schema_and_units_check("Doc") is None
+        assert [i.code for i in v.validate("Doc", {"m": {"unit": "GJ"}})] == ["R-UNIT-002"]
+    v = synthetic({"Q": q, "Doc": {"type": "object", "properties": {
+        "m": {"$ref": "#/components/schemas/Q", "x-cedx-units": ["t"]}}}})
+    if v._schema_and_units_check("Doc") is not None:
+        assert v._schema_and_units_check("Doc")({"m": {"unit": "t"}})
+        assert not v._schema_and_units_check("Doc")({"m": {"unit": "GJ"}})
+        assert not v._schema_and_units_check("Doc")({"m": {}})
+        assert v._schema_and_units_check("Doc")({"m": "x"}) is v._schema_and_units_check("Doc")({"m": "x"})
+    assert [i.code for i in v.validate("Doc", {"m": {"unit": "GJ"}})] == ["R-UNIT-002"]
+    assert v.validate("Doc", {"m": {"unit": "t"}}) == []

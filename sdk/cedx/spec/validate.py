@@ -16,11 +16,12 @@ of a document that can carry a unit.
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .issue import Issue
 from .rules import RuleEngine
@@ -66,6 +67,7 @@ class Validator:
         self._compile_lock = threading.RLock()
         self._unit_plans: dict[int, Any] = {}
         self._unit_checks: dict[int, Callable[[Any], bool]] = {}
+        self._both: dict[str, Callable[[Any], bool] | None] = {}
 
     @cached_property
     def _registry(self) -> Registry:
@@ -180,6 +182,69 @@ class Validator:
             if not is_valid(document):
                 raise ValueError("not valid")  # schema_issues lets jsonschema explain
         return check
+
+    def _schema_and_units_check(self, schema_name: str) -> Callable[[Any], bool] | None:
+        """jsonschema-rs over the schema with every allowed-units list (``x-cedx-units``) added
+        as a constraint on the property (an object there must have a ``unit`` among them),
+        built once: True means neither ``schema_issues`` nor ``unit_issues`` finds anything,
+        in one pass in Rust instead of the schema check and the Python walk (issue 14).
+
+        Adding constraints makes the schema only stricter as long as nothing on the way is
+        ``oneOf``, ``not``, ``if`` or ``maxContains`` (their outcome may flip); else there is
+        no such check and both stages run. The walk's tests are all enforced (same properties, same test), so
+        "valid" here implies no unit issue; where this is stricter than the walk (a unit
+        where the walk does not look), a document just takes both stages, which decide."""
+        if schema_name in self._both:
+            return self._both[schema_name]
+        with self._compile_lock:
+            if schema_name not in self._both:
+                self._both[schema_name] = self._build_schema_and_units_check(schema_name)
+        return self._both[schema_name]
+
+    def _build_schema_and_units_check(self, schema_name: str) -> Callable[[Any], bool] | None:
+        try:
+            import jsonschema_rs
+        except ImportError:
+            return None
+        if schema_name not in self.index.schemas:
+            return None
+        components = copy.deepcopy(self.index.spec.get("components", {}))
+        schemas = components.get("schemas", {})
+        # every schema reachable from the root: none may flip its outcome under a stricter part
+        seen: set[int] = set()
+        stack: list[Any] = [schemas[schema_name]]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+                continue
+            if not isinstance(node, dict) or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if any(k in node for k in _FLIPPING):
+                return None
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                if not ref.startswith(REF_PREFIX) or ref[len(REF_PREFIX):] not in schemas:
+                    return None
+                stack.append(schemas[ref[len(REF_PREFIX):]])
+            stack.extend(v for k, v in node.items() if k not in ("examples", "example", "enum", "const", "default"))
+        for node in _schema_nodes(components):
+            properties = node.get("properties")
+            if not isinstance(properties, dict):
+                continue
+            for name, prop in list(properties.items()):
+                allowed = prop.get("x-cedx-units") if isinstance(prop, dict) else None
+                if allowed:  # (both keywords apply to objects only, as the walk's test does)
+                    units = {"required": ["unit"], "properties": {"unit": {"enum": list(allowed)}}}
+                    properties[name] = ({**prop, **units} if not {"required", "properties"} & prop.keys()
+                                        else {"allOf": [prop, units]})
+        root = {"$ref": f"{REF_PREFIX}{schema_name}", "components": components}
+        try:
+            return cast(Callable[[Any], bool],
+                        jsonschema_rs.Draft202012Validator(root, validate_formats=False).is_valid)
+        except Exception:  # a construct it does not support: both stages instead
+            return None
 
     def is_valid(self, schema_name: str, document: Any) -> bool:
         """True when the document satisfies the schema (fast path; no explanation)."""
@@ -304,6 +369,9 @@ class Validator:
 
     def validate(self, schema_name: str, document: Any) -> list[Issue]:
         """All issues; quality rules run only on documents that pass the schema."""
+        both = self._schema_and_units_check(schema_name)
+        if both is not None and both(document):  # no schema issue and no unit issue
+            return self.rule_issues(schema_name, document)
         issues = self.schema_issues(schema_name, document)
         issues += self.unit_issues(schema_name, document)
         if issues:
@@ -312,6 +380,22 @@ class Validator:
 
 
 _NOT_THERE = object()
+
+
+# Keywords under which a stricter subschema may make the whole schema accept more.
+_FLIPPING = ("oneOf", "not", "if", "maxContains", "$dynamicRef", "$recursiveRef")
+
+
+def _schema_nodes(tree: Any) -> Iterable[dict[str, Any]]:
+    """Every dict in a schema tree (examples and enumerations not descended into)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(v for k, v in node.items() if k not in ("examples", "example", "enum", "const", "default"))
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def _compile_unit_check(plan: Any, memo: dict[int, Callable[[Any], bool]]) -> Callable[[Any], bool]:
