@@ -25,6 +25,7 @@ from cedx.trust.canonical import (
     canonicalize,
     default_instants,
     encode_object,
+    format_instant,
     to_logical,
 )
 from cedx.trust.envelope import _Canonical, signing_input
@@ -133,6 +134,14 @@ def test_an_instant_outside_years_1_to_9999_in_utc_is_refused_not_a_crash(text):
     with pytest.raises(CanonicalizationError, match="outside the years") as info:
         canonicalize({"payload": {"preparedAt": text}}, instants={"payload": {"preparedAt": True}})
     assert info.value.path == "$.payload.preparedAt"
+
+
+@pytest.mark.parametrize("text", ["0999-01-01T08:00:00+08:00", "0999-01-01T00:00:00Z", "0998-12-31T23:00:00-01:00"])
+def test_a_year_before_1000_keeps_four_digits(text):
+    # one instant, one form: strftime("%Y") gave "999-01-01..." from an offset but kept "0999" from Z
+    at = {"payload": {"preparedAt": True}}
+    assert canonicalize({"payload": {"preparedAt": text}}, instants=at) == b'{"payload":{"preparedAt":"0999-01-01T00:00:00Z"}}'
+    assert format_instant(dt.datetime(999, 1, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=8)))) == "0999-01-01T00:00:00Z"
 
 
 def test_input_with_offsets_is_not_modified_and_shared_parts_are_not_copied():

@@ -76,7 +76,7 @@ def format_instant(value: _dt.datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("naive datetime (no UTC offset)")
     utc = value.astimezone(_dt.timezone.utc)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    text = utc.replace(tzinfo=None).isoformat(timespec="seconds")  # YYYY zero-padded (strftime: not on glibc)
     if utc.microsecond:
         text += f".{utc.microsecond:06d}".rstrip("0")
     return text + "Z"
@@ -106,7 +106,7 @@ def canonical_instant(text: str) -> str:
         except OverflowError:  # 0001-01-01T00:00:00+08:00 is in year 0 in UTC: no canonical form
             raise ValueError("the instant in UTC is outside the years 0001 to 9999") from None
     fraction = fraction.rstrip("0")
-    return base.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+    return base.isoformat(timespec="seconds") + (f".{fraction}" if fraction else "") + "Z"
 
 
 def _already_canonical(text: str) -> bool:
