@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(PY) bench/canonical.py
 	$(PY) bench/imports.py
 	$(PY) bench/reporting.py
+	$(PY) bench/report_stages.py
 	$(PY) bench/validation.py
 	$(PY) bench/pull.py
 	$(PY) bench/xmlpaths.py

@@ -165,3 +165,151 @@ def test_raw_noncharacters_xml_cannot_carry_are_refused_on_both_paths(char):
         assert exc.value.code == "MALFORMED_BODY"
         assert [(e.path, e.code) for e in exc.value.errors] == [("$.entityName", "CHARACTER-NOT-ALLOWED")]
     assert server.parse_json("{\"entityName\":\"x\ufffdy\"}".encode()) == {"entityName": "x\ufffdy"}  # U+FFFD is fine
+
+
+# --------------------------------------------------------------------------- the encoded parse
+# parse_json_encoded (signed documents) re-encodes with sorted keys and hands that encoding to
+# the document's verification as its RFC 8785 form: the answer must stay parse_json's, and the
+# encoding, when given, must be exactly RFC 8785 of a record with no floats and no member name
+# above U+FFFF. A body whose members are not sorted is decided by the encoding's length.
+rfc8785 = pytest.importorskip("rfc8785")
+
+
+def _has_floats(value) -> bool:
+    if isinstance(value, dict):
+        return any(_has_floats(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_floats(v) for v in value)
+    return type(value) is float
+
+
+def _above_bmp_names(value) -> bool:
+    if isinstance(value, dict):
+        return any(max(k, default="\0") > "\uffff" or _above_bmp_names(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_above_bmp_names(v) for v in value)
+    return False
+
+
+def _check_encoded(raw: bytes):
+    """parse_json_encoded answers as parse_json does; its encoding, if any, is RFC 8785.
+    Returns the encoding (or None)."""
+    status, exact = _exact(raw)
+    if status != "ok":
+        with pytest.raises(Problem) as info:
+            server.parse_json_encoded(raw)
+        assert info.value.detail == exact, raw[:200]
+        return None
+    value, encoded = server.parse_json_encoded(raw)
+    assert _typed(value) == exact, raw[:200]
+    if encoded is not None:
+        assert encoded.value is value
+        assert not _has_floats(value) and not _above_bmp_names(value), raw[:200]
+        assert encoded.encoding == rfc8785.dumps(value), raw[:200]
+        return encoded.encoding
+    return None
+
+
+def _bodies(doc) -> list[bytes]:
+    """One document as clients send it: compact in its own order, compact sorted, indented."""
+    return [json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(),
+            json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode(),
+            json.dumps(doc, ensure_ascii=False, indent=2).encode(),
+            json.dumps(doc, separators=(",", ":")).encode()]  # \u escapes: longer than orjson's text
+
+
+def test_encoded_parse_gives_rfc8785_for_every_example_as_clients_send_it():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from common import widen_power_report  # the bench's 200-unit report
+
+    docs = [json.loads(p.read_bytes()) for p in EXAMPLES]
+    docs.append(widen_power_report(json.loads((EXAMPLES[0].parent / "monthly-report-power.json").read_bytes())
+                                   ["payload"], 200))
+    encoded = 0
+    for doc in docs:
+        for raw in _bodies(doc):
+            encoded += _check_encoded(raw) is not None
+    assert encoded >= 3 * len(docs)  # the examples hold no floats and no names above U+FFFF
+
+
+@pytest.mark.parametrize("raw, has_encoding", [
+    # a duplicate key whose dropped member ("b":0, 6 bytes) a float's longer text makes up for
+    # (1e6 is written 1000000.0): as long as the body, yet refused by the exact path
+    (b'{"a":1e6,"b":0,"b":0}', False), (b'{"b":0,"b":0,"a":1e6}', False), (b'{"a":[1e6],"b":0,"b":0}', False),
+    (b'{"b":1,"a":2,"b":1}', False), (b'{"b":{"c":1,"c":1},"a":[]}', False),
+    (b'{"b":0,"a":1.5}', False), (b'{"a":[1,2.5]}', False), (b'{"a":[-0.5]}', False), (b'{"a":1E2}', False),
+    (b'{"b":-1e-7,"a":1}', False), (b"1.5", False), (b"[1.0]", False), (b'{"a":1.25}', False),
+    (b'{"b":0e0,"a":1}', False), (b'{"a":[-0.0e-0]}', False), (b'{"b":1E+2,"a":[1,2]}', False),
+    (b'{"a":123456789012345678901234567890}', False), (b'{"a":18446744073709551616}', False),
+    (b'{"a":9007199254740993}', False), (b'{"a":-9007199254740992}', False), (b'{"a":9007199254740991}', True),
+    ('{"😀":1,"a":2}'.encode(), False), ('{"a":"😀"}'.encode(), False), ('{"b":{"\U00020000":1}}'.encode(), False),
+    (b'{"b":"\\u00e9","a":1}', True), (b'{"a":"\\/x","b":"\\n"}', True), (b'{"a":"\\u000a"}', True),
+    (b'{"a":"\\ud83d\\ude00"}', False), (b'{"a":-0}', True), (b'{ "b" : 1 , "a" : [ 2 , 3 ] }', True),
+    (b'{"b":"10:30:00.5","a":"2026-11-05T10:30:00.123+08:00"}', True),  # an instant's seconds: no float
+    (b'{"k":"x\\":1.5","j":2}', None), (b'{"a":"1,000.5"}', None), (b'{"a":"[2e3"}', None),  # look-alikes
+    (b'{"a":' + b"[" * 63 + b"]" * 63 + b"}", True), (b'{"a":' + b"[" * 64 + b"]" * 64 + b"}", False),
+    (b'{"b":' + b"[" * 64 + b"]" * 64 + b',"a":1}', False), (b'{"a\\u0041":1,"aA":1}', False),
+    (b'{"a":true,"b":false,"c":null}', True), (b'{"c":null,"b":false,"a":true}', True),
+    (b'{"a":1}x', False), (b"\xef\xbb\xbf{}", False), (b"{}", True), (b"[]", True),
+])
+def test_encoded_parse_falls_back_or_refuses_where_it_must(raw, has_encoding):
+    encoding = _check_encoded(raw)
+    if has_encoding is not None:
+        assert (encoding is not None) is has_encoding, raw
+
+
+def _random_text(rng: random.Random, depth: int) -> bytes:
+    """Raw JSON text with what the length proof must survive: members in any order, duplicate
+    names, floats in every spelling, large and negative-zero integers, escapes, whitespace,
+    characters above U+FFFF, and strings that look like numbers."""
+    def ws() -> bytes:
+        return rng.choice([b"", b"", b"", b" ", b"\n  "])
+
+    if depth == 0 or rng.random() < 0.3:
+        return rng.choice([
+            b"0", b"-0", b"7", b"-12", b"9007199254740991", b"9007199254740992", b"18446744073709551616",
+            b"1.5", b"1e6", b"1E2", b"-0.0", b"2.50", b"1e-7", b"100000.0", b"true", b"false", b"null",
+            b'"x"', b'"\\u00e9"', b'"\\"q\\""', b'"a\\\\"', b'"\\/"', b'"\\n"', b'"\\u000a"', '"😀"'.encode(),
+            b'"10:30:00.5"', b'"1,5.0"', b'":1.5"', b'"[2e3"', "\"测\"".encode(), b'""',
+        ])
+    if rng.random() < 0.4:
+        items = [_random_text(rng, depth - 1) for _ in range(rng.randint(0, 3))]
+        return b"[" + ws() + (b"," + ws()).join(items) + ws() + b"]"
+    names = [rng.choice([b'"a"', b'"b"', b'"c"', b'"\\u0061"', '"😀"'.encode(), b'"\xc3\xa9"', b'"a\\""'])
+             for _ in range(rng.randint(0, 4))]
+    members = [n + ws() + b":" + ws() + _random_text(rng, depth - 1) for n in names]
+    return b"{" + ws() + (b"," + ws()).join(members) + ws() + b"}"
+
+
+def test_encoded_parse_agrees_on_random_texts():
+    rng = random.Random(8785)
+    encoded = 0
+    for _ in range(3000):
+        raw = _random_text(rng, rng.randint(1, 4))
+        encoded += _check_encoded(raw) is not None
+        _check_encoded(raw.replace(b" ", b"").replace(b"\n", b""))
+    assert encoded > 300
+
+
+@pytest.mark.parametrize("by_encoder", [True, False])
+def test_nesting_limit_by_the_encoder_and_by_the_bytes_agree(by_encoder, monkeypatch):
+    """The fast path lets orjson check the nesting (the record wrapped so that orjson's own
+    limit falls at 64), or, without a measurable limit, reads it from the bytes: a body 64
+    deep is taken, 65 deep refused, whichever way, brackets in strings and escapes included."""
+    wrap = server._depth_wrap()
+    assert wrap == 254 - server.MAX_JSON_DEPTH  # orjson 3 writes at most 254 nested containers
+    monkeypatch.setattr(server, "_wrap", wrap if by_encoder else 0)
+    for depth in (1, 63, 64, 65, 66, 200, 300):
+        for inner in (b"1", b'"[[[["', b'"\\"]]"', b"[]", b"{}", b'{"k":"]"}'):
+            for open_, close in ((b"[", b"]"), (b'{"a":', b"}"), (b'{"b":[', b"]}")):
+                raw = open_ * depth + inner + close * depth
+                for fn in (server.parse_json, lambda r: server.parse_json_encoded(r)[0]):
+                    status, exact = _exact(raw)
+                    if status == "ok":
+                        assert _typed(fn(raw)) == exact
+                    else:
+                        with pytest.raises(Problem) as info:
+                            fn(raw)
+                        assert info.value.detail == exact == "the JSON body nests deeper than 64 levels"

@@ -41,7 +41,7 @@ def format_instant(value: _dt.datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("naive datetime (no UTC offset)")
     utc = value.astimezone(_dt.timezone.utc)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    text = utc.replace(tzinfo=None).isoformat(timespec="seconds")  # YYYY zero-padded (strftime: not on glibc)
     if utc.microsecond:
         text += f".{utc.microsecond:06d}".rstrip("0")
     return text + "Z"
@@ -68,7 +68,7 @@ def canonical_instant(text: str) -> str:
         delta = _dt.timedelta(hours=hours, minutes=minutes)
         base = base - delta if offset[0] == "+" else base + delta
     fraction = fraction.rstrip("0")
-    return base.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+    return base.isoformat(timespec="seconds") + (f".{fraction}" if fraction else "") + "Z"
 
 
 def _already_canonical(text: str) -> bool:

@@ -25,6 +25,7 @@ from cedx.trust.canonical import (
     canonicalize,
     default_instants,
     encode_object,
+    format_instant,
     to_logical,
 )
 from cedx.trust.envelope import _Canonical, signing_input
@@ -125,6 +126,22 @@ def test_ten_fraction_digits_refused_where_a_schema_instant_is_and_kept_in_free_
     assert info.value.path == "$.payload.preparedAt"
     text = {"payload": {"reason": "2026-11-01T00:00:00.1234567891+08:00"}}
     assert canonicalize(text, instants=at) == json.dumps(text, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-00:01"])
+def test_an_instant_outside_years_1_to_9999_in_utc_is_refused_not_a_crash(text):
+    # the previous implementation raised OverflowError (a 500 on the platform)
+    with pytest.raises(CanonicalizationError, match="outside the years") as info:
+        canonicalize({"payload": {"preparedAt": text}}, instants={"payload": {"preparedAt": True}})
+    assert info.value.path == "$.payload.preparedAt"
+
+
+@pytest.mark.parametrize("text", ["0999-01-01T08:00:00+08:00", "0999-01-01T00:00:00Z", "0998-12-31T23:00:00-01:00"])
+def test_a_year_before_1000_keeps_four_digits(text):
+    # one instant, one form: strftime("%Y") gave "999-01-01..." from an offset but kept "0999" from Z
+    at = {"payload": {"preparedAt": True}}
+    assert canonicalize({"payload": {"preparedAt": text}}, instants=at) == b'{"payload":{"preparedAt":"0999-01-01T00:00:00Z"}}'
+    assert format_instant(dt.datetime(999, 1, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=8)))) == "0999-01-01T00:00:00Z"
 
 
 def test_input_with_offsets_is_not_modified_and_shared_parts_are_not_copied():
@@ -242,6 +259,8 @@ def _outcome(fn: Any, *args: Any, **kwargs: Any) -> bytes | type:
         return fn(*args, **kwargs)
     except (CanonicalizationError, old.CanonicalizationError):  # either, as "refused"
         return CanonicalizationError
+    except OverflowError:  # the previous implementation's answer to an instant beyond year 1-9999 in UTC
+        return CanonicalizationError
 
 
 @SETTINGS
@@ -331,3 +350,174 @@ def test_document_digest_of_python_values_and_of_a_bad_unsigned_member():
     with pytest.raises(CanonicalizationError, match="I-JSON") as info:
         verified.document_digest()
     assert info.value.path == "$.signature.certificateChain[0]"
+
+
+# --------------------------------------------------------------------------- a parser's encoding
+# A request body the JSON parser proved (cedx.runtime.server.parse_json_encoded) reaches the
+# verification with its sorted-key encoding: the canonical bytes are then spliced from it (the
+# instants put in place) instead of scanned and encoded again. Same bytes, or the slow way.
+from cedx.runtime.errors import Problem  # noqa: E402
+from cedx.runtime.server import parse_json_encoded  # noqa: E402
+from cedx.trust.canonical import PLAIN, EncodedRecord, splice_instants  # noqa: E402
+
+
+def _encoded_forms(envelope: dict[str, Any], tree: Any) -> tuple[Any, Any, bool]:
+    """(signing input, whole bytes, spliced?) through the parser's encoding of ``envelope``
+    sent as compact JSON in its own member order."""
+    raw = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        record, encoded = parse_json_encoded(raw)
+    except Problem:  # e.g. a control character XML cannot carry: refused before any signature
+        return None, None, False
+    if encoded is None:
+        return None, None, False
+    try:
+        canonical = _Canonical(record, tree, PLAIN, encoded.encoding)
+    except CanonicalizationError:  # a member other than the signature block has no canonical form
+        return CanonicalizationError, CanonicalizationError, False
+    return (_outcome(canonical.signing_input), _outcome(canonical.whole), canonical._whole is not None)
+
+
+SIGNATURE_BLOCKS = st.fixed_dictionaries(
+    {"algorithm": st.just("SM2-with-SM3"), "keyId": st.just("ab" * 32), "signingTime": instants(),
+     "value": st.just("MEQCIA==")},
+    optional={"certificateChain": st.lists(st.just("MIIB"), max_size=2), "timestampToken": st.just("MIIC"),
+              "userId": TEXT, "😀": STRINGS})
+
+
+@settings(SETTINGS, max_examples=250)
+@given(documents_with_instants(SCALARS), SIGNATURE_BLOCKS, st.sampled_from([None, "1.0"]))
+def test_envelopes_through_the_parsers_encoding_give_the_same_bytes(doc_tree, block, version):
+    payload, payload_tree = doc_tree
+    envelope = {"payload": payload, "signature": block, **({"specVersion": version} if version else {})}
+    tree = {"payload": payload_tree, "signature": {"signingTime": True}} if payload_tree else {"signature": {"signingTime": True}}
+    signing, whole, _ = _encoded_forms(envelope, tree)
+    if signing is not None:
+        assert signing == _outcome(_old_signing_input, envelope, tree)
+        assert whole == _outcome(old.canonicalize, envelope, instants=tree)
+
+
+def _instant_envelope(**payload: Any) -> dict[str, Any]:
+    return {"specVersion": "1.0", "payload": {"creditCode": "X", **payload},
+            "signature": {"algorithm": "SM2-with-SM3", "keyId": "ab", "signingTime": "2026-11-05T10:31:02.5+08:00",
+                          "value": "MEQ=", "certificateChain": ["MIIB"]}}
+
+
+AT = "2026-11-05T10:30:00+08:00"
+
+
+@pytest.mark.parametrize("payload, tree, spliced", [
+    ({"preparedAt": AT}, {"payload": {"preparedAt": True}}, True),
+    ({"preparedAt": AT, "evidence": [{"periodStart": AT, "periodEnd": "2026-11-06T00:00:00.000Z"}] * 3},
+     {"payload": {"preparedAt": True, "evidence": {"[]": {"periodStart": True, "periodEnd": True}}}}, True),
+    # the same name and text where the schema has free text: counted twice, so encoded instead
+    ({"preparedAt": AT, "notes": {"preparedAt": AT}}, {"payload": {"preparedAt": True}}, False),
+    ({"preparedAt": AT, "notes": [{"preparedAt": AT}]}, {"payload": {"preparedAt": True}}, False),
+    # a member look-alike inside free text is escaped, so it is not found
+    ({"preparedAt": AT, "reason": f'x","preparedAt":"{AT}"'}, {"payload": {"preparedAt": True}}, True),
+    ({"preparedAt": AT, "reason": f'{{"preparedAt":"{AT}"'}, {"payload": {"preparedAt": True}}, True),
+    # names the search could mistake, arrays of instants, too many distinct instants: encoded
+    ({"m": {"a\\": AT, 'q"': AT, ":x": AT, "ok": AT}}, {"payload": {"m": {"*": True}}}, False),
+    ({"times": [AT, "2026-11-05T10:30:00Z"]}, {"payload": {"times": {"[]": True}}}, False),
+    ({"m": {f"k{i}": f"2026-11-05T10:3{i}:00+08:00" for i in range(6)}}, {"payload": {"m": {"*": True}}}, False),
+    ({"m": {"测": AT, "é": AT}}, {"payload": {"m": {"*": True}}}, True),
+    # nothing to rewrite: the encoding itself
+    ({"preparedAt": "2026-11-05T02:30:00Z"}, {"payload": {"preparedAt": True}}, True),
+])
+def test_instants_are_spliced_only_where_the_text_search_is_exact(payload, tree, spliced):
+    envelope = _instant_envelope(**payload)
+    tree = {**tree, "signature": {"signingTime": True}}
+    signing, whole, took = _encoded_forms(envelope, tree)
+    assert took is spliced
+    assert signing == _old_signing_input(envelope, tree)
+    assert whole == old.canonicalize(envelope, instants=tree)
+
+
+def test_an_invalid_instant_is_refused_at_its_path_as_without_the_encoding():
+    key = trust.generate_private_key()
+    doc = trust.sign_document({"preparedAt": AT, "x": "1"}, key, envelope_fields={"specVersion": "1.0"})
+    doc["payload"]["preparedAt"] = "2026-11-05T10:30:00.1234567891+08:00"
+    raw = json.dumps(doc, separators=(",", ":")).encode()
+    record, encoded = parse_json_encoded(raw)
+    assert encoded is not None
+    with pytest.raises(trust.InvalidSignature) as fast:
+        trust.verify_document(record, key.public_key(), encoded=encoded)
+    with pytest.raises(trust.InvalidSignature) as slow:
+        trust.verify_document(json.loads(raw), key.public_key())
+    assert str(fast.value) == str(slow.value)
+    assert "$.payload.preparedAt" in str(fast.value)
+
+
+def test_verification_through_the_encoding_equals_verification_without():
+    key = trust.generate_private_key()
+    payload = json.loads((REPO / "spec" / "examples" / "monthly-report-power.json").read_text(encoding="utf-8"))["payload"]
+    doc = trust.sign_document(payload, key, envelope_fields={"specVersion": "1.0"},
+                              certificate_chain=[b"\x30\x00"])
+    raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()  # +08:00 instants, as sent
+    record, encoded = parse_json_encoded(raw)
+    assert encoded is not None and "+08:00" in record["payload"]["preparedAt"]
+    fast = trust.verify_document(record, key.public_key(), encoded=encoded)
+    slow = trust.verify_document(json.loads(raw), key.public_key())
+    assert fast._canonical is not None and fast._canonical._whole is not None  # the spliced way
+    assert fast.canonical_document() == slow.canonical_document() == old.canonicalize(doc)
+    assert fast.document_digest() == slow.document_digest()
+    assert fast.payload is record["payload"]
+    # made for another object: not used
+    other = trust.verify_document(json.loads(raw), key.public_key(), encoded=encoded)
+    assert other._canonical is not None and other._canonical._whole is None
+    # a payload changed after signing still fails, through the encoding too
+    tampered = raw.replace(b'"period":"', b'"period":"1')
+    record, encoded = parse_json_encoded(tampered)
+    assert encoded is not None
+    with pytest.raises(trust.InvalidSignature, match="document signature invalid"):
+        trust.verify_document(record, key.public_key(), encoded=encoded)
+
+
+def test_splice_refuses_what_it_cannot_show():
+    enc = b'{"a":"2026-11-05T10:30:00+08:00","b":["x"]}'
+    new = "2026-11-05T02:30:00Z"
+    assert splice_instants(enc, []) is enc
+    assert splice_instants(enc, [("a", "2026-11-05T10:30:00+08:00", new)]) == b'{"a":"2026-11-05T02:30:00Z","b":["x"]}'
+    assert splice_instants(enc, [("a", "2026-11-05T10:30:00+08:00", new)] * 2) is None  # one found, two rewritten
+    assert splice_instants(enc, [(None, "2026-11-05T10:30:00+08:00", new)]) is None
+    assert splice_instants(enc, [("a", 'x"', new)]) is None
+    assert EncodedRecord({}, b"{}").encoding == b"{}"
+
+
+def test_document_digest_resumes_from_the_body_states_where_they_agree():
+    """A body in canonical member order (what cedx's client sends) agrees with the canonical
+    form up to the first instant rewritten: the receipt digest resumes from the body's SM3
+    states there and is the same digest."""
+    key = trust.generate_private_key()
+    payload = json.loads((REPO / "spec" / "examples" / "monthly-report-power.json").read_text(encoding="utf-8"))["payload"]
+    doc = trust.sign_document(payload, key, envelope_fields={"specVersion": "1.0"})
+    expected = trust.sm3(old.canonicalize(doc)).hex()
+    resumed = []
+
+    class Spy(trust.PrefixDigests):
+        def sm3_of(self, other: bytes) -> bytes:
+            shared = next((i for i in range(len(self._states))
+                           if not other.startswith(memoryview(self.data)[i * self.step:(i + 1) * self.step], i * self.step)),
+                          len(self._states))
+            resumed.append(shared)
+            return super().sm3_of(other)
+
+    for sort_keys, step in ((True, 256), (False, 256), (True, 1 << 20)):
+        raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys).encode()
+        record, encoded = parse_json_encoded(raw)
+        verified = trust.verify_document(record, key.public_key(), encoded=encoded, body=Spy(raw, step=step))
+        assert verified.document_digest() == expected
+        unrelated = trust.verify_document(json.loads(raw), key.public_key(), body=trust.PrefixDigests(b"{}" * 500, step=64))
+        assert unrelated.document_digest() == expected
+    assert resumed[0] > 10 and resumed[1] == 0 and resumed[2] == 0  # sorted: most of it shared
+
+
+def test_a_signing_time_before_year_1_in_utc_is_an_invalid_signature_not_a_crash():
+    key = trust.generate_private_key()
+    doc = trust.sign_document({"x": "1"}, key, envelope_fields={"specVersion": "1.0"})
+    doc["signature"]["signingTime"] = "0001-01-01T00:00:00+08:00"
+    for encoded in (False, True):
+        raw = json.dumps(doc, separators=(",", ":")).encode()
+        record, proof = parse_json_encoded(raw) if encoded else (json.loads(raw), None)
+        with pytest.raises(trust.InvalidSignature, match="outside the years"):
+            trust.verify_document(record, key.public_key(), encoded=proof)

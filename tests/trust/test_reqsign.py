@@ -70,3 +70,34 @@ def test_forged_request_does_not_burn_nonce(setup):
 
 def test_canonical_query():
     assert canonical_query("b=2&a=1&a=0&c=%E7%A2%B3") == "a=0&a=1&b=2&c=%E7%A2%B3"
+
+
+def test_body_digest_given_by_the_caller_is_the_one_checked(setup):
+    key, verifier = setup
+    body = b'{"period":"2026-10"}'
+    h = sign_request(key, "POST", "/v1/a", "", body)
+    with pytest.raises(InvalidSignature):  # a digest of other bytes does not verify
+        verifier.verify("POST", "/v1/a", "", h, body, body_sm3=trust.sm3(b"other"))
+    assert verifier.verify("POST", "/v1/a", "", h, body, body_sm3=trust.PrefixDigests(body).digest) == key.public_key()
+
+
+# --------------------------------------------------------------------------- PrefixDigests
+def test_prefix_digests_equal_sm3_on_every_length_and_every_shared_prefix():
+    import random
+
+    rng = random.Random(32905)
+    step = 64
+    for size in (0, 1, 63, 64, 65, 127, 128, 129, 640, 1000):
+        data = rng.randbytes(size)
+        digests = trust.PrefixDigests(data, step=step)
+        assert digests.digest == trust.sm3(data)
+        for shared in sorted({0, 1, step - 1, step, step + 1, size // 2, max(size - 1, 0), size}):
+            if shared > size:
+                continue
+            for tail in (b"", b"x", rng.randbytes(200)):
+                other = data[:shared] + tail
+                assert digests.sm3_of(other) == trust.sm3(other), (size, shared, tail[:4])
+            if shared < size:  # the first differing byte exactly at ``shared``
+                flipped = data[:shared] + bytes([data[shared] ^ 1]) + data[shared + 1:]
+                assert digests.sm3_of(flipped) == trust.sm3(flipped), (size, shared)
+    assert trust.PrefixDigests(b"abc").digest.hex() == "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"

@@ -215,9 +215,11 @@ class PlatformHooks(ServerHooks):
             lambda key_id: self._entity_key(principal.credit_code, key_id, ctx) if principal else None,
             nonce_store=self.nonces,
         )
+        # the body's SM3 with prefix states: the receipt's documentDigest resumes from them
+        ctx.body_digests = trust.PrefixDigests(ctx.raw_body)
         try:
             verifier.verify(ctx.request.method, ctx.request.url.path, ctx.request.url.query,
-                            ctx.request.headers, ctx.raw_body)
+                            ctx.request.headers, ctx.raw_body, body_sm3=ctx.body_digests.digest)
         except trust.ReplayError as exc:
             raise Problem("REQUEST_REPLAYED", str(exc)) from exc
         except trust.TrustError as exc:
@@ -235,8 +237,9 @@ class PlatformHooks(ServerHooks):
             raise Problem("CERTIFICATE_INVALID", reason or "certificate invalid",
                           [ProblemItem("$.signature.keyId", "CERTIFICATE_INVALID", reason or "certificate invalid")])
         try:
-            # kept for the service: the receipt's documentDigest comes from the same canonical bytes
-            ctx.verified = trust.verify_document(record, public)
+            # kept for the service: the receipt's documentDigest comes from the same canonical bytes;
+            # ``encoded``: the parser's proof, so the document is neither scanned nor encoded again
+            ctx.verified = trust.verify_document(record, public, encoded=ctx.encoded, body=ctx.body_digests)
         except trust.InvalidSignature as exc:
             raise Problem("SIGNATURE_INVALID", str(exc),
                           [ProblemItem("$.signature.value", "SIGNATURE_INVALID", str(exc))]) from exc

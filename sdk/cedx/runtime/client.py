@@ -283,7 +283,10 @@ class BaseClient:
     def _encode(self, op: OperationInfo, record: Any, fmt: Format) -> bytes:
         if fmt is Format.XML and op.body_schema:
             return spec.context(op.spec_package).xml_codec.dumps(op.body_schema, record, pretty=False)
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # Members in RFC 8785 order (code point order, as the canonical form sorts every name
+        # this spec uses): a platform then finds a signed document's bytes nearly equal to its
+        # canonical form, and resumes the receipt digest from the body's (issue 14).
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
     def _decode(self, resp: requests.Response, op: OperationInfo) -> Any:
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()

@@ -78,6 +78,8 @@ class RequestContext:
     body_format: str | None = None        # media type of the body received (JSON, XML, FORM)
     principal: Any = None                 # set by ServerHooks.authenticate
     record: Any = None                    # the parsed logical body
+    encoded: Any = None                   # what the JSON parser proved about it (trust.canonical.EncodedRecord)
+    body_digests: Any = None              # SM3 of raw_body with its prefix states (trust.sm3.PrefixDigests)
     verified: Any = None                  # what ServerHooks.verify_document found, for the service
     response_headers: dict[str, str] = field(default_factory=dict)
 
@@ -264,7 +266,12 @@ def _run(ctx: RequestContext, op: OperationInfo, method: Callable[..., Any], hoo
         hooks.verify_request_signature(ctx)
     if op.body_schema:
         ctx.body_format = _media(request.headers.get("content-type", ""))
-        record = _parse_body(request, op, ctx.raw_body)
+        if op.signed_request and ctx.body_format == JSON and JSON in op.body_media:
+            # a signed document: the parser's proof spares its verification a type scan and
+            # a second encoding (trust.verify_document's ``encoded``)
+            record, ctx.encoded = parse_json_encoded(ctx.raw_body)
+        else:
+            record = _parse_body(request, op, ctx.raw_body)
         issues = spec.context(op.spec_package).validator.validate(op.body_schema, record)
         if issues and op.body_media == (FORM,):
             # Paths and rule codes only: a message could quote the submitted value (a secret).
@@ -462,6 +469,7 @@ _MAX_SAFE_INTEGER = 2**53 - 1
 # are already invalid JSON; these two noncharacters are not): refused, so that every accepted
 # document can be answered in both formats.
 _NON_XML_ESCAPE = re.compile(rb"\\u(00(0[0-8bBcCeEfF]|1[0-9a-fA-F])|[fF]{3}[eEfF])|\xef\xbf[\xbe\xbf]")
+_RAW_NONCHARACTER = re.compile(rb"\xef\xbf[\xbe\xbf]")  # U+FFFE, U+FFFF in UTF-8
 _NON_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -576,8 +584,72 @@ def parse_json(raw: bytes) -> Any:
     return _parse_json_exact(raw)
 
 
+def parse_json_encoded(raw: bytes) -> tuple[Any, Any]:
+    """``parse_json`` (the same answers and refusals), and, when the fast path can prove it,
+    the record's RFC 8785 bytes before instant rewriting (``EncodedRecord``: only JSON types,
+    integers within I-JSON, no floats, no member name above U+FFFF), for the verification of a
+    signed document."""
+    if _orjson is not None:
+        found = _fast_parse(raw, encoded=True)
+        if found is not _UNDECIDED:
+            value, encoding = found
+            if encoding is None:
+                return value, None
+            # imported late: serving requests that carry no signed document needs no trust layer
+            from ..trust.canonical import EncodedRecord
+
+            return value, EncodedRecord(value, encoding)
+    return _parse_json_exact(raw), None
+
+
 _UNDECIDED = object()
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+# In compact JSON every number follows '":' (a member's value) or '[' or ',' (an array item).
+# With digits and '-' read as '0' and '[' and ',' as ':', a number with a fraction or an
+# exponent is ':0+[.eE]'; so is an instant's seconds ("10:30:00.5"), but there the colon
+# follows a digit, never the quote that ends a member name.
+_NUMBER_MARKS = bytes.maketrans(b"-0123456789[,", b"00000000000::")
+_FLOAT_TOKEN = re.compile(rb":0+[.eE]")
+_COLON, _QUOTE = ord(":"), ord('"')
+_ABOVE_BMP = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")  # lead bytes of 4-byte UTF-8
+
+
+_wrap: int | None = None
+
+
+def _depth_wrap() -> int:
+    """How many arrays to wrap a record in so that orjson refuses to encode it exactly when it
+    nests deeper than MAX_JSON_DEPTH, or 0 (then the nesting is checked on the bytes). orjson
+    writes at most a fixed number of nested containers (254 in orjson 3) and raises beyond;
+    that limit is measured here once, on first use, rather than assumed."""
+    global _wrap
+    if _wrap is None:
+        value: Any = []
+        limit = 0
+        for depth in range(1, 4097):
+            try:
+                _orjson.dumps(value)
+            except _orjson.JSONEncodeError:
+                limit = depth - 1
+                break
+            value = [value]
+        _wrap = limit - MAX_JSON_DEPTH if limit > MAX_JSON_DEPTH else 0
+    return _wrap
+
+
+def _has_float(compact: bytes, value: Any) -> bool:
+    """Whether orjson's compact encoding of ``value`` holds a number with a fraction or an
+    exponent (orjson writes every float so, and reads so every integer beyond 64 bits). A
+    colon not after a quote is inside a string (an instant's seconds) and is passed over; any
+    other look-alike inside a string (``"a,1.5"``) counts, as do more than 64 passed over: a
+    false alarm only costs the slower way."""
+    if type(value) is float:
+        return True
+    for n, found in enumerate(_FLOAT_TOKEN.finditer(compact.translate(_NUMBER_MARKS))):
+        i = found.start()
+        if n == 64 or compact[i] != _COLON or compact[i - 1] == _QUOTE:
+            return True
+    return False
 
 
 def _simple_numbers(shape: bytes) -> bool:
@@ -598,7 +670,7 @@ def _members(text: bytes, shape: bytes | None = None) -> int:
     return (_outside_strings(text) if shape is None else shape).count(b":")
 
 
-def _fast_parse(raw: bytes) -> Any:
+def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
     """The parsed body when orjson's reading of it is certainly the exact path's, else
     ``_UNDECIDED``. orjson (RFC 8259, strict UTF-8, no NaN, no lone surrogates) differs from
     I-JSON only where it takes the last of duplicate keys and reads large integers as floats.
@@ -607,37 +679,72 @@ def _fast_parse(raw: bytes) -> Any:
     Most bodies are compact JSON exactly as orjson writes it (cedx's client sends that): when
     orjson's re-encoding of the result, with integers held to 53 bits, is the body itself, no
     key was dropped, every integer is in range and every number is the shortest text of its
-    double (so Python reads the same double); only the depth is left to check, on the indented
-    re-encoding (a container nested 65 deep starts a line indented 128 spaces). Any other body
+    double (so Python reads the same double); only the depth is left to check: the record is
+    re-encoded wrapped in as many arrays as make orjson's own nesting limit MAX_JSON_DEPTH for
+    the record (``_depth_wrap``), else on the bytes or the indented re-encoding (a container
+    nested 65 deep starts a line indented 128 spaces). Any other body
     is checked on its bytes outside strings: members counted (a colon is a member) against the
     re-encoding, only short integers, the nesting. Cost: C-speed bytes operations instead of a
-    Python hook per object."""
-    if b"\\u" in raw and (_SURROGATE_ESCAPE.search(raw) or _NON_XML_ESCAPE.search(raw)):
+    Python hook per object.
+
+    ``encoded``: return (value, encoding or None) instead, the re-encoding made with sorted
+    keys so that it is the record's RFC 8785 form when there are no floats and no member name
+    above U+FFFF. A body whose members are not in that order is then no longer equal to it;
+    instead it is decided by length: every part of orjson's encoding is at most as long as the
+    text it was read from (whitespace dropped, strings with the fewest escapes, integers
+    without "-0"), except floats ("1e6" is "1000000.0"), and a duplicate key's dropped
+    member makes it strictly shorter. So without floats an encoding as long as the body proves
+    what equality proves: no duplicate key, no whitespace (the depth check below holds)."""
+    # (a backslash is looked for first: one memchr, where searching for "\\u" in Chinese text
+    # costs a slow pass, as do two searches for the noncharacters instead of one expression)
+    if b"\\" in raw and b"\\u" in raw and (_SURROGATE_ESCAPE.search(raw) or _NON_XML_ESCAPE.search(raw)):
         return _UNDECIDED
-    if b"\xef\xbf\xbe" in raw or b"\xef\xbf\xbf" in raw:  # raw U+FFFE/U+FFFF: refused by the exact path
+    if _RAW_NONCHARACTER.search(raw):  # raw U+FFFE/U+FFFF: refused by the exact path
         return _UNDECIDED
+    wrap = _depth_wrap()
     try:
         value = _orjson.loads(raw)
-        compact = _orjson.dumps(value, option=_orjson.OPT_STRICT_INTEGER)
-    except (_orjson.JSONDecodeError, _orjson.JSONEncodeError):  # e.g. an integer beyond 2^53 - 1
+        options = _orjson.OPT_STRICT_INTEGER | (_orjson.OPT_SORT_KEYS if encoded else 0)
+        if wrap:  # the nesting is checked by the encoder itself (see _depth_wrap)
+            wrapped = value
+            for _ in range(wrap):
+                wrapped = [wrapped]
+            compact = _orjson.dumps(wrapped, option=options)[wrap:-wrap]
+        else:
+            compact = _orjson.dumps(value, option=options)
+    except (_orjson.JSONDecodeError, _orjson.JSONEncodeError):  # an integer beyond 2^53 - 1, too deep
         return _UNDECIDED
-    if compact == raw:
-        if b"\\" not in raw:  # most bodies: decided from the bytes, no re-encoding
-            return _UNDECIDED if _plain_nests_deeper(raw, MAX_JSON_DEPTH) else value
+    floats = None
+    same = compact == raw
+    if not same and encoded and len(compact) == len(raw):
+        floats = _has_float(compact, value)
+        same = not floats
+    if same:
+        if wrap:
+            pass  # nests at most MAX_JSON_DEPTH deep, or the encoder had refused it
+        elif b"\\" not in raw:  # decided from the bytes, no re-encoding
+            if _plain_nests_deeper(raw, MAX_JSON_DEPTH):
+                return _UNDECIDED
+        else:
+            deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
+            if deep and b"\n" + b" " * (2 * MAX_JSON_DEPTH) in _orjson.dumps(value, option=_orjson.OPT_INDENT_2):
+                return _UNDECIDED
+    else:
         deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
-        if deep and b"\n" + b" " * (2 * MAX_JSON_DEPTH) in _orjson.dumps(value, option=_orjson.OPT_INDENT_2):
+        shape = _outside_strings(raw)
+        if not _simple_numbers(shape):
             return _UNDECIDED
+        if deep and _nests_deeper(shape, MAX_JSON_DEPTH):
+            return _UNDECIDED
+        members = _members(raw, shape)
+        if members and _members(compact) != members:
+            return _UNDECIDED  # a duplicate key
+    if not encoded:
         return value
-    deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
-    shape = _outside_strings(raw)
-    if not _simple_numbers(shape):
-        return _UNDECIDED
-    if deep and _nests_deeper(shape, MAX_JSON_DEPTH):
-        return _UNDECIDED
-    members = _members(raw, shape)
-    if members and _members(compact) != members:
-        return _UNDECIDED  # a duplicate key
-    return value
+    if floats is None:
+        floats = _has_float(compact, value)
+    plain = not floats and not any(lead in raw for lead in _ABOVE_BMP)
+    return value, (compact if plain else None)
 
 
 def _parse_json_exact(raw: bytes) -> Any:

@@ -16,11 +16,12 @@ of a document that can carry a unit.
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .issue import Issue
 from .rules import RuleEngine
@@ -65,6 +66,8 @@ class Validator:
         self._compiled: dict[str, Callable[[Any], Any] | None] = {}
         self._compile_lock = threading.RLock()
         self._unit_plans: dict[int, Any] = {}
+        self._unit_checks: dict[int, Callable[[Any], bool]] = {}
+        self._both: dict[str, Callable[[Any], bool] | None] = {}
 
     @cached_property
     def _registry(self) -> Registry:
@@ -180,6 +183,69 @@ class Validator:
                 raise ValueError("not valid")  # schema_issues lets jsonschema explain
         return check
 
+    def _schema_and_units_check(self, schema_name: str) -> Callable[[Any], bool] | None:
+        """jsonschema-rs over the schema with every allowed-units list (``x-cedx-units``) added
+        as a constraint on the property (an object there must have a ``unit`` among them),
+        built once: True means neither ``schema_issues`` nor ``unit_issues`` finds anything,
+        in one pass in Rust instead of the schema check and the Python walk (issue 14).
+
+        Adding constraints makes the schema only stricter as long as nothing on the way is
+        ``oneOf``, ``not``, ``if`` or ``maxContains`` (their outcome may flip); else there is
+        no such check and both stages run. The walk's tests are all enforced (same properties, same test), so
+        "valid" here implies no unit issue; where this is stricter than the walk (a unit
+        where the walk does not look), a document just takes both stages, which decide."""
+        if schema_name in self._both:
+            return self._both[schema_name]
+        with self._compile_lock:
+            if schema_name not in self._both:
+                self._both[schema_name] = self._build_schema_and_units_check(schema_name)
+        return self._both[schema_name]
+
+    def _build_schema_and_units_check(self, schema_name: str) -> Callable[[Any], bool] | None:
+        try:
+            import jsonschema_rs
+        except ImportError:
+            return None
+        if schema_name not in self.index.schemas:
+            return None
+        components = copy.deepcopy(self.index.spec.get("components", {}))
+        schemas = components.get("schemas", {})
+        # every schema reachable from the root: none may flip its outcome under a stricter part
+        seen: set[int] = set()
+        stack: list[Any] = [schemas[schema_name]]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+                continue
+            if not isinstance(node, dict) or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if any(k in node for k in _FLIPPING):
+                return None
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                if not ref.startswith(REF_PREFIX) or ref[len(REF_PREFIX):] not in schemas:
+                    return None
+                stack.append(schemas[ref[len(REF_PREFIX):]])
+            stack.extend(v for k, v in node.items() if k not in ("examples", "example", "enum", "const", "default"))
+        for node in _schema_nodes(components):
+            properties = node.get("properties")
+            if not isinstance(properties, dict):
+                continue
+            for name, prop in list(properties.items()):
+                allowed = prop.get("x-cedx-units") if isinstance(prop, dict) else None
+                if allowed:  # (both keywords apply to objects only, as the walk's test does)
+                    units = {"required": ["unit"], "properties": {"unit": {"enum": list(allowed)}}}
+                    properties[name] = ({**prop, **units} if not {"required", "properties"} & prop.keys()
+                                        else {"allOf": [prop, units]})
+        root = {"$ref": f"{REF_PREFIX}{schema_name}", "components": components}
+        try:
+            return cast(Callable[[Any], bool],
+                        jsonschema_rs.Draft202012Validator(root, validate_formats=False).is_valid)
+        except Exception:  # a construct it does not support: both stages instead
+            return None
+
     def is_valid(self, schema_name: str, document: Any) -> bool:
         """True when the document satisfies the schema (fast path; no explanation)."""
         return not self.schema_issues(schema_name, document)
@@ -222,9 +288,23 @@ class Validator:
     def unit_issues(self, schema_name: str, document: Any) -> list[Issue]:
         issues: list[Issue] = []
         plan = self._unit_plan(self.index.schemas[schema_name])
-        if plan is not None:
+        # The compiled check only answers whether the walk would find anything (no paths
+        # spelled, no issue built): the walk runs only when it will (issue 14).
+        if plan is not None and self._unit_check(plan)(document):
             _walk_plan(plan, document, "$", issues)
         return issues
+
+    def _unit_check(self, plan: Any) -> Callable[[Any], bool]:
+        """A function telling whether ``_walk_plan(plan, ...)`` finds any issue (built once)."""
+        key = id(plan)
+        try:
+            return self._unit_checks[key]
+        except KeyError:
+            pass
+        with self._compile_lock:
+            if key not in self._unit_checks:
+                self._unit_checks[key] = _compile_unit_check(plan, {})
+            return self._unit_checks[key]
 
     def _unit_plan(self, schema: dict[str, Any]) -> Any:
         """What of a document under ``schema`` can carry a unit, or None if nothing can.
@@ -289,6 +369,9 @@ class Validator:
 
     def validate(self, schema_name: str, document: Any) -> list[Issue]:
         """All issues; quality rules run only on documents that pass the schema."""
+        both = self._schema_and_units_check(schema_name)
+        if both is not None and both(document):  # no schema issue and no unit issue
+            return self.rule_issues(schema_name, document)
         issues = self.schema_issues(schema_name, document)
         issues += self.unit_issues(schema_name, document)
         if issues:
@@ -297,6 +380,67 @@ class Validator:
 
 
 _NOT_THERE = object()
+
+
+# Keywords under which a stricter subschema may make the whole schema accept more.
+_FLIPPING = ("oneOf", "not", "if", "maxContains", "$dynamicRef", "$recursiveRef")
+
+
+def _schema_nodes(tree: Any) -> Iterable[dict[str, Any]]:
+    """Every dict in a schema tree (examples and enumerations not descended into)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(v for k, v in node.items() if k not in ("examples", "example", "enum", "const", "default"))
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _compile_unit_check(plan: Any, memo: dict[int, Callable[[Any], bool]]) -> Callable[[Any], bool]:
+    """``_walk_plan`` as closures that answer only whether it would record an issue: the same
+    visits and tests in the same order, stopping at the first finding (plans share subplans:
+    ``memo``)."""
+    known = memo.get(id(plan))
+    if known is not None:
+        return known
+    kind = plan[0]
+    check: Callable[[Any], bool]
+    if kind == "object":
+        entries = tuple((name, tuple(allowed) if allowed else None,
+                         None if child is None else _compile_unit_check(child, memo))
+                        for name, allowed, child in plan[1])
+
+        def check(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return False
+            get = value.get
+            for name, allowed, child_check in entries:
+                child = get(name, _NOT_THERE)
+                if child is _NOT_THERE:
+                    continue
+                if allowed is not None and isinstance(child, dict) and child.get("unit") not in allowed:
+                    return True
+                if child_check is not None and child_check(child):
+                    return True
+            return False
+    elif kind == "array":
+        item_check = _compile_unit_check(plan[1], memo)
+
+        def check(value: Any) -> bool:
+            return isinstance(value, list) and any(map(item_check, value))
+    else:  # union: the variant named by the discriminator
+        discriminator = plan[1]
+        options = {value: _compile_unit_check(sub, memo) for value, sub in plan[2].items() if sub is not None}
+
+        def check(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return False
+            variant = options.get(value.get(discriminator))
+            return variant is not None and variant(value)
+    memo[id(plan)] = check
+    return check
 
 
 def _walk_plan(plan: Any, value: Any, path: str, issues: list[Issue]) -> None:

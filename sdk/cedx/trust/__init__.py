@@ -27,7 +27,7 @@ from .errors import (
 )
 from .keys import SM2PrivateKey, SM2PublicKey, load_private_key, load_public_key
 from .reqsign import MemoryNonceStore, RequestVerifier, sign_request
-from .sm3 import sm3
+from .sm3 import PrefixDigests, sm3
 
 
 def generate_private_key() -> SM2PrivateKey:
@@ -45,6 +45,7 @@ __all__ = [
     "InvalidKey",
     "InvalidSignature",
     "MemoryNonceStore",
+    "PrefixDigests",
     "ReplayError",
     "RequestVerifier",
     "SM2PrivateKey",

@@ -76,7 +76,7 @@ def format_instant(value: _dt.datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("naive datetime (no UTC offset)")
     utc = value.astimezone(_dt.timezone.utc)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    text = utc.replace(tzinfo=None).isoformat(timespec="seconds")  # YYYY zero-padded (strftime: not on glibc)
     if utc.microsecond:
         text += f".{utc.microsecond:06d}".rstrip("0")
     return text + "Z"
@@ -101,9 +101,12 @@ def canonical_instant(text: str) -> str:
         if hours > 23 or minutes > 59:
             raise ValueError(f"invalid offset {offset}")
         delta = _dt.timedelta(hours=hours, minutes=minutes)
-        base = base - delta if offset[0] == "+" else base + delta
+        try:
+            base = base - delta if offset[0] == "+" else base + delta
+        except OverflowError:  # 0001-01-01T00:00:00+08:00 is in year 0 in UTC: no canonical form
+            raise ValueError("the instant in UTC is outside the years 0001 to 9999") from None
     fraction = fraction.rstrip("0")
-    return base.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+    return base.isoformat(timespec="seconds") + (f".{fraction}" if fraction else "") + "Z"
 
 
 def _already_canonical(text: str) -> bool:
@@ -357,9 +360,11 @@ def scan(value: Any) -> int:
     return kind
 
 
-def _rewrite(value: Any, node: InstantNode) -> Any:
+def _rewrite(value: Any, node: InstantNode, changes: list[tuple[str | None, str, str]] | None = None) -> Any:
     """Rewrite the instants of a plain record, visiting only the paths of ``node``; returns
-    ``value`` itself when nothing changes, else a copy of just the containers that changed."""
+    ``value`` itself when nothing changes, else a copy of just the containers that changed.
+    ``changes``, if given, receives (member name or None for an array item, old, new) for every
+    instant rewritten."""
     if node is True:
         return _instant(value) if type(value) is str else value
     if not node:
@@ -372,7 +377,7 @@ def _rewrite(value: Any, node: InstantNode) -> Any:
         for k in (value if wild else [k for k in node if k in value]):
             v = value[k]
             try:
-                new = _rewrite(v, node.get(k) or wild)
+                new = _rewrite(v, node.get(k) or wild, changes)
             except _Located as exc:
                 exc.steps.append(f".{k}")
                 raise
@@ -380,6 +385,8 @@ def _rewrite(value: Any, node: InstantNode) -> Any:
                 if out is None:
                     out = dict(value)
                 out[k] = new
+                if changes is not None and type(v) is str:
+                    changes.append((k, v, new))
         return value if out is None else out
     if t is list:
         item = node.get(ITEMS) or node.get(ANY_KEY)
@@ -388,7 +395,7 @@ def _rewrite(value: Any, node: InstantNode) -> Any:
         out_list: list[Any] | None = None
         for i, v in enumerate(value):
             try:
-                new = _rewrite(v, item)
+                new = _rewrite(v, item, changes)
             except _Located as exc:
                 exc.steps.append(f"[{i}]")
                 raise
@@ -396,6 +403,8 @@ def _rewrite(value: Any, node: InstantNode) -> Any:
                 if out_list is None:
                     out_list = list(value)
                 out_list[i] = new
+                if changes is not None and type(v) is str:
+                    changes.append((None, v, new))
         return value if out_list is None else out_list
     return value
 
@@ -522,6 +531,90 @@ def encode_object(members: Mapping[str, bytes]) -> bytes:
     parts = [_IN_ORDER.encode(k).encode("utf-8") + b":" + members[k]
              for k in sorted(members, key=_utf16_order)]
     return b"{" + b",".join(parts) + b"}"
+
+
+# --------------------------------------------------------------------------- a parser's encoding
+class EncodedRecord:
+    """A record together with its RFC 8785 bytes *before* instant rewriting, as a JSON parser
+    that proved both hands them over (cedx.runtime.server does, for request bodies), so that the
+    receiver of a document neither scans its types again nor encodes it a second time.
+
+    Whoever makes one vouches that ``value`` holds only dict, list, str, int within I-JSON's
+    ±(2^53 − 1), bool and None, that no member name holds a character above U+FFFF (so code
+    point order is RFC 8785's UTF-16 order), and that ``encoding`` is exactly
+    ``encode(value, PLAIN)``. It is used only with the very object it was made for (identity)."""
+
+    __slots__ = ("value", "encoding")
+
+    def __init__(self, value: Any, encoding: bytes):
+        self.value, self.encoding = value, encoding
+
+
+#: at most this many distinct (name, instant) pairs are spliced into an encoding; beyond that
+#: one re-encoding is cheaper than a search of the whole text per pair
+MAX_SPLICED_INSTANTS = 4
+_NOT_AFTER_OPENING_QUOTE = frozenset(":,]}")
+_MEMBER_START = b",{"
+
+
+def _spliceable_name(name: str) -> bool:
+    """A member name that the encoder writes as it is and that cannot be mistaken for anything
+    else in compact JSON (see ``splice_instants``)."""
+    return (bool(name) and name[0] not in _NOT_AFTER_OPENING_QUOTE and name.isprintable()
+            and '"' not in name and "\\" not in name)
+
+
+def splice_instants(encoding: bytes, changes: list[tuple[str | None, str, str]]) -> bytes | None:
+    """``encoding`` (a record's RFC 8785 bytes) with the instants ``_rewrite`` rewrote put in
+    place, i.e. the canonical form of the rewritten record; None when this cannot be shown, and
+    the caller encodes the rewritten record instead.
+
+    Why a text search finds exactly the rewritten members. In compact JSON a string's content
+    holds a quote only escaped, after a backslash, so a quote after ``,`` or ``{`` delimits a
+    string; it does not end one when the next byte may not follow a string (``:,]}``), so it
+    opens one; a name with no quote and no backslash then ends at the very next quote, and
+    ``:`` makes it a member name; a rewritten instant matched the instant pattern, so it is
+    printable ASCII without quote or backslash and its string ends at its own closing quote.
+    So every occurrence of ``"name":"old"`` after ``,`` or ``{`` is a member ``name`` whose
+    value is ``old``; every such member is one (a member name always follows ``,`` or ``{``),
+    members are disjoint, and when their number is the number of such members rewritten, each
+    occurrence is one of them. Replacing a value's text changes no member name, hence no order."""
+    if not changes:
+        return encoding
+    counts: dict[tuple[str, str], int] = {}
+    new_text: dict[tuple[str, str], str] = {}
+    for name, old, new in changes:
+        if name is None:  # an array item of instants: not spliced
+            return None
+        counts[(name, old)] = counts.get((name, old), 0) + 1
+        new_text[(name, old)] = new
+    if len(counts) > MAX_SPLICED_INSTANTS:
+        return None
+    cuts: list[tuple[int, int, bytes]] = []  # (start, end, replacement) of each member's text
+    for (name, old), n in counts.items():
+        if not (_spliceable_name(name) and old.isascii() and old.isprintable() and '"' not in old
+                and "\\" not in old):
+            return None
+        head = b'"' + name.encode("utf-8") + b'":"'
+        before, after = head + old.encode("ascii") + b'"', head + new_text[(name, old)].encode("ascii") + b'"'
+        found = 0
+        i = encoding.find(before, 1)
+        while i > 0:
+            if encoding[i - 1] in _MEMBER_START:
+                found += 1
+                cuts.append((i, i + len(before), after))
+            i = encoding.find(before, i + 1)
+        if found != n:
+            return None  # the same name and text elsewhere (not an instant there): re-encode
+    cuts.sort()
+    parts: list[Any] = []
+    at = 0
+    view = memoryview(encoding)
+    for start, end, text in cuts:
+        parts += (view[at:start], text)
+        at = end
+    parts.append(view[at:])
+    return b"".join(parts)
 
 
 def canonicalize(value: Any, *, instants: InstantNode = None) -> bytes:

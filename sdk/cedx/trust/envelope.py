@@ -29,9 +29,13 @@ from typing import Any
 
 from .canonical import (
     NOT_PLAIN,
+    PLAIN,
     CanonicalizationError,
+    EncodedRecord,
     InstantNode,
     OutOfRange,
+    _Located,
+    _rewrite,
     child_node,
     default_instants,
     encode,
@@ -39,12 +43,13 @@ from .canonical import (
     format_instant,
     prepare,
     scan,
+    splice_instants,
     to_logical,
 )
 from .curve import DEFAULT_ID
 from .errors import InvalidSignature
 from .keys import Signer, SM2PublicKey
-from .sm3 import sm3
+from .sm3 import PrefixDigests, sm3
 
 ALGORITHM = "SM2-with-SM3"
 CANONICALIZATION = "cedx-jcs-1"
@@ -78,12 +83,40 @@ class _Canonical:
     by far the largest member, and are spliced from the same bytes (RFC 8785 encodes an object
     member by member, so splicing gives the bytes a single pass would)."""
 
-    def __init__(self, envelope: dict[str, Any], instants: InstantNode, kind: int | None = None):
-        """``kind``: what ``scan`` found for the whole envelope, if it was scanned already."""
+    def __init__(self, envelope: dict[str, Any], instants: InstantNode, kind: int | None = None,
+                 encoding: bytes | None = None):
+        """``kind``: what ``scan`` found for the whole envelope, if it was scanned already;
+        ``encoding``: the envelope's RFC 8785 bytes before instant rewriting, when a parser
+        proved them (``EncodedRecord``; ``kind`` is then PLAIN)."""
         self.tree = default_instants() if instants is None else instants
         self.kind = kind
-        self.members = {k: self._member(k, v) for k, v in envelope.items() if k != "signature"}
         self.block: dict[str, Any] = envelope["signature"]
+        self._whole: bytes | None = None
+        if encoding is not None and kind == PLAIN and self._from_encoding(envelope, encoding):
+            return
+        self.members = {k: self._member(k, v) for k, v in envelope.items() if k != "signature"}
+
+    def _from_encoding(self, envelope: dict[str, Any], encoding: bytes) -> bool:
+        """The whole document's canonical bytes from the parser's encoding, instants spliced in
+        (no re-encoding of the payload). The signing input is then the same bytes with the
+        signature block's member replaced: the members after it in RFC 8785 order are small
+        and encoded again, and the whole form must end with exactly them (else the slow way)."""
+        changes: list[tuple[str | None, str, str]] = []
+        try:
+            _rewrite(envelope, self.tree, changes)
+        except _Located:  # an invalid instant: the member-by-member way reports it with its path
+            return False
+        whole = splice_instants(encoding, changes)
+        if whole is None:
+            return False
+        names = sorted(envelope)  # code point order is RFC 8785's here (EncodedRecord's promise)
+        after = names[names.index("signature") + 1:]
+        tail = b"".join(b"," + encode_object({k: self._member(k, envelope[k])})[1:-1] for k in after) + b"}"
+        block = encode_object({"signature": self._member("signature", self.block)})[1:-1]
+        if not whole.endswith(block + tail) or whole[-len(block + tail) - 1] not in b",{":
+            return False  # pragma: no cover - the encoding was not the envelope's
+        self._whole, self._head, self._tail = whole, memoryview(whole)[:-len(block + tail)], tail
+        return True
 
     def _member(self, name: str, value: Any) -> bytes:
         path = f"$.{name}"
@@ -92,9 +125,14 @@ class _Canonical:
 
     def signing_input(self) -> bytes:
         protected = {k: v for k, v in self.block.items() if k not in _UNPROTECTED}
+        if self._whole is not None:
+            block = encode_object({"signature": self._member("signature", protected)})[1:-1]
+            return b"".join((self._head, block, self._tail))
         return encode_object({**self.members, "signature": self._member("signature", protected)})
 
     def whole(self) -> bytes:
+        if self._whole is not None:
+            return self._whole
         return encode_object({**self.members, "signature": self._member("signature", self.block)})
 
 
@@ -149,6 +187,7 @@ class VerifiedDocument:
     signature: bytes
     timestamp_token: bytes | None
     _canonical: _Canonical | None = field(default=None, repr=False, compare=False)
+    _body: PrefixDigests | None = field(default=None, repr=False, compare=False)
 
     def canonical_document(self) -> bytes:
         """Canonical bytes of the whole document (raises CanonicalizationError when an
@@ -158,12 +197,15 @@ class VerifiedDocument:
         return self._canonical.whole()
 
     def document_digest(self) -> str:
-        """Hex SM3 of ``canonical_document()`` (docs/trust-profile.md §3, ``documentDigest``)."""
-        return sm3(self.canonical_document()).hex()
+        """Hex SM3 of ``canonical_document()`` (docs/trust-profile.md §3, ``documentDigest``);
+        resumed from the request body's hash states where the two bytes agree (``body``)."""
+        whole = self.canonical_document()
+        return (sm3(whole) if self._body is None else self._body.sm3_of(whole)).hex()
 
 
 def verify_document(
-    envelope: Any, key: SM2PublicKey | KeyResolver, *, instants: InstantNode = None
+    envelope: Any, key: SM2PublicKey | KeyResolver, *, instants: InstantNode = None,
+    encoded: EncodedRecord | None = None, body: PrefixDigests | None = None,
 ) -> VerifiedDocument:
     """Verify an envelope against a key, or a resolver that maps the block to a key.
 
@@ -171,11 +213,21 @@ def verify_document(
     returned undecoded; verify it with cedx.trust.tsa.verify_token(token, imprint=sm3(sig)).
     A plain JSON record (what a JSON parser returns) is not copied: the returned ``payload`` is
     the one given; anything else (a model, Python values) is first converted by ``to_logical``.
+    ``encoded``: what the parser that read ``envelope`` proved about it (ignored unless made for
+    this very object): its types are not scanned again and its canonical bytes are spliced from
+    the parser's encoding instead of encoded again. ``body``: SM3 states of the bytes the
+    document arrived as, from which ``document_digest`` resumes where they agree with the
+    canonical form. The answers are the same either way.
     """
-    try:
-        kind: int | None = scan(envelope) if type(envelope) is dict else NOT_PLAIN
-    except OutOfRange:  # an integer beyond I-JSON: refused below, as "no canonical form"
-        kind = NOT_PLAIN
+    encoding = None
+    if encoded is not None and encoded.value is envelope and type(envelope) is dict:
+        kind: int | None = PLAIN
+        encoding = encoded.encoding
+    else:
+        try:
+            kind = scan(envelope) if type(envelope) is dict else NOT_PLAIN
+        except OutOfRange:  # an integer beyond I-JSON: refused below, as "no canonical form"
+            kind = NOT_PLAIN
     doc = envelope if kind != NOT_PLAIN else to_logical(envelope)
     if not isinstance(doc, dict) or "payload" not in doc or "signature" not in doc:
         raise InvalidSignature("document is not a signed envelope (payload + signature)")
@@ -195,7 +247,7 @@ def verify_document(
     uid = block.get("userId", DEFAULT_ID.decode()).encode("utf-8")
     value = b64d(block["value"], "signature value")
     try:
-        canonical = _Canonical(doc, instants, kind if kind != NOT_PLAIN else None)
+        canonical = _Canonical(doc, instants, kind if kind != NOT_PLAIN else None, encoding)
         message = canonical.signing_input()
     except CanonicalizationError as exc:  # e.g. a ten-digit fraction: refused, never cut
         raise InvalidSignature(f"document has no canonical form: {exc}") from exc
@@ -211,4 +263,5 @@ def verify_document(
         signature=value,
         timestamp_token=b64d(token, "timestamp token") if token else None,
         _canonical=canonical,
+        _body=body,
     )

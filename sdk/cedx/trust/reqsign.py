@@ -57,9 +57,11 @@ def canonical_query(query: str | Iterable[tuple[str, str]]) -> str:
 
 def string_to_sign(
     method: str, path: str, query: str | Iterable[tuple[str, str]], timestamp: str, nonce: str,
-    body: bytes,
+    body: bytes, *, body_sm3: bytes | None = None,
 ) -> bytes:
-    lines = [SCHEME, method.upper(), path, canonical_query(query), timestamp, nonce, sm3(body).hex()]
+    """``body_sm3``: SM3 of ``body`` when the caller has it already."""
+    digest = sm3(body) if body_sm3 is None else body_sm3
+    lines = [SCHEME, method.upper(), path, canonical_query(query), timestamp, nonce, digest.hex()]
     return "\n".join(lines).encode("utf-8")
 
 
@@ -148,7 +150,11 @@ class RequestVerifier:
         query: str | Iterable[tuple[str, str]],
         headers: Mapping[str, str],
         body: bytes,
+        *,
+        body_sm3: bytes | None = None,
     ) -> SM2PublicKey:
+        """``body_sm3``: SM3 of ``body`` when the caller has it already (e.g. from a
+        ``PrefixDigests`` it keeps for the document's digest)."""
         timestamp = _header(headers, H_TIMESTAMP)
         nonce = _header(headers, H_NONCE)
         key_id = _header(headers, H_KEY_ID)
@@ -174,7 +180,7 @@ class RequestVerifier:
             sig = base64.b64decode(sig_b64, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidSignature(f"{H_SIGNATURE} is not valid base64") from exc
-        key.verify(sig, string_to_sign(method, path, query, timestamp, nonce, body))
+        key.verify(sig, string_to_sign(method, path, query, timestamp, nonce, body, body_sm3=body_sm3))
         # Record the nonce only after the signature holds, so forged requests cannot
         # poison the cache with nonces a legitimate client is about to use.
         if not self._nonces.add(f"{key_id}:{nonce}", signed_at.timestamp() + self._window):
