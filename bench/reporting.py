@@ -20,23 +20,27 @@ every request. Beside each rate the bench prints the platform's own CPU per acce
 and per trivial request (/proc of the server processes), the ratio that does not depend on how
 fast the client is.
 
-Where the platform's time goes (py-spy --gil on the server under this load, 2026-12; the
-targets are not met on this 2-core machine and these profiles say why):
+3. The trust profile's floor (bench/trust_floor_app.py): the same platform app and server with
+   one bench-only route doing a report's four SM2 operations and nothing else, the client signing
+   each request. Its ratio to /health is the ceiling of figure 1's ratio on this machine.
 
-* 2-unit report, ~8 ms CPU against ~0.5 ms for /health. Of the time holding the GIL: the event
-  loop and framework (uvicorn, Starlette, FastAPI) ~30 %, worker-thread hops, authentication and
-  rate limit ~15 %, the submission (one transaction: idempotency look-up, decision, receipt
-  signed and time-stamped, inserts) ~17 %, quality rules ~16 %, request signature (nonce upsert,
-  key, string to sign) ~7 %, JSON Schema ~5 %, document signature ~4 %, parsing ~4 %. Outside
-  the GIL: four SM2 operations (request and document verification, receipt signature, token)
-  and the durable commit. Half the trivial endpoint's rate would need the whole report, client
-  included, in about twice the cost of a /health round trip: the SM2 operations alone exceed it.
-* 200-unit report (563 KiB, ~100 JSON values per unit), ~55-65 ms: quality rules ~40 % (twelve
-  rules per generating unit, and every parameter's laboratory citation), parsing ~18 % (orjson
-  and its checks), canonical form and document signature ~11 %, three SM3 passes over the
-  body (request signature, signing input, documentDigest), JSON Schema (jsonschema-rs) ~5 %,
-  allowed units ~4 %. Every stage is one pass in C, Rust or compiled Python; a ratio of 4 to the
-  2-unit report would need about half of what is left per unit.
+Where the platform's time goes (py-spy --gil on the server under this load, 2026-12-02, after
+the third round of work on issue 14; figures of one `make bench` run in docs/performance.md):
+
+* 2-unit report, ~3-4 ms CPU against ~0.35 ms for /health and ~1.3 ms for the floor: the four
+  SM2 operations (outside the GIL) are about a quarter of it; the rest is the framework and the worker
+  thread (one hop), authentication and rate limit (one statement each), the request signature's
+  nonce, quality rules (~0.35 ms), the submission's transaction (one statement reads what it
+  decides on, the document and its idempotency key are inserted, a durable commit) and the receipt. Half
+  the trivial endpoint's rate would need the whole report, client included, at about the
+  floor's cost: the floor itself reaches 0.55-0.60.
+* 200-unit report (563 KiB, ~100 JSON values per unit), ~16 ms: quality rules ~36 % of the GIL
+  time (generated per element; the laboratory-citation rule walks every value), parsing ~29 %
+  (orjson, its sorted re-encoding that is also the canonical form, the float check), JSON
+  Schema and allowed units (one jsonschema-rs pass) ~13 %; outside the GIL two SM3 passes over
+  the body (request signature; the SM2 signing input, which cannot resume from the body's
+  digest because Z_A shifts it within SM3's blocks) and the store's write. The fixed cost
+  fell faster than the per-unit cost, so the 200/2 ratio rose while both fell.
 
     .venv/bin/python bench/reporting.py [--reports 120] [--workers 2] [--cpu-reports 40]
 """
