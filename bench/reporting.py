@@ -149,7 +149,8 @@ def throughput(kind: str, database_url: str | None, workers: int, n: int, thread
 def trust_floor(workers: int, n: int, threads: int) -> float:
     """The ceiling of the reports/trivial ratio under the trust profile: bench/trust_floor_app.py
     serves the platform plus a route doing a report's four SM2 operations and nothing else; the
-    client signs each request as it signs a report's. Same server, same protocol, same anchor."""
+    client makes one SM2 signature per request, as for a report (over a nonce only). Same
+    server, same protocol, same anchor."""
     from trust_floor_app import ENTITY_KEY
 
     from cedx.runtime.serve import NODELAY_HTTP

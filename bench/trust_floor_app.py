@@ -3,8 +3,9 @@
 The reference platform (the same app, server and settings as `cedx serve platform`) plus one
 bench-only route that does what every accepted report needs of SM2 and nothing else: verify
 the request signature the client made for this request and the document's signature, then
-sign the receipt and its time-stamp token. No body, no parsing, validation, rules, storage or
-receipt building. Its rate beside /health is the highest reports/trivial ratio an
+sign the receipt and its time-stamp token (the client makes one SM2 signature per request, as
+for a report, over a nonce only: no string to sign, no body SM3). No body, no parsing,
+validation, rules, storage or receipt building. Its rate beside /health is the highest reports/trivial ratio an
 implementation of this trust profile can reach with this SM2 backend on this machine, however
 little the rest of its work costs.
 """

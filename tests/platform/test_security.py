@@ -226,6 +226,17 @@ def test_an_unauthenticated_client_cannot_make_the_server_wait_for_a_large_body(
     assert answer.startswith(b"HTTP/1.1 401") and b"TOKEN_MISSING" in answer
 
 
+@pytest.mark.parametrize("value, length", [(b"12", 12), (b"\xb2", 1 << 62), (b"1_0", 1 << 62), (b"", 1 << 62)])
+def test_a_malformed_content_length_reads_the_body_after_admission_not_a_500(value, length):
+    # '²' passes str.isdigit() but not int(): a server that let it through got a 500
+    from starlette.requests import Request
+
+    from cedx.runtime.server import _declared_length
+
+    headers = [(b"content-length", value)] if value else []
+    assert _declared_length(Request({"type": "http", "headers": headers})) == length
+
+
 # --- 4. deep and non-I-JSON bodies ----------------------------------------------------------
 def _post_json(env, entity, body: bytes, path="/v1/reporting/monthly-reports", ctype="application/json"):
     headers = {**bearer(env.tokens(entity).token()), "Content-Type": ctype,

@@ -144,6 +144,13 @@ def test_a_year_before_1000_keeps_four_digits(text):
     assert format_instant(dt.datetime(999, 1, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=8)))) == "0999-01-01T00:00:00Z"
 
 
+@pytest.mark.parametrize("text", ["2024-W01-1T00:00:00Z", "2024-W01-1T00:00:00.5Z", "2024-001T00:00:00.000Z"])
+def test_week_and_ordinal_dates_are_not_instants(text):
+    # fromisoformat (3.11) reads them; the canonical form's pattern does not
+    with pytest.raises(CanonicalizationError):
+        canonicalize({"payload": {"preparedAt": text}}, instants={"payload": {"preparedAt": True}})
+
+
 def test_input_with_offsets_is_not_modified_and_shared_parts_are_not_copied():
     doc = {"payload": {"preparedAt": "2026-11-05T10:30:00+08:00", "units": [{"x": "1"}]}, "z": ["a"]}
     before = copy.deepcopy(doc)

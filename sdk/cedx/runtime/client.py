@@ -100,7 +100,7 @@ def environment_session(url: str, verify: Any = True) -> tuple[requests.Session,
     True, the CA bundle (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE). The session then stops
     re-reading the environment (~0.5 ms of CPU per request, issue 14) and never adds ~/.netrc
     credentials, which would replace the bearer token. A session passed by the caller is used
-    as it is."""
+    as it is. The proxy is resolved for ``url``'s host only: the clients send every request there."""
     session = requests.Session()
     settings = session.merge_environment_settings(url, {}, None, verify, None)
     session.proxies.update(settings["proxies"])

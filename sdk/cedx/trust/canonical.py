@@ -113,6 +113,8 @@ def _already_canonical(text: str) -> bool:
     """A UTC instant already in canonical form needs no rewriting — the common case."""
     if not text.endswith("Z") or len(text) < 20:
         return False
+    if not (text[4] == text[7] == "-" and text[13] == text[16] == ":"):
+        return False  # fromisoformat also reads week dates ("2024-W01-1") and basic formats
     try:
         _dt.datetime.fromisoformat(text[:19])  # still validates the calendar (C speed)
     except ValueError:
