@@ -300,3 +300,24 @@ def test_no_one_pass_check_where_a_stricter_part_could_flip_the_outcome():
         assert v._schema_and_units_check("Doc")({"m": "x"}) is v._schema_and_units_check("Doc")({"m": "x"})
     assert [i.code for i in v.validate("Doc", {"m": {"unit": "GJ"}})] == ["R-UNIT-002"]
     assert v.validate("Doc", {"m": {"unit": "t"}}) == []
+
+
+@pytest.mark.parametrize("closed", [{"additionalProperties": False}, {"unevaluatedProperties": False},
+                                    {"patternProperties": {"^v": {}}, "additionalProperties": False},
+                                    {"maxProperties": 1}])
+def test_one_pass_keeps_a_closed_property_closed(closed):
+    """A property whose own keywords see its members keeps them: the allowed units are added
+    beside it (allOf), not merged in, so a `unit` member it refuses stays refused."""
+    pytest.importorskip("jsonschema_rs")
+    v = synthetic({"Doc": {"type": "object", "properties": {
+        "m": {"type": "object", "x-cedx-units": ["t"], **closed}}}})
+    both = v._schema_and_units_check("Doc")
+    if both is None:
+        return
+    refused = 0
+    for m in ({"unit": "t"}, {"unit": "t", "value": "1"}):
+        doc = {"m": m}
+        found = v.schema_issues("Doc", doc) + v.unit_issues("Doc", doc)
+        assert both(doc) is not bool(found)
+        refused += bool(found)
+    assert refused

@@ -58,6 +58,11 @@ _ANNOTATIONS = frozenset({"title", "description", "xml", "examples", "example", 
                           "deprecated", "readOnly", "writeOnly", "$comment"})
 
 
+#: Keywords of a property schema that the added ``unit`` member or requirement would change.
+_SEES_MEMBERS = frozenset({"required", "properties", "additionalProperties", "unevaluatedProperties",
+                           "patternProperties", "propertyNames", "maxProperties", "minProperties"})
+
+
 class Validator:
     def __init__(self, index: SchemaIndex):
         self.index = index
@@ -237,7 +242,9 @@ class Validator:
                 allowed = prop.get("x-cedx-units") if isinstance(prop, dict) else None
                 if allowed:  # (both keywords apply to objects only, as the walk's test does)
                     units = {"required": ["unit"], "properties": {"unit": {"enum": list(allowed)}}}
-                    properties[name] = ({**prop, **units} if not {"required", "properties"} & prop.keys()
+                    # merged only where no keyword of the property could see the added member
+                    # differently (a closed object would otherwise accept a `unit` it refused)
+                    properties[name] = ({**prop, **units} if not _SEES_MEMBERS & prop.keys()
                                         else {"allOf": [prop, units]})
         root = {"$ref": f"{REF_PREFIX}{schema_name}", "components": components}
         try:
