@@ -109,6 +109,30 @@ def signed_reports(entity: Entity, count: int, units: int, first: int = 0) -> li
     return out
 
 
+def timed(pid: int, fn, items, threads: int) -> tuple[float, float]:
+    """Calls per second of ``fn`` over ``items`` from ``threads`` client threads, and the server
+    process's CPU seconds per call (/proc)."""
+    items = list(items)
+    cpu, start = cpu_seconds(pid), time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(fn, items))
+    return len(items) / (time.perf_counter() - start), (cpu_seconds(pid) - cpu) / len(items)
+
+
+def health_caller(url: str):
+    """A call of the server's trivial endpoint (/health, the anchor), on one session."""
+    session = requests.Session()
+
+    def trivial(_):
+        session.get(f"{url}/health").raise_for_status()
+
+    return trivial
+
+
+def workers_label(workers: int) -> str:
+    return f"{workers} worker{'s' if workers > 1 else ''}"
+
+
 def throughput(kind: str, database_url: str | None, workers: int, n: int, threads: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         platform = Platform(Path(tmp), database_url, workers)
@@ -121,24 +145,10 @@ def throughput(kind: str, database_url: str | None, workers: int, n: int, thread
                 # a new connection each time, so that every worker process gets some
                 client.submit_monthly_report(body)
                 client.session.close()
-            bodies = bodies[warm:]
-            cpu, start = cpu_seconds(proc.pid), time.perf_counter()
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(client.submit_monthly_report, bodies))
-            reports = len(bodies) / (time.perf_counter() - start)
-            report_cpu = (cpu_seconds(proc.pid) - cpu) / len(bodies)
-            session = requests.Session()
-
-            def trivial(_):
-                session.get(f"{platform.url}/health").raise_for_status()
-
-            cpu, start = cpu_seconds(proc.pid), time.perf_counter()
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(trivial, range(n * 5)))
-            floor = n * 5 / (time.perf_counter() - start)
-            trivial_cpu = (cpu_seconds(proc.pid) - cpu) / (n * 5)
+            reports, report_cpu = timed(proc.pid, client.submit_monthly_report, bodies[warm:], threads)
+            floor, trivial_cpu = timed(proc.pid, health_caller(platform.url), range(n * 5), threads)
     target = "≥ 0.50" if workers == 1 else ("≥ 0.30" if kind == "PostgreSQL" else "")
-    label = f"{kind}, {workers} worker{'s' if workers > 1 else ''}"
+    label = f"{kind}, {workers_label(workers)}"
     ratio = figure(f"reports accepted/s, {label}", reports, "/s", "trivial endpoint", floor, target=target)
     # the platform's side alone: its CPU per request (inverse ratio: trivial / report)
     figure(f"  platform CPU per request, {label}", 1e3 * report_cpu, "ms", "trivial request", 1e3 * trivial_cpu,
@@ -171,19 +181,13 @@ def trust_floor(workers: int, n: int, threads: int) -> float:
                 session.post(f"{url}/bench/trust-floor", headers={
                     "X-Floor-Nonce": nonce, "X-Floor-Signature": key.sign(nonce.encode()).hex()}).raise_for_status()
 
-            def trivial(_):
-                session.get(f"{url}/health").raise_for_status()
-
             rates, cpus = [], []
-            for fn, count in ((floor, n), (trivial, n * 5)):
-                with ThreadPoolExecutor(threads) as pool:
-                    list(pool.map(fn, range(8 * workers)))  # warm-up
-                cpu, start = cpu_seconds(proc.pid), time.perf_counter()
-                with ThreadPoolExecutor(threads) as pool:
-                    list(pool.map(fn, range(count)))
-                rates.append(count / (time.perf_counter() - start))
-                cpus.append((cpu_seconds(proc.pid) - cpu) / count)
-    label = f"{workers} worker{'s' if workers > 1 else ''}"
+            for fn, count in ((floor, n), (health_caller(url), n * 5)):
+                timed(proc.pid, fn, range(8 * workers), threads)  # warm-up
+                rate, cpu = timed(proc.pid, fn, range(count), threads)
+                rates.append(rate)
+                cpus.append(cpu)
+    label = workers_label(workers)
     ratio = figure(f"trust-profile floor (4 SM2 ops), {label}", rates[0], "/s", "trivial endpoint", rates[1],
                    target="the ceiling of the ratio above")
     figure(f"  platform CPU per request, floor, {label}", 1e3 * cpus[0], "ms", "trivial request", 1e3 * cpus[1],

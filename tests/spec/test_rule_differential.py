@@ -50,13 +50,17 @@ def _set(doc, path, value, delete=False):
         doc[path[-1]] = value
 
 
-def _cases(index):
-    rng = random.Random(14)
+def _examples(index):
+    """(schema, document) of every JSON example whose schema the index knows."""
     for name in sorted(USAGE):
         schema = USAGE[name][0]
-        if not name.endswith(".json") or schema not in index.schemas:
-            continue
-        doc = load_example(name)
+        if name.endswith(".json") and schema in index.schemas:
+            yield schema, load_example(name)
+
+
+def _cases(index):
+    rng = random.Random(14)
+    for schema, doc in _examples(index):
         yield schema, doc
         leaves = list(_leaves(doc))
         for path, value in rng.sample(leaves, min(len(leaves), 120)):
@@ -90,11 +94,7 @@ def _pair_cases(index):
     """Two fields of one object broken at once (one given a bad value, the other deleted or also
     bad): an element where two parts of a rule fail, so the first one evaluated must decide."""
     rng = random.Random(1414)
-    for name in sorted(USAGE):
-        schema = USAGE[name][0]
-        if not name.endswith(".json") or schema not in index.schemas:
-            continue
-        doc = load_example(name)
+    for schema, doc in _examples(index):
         objects = list(_dicts(doc))
         for path, obj in rng.sample(objects, min(len(objects), 40)):
             for _ in range(3):

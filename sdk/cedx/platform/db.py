@@ -342,12 +342,11 @@ class _Sql:
 
 class _Pool:
     """DBAPI connections from an engine's pool (PostgreSQL; a checkout costs a few µs, the
-    statements run on the driver's cursor). A connection found broken is dropped from the
-    pool, as SQLAlchemy's own connections do."""
+    statements run on the driver's cursor). A connection the server dropped is discarded by
+    the pool itself when it is returned (its reset fails), so the next checkout gets a new one."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self.error = engine.dialect.loaded_dbapi.Error
 
     @contextmanager
     def cursor(self) -> Iterator[Any]:
@@ -358,10 +357,6 @@ class _Pool:
                 yield cur
             finally:
                 cur.close()
-        except self.error as exc:
-            if self.engine.dialect.is_disconnect(exc, conn.dbapi_connection, None):
-                conn.invalidate(exc)
-            raise
         finally:
             conn.close()
 

@@ -470,8 +470,8 @@ _MAX_SAFE_INTEGER = 2**53 - 1
 # document can be answered in both formats.
 # (a prefilter: an escaped backslash before "b" or "u0008" matches too, and only costs the exact
 # look at the decoded strings)
-_NON_XML_ESCAPE = re.compile(rb"\\u(00(0[0-8bBcCeEfF]|1[0-9a-fA-F])|[fF]{3}[eEfF])|\\[bf]|\xef\xbf[\xbe\xbf]")
 _RAW_NONCHARACTER = re.compile(rb"\xef\xbf[\xbe\xbf]")  # U+FFFE, U+FFFF in UTF-8
+_NON_XML_ESCAPE = re.compile(rb"\\u(00(0[0-8bBcCeEfF]|1[0-9a-fA-F])|[fF]{3}[eEfF])|\\[bf]|" + _RAW_NONCHARACTER.pattern)
 _NON_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -664,12 +664,11 @@ def _simple_numbers(shape: bytes) -> bool:
     return True
 
 
-def _members(text: bytes, shape: bytes | None = None) -> int:
-    """Object members in a well-formed JSON text: the colons outside strings. Without any
-    backslash every quote delimits a string, so in compact text a key ends exactly at '":'."""
-    if shape is None and b"\\" not in text:
-        return text.count(b'":')
-    return (_outside_strings(text) if shape is None else shape).count(b":")
+def _members(shape: bytes) -> int:
+    """Object members in a well-formed JSON text, given what of it is outside strings
+    (``_outside_strings``): its colons. (Counting '":' in the text itself also counts every
+    string that begins with ':'.)"""
+    return shape.count(b":")
 
 
 def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
@@ -738,10 +737,8 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
             return _UNDECIDED
         if deep and _nests_deeper(shape, MAX_JSON_DEPTH):
             return _UNDECIDED
-        members = _members(raw, shape)
-        # counted outside strings on both sides: in the re-encoding a string that begins with
-        # ':' also shows '":' (so '{"a":1,"a":":x"}' hid its duplicate)
-        if members and _members(compact, _outside_strings(compact)) != members:
+        members = _members(shape)
+        if members and _members(_outside_strings(compact)) != members:
             return _UNDECIDED  # a duplicate key
     if not encoded:
         return value

@@ -233,7 +233,7 @@ class Validator:
                 if not ref.startswith(REF_PREFIX) or ref[len(REF_PREFIX):] not in schemas:
                     return None
                 stack.append(schemas[ref[len(REF_PREFIX):]])
-            stack.extend(v for k, v in node.items() if k not in ("examples", "example", "enum", "const", "default"))
+            stack.extend(v for k, v in node.items() if k not in _NOT_SCHEMAS)
         for node in _schema_nodes(components):
             properties = node.get("properties")
             if not isinstance(properties, dict):
@@ -389,6 +389,8 @@ class Validator:
 _NOT_THERE = object()
 
 
+# Keywords whose values are data, not schemas: never descended into.
+_NOT_SCHEMAS = frozenset({"examples", "example", "enum", "const", "default"})
 # Keywords under which a stricter subschema may make the whole schema accept more.
 _FLIPPING = ("oneOf", "not", "if", "maxContains", "$dynamicRef", "$recursiveRef")
 
@@ -400,7 +402,7 @@ def _schema_nodes(tree: Any) -> Iterable[dict[str, Any]]:
         node = stack.pop()
         if isinstance(node, dict):
             yield node
-            stack.extend(v for k, v in node.items() if k not in ("examples", "example", "enum", "const", "default"))
+            stack.extend(v for k, v in node.items() if k not in _NOT_SCHEMAS)
         elif isinstance(node, list):
             stack.extend(node)
 
