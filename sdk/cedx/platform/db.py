@@ -188,12 +188,13 @@ def _sqlite_pragmas(dbapi_conn: Any, synchronous: str = "FULL") -> None:
     cur.close()
 
 
-def make_engine(url: str | URL, raw: bool = False) -> Engine:
-    """The store's engine (SQLAlchemy: administration, listings). ``raw`` (PostgreSQL): the pool
+def make_engine(url: str | URL, raw: bool = False, durable: bool = False) -> Engine:
+    """The store's engine (SQLAlchemy: administration, listings). ``raw`` (PostgreSQL): a pool
     of the request path's DBAPI connections, in autocommit (a statement is its own transaction,
     no BEGIN/COMMIT round trips) with commits not waited for on disk (rate-limit counters and
-    nonces: visible at once to every session all the same; a crash may forget the last few)
-    unless a transaction asks for the server's durability (SqlStore._transaction)."""
+    nonces: visible at once to every session all the same; a crash may forget the last few),
+    or, ``durable``, with the server's configured durability (submissions: a lone INSERT is
+    then a durable transaction in one round trip)."""
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
         path = url.database or ""
@@ -214,7 +215,8 @@ def make_engine(url: str | URL, raw: bool = False) -> Engine:
         @event.listens_for(engine, "connect")
         def _light(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.autocommit = True
-            dbapi_conn.execute("SET synchronous_commit TO off")
+            if not durable:
+                dbapi_conn.execute("SET synchronous_commit TO off")
         return engine
     else:
         # No ping per checkout (a round trip per request); stale connections are recycled instead.
@@ -285,6 +287,19 @@ class _Sql:
              "(SELECT counter FROM revocation_state WHERE id = 1) "
              "FROM tokens t JOIN clients c ON c.client_id = t.client_id WHERE t.token_hash = ?")
     REVOCATIONS = "SELECT counter FROM revocation_state WHERE id = 1"
+    # PostgreSQL: the token and the rate-limit hit of the request it authenticates in one
+    # statement. The hit is counted only under conditions never looser than the hooks' own
+    # check (active, not expired at the same instant, every scope among the space-separated
+    # ones), so no failed authentication is counted; when they are stricter, the hooks count
+    # the hit themselves.
+    TOKEN_AND_HIT = ("WITH tok AS (SELECT t.token_hash, t.client_id, t.credit_code, t.scopes, t.expires_at, "
+                     "c.active, (SELECT counter FROM revocation_state WHERE id = 1) AS revocations "
+                     "FROM tokens t JOIN clients c ON c.client_id = t.client_id WHERE t.token_hash = ?), "
+                     'hit AS (INSERT INTO rate_counters ("key", "window", count) SELECT ? || tok.client_id, ?, 1 '
+                     "FROM tok WHERE tok.active AND tok.expires_at > ? "
+                     "AND string_to_array(tok.scopes, ' ') @> CAST(? AS text[]) "
+                     'ON CONFLICT ("key", "window") DO UPDATE SET count = rate_counters.count + 1 RETURNING count) '
+                     "SELECT tok.*, (SELECT count FROM hit) FROM tok")
     NONCE = ("INSERT INTO nonces (nonce, expires_at) VALUES (?, ?) ON CONFLICT (nonce) DO UPDATE "
              "SET expires_at = excluded.expires_at WHERE nonces.expires_at < ? RETURNING nonce")
     NONCES_EXPIRED = "DELETE FROM nonces WHERE expires_at < ?"
@@ -434,28 +449,56 @@ class _SqlSubmissionReader(SubmissionReader):
 
 
 class _SqlSubmissionTransaction(_SqlSubmissionReader, SubmissionTransaction):
+    began = True  # SQLite: from the first statement (the write lock is taken before the reads)
+
     def supersede(self, submission_id: str, by: str) -> bool:
         self.cur.execute(self.sql.SUPERSEDE, (by, submission_id))
         return int(self.cur.rowcount) == 1
 
     def insert(self, submission: SubmissionRecord, idempotency_key: str, request_digest: str) -> None:
-        r, sql = submission, self.sql
+        # SQLite: a document given as bytes is bound as a blob (INSERT_SUBMISSION_UTF8)
+        statement = self.sql.INSERT_SUBMISSION_UTF8 if isinstance(submission.document, bytes) else self.sql.INSERT_SUBMISSION
+        params = self.insert_parameters(submission, idempotency_key, request_digest)
+        self.cur.execute(statement, params[:15])
+        self.cur.execute(self.sql.INSERT_IDEMPOTENCY, params[15:])
+
+    def insert_parameters(self, r: SubmissionRecord, idempotency_key: str, request_digest: str) -> tuple[Any, ...]:
+        """The submission row's 15 values, then the idempotency key's 5."""
+        sql = self.sql
         document = r.document
-        statement = sql.INSERT_SUBMISSION
-        if isinstance(document, bytes):
-            if sql.sqlite:
-                statement = sql.INSERT_SUBMISSION_UTF8
-            else:
-                document = document.decode("utf-8")
-        row = (r.submission_id, r.credit_code, r.document_type, r.report_id, r.period, r.version, r.kind, r.state,
-               r.supersedes, r.superseded_by, document, r.document_digest, r.receipt, r.receipt_id,
-               sql.instant(r.received_at))
-        key = (r.credit_code, idempotency_key, request_digest, r.submission_id, sql.instant(utcnow()))
-        if sql.INSERT_BOTH:
-            self.cur.execute(sql.INSERT_BOTH, row + key)
-        else:
-            self.cur.execute(statement, row)
-            self.cur.execute(sql.INSERT_IDEMPOTENCY, key)
+        if isinstance(document, bytes) and not sql.sqlite:
+            document = document.decode("utf-8")
+        return (r.submission_id, r.credit_code, r.document_type, r.report_id, r.period, r.version, r.kind, r.state,
+                r.supersedes, r.superseded_by, document, r.document_digest, r.receipt, r.receipt_id,
+                sql.instant(r.received_at),
+                r.credit_code, idempotency_key, request_digest, r.submission_id, sql.instant(utcnow()))
+
+
+class _PgSubmissionTransaction(_SqlSubmissionTransaction):
+    """PostgreSQL, on an autocommit connection with the server's durability: the reads run
+    on their own (at read committed each statement of a transaction reads its own snapshot
+    anyway); a transaction begins only for a correction's supersede; the insert (one
+    statement: submission and key) is sent when the transaction ends cleanly. An original is
+    then a durable transaction in one round trip instead of four (BEGIN, reads, INSERT,
+    COMMIT). Races are decided by the unique indexes and the guarded supersede, as before.
+    Reads see nothing of the pending insert (the service reads before it writes)."""
+
+    began = False
+    pending: tuple[str, tuple[Any, ...]] | None = None
+
+    def supersede(self, submission_id: str, by: str) -> bool:
+        if not self.began:  # with the insert that follows: both or neither
+            self.cur.execute("BEGIN")
+            self.began = True
+        return super().supersede(submission_id, by)
+
+    def insert(self, submission: SubmissionRecord, idempotency_key: str, request_digest: str) -> None:
+        assert self.pending is None, "one insert per transaction"
+        self.pending = self.sql.INSERT_BOTH, self.insert_parameters(submission, idempotency_key, request_digest)
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            self.cur.execute(*self.pending)
 
 
 class SqlStore(Store):
@@ -468,8 +511,7 @@ class SqlStore(Store):
         self._sql = _Sql(self.sqlite)
         # The request path: durable transactions (submissions), and reads, counters and nonces
         # whose commits are not waited for on disk, without switching a connection's mode per
-        # transaction: SQLite has a connection per thread for each; PostgreSQL one pool whose
-        # durable transactions say so in their BEGIN (no extra round trip).
+        # transaction: SQLite has a connection per thread for each, PostgreSQL a pool for each.
         self._fast: _PerThread | _Pool
         self._durable: _PerThread | _Pool
         path = engine.url.database or ""
@@ -477,8 +519,9 @@ class SqlStore(Store):
             self._fast, self._durable = _PerThread(path, "NORMAL"), _PerThread(path, "FULL")
         elif self.sqlite:  # a memory database exists once, in the engine's one connection
             self._fast = self._durable = _Pool(engine)
-        else:
-            self._fast = self._durable = _Pool(make_engine(engine.url, raw=True))
+        else:  # two pools, so that no round trip switches a connection's durability
+            self._fast = _Pool(make_engine(engine.url, raw=True))
+            self._durable = _Pool(make_engine(engine.url, raw=True, durable=True))
 
     @classmethod
     def from_url(cls, url: str) -> SqlStore:
@@ -505,22 +548,29 @@ class SqlStore(Store):
                 raise StoreConflict(str(exc.orig)) from None
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self) -> Iterator[_SqlSubmissionTransaction]:
         """A durable write transaction on a DBAPI cursor (SQLite: holding the write lock from
-        its first statement); StoreConflict when a uniqueness rule refused a write."""
+        its first statement; PostgreSQL: _PgSubmissionTransaction); StoreConflict when a
+        uniqueness rule refused a write."""
         with self._write_lock or nullcontext(), self._durable.cursor() as cur:
             conn = cur.connection
-            # SQLite: pysqlite's own transaction handling is off. PostgreSQL: an autocommit
-            # connection; this transaction's commit waits for the server's configured durability.
-            cur.execute("BEGIN IMMEDIATE" if self.sqlite else "BEGIN; SET LOCAL synchronous_commit TO DEFAULT")
+            if self.sqlite:  # pysqlite's own transaction handling is off
+                cur.execute("BEGIN IMMEDIATE")
+                tx_: _SqlSubmissionTransaction = _SqlSubmissionTransaction(cur, self._sql)
+            else:
+                tx_ = _PgSubmissionTransaction(cur, self._sql)
             try:
-                yield cur
+                yield tx_
+                if isinstance(tx_, _PgSubmissionTransaction):
+                    tx_.flush()
             except BaseException as exc:
-                conn.rollback()
+                if tx_.began:  # (a failed autocommit statement left nothing open)
+                    conn.rollback()
                 if isinstance(exc, self.engine.dialect.loaded_dbapi.IntegrityError):
                     raise StoreConflict(str(exc)) from None
                 raise
-            conn.commit()
+            if tx_.began:
+                conn.commit()
 
     @contextmanager
     def _light(self) -> Iterator[Any]:
@@ -606,6 +656,21 @@ class SqlStore(Store):
         return TokenRecord(t[0], t[1], t[2], t[3], self._sql.read_instant(t[4]), bool(t[5]),
                            None if t[6] is None else int(t[6]))
 
+    def token_and_hit(self, token_hash: str, scopes: tuple[str, ...], now: dt.datetime, key_prefix: str,
+                      window: int) -> tuple[TokenRecord | None, int | None]:
+        if self.sqlite:  # a local file: no round trips to save
+            return super().token_and_hit(token_hash, scopes, now, key_prefix, window)
+        with self._fast.cursor() as cur:
+            if secrets.randbelow(500) == 0:  # as in hit
+                cur.execute(self._sql.WINDOWS_OLD, (window - 3600,))
+            cur.execute(self._sql.TOKEN_AND_HIT, (token_hash, key_prefix, window, now, list(scopes)))
+            t = cur.fetchone()
+        if t is None:
+            return None, None
+        return (TokenRecord(t[0], t[1], t[2], t[3], self._sql.read_instant(t[4]), bool(t[5]),
+                            None if t[6] is None else int(t[6])),
+                None if t[7] is None else int(t[7]))
+
     def revoke_token(self, token_hash: str, client_id: str) -> bool:
         with self._write() as s:
             return _rowcount(s.execute(delete(TokenRow).where(TokenRow.token_hash == token_hash,
@@ -686,8 +751,8 @@ class SqlStore(Store):
 
     @contextmanager
     def submission_transaction(self) -> Iterator[SubmissionTransaction]:
-        with self._transaction() as cur:
-            yield _SqlSubmissionTransaction(cur, self._sql)
+        with self._transaction() as tx_:
+            yield tx_
 
     def submission(self, submission_id: str) -> SubmissionRecord | None:
         with self._fast.cursor() as cur:

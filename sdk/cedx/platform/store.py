@@ -151,6 +151,14 @@ class Store(ABC):
         """The token with its client's current state (checked on every request) and the
         current revocation counter."""
 
+    def token_and_hit(self, token_hash: str, scopes: tuple[str, ...], now: dt.datetime, key_prefix: str,
+                      window: int) -> tuple[TokenRecord | None, int | None]:
+        """The token (as ``token``) and, when it authenticates a request for ``scopes`` at ``now``
+        (client active, not expired, every scope granted), the rate-limit hit of key
+        ``key_prefix + client_id`` in ``window`` (as ``hit``), else None: the caller counts
+        it itself when its own check passes. A store may do both in one statement."""
+        return self.token(token_hash), None
+
     @abstractmethod
     def revoke_token(self, token_hash: str, client_id: str) -> bool: ...
 
