@@ -424,6 +424,7 @@ def limited(env, tmp_path):
                                 auth_failures_per_minute=3)
     admin = Admin(settings)
     entity = Entity(admin, env.power.credit_code, "monthly-report-power.json")
+    entity.admin = admin
     left = 60 - time.time() % 60
     if left < 6:  # start in a fresh one-minute window, so the whole test counts in one (it takes ~2 s)
         time.sleep(left + 0.1)
@@ -448,6 +449,35 @@ def test_rate_limit_is_per_client_and_shared_by_instances(limited):
         assert is_problem(r, 429, "RATE_LIMITED")
         retry = int(r.headers["Retry-After"])
         assert 0 < retry <= 60 and r.headers["RateLimit-Reset"] == str(retry) and r.headers["RateLimit-Remaining"] == "0"
+
+
+def test_only_a_request_that_authenticates_counts_toward_its_clients_limit(limited):
+    """PostgreSQL counts the hit in the token's lookup: it must count neither a request whose
+    token fails a check (expired, scope missing, disabled client) nor skip one that passes
+    (a token whose scopes the hooks split differently from the database's blank separator)."""
+    a, b, entity = limited
+    admin, client_id = entity.admin, f"{entity.credit_code}-erp"
+    path = f"/v1/reporting/entities/{entity.credit_code}/facilities"  # needs reporting:read
+    expired = admin.issue_token(client_id, lifetime=0)
+    narrow = admin.issue_token(client_id, lifetime=600, scopes="reporting:submit reporting:reads xreporting:read")
+    assert is_problem(requests.get(a + path, headers=bearer(expired)), 401, "TOKEN_EXPIRED")
+    for base in (a, b):
+        assert is_problem(requests.get(base + path, headers=bearer(narrow)), 403, "SCOPE_INSUFFICIENT")
+    odd = admin.issue_token(client_id, lifetime=600, scopes="reporting:submit\treporting:read")
+    good = admin.issue_token(client_id, lifetime=600)
+    remaining = []
+    for i in range(4):
+        r = requests.get((a, b)[i % 2] + path, headers=bearer((good, odd)[i % 2]))
+        assert r.status_code == 200, r.text
+        remaining.append(int(r.headers["RateLimit-Remaining"]))
+    assert remaining == [4, 3, 2, 1]  # none of the three refused requests was counted; every accepted one was
+    other = Entity(admin, "91530100MA6K7L8M9M", "monthly-report-cement.json")  # a second client: its own count
+    other_token = admin.issue_token(f"{other.credit_code}-erp", lifetime=600)
+    admin.disable_client(f"{other.credit_code}-erp")
+    assert is_problem(requests.get(b + path, headers=bearer(other_token)), 401, "TOKEN_INVALID")
+    r = requests.get(a + path, headers=bearer(odd))
+    assert r.status_code == 200 and r.headers["RateLimit-Remaining"] == "0"
+    assert is_problem(requests.get(b + path, headers=bearer(good)), 429, "RATE_LIMITED")
 
 
 def test_invalid_tokens_are_limited_per_address_whatever_the_header(limited):

@@ -219,6 +219,91 @@ def test_token_lookup_sees_the_clients_state_and_revocations_at_once(stores):
     assert b.token("t" * 63 + "2").client_active is False
 
 
+def test_the_token_lookup_counts_the_rate_limit_only_for_a_request_it_authenticates(stores):
+    """token_and_hit (PostgreSQL: one statement) answers the token as ``token`` does and counts
+    the client's hit only when the hooks' checks pass: the same instant for expiry, whole
+    scopes. SQLite counts nothing there (the hooks call ``hit``), so the count stays 0."""
+    a, b = stores
+    client_id = f"c-{uuid.uuid4().hex[:8]}"
+    a.add_client(ClientRecord(client_id, "x", CODE, "reporting:submit reporting:read"))
+    now = dt.datetime(2029, 6, 1, 12, 0, 0, 500_000, tzinfo=UTC)
+    later = now + dt.timedelta(microseconds=1)
+    tokens = {"ok": ("reporting:submit reporting:read", later), "expired": ("reporting:submit reporting:read", now),
+              "partial": ("reporting:submit reporting:reads", later)}
+    for name, (scopes, expires) in tokens.items():
+        a.add_token(TokenRecord(f"h-{client_id}-{name}", client_id, CODE, scopes, expires))
+    window, counted = 1_800_000_000, 0
+
+    def lookup(store, name, scopes=("reporting:read",), prefix="client:"):
+        return store.token_and_hit(f"h-{client_id}-{name}", scopes, now, prefix, window)
+
+    assert lookup(a, "missing") == (None, None)
+    for i, store in enumerate((a, b, a)):
+        token, hits = lookup(store, "ok")
+        assert token == a.token(f"h-{client_id}-ok")
+        if not a.sqlite:
+            counted += 1
+            assert hits == counted == i + 1
+        else:
+            assert hits is None
+    assert lookup(a, "ok", ())[1] == (None if a.sqlite else 4)  # an operation that needs no scope
+    counted = a.count(f"client:{client_id}", window)
+    for name, scopes in (("expired", ("reporting:read",)), ("partial", ("reporting:read",)),
+                         ("ok", ("reporting:read", "reporting:entity:write")), ("ok", ("reporting",))):
+        token, hits = lookup(b, name, scopes)
+        assert token is not None and hits is None, (name, scopes)
+    with a.sessions() as s, s.begin():  # a disabled client whose token is still there
+        s.execute(text("UPDATE clients SET active = :f WHERE client_id = :c"), {"f": False, "c": client_id})
+    token, hits = lookup(a, "ok")
+    assert token.client_active is False and hits is None
+    assert a.count(f"client:{client_id}", window) == counted  # none of the refused lookups counted
+    assert a.count(f"other:{client_id}", window) == 0 and lookup(b, "missing", prefix="other:") == (None, None)
+
+
+def test_the_merged_rate_limit_count_loses_no_hit_across_workers(stores):
+    a, b = stores
+    if a.sqlite:
+        pytest.skip("SQLite counts through hit (test_rate_limit_counts_lose_no_hit_across_workers)")
+    client_id = f"c-{uuid.uuid4().hex[:8]}"
+    a.add_client(ClientRecord(client_id, "x", CODE, "reporting:read"))
+    a.add_token(TokenRecord(f"h-{client_id}", client_id, CODE, "reporting:read", dt.datetime(2099, 1, 1, tzinfo=UTC)))
+    now, window = dt.datetime.now(UTC), int(time.time()) // 60 * 60
+
+    def one(i):
+        return (a, b)[i % 2].token_and_hit(f"h-{client_id}", ("reporting:read",), now, "client:", window)[1]
+
+    with ThreadPoolExecutor(8) as pool:
+        counts = list(pool.map(one, range(60)))
+    assert sorted(counts) == list(range(1, 61)) and a.count(f"client:{client_id}", window) == 60
+    assert a.hit(f"client:{client_id}", window) == 61  # the same counter as the hooks' own hit
+
+
+def test_a_correction_supersedes_and_inserts_both_or_neither(stores):
+    store, other = stores
+    when = dt.datetime.now(UTC)
+    first = _record("2035-01", b"{}", when)
+    with store.submission_transaction() as tx:
+        tx.insert(first, "key-2035-01", "e" * 64)
+    # the correction's idempotency key is taken: the insert fails, the supersede is undone
+    correction = _record("2035-01", b"{}", when, version=2, kind="correction", supersedes=first.submission_id)
+    with pytest.raises(StoreConflict), other.submission_transaction() as tx:
+        assert tx.supersede(first.submission_id, by=correction.submission_id)
+        tx.insert(correction, "key-2035-01", "e" * 64)
+    assert store.submission(first.submission_id).state == "accepted"
+    assert store.submission(correction.submission_id) is None
+    # a failure between the supersede and the insert undoes the supersede as well
+    with pytest.raises(RuntimeError), other.submission_transaction() as tx:
+        assert tx.supersede(first.submission_id, by=correction.submission_id)
+        raise RuntimeError("the receipt could not be made")
+    assert store.submission(first.submission_id).state == "accepted"
+    with other.submission_transaction() as tx:
+        assert tx.supersede(first.submission_id, by=correction.submission_id)
+        tx.insert(correction, "key-2035-01-c", "e" * 64)
+    with store.submission_reader() as reader:
+        assert reader.accepted(CODE, "monthlyReport", "2035-01").submission_id == correction.submission_id
+        assert reader.idempotency(CODE, "key-2035-01-c").submission.version == 2
+
+
 def test_writes_wait_for_each_other_across_workers(stores):
     """SQLite: the request path's writes from two pools and many threads never fail with
     'database is locked' (the submission holds the write lock from its first statement)."""
