@@ -249,7 +249,8 @@ def test_the_token_lookup_counts_the_rate_limit_only_for_a_request_it_authentica
     assert lookup(a, "ok", ())[1] == (None if a.sqlite else 4)  # an operation that needs no scope
     counted = a.count(f"client:{client_id}", window)
     for name, scopes in (("expired", ("reporting:read",)), ("partial", ("reporting:read",)),
-                         ("ok", ("reporting:read", "reporting:entity:write")), ("ok", ("reporting",))):
+                         ("ok", ("reporting:read", "reporting:entity:write")), ("ok", ("reporting",)),
+                         ("ok", ("reporting:submit reporting:read",)), ("ok", ("",))):
         token, hits = lookup(b, name, scopes)
         assert token is not None and hits is None, (name, scopes)
     with a.sessions() as s, s.begin():  # a disabled client whose token is still there
