@@ -335,3 +335,109 @@ def test_nesting_limit_by_the_encoder_and_by_the_bytes_agree(by_encoder, monkeyp
                         with pytest.raises(Problem) as info:
                             fn(raw)
                         assert info.value.detail == exact == "the JSON body nests deeper than 64 levels"
+
+
+# --------------------------------------------------------------------------- escapes and floats
+# The fast path walks a body's escapes itself (exactly, as a parser pairs backslashes) instead
+# of two regex passes, and, for orjson's own encoding, reads it with '.', '+' and '-' written as
+# \u escapes so that a float no longer parses. A wrong walk accepts a refused escape or refuses
+# an escaped backslash; a wrong float test hands out an encoding that is not RFC 8785.
+@pytest.mark.parametrize("raw, decided", [
+    (b'{"a":"\\\\u0001"}', True),       # an escaped backslash, then the text u0001: no escape
+    (b'{"a":"\\\\b","c":"\\\\f"}', True),  # likewise "\b" and "\f" as two characters each
+    (b'{"a":"x\\\\\\\\"}', True), (b'{"a":"\\"\\\\\\n\\t\\r\\/"}', None),
+    (b'{"a":"\\u0001"}', False), (b'{"a":"\\b"}', False), (b'{"a":"\\\\\\b"}', False),
+    (b'{"a":"\\u001F"}', False), (b'{"a":"\\uFFFF"}', False), (b'{"a":"\\ufffe"}', False),
+    (b'{"a":"\\u0009\\u000A\\u000d\\u007f\\uFFFD"}', True),  # TAB, LF, CR, DEL, U+FFFD: XML carries them
+    (b'{"a":"\\ud83d\\ude00"}', False), (b'{"a":"\\udc00"}', False),  # surrogates: the exact path
+    (b'{"a":"\\."}', False), (b'{"a":"\\-1"}', False), (b'{"a":"\\+"}', False), (b'{"a":"\\x"}', False),
+    (b'{"a":"\\u00-1"}', False), (b'{"a":"\\u12"}', False), (b'{"a":"x\\', False), (b'{"a":1}\\', False),
+])
+def test_escapes_are_walked_as_a_parser_pairs_them(raw, decided):
+    """``decided``: the fast path takes the body (True), must leave it to the exact path
+    (False), or either (None). The answers and refusals are the exact path's either way."""
+    for encoded in (False, True):
+        fast = server._fast_parse(raw, encoded)
+        if decided is not None:
+            assert (fast is not server._UNDECIDED) is decided, (raw, encoded)
+    _check(raw)
+    _check_encoded(raw)
+
+
+@pytest.mark.parametrize("tail, refused", [
+    (b"\\u0001", True), (b"\\\\u0001", False), (b"\\b", True), (b"\\\\b", False), (b"\\ud800", True),
+    (b"\\ud83d\\ude00", False), (b"\\.", True),
+])
+@pytest.mark.parametrize("count", [1, server._MAX_WALKED_ESCAPES - 1, server._MAX_WALKED_ESCAPES,
+                                   server._MAX_WALKED_ESCAPES + 1, 3 * server._MAX_WALKED_ESCAPES])
+def test_many_escapes_are_left_to_the_prefilters_from_where_the_walk_stopped(tail, refused, count):
+    raw = b'{"a":"' + b"x\\n" * count + tail + b'","b":"\\\\"}'
+    _check(raw)
+    _check_encoded(raw)
+    status, _ = _exact(raw)
+    assert (status == "problem") is refused
+
+
+def _orjson_body(value) -> bytes:
+    orjson = pytest.importorskip("orjson")
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+@pytest.mark.parametrize("signed", [True, False])  # the escaped reading, or _has_float
+@pytest.mark.parametrize("number", [1.5, -0.5, 0.1, 100.0, -0.0, 1e16, -1e16, 1e22, 1e300, 1e-7, -1e-7,
+                                    5e-324, 1.5e-7, 2.5e16, 1.7976931348623157e308])
+def test_a_float_in_orjsons_own_encoding_gets_no_encoding(number, signed, monkeypatch):
+    if not signed:
+        monkeypatch.setattr(server, "_signed", False)
+    for doc in ({"a": number}, {"a": [1, number], "b": "x"}, {"b": {"c": [number]}, "a": "10:30:00.5"},
+                [number], {"a": ["x", -1, number, True]}):
+        raw = _orjson_body(doc)
+        value, encoded = server.parse_json_encoded(raw)
+        assert encoded is None, raw
+        assert _typed(value) == _exact(raw)[1]
+
+
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("doc", [
+    {"a": -3}, {"a": [-1, 0, -9007199254740991]}, {"a": "1.5", "b": "-2", "c": "+3", "d": "1e-7", "e": "x:1.5,"},
+    {"a.b": 1, "c-d": {"e+f": [1, 2]}, "-": "."}, {"a": "\\.", "b": "\\-", "c": "\\\\+", "d": "\n-\t.", "e": '"-"'},
+    {"k": 'x":1.5', "j": 2}, {"a": ":1.5", "b": ",2e3]", "c": "[1e-7}"},  # floats' look-alikes in strings
+    {"t": True, "f": False, "n": None, "e": "e", "x": 12},
+])
+def test_orjsons_own_encoding_without_floats_keeps_its_encoding(doc, signed, monkeypatch):
+    """Strings full of '.', '+', '-', backslashes and float look-alikes, negative integers:
+    read exactly as they are, and the body is its own RFC 8785 encoding (without the escaped
+    reading, _has_float may take a look-alike for a float: no encoding, never a wrong one)."""
+    if not signed:
+        monkeypatch.setattr(server, "_signed", False)
+    raw = _orjson_body(doc)
+    value, encoded = server.parse_json_encoded(raw)
+    assert value == doc and _typed(value) == _exact(raw)[1]
+    if signed or encoded is not None:
+        assert encoded is not None and encoded.encoding == raw == rfc8785.dumps(doc)
+
+
+def _random_canonical(rng: random.Random, depth: int):
+    if depth == 0 or rng.random() < 0.3:
+        return rng.choice([
+            0, 7, -12, 9007199254740991, -9007199254740991, 1.5, -0.25, 1e16, 1e-7, 3e-300, 100.0, -0.0,
+            True, False, None, "", "x", "1.5", "-", "+", ".", "1e-7", "a\\b", '"', "\\u0001", "\n", "\b", "\x01",
+            "10:30:00.5", ":1.5,", "测.试-", "\ufffe", "😀",
+        ])
+    if rng.random() < 0.4:
+        return [_random_canonical(rng, depth - 1) for _ in range(rng.randint(0, 3))]
+    names = ["a", "b.c", "d-e", "f+g", "\\", '"', "h\n"]
+    return {rng.choice(names) + str(i): _random_canonical(rng, depth - 1) for i in range(rng.randint(0, 3))}
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_random_orjson_bodies_agree_with_the_exact_path(signed, monkeypatch):
+    if not signed:
+        monkeypatch.setattr(server, "_signed", False)
+    rng = random.Random(1414 + signed)
+    encoded = 0
+    for _ in range(1500):
+        raw = _orjson_body(_random_canonical(rng, rng.randint(1, 4)))
+        encoded += _check_encoded(raw) is not None
+        _check(raw)
+    assert encoded > 200

@@ -609,9 +609,17 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 # In compact JSON every number follows '":' (a member's value) or '[' or ',' (an array item).
 # With digits and '-' read as '0' and '[' and ',' as ':', a number with a fraction or an
 # exponent is ':0+[.eE]'; so is an instant's seconds ("10:30:00.5"), but there the colon
-# follows a digit, never the quote that ends a member name.
+# follows a digit, never the quote that ends a member name. (Written ':00*': the search then
+# skips on the two-byte prefix ':0' instead of stopping at every comma and colon.)
 _NUMBER_MARKS = bytes.maketrans(b"-0123456789[,", b"00000000000::")
-_FLOAT_TOKEN = re.compile(rb":0+[.eE]")
+_FLOAT_TOKEN = re.compile(rb":00*[.eE]")
+#: escapes walked one by one (a few newlines in free text); beyond, the regex prefilters
+_MAX_WALKED_ESCAPES = 256
+_SHORT_ESCAPES = frozenset(b'"\\/nrt')  # \b and \f: characters XML cannot carry
+_HEX4 = re.compile(rb"[0-9a-fA-F]{4}")
+# '.', '+', '-' written as escapes of themselves: the same strings, but a number holding one
+# (a fraction, an exponent's sign, a minus) is no longer JSON (see _fast_parse)
+_AS_ESCAPES = ((b".", b"\\u002e"), (b"+", b"\\u002b"), (b"-", b"\\u002d"))
 _COLON, _QUOTE = ord(":"), ord('"')
 _ABOVE_BMP = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")  # lead bytes of 4-byte UTF-8
 
@@ -637,6 +645,50 @@ def _depth_wrap() -> int:
             value = [value]
         _wrap = limit - MAX_JSON_DEPTH if limit > MAX_JSON_DEPTH else 0
     return _wrap
+
+
+_signed: bool | None = None
+
+
+def _floats_signed() -> bool:
+    """Whether orjson writes every float with a '.', '+' or '-' (a fraction or a signed
+    exponent: "1.0", "1e+16", "1e-7"); older orjson writes "1e16". Measured once, on first use,
+    over floats of every magnitude, rather than assumed: the writer's style is one for all values."""
+    global _signed
+    if _signed is None:
+        floats = [0.0, -0.0, 5e-324, 1.7976931348623157e308] + [10.0**e for e in range(-323, 309)]
+        floats += [2.0**e for e in range(-1074, 1024)] + [1.5 * 10.0**e for e in range(-320, 308)]
+        _signed = all(b"." in t or b"+" in t or b"-" in t for t in _orjson.dumps(floats)[1:-1].split(b","))
+    return _signed
+
+
+def _escapes(raw: bytes) -> int | None:
+    """Walks a JSON text's escapes as a parser pairs them (left to right from the first
+    backslash; outside a string a backslash is malformed anyway). None when one is left to the
+    exact path: not a JSON escape, an escaped surrogate, or a character XML 1.0 cannot carry
+    (exactly what _SURROGATE_ESCAPE and _NON_XML_ESCAPE look for, without their false alarms
+    after an escaped backslash). Else the offset where the walk stopped: ``len(raw)`` when it
+    saw every escape, less after _MAX_WALKED_ESCAPES (a text escaped throughout, e.g. an ASCII
+    client's \\uXXXX, is left to the prefilters from there: fewer Python steps). One bytes.find
+    (memchr) per escape instead of a regex pass over the whole body."""
+    end = len(raw)
+    i = raw.find(b"\\")
+    for _ in range(_MAX_WALKED_ESCAPES):
+        if i < 0:
+            return end
+        kind = raw[i + 1] if i + 1 < end else 0
+        if kind == 0x75:  # u
+            if not _HEX4.match(raw, i + 2):
+                return None
+            code = int(raw[i + 2:i + 6], 16)
+            if (code < 0x20 and code not in (0x09, 0x0A, 0x0D)) or 0xD800 <= code <= 0xDFFF or code >= 0xFFFE:
+                return None
+            i = raw.find(b"\\", i + 6)
+        elif kind in _SHORT_ESCAPES:
+            i = raw.find(b"\\", i + 2)
+        else:
+            return None
+    return end if i < 0 else i
 
 
 def _has_float(compact: bytes, value: Any) -> bool:
@@ -695,29 +747,58 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
     text it was read from (whitespace dropped, strings with the fewest escapes, integers
     without "-0"), except floats ("1e6" is "1000000.0"), and a duplicate key's dropped
     member makes it strictly shorter. So without floats an encoding as long as the body proves
-    what equality proves: no duplicate key, no whitespace (the depth check below holds)."""
-    # (a backslash is looked for first: one memchr, where searching for "\\u" in Chinese text
-    # costs a slow pass, as do two searches for the noncharacters instead of one expression)
-    if b"\\" in raw and (_SURROGATE_ESCAPE.search(raw) or _NON_XML_ESCAPE.search(raw)):
-        return _UNDECIDED
+    what equality proves: no duplicate key, no whitespace (the depth check below holds).
+
+    Floats, when the body is orjson's own encoding: orjson writes every float with '.', '+' or
+    '-' (``_floats_signed``), and those three are rare outside numbers in such a body, so it
+    is read with each of them written as its \\u escape: the same strings, and a float (or a
+    minus) is then malformed, so the body is read again as it is. Read so, a body equal to
+    its re-encoding holds no float, decided with a few memchr-speed replaces instead of a
+    translation and a regex pass over the whole body. (Safe because every escape of the body
+    was walked and none escapes '.', '+' or '-': no backslash before one is ever paired with
+    the inserted one.)"""
+    end = len(raw)
+    walked = end
+    if b"\\" in raw:  # one memchr; escapes are rare in bodies that are not escaped throughout
+        walked = _escapes(raw)
+        if walked is None:
+            return _UNDECIDED
+        if walked < end and (_SURROGATE_ESCAPE.search(raw, walked) or _NON_XML_ESCAPE.search(raw, walked)):
+            return _UNDECIDED
     if _RAW_NONCHARACTER.search(raw):  # raw U+FFFE/U+FFFF: refused by the exact path
         return _UNDECIDED
     wrap = _depth_wrap()
+    # an indented body (a raw newline) is never orjson's encoding: read it as it is
+    escaped = encoded and walked == end and b"\n" not in raw and _floats_signed()
     try:
-        value = _orjson.loads(raw)
+        if escaped:
+            text = raw
+            for mark, escape in _AS_ESCAPES:
+                if mark in text:  # memchr; a copy of the body only for a mark it holds
+                    text = text.replace(mark, escape)
+            try:
+                value = _orjson.loads(text)
+            except _orjson.JSONDecodeError:  # a float or a negative number (or malformed)
+                escaped = False
+        if not escaped:
+            value = _orjson.loads(raw)
         options = _orjson.OPT_STRICT_INTEGER | (_orjson.OPT_SORT_KEYS if encoded else 0)
         if wrap:  # the nesting is checked by the encoder itself (see _depth_wrap)
             wrapped = value
             for _ in range(wrap):
                 wrapped = [wrapped]
-            compact = _orjson.dumps(wrapped, option=options)[wrap:-wrap]
+            out = _orjson.dumps(wrapped, option=options)
+            # compared in place: no copy of the encoding when it is the body
+            same = len(out) == end + 2 * wrap and out.startswith(raw, wrap)
+            compact = raw if same else out[wrap:-wrap]
         else:
             compact = _orjson.dumps(value, option=options)
+            same = compact == raw
     except (_orjson.JSONDecodeError, _orjson.JSONEncodeError):  # an integer beyond 2^53 - 1, too deep
         return _UNDECIDED
-    floats = None
-    same = compact == raw
-    if not same and encoded and len(compact) == len(raw):
+    # the body is orjson's encoding and held no '.', '+', '-' in a number: no float
+    floats = False if same and escaped else None
+    if not same and encoded and len(compact) == end:
         floats = _has_float(compact, value)
         same = not floats
     if same:
