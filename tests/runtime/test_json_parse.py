@@ -441,3 +441,22 @@ def test_random_orjson_bodies_agree_with_the_exact_path(signed, monkeypatch):
         encoded += _check_encoded(raw) is not None
         _check(raw)
     assert encoded > 200
+
+
+def test_raw_noncharacters_are_found_wherever_they_stand():
+    """U+FFFE/U+FFFF are found by their middle byte 0xBF (memchr), the regex taking over past
+    a bound: it must agree with the regex on texts full of look-alikes (U+4FFE is E4 BF BE,
+    U+FFFD is EF BF BD, U+FFBF is EF BE BF, U+0FFF is E0 BF BF), the noncharacter first, last,
+    or beyond the bound."""
+    rng = random.Random(0xFFFE)
+    alike = ["\u4ffe", "\ufffd", "\uffbf", "\u0fff", "\uff0c", "a", "\u00bf", "\u4e2d"]
+    found = 0
+    for _ in range(400):
+        chars = [rng.choice(alike) for _ in range(rng.choice([0, 3, 40, 3000]))]
+        if rng.random() < 0.5:
+            chars.insert(rng.randint(0, len(chars)), rng.choice(["\ufffe", "\uffff"]))
+        raw = "".join(chars).encode()
+        expected = server._RAW_NONCHARACTER.search(raw) is not None
+        assert server._raw_noncharacter(raw) is expected, raw[:60]
+        found += expected
+    assert found > 100
