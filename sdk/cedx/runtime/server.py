@@ -613,8 +613,8 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 # skips on the two-byte prefix ':0' instead of stopping at every comma and colon.)
 _NUMBER_MARKS = bytes.maketrans(b"-0123456789[,", b"00000000000::")
 _FLOAT_TOKEN = re.compile(rb":00*[.eE]")
-#: escapes walked one by one (a few newlines in free text); beyond, the regex prefilters
-_MAX_WALKED_ESCAPES = 256
+# two adjacent members with scalar values: a cheap look at a body's first members (_looks_sorted)
+_MEMBER_PAIR = re.compile(rb'"([^"\\]*)":(?:"[^"\\]*"|[^"{}\[\],]*),"([^"\\]*)":')
 _SHORT_ESCAPES = frozenset(b'"\\/nrt')  # \b and \f: characters XML cannot carry
 _HEX4 = re.compile(rb"[0-9a-fA-F]{4}")
 # '.', '+', '-' written as escapes of themselves: the same strings, but a number holding one
@@ -662,6 +662,22 @@ def _floats_signed() -> bool:
     return _signed
 
 
+def _walk_bound(size: int) -> int:
+    """How many escapes of a body of ``size`` bytes _escapes walks (a Python step each costs
+    about what the regex prefilters spend on 256 bytes)."""
+    return 16 + size // 256
+
+
+def _looks_sorted(raw: bytes) -> bool:
+    """Whether the first pairs of adjacent members in a body's first 4 KiB are in code point
+    order, as in orjson's sorted encoding (UTF-8 byte order is code point order). Only a guess
+    at whether the escaped reading can pay off (_fast_parse); either answer is safe."""
+    for n, pair in enumerate(_MEMBER_PAIR.finditer(raw, 0, 4096)):
+        if n == 4 or pair[1] >= pair[2]:
+            return n == 4
+    return True
+
+
 def _raw_noncharacter(raw: bytes) -> bool:
     """Whether a body holds U+FFFE or U+FFFF raw (EF BF BE, EF BF BF). Their middle byte 0xBF
     is rare even in Chinese text (about one character in 32 holds one), so each is found by
@@ -683,12 +699,12 @@ def _escapes(raw: bytes) -> int | None:
     exact path: not a JSON escape, an escaped surrogate, or a character XML 1.0 cannot carry
     (exactly what _SURROGATE_ESCAPE and _NON_XML_ESCAPE look for, without their false alarms
     after an escaped backslash). Else the offset where the walk stopped: ``len(raw)`` when it
-    saw every escape, less after _MAX_WALKED_ESCAPES (a text escaped throughout, e.g. an ASCII
-    client's \\uXXXX, is left to the prefilters from there: fewer Python steps). One bytes.find
-    (memchr) per escape instead of a regex pass over the whole body."""
+    saw every escape, less past one per 256 bytes on average (a text escaped throughout, e.g.
+    an ASCII client's \\uXXXX, is left to the prefilters from there: their scan is then the
+    cheaper). One bytes.find (memchr) per escape instead of two regex passes over the body."""
     end = len(raw)
     i = raw.find(b"\\")
-    for _ in range(_MAX_WALKED_ESCAPES):
+    for _ in range(_walk_bound(end)):
         if i < 0:
             return end
         kind = raw[i + 1] if i + 1 < end else 0
@@ -783,8 +799,9 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
     if _raw_noncharacter(raw):  # raw U+FFFE/U+FFFF: refused by the exact path
         return _UNDECIDED
     wrap = _depth_wrap()
-    # an indented body (a raw newline) is never orjson's encoding: read it as it is
-    escaped = encoded and walked == end and b"\n" not in raw and _floats_signed()
+    # an indented body (a raw newline) or one in another member order is never orjson's sorted
+    # encoding: read it as it is
+    escaped = encoded and walked == end and b"\n" not in raw and _floats_signed() and _looks_sorted(raw)
     try:
         if escaped:
             text = raw
