@@ -464,3 +464,19 @@ def test_raw_noncharacters_are_found_wherever_they_stand():
         assert server._raw_noncharacter(raw) is expected, raw[:60]
         found += expected
     assert found > 100
+
+
+@pytest.mark.parametrize("guess", [True, False])
+def test_the_member_order_guess_changes_no_answer(guess, monkeypatch):
+    """_looks_sorted only chooses whether the escaped reading is tried: a wrong guess either
+    way gives the same answers, refusals and encodings."""
+    assert server._looks_sorted(b'{"a":1,"b":"x","c":2,"d":3}')
+    assert not server._looks_sorted(b'{"b":1,"a":2}')
+    monkeypatch.setattr(server, "_looks_sorted", lambda raw: guess)
+    rng = random.Random(77)
+    for path in EXAMPLES[:3]:
+        for raw in _bodies(json.loads(path.read_bytes())):
+            _check_encoded(raw)
+    for _ in range(300):
+        _check_encoded(_orjson_body(_random_canonical(rng, 3)))
+        _check_encoded(_random_text(rng, 3).replace(b" ", b"").replace(b"\n", b""))

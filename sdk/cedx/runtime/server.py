@@ -669,12 +669,12 @@ def _walk_bound(size: int) -> int:
 
 
 def _looks_sorted(raw: bytes) -> bool:
-    """Whether the first pairs of adjacent members in a body's first 4 KiB are in code point
-    order, as in orjson's sorted encoding (UTF-8 byte order is code point order). Only a guess
-    at whether the escaped reading can pay off (_fast_parse); either answer is safe."""
+    """Whether the first two pairs of adjacent members in a body's first 4 KiB are in code
+    point order, as in orjson's sorted encoding (UTF-8 byte order is code point order). Only a
+    guess at whether the escaped reading can pay off (_fast_parse); either answer is safe."""
     for n, pair in enumerate(_MEMBER_PAIR.finditer(raw, 0, 4096)):
-        if n == 4 or pair[1] >= pair[2]:
-            return n == 4
+        if n == 2 or pair[1] >= pair[2]:
+            return n == 2
     return True
 
 
@@ -844,10 +844,11 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
             if deep and b"\n" + b" " * (2 * MAX_JSON_DEPTH) in _orjson.dumps(value, option=_orjson.OPT_INDENT_2):
                 return _UNDECIDED
     else:
-        deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
         shape = _outside_strings(raw)
         if not _simple_numbers(shape):
             return _UNDECIDED
+        # with wrap the encoder has refused a record nested too deep, whatever the body's form
+        deep = not wrap and raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
         if deep and _nests_deeper(shape, MAX_JSON_DEPTH):
             return _UNDECIDED
         members = _members(shape)
