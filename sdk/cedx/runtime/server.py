@@ -780,22 +780,20 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
     member makes it strictly shorter. So without floats an encoding as long as the body proves
     what equality proves: no duplicate key, no whitespace (the depth check below holds).
 
-    Floats, when the body is orjson's own encoding: orjson writes every float with '.', '+' or
-    '-' (``_floats_signed``), and those three are rare outside numbers in such a body, so it
-    is read with each of them written as its \\u escape: the same strings, and a float (or a
-    minus) is then malformed, so the body is read again as it is. Read so, a body equal to
-    its re-encoding holds no float, decided with a few memchr-speed replaces instead of a
-    translation and a regex pass over the whole body. (Safe because every escape of the body
-    was walked and none escapes '.', '+' or '-': no backslash before one is ever paired with
-    the inserted one.)"""
+    Floats, for a body that may be orjson's own sorted encoding: orjson writes every float with
+    '.', '+' or '-' (``_floats_signed``), so the body is read with each of those three written
+    as its \\u escape (memchr-speed replaces): the strings are the same, but a number holding
+    one no longer parses (the body is then read again as it is). A body read so and equal to
+    its re-encoding holds no float: no translation and regex pass over it (``_has_float``).
+    Safe because every escape of the body was walked and none escapes '.', '+' or '-' (not JSON
+    escapes): no backslash before one is ever paired with the inserted one."""
     end = len(raw)
-    walked = end
-    if b"\\" in raw:  # one memchr; escapes are rare in bodies that are not escaped throughout
-        walked = _escapes(raw)
-        if walked is None:
-            return _UNDECIDED
-        if walked < end and (_SURROGATE_ESCAPE.search(raw, walked) or _NON_XML_ESCAPE.search(raw, walked)):
-            return _UNDECIDED
+    # one memchr first: escapes are rare in bodies that are not escaped throughout
+    walked = _escapes(raw) if b"\\" in raw else end
+    if walked is None:
+        return _UNDECIDED
+    if walked < end and (_SURROGATE_ESCAPE.search(raw, walked) or _NON_XML_ESCAPE.search(raw, walked)):
+        return _UNDECIDED
     if _raw_noncharacter(raw):  # raw U+FFFE/U+FFFF: refused by the exact path
         return _UNDECIDED
     wrap = _depth_wrap()
