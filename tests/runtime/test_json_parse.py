@@ -480,3 +480,28 @@ def test_the_member_order_guess_changes_no_answer(guess, monkeypatch):
     for _ in range(300):
         _check_encoded(_orjson_body(_random_canonical(rng, 3)))
         _check_encoded(_random_text(rng, 3).replace(b" ", b"").replace(b"\n", b""))
+
+
+@pytest.mark.parametrize("by_encoder", [True, False])
+def test_a_body_indented_as_orjson_indents_is_decided_by_its_reencoding(by_encoder, monkeypatch):
+    """A body indented by two spaces as orjson writes it (JSON.stringify(v, null, 2), Python's
+    json.dumps(indent=2, ensure_ascii=False)), in any member order, is compared with that
+    re-encoding instead of being scanned outside its strings. A duplicate key, a float, an
+    integer beyond 2^53 - 1, a nesting of 65 or another indentation must still be found."""
+    monkeypatch.setattr(server, "_wrap", server._depth_wrap() if by_encoder else 0)
+    doc = json.loads(EXAMPLES[0].read_bytes())
+    for raw in (json.dumps(doc, ensure_ascii=False, indent=2).encode(),
+                json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode()):
+        assert server._fast_parse(raw) is not server._UNDECIDED  # decided, not left to the exact path
+        assert _check_encoded(raw) is not None
+    for raw, has_encoding in [
+        (b'{\n  "a": 1,\n  "a": 1\n}', False), (b'{\n  "b": {\n    "c": 1,\n    "c": 1\n  },\n  "a": []\n}', False),
+        (b'{\n  "a": 1.5\n}', False), (b'{\n  "a": [\n    1,\n    1e+16\n  ]\n}', False), (b'{\n  "a": -3\n}', True),
+        (b'{\n  "a": 9007199254740993\n}', False), (b'{\n  "a": 18446744073709551616\n}', False),
+        (b'{\n  "b": "x.y-z",\n  "a": "\\n"\n}', True), (b'{\n    "a": 1\n}', True), (b'[\n  1,\n  2\n]', True),
+        (json.dumps({"a": [[[]]] * 2}, indent=2).encode(), True),
+        (json.dumps([json.loads("[" * 63 + "]" * 63)], indent=2).encode(), True),
+        (json.dumps([json.loads("[" * 64 + "]" * 64)], indent=2).encode(), False),  # 65 deep: refused
+    ]:
+        assert (_check_encoded(raw) is not None) is has_encoding, raw[:80]
+        _check(raw)

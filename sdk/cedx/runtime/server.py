@@ -617,6 +617,7 @@ _FLOAT_TOKEN = re.compile(rb":00*[.eE]")
 _MEMBER_PAIR = re.compile(rb'"([^"\\]*)":(?:"[^"\\]*"|[^"{}\[\],]*),"([^"\\]*)":')
 _SHORT_ESCAPES = frozenset(b'"\\/nrt')  # \b and \f: characters XML cannot carry
 _HEX4 = re.compile(rb"[0-9a-fA-F]{4}")
+_INDENTED = (b'{\n  "', b"[\n  ")
 # '.', '+', '-' written as escapes of themselves: the same strings, but a number holding one
 # (a fraction, an exponent's sign, a minus) is no longer JSON (see _fast_parse)
 _AS_ESCAPES = ((b".", b"\\u002e"), (b"+", b"\\u002b"), (b"-", b"\\u002d"))
@@ -797,9 +798,12 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
     if _raw_noncharacter(raw):  # raw U+FFFE/U+FFFF: refused by the exact path
         return _UNDECIDED
     wrap = _depth_wrap()
-    # an indented body (a raw newline) or one in another member order is never orjson's sorted
-    # encoding: read it as it is
-    escaped = encoded and walked == end and b"\n" not in raw and _floats_signed() and _looks_sorted(raw)
+    # 2-space indentation as orjson writes it (JSON.stringify(v, null, 2); Python's json with
+    # indent=2, ensure_ascii=False), compared below in the body's own member order
+    indented = raw.startswith(_INDENTED)
+    # another indentation, or another member order, is never one of orjson's encodings
+    escaped = (encoded and walked == end and _floats_signed()
+               and (indented or b"\n" not in raw and _looks_sorted(raw)))
     try:
         if escaped:
             text = raw
@@ -824,9 +828,11 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
         else:
             compact = _orjson.dumps(value, option=options)
             same = compact == raw
+        if not same and indented:  # equal to it, the body proves what equality to compact proves
+            same = _orjson.dumps(value, option=_orjson.OPT_INDENT_2 | _orjson.OPT_STRICT_INTEGER) == raw
     except (_orjson.JSONDecodeError, _orjson.JSONEncodeError):  # an integer beyond 2^53 - 1, too deep
         return _UNDECIDED
-    # the body is orjson's encoding and held no '.', '+', '-' in a number: no float
+    # the body is one of orjson's encodings and held no '.', '+', '-' in a number: no float
     floats = False if same and escaped else None
     if not same and encoded and len(compact) == end:
         floats = _has_float(compact, value)
