@@ -438,12 +438,15 @@ def _random_canonical(rng: random.Random, depth: int):
 def test_random_orjson_bodies_agree_with_the_exact_path(signed, monkeypatch):
     if not signed:
         monkeypatch.setattr(server, "_signed", False)
+    orjson = pytest.importorskip("orjson")
     rng = random.Random(1414 + signed)
     encoded = 0
     for _ in range(1500):
-        raw = _orjson_body(_random_canonical(rng, rng.randint(1, 4)))
+        value = _random_canonical(rng, rng.randint(1, 4))
+        raw = _orjson_body(value)
         encoded += _check_encoded(raw) is not None
         _check(raw)
+        _check_encoded(orjson.dumps(value, option=orjson.OPT_INDENT_2))  # indented, its own order
     assert encoded > 200
 
 
