@@ -508,3 +508,19 @@ def test_a_body_indented_as_orjson_indents_is_decided_by_its_reencoding(by_encod
     ]:
         assert (_check_encoded(raw) is not None) is has_encoding, raw[:80]
         _check(raw)
+
+
+@pytest.mark.parametrize("pluses", [0, 1, 63, 64, 65, 200])
+@pytest.mark.parametrize("number, is_float", [(1e16, True), (2.5e300, True), (7, False), (-7, False)])
+def test_an_exponents_plus_is_found_among_instant_offsets(pluses, number, is_float):
+    """'+' is escaped for the escaped reading only when one follows 'e' or 'E': an exponent's
+    sign must be found however many offsets ("+08:00") and base64 '+' stand before it."""
+    doc = {"a": ["2026-11-05T10:30:00+08:00", "q+Z/e+", "ab+"][:1 + pluses % 3] * pluses, "b": number}
+    if pluses == 200:
+        doc["a"] = ["x+" * 200]
+    raw = _orjson_body(doc)
+    value, encoded = server.parse_json_encoded(raw)
+    assert _typed(value) == _exact(raw)[1]
+    assert (encoded is None) is is_float, raw[-60:]
+    if encoded is not None:
+        assert encoded.encoding == rfc8785.dumps(doc)

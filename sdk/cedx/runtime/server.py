@@ -618,9 +618,9 @@ _MEMBER_PAIR = re.compile(rb'"([^"\\]*)":(?:"[^"\\]*"|[^"{}\[\],]*),"([^"\\]*)":
 _SHORT_ESCAPES = frozenset(b'"\\/nrt')  # \b and \f: characters XML cannot carry
 _HEX4 = re.compile(rb"[0-9a-fA-F]{4}")
 _INDENTED = (b'{\n  "', b"[\n  ")
-# '.', '+', '-' written as escapes of themselves: the same strings, but a number holding one
-# (a fraction, an exponent's sign, a minus) is no longer JSON (see _fast_parse)
-_AS_ESCAPES = ((b".", b"\\u002e"), (b"+", b"\\u002b"), (b"-", b"\\u002d"))
+# '.' and '-' written as escapes of themselves: the same strings, but a number holding one (a
+# fraction, an exponent's sign, a minus) is no longer JSON; '+' likewise, see _exponent_plus
+_AS_ESCAPES = ((b".", b"\\u002e"), (b"-", b"\\u002d"))
 _COLON, _QUOTE = ord(":"), ord('"')
 _ABOVE_BMP = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")  # lead bytes of 4-byte UTF-8
 
@@ -661,6 +661,20 @@ def _floats_signed() -> bool:
         floats += [2.0**e for e in range(-1074, 1024)] + [1.5 * 10.0**e for e in range(-320, 308)]
         _signed = all(b"." in t or b"+" in t or b"-" in t for t in _orjson.dumps(floats)[1:-1].split(b","))
     return _signed
+
+
+def _exponent_plus(raw: bytes) -> bool:
+    """Whether a '+' in the body may be an exponent's sign (follows 'e' or 'E'). '+' is rare
+    (an instant's offset, base64), so each is found by memchr; past 64, assume so. Sparing the
+    escaped reading (_fast_parse) a third copy of the body."""
+    i = raw.find(b"+")
+    for _ in range(64):
+        if i < 0:
+            return False
+        if raw[i - 1:i] in (b"e", b"E"):
+            return True
+        i = raw.find(b"+", i + 1)
+    return i >= 0
 
 
 def _walk_bound(size: int) -> int:
@@ -783,8 +797,9 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
 
     Floats, for a body that may be orjson's own sorted encoding: orjson writes every float with
     '.', '+' or '-' (``_floats_signed``), so the body is read with each of those three written
-    as its \\u escape (memchr-speed replaces): the strings are the same, but a number holding
-    one no longer parses (the body is then read again as it is). A body read so and equal to
+    as its \\u escape (memchr-speed replaces; '+' only where one follows 'e' or 'E', as an
+    exponent's sign does): the strings are the same, but a float no longer parses (the body is
+    then read again as it is). A body read so and equal to
     its re-encoding holds no float: no translation and regex pass over it (``_has_float``).
     Safe because every escape of the body was walked and none escapes '.', '+' or '-' (not JSON
     escapes): no backslash before one is ever paired with the inserted one."""
@@ -810,6 +825,8 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
             for mark, escape in _AS_ESCAPES:
                 if mark in text:  # memchr; a copy of the body only for a mark it holds
                     text = text.replace(mark, escape)
+            if _exponent_plus(raw):
+                text = text.replace(b"+", b"\\u002b")
             try:
                 value = _orjson.loads(text)
             except _orjson.JSONDecodeError:  # a float or a negative number (or malformed)
