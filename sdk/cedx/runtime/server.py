@@ -653,7 +653,7 @@ _signed: bool | None = None
 
 def _floats_signed() -> bool:
     """Whether orjson writes every float with a '.', '+' or '-' (a fraction or a signed
-    exponent: "1.0", "1e+16", "1e-7"); older orjson writes "1e16". Measured once, on first use,
+    exponent: 1.0, 1e+16, 1e-7); older orjson writes 1e16. Measured once, on first use,
     over floats of every magnitude, rather than assumed: the writer's style is one for all values."""
     global _signed
     if _signed is None:
