@@ -524,3 +524,15 @@ def test_an_exponents_plus_is_found_among_instant_offsets(pluses, number, is_flo
     assert (encoded is None) is is_float, raw[-60:]
     if encoded is not None:
         assert encoded.encoding == rfc8785.dumps(doc)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a":1.5,}', b'{"a":-}', b'{"a":1e+}', b'{"a":1e-}', b'{"a":"x"', b'{"a":.5}', b'{"a":-.5}', b'{"a":+1}',
+    b'{"a":1e+5}', b'{"a":1E-5}', b'{"a":-0}', b'{"a":--1}', b'{"a":"-"}-', b'{"a":1.}', b'{"a":"\\u002e"}',
+    b'{"a":"\\u002E","b":"\\u002d"}', b'{"a":"x","b":1e+16,"c":1e+16}', b'{"a":"e+","b":"E-","c":"e+1"}',
+])
+def test_the_escaped_reading_never_turns_a_malformed_body_into_an_accepted_one(raw):
+    """Bodies that look sorted and compact, so the escaped reading is tried: malformed numbers
+    stay malformed (the exact path's message), floats get no encoding."""
+    _check_encoded(raw)
+    _check(raw)
