@@ -677,12 +677,6 @@ def _exponent_plus(raw: bytes) -> bool:
     return i >= 0
 
 
-def _walk_bound(size: int) -> int:
-    """How many escapes of a body of ``size`` bytes _escapes walks (a Python step each costs
-    about what the regex prefilters spend on 256 bytes)."""
-    return 16 + size // 256
-
-
 def _looks_sorted(raw: bytes) -> bool:
     """Whether the first two pairs of adjacent members in a body's first 4 KiB are in code
     point order, as in orjson's sorted encoding (UTF-8 byte order is code point order). Only a
@@ -714,14 +708,17 @@ def _escapes(raw: bytes) -> int | None:
     exact path: not a JSON escape, an escaped surrogate, or a character XML 1.0 cannot carry
     (exactly what _SURROGATE_ESCAPE and _NON_XML_ESCAPE look for, without their false alarms
     after an escaped backslash). Else the offset where the walk stopped: ``len(raw)`` when it
-    saw every escape, less past one per 256 bytes on average (a text escaped throughout, e.g.
-    an ASCII client's \\uXXXX, is left to the prefilters from there: their scan is then the
-    cheaper). One bytes.find (memchr) per escape instead of two regex passes over the body."""
+    saw every escape, less where escapes have come more often than one per 256 bytes (a text
+    escaped throughout, e.g. an ASCII client's \\uXXXX, is left to the prefilters from there:
+    a Python step per escape costs about what their scan spends on 256 bytes). One bytes.find
+    (memchr) per escape instead of two regex passes over the body."""
     end = len(raw)
     i = raw.find(b"\\")
-    for _ in range(_walk_bound(end)):
-        if i < 0:
-            return end
+    steps = 0
+    while i >= 0:
+        steps += 1
+        if steps > 16 + i // 256:
+            return i
         kind = raw[i + 1] if i + 1 < end else 0
         if kind == 0x75:  # u
             if not _HEX4.match(raw, i + 2):
@@ -734,7 +731,7 @@ def _escapes(raw: bytes) -> int | None:
             i = raw.find(b"\\", i + 2)
         else:
             return None
-    return end if i < 0 else i
+    return end
 
 
 def _has_float(compact: bytes, value: Any) -> bool:
