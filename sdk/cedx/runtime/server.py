@@ -690,16 +690,18 @@ def _looks_sorted(raw: bytes) -> bool:
 def _raw_noncharacter(raw: bytes) -> bool:
     """Whether a body holds U+FFFE or U+FFFF raw (EF BF BE, EF BF BF). Their middle byte 0xBF
     is rare even in Chinese text (about one character in 32 holds one), so each is found by
-    memchr and its neighbours looked at; past one per KiB on average the regex takes the rest
-    (its byte-by-byte scan is then the cheaper)."""
+    memchr and its neighbours looked at; where they have come more often than one per KiB the
+    regex takes the rest (its byte-by-byte scan is then the cheaper)."""
     i = raw.find(b"\xbf")
-    for _ in range(16 + len(raw) // 1024):
-        if i < 0:
-            return False
+    steps = 0
+    while i >= 0:
+        steps += 1
+        if steps > 16 + i // 1024:
+            return _RAW_NONCHARACTER.search(raw, i - 1) is not None
         if raw[i - 1:i] == b"\xef" and raw[i + 1:i + 2] in (b"\xbe", b"\xbf"):
             return True
         i = raw.find(b"\xbf", i + 1)
-    return i >= 0 and _RAW_NONCHARACTER.search(raw, i - 1) is not None
+    return False
 
 
 def _escapes(raw: bytes) -> int | None:
