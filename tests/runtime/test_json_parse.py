@@ -539,3 +539,17 @@ def test_the_escaped_reading_never_turns_a_malformed_body_into_an_accepted_one(r
     stay malformed (the exact path's message), floats get no encoding."""
     _check_encoded(raw)
     _check(raw)
+
+
+def test_the_one_pass_escape_prefilter_is_the_two_it_replaces():
+    """_LEFT_ESCAPE (used past the walk) matches an escape exactly when the surrogate or the
+    XML prefilter does, for every \\uXXXX in both cases of hex and every short escape."""
+    def old(text: bytes) -> bool:
+        return bool(server._SURROGATE_ESCAPE.search(text) or server._NON_XML_ESCAPE.search(text))
+
+    for code in range(0x10000):
+        for text in (b"\\u%04x" % code, b"\\u%04X" % code):
+            assert bool(server._LEFT_ESCAPE.search(text)) is old(text), text
+    for char in b'"\\/bfnrtux.':
+        text = b"\\" + bytes([char])
+        assert bool(server._LEFT_ESCAPE.search(text)) is old(text), text
