@@ -797,14 +797,18 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
     member makes it strictly shorter. So without floats an encoding as long as the body proves
     what equality proves: no duplicate key, no whitespace (the depth check below holds).
 
-    Floats, for a body that may be orjson's own sorted encoding: orjson writes every float with
+    A body indented by two spaces as orjson indents (JSON.stringify(v, null, 2)) is compared
+    with that re-encoding, in its own member order: equal, it proves what equality to the
+    compact one proves, and is not scanned outside its strings.
+
+    Floats, for a body that may be one of orjson's encodings: orjson writes every float with
     '.', '+' or '-' (``_floats_signed``), so the body is read with each of those three written
     as its \\u escape (memchr-speed replaces; '+' only where one follows 'e' or 'E', as an
     exponent's sign does): the strings are the same, but a float no longer parses (the body is
-    then read again as it is). A body read so and equal to
-    its re-encoding holds no float: no translation and regex pass over it (``_has_float``).
-    Safe because every escape of the body was walked and none escapes '.', '+' or '-' (not JSON
-    escapes): no backslash before one is ever paired with the inserted one."""
+    then read again as it is). A body read so and equal to a re-encoding holds no float: no
+    translation and regex pass over it (``_has_float``). Safe because every escape of the body
+    was walked and none escapes '.', '+' or '-' (not JSON escapes): no backslash before one is
+    ever paired with the inserted one."""
     end = len(raw)
     # one memchr first: escapes are rare in bodies that are not escaped throughout
     walked = _escapes(raw) if b"\\" in raw else end
