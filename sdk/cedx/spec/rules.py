@@ -31,7 +31,7 @@ from ..instants import CST as CHINA_STANDARD_TIME
 from ..instants import INSTANT_PATTERN as _INSTANT
 from ..instants import parse_instant
 from . import uscc
-from .schema import SchemaIndex
+from .schema import REF_PREFIX, SchemaIndex
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,13 @@ _Plan = tuple[dict[str, Any], "_Fn | None", "_Fn | None", tuple[Decimal, Decimal
 _ARITH = Context(prec=34)
 
 
+#: Where Parameters may be in a document known to satisfy a schema (``RuleEngine.parameter_plan``):
+#: None nowhere, ``_ANYWHERE`` anywhere (the whole walk), ("object", may be one itself,
+#: {member: plan}, plan of any other member), ("array", plan of each item).
+_ANYWHERE = "anywhere"
+_MISS = object()  # not in a memo
+
+
 class RuleEngine:
     def __init__(self, index: SchemaIndex):
         self.index = index
@@ -88,6 +95,24 @@ class RuleEngine:
         )
         self._si_cache: dict[tuple[Any, ...], Decimal] = {}
         self._plans: dict[int, _Plan] = {}
+        self._parameter_plans: dict[str, Any] = {}
+
+    def parameter_plan(self, schema_name: str) -> Any:
+        """Where Parameters can be in a document that satisfies schema ``schema_name`` (built
+        once): given to ``check_rules`` with such a document, parameters(root) looks only there
+        and finds the same list (issue 14: the whole walk was most of a large report's rule time)."""
+        plan = self._parameter_plans.get(schema_name, _MISS)
+        if plan is _MISS:
+            plan = _ParameterPlanner(self.index.schemas).where(self.index.schemas[schema_name])
+            self._parameter_plans[schema_name] = plan
+        return plan
+
+    @staticmethod
+    def member_plan(plan: Any, name: str) -> Any:
+        """The plan of member ``name`` of an object planned by ``plan``."""
+        if plan is None or plan is _ANYWHERE:
+            return plan
+        return plan[2].get(name, plan[3]) if plan[0] == "object" else _ANYWHERE
 
     def si_value(self, value: Any, unit: Any) -> Decimal:
         """A quantity in SI units; memoised on the (value, unit) pair (a value is read by
@@ -128,20 +153,26 @@ class RuleEngine:
         """All violations of the document rules that apply to ``schema_name``."""
         return self.check_rules(self.index.rules_for(schema_name), document)
 
-    def check_rules(self, rules: list[dict[str, Any]], document: Any, base_path: str = "$") -> list[Violation]:
+    def check_rules(self, rules: list[dict[str, Any]], document: Any, base_path: str = "$",
+                    parameters: Any = _ANYWHERE) -> list[Violation]:
         """The violations of several rules, rule after rule (what ``check_rule`` gives for each in
         turn). Generated path: the rules that walk the same elements (the same ``forEach``, or the
         document itself) are checked by one function, element after element, each name of an
-        element looked up once and each of its quantities converted once for all of them."""
+        element looked up once and each of its quantities converted once for all of them.
+        ``parameters``: where Parameters can be in the document (``parameter_plan`` of a schema
+        it is known to satisfy); by default anywhere."""
         if not _GENERATE:
             return [v for rule in rules for v in self.check_rule(rule, document, base_path)]
         try:
-            return self._check_together(rules, document, base_path)
+            return self._check_together(rules, document, base_path, parameters)
         except Exception:  # noqa: BLE001 — not an absent name: rule after rule, to raise what that raises first
             return [v for rule in rules for v in self.check_rule(rule, document, base_path)]
 
-    def _check_together(self, rules: list[dict[str, Any]], document: Any, base_path: str) -> list[Violation]:
+    def _check_together(self, rules: list[dict[str, Any]], document: Any, base_path: str,
+                        parameters: Any) -> list[Violation]:
         plans = [self._plan(rule) for rule in rules]
+        if len(self._si_cache) > 65536:  # generated functions memoise without this check
+            self._si_cache.clear()
         groups: dict[str | None, list[int]] = {}
         for j, rule in enumerate(rules):
             groups.setdefault(rule.get("forEach") or None, []).append(j)
@@ -149,7 +180,7 @@ class RuleEngine:
         elements: dict[str | None, Any] = {}
         memos: dict[str | None, dict[Any, Any]] = {}
         for each, members in groups.items():
-            memo = memos[each] = {}
+            memo = memos[each] = {} if parameters is _ANYWHERE else {_PARAMETER_PLAN: parameters}
             if each is None:
                 items: Any = (document,)
             else:
@@ -191,6 +222,8 @@ class RuleEngine:
         ev = _Evaluator(self, scope, tolerance)
         out = []
         if check is None:  # the generated path: the same loop as below in one function
+            if len(self._si_cache) > 65536:  # generated functions memoise without this check
+                self._si_cache.clear()
             loop = _group_loop(((when_node, check_node),))
             for i in loop([ev], items if items is not None else (document,))[0]:
                 item, path = (items[i], f"{field_path}[{i}]") if items is not None else (document, base_path)
@@ -578,6 +611,153 @@ def _parameters_below(values: Any, out: list[Any]) -> None:
                     break
         elif kind is list or isinstance(value, _CONTAINERS):
             _parameters_fast(value, out)
+
+
+_Where = Any
+#: A Parameter's own plan: the object may be one; nothing below it can be.
+_LEAF: _Where = ("object", True, {}, None)
+#: Keywords that only restrict an instance further, or say nothing about it: a plan may ignore them.
+#: (patternProperties and prefixItems widen what additionalProperties and items allow: not here.)
+_RESTRICTING = frozenset({
+    "required", "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties", "pattern",
+    "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "multipleOf", "format", "contentEncoding", "contentMediaType", "title", "description", "xml",
+    "examples", "example", "default", "deprecated", "readOnly", "writeOnly", "$comment", "nullable",
+    "discriminator", "not", "if", "then", "else", "contains", "minContains", "maxContains",
+    "dependentRequired", "dependentSchemas", "propertyNames", "unevaluatedProperties",
+    "unevaluatedItems", "$id", "$schema", "$anchor", "$defs", "definitions",
+})
+_PARAMETER_KEYS = ("source", "value", "unit")
+
+
+class _ParameterPlanner:
+    """Builds the plan of where a Parameter ({value, unit, source}) can be in an instance of a
+    schema: every object schema of the spec is closed, so it can only be where an object schema
+    names all three members, and in what leads there. Conservative: what it cannot read (a
+    keyword it does not know, a recursive reference, a union that may hold one) is
+    ``_ANYWHERE``, where the walk looks at everything as before."""
+
+    def __init__(self, schemas: dict[str, Any]):
+        self.schemas = schemas
+        self.done: dict[int, _Where] = {}
+        self.busy: set[int] = set()
+
+    def where(self, node: Any) -> _Where:
+        if node is False:
+            return None
+        if not isinstance(node, dict):
+            return _ANYWHERE  # true, or not a schema
+        key = id(node)
+        if key in self.done:
+            return self.done[key]
+        if key in self.busy:
+            return _ANYWHERE  # a recursive reference: no shortcut below it
+        self.busy.add(key)
+        try:
+            plan = self._build(node)
+        finally:
+            self.busy.discard(key)
+        self.done[key] = plan
+        return plan
+
+    def _build(self, node: dict[str, Any]) -> _Where:
+        # The instance satisfies every part below: each one bounds where Parameters can be.
+        bounds: list[_Where] = [self._own(node)]
+        ref = node.get("$ref")
+        if ref is not None:
+            name = ref[len(REF_PREFIX):] if isinstance(ref, str) and ref.startswith(REF_PREFIX) else None
+            bounds.append(self.where(self.schemas[name]) if name in self.schemas else _ANYWHERE)
+        bounds += [self.where(sub) for sub in node.get("allOf", ())]
+        for key in ("oneOf", "anyOf"):
+            if key in node:
+                options = [self.where(sub) for sub in node[key]]
+                bounds.append(None if all(o is None for o in options) else _ANYWHERE)
+        for key in ("enum", "const"):
+            if key in node:
+                values = node[key] if key == "enum" else [node[key]]
+                bounds.append(_ANYWHERE if any(isinstance(v, (dict, list)) for v in values) else None)
+        if any(b is None for b in bounds):
+            return None
+        return next((b for b in bounds if b is not _ANYWHERE), _ANYWHERE)
+
+    def _own(self, node: dict[str, Any]) -> _Where:
+        """What the node's own type, properties and items say."""
+        handled = {"$ref", "allOf", "oneOf", "anyOf", "enum", "const", "type", "properties",
+                   "additionalProperties", "items"}
+        if any(k not in handled and k not in _RESTRICTING and not k.startswith("x-") for k in node):
+            return _ANYWHERE
+        kind = node.get("type")
+        if kind is None:
+            return _ANYWHERE
+        kinds = {kind} if isinstance(kind, str) else set(kind)
+        if not kinds & {"object", "array"}:
+            return None  # a scalar
+        if kinds >= {"object", "array"}:
+            return _ANYWHERE
+        if "object" in kinds:
+            members = node.get("properties", {})
+            other = self.where(node.get("additionalProperties", True))
+            may = all(k in members or other is not None for k in _PARAMETER_KEYS)
+            plans = {name: self.where(sub) for name, sub in members.items()}
+            plans = {name: p for name, p in plans.items() if p is not None}
+            if not may and not plans and other is None:
+                return None
+            plan: _Where = ("object", may, plans, other)
+            return _LEAF if plan == _LEAF else plan
+        items = node.get("items", True)
+        if isinstance(items, list):
+            return _ANYWHERE  # an old tuple form: not read here
+        item = self.where(items)
+        return None if item is None else ("array", item)
+
+
+def _parameters_planned(node: Any, plan: _Where, out: list[Any]) -> None:
+    """``_parameters_fast`` of a node that satisfies the schema of ``plan``: the same list in the
+    same order (depth first, members in document order), looking only where one can be. A node
+    of another kind than its plan says is walked whole."""
+    kind = type(node)
+    if plan[0] == "object" and (kind is dict or isinstance(node, dict)):
+        if plan[1] and "source" in node and "value" in node and "unit" in node:
+            out.append(node)
+        members, other = plan[2], plan[3]
+        if not members and other is None:
+            return
+        for key, value in node.items():
+            sub = members.get(key, other)
+            if sub is None:
+                continue
+            if sub is _LEAF and type(value) is dict:
+                if "source" in value and "value" in value and "unit" in value:
+                    out.append(value)
+            elif sub is _ANYWHERE or sub is _LEAF:
+                if type(value) is not str and isinstance(value, _CONTAINERS):
+                    _parameters_fast(value, out)
+            elif type(value) is not str:
+                _parameters_planned(value, sub, out)
+    elif plan[0] == "array" and (kind is list or isinstance(node, list)):
+        item = plan[1]
+        for value in node:
+            if item is _ANYWHERE:
+                if isinstance(value, _CONTAINERS):
+                    _parameters_fast(value, out)
+            else:
+                _parameters_planned(value, item, out)
+    elif isinstance(node, _CONTAINERS):
+        _parameters_fast(node, out)
+
+
+def _parameters_of_root(root: Any, memo: dict[Any, Any], out: list[Any]) -> None:
+    """``parameters(root)`` in a generated function: along the plan the check was given (the
+    document satisfies its schema), else the whole walk."""
+    if isinstance(root, _CONTAINERS):
+        plan = memo.get(_PARAMETER_PLAN, _ANYWHERE)
+        if plan is _ANYWHERE:
+            _parameters_fast(root, out)
+        elif plan is not None:
+            _parameters_planned(root, plan, out)
+
+
+_PARAMETER_PLAN = object()  # the memo's key of the check's plan
 
 
 def _b64(value: Any) -> bytes:
@@ -975,7 +1155,6 @@ def _group_loop(rules: tuple[tuple[ast.AST | None, ast.AST], ...]) -> _Loop:
     return _generate_group(rules)
 
 
-_MISS = object()  # not in the memo
 
 
 def _entry(node: ast.AST) -> _Fn:
@@ -1040,8 +1219,9 @@ def _sub_tree(node: ast.AST) -> ast.AST | None:
 
 
 _GLOBALS: dict[str, Any] = {
-    "ABSENT": _ABSENT, "_Absent": _Absent, "_Missing": _Missing, "Decimal": Decimal,
+    "ABSENT": _ABSENT, "_Absent": _Absent, "_Missing": _Missing, "Decimal": Decimal, "InvalidOperation": InvalidOperation,
     "_lookup": _glookup, "_member_memo": _member_memo, "_sum_of": _sum_of, "_parameters": _parameters_fast,
+    "_parameters_of_root": _parameters_of_root,
     "MISS": _MISS, "ADD": _ARITH.add, "SUB": _ARITH.subtract, "MUL": _ARITH.multiply, "DIV": _ARITH.divide,
     "DEC0": Decimal(0),
 }
@@ -1051,7 +1231,7 @@ _PROLOGUE = {
     "scope": "scope = ev.scope", "cur": "cur = scope.current", "root": "root = scope.root",
     "memo": "memo = scope.memo", "engine": "engine = ev.engine", "num": "num = ev.number",
     "cmp": "cmp = ev.comparable", "tol": "rel, abs_ = ev.tolerance", "SI": "SI = ev._si",
-    "convert": "convert = ev.engine._convert",
+    "convert": "convert = ev.engine._convert; CONV = ev.engine._conversions",
 }
 
 
@@ -1189,25 +1369,38 @@ class _Source:
         return t
 
     def convert(self, x: str, ind: int, t: str) -> None:
-        self.use("num", "SI")
         self.emit(ind, f"if type({x}) is dict:")
-        self.use("convert")
-        key = self.tmp()
-        self.emit(ind + 1, "try:")
-        self.emit(ind + 2, f"{key} = ({x}['value'], {x}['unit'])")
-        self.emit(ind + 2, f"{t} = SI.get({key})")
-        self.emit(ind + 1, "except (KeyError, TypeError):")
-        self.emit(ind + 2, f"{t} = {key} = None")
-        self.emit(ind + 1, f"if {t} is None:")  # not memoised yet: converted here, else num() says what is wrong
-        self.emit(ind + 2, f"{t} = num({x}) if {key} is None else convert({key}[0], {key}[1])")
+        self.memo_or_convert(x, ind + 1, t)
+        self.emit(ind + 1, f"if {t} is None:")  # no such pair: num() says what is wrong
+        self.emit(ind + 2, f"{t} = num({x})")
         self.emit(ind, f"elif type({x}) is Decimal:")
         self.emit(ind + 1, f"{t} = {x}")
         self.emit(ind, "else:")
         self.emit(ind + 1, f"{t} = num({x})")
 
+    def memo_or_convert(self, x: str, ind: int, t: str) -> None:
+        """``t`` = the number of quantity ``x`` (a dict): from the SI memo, else converted here
+        as ``RuleEngine._convert`` does (what it raises, raised) and memoised; None when ``x``
+        has no hashable (value, unit) pair (then num() decides). Inline, not a call: converting
+        is most of a report of distinct values (issue 14)."""
+        self.use("num", "SI", "convert")
+        key, factor = self.tmp(), self.tmp()
+        self.emit(ind, "try:")
+        self.emit(ind + 1, f"{key} = ({x}['value'], {x}['unit'])")
+        self.emit(ind + 1, f"{t} = SI.get({key})")
+        self.emit(ind, "except (KeyError, TypeError):")
+        self.emit(ind + 1, f"{t} = {key} = None")
+        self.emit(ind, f"if {t} is None and {key} is not None:")
+        self.emit(ind + 1, f"{factor} = CONV.get({key}[1])")
+        self.emit(ind + 1, f"if {factor} is None:")  # not a unit of the table: _convert says so
+        self.emit(ind + 2, f"{t} = convert({key}[0], {key}[1])")
+        self.emit(ind + 1, "else:")
+        self.emit(ind + 2, f"{t} = SI[{key}] = Decimal({key}[0]) * {factor}[0] + {factor}[1]")
+
     def comparable(self, x: str, ind: int) -> str:
-        """``ev.comparable(x)``: a quantity already in the SI memo inline (comparable() gives
-        its number then), a Decimal as it is."""
+        """``ev.comparable(x)``: a quantity's number (comparable() gives it when number() does
+        not fail) from the element's converted names, the SI memo or converted here; a Decimal
+        as it is."""
         if isinstance(self.consts.get(x), Decimal) or x in self.decimals:
             return x
         self.use("cmp")
@@ -1215,27 +1408,33 @@ class _Source:
             t = self.tmp()
             self.emit(ind, f"{t} = cmp({x})")
             return t
-        self.use("SI")
-        t = self.tmp()
+        t, n = self.tmp(), self.tmp()
+        q = self.cached.get(x)
         self.emit(ind, f"if type({x}) is dict:")
-        self.memo_get(x, ind + 1, t, "cmp")
+        inner = ind + 1
+        if q is not None:  # a name of the element: its number once converted, else converted now
+            self.emit(ind + 1, f"if {q} is not MISS:")
+            self.emit(ind + 2, f"{t} = {q}")
+            self.emit(ind + 1, "else:")
+            inner = ind + 2
+        self.emit(inner, "try:")
+        self.memo_or_convert(x, inner + 1, n)
+        self.emit(inner + 1, f"if {n} is None:")
+        self.emit(inner + 2, f"{n} = num({x})")
+        self.emit(inner, "except (TypeError, InvalidOperation):")  # as comparable(): not a number
+        self.emit(inner + 1, f"{t} = {x}")
+        self.emit(inner, "else:")
+        self.emit(inner + 1, f"{t} = {n}" if q is None else f"{t} = {q} = {n}")
+        self.emit(ind, f"elif type({x}) is Decimal:")
+        self.emit(ind + 1, f"{t} = {x}")
         self.emit(ind, "else:")
         self.emit(ind + 1, f"{t} = cmp({x})")
         return t
 
-    def memo_get(self, x: str, ind: int, t: str, convert: str) -> None:
-        """``t`` = the SI memo's number for quantity ``x``, else ``convert(x)`` (which computes
-        it, or says what is wrong); get, not [], so that a first sight raises nothing."""
-        self.emit(ind, "try:")
-        self.emit(ind + 1, f"{t} = SI.get(({x}['value'], {x}['unit']))")
-        self.emit(ind, "except (KeyError, TypeError):")
-        self.emit(ind + 1, f"{t} = None")
-        self.emit(ind, f"if {t} is None:")
-        self.emit(ind + 1, f"{t} = {convert}({x})")
-
     def lookup(self, obj: str, name: str, ind: int, t: str) -> None:
         self.use("engine")
-        self.emit(ind, f"{t} = {obj}.get({name!r}, ABSENT) if type({obj}) is dict else _lookup({obj}, {name!r}, engine)")
+        self.emit(ind, f"{t} = {obj}.get({name!r}, ABSENT) if type({obj}) is dict else "
+                       f"(ABSENT if {obj} is ABSENT else _lookup({obj}, {name!r}, engine))")
 
     def v_Constant(self, node: ast.Constant, ind: int, cur: str, ev: str) -> str:
         decimal = getattr(node, "decimal", None)
@@ -1447,6 +1646,10 @@ class _Source:
             return None
         v, t = self.value(args[0], ind, cur, ev), self.tmp()
         self.emit(ind, f"{t} = []")
+        if v == "root":  # along the plan the check may have been given
+            self.use("memo")
+            self.emit(ind, f"_parameters_of_root(root, memo, {t})")
+            return t
         self.emit(ind, f"if isinstance({v}, (dict, list)):")
         self.emit(ind + 1, f"_parameters({v}, {t})")
         return t
