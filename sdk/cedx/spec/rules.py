@@ -309,7 +309,7 @@ class _Absent:
         return "<absent>"
 
 
-_ABSENT = _Absent()
+_ABSENT = _Absent()  # the only one: generated functions test ``is ABSENT``
 
 
 def _flatten(values: list[Any]) -> list[Any]:
@@ -1187,10 +1187,11 @@ def _member_memo(memo: dict[Any, Any], left: Any, right: Any, root_node: ast.AST
     return left in right
 
 
-def _sum_of(number: Callable[[Any], Decimal], si: dict[Any, Decimal], values: Any) -> Decimal:
+def _sum_of(number: Callable[[Any], Decimal], si: dict[Any, Decimal], values: Any,
+            convert: Callable[[Any, Any], Decimal]) -> Decimal:
     """What ``_Evaluator.f_sum`` adds up once it has its values: their numbers in turn (a
-    quantity already in the SI memo ``si`` taken from there, as ``number`` would), each added
-    as it comes."""
+    quantity already in the SI memo ``si`` taken from there, one not yet there converted by
+    ``convert`` = ``RuleEngine._convert``, as ``number`` would), each added as it comes."""
     if not isinstance(values, list):
         values = [values]
     total = Decimal(0)
@@ -1198,9 +1199,12 @@ def _sum_of(number: Callable[[Any], Decimal], si: dict[Any, Decimal], values: An
         n = None
         if type(v) is dict:
             try:
-                n = si.get((v["value"], v["unit"]))
+                key = (v["value"], v["unit"])
+                n = si.get(key)
             except (KeyError, TypeError):
-                pass
+                key = None
+            if n is None and key is not None:
+                n = convert(key[0], key[1])
         if n is None:
             n = number(v)
         total = total + n
@@ -1370,18 +1374,16 @@ class _Source:
 
     def convert(self, x: str, ind: int, t: str) -> None:
         self.emit(ind, f"if type({x}) is dict:")
-        self.memo_or_convert(x, ind + 1, t)
-        self.emit(ind + 1, f"if {t} is None:")  # no such pair: num() says what is wrong
-        self.emit(ind + 2, f"{t} = num({x})")
+        self.memo_or_convert(x, ind + 1, t, f"{t} = num({x})")  # no such pair: num() says what is wrong
         self.emit(ind, f"elif type({x}) is Decimal:")
         self.emit(ind + 1, f"{t} = {x}")
         self.emit(ind, "else:")
         self.emit(ind + 1, f"{t} = num({x})")
 
-    def memo_or_convert(self, x: str, ind: int, t: str) -> None:
+    def memo_or_convert(self, x: str, ind: int, t: str, otherwise: str) -> None:
         """``t`` = the number of quantity ``x`` (a dict): from the SI memo, else converted here
-        as ``RuleEngine._convert`` does (what it raises, raised) and memoised; None when ``x``
-        has no hashable (value, unit) pair (then num() decides). Inline, not a call: converting
+        as ``RuleEngine._convert`` does (what it raises, raised) and memoised; when ``x`` has no
+        hashable (value, unit) pair, the statement ``otherwise``. Inline, not a call: converting
         is most of a report of distinct values (issue 14)."""
         self.use("num", "SI", "convert")
         key, factor = self.tmp(), self.tmp()
@@ -1390,12 +1392,15 @@ class _Source:
         self.emit(ind + 1, f"{t} = SI.get({key})")
         self.emit(ind, "except (KeyError, TypeError):")
         self.emit(ind + 1, f"{t} = {key} = None")
-        self.emit(ind, f"if {t} is None and {key} is not None:")
-        self.emit(ind + 1, f"{factor} = CONV.get({key}[1])")
-        self.emit(ind + 1, f"if {factor} is None:")  # not a unit of the table: _convert says so
-        self.emit(ind + 2, f"{t} = convert({key}[0], {key}[1])")
+        self.emit(ind, f"if {t} is None:")  # the memo's hit: one test
+        self.emit(ind + 1, f"if {key} is None:")
+        self.emit(ind + 2, otherwise)
         self.emit(ind + 1, "else:")
-        self.emit(ind + 2, f"{t} = SI[{key}] = Decimal({key}[0]) * {factor}[0] + {factor}[1]")
+        self.emit(ind + 2, f"{factor} = CONV.get({key}[1])")
+        self.emit(ind + 2, f"if {factor} is None:")  # not a unit of the table: _convert says so
+        self.emit(ind + 3, f"{t} = convert({key}[0], {key}[1])")
+        self.emit(ind + 2, "else:")
+        self.emit(ind + 3, f"{t} = SI[{key}] = Decimal({key}[0]) * {factor}[0] + {factor}[1]")
 
     def comparable(self, x: str, ind: int) -> str:
         """``ev.comparable(x)``: a quantity's number (comparable() gives it when number() does
@@ -1418,9 +1423,7 @@ class _Source:
             self.emit(ind + 1, "else:")
             inner = ind + 2
         self.emit(inner, "try:")
-        self.memo_or_convert(x, inner + 1, n)
-        self.emit(inner + 1, f"if {n} is None:")
-        self.emit(inner + 2, f"{n} = num({x})")
+        self.memo_or_convert(x, inner + 1, n, f"{n} = num({x})")
         self.emit(inner, "except (TypeError, InvalidOperation):")  # as comparable(): not a number
         self.emit(inner + 1, f"{t} = {x}")
         self.emit(inner, "else:")
@@ -1551,7 +1554,7 @@ class _Source:
             return t
         right = self.value(comp, ind, cur, ev)
         if op is ast.Eq or op is ast.NotEq:
-            absent = [f"isinstance({v}, _Absent)" for v in (left, right) if not _literal(v)]
+            absent = [f"{v} is ABSENT" for v in (left, right) if not _literal(v)]
             if absent:
                 self.emit(ind, f"if {' or '.join(absent)}:")
                 self.emit(ind + 1, "raise _Missing()")
@@ -1560,7 +1563,7 @@ class _Source:
         elif op is ast.In:
             self.use("memo")
             if not _root_only(comp):
-                self.emit(ind, f"{t} = False if isinstance({right}, _Absent) else "
+                self.emit(ind, f"{t} = False if {right} is ABSENT else "
                                f"(True if _member_memo(memo, {left}, {right}, None) else False)")
                 return t
             # a root-only list: its set, once made in this check, tested inline (_member_memo)
@@ -1572,7 +1575,7 @@ class _Source:
             self.emit(ind + 1, "except TypeError:")
             self.emit(ind + 2, f"{t} = {left} in {right}")
             self.emit(ind, "else:")
-            self.emit(ind + 1, f"{t} = False if isinstance({right}, _Absent) else "
+            self.emit(ind + 1, f"{t} = False if {right} is ABSENT else "
                                f"(True if _member_memo(memo, {left}, {right}, {self.const(comp)}) else False)")
         else:
             symbol = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}[op]
@@ -1620,14 +1623,14 @@ class _Source:
         if n != 1:
             return None
         v, t = self.value(args[0], ind, cur, ev), self.tmp()
-        self.emit(ind, f"{t} = not isinstance({v}, _Absent)")
+        self.emit(ind, f"{t} = not {v} is ABSENT")
         return t
 
     def call_opt(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
         if n != 1:
             return None
         v, t = self.value(args[0], ind, cur, ev), self.tmp()
-        self.emit(ind, f"{t} = DEC0 if isinstance({v}, _Absent) else {v}")
+        self.emit(ind, f"{t} = DEC0 if {v} is ABSENT else {v}")
         return t
 
     def call_unitOf(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:  # noqa: N802
@@ -1636,7 +1639,7 @@ class _Source:
         v, t = self.value(args[0], ind, cur, ev), self.tmp()
         if _literal(v) or v in self.consts:
             return None  # nothing emitted yet: the general call
-        self.emit(ind, f"if isinstance({v}, _Absent):")
+        self.emit(ind, f"if {v} is ABSENT:")
         self.emit(ind + 1, "raise _Missing()")
         self.emit(ind, f"{t} = {v}['unit']")
         return t
@@ -1660,17 +1663,19 @@ class _Source:
             return None
         items, t = self.value(args[0], ind, cur, ev), self.tmp()
         self.use("num", "SI")
-        self.emit(ind, f"if isinstance({items}, _Absent):")
+        self.emit(ind, f"if {items} is ABSENT:")
         self.emit(ind + 1, f"{t} = DEC0")
         self.emit(ind, "else:")
         if sub is None:
-            self.emit(ind + 1, f"{t} = _sum_of(num, SI, {items})")
+            self.use("convert")
+            self.emit(ind + 1, f"{t} = _sum_of(num, SI, {items}, convert)")
             return t
         values = self.tmp()
         self.emit(ind + 1, f"{values} = []")
         v = self.per_element(sub, items, ind + 1, ev)
         self.emit(ind + 2, f"{values}.append({v})")
-        self.emit(ind + 1, f"{t} = _sum_of(num, SI, {values})")
+        self.use("convert")
+        self.emit(ind + 1, f"{t} = _sum_of(num, SI, {values}, convert)")
         return t
 
     def call_all(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
@@ -1680,7 +1685,7 @@ class _Source:
         items, t = self.value(args[0], ind, cur, ev), self.tmp()
         # every element is evaluated before all() decides (an absent name anywhere: inapplicable)
         self.emit(ind, f"{t} = True")
-        self.emit(ind, f"if not isinstance({items}, _Absent):")
+        self.emit(ind, f"if not {items} is ABSENT:")
         v = self.per_element(sub, items, ind + 1, ev)
         self.emit(ind + 2, f"if not {v}:")
         self.emit(ind + 3, f"{t} = False")
