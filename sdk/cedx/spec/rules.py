@@ -1524,9 +1524,19 @@ class _Source:
         return t
 
     def v_BoolOp(self, node: ast.BoolOp, ind: int, cur: str, ev: str) -> str:
-        # A bool, stopping at the first deciding operand; flat, whatever the number of operands.
+        # A bool, stopping at the first deciding operand: each operand nested in the test of the
+        # one before (the deciding one leaves at once); flat when that would nest deep.
         conjunction = isinstance(node.op, ast.And)
         t = self.tmp()
+        if len(node.values) <= 8 and ind <= 40:
+            self.emit(ind, f"{t} = {not conjunction}")
+            inner = ind
+            for operand in node.values:
+                v = self.value(operand, inner, cur, ev)
+                self.emit(inner, f"if {v}:" if conjunction else f"if not {v}:")
+                inner += 1
+            self.emit(inner, f"{t} = {conjunction}")
+            return t
         self.emit(ind, f"{t} = {conjunction}")
         for i, operand in enumerate(node.values):
             inner = ind
@@ -1685,7 +1695,7 @@ class _Source:
         items, t = self.value(args[0], ind, cur, ev), self.tmp()
         # every element is evaluated before all() decides (an absent name anywhere: inapplicable)
         self.emit(ind, f"{t} = True")
-        self.emit(ind, f"if not {items} is ABSENT:")
+        self.emit(ind, f"if {items} is not ABSENT:")
         v = self.per_element(sub, items, ind + 1, ev)
         self.emit(ind + 2, f"if not {v}:")
         self.emit(ind + 3, f"{t} = False")
