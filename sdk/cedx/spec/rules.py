@@ -1437,7 +1437,7 @@ class _Source:
     def lookup(self, obj: str, name: str, ind: int, t: str) -> None:
         self.use("engine")
         self.emit(ind, f"{t} = {obj}.get({name!r}, ABSENT) if type({obj}) is dict else "
-                       f"(ABSENT if {obj} is ABSENT else _lookup({obj}, {name!r}, engine))")
+                       f"(ABSENT if {_absent(obj)} else _lookup({obj}, {name!r}, engine))")
 
     def v_Constant(self, node: ast.Constant, ind: int, cur: str, ev: str) -> str:
         decimal = getattr(node, "decimal", None)
@@ -1564,7 +1564,7 @@ class _Source:
             return t
         right = self.value(comp, ind, cur, ev)
         if op is ast.Eq or op is ast.NotEq:
-            absent = [f"{v} is ABSENT" for v in (left, right) if not _literal(v)]
+            absent = [f"{_absent(v)}" for v in (left, right) if not _literal(v)]
             if absent:
                 self.emit(ind, f"if {' or '.join(absent)}:")
                 self.emit(ind + 1, "raise _Missing()")
@@ -1573,7 +1573,7 @@ class _Source:
         elif op is ast.In:
             self.use("memo")
             if not _root_only(comp):
-                self.emit(ind, f"{t} = False if {right} is ABSENT else "
+                self.emit(ind, f"{t} = False if {_absent(right)} else "
                                f"(True if _member_memo(memo, {left}, {right}, None) else False)")
                 return t
             # a root-only list: its set, once made in this check, tested inline (_member_memo)
@@ -1585,7 +1585,7 @@ class _Source:
             self.emit(ind + 1, "except TypeError:")
             self.emit(ind + 2, f"{t} = {left} in {right}")
             self.emit(ind, "else:")
-            self.emit(ind + 1, f"{t} = False if {right} is ABSENT else "
+            self.emit(ind + 1, f"{t} = False if {_absent(right)} else "
                                f"(True if _member_memo(memo, {left}, {right}, {self.const(comp)}) else False)")
         else:
             symbol = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}[op]
@@ -1633,14 +1633,14 @@ class _Source:
         if n != 1:
             return None
         v, t = self.value(args[0], ind, cur, ev), self.tmp()
-        self.emit(ind, f"{t} = not {v} is ABSENT")
+        self.emit(ind, f"{t} = not {_absent(v)}")
         return t
 
     def call_opt(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
         if n != 1:
             return None
         v, t = self.value(args[0], ind, cur, ev), self.tmp()
-        self.emit(ind, f"{t} = DEC0 if {v} is ABSENT else {v}")
+        self.emit(ind, f"{t} = DEC0 if {_absent(v)} else {v}")
         return t
 
     def call_unitOf(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:  # noqa: N802
@@ -1649,7 +1649,7 @@ class _Source:
         v, t = self.value(args[0], ind, cur, ev), self.tmp()
         if _literal(v) or v in self.consts:
             return None  # nothing emitted yet: the general call
-        self.emit(ind, f"if {v} is ABSENT:")
+        self.emit(ind, f"if {_absent(v)}:")
         self.emit(ind + 1, "raise _Missing()")
         self.emit(ind, f"{t} = {v}['unit']")
         return t
@@ -1673,7 +1673,7 @@ class _Source:
             return None
         items, t = self.value(args[0], ind, cur, ev), self.tmp()
         self.use("num", "SI")
-        self.emit(ind, f"if {items} is ABSENT:")
+        self.emit(ind, f"if {_absent(items)}:")
         self.emit(ind + 1, f"{t} = DEC0")
         self.emit(ind, "else:")
         if sub is None:
@@ -1695,7 +1695,7 @@ class _Source:
         items, t = self.value(args[0], ind, cur, ev), self.tmp()
         # every element is evaluated before all() decides (an absent name anywhere: inapplicable)
         self.emit(ind, f"{t} = True")
-        self.emit(ind, f"if {items} is not ABSENT:")
+        self.emit(ind, f"if not {_absent(items)}:")
         v = self.per_element(sub, items, ind + 1, ev)
         self.emit(ind + 2, f"if not {v}:")
         self.emit(ind + 3, f"{t} = False")
@@ -1719,6 +1719,11 @@ class _Source:
         else:
             del self.lines[start + 1]
         return v
+
+
+def _absent(x: str) -> str:
+    """Python text testing whether generated operand ``x`` is absent (a literal never is)."""
+    return "False" if _literal(x) else f"({x} is ABSENT)"
 
 
 def _literal(text: str) -> bool:
