@@ -1391,16 +1391,12 @@ class _Source:
         self.emit(ind + 1, f"{key} = ({x}['value'], {x}['unit'])")
         self.emit(ind + 1, f"{t} = SI.get({key})")
         self.emit(ind, "except (KeyError, TypeError):")
-        self.emit(ind + 1, f"{t} = {key} = None")
-        self.emit(ind, f"if {t} is None:")  # the memo's hit: one test
-        self.emit(ind + 1, f"if {key} is None:")
-        self.emit(ind + 2, otherwise)
-        self.emit(ind + 1, "else:")
-        self.emit(ind + 2, f"{factor} = CONV.get({key}[1])")
-        self.emit(ind + 2, f"if {factor} is None:")  # not a unit of the table: _convert says so
-        self.emit(ind + 3, f"{t} = convert({key}[0], {key}[1])")
-        self.emit(ind + 2, "else:")
-        self.emit(ind + 3, f"{t} = SI[{key}] = Decimal({key}[0]) * {factor}[0] + {factor}[1]")
+        self.emit(ind + 1, otherwise)
+        self.emit(ind, "else:")
+        self.emit(ind + 1, f"if {t} is None:")  # the memo's hit: one test
+        self.emit(ind + 2, f"{factor} = CONV.get({key}[1])")  # None: not a unit of the table, _convert says so
+        self.emit(ind + 2, f"{t} = SI[{key}] = (Decimal({key}[0]) * {factor}[0] + {factor}[1] if {factor} is not None "
+                           f"else convert({key}[0], {key}[1]))")
 
     def comparable(self, x: str, ind: int) -> str:
         """``ev.comparable(x)``: a quantity's number (comparable() gives it when number() does
@@ -1415,13 +1411,13 @@ class _Source:
             return t
         t, n = self.tmp(), self.tmp()
         q = self.cached.get(x)
-        self.emit(ind, f"if type({x}) is dict:")
-        inner = ind + 1
         if q is not None:  # a name of the element: its number once converted, else converted now
-            self.emit(ind + 1, f"if {q} is not MISS:")
-            self.emit(ind + 2, f"{t} = {q}")
-            self.emit(ind + 1, "else:")
-            inner = ind + 2
+            self.emit(ind, f"if {q} is not MISS and type({x}) is dict:")
+            self.emit(ind + 1, f"{t} = {q}")
+            self.emit(ind, f"elif type({x}) is dict:")
+        else:
+            self.emit(ind, f"if type({x}) is dict:")
+        inner = ind + 1
         self.emit(inner, "try:")
         self.memo_or_convert(x, inner + 1, n, f"{n} = num({x})")
         self.emit(inner, "except (TypeError, InvalidOperation):")  # as comparable(): not a number
