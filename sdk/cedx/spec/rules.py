@@ -1265,10 +1265,10 @@ def _generate_group(rules: tuple[tuple[ast.AST | None, ast.AST], ...]) -> _Loop:
         ev = f"ev{j}"
         ind = 3
         if when is not None:
-            applies = gen.value(when, 3, "cur", ev)
+            applies = gen.test(when, 3, "cur", ev)
             gen.emit(3, f"if {applies}:")
             ind = 4
-        holds = gen.value(check, ind, "cur", ev)
+        holds = gen.test(check, ind, "cur", ev)
         gen.emit(ind, f"if not {holds}:")
         gen.emit(ind + 1, f"f{j}.append(i)")
         body += ["        try:", *gen.lines, "        except _Missing:", "            pass"]
@@ -1528,7 +1528,7 @@ class _Source:
             self.emit(ind, f"{t} = {not conjunction}")
             inner = ind
             for operand in node.values:
-                v = self.value(operand, inner, cur, ev)
+                v = self.test(operand, inner, cur, ev)
                 self.emit(inner, f"if {v}:" if conjunction else f"if not {v}:")
                 inner += 1
             self.emit(inner, f"{t} = {conjunction}")
@@ -1539,12 +1539,24 @@ class _Source:
             if i:
                 self.emit(ind, f"if {t}:" if conjunction else f"if not {t}:")
                 inner = ind + 1
-            v = self.value(operand, inner, cur, ev)
+            v = self.test(operand, inner, cur, ev)
             self.emit(inner, f"if not {v}:" if conjunction else f"if {v}:")
             self.emit(inner + 1, f"{t} = {not conjunction}")
         return t
 
-    def v_Compare(self, node: ast.Compare, ind: int, cur: str, ev: str) -> str | None:
+    def test(self, node: ast.AST, ind: int, cur: str, ev: str) -> str:
+        """A Python condition with ``node``'s truth, for the one ``if`` emitted next: a single
+        comparison (or its negation) as an expression there rather than a bool in a local (the
+        same test, evaluated once, at the same point); else ``value``'s name."""
+        if isinstance(node, ast.Compare):
+            out = self.v_Compare(node, ind, cur, ev, inline=True)
+            if out is not None:
+                return out
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return f"(not {self.test(node.operand, ind, cur, ev)})"
+        return self.value(node, ind, cur, ev)
+
+    def v_Compare(self, node: ast.Compare, ind: int, cur: str, ev: str, inline: bool = False) -> str | None:
         if len(node.ops) != 1:
             return None  # chained: the closure
         op, comp = type(node.ops[0]), node.comparators[0]
@@ -1556,6 +1568,8 @@ class _Source:
                 isinstance(e, ast.Constant) and type(e.value) is str for e in comp.elts):
             # a list of string literals: the same membership test over a tuple built once
             members = self.const(tuple(cast(ast.Constant, e).value for e in comp.elts))
+            if inline:
+                return f"({left} in {members})"
             self.emit(ind, f"{t} = {left} in {members}")
             return t
         right = self.value(comp, ind, cur, ev)
@@ -1564,6 +1578,8 @@ class _Source:
             if absent:
                 self.emit(ind, f"if {' or '.join(absent)}:")
                 self.emit(ind + 1, "raise _Missing()")
+            if inline:
+                return f"({left} == {right})" if op is ast.Eq else f"(not {left} == {right})"
             yes, no = ("True", "False") if op is ast.Eq else ("False", "True")
             self.emit(ind, f"{t} = {yes} if {left} == {right} else {no}")
         elif op is ast.In:
@@ -1586,6 +1602,8 @@ class _Source:
         else:
             symbol = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}[op]
             a, b = self.comparable(left, ind), self.comparable(right, ind)
+            if inline:
+                return f"({a} {symbol} {b})"
             self.emit(ind, f"{t} = True if {a} {symbol} {b} else False")
         return t
 
@@ -1692,21 +1710,22 @@ class _Source:
         # every element is evaluated before all() decides (an absent name anywhere: inapplicable)
         self.emit(ind, f"{t} = True")
         self.emit(ind, f"if not {_absent(items)}:")
-        v = self.per_element(sub, items, ind + 1, ev)
+        v = self.per_element(sub, items, ind + 1, ev, test=True)
         self.emit(ind + 2, f"if not {v}:")
         self.emit(ind + 3, f"{t} = False")
         return t
 
-    def per_element(self, sub: ast.AST, items: str, ind: int, ev: str) -> str:
+    def per_element(self, sub: ast.AST, items: str, ind: int, ev: str, test: bool = False) -> str:
         """A loop over ``items`` (a list, else nothing) evaluating ``sub`` on each element, as
-        ``_Evaluator._sub_expr``; returns the value's name inside the loop body (at ind + 1).
+        ``_Evaluator._sub_expr``; returns the value's name inside the loop body (at ind + 1), or
+        with ``test`` a condition for the one ``if`` emitted next (``test``).
         The element's evaluator (for handed-over nodes) is made only when the body uses it."""
         item, sub_scope, sub_ev = self.tmp(), self.tmp(), self.tmp()
         start = len(self.lines)
         self.emit(ind, f"for {item} in ({items} if isinstance({items}, list) else ()):")
         self.emit(ind + 1, f"{sub_scope}.current = {item}")
-        v = self.value(sub, ind + 1, item, sub_ev)
-        if any(sub_ev in line for line in self.lines[start + 2:]):
+        v = (self.test if test else self.value)(sub, ind + 1, item, sub_ev)
+        if any(sub_ev in line for line in self.lines[start + 2:]) or sub_ev in v:
             self.use("scope", "root", "memo", "engine")
             self.lines[start:start] = [
                 "    " * ind + f"{sub_scope} = _Scope(None, root, scope.path, memo)",
