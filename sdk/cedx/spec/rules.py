@@ -1273,6 +1273,7 @@ def _generate_group(rules: tuple[tuple[ast.AST | None, ast.AST], ...]) -> _Loop:
         gen.emit(ind + 1, f"f{j}.append(i)")
         body += ["        try:", *gen.lines, "        except _Missing:", "            pass"]
         gen.decimals.clear()  # a Decimal local of one rule's block may be unset in another's
+        gen.optional.clear()
     names = list(gen.hoisted.items())
     top = ["        scope.current = cur"]  # what handed-over closures read
     if names:
@@ -1307,6 +1308,7 @@ class _Source:
         self.uses: set[str] = set()
         self.count = 0
         self.decimals: set[str] = set()  # locals that certainly hold a Decimal (arithmetic results)
+        self.optional: dict[str, str] = {}  # local of opt(name) -> that element's name (converted once)
 
     def prologue(self, uses: set[str], loop: bool = False) -> list[str]:
         """The first lines: the evaluator's parts the body reads (``cur`` is the loop's own, and
@@ -1353,10 +1355,23 @@ class _Source:
         self.emit(ind, f"{t} = {self.const(_fn(node))}({ev})")
         return t
 
+    def is_decimal(self, x: str) -> bool:
+        """Operand ``x`` certainly holds a Decimal."""
+        return isinstance(self.consts.get(x), Decimal) or x in self.decimals
+
     def number(self, x: str, ind: int) -> str:
         """``ev.number(x)``, with its common case (a quantity already in the SI memo) inline."""
-        if isinstance(self.consts.get(x), Decimal) or x in self.decimals:
+        if self.is_decimal(x):
             return x  # number() of a Decimal is the Decimal
+        source = self.optional.get(x)
+        if source is not None:  # opt(name): 0, else the name's number, converted once per element
+            t = self.tmp()
+            self.emit(ind, f"if {_absent(source)}:")
+            self.emit(ind + 1, f"{t} = DEC0")
+            self.emit(ind, "else:")
+            self.emit(ind + 1, f"{t} = {self.number(source, ind + 1)}")
+            self.decimals.add(t)
+            return t
         if x in self.consts or _literal(x):
             self.use("num")
             t = self.tmp()
@@ -1500,7 +1515,7 @@ class _Source:
         left = self.value(node.left, ind, cur, ev)
         right = self.value(node.right, ind, cur, ev)
         t = self.tmp()
-        if op is ast.Add:
+        if op is ast.Add and not (self.is_decimal(left) or self.is_decimal(right)):  # else never two strings
             self.emit(ind, f"if isinstance({left}, str) and isinstance({right}, str):")
             self.emit(ind + 1, f"{t} = {left} + {right}")
             self.emit(ind, "else:")
@@ -1515,7 +1530,7 @@ class _Source:
                 self.emit(ind + 1, "raise _Missing()")  # a zero divisor makes the rule inapplicable
             self.emit(ind, f"{t} = DIV({a}, {b})")
         else:
-            self.emit(ind, f"{t} = {'SUB' if op is ast.Sub else 'MUL'}({a}, {b})")
+            self.emit(ind, f"{t} = {'ADD' if op is ast.Add else 'SUB' if op is ast.Sub else 'MUL'}({a}, {b})")
         self.decimals.add(t)
         return t
 
@@ -1655,6 +1670,8 @@ class _Source:
             return None
         v, t = self.value(args[0], ind, cur, ev), self.tmp()
         self.emit(ind, f"{t} = DEC0 if {_absent(v)} else {v}")
+        if v in self.cached:
+            self.optional[t] = v
         return t
 
     def call_unitOf(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:  # noqa: N802
@@ -1686,6 +1703,7 @@ class _Source:
         if n != 1 and sub is None:
             return None
         items, t = self.value(args[0], ind, cur, ev), self.tmp()
+        self.decimals.add(t)  # 0 or what _sum_of adds up: a Decimal
         self.use("num", "SI")
         self.emit(ind, f"if {_absent(items)}:")
         self.emit(ind + 1, f"{t} = DEC0")
