@@ -10,7 +10,8 @@ Stages, in the order the platform runs them: the request signature's SM3 of the 
 its prefix states), parsing (orjson, with the I-JSON checks and the sorted-key encoding that
 becomes the canonical form), JSON Schema with the allowed units (one jsonschema-rs pass), the
 document signature
-(canonical form spliced from the parser's encoding, SM3 of the signing input, one SM2 verify),
+(canonical form spliced from the parser's encoding; SM2-with-SM3-prehash: the signing input's
+SM3 resumed from the body's states, then one SM2 verify over that digest),
 and the receipt's documentDigest (SM3 resumed from the body's states where the bytes agree).
 
     .venv/bin/python bench/report_stages.py [--rounds 30]

@@ -37,9 +37,9 @@ the third round of work on issue 14; figures of one `make bench` run in docs/per
 * 200-unit report (563 KiB, ~100 JSON values per unit), ~16 ms: quality rules ~36 % of the GIL
   time (generated per element; the laboratory-citation rule walks every value), parsing ~29 %
   (orjson, its sorted re-encoding that is also the canonical form, the float check), JSON
-  Schema and allowed units (one jsonschema-rs pass) ~13 %; outside the GIL two SM3 passes over
-  the body (request signature; the SM2 signing input, which cannot resume from the body's
-  digest because Z_A shifts it within SM3's blocks) and the store's write. The fixed cost
+  Schema and allowed units (one jsonschema-rs pass) ~13 %; outside the GIL one SM3 pass over
+  the body (request signature; the document's SM2-with-SM3-prehash digest and the receipt's
+  documentDigest resume from its states) and the store's write. The fixed cost
   fell faster than the per-unit cost, so the 200/2 ratio rose while both fell.
 
     .venv/bin/python bench/reporting.py [--reports 120] [--workers 2] [--cpu-reports 40]

@@ -23,7 +23,7 @@ from cedx.trust import chain, sm3
 from cedx.trust import x509 as tx
 from cedx.trust.canonical import instant_tree
 from cedx.trust.curve import DEFAULT_ID, z_value
-from cedx.trust.envelope import signing_input
+from cedx.trust.envelope import ALGORITHM, PREHASH_ALGORITHM, signing_input
 from cedx.trust.keys import SM2PrivateKey
 from cedx.trust.reqsign import canonical_query, sign_request, string_to_sign
 from cedx.trust.tsa import DEFAULT_POLICY
@@ -58,7 +58,9 @@ def _document_vector(name: str, zh: str, en: str, schema: str, envelope: dict[st
                      codec: XmlCodec) -> dict[str, Any]:
     """Sign ``envelope`` (whose block lacks ``value``) exactly as written and describe every step."""
     message = signing_input(envelope, instants=instants)
-    value = key.sign(message)
+    algorithm = envelope["signature"]["algorithm"]
+    signed = sm3(message) if algorithm == PREHASH_ALGORITHM else message  # what SM2 signs: M
+    value = key.sign(signed)
     envelope["signature"]["value"] = _b64(value)
     # The input text carries the value too: fill the placeholder the caller left in it.
     input_text = input_text.replace("@VALUE@", _b64(value))
@@ -76,7 +78,8 @@ def _document_vector(name: str, zh: str, en: str, schema: str, envelope: dict[st
         "inputXml": codec.dumps(schema, received).decode("utf-8"),
         "signingInput": message.decode("utf-8"),
         "signingInputSm3": sm3(message).hex(),
-        "e": key.public_key().digest(message, DEFAULT_ID).hex(),
+        "algorithm": algorithm,
+        "e": key.public_key().digest(signed, DEFAULT_ID).hex(),
         "signatureDer": _b64(value),
         "documentCanonical": whole.decode("utf-8"),
         "documentDigest": sm3(whole).hex(),
@@ -97,9 +100,9 @@ def _documents(index: SchemaIndex, examples: dict[str, Any], pki: ExamplePki,
     signer = _signer(pki, "entity-power")
     base = examples["monthly-report-power.json"]
 
-    def envelope(payload_changes: dict[str, Any], signing_time: str) -> dict[str, Any]:
+    def envelope(payload_changes: dict[str, Any], signing_time: str, algorithm: str = ALGORITHM) -> dict[str, Any]:
         payload = {**copy.deepcopy(base["payload"]), **payload_changes}
-        block = {"algorithm": "SM2-with-SM3", "canonicalization": "cedx-jcs-1", "keyId": signer["keyId"],
+        block = {"algorithm": algorithm, "canonicalization": "cedx-jcs-1", "keyId": signer["keyId"],
                  "signingTime": signing_time}
         return {"specVersion": base["specVersion"], "payload": payload, "signature": block}
 
@@ -128,6 +131,13 @@ def _documents(index: SchemaIndex, examples: dict[str, Any], pki: ExamplePki,
         "形似时间的自由文本：reason 是 Text 类型，按原样签名（不换算为 UTC）；preparedAt 是 DateTime，换算",
         "Free text that looks like a time: reason is Text and is signed as sent (not converted to "
         "UTC); preparedAt is a DateTime and is converted",
+        "SignedMonthlyReport", env, _envelope_text(env), key, signer, instants, codec))
+    env = envelope({"preparedAt": "2026-11-05T10:30:00+08:00"}, "2026-11-05T02:31:02Z", PREHASH_ALGORITHM)
+    out.append(_document_vector(
+        "prehash",
+        "SM2-with-SM3-prehash：SM2 签名的消息 M 是签名输入的 SM3 摘要（32 字节），e = SM3(Z_A ‖ SM3(签名输入))",
+        "SM2-with-SM3-prehash: the message M that SM2 signs is the 32-byte SM3 digest of the signing "
+        "input, e = SM3(Z_A ‖ SM3(signing input))",
         "SignedMonthlyReport", env, _envelope_text(env), key, signer, instants, codec))
     return out
 

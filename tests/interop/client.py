@@ -300,15 +300,25 @@ class Client:
         return self.token
 
     # --- documents (profile §2) -------------------------------------------------------------
-    def sign_document(self, payload: dict, signing_time: str | None = None) -> dict:
+    def sign_document(self, payload: dict, signing_time: str | None = None,
+                      algorithm: str = "SM2-with-SM3-prehash") -> dict:
         cert_der = self.ssl.run("x509", "-in", self.cert_pem, "-outform", "DER").stdout
-        block = {"algorithm": "SM2-with-SM3", "canonicalization": "cedx-jcs-1", "keyId": self.key_id,
+        block = {"algorithm": algorithm, "canonicalization": "cedx-jcs-1", "keyId": self.key_id,
                  "signingTime": signing_time or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")}
         envelope = {"specVersion": "1.0", "payload": payload, "signature": block}
-        value = self.ssl.sign(self.key_pem, signing_input(envelope, self.instants))
+        value = self.ssl.sign(self.key_pem, self.signed_message(envelope))
         block["value"] = base64.b64encode(value).decode()
         block["certificateChain"] = [base64.b64encode(cert_der).decode()]
         return envelope
+
+    def signed_message(self, envelope: dict) -> bytes:
+        """M of profile §2: the signing input, or its SM3 digest (bytes) under the prehash algorithm."""
+        message = signing_input(envelope, self.instants)
+        algorithm = envelope["signature"]["algorithm"]
+        if algorithm == "SM2-with-SM3-prehash":
+            return self.ssl.run("dgst", "-sm3", "-binary", input=message).stdout
+        assert algorithm == "SM2-with-SM3", f"unknown signature algorithm {algorithm}"
+        return message
 
     def verify_signed(self, envelope: dict, *, timestamped: bool = False) -> None:
         """Signature, key ID, chain to the out-of-band anchor and (if present) the time-stamp."""
@@ -323,7 +333,7 @@ class Client:
         pub = self.ssl.cert_pubkey(signer)
         assert self.ssl.key_id(pub) == block["keyId"], "keyId is not the certificate's key"
         value = base64.b64decode(block["value"])
-        assert self.ssl.verify(pub, value, signing_input(envelope, self.instants)), "signature does not verify"
+        assert self.ssl.verify(pub, value, self.signed_message(envelope)), "signature does not verify"
         if timestamped:
             self.verify_timestamp(base64.b64decode(block["timestampToken"]), value)
 

@@ -151,7 +151,7 @@ def test_submit_json_verify_receipt_replay_and_conflict(power):
 
 
 def test_submit_xml_and_read_back_as_json(cement):
-    sent = cement.sign_document(report(CEMENT, period="2026-10"))
+    sent = cement.sign_document(report(CEMENT, period="2026-10"), algorithm="SM2-with-SM3")  # the other algorithm
     answer = cement.submit(sent, xml=True)
     assert answer.media == "application/xml"
     receipt = cement.check_receipt(answer, sent)

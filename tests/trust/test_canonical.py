@@ -493,8 +493,8 @@ def test_splice_refuses_what_it_cannot_show():
 
 def test_document_digest_resumes_from_the_body_states_where_they_agree():
     """A body in canonical member order (what cedx's client sends) agrees with the canonical
-    form up to the first instant rewritten: the receipt digest resumes from the body's SM3
-    states there and is the same digest."""
+    form up to the first instant rewritten: the prehash signature's digest of the signing input
+    and the receipt digest resume from the body's SM3 states there and are the same digests."""
     key = trust.generate_private_key()
     payload = json.loads((REPO / "spec" / "examples" / "monthly-report-power.json").read_text(encoding="utf-8"))["payload"]
     doc = trust.sign_document(payload, key, envelope_fields={"specVersion": "1.0"})
@@ -516,7 +516,33 @@ def test_document_digest_resumes_from_the_body_states_where_they_agree():
         assert verified.document_digest() == expected
         unrelated = trust.verify_document(json.loads(raw), key.public_key(), body=trust.PrefixDigests(b"{}" * 500, step=64))
         assert unrelated.document_digest() == expected
-    assert resumed[0] > 10 and resumed[1] == 0 and resumed[2] == 0  # sorted: most of it shared
+    # per body: the signing input's digest, then the receipt's; sorted: most of each shared
+    assert resumed[0] > 10 and resumed[1] > 10 and resumed[2:] == [0, 0, 0, 0]
+
+
+def test_a_prehash_signature_checks_the_bytes_received_not_the_body_states():
+    """The prehash digest resumes from the body's SM3 states: a body altered after signing,
+    or a signature block relabelled with the other algorithm, still fails."""
+    key = trust.generate_private_key()
+    payload = json.loads((REPO / "spec" / "examples" / "monthly-report-power.json").read_text(encoding="utf-8"))["payload"]
+    doc = trust.sign_document(payload, key, envelope_fields={"specVersion": "1.0"})
+    assert doc["signature"]["algorithm"] == "SM2-with-SM3-prehash"
+    raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    record, encoded = parse_json_encoded(raw)
+    trust.verify_document(record, key.public_key(), encoded=encoded, body=trust.PrefixDigests(raw, step=64))
+    altered = raw.replace(b'"35.20"', b'"35.21"', 1)
+    assert altered != raw
+    record, encoded = parse_json_encoded(altered)
+    with pytest.raises(trust.InvalidSignature):
+        trust.verify_document(record, key.public_key(), encoded=encoded, body=trust.PrefixDigests(altered, step=64))
+    with pytest.raises(trust.InvalidSignature):  # states of the signed bytes, record of the altered ones
+        trust.verify_document(record, key.public_key(), encoded=encoded, body=trust.PrefixDigests(raw, step=64))
+    relabelled = json.loads(raw)
+    relabelled["signature"]["algorithm"] = "SM2-with-SM3"
+    with pytest.raises(trust.InvalidSignature):
+        trust.verify_document(relabelled, key.public_key())
+    with pytest.raises(ValueError):
+        trust.sign_document(payload, key, algorithm="SM2-with-SHA256")
 
 
 def test_a_signing_time_before_year_1_in_utc_is_an_invalid_signature_not_a_crash():

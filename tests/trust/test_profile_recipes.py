@@ -20,6 +20,8 @@ VECTORS = REPO / "sdk" / "cedx" / "generated" / "vectors"
 PKI = REPO / "spec" / "examples" / "pki"
 RECIPES = dict(re.findall(r"<!-- recipe: ([a-z-]+) -->\n.*?```sh\n(.*?)```", PROFILE, re.S))
 DOC = json.loads((VECTORS / "documents.json").read_text(encoding="utf-8"))["vectors"][0]
+PREHASH = next(v for v in json.loads((VECTORS / "documents.json").read_text(encoding="utf-8"))["vectors"]
+               if v["algorithm"] == "SM2-with-SM3-prehash")
 REQ = json.loads((VECTORS / "request-signatures.json").read_text(encoding="utf-8"))["vectors"][1]
 STAMP = json.loads((VECTORS / "timestamp.json").read_text(encoding="utf-8"))
 ANCHOR = json.loads((VECTORS / "anchor.json").read_text(encoding="utf-8"))
@@ -38,6 +40,7 @@ def run(name: str, cwd: Path, env: dict | None = None, check: bool = True) -> su
 
 def test_the_profile_has_every_recipe():
     assert set(RECIPES) >= {"keygen-csr", "key-id", "sign-document", "verify-document", "verify-chain",
+                            "sign-document-prehash", "verify-document-prehash",
                             "document-digest", "request-signature", "verify-timestamp", "timestamp-request"}
     assert all("distid:1234567812345678" in RECIPES[n] for n in ("keygen-csr", "sign-document", "verify-document",
                                                                 "verify-chain", "request-signature"))
@@ -73,6 +76,27 @@ def test_verify_document(tmp_path):
     (tmp_path / "signing-input.bin").write_text(DOC["signingInput"], encoding="utf-8")
     assert b"Verified OK" in run("verify-document", tmp_path).stdout
     (tmp_path / "signing-input.bin").write_text(DOC["signingInput"].replace("35.20", "35.21"), encoding="utf-8")
+    assert run("verify-document", tmp_path, check=False).returncode != 0
+
+
+def test_sign_and_verify_document_prehash(tmp_path):
+    from cedx.trust.envelope import verify_document
+
+    (tmp_path / "entity.key.pem").write_bytes((PKI / "entity-power.key.pem").read_bytes())
+    (tmp_path / "signing-input.bin").write_text(PREHASH["signingInput"], encoding="utf-8")
+    run("sign-document-prehash", tmp_path)
+    received = json.loads(PREHASH["inputJson"])
+    received["signature"]["value"] = (tmp_path / "signature.b64").read_text()
+    public = SM2PublicKey.from_bytes(bytes.fromhex(PREHASH["signer"]["publicKey"]))
+    verify_document(received, public)  # OpenSSL's signature is a valid SM2-with-SM3-prehash document
+    (tmp_path / "signer-pub.pem").write_text(PREHASH["signer"]["publicKeyPem"])
+    (tmp_path / "signature.b64").write_text(PREHASH["signatureDer"])
+    assert b"Verified OK" in run("verify-document-prehash", tmp_path).stdout
+    (tmp_path / "signing-input.bin").write_text(PREHASH["signingInput"].replace("35.20", "35.21"), encoding="utf-8")
+    assert run("verify-document-prehash", tmp_path, check=False).returncode != 0
+    # the recipe of the other algorithm does not verify a prehash signature
+    (tmp_path / "signing-input.bin").write_text(PREHASH["signingInput"], encoding="utf-8")
+    (tmp_path / "certificate.b64").write_text(base64.b64encode(tx.load_certificate(PREHASH["signer"]["certificatePem"].encode()).dump()).decode())
     assert run("verify-document", tmp_path, check=False).returncode != 0
 
 

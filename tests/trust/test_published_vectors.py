@@ -13,7 +13,7 @@ from cedx import spec, trust
 from cedx.trust import tsa as tts
 from cedx.trust import x509 as tx
 from cedx.trust.canonical import canonicalize, default_instants
-from cedx.trust.envelope import signing_input
+from cedx.trust.envelope import signed_message, signing_input
 from cedx.trust.keys import SM2PublicKey
 from cedx.trust.reqsign import RequestVerifier, canonical_query, string_to_sign
 
@@ -38,6 +38,7 @@ def test_the_vector_set_covers_what_the_profile_promises():
     first = next(v for v in DOCUMENTS if v["name"] == "instant-offset-fraction")
     assert "+08:00" in first["inputJson"] and ".1234567" in first["inputJson"]
     assert "\\u" in next(v for v in DOCUMENTS if v["name"] == "non-ascii-text")["inputJson"]
+    assert {v["algorithm"] for v in DOCUMENTS} == {"SM2-with-SM3", "SM2-with-SM3-prehash"}
     assert len(REQUESTS) >= 2 and (CHAIN is None or len(CHAIN["batches"]) == 2)
 
 
@@ -49,12 +50,21 @@ def test_document_vector(vector, backend):
     public = SM2PublicKey.from_bytes(bytes.fromhex(vector["signer"]["publicKey"]), backend)
     assert public.fingerprint() == vector["signer"]["keyId"] == received["signature"]["keyId"]
     assert public == tx.certificate_public_key(vector["signer"]["certificatePem"].encode())
-    message = vector["signingInput"].encode("utf-8")
+    signing = vector["signingInput"].encode("utf-8")
+    prehash = vector["algorithm"] == "SM2-with-SM3-prehash"
+    assert received["signature"]["algorithm"] == vector["algorithm"]
+    message = bytes.fromhex(vector["signingInputSm3"]) if prehash else signing  # M
+    assert signed_message(received) == message
     assert public.digest(message).hex() == vector["e"]
     signature = base64.b64decode(vector["signatureDer"])
     public.verify(signature, message)
-    assert not public.is_valid(signature, message.replace(b"power", b"powe\x72 "))
+    assert not public.is_valid(signature, message.replace(b"power", b"powe\x72 ") if not prehash else trust.sm3(message))
     trust.verify_document(received, public)
+    # the same signature read under the other algorithm is not valid
+    other = json.loads(vector["inputJson"])
+    other["signature"]["algorithm"] = "SM2-with-SM3" if prehash else "SM2-with-SM3-prehash"
+    with pytest.raises(trust.InvalidSignature):
+        trust.verify_document(other, public)
     assert canonicalize(received) == vector["documentCanonical"].encode("utf-8")
     assert trust.sm3(vector["documentCanonical"].encode("utf-8")).hex() == vector["documentDigest"]
     # The XML form carries the same logical record: the same signature and digest.
@@ -70,17 +80,20 @@ def test_document_vectors_with_openssl(openssl):
         openssl.write("cert.pem", vector["signer"]["certificatePem"].encode())
         openssl.write("ca.pem", ANCHOR["caCertificatePem"].encode())
         openssl.write("m.bin", vector["signingInput"].encode("utf-8"))
+        if vector["algorithm"] == "SM2-with-SM3-prehash":  # M is the signing input's SM3, by OpenSSL
+            openssl.write("m.bin", openssl.run("dgst", "-sm3", "-binary", "m.bin").stdout)
         openssl.write("sig.der", base64.b64decode(vector["signatureDer"]))
         openssl.write("doc.bin", vector["documentCanonical"].encode("utf-8"))
         out = openssl.run("dgst", "-sm3", "-verify", "pub.pem", "-sigopt", DISTID, "-signature", "sig.der", "m.bin")
         assert b"Verified OK" in out.stdout
-        assert openssl.run("dgst", "-sm3", "-r", "m.bin").stdout[:64].decode() == vector["signingInputSm3"]
+        openssl.write("input.bin", vector["signingInput"].encode("utf-8"))
+        assert openssl.run("dgst", "-sm3", "-r", "input.bin").stdout[:64].decode() == vector["signingInputSm3"]
         assert openssl.run("dgst", "-sm3", "-r", "doc.bin").stdout[:64].decode() == vector["documentDigest"]
         spki = openssl.run("pkey", "-pubin", "-in", "pub.pem", "-outform", "DER").stdout
         openssl.write("point.bin", spki[-65:])
         assert openssl.run("dgst", "-sm3", "-r", "point.bin").stdout[:64].decode() == vector["signer"]["keyId"]
         assert b"cert.pem: OK" in openssl.run("verify", "-vfyopt", DISTID, "-CAfile", "ca.pem", "cert.pem").stdout
-        openssl.write("m2.bin", vector["signingInput"].encode("utf-8") + b" ")
+        openssl.write("m2.bin", openssl.read("m.bin") + b" ")
         bad = openssl.run("dgst", "-sm3", "-verify", "pub.pem", "-sigopt", DISTID, "-signature", "sig.der", "m2.bin",
                           check=False)
         assert bad.returncode != 0
@@ -188,6 +201,8 @@ def test_hash_chain_vector_with_openssl(openssl):
     openssl.write("pub.pem", CHAIN["signer"]["publicKeyPem"].encode())
     for i, batch in enumerate(CHAIN["batches"]):
         openssl.write(f"m{i}.bin", signing_input(batch))
+        if batch["signature"]["algorithm"] == "SM2-with-SM3-prehash":
+            openssl.write(f"m{i}.bin", openssl.run("dgst", "-sm3", "-binary", f"m{i}.bin").stdout)
         openssl.write(f"s{i}.der", base64.b64decode(batch["signature"]["value"]))
         out = openssl.run("dgst", "-sm3", "-verify", "pub.pem", "-sigopt", DISTID, "-signature", f"s{i}.der", f"m{i}.bin")
         assert b"Verified OK" in out.stdout

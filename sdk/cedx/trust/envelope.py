@@ -2,7 +2,7 @@
 
 The signature block (spec schema ``SignatureBlock``) is detached from the payload:
 
-    algorithm         "SM2-with-SM3"
+    algorithm         "SM2-with-SM3-prehash" (default) or "SM2-with-SM3"
     canonicalization  "cedx-jcs-1" (RFC 8785 over the logical record, see canonical.py)
     keyId             hex SM3 of the signer's raw public key 04||X||Y
     userId            SM2 user ID, present only when not the default 1234567812345678
@@ -13,7 +13,9 @@ The signature block (spec schema ``SignatureBlock``) is detached from the payloa
 
 What is signed: the canonical form of the whole envelope (every member, such as specVersion
 and payload) with ``value``, ``certificateChain`` and ``timestampToken`` removed from the
-signature block. The signing metadata is therefore protected too, while a chain or a
+signature block (the signing input); with "SM2-with-SM3-prehash", its 32-byte SM3 digest
+instead, so that a receiver hashes a large document once: the digest resumes from the request
+body's own SM3 where the bytes agree, which the SM2 message Z_A || input cannot. The signing metadata is therefore protected too, while a chain or a
 time-stamp can be attached after signing. Because the input is the logical record,
 the same signature verifies whether the document travelled as JSON or as XML.
 """
@@ -51,7 +53,9 @@ from .errors import InvalidSignature
 from .keys import Signer, SM2PublicKey
 from .sm3 import PrefixDigests, sm3
 
-ALGORITHM = "SM2-with-SM3"
+ALGORITHM = "SM2-with-SM3"  # SM2 over the signing input itself
+PREHASH_ALGORITHM = "SM2-with-SM3-prehash"  # SM2 over SM3(signing input): one pass over a large document
+ALGORITHMS = (PREHASH_ALGORITHM, ALGORITHM)  # every verifier accepts both
 CANONICALIZATION = "cedx-jcs-1"
 _UNPROTECTED = ("value", "certificateChain", "timestampToken")
 
@@ -75,6 +79,13 @@ def signing_input(envelope: dict[str, Any], *, instants: InstantNode = None) -> 
     ``instants``: which members are instants (canonical.instant_tree); default cedx's spec.
     """
     return _Canonical(envelope, instants).signing_input()
+
+
+def signed_message(envelope: dict[str, Any], *, instants: InstantNode = None) -> bytes:
+    """The message M that the block's SM2 signature is over (e = SM3(Z_A || M)): the signing
+    input for "SM2-with-SM3", its SM3 digest for "SM2-with-SM3-prehash"."""
+    message = signing_input(envelope, instants=instants)
+    return sm3(message) if envelope["signature"].get("algorithm") == PREHASH_ALGORITHM else message
 
 
 class _Canonical:
@@ -146,6 +157,7 @@ def sign_document(
     timestamper: Callable[[bytes], bytes] | None = None,
     envelope_fields: dict[str, Any] | None = None,
     instants: InstantNode = None,
+    algorithm: str = PREHASH_ALGORITHM,
 ) -> dict[str, Any]:
     """Sign a logical record (or a model) and return the envelope as a logical record.
 
@@ -153,11 +165,13 @@ def sign_document(
     ``specVersion`` there); they are covered by the signature like the payload.
 
     ``timestamper`` receives the SM3 imprint of the signature value and returns a DER RFC 3161
-    token (see cedx.trust.tsa); it is optional.
+    token (see cedx.trust.tsa); it is optional. ``algorithm``: one of ``ALGORITHMS``.
     """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unsupported signature algorithm {algorithm!r}")
     record = to_logical(payload)
     block: dict[str, Any] = {
-        "algorithm": ALGORITHM,
+        "algorithm": algorithm,
         "canonicalization": CANONICALIZATION,
         "keyId": key.public_key().fingerprint(),
         "signingTime": format_instant(signing_time or _dt.datetime.now(_dt.timezone.utc)),
@@ -165,7 +179,8 @@ def sign_document(
     if uid != DEFAULT_ID:
         block["userId"] = uid.decode("utf-8")
     envelope = {**to_logical(envelope_fields or {}), "payload": record, "signature": block}
-    value = key.sign(signing_input(envelope, instants=instants), uid)
+    message = signing_input(envelope, instants=instants)
+    value = key.sign(sm3(message) if algorithm == PREHASH_ALGORITHM else message, uid)
     block["value"] = b64e(value)
     if certificate_chain:
         block["certificateChain"] = [b64e(c) for c in certificate_chain]
@@ -237,7 +252,7 @@ def verify_document(
     for name in ("algorithm", "keyId", "signingTime", "value"):
         if not isinstance(block.get(name), str):
             raise InvalidSignature(f"signature block lacks {name}")
-    if block["algorithm"] != ALGORITHM:
+    if block["algorithm"] not in ALGORITHMS:
         raise InvalidSignature(f"unsupported signature algorithm {block['algorithm']!r}")
     if block.get("canonicalization", CANONICALIZATION) != CANONICALIZATION:
         raise InvalidSignature(f"unsupported canonicalization {block['canonicalization']!r}")
@@ -251,6 +266,8 @@ def verify_document(
         message = canonical.signing_input()
     except CanonicalizationError as exc:  # e.g. a ten-digit fraction: refused, never cut
         raise InvalidSignature(f"document has no canonical form: {exc}") from exc
+    if block["algorithm"] == PREHASH_ALGORITHM:
+        message = sm3(message) if body is None else body.sm3_of(message)
     try:
         public.verify(value, message, uid)
     except InvalidSignature as exc:

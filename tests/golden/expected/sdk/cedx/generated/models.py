@@ -83,6 +83,7 @@ class Drawing(SpecModel):
 
 
 class Algorithm(Enum):
+    sm2_with_sm3_prehash = "SM2-with-SM3-prehash"
     sm2_with_sm3 = "SM2-with-SM3"
 
 
