@@ -1569,6 +1569,9 @@ class _Source:
                 return out
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             return f"(not {self.test(node.operand, ind, cur, ev)})"
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "present" and len(node.args) == 1
+              and not node.keywords):
+            return f"(not {_absent(self.value(node.args[0], ind, cur, ev))})"  # as call_present
         return self.value(node, ind, cur, ev)
 
     def v_Compare(self, node: ast.Compare, ind: int, cur: str, ev: str, inline: bool = False) -> str | None:
