@@ -1569,9 +1569,12 @@ class _Source:
                 return out
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             return f"(not {self.test(node.operand, ind, cur, ev)})"
-        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "present" and len(node.args) == 1
-              and not node.keywords):
-            return f"(not {_absent(self.value(node.args[0], ind, cur, ev))})"  # as call_present
+        elif isinstance(node, ast.Call) and not node.keywords and len(node.args) in (1, 2):
+            name = getattr(node.func, "id", None)
+            if name == "present" and len(node.args) == 1:
+                return f"(not {_absent(self.value(node.args[0], ind, cur, ev))})"  # as call_present
+            if name == "approx" and len(node.args) == 2:
+                return cast(str, self.call_approx(node.args, 2, ind, cur, ev, inline=True))
         return self.value(node, ind, cur, ev)
 
     def v_Compare(self, node: ast.Compare, ind: int, cur: str, ev: str, inline: bool = False) -> str | None:
@@ -1648,7 +1651,8 @@ class _Source:
         return t
 
     # -- functions (None: the general call) ------------------------------------------------
-    def call_approx(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
+    def call_approx(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str,
+                    inline: bool = False) -> str | None:
         if n != 2:
             return None
         a = self.number(self.value(args[0], ind, cur, ev), ind)  # a's number before b is evaluated, as
@@ -1658,7 +1662,10 @@ class _Source:
         t, x, y, bound = self.tmp(), self.tmp(), self.tmp(), self.tmp()
         self.emit(ind, f"{x} = abs({a}); {y} = abs({b})")
         self.emit(ind, f"{bound} = {rel} * ({y} if {y} > {x} else {x})")
-        self.emit(ind, f"{t} = abs({a} - {b}) <= ({bound} if {bound} > {abs_} else {abs_})")
+        holds = f"abs({a} - {b}) <= ({bound} if {bound} > {abs_} else {abs_})"
+        if inline:
+            return f"({holds})"
+        self.emit(ind, f"{t} = {holds}")
         return t
 
     def call_present(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
