@@ -171,8 +171,7 @@ class RuleEngine:
     def _check_together(self, rules: list[dict[str, Any]], document: Any, base_path: str,
                         parameters: Any) -> list[Violation]:
         plans = [self._plan(rule) for rule in rules]
-        if len(self._si_cache) > 65536:  # generated functions memoise without this check
-            self._si_cache.clear()
+        self._bound_memo()
         groups: dict[str | None, list[int]] = {}
         for j, rule in enumerate(rules):
             groups.setdefault(rule.get("forEach") or None, []).append(j)
@@ -222,8 +221,7 @@ class RuleEngine:
         ev = _Evaluator(self, scope, tolerance)
         out = []
         if check is None:  # the generated path: the same loop as below in one function
-            if len(self._si_cache) > 65536:  # generated functions memoise without this check
-                self._si_cache.clear()
+            self._bound_memo()
             loop = _group_loop(((when_node, check_node),))
             for i in loop([ev], items if items is not None else (document,))[0]:
                 item, path = (items[i], f"{field_path}[{i}]") if items is not None else (document, base_path)
@@ -271,7 +269,14 @@ class RuleEngine:
         return plan
 
     # --- evaluation -----------------------------------------------------------------------
+    def _bound_memo(self) -> None:
+        """The SI memo's bound, once per check: generated functions memoise without testing it
+        (it may pass the bound by one check's quantities)."""
+        if len(self._si_cache) > 65536:
+            self._si_cache.clear()
+
     def evaluate(self, expr: str, scope: _Scope, tolerance: tuple[Decimal, Decimal] | None = None) -> Any:
+        self._bound_memo()
         tree, text = _parse(expr)
         ev = _Evaluator(self, scope, tolerance or self.default_tolerance)
         return _entry(tree.body)(ev)
