@@ -424,3 +424,16 @@ def test_the_parameter_plan_is_conservative_where_it_cannot_read_the_schema(inde
     out: list = []
     rules_module._parameters_planned([{"value": "1", "unit": "t", "source": "default"}], plan(closed), out)
     assert len(out) == 1
+
+
+def test_the_si_memo_stays_bounded_though_generated_functions_fill_it(index):
+    """Generated functions memoise conversions without testing the bound; each check tests it
+    first, so the memo never grows past the bound by more than one check's quantities."""
+    engine = Validator(index).rules
+    rule = {"id": "R-M", "en": "m", "forEach": "items", "check": "approx(a, a)"}
+    for start in range(0, 84000, 7000):  # past the bound by more than one check
+        doc = {"items": [{"a": {"value": str(start + i), "unit": "t"}} for i in range(7000)]}
+        assert engine.check_rules([rule], doc) == []
+        assert len(engine._si_cache) <= 65536 + 7000
+    assert engine.check_rule(rule, {"items": [{"a": {"value": "1", "unit": "t"}}]}) == []
+    assert len(engine._si_cache) <= 65536 + 7000
