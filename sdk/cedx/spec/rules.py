@@ -1273,9 +1273,7 @@ def _generate_group(rules: tuple[tuple[ast.AST | None, ast.AST], ...]) -> _Loop:
             applies = gen.test(when, 3, "cur", ev)
             gen.emit(3, f"if {applies}:")
             ind = 4
-        holds = gen.test(check, ind, "cur", ev)
-        gen.emit(ind, f"if not {holds}:")
-        gen.emit(ind + 1, f"f{j}.append(i)")
+        gen.unless(check, ind, "cur", ev, f"f{j}.append(i)")
         body += ["        try:", *gen.lines, "        except _Missing:", "            pass"]
         gen.decimals.clear()  # a Decimal local of one rule's block may be unset in another's
         gen.optional.clear()
@@ -1564,6 +1562,26 @@ class _Source:
             self.emit(inner + 1, f"{t} = {not conjunction}")
         return t
 
+    def unless(self, node: ast.AST, ind: int, cur: str, ev: str, action: str) -> None:
+        """Statements running ``action`` where ``node`` is false: a conjunction or disjunction
+        operand by operand, as it decides (no bool stored first); else ``if not`` its test."""
+        if isinstance(node, ast.BoolOp) and len(node.values) <= 8 and ind <= 40:
+            if isinstance(node.op, ast.Or):  # false when every operand is
+                for operand in node.values:
+                    self.emit(ind, f"if not {self.test(operand, ind, cur, ev)}:")
+                    ind += 1
+                self.emit(ind, action)
+                return
+            for i, operand in enumerate(node.values):  # false at the first false operand
+                if i:
+                    self.emit(ind, "else:")
+                    ind += 1
+                self.emit(ind, f"if not {self.test(operand, ind, cur, ev)}:")
+                self.emit(ind + 1, action)
+            return
+        self.emit(ind, f"if not {self.test(node, ind, cur, ev)}:")
+        self.emit(ind + 1, action)
+
     def test(self, node: ast.AST, ind: int, cur: str, ev: str) -> str:
         """A Python condition with ``node``'s truth, for the one ``if`` emitted next: a single
         comparison (or its negation) as an expression there rather than a bool in a local (the
@@ -1743,22 +1761,24 @@ class _Source:
         # every element is evaluated before all() decides (an absent name anywhere: inapplicable)
         self.emit(ind, f"{t} = True")
         self.emit(ind, f"if not {_absent(items)}:")
-        v = self.per_element(sub, items, ind + 1, ev, test=True)
-        self.emit(ind + 2, f"if not {v}:")
-        self.emit(ind + 3, f"{t} = False")
+        self.per_element(sub, items, ind + 1, ev, unless=f"{t} = False")
         return t
 
-    def per_element(self, sub: ast.AST, items: str, ind: int, ev: str, test: bool = False) -> str:
+    def per_element(self, sub: ast.AST, items: str, ind: int, ev: str, unless: str | None = None) -> str:
         """A loop over ``items`` (a list, else nothing) evaluating ``sub`` on each element, as
         ``_Evaluator._sub_expr``; returns the value's name inside the loop body (at ind + 1), or
-        with ``test`` a condition for the one ``if`` emitted next (``test``).
+        with ``unless`` runs that statement where the value is false (``unless``).
         The element's evaluator (for handed-over nodes) is made only when the body uses it."""
         item, sub_scope, sub_ev = self.tmp(), self.tmp(), self.tmp()
         start = len(self.lines)
         self.emit(ind, f"for {item} in ({items} if isinstance({items}, list) else ()):")
         self.emit(ind + 1, f"{sub_scope}.current = {item}")
-        v = (self.test if test else self.value)(sub, ind + 1, item, sub_ev)
-        if any(sub_ev in line for line in self.lines[start + 2:]) or sub_ev in v:
+        if unless is None:
+            v = self.value(sub, ind + 1, item, sub_ev)
+        else:
+            v = ""
+            self.unless(sub, ind + 1, item, sub_ev, unless)
+        if any(sub_ev in line for line in self.lines[start + 2:]):
             self.use("scope", "root", "memo", "engine")
             self.lines[start:start] = [
                 "    " * ind + f"{sub_scope} = _Scope(None, root, scope.path, memo)",
