@@ -1312,6 +1312,7 @@ class _Source:
         self.count = 0
         self.decimals: set[str] = set()  # locals that certainly hold a Decimal (arithmetic results)
         self.optional: dict[str, str] = {}  # local of opt(name) -> that element's name (converted once)
+        self.converted: set[str] = set()  # element's names that code above may have converted
 
     def prologue(self, uses: set[str], loop: bool = False) -> list[str]:
         """The first lines: the evaluator's parts the body reads (``cur`` is the loop's own, and
@@ -1382,6 +1383,10 @@ class _Source:
             return t
         if x in self.cached:  # converted once per element, on first use
             t = self.cached[x]
+            if x not in self.converted:  # no code above converts it: certainly not yet
+                self.converted.add(x)
+                self.convert(x, ind, t)
+                return t
             self.emit(ind, f"if {t} is MISS:")
             self.convert(x, ind + 1, t)
             return t
@@ -1429,12 +1434,14 @@ class _Source:
             return t
         t, n = self.tmp(), self.tmp()
         q = self.cached.get(x)
-        if q is not None:  # a name of the element: its number once converted, else converted now
+        if q is not None and x in self.converted:  # a name of the element: its number once converted
             self.emit(ind, f"if {q} is not MISS and type({x}) is dict:")
             self.emit(ind + 1, f"{t} = {q}")
             self.emit(ind, f"elif type({x}) is dict:")
         else:
             self.emit(ind, f"if type({x}) is dict:")
+        if q is not None:
+            self.converted.add(x)
         inner = ind + 1
         self.emit(inner, "try:")
         self.memo_or_convert(x, inner + 1, n, f"{n} = num({x})")
