@@ -396,7 +396,7 @@ def test_validate_gives_what_the_general_closures_give_on_valid_documents(index,
 def test_the_parameter_plan_is_conservative_where_it_cannot_read_the_schema(index):
     """Where the plan cannot tell, it says anywhere (the whole walk); a closed object without the
     three members, a scalar and an enumeration of scalars hold none."""
-    anywhere, leaf = rules_module._ANYWHERE, rules_module._LEAF
+    anywhere, leaf = rules_module.ANYWHERE, rules_module._LEAF
     parameter = {"type": "object", "additionalProperties": False,
                  "properties": {"value": {"type": "string"}, "unit": {"type": "string"}, "source": {"type": "string"}}}
     closed = {"type": "object", "additionalProperties": False, "properties": {"p": {"$ref": "#/components/schemas/P"}}}

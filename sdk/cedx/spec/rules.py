@@ -81,9 +81,9 @@ _ARITH = Context(prec=34)
 
 
 #: Where Parameters may be in a document known to satisfy a schema (``RuleEngine.parameter_plan``):
-#: None nowhere, ``_ANYWHERE`` anywhere (the whole walk), ("object", may be one itself,
+#: None nowhere, ``ANYWHERE`` anywhere (the whole walk), ("object", may be one itself,
 #: {member: plan}, plan of any other member), ("array", plan of each item).
-_ANYWHERE = "anywhere"
+ANYWHERE = "anywhere"
 _MISS = object()  # not in a memo
 
 
@@ -112,9 +112,9 @@ class RuleEngine:
     @staticmethod
     def member_plan(plan: Any, name: str) -> Any:
         """The plan of member ``name`` of an object planned by ``plan``."""
-        if plan is None or plan is _ANYWHERE:
+        if plan is None or plan is ANYWHERE:
             return plan
-        return plan[2].get(name, plan[3]) if plan[0] == "object" else _ANYWHERE
+        return plan[2].get(name, plan[3]) if plan[0] == "object" else ANYWHERE
 
     def si_value(self, value: Any, unit: Any) -> Decimal:
         """A quantity in SI units; memoised on the (value, unit) pair (a value is read by
@@ -156,7 +156,7 @@ class RuleEngine:
         return self.check_rules(self.index.rules_for(schema_name), document)
 
     def check_rules(self, rules: list[dict[str, Any]], document: Any, base_path: str = "$",
-                    parameters: Any = _ANYWHERE) -> list[Violation]:
+                    parameters: Any = ANYWHERE) -> list[Violation]:
         """The violations of several rules, rule after rule (what ``check_rule`` gives for each in
         turn). Generated path: the rules that walk the same elements (the same ``forEach``, or the
         document itself) are checked by one function, element after element, each name of an
@@ -181,7 +181,7 @@ class RuleEngine:
         elements: dict[str | None, Any] = {}
         memos: dict[str | None, dict[Any, Any]] = {}
         for each, members in groups.items():
-            memo = memos[each] = {} if parameters is _ANYWHERE else {_PARAMETER_PLAN: parameters}
+            memo = memos[each] = {} if parameters is ANYWHERE else {_PARAMETER_PLAN: parameters}
             if each is None:
                 items: Any = (document,)
             else:
@@ -642,7 +642,7 @@ class _ParameterPlanner:
     schema: every object schema of the spec is closed, so it can only be where an object schema
     names all three members, and in what leads there. Conservative: what it cannot read (a
     keyword it does not know, a recursive reference, a union that may hold one) is
-    ``_ANYWHERE``, where the walk looks at everything as before."""
+    ``ANYWHERE``, where the walk looks at everything as before."""
 
     def __init__(self, schemas: dict[str, Any]):
         self.schemas = schemas
@@ -653,12 +653,12 @@ class _ParameterPlanner:
         if node is False:
             return None
         if not isinstance(node, dict):
-            return _ANYWHERE  # true, or not a schema
+            return ANYWHERE  # true, or not a schema
         key = id(node)
         if key in self.done:
             return self.done[key]
         if key in self.busy:
-            return _ANYWHERE  # a recursive reference: no shortcut below it
+            return ANYWHERE  # a recursive reference: no shortcut below it
         self.busy.add(key)
         try:
             plan = self._build(node)
@@ -673,34 +673,34 @@ class _ParameterPlanner:
         ref = node.get("$ref")
         if ref is not None:
             name = ref[len(REF_PREFIX):] if isinstance(ref, str) and ref.startswith(REF_PREFIX) else None
-            bounds.append(self.where(self.schemas[name]) if name in self.schemas else _ANYWHERE)
+            bounds.append(self.where(self.schemas[name]) if name in self.schemas else ANYWHERE)
         bounds += [self.where(sub) for sub in node.get("allOf", ())]
         for key in ("oneOf", "anyOf"):
             if key in node:
                 options = [self.where(sub) for sub in node[key]]
-                bounds.append(None if all(o is None for o in options) else _ANYWHERE)
+                bounds.append(None if all(o is None for o in options) else ANYWHERE)
         for key in ("enum", "const"):
             if key in node:
                 values = node[key] if key == "enum" else [node[key]]
-                bounds.append(_ANYWHERE if any(isinstance(v, (dict, list)) for v in values) else None)
+                bounds.append(ANYWHERE if any(isinstance(v, (dict, list)) for v in values) else None)
         if any(b is None for b in bounds):
             return None
-        return next((b for b in bounds if b is not _ANYWHERE), _ANYWHERE)
+        return next((b for b in bounds if b is not ANYWHERE), ANYWHERE)
 
     def _own(self, node: dict[str, Any]) -> _Where:
         """What the node's own type, properties and items say."""
         handled = {"$ref", "allOf", "oneOf", "anyOf", "enum", "const", "type", "properties",
                    "additionalProperties", "items"}
         if any(k not in handled and k not in _RESTRICTING and not k.startswith("x-") for k in node):
-            return _ANYWHERE
+            return ANYWHERE
         kind = node.get("type")
         if kind is None:
-            return _ANYWHERE
+            return ANYWHERE
         kinds = {kind} if isinstance(kind, str) else set(kind)
         if not kinds & {"object", "array"}:
             return None  # a scalar
         if kinds >= {"object", "array"}:
-            return _ANYWHERE
+            return ANYWHERE
         if "object" in kinds:
             members = node.get("properties", {})
             other = self.where(node.get("additionalProperties", True))
@@ -713,7 +713,7 @@ class _ParameterPlanner:
             return _LEAF if plan == _LEAF else plan
         items = node.get("items", True)
         if isinstance(items, list):
-            return _ANYWHERE  # an old tuple form: not read here
+            return ANYWHERE  # an old tuple form: not read here
         item = self.where(items)
         return None if item is None else ("array", item)
 
@@ -736,7 +736,7 @@ def _parameters_planned(node: Any, plan: _Where, out: list[Any]) -> None:
             if sub is _LEAF and type(value) is dict:
                 if "source" in value and "value" in value and "unit" in value:
                     out.append(value)
-            elif sub is _ANYWHERE or sub is _LEAF:
+            elif sub is ANYWHERE or sub is _LEAF:
                 if type(value) is not str and isinstance(value, _CONTAINERS):
                     _parameters_fast(value, out)
             elif type(value) is not str:
@@ -744,7 +744,7 @@ def _parameters_planned(node: Any, plan: _Where, out: list[Any]) -> None:
     elif plan[0] == "array" and (kind is list or isinstance(node, list)):
         item = plan[1]
         for value in node:
-            if item is _ANYWHERE:
+            if item is ANYWHERE:
                 if isinstance(value, _CONTAINERS):
                     _parameters_fast(value, out)
             else:
@@ -757,8 +757,8 @@ def _parameters_of_root(root: Any, memo: dict[Any, Any], out: list[Any]) -> None
     """``parameters(root)`` in a generated function: along the plan the check was given (the
     document satisfies its schema), else the whole walk."""
     if isinstance(root, _CONTAINERS):
-        plan = memo.get(_PARAMETER_PLAN, _ANYWHERE)
-        if plan is _ANYWHERE:
+        plan = memo.get(_PARAMETER_PLAN, ANYWHERE)
+        if plan is ANYWHERE:
             _parameters_fast(root, out)
         elif plan is not None:
             _parameters_planned(root, plan, out)

@@ -24,7 +24,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
 from .issue import Issue
-from .rules import _ANYWHERE, RuleEngine
+from .rules import ANYWHERE, RuleEngine
 from .schema import REF_PREFIX, SchemaIndex
 
 if TYPE_CHECKING:
@@ -369,7 +369,7 @@ class Validator:
         be (the same issues, sooner)."""
         issues = []
         rules = self.rules
-        plan = rules.parameter_plan(schema_name) if valid else _ANYWHERE
+        plan = rules.parameter_plan(schema_name) if valid else ANYWHERE
         targets = [(schema_name, document, "$", plan)]
         signed = self.index.schemas[schema_name].get("x-cedx-signed")
         if signed and isinstance(document, dict) and "payload" in document:
