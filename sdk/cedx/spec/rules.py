@@ -1162,8 +1162,6 @@ def _group_loop(rules: tuple[tuple[ast.AST | None, ast.AST], ...]) -> _Loop:
     return _generate_group(rules)
 
 
-
-
 def _entry(node: ast.AST) -> _Fn:
     """The function that evaluates an expression's tree: generated, or its closure."""
     if not _GENERATE:
