@@ -305,6 +305,50 @@ def test_a_correction_supersedes_and_inserts_both_or_neither(stores):
         assert reader.idempotency(CODE, "key-2035-01-c").submission.version == 2
 
 
+def test_insert_unless_taken_writes_only_a_free_key_and_period_and_returns_what_it_found(stores):
+    """PostgreSQL: the opening read and the insert in one statement (SQLite: the two steps)."""
+    store, other = stores
+    when = dt.datetime.now(UTC)
+    first = _record("2036-01", b'{"a": 1}', when)
+    with store.submission_transaction() as tx:
+        assert tx.insert_unless_taken(first, "key-2036-01", "e" * 64) == (None, None)
+    cases = ((_record("2036-02", b"{}", when), "key-2036-01", True, False),  # the key taken
+             (_record("2036-01", b"{}", when), "key-other", False, True),    # the period's accepted version
+             (_record("2036-01", b"{}", when), "key-2036-01", True, True))   # both
+    for again, key, key_taken, period_taken in cases:
+        with other.submission_transaction() as tx:
+            prior, current = tx.insert_unless_taken(again, key, "f" * 64)
+        assert (prior is not None, current is not None) == (key_taken, period_taken)
+        if prior is not None:
+            assert prior.request_digest == "e" * 64 and prior.submission.submission_id == first.submission_id
+            assert prior.submission.document in ('{"a": 1}', b'{"a": 1}')
+        if current is not None:
+            assert current.submission_id == first.submission_id and current.state == "accepted"
+        assert store.submission(again.submission_id) is None  # nothing written
+    with store.submission_reader() as reader:
+        assert reader.idempotency(CODE, "key-other") is None
+
+
+def test_insert_unless_taken_stores_racing_duplicates_once(stores):
+    """One key raced (and one period raced under different keys) from two stores and many
+    threads: one row; every other attempt finds it or is refused as a conflict."""
+    a, b = stores
+    when = dt.datetime.now(UTC)
+
+    def attempt(i: int, period: str, key: str):
+        try:
+            with (a, b)[i % 2].submission_transaction() as tx:
+                return tx.insert_unless_taken(_record(period, b"{}", when), key, "e" * 64)
+        except StoreConflict:
+            return "conflict"
+
+    for period, keys in (("2037-01", ["raced"] * 12), ("2037-02", [f"k{i}" for i in range(12)])):
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda i: attempt(i, period, keys[i]), range(12)))
+        assert results.count((None, None)) == 1, results  # exactly one inserted
+        assert a.count_submissions(CODE, period) == {period: 1}
+
+
 def test_writes_wait_for_each_other_across_workers(stores):
     """SQLite: the request path's writes from two pools and many threads never fail with
     'database is locked' (the submission holds the write lock from its first statement)."""

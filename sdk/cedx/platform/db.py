@@ -332,6 +332,16 @@ class _Sql:
     INSERT_SUBMISSION_UTF8 = INSERT_SUBMISSION.replace("?, ?, ?, ?, ?)", "CAST(? AS TEXT), ?, ?, ?, ?)")
     INSERT_IDEMPOTENCY = ('INSERT INTO idempotency (credit_code, "key", request_digest, submission_id, created_at) '
                           "VALUES (?, ?, ?, ?, ?)")
+    # PostgreSQL: the opening read and the insert in one statement, the insert done only when
+    # the read finds neither the key nor an accepted version (one snapshot; a concurrent
+    # insert is refused by the unique indexes as ever). The rows found come back.
+    INSERT_UNLESS_TAKEN = (f"WITH found AS ({IDEMPOTENCY_AND_ACCEPTED}), "
+                           f"s AS (INSERT INTO submissions ({_SUBMISSION_COLUMNS}) "
+                           "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS timestamptz) "
+                           "WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING submission_id), "
+                           'k AS (INSERT INTO idempotency (credit_code, "key", request_digest, submission_id, created_at) '
+                           "SELECT ?, ?, ?, s.submission_id, CAST(? AS timestamptz) FROM s) "
+                           "SELECT * FROM found")
 
     def __init__(self, sqlite: bool):
         self.sqlite = sqlite
@@ -443,8 +453,11 @@ class _SqlSubmissionReader(SubmissionReader):
     def idempotency_and_accepted(self, credit_code: str, key: str, document_type: str,
                                  period: str) -> tuple[IdempotencyRecord | None, SubmissionRecord | None]:
         self.cur.execute(self.sql.IDEMPOTENCY_AND_ACCEPTED, (credit_code, key, credit_code, document_type, period))
+        return self._found(self.cur.fetchall())
+
+    def _found(self, rows: list[Any]) -> tuple[IdempotencyRecord | None, SubmissionRecord | None]:
         prior = current = None
-        for row in self.cur.fetchall():
+        for row in rows:
             if row[0] is not None:
                 prior = IdempotencyRecord(row[0], self.sql.submission(row[1:]))
             else:
@@ -507,6 +520,18 @@ class _PgSubmissionTransaction(_SqlSubmissionTransaction):
     def flush(self) -> None:
         if self.pending is not None:
             self.cur.execute(*self.pending)
+
+    insert_first = True
+
+    def insert_unless_taken(self, submission: SubmissionRecord, idempotency_key: str,
+                            request_digest: str) -> tuple[IdempotencyRecord | None, SubmissionRecord | None]:
+        assert self.pending is None and not self.began, "the transaction's one statement"
+        r = submission
+        params = self.insert_parameters(submission, idempotency_key, request_digest)
+        self.cur.execute(self.sql.INSERT_UNLESS_TAKEN,
+                         (r.credit_code, idempotency_key, r.credit_code, r.document_type, r.period, *params[:18],
+                          params[19]))  # (the key's submission_id comes from the inserted row)
+        return self._found(self.cur.fetchall())
 
 
 class SqlStore(Store):

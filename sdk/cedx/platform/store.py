@@ -105,6 +105,20 @@ class SubmissionTransaction(SubmissionReader):
     @abstractmethod
     def insert(self, submission: SubmissionRecord, idempotency_key: str, request_digest: str) -> None: ...
 
+    #: True when ``insert_unless_taken`` saves a round trip, so that the service may make an
+    #: original's receipt before it reads (PostgreSQL: the read and the insert one statement)
+    insert_first = False
+
+    def insert_unless_taken(self, submission: SubmissionRecord, idempotency_key: str,
+                            request_digest: str) -> tuple[IdempotencyRecord | None, SubmissionRecord | None]:
+        """``idempotency_and_accepted`` for the submission's key and period and, when both are
+        None, ``insert``; what was found (nothing was written when either is not None)."""
+        r = submission
+        prior, current = self.idempotency_and_accepted(r.credit_code, idempotency_key, r.document_type, r.period)
+        if prior is None and current is None:
+            self.insert(submission, idempotency_key, request_digest)
+        return prior, current
+
 
 class Store(ABC):
     # --- entities and facilities -----------------------------------------------------------
