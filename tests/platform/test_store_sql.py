@@ -344,7 +344,7 @@ def test_insert_unless_taken_stores_racing_duplicates_once(stores):
 
     for period, keys in (("2037-01", ["raced"] * 12), ("2037-02", [f"k{i}" for i in range(12)])):
         with ThreadPoolExecutor(8) as pool:
-            results = list(pool.map(lambda i: attempt(i, period, keys[i]), range(12)))
+            results = list(pool.map(attempt, range(12), [period] * 12, keys))
         assert results.count((None, None)) == 1, results  # exactly one inserted
         assert a.count_submissions(CODE, period) == {period: 1}
 

@@ -500,9 +500,10 @@ class _PgSubmissionTransaction(_SqlSubmissionTransaction):
     on their own (at read committed each statement of a transaction reads its own snapshot
     anyway); a transaction begins only for a correction's supersede; the insert (one
     statement: submission and key) is sent when the transaction ends cleanly. An original is
-    then a durable transaction in one round trip instead of four (BEGIN, reads, INSERT,
-    COMMIT). Races are decided by the unique indexes and the guarded supersede, as before.
-    Reads see nothing of the pending insert (the service reads before it writes)."""
+    then one durable round trip instead of four (BEGIN, read, INSERT, COMMIT):
+    insert_unless_taken, the read and the insert in one statement, committed as it runs.
+    Races are decided by the unique indexes and the guarded supersede, as before. Reads see
+    nothing of a pending insert (the service reads before it writes)."""
 
     began = False
     pending: tuple[str, tuple[Any, ...]] | None = None
@@ -515,6 +516,7 @@ class _PgSubmissionTransaction(_SqlSubmissionTransaction):
 
     def insert(self, submission: SubmissionRecord, idempotency_key: str, request_digest: str) -> None:
         assert self.pending is None, "one insert per transaction"
+        assert self.sql.INSERT_BOTH is not None  # PostgreSQL's
         self.pending = self.sql.INSERT_BOTH, self.insert_parameters(submission, idempotency_key, request_digest)
 
     def flush(self) -> None:

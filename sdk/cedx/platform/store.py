@@ -112,7 +112,8 @@ class SubmissionTransaction(SubmissionReader):
     def insert_unless_taken(self, submission: SubmissionRecord, idempotency_key: str,
                             request_digest: str) -> tuple[IdempotencyRecord | None, SubmissionRecord | None]:
         """``idempotency_and_accepted`` for the submission's key and period and, when both are
-        None, ``insert``; what was found (nothing was written when either is not None)."""
+        None, ``insert``; what was found (nothing was written when either is not None). The
+        transaction's last step: a store may commit the insert as it runs."""
         r = submission
         prior, current = self.idempotency_and_accepted(r.credit_code, idempotency_key, r.document_type, r.period)
         if prior is None and current is None:
