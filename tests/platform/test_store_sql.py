@@ -85,8 +85,17 @@ def test_a_submission_is_stored_as_the_mapped_types_store_it(stores):
         s.add(SubmissionRow(**{k: getattr(orm, k) for k in SubmissionRow.__table__.columns.keys()}))
         s.add(IdempotencyRow(credit_code=CODE, key="key-2031-03", request_digest="e" * 64,
                              submission_id=orm.submission_id, created_at=when))
+    # the read-and-insert statement (PostgreSQL's own) with either form
+    merged = (_record("2031-04", body.encode(), when), _record("2031-05", body, when))
+    for r in merged:
+        with store.submission_transaction() as tx:
+            assert tx.insert_unless_taken(r, f"key-{r.period}", "e" * 64) == (None, None)
     mine, theirs = _stored(store, raw.submission_id), _stored(store, orm.submission_id)
     assert _stored(store, as_str.submission_id)["document"] == mine["document"] == theirs["document"] == body
+    for r in merged:
+        stored = _stored(store, r.submission_id)
+        assert (stored["document"], stored["received_at"], stored.get("kinds")) == (body, mine["received_at"],
+                                                                                    mine.get("kinds"))
     assert mine["received_at"] == theirs["received_at"] and mine["receipt"] == theirs["receipt"]
     if store.sqlite:
         assert mine["received_at"] == "2026-11-30 23:59:58.000007"
