@@ -224,6 +224,14 @@ def make_engine(url: str | URL, raw: bool = False, durable: bool = False) -> Eng
             dbapi_conn.autocommit = True
             if not durable:
                 dbapi_conn.execute("SET synchronous_commit TO off")
+                return
+            # Documents and receipts are compressed when stored (TOAST): lz4 costs the server a
+            # fraction of the default pglz's CPU (a 563 KiB report: ~5.3 -> ~1.5 ms); reads
+            # decompress either. PostgreSQL 14+ built with lz4; otherwise the default stays.
+            try:
+                dbapi_conn.execute("SET default_toast_compression TO lz4")
+            except dbapi_conn.Error:  # an autocommit statement: nothing is left open
+                pass
         return engine
     else:
         # No ping per checkout (a round trip per request); stale connections are recycled instead.
