@@ -557,6 +557,7 @@ class SqlStore(Store):
         self._writes = sessionmaker(engine.execution_options(cedx_write=True), expire_on_commit=False)
         self._write_lock = threading.Lock() if self.sqlite else None
         self._sql = _Sql(self.sqlite)
+        self.token_and_hit_merged = not self.sqlite
         # The request path: durable transactions (submissions), and reads, counters and nonces
         # whose commits are not waited for on disk, without switching a connection's mode per
         # transaction: SQLite has a connection per thread for each, PostgreSQL a pool for each.

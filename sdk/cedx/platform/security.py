@@ -169,7 +169,7 @@ class PlatformHooks(ServerHooks):
             raise Problem("TOKEN_MISSING", "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
         hashed, now = token_hash(header[7:].strip()), dt.datetime.now(UTC)
         hits = None
-        if self.limiter.store is self.store:
+        if self.store.token_and_hit_merged and self.limiter.store is self.store:
             # the rate limit's hit counted in the same statement when the store can (PostgreSQL:
             # one round trip less), only if the checks below pass; rate_limit answers with it
             window, reset = self.limiter.window()

@@ -166,6 +166,9 @@ class Store(ABC):
         """The token with its client's current state (checked on every request) and the
         current revocation counter."""
 
+    #: True when ``token_and_hit`` counts the hit in the token's lookup (saves a round trip)
+    token_and_hit_merged = False
+
     def token_and_hit(self, token_hash: str, scopes: tuple[str, ...], now: dt.datetime, key_prefix: str,
                       window: int) -> tuple[TokenRecord | None, int | None]:
         """The token (as ``token``) and, when it authenticates a request for ``scopes`` at ``now``
