@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 import requests
-from requests.cookies import RequestsCookieJar, merge_cookies
-from requests.structures import CaseInsensitiveDict
+import requests.cookies
+import requests.sessions
+from requests.cookies import RequestsCookieJar
 from requests.hooks import default_hooks
-from requests.sessions import merge_hooks, merge_setting
+from requests.structures import CaseInsensitiveDict
 from requests.utils import get_netrc_auth
 
 from .errors import (
@@ -76,7 +77,6 @@ def _query_value(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
-
 
 
 _orjson: Any = None
@@ -169,6 +169,11 @@ def environment_session(url: str, verify: Any = True) -> tuple[requests.Session,
     return session, settings["verify"]
 
 
+# requests' own merge functions (untyped in types-requests), used as Session.prepare_request does
+_merge_cookies: Callable[..., Any] = requests.cookies.merge_cookies
+_merge_hooks: Callable[..., Any] = requests.sessions.merge_hooks
+_merge_setting: Callable[..., Any] = requests.sessions.merge_setting
+
 # The requests.Session steps that send_prepared stands in for: a session (its class or the
 # instance) that overrides one of them is sent through its own ``request`` instead.
 _SESSION_STEPS = ("request", "prepare_request", "merge_environment_settings")
@@ -199,8 +204,8 @@ def send_prepared(session: requests.Session, method: str, url: str, data: bytes,
                   timeout: Any, verify: Any) -> requests.Response:
     """``session.request(method, url, data=data or None, headers=headers, timeout=timeout,
     verify=verify)``, with what requests recomputes on every call done more cheaply (issue 14:
-    ~0.2 ms of client CPU per request, mostly ``to_key_val_list``'s Protocol isinstance checks
-    in ``merge_setting``). The session's headers, cookies, auth (and ~/.netrc when it trusts the
+    ~0.1 ms of client CPU per request, mostly ``to_key_val_list``'s Protocol isinstance checks
+    in ``merge_setting`` and the URL's parsing). The session's headers, cookies, auth (and ~/.netrc when it trusts the
     environment), hooks, proxies, stream/verify/cert and mounted adapters apply as in requests'
     ``prepare_request`` / ``merge_environment_settings``, step for step; the request goes out
     through ``session.send``. A session this cannot honour exactly goes through ``request``."""
@@ -212,7 +217,7 @@ def send_prepared(session: requests.Session, method: str, url: str, data: bytes,
     for items in (session.headers.items(), headers.items()):
         for name, value in items:
             merged[name.lower()] = (name, value)
-    cookies = merge_cookies(RequestsCookieJar(), session.cookies)  # a copy: redirects add to it
+    cookies = _merge_cookies(RequestsCookieJar(), session.cookies)  # a copy: redirects add to it
     auth = None
     if session.trust_env and not session.auth:
         auth = get_netrc_auth(url)
@@ -223,13 +228,13 @@ def send_prepared(session: requests.Session, method: str, url: str, data: bytes,
     p.prepare_headers({name: value for name, value in merged.values() if value is not None})
     p.prepare_cookies(cookies)
     p.prepare_body(data or {}, None, None)
-    p.prepare_auth(merge_setting(auth, session.auth), url)
-    p.prepare_hooks(merge_hooks(default_hooks(), session.hooks))
+    p.prepare_auth(_merge_setting(auth, session.auth), url)
+    p.prepare_hooks(_merge_hooks(default_hooks(), session.hooks))
     if session.trust_env:
         settings = session.merge_environment_settings(p.url, {}, None, verify, None)
     else:  # merge_environment_settings without the environment: the same merge_setting results
         settings = {"proxies": collections.OrderedDict((k, v) for k, v in session.proxies.items() if v is not None),
-                    "stream": session.stream, "verify": merge_setting(verify, session.verify),
+                    "stream": session.stream, "verify": _merge_setting(verify, session.verify),
                     "cert": session.cert}
     return session.send(p, timeout=timeout, allow_redirects=True, **settings)
 
