@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) bench/imports.py
 	$(PY) bench/reporting.py
 	$(PY) bench/report_stages.py
+	$(PY) bench/parse_forms.py
 	$(PY) bench/validation.py
 	$(PY) bench/pull.py
 	$(PY) bench/xmlpaths.py

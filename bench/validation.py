@@ -59,6 +59,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=30)
     args = ap.parse_args()
     validator = spec.context(spec.BUNDLE_PACKAGE).validator
+
+    def rule_issues(schema: str, document: dict) -> list:
+        # as validate() runs them: on a document the schema has accepted (valid=True)
+        return validator.rule_issues(schema, document, valid=True)
+
     bodies = {n: orjson.dumps(power_report(n)) for n in (2, 200)}
     for body in bodies.values():
         issues = validator.validate("MonthlyReport", orjson.loads(body))
@@ -66,12 +71,12 @@ def main() -> None:
     stages = {
         "JSON Schema": validator.schema_issues,
         "allowed units": validator.unit_issues,
-        "quality rules": validator.rule_issues,
+        "quality rules": rule_issues,
         "all three (validate)": validator.validate,
     }
     distinct = {n: orjson.dumps(distinct_values(power_report(n))) for n in (2, 200)}
     for body in distinct.values():
-        issues = validator.rule_issues("MonthlyReport", orjson.loads(body))
+        issues = rule_issues("MonthlyReport", orjson.loads(body))
         assert not issues, issues[:3]
     best = {(stage, n): float("inf") for stage in [*stages, "distinct"] for n in bodies}
     for _ in range(args.runs):
@@ -85,7 +90,7 @@ def main() -> None:
             document = orjson.loads(body)
             validator.rules._si_cache.clear()
             start = time.perf_counter()
-            validator.rule_issues("MonthlyReport", document)
+            rule_issues("MonthlyReport", document)
             best["distinct", n] = min(best["distinct", n], time.perf_counter() - start)
     print(f"validation per report size (in process; best of {args.runs}; ratios against the 2-unit report)")
     for stage in stages:

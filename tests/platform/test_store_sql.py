@@ -283,6 +283,34 @@ def test_submissions_commit_durably_counters_and_nonces_need_not(stores):
         assert durable == configured != "off" and light == "off"
 
 
+def test_a_new_sqlite_store_has_large_pages_and_an_existing_one_keeps_its_own(tmp_path):
+    """16 KiB pages for a new database (large documents are stored in overflow pages); a
+    database made with another page size opens and works as before."""
+    import sqlite3
+
+    from cedx.platform.db import SQLITE_PAGE_SIZE
+
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'new.db'}")
+    with store._light() as cur:
+        cur.execute("PRAGMA page_size")
+        assert cur.fetchone()[0] == SQLITE_PAGE_SIZE == 16384
+    old_path = tmp_path / "old.db"
+    with sqlite3.connect(old_path) as old:
+        old.execute("PRAGMA page_size=4096")
+        old.execute("PRAGMA journal_mode=WAL")
+        old.execute("CREATE TABLE kept (x)")
+    old.close()
+    store = SqlStore.from_url(f"sqlite:///{old_path}")
+    with store._light() as cur:
+        cur.execute("PRAGMA page_size")
+        assert cur.fetchone()[0] == 4096
+    big = "x" * 600_000  # spans many overflow pages either way
+    r = _record("2026-10", big, dt.datetime.now(UTC))
+    with store.submission_transaction() as tx:
+        tx.insert(r, "k-" + secrets.token_hex(4), "d" * 64)
+    assert _stored(store, r.submission_id)["document"] == big
+
+
 def test_a_failure_never_leaves_a_transaction_open_for_the_next_use(stores):
     """SQLite keeps a connection per thread: one left inside a transaction by a failure would
     hold the write lock (or a stale snapshot) into the thread's next request."""

@@ -335,3 +335,221 @@ def test_nesting_limit_by_the_encoder_and_by_the_bytes_agree(by_encoder, monkeyp
                         with pytest.raises(Problem) as info:
                             fn(raw)
                         assert info.value.detail == exact == "the JSON body nests deeper than 64 levels"
+
+
+# --------------------------------------------------------------------------- escapes and floats
+# The fast path walks a body's escapes itself (exactly, as a parser pairs backslashes) instead
+# of two regex passes, and, for orjson's own encoding, reads it with '.', '+' and '-' written as
+# \u escapes so that a float no longer parses. A wrong walk accepts a refused escape or refuses
+# an escaped backslash; a wrong float test hands out an encoding that is not RFC 8785.
+@pytest.mark.parametrize("raw, decided", [
+    (b'{"a":"\\\\u0001"}', True),       # an escaped backslash, then the text u0001: no escape
+    (b'{"a":"\\\\b","c":"\\\\f"}', True),  # likewise "\b" and "\f" as two characters each
+    (b'{"a":"x\\\\\\\\"}', True), (b'{"a":"\\"\\\\\\n\\t\\r\\/"}', None),
+    (b'{"a":"\\u0001"}', False), (b'{"a":"\\b"}', False), (b'{"a":"\\\\\\b"}', False),
+    (b'{"a":"\\u001F"}', False), (b'{"a":"\\uFFFF"}', False), (b'{"a":"\\ufffe"}', False),
+    (b'{"a":"\\u0009\\u000A\\u000d\\u007f\\uFFFD"}', True),  # TAB, LF, CR, DEL, U+FFFD: XML carries them
+    (b'{"a":"\\ud83d\\ude00"}', False), (b'{"a":"\\udc00"}', False),  # surrogates: the exact path
+    (b'{"a":"\\."}', False), (b'{"a":"\\-1"}', False), (b'{"a":"\\+"}', False), (b'{"a":"\\x"}', False),
+    (b'{"a":"\\u00-1"}', False), (b'{"a":"\\u12"}', False), (b'{"a":"x\\', False), (b'{"a":1}\\', False),
+])
+def test_escapes_are_walked_as_a_parser_pairs_them(raw, decided):
+    """``decided``: the fast path takes the body (True), must leave it to the exact path
+    (False), or either (None). The answers and refusals are the exact path's either way."""
+    for encoded in (False, True):
+        fast = server._fast_parse(raw, encoded)
+        if decided is not None:
+            assert (fast is not server._UNDECIDED) is decided, (raw, encoded)
+    _check(raw)
+    _check_encoded(raw)
+
+
+@pytest.mark.parametrize("tail, refused", [
+    (b"\\u0001", True), (b"\\\\u0001", False), (b"\\b", True), (b"\\\\b", False), (b"\\ud800", True),
+    (b"\\ud83d\\ude00", False), (b"\\.", True),
+])
+@pytest.mark.parametrize("count, spacing", [(1, 3), (15, 3), (16, 3), (17, 3), (18, 3), (3000, 3),
+                                            (200, 300), (40, 100)])
+def test_many_escapes_are_left_to_the_prefilters_from_where_the_walk_stopped(tail, refused, count, spacing):
+    """The walk stops where escapes come more often than one per 256 bytes; the prefilters
+    judge the rest exactly as before, whatever stands at the point of hand-over."""
+    raw = b'{"a":"' + (b"x" * (spacing - 2) + b"\\n") * count + tail + b'","b":"\\\\"}'
+    walked = server._escapes(raw)
+    if spacing > 256 and not refused and b"\\ud" not in tail:
+        assert walked == len(raw)  # sparse: every escape walked
+    if count > 17 and spacing < 16:
+        assert walked is not None and walked < len(raw)  # dense: the rest is the prefilters'
+    _check(raw)
+    _check_encoded(raw)
+    status, _ = _exact(raw)
+    assert (status == "problem") is refused
+
+
+def _orjson_body(value) -> bytes:
+    orjson = pytest.importorskip("orjson")
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+@pytest.mark.parametrize("signed", [True, False])  # the escaped reading, or _has_float
+@pytest.mark.parametrize("number", [1.5, -0.5, 0.1, 100.0, -0.0, 1e16, -1e16, 1e22, 1e300, 1e-7, -1e-7,
+                                    5e-324, 1.5e-7, 2.5e16, 1.7976931348623157e308])
+def test_a_float_in_orjsons_own_encoding_gets_no_encoding(number, signed, monkeypatch):
+    if not signed:
+        monkeypatch.setattr(server, "_signed", False)
+    for doc in ({"a": number}, {"a": [1, number], "b": "x"}, {"b": {"c": [number]}, "a": "10:30:00.5"},
+                [number], {"a": ["x", -1, number, True]}):
+        raw = _orjson_body(doc)
+        value, encoded = server.parse_json_encoded(raw)
+        assert encoded is None, raw
+        assert _typed(value) == _exact(raw)[1]
+
+
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("doc", [
+    {"a": -3}, {"a": [-1, 0, -9007199254740991]}, {"a": "1.5", "b": "-2", "c": "+3", "d": "1e-7", "e": "x:1.5,"},
+    {"a.b": 1, "c-d": {"e+f": [1, 2]}, "-": "."}, {"a": "\\.", "b": "\\-", "c": "\\\\+", "d": "\n-\t.", "e": '"-"'},
+    {"k": 'x":1.5', "j": 2}, {"a": ":1.5", "b": ",2e3]", "c": "[1e-7}"},  # floats' look-alikes in strings
+    {"t": True, "f": False, "n": None, "e": "e", "x": 12},
+])
+def test_orjsons_own_encoding_without_floats_keeps_its_encoding(doc, signed, monkeypatch):
+    """Strings full of '.', '+', '-', backslashes and float look-alikes, negative integers:
+    read exactly as they are, and the body is its own RFC 8785 encoding (without the escaped
+    reading, _has_float may take a look-alike for a float: no encoding, never a wrong one)."""
+    if not signed:
+        monkeypatch.setattr(server, "_signed", False)
+    raw = _orjson_body(doc)
+    value, encoded = server.parse_json_encoded(raw)
+    assert value == doc and _typed(value) == _exact(raw)[1]
+    if signed or encoded is not None:
+        assert encoded is not None and encoded.encoding == raw == rfc8785.dumps(doc)
+
+
+def _random_canonical(rng: random.Random, depth: int):
+    if depth == 0 or rng.random() < 0.3:
+        return rng.choice([
+            0, 7, -12, 9007199254740991, -9007199254740991, 1.5, -0.25, 1e16, 1e-7, 3e-300, 100.0, -0.0,
+            True, False, None, "", "x", "1.5", "-", "+", ".", "1e-7", "a\\b", '"', "\\u0001", "\n", "\b", "\x01",
+            "10:30:00.5", ":1.5,", "测.试-", "\ufffe", "😀",
+        ])
+    if rng.random() < 0.4:
+        return [_random_canonical(rng, depth - 1) for _ in range(rng.randint(0, 3))]
+    names = ["a", "b.c", "d-e", "f+g", "\\", '"', "h\n"]
+    return {rng.choice(names) + str(i): _random_canonical(rng, depth - 1) for i in range(rng.randint(0, 3))}
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_random_orjson_bodies_agree_with_the_exact_path(signed, monkeypatch):
+    if not signed:
+        monkeypatch.setattr(server, "_signed", False)
+    orjson = pytest.importorskip("orjson")
+    rng = random.Random(1414 + signed)
+    encoded = 0
+    for _ in range(1500):
+        value = _random_canonical(rng, rng.randint(1, 4))
+        raw = _orjson_body(value)
+        encoded += _check_encoded(raw) is not None
+        _check(raw)
+        _check_encoded(orjson.dumps(value, option=orjson.OPT_INDENT_2))  # indented, its own order
+    assert encoded > 200
+
+
+def test_raw_noncharacters_are_found_wherever_they_stand():
+    """U+FFFE/U+FFFF are found by their middle byte 0xBF (memchr), the regex taking over past
+    a bound: it must agree with the regex on texts full of look-alikes (U+4FFE is E4 BF BE,
+    U+FFFD is EF BF BD, U+FFBF is EF BE BF, U+0FFF is E0 BF BF), the noncharacter first, last,
+    or beyond the bound."""
+    rng = random.Random(0xFFFE)
+    alike = ["\u4ffe", "\ufffd", "\uffbf", "\u0fff", "\uff0c", "a", "\u00bf", "\u4e2d"]
+    found = 0
+    for _ in range(400):
+        chars = [rng.choice(alike) for _ in range(rng.choice([0, 3, 40, 3000]))]
+        if rng.random() < 0.5:
+            chars.insert(rng.randint(0, len(chars)), rng.choice(["\ufffe", "\uffff"]))
+        raw = "".join(chars).encode()
+        expected = server._RAW_NONCHARACTER.search(raw) is not None
+        assert server._raw_noncharacter(raw) is expected, raw[:60]
+        found += expected
+    assert found > 100
+
+
+@pytest.mark.parametrize("guess", [True, False])
+def test_the_member_order_guess_changes_no_answer(guess, monkeypatch):
+    """_looks_sorted only chooses whether the escaped reading is tried: a wrong guess either
+    way gives the same answers, refusals and encodings."""
+    assert server._looks_sorted(b'{"a":1,"b":"x","c":2,"d":3}')
+    assert not server._looks_sorted(b'{"b":1,"a":2}')
+    monkeypatch.setattr(server, "_looks_sorted", lambda raw: guess)
+    rng = random.Random(77)
+    for path in EXAMPLES[:3]:
+        for raw in _bodies(json.loads(path.read_bytes())):
+            _check_encoded(raw)
+    for _ in range(300):
+        _check_encoded(_orjson_body(_random_canonical(rng, 3)))
+        _check_encoded(_random_text(rng, 3).replace(b" ", b"").replace(b"\n", b""))
+
+
+@pytest.mark.parametrize("by_encoder", [True, False])
+def test_a_body_indented_as_orjson_indents_is_decided_by_its_reencoding(by_encoder, monkeypatch):
+    """A body indented by two spaces as orjson writes it (JSON.stringify(v, null, 2), Python's
+    json.dumps(indent=2, ensure_ascii=False)), in any member order, is compared with that
+    re-encoding instead of being scanned outside its strings. A duplicate key, a float, an
+    integer beyond 2^53 - 1, a nesting of 65 or another indentation must still be found."""
+    monkeypatch.setattr(server, "_wrap", server._depth_wrap() if by_encoder else 0)
+    doc = json.loads(EXAMPLES[0].read_bytes())
+    for raw in (json.dumps(doc, ensure_ascii=False, indent=2).encode(),
+                json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode()):
+        assert server._fast_parse(raw) is not server._UNDECIDED  # decided, not left to the exact path
+        assert _check_encoded(raw) is not None
+    for raw, has_encoding in [
+        (b'{\n  "a": 1,\n  "a": 1\n}', False), (b'{\n  "b": {\n    "c": 1,\n    "c": 1\n  },\n  "a": []\n}', False),
+        (b'{\n  "a": 1.5\n}', False), (b'{\n  "a": [\n    1,\n    1e+16\n  ]\n}', False), (b'{\n  "a": -3\n}', True),
+        (b'{\n  "a": 9007199254740993\n}', False), (b'{\n  "a": 18446744073709551616\n}', False),
+        (b'{\n  "b": "x.y-z",\n  "a": "\\n"\n}', True), (b'{\n    "a": 1\n}', True), (b'[\n  1,\n  2\n]', True),
+        (json.dumps({"a": [[[]]] * 2}, indent=2).encode(), True),
+        (json.dumps([json.loads("[" * 63 + "]" * 63)], indent=2).encode(), True),
+        (json.dumps([json.loads("[" * 64 + "]" * 64)], indent=2).encode(), False),  # 65 deep: refused
+    ]:
+        assert (_check_encoded(raw) is not None) is has_encoding, raw[:80]
+        _check(raw)
+
+
+@pytest.mark.parametrize("pluses", [0, 1, 63, 64, 65, 200])
+@pytest.mark.parametrize("number, is_float", [(1e16, True), (2.5e300, True), (7, False), (-7, False)])
+def test_an_exponents_plus_is_found_among_instant_offsets(pluses, number, is_float):
+    """'+' is escaped for the escaped reading only when one follows 'e' or 'E': an exponent's
+    sign must be found however many offsets ("+08:00") and base64 '+' stand before it."""
+    doc = {"a": ["2026-11-05T10:30:00+08:00", "q+Z/e+", "ab+"][:1 + pluses % 3] * pluses, "b": number}
+    if pluses == 200:
+        doc["a"] = ["x+" * 200]
+    raw = _orjson_body(doc)
+    value, encoded = server.parse_json_encoded(raw)
+    assert _typed(value) == _exact(raw)[1]
+    assert (encoded is None) is is_float, raw[-60:]
+    if encoded is not None:
+        assert encoded.encoding == rfc8785.dumps(doc)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a":1.5,}', b'{"a":-}', b'{"a":1e+}', b'{"a":1e-}', b'{"a":"x"', b'{"a":.5}', b'{"a":-.5}', b'{"a":+1}',
+    b'{"a":1e+5}', b'{"a":1E-5}', b'{"a":-0}', b'{"a":--1}', b'{"a":"-"}-', b'{"a":1.}', b'{"a":"\\u002e"}',
+    b'{"a":"\\u002E","b":"\\u002d"}', b'{"a":"x","b":1e+16,"c":1e+16}', b'{"a":"e+","b":"E-","c":"e+1"}',
+])
+def test_the_escaped_reading_never_turns_a_malformed_body_into_an_accepted_one(raw):
+    """Bodies that look sorted and compact, so the escaped reading is tried: malformed numbers
+    stay malformed (the exact path's message), floats get no encoding."""
+    _check_encoded(raw)
+    _check(raw)
+
+
+def test_the_one_pass_escape_prefilter_is_the_two_it_replaces():
+    """_LEFT_ESCAPE (used past the walk) matches an escape exactly when the surrogate or the
+    XML prefilter does, for every \\uXXXX in both cases of hex and every short escape."""
+    def old(text: bytes) -> bool:
+        return bool(server._SURROGATE_ESCAPE.search(text) or server._NON_XML_ESCAPE.search(text))
+
+    for code in range(0x10000):
+        for text in (b"\\u%04x" % code, b"\\u%04X" % code):
+            assert bool(server._LEFT_ESCAPE.search(text)) is old(text), text
+    for char in b'"\\/bfnrtux.':
+        text = b"\\" + bytes([char])
+        assert bool(server._LEFT_ESCAPE.search(text)) is old(text), text

@@ -473,6 +473,9 @@ _MAX_SAFE_INTEGER = 2**53 - 1
 _RAW_NONCHARACTER = re.compile(rb"\xef\xbf[\xbe\xbf]")  # U+FFFE, U+FFFF in UTF-8
 _NON_XML_ESCAPE = re.compile(rb"\\u(00(0[0-8bBcCeEfF]|1[0-9a-fA-F])|[fF]{3}[eEfF])|\\[bf]|" + _RAW_NONCHARACTER.pattern)
 _NON_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# the two escape prefilters in one pass beginning with a backslash (the fast path looks for raw
+# noncharacters on its own): an escaped surrogate or a character XML cannot carry
+_LEFT_ESCAPE = re.compile(rb"\\(?:u(?:00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F])|[fF]{3}[eEfF]|[dD][89a-fA-F])|[bf])")
 
 
 def _non_xml_path(value: Any, path: str = "$") -> str | None:
@@ -609,9 +612,18 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 # In compact JSON every number follows '":' (a member's value) or '[' or ',' (an array item).
 # With digits and '-' read as '0' and '[' and ',' as ':', a number with a fraction or an
 # exponent is ':0+[.eE]'; so is an instant's seconds ("10:30:00.5"), but there the colon
-# follows a digit, never the quote that ends a member name.
+# follows a digit, never the quote that ends a member name. (Written ':00*': the search then
+# skips on the two-byte prefix ':0' instead of stopping at every comma and colon.)
 _NUMBER_MARKS = bytes.maketrans(b"-0123456789[,", b"00000000000::")
-_FLOAT_TOKEN = re.compile(rb":0+[.eE]")
+_FLOAT_TOKEN = re.compile(rb":00*[.eE]")
+# two adjacent members with scalar values: a cheap look at a body's first members (_looks_sorted)
+_MEMBER_PAIR = re.compile(rb'"([^"\\]*)":(?:"[^"\\]*"|[^"{}\[\],]*),"([^"\\]*)":')
+_SHORT_ESCAPES = frozenset(b'"\\/nrt')  # \b and \f: characters XML cannot carry
+_HEX4 = re.compile(rb"[0-9a-fA-F]{4}")
+_INDENTED = (b'{\n  "', b"[\n  ")
+# '.' and '-' written as escapes of themselves: the same strings, but a number holding one (a
+# fraction, an exponent's sign, a minus) is no longer JSON; '+' likewise, see _exponent_plus
+_AS_ESCAPES = ((b".", b"\\u002e"), (b"-", b"\\u002d"))
 _COLON, _QUOTE = ord(":"), ord('"')
 _ABOVE_BMP = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")  # lead bytes of 4-byte UTF-8
 
@@ -637,6 +649,94 @@ def _depth_wrap() -> int:
             value = [value]
         _wrap = limit - MAX_JSON_DEPTH if limit > MAX_JSON_DEPTH else 0
     return _wrap
+
+
+_signed: bool | None = None
+
+
+def _floats_signed() -> bool:
+    """Whether orjson writes every float with a '.', '+' or '-' (a fraction or a signed
+    exponent: 1.0, 1e+16, 1e-7); older orjson writes 1e16. Measured once, on first use,
+    over floats of every magnitude, rather than assumed: the writer's style is one for all values."""
+    global _signed
+    if _signed is None:
+        floats = [0.0, -0.0, 5e-324, 1.7976931348623157e308] + [10.0**e for e in range(-323, 309)]
+        floats += [2.0**e for e in range(-1074, 1024)] + [1.5 * 10.0**e for e in range(-320, 308)]
+        _signed = all(b"." in t or b"+" in t or b"-" in t for t in _orjson.dumps(floats)[1:-1].split(b","))
+    return _signed
+
+
+def _exponent_plus(raw: bytes) -> bool:
+    """Whether a '+' in the body may be an exponent's sign (follows 'e' or 'E'). '+' is rare
+    (an instant's offset, base64), so each is found by memchr; past 64, assume so. Sparing the
+    escaped reading (_fast_parse) a third copy of the body."""
+    i = raw.find(b"+")
+    for _ in range(64):
+        if i < 0:
+            return False
+        if raw[i - 1:i] in (b"e", b"E"):
+            return True
+        i = raw.find(b"+", i + 1)
+    return i >= 0
+
+
+def _looks_sorted(raw: bytes) -> bool:
+    """Whether the first two pairs of adjacent members in a body's first 4 KiB are in code
+    point order, as in orjson's sorted encoding (UTF-8 byte order is code point order). Only a
+    guess at whether the escaped reading can pay off (_fast_parse); either answer is safe."""
+    for n, pair in enumerate(_MEMBER_PAIR.finditer(raw, 0, 4096)):
+        if n == 2 or pair[1] >= pair[2]:
+            return n == 2
+    return True
+
+
+def _raw_noncharacter(raw: bytes) -> bool:
+    """Whether a body holds U+FFFE or U+FFFF raw (EF BF BE, EF BF BF). Their middle byte 0xBF
+    is rare even in Chinese text (about one character in 32 holds one), so each is found by
+    memchr and its neighbours looked at; where they have come more often than one per KiB the
+    regex takes the rest (its byte-by-byte scan is then the cheaper)."""
+    i = raw.find(b"\xbf")
+    steps = 0
+    while i >= 0:
+        steps += 1
+        if steps > 16 + i // 1024:
+            return _RAW_NONCHARACTER.search(raw, i - 1) is not None
+        if raw[i - 1:i] == b"\xef" and raw[i + 1:i + 2] in (b"\xbe", b"\xbf"):
+            return True
+        i = raw.find(b"\xbf", i + 1)
+    return False
+
+
+def _escapes(raw: bytes) -> int | None:
+    """Walks a JSON text's escapes as a parser pairs them (left to right from the first
+    backslash; outside a string a backslash is malformed anyway). None when one is left to the
+    exact path: not a JSON escape, an escaped surrogate, or a character XML 1.0 cannot carry
+    (exactly what _SURROGATE_ESCAPE and _NON_XML_ESCAPE look for, without their false alarms
+    after an escaped backslash). Else the offset where the walk stopped: ``len(raw)`` when it
+    saw every escape, less where escapes have come more often than one per 256 bytes (a text
+    escaped throughout, e.g. an ASCII client's \\uXXXX, is left to the prefilters from there:
+    a Python step per escape costs about what their scan spends on 256 bytes). One bytes.find
+    (memchr) per escape instead of two regex passes over the body."""
+    end = len(raw)
+    i = raw.find(b"\\")
+    steps = 0
+    while i >= 0:
+        steps += 1
+        if steps > 16 + i // 256:
+            return i
+        kind = raw[i + 1] if i + 1 < end else 0
+        if kind == 0x75:  # u
+            if not _HEX4.match(raw, i + 2):
+                return None
+            code = int(raw[i + 2:i + 6], 16)
+            if (code < 0x20 and code not in (0x09, 0x0A, 0x0D)) or 0xD800 <= code <= 0xDFFF or code >= 0xFFFE:
+                return None
+            i = raw.find(b"\\", i + 6)
+        elif kind in _SHORT_ESCAPES:
+            i = raw.find(b"\\", i + 2)
+        else:
+            return None
+    return end
 
 
 def _has_float(compact: bytes, value: Any) -> bool:
@@ -695,29 +795,69 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
     text it was read from (whitespace dropped, strings with the fewest escapes, integers
     without "-0"), except floats ("1e6" is "1000000.0"), and a duplicate key's dropped
     member makes it strictly shorter. So without floats an encoding as long as the body proves
-    what equality proves: no duplicate key, no whitespace (the depth check below holds)."""
-    # (a backslash is looked for first: one memchr, where searching for "\\u" in Chinese text
-    # costs a slow pass, as do two searches for the noncharacters instead of one expression)
-    if b"\\" in raw and (_SURROGATE_ESCAPE.search(raw) or _NON_XML_ESCAPE.search(raw)):
+    what equality proves: no duplicate key, no whitespace (the depth check below holds).
+
+    A body indented by two spaces as orjson indents (JSON.stringify(v, null, 2)) is compared
+    with that re-encoding, in its own member order: equal, it proves what equality to the
+    compact one proves, and is not scanned outside its strings.
+
+    Floats, for a body that may be one of orjson's encodings: orjson writes every float with
+    '.', '+' or '-' (``_floats_signed``), so the body is read with each of those three written
+    as its \\u escape (memchr-speed replaces; '+' only where one follows 'e' or 'E', as an
+    exponent's sign does): the strings are the same, but a float no longer parses (the body is
+    then read again as it is). A body read so and equal to a re-encoding holds no float: no
+    translation and regex pass over it (``_has_float``). Safe because every escape of the body
+    was walked and none escapes '.', '+' or '-' (not JSON escapes): no backslash before one is
+    ever paired with the inserted one."""
+    end = len(raw)
+    # one memchr first: escapes are rare in bodies that are not escaped throughout
+    walked = _escapes(raw) if b"\\" in raw else end
+    if walked is None:
         return _UNDECIDED
-    if _RAW_NONCHARACTER.search(raw):  # raw U+FFFE/U+FFFF: refused by the exact path
+    if walked < end and _LEFT_ESCAPE.search(raw, walked):
+        return _UNDECIDED
+    if _raw_noncharacter(raw):  # raw U+FFFE/U+FFFF: refused by the exact path
         return _UNDECIDED
     wrap = _depth_wrap()
+    # 2-space indentation as orjson writes it (JSON.stringify(v, null, 2); Python's json with
+    # indent=2, ensure_ascii=False), compared below in the body's own member order
+    indented = raw.startswith(_INDENTED)
+    # another indentation, or another member order, is never one of orjson's encodings
+    escaped = (encoded and walked == end and _floats_signed()
+               and (indented or b"\n" not in raw and _looks_sorted(raw)))
     try:
-        value = _orjson.loads(raw)
+        if escaped:
+            text = raw
+            for mark, escape in _AS_ESCAPES:
+                if mark in text:  # memchr; a copy of the body only for a mark it holds
+                    text = text.replace(mark, escape)
+            if _exponent_plus(raw):
+                text = text.replace(b"+", b"\\u002b")
+            try:
+                value = _orjson.loads(text)
+            except _orjson.JSONDecodeError:  # a float or a negative number (or malformed)
+                escaped = False
+        if not escaped:
+            value = _orjson.loads(raw)
         options = _orjson.OPT_STRICT_INTEGER | (_orjson.OPT_SORT_KEYS if encoded else 0)
         if wrap:  # the nesting is checked by the encoder itself (see _depth_wrap)
             wrapped = value
             for _ in range(wrap):
                 wrapped = [wrapped]
-            compact = _orjson.dumps(wrapped, option=options)[wrap:-wrap]
+            out = _orjson.dumps(wrapped, option=options)
+            # compared in place: no copy of the encoding when it is the body
+            same = len(out) == end + 2 * wrap and out.startswith(raw, wrap)
+            compact = raw if same else out[wrap:-wrap]
         else:
             compact = _orjson.dumps(value, option=options)
+            same = compact == raw
+        if not same and indented:  # equal to it, the body proves what equality to compact proves
+            same = _orjson.dumps(value, option=_orjson.OPT_INDENT_2 | _orjson.OPT_STRICT_INTEGER) == raw
     except (_orjson.JSONDecodeError, _orjson.JSONEncodeError):  # an integer beyond 2^53 - 1, too deep
         return _UNDECIDED
-    floats = None
-    same = compact == raw
-    if not same and encoded and len(compact) == len(raw):
+    # the body is one of orjson's encodings and held no '.', '+', '-' in a number: no float
+    floats = False if same and escaped else None
+    if not same and encoded and len(compact) == end:
         floats = _has_float(compact, value)
         same = not floats
     if same:
@@ -731,10 +871,11 @@ def _fast_parse(raw: bytes, encoded: bool = False) -> Any:
             if deep and b"\n" + b" " * (2 * MAX_JSON_DEPTH) in _orjson.dumps(value, option=_orjson.OPT_INDENT_2):
                 return _UNDECIDED
     else:
-        deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
         shape = _outside_strings(raw)
         if not _simple_numbers(shape):
             return _UNDECIDED
+        # with wrap the encoder has refused a record nested too deep, whatever the body's form
+        deep = not wrap and raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
         if deep and _nests_deeper(shape, MAX_JSON_DEPTH):
             return _UNDECIDED
         members = _members(shape)

@@ -11,7 +11,9 @@ Python function written from their whitelisted trees (names and string literals 
 only through ``repr``, every other value as a bound constant), which checks each element against
 each rule in turn with straight-line code over locals; what it does not treat itself it hands to
 the closures. tests/spec/test_rule_differential.py holds the two to the same violations,
-messages and errors.
+messages and errors. A check told that its document satisfies its schema (``parameter_plan``,
+which ``Validator.validate`` passes) finds ``parameters(root)`` only where the schema lets a
+Parameter be: the same list in the same order, without visiting every value.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..instants import CST as CHINA_STANDARD_TIME
 from ..instants import INSTANT_PATTERN as _INSTANT
 from ..instants import parse_instant
 from . import uscc
-from .schema import SchemaIndex
+from .schema import REF_PREFIX, SchemaIndex
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,13 @@ _Plan = tuple[dict[str, Any], "_Fn | None", "_Fn | None", tuple[Decimal, Decimal
 _ARITH = Context(prec=34)
 
 
+#: Where Parameters may be in a document known to satisfy a schema (``RuleEngine.parameter_plan``):
+#: None nowhere, ``ANYWHERE`` anywhere (the whole walk), ("object", may be one itself,
+#: {member: plan}, plan of any other member), ("array", plan of each item).
+ANYWHERE = "anywhere"
+_MISS = object()  # not in a memo
+
+
 class RuleEngine:
     def __init__(self, index: SchemaIndex):
         self.index = index
@@ -88,6 +97,24 @@ class RuleEngine:
         )
         self._si_cache: dict[tuple[Any, ...], Decimal] = {}
         self._plans: dict[int, _Plan] = {}
+        self._parameter_plans: dict[str, Any] = {}
+
+    def parameter_plan(self, schema_name: str) -> Any:
+        """Where Parameters can be in a document that satisfies schema ``schema_name`` (built
+        once): given to ``check_rules`` with such a document, parameters(root) looks only there
+        and finds the same list (issue 14: the whole walk was most of a large report's rule time)."""
+        plan = self._parameter_plans.get(schema_name, _MISS)
+        if plan is _MISS:
+            plan = _ParameterPlanner(self.index.schemas).where(self.index.schemas[schema_name])
+            self._parameter_plans[schema_name] = plan
+        return plan
+
+    @staticmethod
+    def member_plan(plan: Any, name: str) -> Any:
+        """The plan of member ``name`` of an object planned by ``plan``."""
+        if plan is None or plan is ANYWHERE:
+            return plan
+        return plan[2].get(name, plan[3]) if plan[0] == "object" else ANYWHERE
 
     def si_value(self, value: Any, unit: Any) -> Decimal:
         """A quantity in SI units; memoised on the (value, unit) pair (a value is read by
@@ -128,20 +155,25 @@ class RuleEngine:
         """All violations of the document rules that apply to ``schema_name``."""
         return self.check_rules(self.index.rules_for(schema_name), document)
 
-    def check_rules(self, rules: list[dict[str, Any]], document: Any, base_path: str = "$") -> list[Violation]:
+    def check_rules(self, rules: list[dict[str, Any]], document: Any, base_path: str = "$",
+                    parameters: Any = ANYWHERE) -> list[Violation]:
         """The violations of several rules, rule after rule (what ``check_rule`` gives for each in
         turn). Generated path: the rules that walk the same elements (the same ``forEach``, or the
         document itself) are checked by one function, element after element, each name of an
-        element looked up once and each of its quantities converted once for all of them."""
+        element looked up once and each of its quantities converted once for all of them.
+        ``parameters``: where Parameters can be in the document (``parameter_plan`` of a schema
+        it is known to satisfy); by default anywhere."""
         if not _GENERATE:
             return [v for rule in rules for v in self.check_rule(rule, document, base_path)]
         try:
-            return self._check_together(rules, document, base_path)
+            return self._check_together(rules, document, base_path, parameters)
         except Exception:  # noqa: BLE001 — not an absent name: rule after rule, to raise what that raises first
             return [v for rule in rules for v in self.check_rule(rule, document, base_path)]
 
-    def _check_together(self, rules: list[dict[str, Any]], document: Any, base_path: str) -> list[Violation]:
+    def _check_together(self, rules: list[dict[str, Any]], document: Any, base_path: str,
+                        parameters: Any) -> list[Violation]:
         plans = [self._plan(rule) for rule in rules]
+        self._bound_memo()
         groups: dict[str | None, list[int]] = {}
         for j, rule in enumerate(rules):
             groups.setdefault(rule.get("forEach") or None, []).append(j)
@@ -149,7 +181,7 @@ class RuleEngine:
         elements: dict[str | None, Any] = {}
         memos: dict[str | None, dict[Any, Any]] = {}
         for each, members in groups.items():
-            memo = memos[each] = {}
+            memo = memos[each] = {} if parameters is ANYWHERE else {_PARAMETER_PLAN: parameters}
             if each is None:
                 items: Any = (document,)
             else:
@@ -191,6 +223,7 @@ class RuleEngine:
         ev = _Evaluator(self, scope, tolerance)
         out = []
         if check is None:  # the generated path: the same loop as below in one function
+            self._bound_memo()
             loop = _group_loop(((when_node, check_node),))
             for i in loop([ev], items if items is not None else (document,))[0]:
                 item, path = (items[i], f"{field_path}[{i}]") if items is not None else (document, base_path)
@@ -238,7 +271,14 @@ class RuleEngine:
         return plan
 
     # --- evaluation -----------------------------------------------------------------------
+    def _bound_memo(self) -> None:
+        """The SI memo's bound, once per check: generated functions memoise without testing it
+        (it may pass the bound by one check's quantities)."""
+        if len(self._si_cache) > 65536:
+            self._si_cache.clear()
+
     def evaluate(self, expr: str, scope: _Scope, tolerance: tuple[Decimal, Decimal] | None = None) -> Any:
+        self._bound_memo()
         tree, text = _parse(expr)
         ev = _Evaluator(self, scope, tolerance or self.default_tolerance)
         return _entry(tree.body)(ev)
@@ -276,7 +316,7 @@ class _Absent:
         return "<absent>"
 
 
-_ABSENT = _Absent()
+_ABSENT = _Absent()  # the only one: generated functions test ``is ABSENT``
 
 
 def _flatten(values: list[Any]) -> list[Any]:
@@ -578,6 +618,153 @@ def _parameters_below(values: Any, out: list[Any]) -> None:
                     break
         elif kind is list or isinstance(value, _CONTAINERS):
             _parameters_fast(value, out)
+
+
+_Where = Any
+#: A Parameter's own plan: the object may be one; nothing below it can be.
+_LEAF: _Where = ("object", True, {}, None)
+#: Keywords that only restrict an instance further, or say nothing about it: a plan may ignore them.
+#: (patternProperties and prefixItems widen what additionalProperties and items allow: not here.)
+_RESTRICTING = frozenset({
+    "required", "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties", "pattern",
+    "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "multipleOf", "format", "contentEncoding", "contentMediaType", "title", "description", "xml",
+    "examples", "example", "default", "deprecated", "readOnly", "writeOnly", "$comment", "nullable",
+    "discriminator", "not", "if", "then", "else", "contains", "minContains", "maxContains",
+    "dependentRequired", "dependentSchemas", "propertyNames", "unevaluatedProperties",
+    "unevaluatedItems", "$id", "$schema", "$anchor", "$defs", "definitions",
+})
+_PARAMETER_KEYS = ("source", "value", "unit")
+
+
+class _ParameterPlanner:
+    """Builds the plan of where a Parameter ({value, unit, source}) can be in an instance of a
+    schema: every object schema of the spec is closed, so it can only be where an object schema
+    names all three members, and in what leads there. Conservative: what it cannot read (a
+    keyword it does not know, a recursive reference, a union that may hold one) is
+    ``ANYWHERE``, where the walk looks at everything as before."""
+
+    def __init__(self, schemas: dict[str, Any]):
+        self.schemas = schemas
+        self.done: dict[int, _Where] = {}
+        self.busy: set[int] = set()
+
+    def where(self, node: Any) -> _Where:
+        if node is False:
+            return None
+        if not isinstance(node, dict):
+            return ANYWHERE  # true, or not a schema
+        key = id(node)
+        if key in self.done:
+            return self.done[key]
+        if key in self.busy:
+            return ANYWHERE  # a recursive reference: no shortcut below it
+        self.busy.add(key)
+        try:
+            plan = self._build(node)
+        finally:
+            self.busy.discard(key)
+        self.done[key] = plan
+        return plan
+
+    def _build(self, node: dict[str, Any]) -> _Where:
+        # The instance satisfies every part below: each one bounds where Parameters can be.
+        bounds: list[_Where] = [self._own(node)]
+        ref = node.get("$ref")
+        if ref is not None:
+            name = ref[len(REF_PREFIX):] if isinstance(ref, str) and ref.startswith(REF_PREFIX) else None
+            bounds.append(self.where(self.schemas[name]) if name in self.schemas else ANYWHERE)
+        bounds += [self.where(sub) for sub in node.get("allOf", ())]
+        for key in ("oneOf", "anyOf"):
+            if key in node:
+                options = [self.where(sub) for sub in node[key]]
+                bounds.append(None if all(o is None for o in options) else ANYWHERE)
+        for key in ("enum", "const"):
+            if key in node:
+                values = node[key] if key == "enum" else [node[key]]
+                bounds.append(ANYWHERE if any(isinstance(v, (dict, list)) for v in values) else None)
+        if any(b is None for b in bounds):
+            return None
+        return next((b for b in bounds if b is not ANYWHERE), ANYWHERE)
+
+    def _own(self, node: dict[str, Any]) -> _Where:
+        """What the node's own type, properties and items say."""
+        handled = {"$ref", "allOf", "oneOf", "anyOf", "enum", "const", "type", "properties",
+                   "additionalProperties", "items"}
+        if any(k not in handled and k not in _RESTRICTING and not k.startswith("x-") for k in node):
+            return ANYWHERE
+        kind = node.get("type")
+        if kind is None:
+            return ANYWHERE
+        kinds = {kind} if isinstance(kind, str) else set(kind)
+        if not kinds & {"object", "array"}:
+            return None  # a scalar
+        if kinds >= {"object", "array"}:
+            return ANYWHERE
+        if "object" in kinds:
+            members = node.get("properties", {})
+            other = self.where(node.get("additionalProperties", True))
+            may = all(k in members or other is not None for k in _PARAMETER_KEYS)
+            plans = {name: self.where(sub) for name, sub in members.items()}
+            plans = {name: p for name, p in plans.items() if p is not None}
+            if not may and not plans and other is None:
+                return None
+            plan: _Where = ("object", may, plans, other)
+            return _LEAF if plan == _LEAF else plan
+        items = node.get("items", True)
+        if isinstance(items, list):
+            return ANYWHERE  # an old tuple form: not read here
+        item = self.where(items)
+        return None if item is None else ("array", item)
+
+
+def _parameters_planned(node: Any, plan: _Where, out: list[Any]) -> None:
+    """``_parameters_fast`` of a node that satisfies the schema of ``plan``: the same list in the
+    same order (depth first, members in document order), looking only where one can be. A node
+    of another kind than its plan says is walked whole."""
+    kind = type(node)
+    if plan[0] == "object" and (kind is dict or isinstance(node, dict)):
+        if plan[1] and "source" in node and "value" in node and "unit" in node:
+            out.append(node)
+        members, other = plan[2], plan[3]
+        if not members and other is None:
+            return
+        for key, value in node.items():
+            sub = members.get(key, other)
+            if sub is None:
+                continue
+            if sub is _LEAF and type(value) is dict:
+                if "source" in value and "value" in value and "unit" in value:
+                    out.append(value)
+            elif sub is ANYWHERE or sub is _LEAF:
+                if type(value) is not str and isinstance(value, _CONTAINERS):
+                    _parameters_fast(value, out)
+            elif type(value) is not str:
+                _parameters_planned(value, sub, out)
+    elif plan[0] == "array" and (kind is list or isinstance(node, list)):
+        item = plan[1]
+        for value in node:
+            if item is ANYWHERE:
+                if isinstance(value, _CONTAINERS):
+                    _parameters_fast(value, out)
+            else:
+                _parameters_planned(value, item, out)
+    elif isinstance(node, _CONTAINERS):
+        _parameters_fast(node, out)
+
+
+def _parameters_of_root(root: Any, memo: dict[Any, Any], out: list[Any]) -> None:
+    """``parameters(root)`` in a generated function: along the plan the check was given (the
+    document satisfies its schema), else the whole walk."""
+    if isinstance(root, _CONTAINERS):
+        plan = memo.get(_PARAMETER_PLAN, ANYWHERE)
+        if plan is ANYWHERE:
+            _parameters_fast(root, out)
+        elif plan is not None:
+            _parameters_planned(root, plan, out)
+
+
+_PARAMETER_PLAN = object()  # the memo's key of the check's plan
 
 
 def _b64(value: Any) -> bytes:
@@ -975,9 +1162,6 @@ def _group_loop(rules: tuple[tuple[ast.AST | None, ast.AST], ...]) -> _Loop:
     return _generate_group(rules)
 
 
-_MISS = object()  # not in the memo
-
-
 def _entry(node: ast.AST) -> _Fn:
     """The function that evaluates an expression's tree: generated, or its closure."""
     if not _GENERATE:
@@ -1008,10 +1192,11 @@ def _member_memo(memo: dict[Any, Any], left: Any, right: Any, root_node: ast.AST
     return left in right
 
 
-def _sum_of(number: Callable[[Any], Decimal], si: dict[Any, Decimal], values: Any) -> Decimal:
+def _sum_of(number: Callable[[Any], Decimal], si: dict[Any, Decimal], values: Any,
+            convert: Callable[[Any, Any], Decimal]) -> Decimal:
     """What ``_Evaluator.f_sum`` adds up once it has its values: their numbers in turn (a
-    quantity already in the SI memo ``si`` taken from there, as ``number`` would), each added
-    as it comes."""
+    quantity already in the SI memo ``si`` taken from there, one not yet there converted by
+    ``convert`` = ``RuleEngine._convert``, as ``number`` would), each added as it comes."""
     if not isinstance(values, list):
         values = [values]
     total = Decimal(0)
@@ -1019,9 +1204,12 @@ def _sum_of(number: Callable[[Any], Decimal], si: dict[Any, Decimal], values: An
         n = None
         if type(v) is dict:
             try:
-                n = si.get((v["value"], v["unit"]))
+                key = (v["value"], v["unit"])
+                n = si.get(key)
             except (KeyError, TypeError):
-                pass
+                key = None
+            if n is None and key is not None:
+                n = convert(key[0], key[1])
         if n is None:
             n = number(v)
         total = total + n
@@ -1040,8 +1228,9 @@ def _sub_tree(node: ast.AST) -> ast.AST | None:
 
 
 _GLOBALS: dict[str, Any] = {
-    "ABSENT": _ABSENT, "_Absent": _Absent, "_Missing": _Missing, "Decimal": Decimal,
+    "ABSENT": _ABSENT, "_Absent": _Absent, "_Missing": _Missing, "Decimal": Decimal, "InvalidOperation": InvalidOperation,
     "_lookup": _glookup, "_member_memo": _member_memo, "_sum_of": _sum_of, "_parameters": _parameters_fast,
+    "_parameters_of_root": _parameters_of_root,
     "MISS": _MISS, "ADD": _ARITH.add, "SUB": _ARITH.subtract, "MUL": _ARITH.multiply, "DIV": _ARITH.divide,
     "DEC0": Decimal(0),
 }
@@ -1051,7 +1240,7 @@ _PROLOGUE = {
     "scope": "scope = ev.scope", "cur": "cur = scope.current", "root": "root = scope.root",
     "memo": "memo = scope.memo", "engine": "engine = ev.engine", "num": "num = ev.number",
     "cmp": "cmp = ev.comparable", "tol": "rel, abs_ = ev.tolerance", "SI": "SI = ev._si",
-    "convert": "convert = ev.engine._convert",
+    "convert": "convert = ev.engine._convert; CONV = ev.engine._conversions",
 }
 
 
@@ -1081,14 +1270,13 @@ def _generate_group(rules: tuple[tuple[ast.AST | None, ast.AST], ...]) -> _Loop:
         ev = f"ev{j}"
         ind = 3
         if when is not None:
-            applies = gen.value(when, 3, "cur", ev)
+            applies = gen.test(when, 3, "cur", ev)
             gen.emit(3, f"if {applies}:")
             ind = 4
-        holds = gen.value(check, ind, "cur", ev)
-        gen.emit(ind, f"if not {holds}:")
-        gen.emit(ind + 1, f"f{j}.append(i)")
+        gen.unless(check, ind, "cur", ev, f"f{j}.append(i)")
         body += ["        try:", *gen.lines, "        except _Missing:", "            pass"]
         gen.decimals.clear()  # a Decimal local of one rule's block may be unset in another's
+        gen.optional.clear()
     names = list(gen.hoisted.items())
     top = ["        scope.current = cur"]  # what handed-over closures read
     if names:
@@ -1123,6 +1311,8 @@ class _Source:
         self.uses: set[str] = set()
         self.count = 0
         self.decimals: set[str] = set()  # locals that certainly hold a Decimal (arithmetic results)
+        self.optional: dict[str, str] = {}  # local of opt(name) -> that element's name (converted once)
+        self.converted: set[str] = set()  # element's names that code above may have converted
 
     def prologue(self, uses: set[str], loop: bool = False) -> list[str]:
         """The first lines: the evaluator's parts the body reads (``cur`` is the loop's own, and
@@ -1169,10 +1359,23 @@ class _Source:
         self.emit(ind, f"{t} = {self.const(_fn(node))}({ev})")
         return t
 
+    def is_decimal(self, x: str) -> bool:
+        """Operand ``x`` certainly holds a Decimal."""
+        return isinstance(self.consts.get(x), Decimal) or x in self.decimals
+
     def number(self, x: str, ind: int) -> str:
         """``ev.number(x)``, with its common case (a quantity already in the SI memo) inline."""
-        if isinstance(self.consts.get(x), Decimal) or x in self.decimals:
+        if self.is_decimal(x):
             return x  # number() of a Decimal is the Decimal
+        source = self.optional.get(x)
+        if source is not None:  # opt(name): 0, else the name's number, converted once per element
+            t = self.tmp()
+            self.emit(ind, f"if {_absent(source)}:")
+            self.emit(ind + 1, f"{t} = DEC0")
+            self.emit(ind, "else:")
+            self.emit(ind + 1, f"{t} = {self.number(source, ind + 1)}")
+            self.decimals.add(t)
+            return t
         if x in self.consts or _literal(x):
             self.use("num")
             t = self.tmp()
@@ -1180,6 +1383,10 @@ class _Source:
             return t
         if x in self.cached:  # converted once per element, on first use
             t = self.cached[x]
+            if x not in self.converted:  # no code above converts it: certainly not yet
+                self.converted.add(x)
+                self.convert(x, ind, t)
+                return t
             self.emit(ind, f"if {t} is MISS:")
             self.convert(x, ind + 1, t)
             return t
@@ -1189,25 +1396,35 @@ class _Source:
         return t
 
     def convert(self, x: str, ind: int, t: str) -> None:
-        self.use("num", "SI")
         self.emit(ind, f"if type({x}) is dict:")
-        self.use("convert")
-        key = self.tmp()
-        self.emit(ind + 1, "try:")
-        self.emit(ind + 2, f"{key} = ({x}['value'], {x}['unit'])")
-        self.emit(ind + 2, f"{t} = SI.get({key})")
-        self.emit(ind + 1, "except (KeyError, TypeError):")
-        self.emit(ind + 2, f"{t} = {key} = None")
-        self.emit(ind + 1, f"if {t} is None:")  # not memoised yet: converted here, else num() says what is wrong
-        self.emit(ind + 2, f"{t} = num({x}) if {key} is None else convert({key}[0], {key}[1])")
+        self.memo_or_convert(x, ind + 1, t, f"{t} = num({x})")  # no such pair: num() says what is wrong
         self.emit(ind, f"elif type({x}) is Decimal:")
         self.emit(ind + 1, f"{t} = {x}")
         self.emit(ind, "else:")
         self.emit(ind + 1, f"{t} = num({x})")
 
+    def memo_or_convert(self, x: str, ind: int, t: str, otherwise: str) -> None:
+        """``t`` = the number of quantity ``x`` (a dict): from the SI memo, else converted here
+        as ``RuleEngine._convert`` does (what it raises, raised) and memoised; when ``x`` has no
+        hashable (value, unit) pair, the statement ``otherwise``. Inline, not a call: converting
+        is most of a report of distinct values (issue 14)."""
+        self.use("num", "SI", "convert")
+        key, factor = self.tmp(), self.tmp()
+        self.emit(ind, "try:")
+        self.emit(ind + 1, f"{key} = ({x}['value'], {x}['unit'])")
+        self.emit(ind + 1, f"{t} = SI.get({key})")
+        self.emit(ind, "except (KeyError, TypeError):")
+        self.emit(ind + 1, otherwise)
+        self.emit(ind, "else:")
+        self.emit(ind + 1, f"if {t} is None:")  # the memo's hit: one test
+        self.emit(ind + 2, f"{factor} = CONV.get({key}[1])")  # None: not a unit of the table, _convert says so
+        self.emit(ind + 2, f"{t} = SI[{key}] = (Decimal({key}[0]) * {factor}[0] + {factor}[1] if {factor} is not None "
+                           f"else convert({key}[0], {key}[1]))")
+
     def comparable(self, x: str, ind: int) -> str:
-        """``ev.comparable(x)``: a quantity already in the SI memo inline (comparable() gives
-        its number then), a Decimal as it is."""
+        """``ev.comparable(x)``: a quantity's number (comparable() gives it when number() does
+        not fail) from the element's converted names, the SI memo or converted here; a Decimal
+        as it is."""
         if isinstance(self.consts.get(x), Decimal) or x in self.decimals:
             return x
         self.use("cmp")
@@ -1215,27 +1432,33 @@ class _Source:
             t = self.tmp()
             self.emit(ind, f"{t} = cmp({x})")
             return t
-        self.use("SI")
-        t = self.tmp()
-        self.emit(ind, f"if type({x}) is dict:")
-        self.memo_get(x, ind + 1, t, "cmp")
+        t, n = self.tmp(), self.tmp()
+        q = self.cached.get(x)
+        if q is not None and x in self.converted:  # a name of the element: its number once converted
+            self.emit(ind, f"if {q} is not MISS and type({x}) is dict:")
+            self.emit(ind + 1, f"{t} = {q}")
+            self.emit(ind, f"elif type({x}) is dict:")
+        else:
+            self.emit(ind, f"if type({x}) is dict:")
+        if q is not None:
+            self.converted.add(x)
+        inner = ind + 1
+        self.emit(inner, "try:")
+        self.memo_or_convert(x, inner + 1, n, f"{n} = num({x})")
+        self.emit(inner, "except (TypeError, InvalidOperation):")  # as comparable(): not a number
+        self.emit(inner + 1, f"{t} = {x}")
+        self.emit(inner, "else:")
+        self.emit(inner + 1, f"{t} = {n}" if q is None else f"{t} = {q} = {n}")
+        self.emit(ind, f"elif type({x}) is Decimal:")
+        self.emit(ind + 1, f"{t} = {x}")
         self.emit(ind, "else:")
         self.emit(ind + 1, f"{t} = cmp({x})")
         return t
 
-    def memo_get(self, x: str, ind: int, t: str, convert: str) -> None:
-        """``t`` = the SI memo's number for quantity ``x``, else ``convert(x)`` (which computes
-        it, or says what is wrong); get, not [], so that a first sight raises nothing."""
-        self.emit(ind, "try:")
-        self.emit(ind + 1, f"{t} = SI.get(({x}['value'], {x}['unit']))")
-        self.emit(ind, "except (KeyError, TypeError):")
-        self.emit(ind + 1, f"{t} = None")
-        self.emit(ind, f"if {t} is None:")
-        self.emit(ind + 1, f"{t} = {convert}({x})")
-
     def lookup(self, obj: str, name: str, ind: int, t: str) -> None:
         self.use("engine")
-        self.emit(ind, f"{t} = {obj}.get({name!r}, ABSENT) if type({obj}) is dict else _lookup({obj}, {name!r}, engine)")
+        self.emit(ind, f"{t} = {obj}.get({name!r}, ABSENT) if type({obj}) is dict else "
+                       f"(ABSENT if {_absent(obj)} else _lookup({obj}, {name!r}, engine))")
 
     def v_Constant(self, node: ast.Constant, ind: int, cur: str, ev: str) -> str:
         decimal = getattr(node, "decimal", None)
@@ -1302,7 +1525,7 @@ class _Source:
         left = self.value(node.left, ind, cur, ev)
         right = self.value(node.right, ind, cur, ev)
         t = self.tmp()
-        if op is ast.Add:
+        if op is ast.Add and not (self.is_decimal(left) or self.is_decimal(right)):  # else never two strings
             self.emit(ind, f"if isinstance({left}, str) and isinstance({right}, str):")
             self.emit(ind + 1, f"{t} = {left} + {right}")
             self.emit(ind, "else:")
@@ -1317,26 +1540,74 @@ class _Source:
                 self.emit(ind + 1, "raise _Missing()")  # a zero divisor makes the rule inapplicable
             self.emit(ind, f"{t} = DIV({a}, {b})")
         else:
-            self.emit(ind, f"{t} = {'SUB' if op is ast.Sub else 'MUL'}({a}, {b})")
+            self.emit(ind, f"{t} = {'ADD' if op is ast.Add else 'SUB' if op is ast.Sub else 'MUL'}({a}, {b})")
         self.decimals.add(t)
         return t
 
     def v_BoolOp(self, node: ast.BoolOp, ind: int, cur: str, ev: str) -> str:
-        # A bool, stopping at the first deciding operand; flat, whatever the number of operands.
+        # A bool, stopping at the first deciding operand: each operand nested in the test of the
+        # one before (the deciding one leaves at once); flat when that would nest deep.
         conjunction = isinstance(node.op, ast.And)
         t = self.tmp()
+        if len(node.values) <= 8 and ind <= 40:
+            self.emit(ind, f"{t} = {not conjunction}")
+            inner = ind
+            for operand in node.values:
+                v = self.test(operand, inner, cur, ev)
+                self.emit(inner, f"if {v}:" if conjunction else f"if not {v}:")
+                inner += 1
+            self.emit(inner, f"{t} = {conjunction}")
+            return t
         self.emit(ind, f"{t} = {conjunction}")
         for i, operand in enumerate(node.values):
             inner = ind
             if i:
                 self.emit(ind, f"if {t}:" if conjunction else f"if not {t}:")
                 inner = ind + 1
-            v = self.value(operand, inner, cur, ev)
+            v = self.test(operand, inner, cur, ev)
             self.emit(inner, f"if not {v}:" if conjunction else f"if {v}:")
             self.emit(inner + 1, f"{t} = {not conjunction}")
         return t
 
-    def v_Compare(self, node: ast.Compare, ind: int, cur: str, ev: str) -> str | None:
+    def unless(self, node: ast.AST, ind: int, cur: str, ev: str, action: str) -> None:
+        """Statements running ``action`` where ``node`` is false: a conjunction or disjunction
+        operand by operand, as it decides (no bool stored first); else ``if not`` its test."""
+        if isinstance(node, ast.BoolOp) and len(node.values) <= 8 and ind <= 40:
+            if isinstance(node.op, ast.Or):  # false when every operand is
+                for operand in node.values:
+                    self.emit(ind, f"if not {self.test(operand, ind, cur, ev)}:")
+                    ind += 1
+                self.emit(ind, action)
+                return
+            for i, operand in enumerate(node.values):  # false at the first false operand
+                if i:
+                    self.emit(ind, "else:")
+                    ind += 1
+                self.emit(ind, f"if not {self.test(operand, ind, cur, ev)}:")
+                self.emit(ind + 1, action)
+            return
+        self.emit(ind, f"if not {self.test(node, ind, cur, ev)}:")
+        self.emit(ind + 1, action)
+
+    def test(self, node: ast.AST, ind: int, cur: str, ev: str) -> str:
+        """A Python condition with ``node``'s truth, for the one ``if`` emitted next: a single
+        comparison (or its negation) as an expression there rather than a bool in a local (the
+        same test, evaluated once, at the same point); else ``value``'s name."""
+        if isinstance(node, ast.Compare):
+            out = self.v_Compare(node, ind, cur, ev, inline=True)
+            if out is not None:
+                return out
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return f"(not {self.test(node.operand, ind, cur, ev)})"
+        elif isinstance(node, ast.Call) and not node.keywords and len(node.args) in (1, 2):
+            name = getattr(node.func, "id", None)
+            if name == "present" and len(node.args) == 1:
+                return f"(not {_absent(self.value(node.args[0], ind, cur, ev))})"  # as call_present
+            if name == "approx" and len(node.args) == 2:
+                return cast(str, self.call_approx(node.args, 2, ind, cur, ev, inline=True))
+        return self.value(node, ind, cur, ev)
+
+    def v_Compare(self, node: ast.Compare, ind: int, cur: str, ev: str, inline: bool = False) -> str | None:
         if len(node.ops) != 1:
             return None  # chained: the closure
         op, comp = type(node.ops[0]), node.comparators[0]
@@ -1348,20 +1619,24 @@ class _Source:
                 isinstance(e, ast.Constant) and type(e.value) is str for e in comp.elts):
             # a list of string literals: the same membership test over a tuple built once
             members = self.const(tuple(cast(ast.Constant, e).value for e in comp.elts))
+            if inline:
+                return f"({left} in {members})"
             self.emit(ind, f"{t} = {left} in {members}")
             return t
         right = self.value(comp, ind, cur, ev)
         if op is ast.Eq or op is ast.NotEq:
-            absent = [f"isinstance({v}, _Absent)" for v in (left, right) if not _literal(v)]
+            absent = [f"{_absent(v)}" for v in (left, right) if not _literal(v)]
             if absent:
                 self.emit(ind, f"if {' or '.join(absent)}:")
                 self.emit(ind + 1, "raise _Missing()")
+            if inline:
+                return f"({left} == {right})" if op is ast.Eq else f"(not {left} == {right})"
             yes, no = ("True", "False") if op is ast.Eq else ("False", "True")
             self.emit(ind, f"{t} = {yes} if {left} == {right} else {no}")
         elif op is ast.In:
             self.use("memo")
             if not _root_only(comp):
-                self.emit(ind, f"{t} = False if isinstance({right}, _Absent) else "
+                self.emit(ind, f"{t} = False if {_absent(right)} else "
                                f"(True if _member_memo(memo, {left}, {right}, None) else False)")
                 return t
             # a root-only list: its set, once made in this check, tested inline (_member_memo)
@@ -1373,11 +1648,13 @@ class _Source:
             self.emit(ind + 1, "except TypeError:")
             self.emit(ind + 2, f"{t} = {left} in {right}")
             self.emit(ind, "else:")
-            self.emit(ind + 1, f"{t} = False if isinstance({right}, _Absent) else "
+            self.emit(ind + 1, f"{t} = False if {_absent(right)} else "
                                f"(True if _member_memo(memo, {left}, {right}, {self.const(comp)}) else False)")
         else:
             symbol = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}[op]
             a, b = self.comparable(left, ind), self.comparable(right, ind)
+            if inline:
+                return f"({a} {symbol} {b})"
             self.emit(ind, f"{t} = True if {a} {symbol} {b} else False")
         return t
 
@@ -1404,7 +1681,8 @@ class _Source:
         return t
 
     # -- functions (None: the general call) ------------------------------------------------
-    def call_approx(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
+    def call_approx(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str,
+                    inline: bool = False) -> str | None:
         if n != 2:
             return None
         a = self.number(self.value(args[0], ind, cur, ev), ind)  # a's number before b is evaluated, as
@@ -1414,21 +1692,26 @@ class _Source:
         t, x, y, bound = self.tmp(), self.tmp(), self.tmp(), self.tmp()
         self.emit(ind, f"{x} = abs({a}); {y} = abs({b})")
         self.emit(ind, f"{bound} = {rel} * ({y} if {y} > {x} else {x})")
-        self.emit(ind, f"{t} = abs({a} - {b}) <= ({bound} if {bound} > {abs_} else {abs_})")
+        holds = f"abs({a} - {b}) <= ({bound} if {bound} > {abs_} else {abs_})"
+        if inline:
+            return f"({holds})"
+        self.emit(ind, f"{t} = {holds}")
         return t
 
     def call_present(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
         if n != 1:
             return None
         v, t = self.value(args[0], ind, cur, ev), self.tmp()
-        self.emit(ind, f"{t} = not isinstance({v}, _Absent)")
+        self.emit(ind, f"{t} = not {_absent(v)}")
         return t
 
     def call_opt(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
         if n != 1:
             return None
         v, t = self.value(args[0], ind, cur, ev), self.tmp()
-        self.emit(ind, f"{t} = DEC0 if isinstance({v}, _Absent) else {v}")
+        self.emit(ind, f"{t} = DEC0 if {_absent(v)} else {v}")
+        if v in self.cached:
+            self.optional[t] = v
         return t
 
     def call_unitOf(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:  # noqa: N802
@@ -1437,7 +1720,7 @@ class _Source:
         v, t = self.value(args[0], ind, cur, ev), self.tmp()
         if _literal(v) or v in self.consts:
             return None  # nothing emitted yet: the general call
-        self.emit(ind, f"if isinstance({v}, _Absent):")
+        self.emit(ind, f"if {_absent(v)}:")
         self.emit(ind + 1, "raise _Missing()")
         self.emit(ind, f"{t} = {v}['unit']")
         return t
@@ -1447,6 +1730,10 @@ class _Source:
             return None
         v, t = self.value(args[0], ind, cur, ev), self.tmp()
         self.emit(ind, f"{t} = []")
+        if v == "root":  # along the plan the check may have been given
+            self.use("memo")
+            self.emit(ind, f"_parameters_of_root(root, memo, {t})")
+            return t
         self.emit(ind, f"if isinstance({v}, (dict, list)):")
         self.emit(ind + 1, f"_parameters({v}, {t})")
         return t
@@ -1456,18 +1743,21 @@ class _Source:
         if n != 1 and sub is None:
             return None
         items, t = self.value(args[0], ind, cur, ev), self.tmp()
+        self.decimals.add(t)  # 0 or what _sum_of adds up: a Decimal
         self.use("num", "SI")
-        self.emit(ind, f"if isinstance({items}, _Absent):")
+        self.emit(ind, f"if {_absent(items)}:")
         self.emit(ind + 1, f"{t} = DEC0")
         self.emit(ind, "else:")
         if sub is None:
-            self.emit(ind + 1, f"{t} = _sum_of(num, SI, {items})")
+            self.use("convert")
+            self.emit(ind + 1, f"{t} = _sum_of(num, SI, {items}, convert)")
             return t
         values = self.tmp()
         self.emit(ind + 1, f"{values} = []")
         v = self.per_element(sub, items, ind + 1, ev)
         self.emit(ind + 2, f"{values}.append({v})")
-        self.emit(ind + 1, f"{t} = _sum_of(num, SI, {values})")
+        self.use("convert")
+        self.emit(ind + 1, f"{t} = _sum_of(num, SI, {values}, convert)")
         return t
 
     def call_all(self, args: list[ast.expr], n: int, ind: int, cur: str, ev: str) -> str | None:
@@ -1477,21 +1767,24 @@ class _Source:
         items, t = self.value(args[0], ind, cur, ev), self.tmp()
         # every element is evaluated before all() decides (an absent name anywhere: inapplicable)
         self.emit(ind, f"{t} = True")
-        self.emit(ind, f"if not isinstance({items}, _Absent):")
-        v = self.per_element(sub, items, ind + 1, ev)
-        self.emit(ind + 2, f"if not {v}:")
-        self.emit(ind + 3, f"{t} = False")
+        self.emit(ind, f"if not {_absent(items)}:")
+        self.per_element(sub, items, ind + 1, ev, unless=f"{t} = False")
         return t
 
-    def per_element(self, sub: ast.AST, items: str, ind: int, ev: str) -> str:
+    def per_element(self, sub: ast.AST, items: str, ind: int, ev: str, unless: str | None = None) -> str:
         """A loop over ``items`` (a list, else nothing) evaluating ``sub`` on each element, as
-        ``_Evaluator._sub_expr``; returns the value's name inside the loop body (at ind + 1).
+        ``_Evaluator._sub_expr``; returns the value's name inside the loop body (at ind + 1), or
+        with ``unless`` runs that statement where the value is false (``unless``).
         The element's evaluator (for handed-over nodes) is made only when the body uses it."""
         item, sub_scope, sub_ev = self.tmp(), self.tmp(), self.tmp()
         start = len(self.lines)
         self.emit(ind, f"for {item} in ({items} if isinstance({items}, list) else ()):")
         self.emit(ind + 1, f"{sub_scope}.current = {item}")
-        v = self.value(sub, ind + 1, item, sub_ev)
+        if unless is None:
+            v = self.value(sub, ind + 1, item, sub_ev)
+        else:
+            v = ""
+            self.unless(sub, ind + 1, item, sub_ev, unless)
         if any(sub_ev in line for line in self.lines[start + 2:]):
             self.use("scope", "root", "memo", "engine")
             self.lines[start:start] = [
@@ -1501,6 +1794,11 @@ class _Source:
         else:
             del self.lines[start + 1]
         return v
+
+
+def _absent(x: str) -> str:
+    """Python text testing whether generated operand ``x`` is absent (a literal never is)."""
+    return "False" if _literal(x) else f"({x} is ABSENT)"
 
 
 def _literal(text: str) -> bool:

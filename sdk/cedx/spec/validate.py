@@ -24,7 +24,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
 from .issue import Issue
-from .rules import RuleEngine
+from .rules import ANYWHERE, RuleEngine
 from .schema import REF_PREFIX, SchemaIndex
 
 if TYPE_CHECKING:
@@ -363,14 +363,19 @@ class Validator:
         building[key] = plan
         return plan
 
-    def rule_issues(self, schema_name: str, document: Any) -> list[Issue]:
+    def rule_issues(self, schema_name: str, document: Any, *, valid: bool = False) -> list[Issue]:
+        """The quality rules' issues. ``valid``: the document is known to satisfy the schema
+        (``validate`` has checked it), so the rules may look only where the schema lets a value
+        be (the same issues, sooner)."""
         issues = []
-        targets = [(schema_name, document, "$")]
+        rules = self.rules
+        plan = rules.parameter_plan(schema_name) if valid else ANYWHERE
+        targets = [(schema_name, document, "$", plan)]
         signed = self.index.schemas[schema_name].get("x-cedx-signed")
         if signed and isinstance(document, dict) and "payload" in document:
-            targets.append((signed["payload"], document["payload"], "$.payload"))
-        for name, doc, base in targets:
-            for v in self.rules.check_rules(self.index.rules_for(name), doc, base):
+            targets.append((signed["payload"], document["payload"], "$.payload", rules.member_plan(plan, "payload")))
+        for name, doc, base, where in targets:
+            for v in rules.check_rules(self.index.rules_for(name), doc, base, where):
                 issues.append(Issue(v.path, v.rule, v.message, v.rule))
         return issues
 
@@ -378,12 +383,12 @@ class Validator:
         """All issues; quality rules run only on documents that pass the schema."""
         both = self._schema_and_units_check(schema_name)
         if both is not None and both(document):  # no schema issue and no unit issue
-            return self.rule_issues(schema_name, document)
+            return self.rule_issues(schema_name, document, valid=True)
         issues = self.schema_issues(schema_name, document)
         issues += self.unit_issues(schema_name, document)
         if issues:
             return issues
-        return self.rule_issues(schema_name, document)
+        return self.rule_issues(schema_name, document, valid=True)
 
 
 _NOT_THERE = object()
