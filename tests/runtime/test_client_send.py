@@ -4,6 +4,7 @@ which hooks run must be exactly what ``session.request`` gives, for the client's
 for a caller's session with its own headers, cookies, auth, hooks, proxies and TLS settings.
 Each case sends the same request both ways to a loopback server that records the raw bytes."""
 
+import functools
 import json
 import math
 import random
@@ -177,6 +178,29 @@ def test_the_same_request_as_session_request(kind, wire, tmp_path, monkeypatch):
     if kind.startswith("tls"):  # the client's verify wins over the session's unless it is None, as in requests
         assert [c["verify"] for c in expected[2]] == [True, "/etc/cedx/ca.pem", False, "/x/ca.pem"]
         assert expected[2][0]["cert"][0].endswith("c.pem") and expected[2][0]["stream"] is True
+
+
+def test_an_instrumented_session_request_is_still_called(wire, monkeypatch):
+    """A wrapper put on ``Session.request`` (tracing, say), or on one instance, keeps seeing
+    every request: the client then sends through it."""
+    url = f"http://127.0.0.1:{wire.server_address[1]}"
+    seen = []
+    original = requests.Session.request
+
+    @functools.wraps(original)
+    def traced(self, method, url, **kw):
+        seen.append(method)
+        return original(self, method, url, **kw)
+
+    session = rc.environment_session(url)[0]
+    assert rc._fast_path_ok(session)
+    monkeypatch.setattr(requests.Session, "request", traced)
+    assert not rc._fast_path_ok(session)
+    rc.send_prepared(session, "POST", url + "/x", b"{}", _headers(), 5, True)
+    monkeypatch.undo()
+    session.request = functools.partial(traced, session)
+    rc.send_prepared(session, "GET", url + "/x", b"", _headers(), 5, True)
+    assert seen == ["POST", "GET"] and len(wire.seen) == 2
 
 
 def test_environment_settings_of_a_session_that_trusts_it(wire, monkeypatch):

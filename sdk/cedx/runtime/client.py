@@ -21,6 +21,7 @@ import logging
 import random
 import threading
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
@@ -174,9 +175,15 @@ _merge_cookies: Callable[..., Any] = requests.cookies.merge_cookies
 _merge_hooks: Callable[..., Any] = requests.sessions.merge_hooks
 _merge_setting: Callable[..., Any] = requests.sessions.merge_setting
 
-# The requests.Session steps that send_prepared stands in for: a session (its class or the
-# instance) that overrides one of them is sent through its own ``request`` instead.
+# The requests.Session steps that send_prepared stands in for: a session whose class or instance
+# has another function for one of them (a subclass's override, an instrumentation's wrapper of
+# Session.request) is sent through its own ``request`` instead.
 _SESSION_STEPS = ("request", "prepare_request", "merge_environment_settings")
+
+
+def _requests_own(fn: Any, name: str) -> bool:
+    return (type(fn) is types.FunctionType and fn.__module__ == "requests.sessions"
+            and fn.__code__.co_name == name)  # a functools.wraps wrapper keeps only the first two
 
 
 @functools.lru_cache(maxsize=512)
@@ -194,7 +201,7 @@ def _fast_path_ok(session: requests.Session) -> bool:
         return False  # session params are appended to the query: left to requests
     own = getattr(session, "__dict__", {})
     cls = type(session)
-    if any(name in own or getattr(cls, name) is not getattr(requests.Session, name) for name in _SESSION_STEPS):
+    if any(name in own or not _requests_own(getattr(cls, name), name) for name in _SESSION_STEPS):
         return False
     return (isinstance(session.headers, (dict, CaseInsensitiveDict))
             and isinstance(session.cookies, RequestsCookieJar) and isinstance(session.proxies, dict))
