@@ -88,7 +88,8 @@ def _json_types_only(value: Any) -> bool:
     """Whether ``value`` holds exact JSON types only: dict with str keys, list, str, int within
     64 bits, bool, None. For these orjson writes, byte for byte, what the json module writes
     compact with ensure_ascii=False and sort_keys (same escapes, code point key order, int
-    digits). Floats, subclasses (enums) and other types are left to the json module."""
+    digits). Floats (orjson writes 1e-05 as 0.00001, NaN as null), subclasses (enums) and other
+    types are left to the json module."""
     t = type(value)
     if t is dict:
         try:
@@ -212,10 +213,11 @@ def send_prepared(session: requests.Session, method: str, url: str, data: bytes,
     """``session.request(method, url, data=data or None, headers=headers, timeout=timeout,
     verify=verify)``, with what requests recomputes on every call done more cheaply (issue 14:
     ~0.1 ms of client CPU per request, mostly ``to_key_val_list``'s Protocol isinstance checks
-    in ``merge_setting`` and the URL's parsing). The session's headers, cookies, auth (and ~/.netrc when it trusts the
-    environment), hooks, proxies, stream/verify/cert and mounted adapters apply as in requests'
-    ``prepare_request`` / ``merge_environment_settings``, step for step; the request goes out
-    through ``session.send``. A session this cannot honour exactly goes through ``request``."""
+    in ``merge_setting`` and the URL's parsing). The session's headers, cookies, auth (and
+    ~/.netrc when it trusts the environment), hooks, proxies, stream/verify/cert and mounted
+    adapters apply as in requests' ``prepare_request`` / ``merge_environment_settings``, step
+    for step; the request goes out through ``session.send``. A session this cannot honour
+    exactly goes through its ``request``."""
     if not _fast_path_ok(session):
         return session.request(method, url, data=data or None, headers=headers, timeout=timeout, verify=verify)
     # merge_setting(headers, session.headers, CaseInsensitiveDict): session's first, ours
