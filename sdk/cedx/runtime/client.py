@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import collections
 import email.utils
+import functools
+import importlib
 import json
 import logging
 import random
 import threading
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
@@ -26,6 +29,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 import requests
+import requests.cookies
+import requests.sessions
+from requests.cookies import RequestsCookieJar
+from requests.hooks import default_hooks
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_netrc_auth
 
 from .errors import (
     ApiError,
@@ -71,6 +80,60 @@ def _query_value(value: Any) -> Any:
     return value
 
 
+_orjson: Any = None
+_orjson_tried = False
+
+
+def _json_types_only(value: Any) -> bool:
+    """Whether ``value`` holds exact JSON types only: dict with str keys, list, str, int within
+    64 bits, bool, None. For these orjson writes, byte for byte, what the json module writes
+    compact with ensure_ascii=False and sort_keys (same escapes, code point key order, int
+    digits). Floats (orjson writes 1e-05 as 0.00001, NaN as null), subclasses (enums) and other
+    types are left to the json module."""
+    t = type(value)
+    if t is dict:
+        try:
+            "".join(value)  # TypeError for a key that is not a str; one C pass
+        except TypeError:
+            return False
+        members: Any = value.values()
+    elif t is list:
+        members = value
+    else:
+        return t is str or t is bool or value is None or (t is int and -2**63 <= value < 2**64)
+    for v in members:
+        tv = type(v)
+        if tv is str:
+            continue
+        if tv is dict or tv is list:
+            if not _json_types_only(v):
+                return False
+        elif not (tv is bool or v is None or (tv is int and -2**63 <= v < 2**64)):
+            return False
+    return True
+
+
+def sorted_json(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """``json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+    default=default)`` in UTF-8; the same bytes from orjson (the `fast` extra) when ``value``
+    has JSON types only (issue 14: ~12x faster, 90 µs of a 2-unit report's 11 kB)."""
+    global _orjson, _orjson_tried
+    if not _orjson_tried:
+        try:
+            _orjson = importlib.import_module("orjson")
+        except ImportError:
+            _orjson = None
+        _orjson_tried = True
+    if _orjson is not None:
+        try:
+            if _json_types_only(value):
+                out: bytes = _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS)
+                return out
+        except (TypeError, RecursionError):  # an unpaired surrogate, deep nesting, a cycle
+            pass
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                      default=default).encode("utf-8")
+
 
 def token_from_response(resp: Any, token_url: str, client_id: str) -> tuple[str, float]:
     """(access token, lifetime in seconds) of a token endpoint's answer (a requests or httpx
@@ -106,6 +169,83 @@ def environment_session(url: str, verify: Any = True) -> tuple[requests.Session,
     session.proxies.update(settings["proxies"])
     session.trust_env = False
     return session, settings["verify"]
+
+
+# requests' own merge functions (untyped in types-requests), used as Session.prepare_request does
+_merge_cookies: Callable[..., Any] = requests.cookies.merge_cookies
+_merge_hooks: Callable[..., Any] = requests.sessions.merge_hooks
+_merge_setting: Callable[..., Any] = requests.sessions.merge_setting
+
+# The requests.Session steps that send_prepared stands in for: a session whose class or instance
+# has another function for one of them (a subclass's override, an instrumentation's wrapper of
+# Session.request) is sent through its own ``request`` instead.
+_SESSION_STEPS = ("request", "prepare_request", "merge_environment_settings")
+
+
+def _requests_own(fn: Any, name: str) -> bool:
+    return (type(fn) is types.FunctionType and fn.__module__ == "requests.sessions"
+            and fn.__code__.co_name == name)  # a functools.wraps wrapper keeps only the first two
+
+
+@functools.lru_cache(maxsize=512)
+def _prepared_url(url: str) -> str:
+    """What ``PreparedRequest.prepare_url`` makes of ``url`` without params: a pure function of
+    it (parsing, IDNA, requoting), so computed once per URL. Errors are not cached (re-raised)."""
+    p = requests.PreparedRequest()
+    p.prepare_url(url, None)
+    return cast(str, p.url)
+
+
+def _fast_path_ok(session: requests.Session) -> bool:
+    """Whether ``send_prepared`` gives exactly what ``session.request`` would."""
+    if not isinstance(session, requests.Session) or session.params:
+        return False  # session params are appended to the query: left to requests
+    own = getattr(session, "__dict__", {})
+    cls = type(session)
+    if any(name in own or not _requests_own(getattr(cls, name), name) for name in _SESSION_STEPS):
+        return False
+    return (isinstance(session.headers, (dict, CaseInsensitiveDict))
+            and isinstance(session.cookies, RequestsCookieJar) and isinstance(session.proxies, dict))
+
+
+def send_prepared(session: requests.Session, method: str, url: str, data: bytes, headers: Mapping[str, Any],
+                  timeout: Any, verify: Any) -> requests.Response:
+    """``session.request(method, url, data=data or None, headers=headers, timeout=timeout,
+    verify=verify)``, with what requests recomputes on every call done more cheaply (issue 14:
+    ~0.1 ms of client CPU per request, mostly ``to_key_val_list``'s Protocol isinstance checks
+    in ``merge_setting`` and the URL's parsing). The session's headers, cookies, auth (and
+    ~/.netrc when it trusts the environment), hooks, proxies, stream/verify/cert and mounted
+    adapters apply as in requests' ``prepare_request`` / ``merge_environment_settings``, step
+    for step; the request goes out through ``session.send``. A session this cannot honour
+    exactly goes through its ``request``."""
+    if not _fast_path_ok(session):
+        return session.request(method, url, data=data or None, headers=headers, timeout=timeout, verify=verify)
+    # merge_setting(headers, session.headers, CaseInsensitiveDict): session's first, ours
+    # replace by lower-case name in place, None removes
+    merged: dict[Any, tuple[Any, Any]] = {}
+    for items in (session.headers.items(), headers.items()):
+        for name, value in items:
+            merged[name.lower()] = (name, value)
+    cookies = _merge_cookies(RequestsCookieJar(), session.cookies)  # a copy: redirects add to it
+    auth = None
+    if session.trust_env and not session.auth:
+        auth = get_netrc_auth(url)
+    p = requests.PreparedRequest()
+    # PreparedRequest.prepare's steps, in its order
+    p.prepare_method(method)
+    p.url = _prepared_url(url)
+    p.prepare_headers({name: value for name, value in merged.values() if value is not None})
+    p.prepare_cookies(cookies)
+    p.prepare_body(data or {}, None, None)
+    p.prepare_auth(_merge_setting(auth, session.auth), url)
+    p.prepare_hooks(_merge_hooks(default_hooks(), session.hooks))
+    if session.trust_env:
+        settings = session.merge_environment_settings(p.url, {}, None, verify, None)
+    else:  # merge_environment_settings without the environment: the same merge_setting results
+        settings = {"proxies": collections.OrderedDict((k, v) for k, v in session.proxies.items() if v is not None),
+                    "stream": session.stream, "verify": _merge_setting(verify, session.verify),
+                    "cert": session.cert}
+    return session.send(p, timeout=timeout, allow_redirects=True, **settings)
 
 
 class TokenProvider:
@@ -286,7 +426,7 @@ class BaseClient:
         # Members in RFC 8785 order (code point order, as the canonical form sorts every name
         # this spec uses): a platform then finds a signed document's bytes nearly equal to its
         # canonical form, and resumes the receipt digest from the body's (issue 14).
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        return sorted_json(record)
 
     def _decode(self, resp: requests.Response, op: OperationInfo) -> Any:
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
@@ -319,8 +459,7 @@ class BaseClient:
         record = self._record(body)
         if not idempotency_key or not op.signed_request or (isinstance(record, dict) and "signature" in record):
             return self._sign_body(op, record)
-        unsigned = trust.sm3(json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
-                                        default=str).encode("utf-8"))
+        unsigned = trust.sm3(sorted_json(record, default=str))
         slot = (op.operation_id, idempotency_key)
         with self._signed_lock:
             known = self._signed_by_key.get(slot)
@@ -428,8 +567,7 @@ class BaseClient:
                 hdrs.update(trust.sign_request(self.signing_key, op.method, path, query_string, data))
             url = f"{self.base_url}{path}" + (f"?{query_string}" if query_string else "")
             try:
-                resp = self.session.request(op.method, url, data=data or None, headers=hdrs,
-                                            timeout=self.timeout, verify=self.verify)
+                resp = send_prepared(self.session, op.method, url, data, hdrs, self.timeout, self.verify)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 attempt += 1
                 if attempt >= self.retry.attempts:
