@@ -59,7 +59,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from common import cpu_seconds, figure, free_port, postgres_url, process, thread_cpu_seconds, widen_power_report
+from common import (
+    cpu_seconds,
+    figure,
+    free_port,
+    postgres_url,
+    process,
+    thread_cpu_seconds,
+    widen_power_report,
+)
 
 from cedx import spec, trust
 from cedx.generated.constants import SPEC_VERSION
@@ -209,7 +217,7 @@ def platform_cpu(n: int, rounds: int = 3) -> None:
         with platform.run() as proc:
             client = platform.client()
             per_report: dict[str, list[float]] = {label: [] for label in bodies}
-            for label, docs in bodies.items():
+            for docs in bodies.values():
                 for body in docs[:2]:  # warm-up (first use of each code path)
                     client.submit_monthly_report(body)
             for r in range(rounds):
