@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.hmac import HMAC
 from cedx.instants import parse_instant
 from cedx.spec.schema import SchemaIndex
 from cedx.spec.xmlcodec import XmlCodec
-from cedx.trust import canonicalize, chain, sign_document, sm3
+from cedx.trust import ALGORITHM, PREHASH_ALGORITHM, canonicalize, chain, sign_document, sm3
 from cedx.trust import x509 as tx
 from cedx.trust.canonical import instant_tree
 from cedx.trust.curve import DEFAULT_ID, N
@@ -101,6 +101,9 @@ class ExampleSigner:
         return sign_document(
             payload,
             self.pki.key(signer),
+            # as cedx signs them: an entity's reports with the prehash algorithm (large documents),
+            # what a platform or a source answers with SM2-with-SM3 (readable by earlier releases)
+            algorithm=PREHASH_ALGORITHM if signed["signer"] == "entity" else ALGORITHM,
             signing_time=signing_time,
             certificate_chain=[self.pki.cert(signer)],
             timestamper=timestamper,

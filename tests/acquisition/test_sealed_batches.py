@@ -127,6 +127,27 @@ def test_tampering_omission_reordering_are_detected(store, pki):
         BatchVerifier(tx.ChainResolver([pki[1]]), point_id="OTHER").verify(envs[0])
 
 
+def test_a_batch_signed_with_the_prehash_algorithm_verifies_and_its_tampering_is_detected(store, pki):
+    """Every signed document may carry either algorithm of docs/trust-profile.md §2; a source
+    that seals with SM2-with-SM3-prehash is verified (the same chain), and a value changed
+    after signing or the algorithm relabelled is refused."""
+    signer = pki[0]
+    envs = _envelopes(store, "minute")
+    assert {e["signature"]["algorithm"] for e in envs} == {"SM2-with-SM3"}  # cedx's source seals so
+    resigned = [trust.sign_document(e["payload"], signer.key, certificate_chain=signer.certificate_chain,
+                                    envelope_fields={"specVersion": e["specVersion"]}, instants={},
+                                    algorithm=trust.PREHASH_ALGORITHM) for e in envs]
+    verifier = _verifier(pki)
+    for e in resigned:
+        verifier.verify(e)
+    for mutate in (lambda e: e["payload"]["values"].__setitem__(5, "231001"),
+                   lambda e: e["signature"].__setitem__("algorithm", "SM2-with-SM3")):
+        forged = copy.deepcopy(resigned)
+        mutate(forged[0])
+        with pytest.raises(BatchError, match="signature invalid"):
+            _verifier(pki).verify(forged[0])
+
+
 def test_a_skipped_interval_is_detected_even_when_signed_by_the_source(store, pki):
     """Sequence and digest link correctly, but the batch starts an hour after its predecessor
     ended: values of that hour were silently left out."""

@@ -72,6 +72,27 @@ def test_full_reporting_flow(env, fmt):
     assert exc.value.code == "SUBMISSION_CONFLICT"
 
 
+def test_signature_algorithms_reports_either_answers_readable_by_earlier_releases(env):
+    """A client signs with SM2-with-SM3-prehash by default or SM2-with-SM3 when told; the platform
+    accepts both and stores each as sent; its own answers (receipts, configuration) are signed
+    with SM2-with-SM3, which clients of earlier releases verify."""
+    from cedx.runtime.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        env.client(env.power, signature_algorithm="SM2-with-SHA256")
+    for algorithm, period in ((None, "2022-05"), (trust.ALGORITHM, "2022-07")):
+        c = env.client(env.power, **({"signature_algorithm": algorithm} if algorithm else {}))
+        report = env.power.report()
+        report.period, report.report_id = period, uuid.uuid4()
+        receipt = c.submit_monthly_report(report)
+        stored = c.get_monthly_report(str(receipt.payload.submission_id)).model_dump(
+            mode="json", by_alias=True, exclude_none=True)
+        assert stored["signature"]["algorithm"] == (algorithm or trust.PREHASH_ALGORITHM)
+        assert trust.sm3(trust.canonicalize(stored)).hex() == receipt.payload.document_digest
+        assert receipt.signature.algorithm.value == trust.ALGORITHM
+    assert env.common().get_configuration().signature.algorithm.value == trust.ALGORITHM
+
+
 def test_listing_pages_through_everything(env):
     c = env.client(env.cement)
     for month in range(1, 6):

@@ -32,3 +32,10 @@ def test_first_use_loads_what_is_needed():
     )
     assert {"cedx.generated.models", "pydantic", "cedx.spec.validate", "jsonschema"} <= loaded
     assert {"fastjsonschema", "jsonschema_rs"} & loaded  # the fast structural check, either one
+
+
+def test_the_clients_list_of_signature_algorithms_is_the_trust_layers():
+    from cedx import trust
+    from cedx.runtime.client import SIGNATURE_ALGORITHMS
+
+    assert SIGNATURE_ALGORITHMS == trust.ALGORITHMS and SIGNATURE_ALGORITHMS[0] == trust.PREHASH_ALGORITHM

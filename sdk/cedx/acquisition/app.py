@@ -126,9 +126,9 @@ class TokenIssuer(CommonService):
                            "endpoints": {"acquisition": f"{base}/v1/acquisition", "token": f"{base}/oauth/token"},
                            "supportedSpecVersions": [SPEC_VERSION],
                            "signingCertificates": [base64.b64encode(c).decode() for c in self.signer.certificate_chain]}
-                doc = self._configs[base] = trust.sign_document(
+                doc = self._configs[base] = trust.sign_document(  # SM2-with-SM3: as the platform's answers
                     payload, self.signer.key, certificate_chain=self.signer.certificate_chain,
-                    envelope_fields={"specVersion": SPEC_VERSION})
+                    envelope_fields={"specVersion": SPEC_VERSION}, algorithm=trust.ALGORITHM)
         return Reply(doc, headers={"Cache-Control": "max-age=300"})
 
 

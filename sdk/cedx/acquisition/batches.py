@@ -226,7 +226,8 @@ class BatchVerifier:
         for name in ("algorithm", "keyId", "signingTime", "value"):
             if not isinstance(block.get(name), str):
                 raise BatchError(f"batch {i}: signature block lacks {name}", i)
-        if block["algorithm"] != "SM2-with-SM3" or block.get("canonicalization", "cedx-jcs-1") != "cedx-jcs-1":
+        # both algorithms of every signed document (docs/trust-profile.md §2); a source seals with SM2-with-SM3
+        if block["algorithm"] not in trust.ALGORITHMS or block.get("canonicalization", "cedx-jcs-1") != "cedx-jcs-1":
             raise BatchError(f"batch {i}: unsupported algorithm or canonicalization", i)
         if not _SIGNING_TIME.fullmatch(block["signingTime"]) or not all(
                 isinstance(v, str) and v.isascii() for v in block.values() if not isinstance(v, list)):
@@ -247,7 +248,8 @@ class BatchVerifier:
         uid = block.get("userId", DEFAULT_ID.decode()).encode("utf-8")
         try:
             value = base64.b64decode(block["value"], validate=True)
-            public.verify(value, _signing_input(pbytes, protected, version), uid)
+            message = _signing_input(pbytes, protected, version)
+            public.verify(value, trust.sm3(message) if block["algorithm"] == trust.PREHASH_ALGORITHM else message, uid)
         except (trust.InvalidSignature, ValueError) as exc:
             raise BatchError(f"batch {i}: signature invalid: {exc}", i) from None
         return cast(str, block["keyId"])

@@ -222,7 +222,8 @@ class Source(ConfidentialMode, AcquisitionService):
         payload = {"sourceId": self.source_id, "pointId": point_id, "periodType": period_type,
                    "unit": total_unit or unit, "generatedAt": utc_text(int(self.clock().timestamp())), "items": items}
         return trust.sign_document(payload, self.signer.key, certificate_chain=self.signer.certificate_chain,
-                                   envelope_fields={"specVersion": SPEC_VERSION})
+                                   envelope_fields={"specVersion": SPEC_VERSION},
+                                   algorithm=trust.ALGORITHM)  # as the platform's answers
 
 
 def _disconnected(ctx: RequestContext) -> bool:

@@ -208,13 +208,13 @@ class SignatureBlock(SpecModel):
     分离式签名：签名覆盖整个文档（除本块的 value、certificateChain、timestampToken 外）的规范化形式
     （RFC 8785，十进制为字符串、时间为 UTC），因而 JSON 与 XML 传输下同一签名均可验证。
     SM2-with-SM3-prehash 对该规范化形式的 SM3 摘要（32 字节）签名，SM2-with-SM3 对规范化形式本身签名；
-    验证方须接受两者，签名方宜用前者（大文档只需一次 SM3）。
+    验证方须接受两者；签名方可任选其一，前者使接收方对大文档只需一次 SM3。
     A detached signature over the canonical form of the whole document except this block's
     value, certificateChain and timestampToken (RFC 8785; decimals as strings, instants in
     UTC), so one signature verifies whether the document travelled as JSON or XML.
     SM2-with-SM3-prehash signs the 32-byte SM3 digest of that canonical form, SM2-with-SM3 the
-    canonical form itself; verifiers MUST accept both, signers SHOULD use the former (one SM3
-    pass over a large document).
+    canonical form itself; verifiers MUST accept both; a signer may use either, the former lets
+    a receiver hash a large document once.
 
     """
 

@@ -672,3 +672,15 @@ def c9_5(t: Target) -> None:
       "a valid report whose request signature uses that key", "422 CERTIFICATE_INVALID; 401 REQUEST_SIGNATURE_INVALID")
 def c9_6(t: Target) -> None:
     _refused_credential(t, t.expired, "expired")
+
+
+@case(9, "9.7", "两种文档签名算法都被接受 / both document signature algorithms are accepted",
+      "submit one valid report signed with SM2-with-SM3 (the other cases sign with SM2-with-SM3-prehash, the default)",
+      "201 with a receipt whose documentDigest is that of the document sent")
+def c9_7(t: Target) -> None:
+    receipt = t.reporting(signature_algorithm=trust.ALGORITHM).submit_monthly_report(t.report())
+    stored = t.reporting().get_monthly_report(str(receipt.payload.submission_id)).model_dump(
+        mode="json", by_alias=True, exclude_none=True)
+    check(stored["signature"]["algorithm"] == trust.ALGORITHM, "the stored document's algorithm changed")
+    check(trust.sm3(trust.canonicalize(stored)).hex() == receipt.payload.document_digest,
+          "documentDigest does not match the stored document")

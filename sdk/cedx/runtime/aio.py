@@ -134,12 +134,13 @@ class AsyncBaseClient(BaseClient):
         retry: RetryPolicy | None = None,
         verify_signatures: bool = True,
         validate: bool = True,
+        signature_algorithm: str = "SM2-with-SM3-prehash",
     ):
         http = client or httpx.AsyncClient(timeout=timeout, verify=verify)
         super().__init__(base_url, token=token, signing_key=signing_key, signing_certificate=signing_certificate,
                          trust_anchors=trust_anchors, format=format, session=http,  # type: ignore[arg-type]
                          timeout=timeout, verify=verify, retry=retry, verify_signatures=verify_signatures,
-                         validate=validate)
+                         validate=validate, signature_algorithm=signature_algorithm)
         self._owns_session = client is None
         self.http = http
         self._async_tokens = token_provider

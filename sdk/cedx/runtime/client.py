@@ -346,6 +346,11 @@ def _send_with_retry(policy: RetryPolicy, send: Callable[[], requests.Response],
         return resp
 
 
+# cedx.trust.ALGORITHMS, written out so that making a client does not import the trust layer
+# (tests/runtime/test_lazy_imports.py; a test checks that the two agree)
+SIGNATURE_ALGORITHMS = ("SM2-with-SM3-prehash", "SM2-with-SM3")
+
+
 class BaseClient:
     """Common machinery of ReportingClient, AcquisitionClient and CommonClient.
 
@@ -354,6 +359,8 @@ class BaseClient:
     they are given or ``verify_signatures=False`` is chosen explicitly (logged as a warning).
     ``validate=True`` (default) checks a document against the schema, the allowed units and the
     quality rules before signing; a failure raises ``ValidationError`` and nothing is sent.
+    ``signature_algorithm``: how documents are signed (docs/trust-profile.md §2); the default
+    ``SM2-with-SM3-prehash``, or ``SM2-with-SM3`` for a platform on a cedx release before it.
     Use the client as a context manager, or call ``close()``, to release its connections.
     """
 
@@ -375,8 +382,12 @@ class BaseClient:
         retry: RetryPolicy | None = None,
         verify_signatures: bool = True,
         validate: bool = True,
+        signature_algorithm: str = "SM2-with-SM3-prehash",
     ):
         self.base_url = base_url.rstrip("/")
+        if signature_algorithm not in SIGNATURE_ALGORITHMS:
+            raise ConfigurationError(f"signature_algorithm must be one of {', '.join(SIGNATURE_ALGORITHMS)}")
+        self.signature_algorithm = signature_algorithm
         self.verify_signatures, self.validate = verify_signatures, validate
         if not verify_signatures:
             log.warning("%s for %s: verify_signatures=False, signed answers are NOT verified",
@@ -446,7 +457,7 @@ class BaseClient:
         chain = [self.signing_certificate] if self.signing_certificate else None
         version = spec.context(op.spec_package).index.spec_version
         return trust.sign_document(record, self.signing_key, certificate_chain=chain,
-                                   envelope_fields={"specVersion": version})
+                                   envelope_fields={"specVersion": version}, algorithm=self.signature_algorithm)
 
     SIGNED_BY_KEY_MAX = 4096
 

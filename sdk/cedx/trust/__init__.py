@@ -13,7 +13,14 @@ from .backends import available_backends, get_backend
 from .canonical import CanonicalizationError, canonicalize, to_logical
 from .chain import GENESIS_DIGEST, batch_digest, link, verify_chain
 from .curve import DEFAULT_ID
-from .envelope import VerifiedDocument, sign_document, verify_document
+from .envelope import (
+    ALGORITHM,
+    ALGORITHMS,
+    PREHASH_ALGORITHM,
+    VerifiedDocument,
+    sign_document,
+    verify_document,
+)
 from .errors import (
     BackendUnavailable,
     CertificateError,
@@ -35,7 +42,10 @@ def generate_private_key() -> SM2PrivateKey:
 
 
 __all__ = [
+    "ALGORITHM",
+    "ALGORITHMS",
     "DEFAULT_ID",
+    "PREHASH_ALGORITHM",
     "GENESIS_DIGEST",
     "BackendUnavailable",
     "CanonicalizationError",
