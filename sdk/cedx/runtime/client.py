@@ -22,7 +22,6 @@ import random
 import threading
 import time
 import types
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -545,6 +544,8 @@ class BaseClient:
                 data = self._encode(op, self._signed_once(op, body, (headers or {}).get("Idempotency-Key")), fmt)
                 hdrs["Content-Type"] = f"{fmt.value}; charset=utf-8"
         if op.idempotent and "Idempotency-Key" not in hdrs:
+            import uuid  # here: importing the client stays light (issue 14, target 4)
+
             hdrs["Idempotency-Key"] = str(uuid.uuid4())
         resp = self._send(op, path, query_string, hdrs, data)
         if resp.status_code >= 400:

@@ -7,7 +7,6 @@ that keep the original as ``__cause__``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -191,15 +190,28 @@ class OAuthError(Exception):
         self.headers = dict(headers or {})
 
 
-@dataclass
 class Problem(Exception):
-    """Raised by server-side code to answer with problem+json."""
+    """Raised by server-side code to answer with problem+json. (A plain class, not a dataclass:
+    importing the client stays clear of dataclasses and inspect; issue 14, target 4.)"""
 
-    code: str
-    detail: str = ""
-    errors: list[ProblemItem] = field(default_factory=list)
-    status: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    def __init__(self, code: str, detail: str = "", errors: list[ProblemItem] | None = None,
+                 status: int | None = None, headers: dict[str, str] | None = None):
+        super().__init__(code, detail)
+        self.code, self.detail, self.status = code, detail, status
+        self.errors: list[ProblemItem] = [] if errors is None else errors
+        self.headers: dict[str, str] = {} if headers is None else headers
+
+    def _fields(self) -> tuple[Any, ...]:
+        return self.code, self.detail, self.errors, self.status, self.headers
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, like the dataclass it was
+
+    def __repr__(self) -> str:
+        return (f"Problem(code={self.code!r}, detail={self.detail!r}, errors={self.errors!r}, "
+                f"status={self.status!r}, headers={self.headers!r})")
 
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}"

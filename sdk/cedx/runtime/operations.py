@@ -1,15 +1,19 @@
-"""Operation metadata: what the generated client and server stubs hand to the runtime."""
+"""Operation metadata: what the generated client and server stubs hand to the runtime. A
+NamedTuple, not a dataclass: importing the client stays clear of dataclasses and inspect
+(issue 14, target 4)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from ..spec import BUNDLE_PACKAGE
 
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
 
-@dataclass(frozen=True)
-class OperationInfo:
+
+class OperationInfo(NamedTuple):
     operation_id: str
     method: str
     path: str
@@ -26,5 +30,5 @@ class OperationInfo:
     signed_request: dict[str, Any] | None = None
     signed_response: dict[str, Any] | None = None
     path_params: tuple[str, ...] = ()
-    query_params: dict[str, str] = field(default_factory=dict)  # python name -> wire name
+    query_params: Mapping[str, str] = _NO_QUERY  # python name -> wire name
     spec_package: str = BUNDLE_PACKAGE  # whose bundled spec validates and maps this operation

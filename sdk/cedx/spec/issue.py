@@ -1,14 +1,14 @@
 """One finding of validation: what a problem+json ``errors[]`` item carries. A module of its
-own so that the runtime's error types need neither the validator nor the rule engine."""
+own so that the runtime's error types need neither the validator nor the rule engine. A
+NamedTuple, not a dataclass: importing the client stays clear of dataclasses and inspect
+(issue 14, target 4)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Issue:
+class Issue(NamedTuple):
     path: str
     code: str
     message: str

@@ -7,9 +7,8 @@ docs generators) goes through this one index, so the mapping rules live in one p
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from .units import UnitTable
 
@@ -19,8 +18,7 @@ if TYPE_CHECKING:
 REF_PREFIX = "#/components/schemas/"
 
 
-@dataclass(frozen=True)
-class Property:
+class Property(NamedTuple):  # not a dataclass: the client's import stays clear of dataclasses, inspect
     name: str
     schema: dict[str, Any]          # the property schema as written (may hold $ref and annotations)
     required: bool
