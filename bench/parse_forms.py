@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-from pathlib import Path
 
 import orjson
 from common import REPO  # noqa: F401  (puts the repository on sys.path for tests.*)
-from report_stages import ms
-from reporting import signed_reports
+from report_stages import ms, small_and_large_reports
 
-from cedx.platform.admin import Admin
-from cedx.platform.settings import PlatformSettings
 from cedx.runtime import server
 from cedx.runtime.serve import tune_gc_for_serving
-from tests.platform.conftest import Entity
 
 
 def _reversed(value: object) -> object:
@@ -50,10 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=30)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        admin = Admin(PlatformSettings(data_dir=Path(tmp)))
-        entity = Entity(admin, "91320500MA1X2P3Q4R", "monthly-report-power.json")
-        bodies = {units: forms(signed_reports(entity, 1, units)[0]) for units in (2, 200)}
+    bodies = {units: forms(doc) for units, doc in small_and_large_reports()[0].items()}
     tune_gc_for_serving()  # the collector as a serving platform process has it
     figures = {units: {name: ms(lambda raw=raw: server.parse_json_encoded(raw), args.rounds * (10 if units == 2 else 1))
                        for name, raw in by_form.items()} for units, by_form in bodies.items()}

@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from common import REPO  # noqa: F401  (puts the repository on sys.path for tests.*)
 from reporting import signed_reports
@@ -87,24 +88,30 @@ def stages(raw: bytes, public: trust.SM2PublicKey) -> dict[str, Callable[[], obj
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=30)
-    args = ap.parse_args()
+def small_and_large_reports() -> tuple[dict[int, dict[str, Any]], trust.SM2PublicKey]:
+    """One signed power report of 2 and one of 200 units, and the signer's public key (its
+    certificate chain checked against a fresh platform's anchor)."""
     with tempfile.TemporaryDirectory() as tmp:
         admin = Admin(PlatformSettings(data_dir=Path(tmp)))
         entity = Entity(admin, "91320500MA1X2P3Q4R", "monthly-report-power.json")
         public = tx.validate_chain(entity.cert, trust_anchors=admin.pki.anchors)
-        figures: dict[int, dict[str, float]] = {}
-        sizes: dict[int, int] = {}
-        docs = {units: signed_reports(entity, 1, units)[0] for units in (2, 200)}
-        tune_gc_for_serving()  # the collector as a serving platform process has it
-        for units, doc in docs.items():
-            # as cedx's client sends it (runtime.client: compact, members in canonical order)
-            raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
-            sizes[units] = len(raw)
-            rounds = args.rounds * (10 if units == 2 else 1)
-            figures[units] = {name: ms(fn, rounds) for name, fn in stages(raw, public).items()}
+        return {units: signed_reports(entity, 1, units)[0] for units in (2, 200)}, public
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=30)
+    args = ap.parse_args()
+    docs, public = small_and_large_reports()
+    figures: dict[int, dict[str, float]] = {}
+    sizes: dict[int, int] = {}
+    tune_gc_for_serving()  # the collector as a serving platform process has it
+    for units, doc in docs.items():
+        # as cedx's client sends it (runtime.client: compact, members in canonical order)
+        raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+        sizes[units] = len(raw)
+        rounds = args.rounds * (10 if units == 2 else 1)
+        figures[units] = {name: ms(fn, rounds) for name, fn in stages(raw, public).items()}
     print(f"platform stages outside the rules, CPU ms per report (2 units {sizes[2] / 1024:.0f} KiB, "
           f"200 units {sizes[200] / 1024:.0f} KiB)")
     for name in figures[2]:

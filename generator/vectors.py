@@ -23,7 +23,7 @@ from cedx.trust import chain, sm3
 from cedx.trust import x509 as tx
 from cedx.trust.canonical import instant_tree
 from cedx.trust.curve import DEFAULT_ID, z_value
-from cedx.trust.envelope import ALGORITHM, PREHASH_ALGORITHM, signing_input
+from cedx.trust.envelope import ALGORITHM, PREHASH_ALGORITHM, message_for, signing_input
 from cedx.trust.keys import SM2PrivateKey
 from cedx.trust.reqsign import canonical_query, sign_request, string_to_sign
 from cedx.trust.tsa import DEFAULT_POLICY
@@ -59,7 +59,7 @@ def _document_vector(name: str, zh: str, en: str, schema: str, envelope: dict[st
     """Sign ``envelope`` (whose block lacks ``value``) exactly as written and describe every step."""
     message = signing_input(envelope, instants=instants)
     algorithm = envelope["signature"]["algorithm"]
-    signed = sm3(message) if algorithm == PREHASH_ALGORITHM else message  # what SM2 signs: M
+    signed = message_for(algorithm, message)  # what SM2 signs: M
     value = key.sign(signed)
     envelope["signature"]["value"] = _b64(value)
     # The input text carries the value too: fill the placeholder the caller left in it.

@@ -56,6 +56,14 @@ def _record(period: str, document: str | bytes, received_at: dt.datetime, **kw) 
     return SubmissionRecord(**values)
 
 
+def _accepted_original(store: SqlStore, period: str, when: dt.datetime) -> SubmissionRecord:
+    """An accepted original for ``period``, stored under the key ``key-<period>``."""
+    first = _record(period, b"{}", when)
+    with store.submission_transaction() as tx:
+        tx.insert(first, f"key-{period}", "e" * 64)
+    return first
+
+
 def _stored(store: SqlStore, submission_id: str) -> dict:
     """A submission's row as the database holds it (SQLite: the text and its storage class)."""
     with store.engine.connect() as conn:
@@ -149,9 +157,7 @@ def test_listing_orders_rows_of_both_paths_and_the_cursor_compares_exactly(store
 def test_one_accepted_version_and_one_key_are_conflicts_and_nothing_is_half_written(stores):
     store, other = stores
     when = dt.datetime.now(UTC)
-    first = _record("2033-01", b"{}", when)
-    with store.submission_transaction() as tx:
-        tx.insert(first, "key-2033-01", "e" * 64)
+    first = _accepted_original(store, "2033-01", when)
     for again, key in ((_record("2033-01", b"{}", when), "key-other"),      # a second accepted version
                        (_record("2033-02", b"{}", when), "key-2033-01")):   # the key used before
         with pytest.raises(StoreConflict):
@@ -291,9 +297,7 @@ def test_the_merged_rate_limit_count_loses_no_hit_across_workers(stores):
 def test_a_correction_supersedes_and_inserts_both_or_neither(stores):
     store, other = stores
     when = dt.datetime.now(UTC)
-    first = _record("2035-01", b"{}", when)
-    with store.submission_transaction() as tx:
-        tx.insert(first, "key-2035-01", "e" * 64)
+    first = _accepted_original(store, "2035-01", when)
     # the correction's idempotency key is taken: the insert fails, the supersede is undone
     correction = _record("2035-01", b"{}", when, version=2, kind="correction", supersedes=first.submission_id)
     with pytest.raises(StoreConflict), other.submission_transaction() as tx:

@@ -312,11 +312,11 @@ def test_spliced_envelope_bytes_equal_one_pass(fields, block, tree):
 # --------------------------------------------------------------------------- the two encoders
 def _with_json_module(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """``fn`` run with the json module's encoder instead of orjson (the `fast` extra)."""
-    saved, canonical._orjson = canonical._fast_encoder(), None
+    saved, canonical._fast_encoder = canonical._fast_encoder, lambda: None
     try:
         return _outcome(fn, *args, **kwargs)
     finally:
-        canonical._orjson = saved
+        canonical._fast_encoder = saved
 
 
 def test_the_fast_extra_encoder_is_installed_where_make_venv_ran():

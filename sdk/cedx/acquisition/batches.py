@@ -28,6 +28,7 @@ from ..generated.constants import (
     SPEC_VERSION,
 )
 from ..trust.curve import DEFAULT_ID
+from ..trust.envelope import message_for
 from ..trust.sm3 import sm3
 
 UTC = dt.timezone.utc
@@ -248,8 +249,7 @@ class BatchVerifier:
         uid = block.get("userId", DEFAULT_ID.decode()).encode("utf-8")
         try:
             value = base64.b64decode(block["value"], validate=True)
-            message = _signing_input(pbytes, protected, version)
-            public.verify(value, trust.sm3(message) if block["algorithm"] == trust.PREHASH_ALGORITHM else message, uid)
+            public.verify(value, message_for(block["algorithm"], _signing_input(pbytes, protected, version)), uid)
         except (trust.InvalidSignature, ValueError) as exc:
             raise BatchError(f"batch {i}: signature invalid: {exc}", i) from None
         return cast(str, block["keyId"])

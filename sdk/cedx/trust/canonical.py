@@ -42,12 +42,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-import importlib
 import json
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Union
+
+from .. import _optional as optional
 
 # cedx.instants.INSTANT_PATTERN with groups; fraction digits unbounded here so that a tenth
 # digit is seen and refused rather than not matching; ASCII digits only ([0-9], not \d).
@@ -437,21 +438,8 @@ _IN_ORDER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_ci
 
 # orjson (the `fast` extra) writes the same bytes for such a record — same escapes, key order by
 # code point, UTF-8 — about ten times faster; tests/trust/test_canonical.py compares the two.
-# Imported on first use, so that importing the trust layer stays cheap.
-_orjson: Any = None
-_orjson_tried = False
-
-
-def _fast_encoder() -> Any:
-    """The orjson module, or None without the `fast` extra."""
-    global _orjson, _orjson_tried
-    if not _orjson_tried:
-        try:
-            _orjson = importlib.import_module("orjson")
-        except ImportError:
-            _orjson = None
-        _orjson_tried = True
-    return _orjson
+# The orjson module or None, imported on first use (importing the trust layer stays cheap).
+_fast_encoder = optional.orjson
 
 
 def _locate(value: Any, bad: Any, path: str = "$") -> str | None:
@@ -512,7 +500,7 @@ def prepare(value: Any, node: InstantNode, path: str = "$", kind: int | None = N
 def encode(value: Any, kind: int = PLAIN, path: str = "$") -> bytes:
     """RFC 8785 bytes of a record that ``prepare`` returned (with its kind)."""
     ordered = value if kind == PLAIN else _utf16_sorted(value)
-    fast = _orjson if _orjson_tried else _fast_encoder()
+    fast = _fast_encoder()
     if fast is not None:
         try:
             out: bytes = fast.dumps(ordered, option=fast.OPT_SORT_KEYS if kind == PLAIN else 0)

@@ -81,11 +81,18 @@ def signing_input(envelope: dict[str, Any], *, instants: InstantNode = None) -> 
     return _Canonical(envelope, instants).signing_input()
 
 
+def message_for(algorithm: str, signing: bytes, body: PrefixDigests | None = None) -> bytes:
+    """The message M an SM2 signature of ``algorithm`` is over (e = SM3(Z_A || M)), given the
+    signing input: the input itself for "SM2-with-SM3", its SM3 digest for
+    "SM2-with-SM3-prehash" (resumed from ``body``'s states where the bytes agree)."""
+    if algorithm != PREHASH_ALGORITHM:
+        return signing
+    return sm3(signing) if body is None else body.sm3_of(signing)
+
+
 def signed_message(envelope: dict[str, Any], *, instants: InstantNode = None) -> bytes:
-    """The message M that the block's SM2 signature is over (e = SM3(Z_A || M)): the signing
-    input for "SM2-with-SM3", its SM3 digest for "SM2-with-SM3-prehash"."""
-    message = signing_input(envelope, instants=instants)
-    return sm3(message) if envelope["signature"].get("algorithm") == PREHASH_ALGORITHM else message
+    """The message M that the envelope's block signs (``message_for`` its algorithm)."""
+    return message_for(envelope["signature"].get("algorithm", ""), signing_input(envelope, instants=instants))
 
 
 class _Canonical:
@@ -179,8 +186,7 @@ def sign_document(
     if uid != DEFAULT_ID:
         block["userId"] = uid.decode("utf-8")
     envelope = {**to_logical(envelope_fields or {}), "payload": record, "signature": block}
-    message = signing_input(envelope, instants=instants)
-    value = key.sign(sm3(message) if algorithm == PREHASH_ALGORITHM else message, uid)
+    value = key.sign(signed_message(envelope, instants=instants), uid)
     block["value"] = b64e(value)
     if certificate_chain:
         block["certificateChain"] = [b64e(c) for c in certificate_chain]
@@ -266,10 +272,8 @@ def verify_document(
         message = canonical.signing_input()
     except CanonicalizationError as exc:  # e.g. a ten-digit fraction: refused, never cut
         raise InvalidSignature(f"document has no canonical form: {exc}") from exc
-    if block["algorithm"] == PREHASH_ALGORITHM:
-        message = sm3(message) if body is None else body.sm3_of(message)
     try:
-        public.verify(value, message, uid)
+        public.verify(value, message_for(block["algorithm"], message, body), uid)
     except InvalidSignature as exc:
         raise InvalidSignature(f"document signature invalid: {exc}") from exc
     token = block.get("timestampToken")
