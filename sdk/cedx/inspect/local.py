@@ -56,7 +56,9 @@ class ReferencePlatform(contextlib.ExitStack):
         super().__init__()
         self.root, self.successor, self.provision, self.wrap = root, successor, provision, wrap
         self.successor_overrides, self.serve_successor = successor_overrides or {}, serve_successor
-        port, self.successor_port = free_port(), free_port()
+        port = self.successor_port = free_port()
+        while self.successor_port == port:  # two calls may get the same freed port back
+            self.successor_port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.successor_url = f"http://127.0.0.1:{self.successor_port}" if successor else None
         self.settings = PlatformSettings(
