@@ -17,12 +17,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote, urlencode
 
-import httpx
+try:
+    import httpx
+except ImportError as exc:  # the `async` extra is not installed: say which one
+    raise ModuleNotFoundError("the asyncio clients need httpx: pip install 'cedx[async]'", name="httpx") from exc
 
 from .. import trust
-from .client import BaseClient, Format, RetryPolicy, _query_value, log, token_from_response
+from .client import (
+    BaseClient,
+    Format,
+    RetryPolicy,
+    TokenProvider,
+    _query_value,
+    log,
+    token_from_response,
+)
 from .errors import (
     ApiError,
+    ConfigurationError,
     ConnectionFailed,
     InvalidResponseError,
     RequestTimeout,
@@ -136,6 +148,9 @@ class AsyncBaseClient(BaseClient):
         validate: bool = True,
         signature_algorithm: str = "SM2-with-SM3-prehash",
     ):
+        if isinstance(token_provider, TokenProvider):
+            raise ConfigurationError(f"{type(self).__name__} takes a cedx.AsyncTokenProvider; cedx.TokenProvider "
+                                     "is for the blocking clients (cedx.ReportingClient...)")
         http = client or httpx.AsyncClient(timeout=timeout, verify=verify)
         super().__init__(base_url, token=token, signing_key=signing_key, signing_certificate=signing_certificate,
                          trust_anchors=trust_anchors, format=format, session=http,  # type: ignore[arg-type]
@@ -172,10 +187,10 @@ class AsyncBaseClient(BaseClient):
                     query: dict[str, Any] | None = None, headers: dict[str, Any] | None = None, body: Any = None,
                     format: Format | None = None, model: Callable[[Any], _T] | None = None) -> _T:
         fmt = Format(format or self.format)
-        self._check_verifiable(op)
         form = op.body_media == ("application/x-www-form-urlencoded",)
         if not form:
             self._validate_document(op, body)
+        self._check_verifiable(op)
         path = op.path
         for name, value in (path_params or {}).items():
             path = path.replace("{" + name + "}", quote(str(value), safe=""))

@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import random
+import sys
 import threading
 import time
 import types
@@ -138,6 +139,10 @@ def token_from_response(resp: Any, token_url: str, client_id: str) -> tuple[str,
         raise InvalidResponseError(f"token endpoint {token_url} answered HTTP {resp.status_code} "
                                    "without a JSON object", resp.status_code)
     if resp.status_code != 200:
+        if "error" not in body and "code" in body:  # problem+json, not RFC 6749: e.g. 404 for a wrong token URL
+            problem = ApiError.from_problem(resp.status_code, body)
+            raise type(problem)(problem.status, problem.code, problem.title,
+                                f"token endpoint {token_url}: {problem.detail or problem.title}", problem.errors, body)
         error = str(body.get("error") or "TOKEN_INVALID")
         detail = str(body.get("error_description") or body.get("detail") or "")
         kind = AuthenticationError if resp.status_code in (400, 401, 403) else ApiError
@@ -338,6 +343,15 @@ def _send_with_retry(policy: RetryPolicy, send: Callable[[], requests.Response],
         return resp
 
 
+def _certificate_bytes(value: Any, what: str) -> bytes:
+    """A certificate as the clients take it, PEM or DER bytes; anything else (a file name, PEM
+    text) is named here, when the client is made, not deep in the trust layer after sending."""
+    if isinstance(value, bytes):
+        return value
+    hint = "; read the file first: Path(...).read_bytes()" if isinstance(value, str) or hasattr(value, "__fspath__") else ""
+    raise ConfigurationError(f"{what} must be a certificate as PEM or DER bytes, not {type(value).__name__}{hint}")
+
+
 # cedx.trust.ALGORITHMS, written out so that making a client does not import the trust layer
 # (tests/runtime/test_lazy_imports.py; a test checks that the two agree)
 SIGNATURE_ALGORITHMS = ("SM2-with-SM3-prehash", "SM2-with-SM3")
@@ -385,9 +399,19 @@ class BaseClient:
             log.warning("%s for %s: verify_signatures=False, signed answers are NOT verified",
                         type(self).__name__, base_url)
         self.retry = retry or RetryPolicy()
+        aio = sys.modules.get("cedx.runtime.aio")  # loaded if the caller holds an AsyncTokenProvider
+        if aio is not None and isinstance(token_provider, aio.AsyncTokenProvider):
+            raise ConfigurationError(f"{type(self).__name__} takes a cedx.TokenProvider; cedx.AsyncTokenProvider "
+                                     "is for the asyncio clients (cedx.AsyncReportingClient...)")
         self._token, self._tokens = token, token_provider
         self.signing_key = signing_key
+        if signing_certificate is not None:
+            _certificate_bytes(signing_certificate, "signing_certificate")
         self.signing_certificate = signing_certificate
+        if isinstance(trust_anchors, (bytes, str)):
+            raise ConfigurationError("trust_anchors is a list of CA certificates: trust_anchors=[ca_pem]")
+        for n, anchor in enumerate(trust_anchors or []):
+            _certificate_bytes(anchor, f"trust_anchors[{n}]")
         self.trust_anchors = trust_anchors or []
         self._resolver: tx.ChainResolver | None = None
         # (operationId, Idempotency-Key) -> (SM3 of the unsigned record, signed envelope):
@@ -420,7 +444,9 @@ class BaseClient:
     @staticmethod
     def _record(value: Any) -> Any:
         if hasattr(value, "model_dump"):
-            return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+            # warnings=False: a model changed with model_copy(update=...) holds what it was given
+            # (a str for a UUID...); it is dumped as given and validated as JSON right after
+            return value.model_dump(mode="json", by_alias=True, exclude_none=True, warnings=False)
         return value
 
     def _encode(self, op: OperationInfo, record: Any, fmt: Format) -> bytes:
@@ -490,17 +516,31 @@ class BaseClient:
             raise DocumentInvalid(schema, issues)
 
     def _check_verifiable(self, op: OperationInfo) -> None:
-        if op.signed_response and self.verify_signatures and not self.trust_anchors:
-            raise ConfigurationError(
-                f"{op.operation_id} answers a signed document: give trust_anchors=[CA certificate] to verify it "
-                "(or verify_signatures=False to skip verification, not recommended)")
+        """Before sending: an operation whose answer is signed needs trust anchors that are
+        certificates (otherwise a submission would be stored and only its receipt refused)."""
+        if op.signed_response and self.verify_signatures:
+            if not self.trust_anchors:
+                raise ConfigurationError(
+                    f"{op.operation_id} answers a signed document: give trust_anchors=[CA certificate] to verify it "
+                    "(or verify_signatures=False to skip verification, not recommended)")
+            self._chain_resolver()
+
+    def _chain_resolver(self) -> tx.ChainResolver:
+        """The resolver over the trust anchors, made again when they change."""
+        if self._resolver is None or self._resolver.trust_anchors != self.trust_anchors:
+            for n, anchor in enumerate(self.trust_anchors):
+                try:
+                    tx.load_certificate(_certificate_bytes(anchor, f"trust_anchors[{n}]"))
+                except trust.CertificateError as exc:
+                    raise ConfigurationError(f"trust_anchors[{n}] is not a CA certificate (PEM or DER): {exc}") from exc
+            self._resolver = tx.ChainResolver(self.trust_anchors)
+        return self._resolver
 
     def verify_signed(self, record: dict[str, Any]) -> trust.VerifiedDocument:
         """Verify-on-receive against the trust anchors (certificate chain in the block)."""
-        if self._resolver is None or self._resolver.trust_anchors != self.trust_anchors:
-            self._resolver = tx.ChainResolver(self.trust_anchors)
+        resolver = self._chain_resolver()
         try:
-            return trust.verify_document(record, self._resolver)
+            return trust.verify_document(record, resolver)
         except (trust.InvalidSignature, trust.CertificateError) as exc:
             raise SignatureVerificationError(str(exc)) from exc
 
@@ -516,9 +556,9 @@ class BaseClient:
               query: dict[str, Any] | None = None, headers: dict[str, Any] | None = None, body: Any = None, format: Format | None = None,
               model: Callable[[Any], _T] | None = None) -> _T:
         fmt = Format(format or self.format)
-        self._check_verifiable(op)
         if op.body_media != ("application/x-www-form-urlencoded",):
             self._validate_document(op, body)
+        self._check_verifiable(op)
         path = op.path
         for name, value in (path_params or {}).items():
             path = path.replace("{" + name + "}", quote(str(value), safe=""))

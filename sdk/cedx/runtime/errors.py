@@ -24,6 +24,12 @@ class _Issues:
 
     errors: list[ProblemItem]
 
+    @staticmethod
+    def _shown(errors: list[ProblemItem]) -> str:
+        """The first field items for the message (what a log line of ``str(exc)`` shows)."""
+        shown = "; ".join(f"{e.path}: {e.code} {e.message}" for e in errors[:3])
+        return shown + (f" (+{len(errors) - 3} more)" if len(errors) > 3 else "")
+
     @property
     def rules(self) -> list[str]:
         """Rule IDs of the field items (e.g. ``R-FUEL-001``), in order, without repeats."""
@@ -65,9 +71,7 @@ class ValidationError(_Issues, CedxError):
 
     def __init__(self, schema: str, errors: list[ProblemItem]):
         self.schema, self.errors = schema, list(errors)
-        shown = "; ".join(f"{e.path}: {e.code} {e.message}" for e in self.errors[:3])
-        more = f" (+{len(self.errors) - 3} more)" if len(self.errors) > 3 else ""
-        super().__init__(f"{schema} is invalid: {shown}{more}")
+        super().__init__(f"{schema} is invalid: {self._shown(self.errors)}")
 
 
 class SignatureVerificationError(TrustError):
@@ -92,7 +96,8 @@ class ApiError(_Issues, CedxError):
         self.status, self.code, self.title, self.detail = status, code, title, detail
         self.errors = errors or []
         self.body = body or {}
-        super().__init__(f"{status} {code}: {detail or title}")
+        items = f": {self._shown(self.errors)}" if self.errors else ""
+        super().__init__(f"{status} {code}: {detail or title}{items}")
 
     @classmethod
     def from_problem(cls, status: int, body: dict[str, Any]) -> ApiError:

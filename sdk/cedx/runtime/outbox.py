@@ -87,12 +87,15 @@ class Outbox:
     # --- writing --------------------------------------------------------------------------
     def enqueue(self, document: Any, kind: str = "monthly_report") -> str:
         """Validate, sign (if a payload is given) and store durably; returns the item id. A
-        document that breaks the schema or a quality rule raises ValidationError and is not stored."""
+        document that breaks the schema or a quality rule raises ValidationError, and a client
+        that could not verify the receipt (no trust anchors) ConfigurationError; neither is stored."""
         if kind not in self._facts().submit_operations:
             raise ValueError(f"unknown document kind {kind!r}")
         operation = self.client_operation(kind)
         if hasattr(self.client, "_validate_document"):
             self.client._validate_document(operation, document)
+        if hasattr(self.client, "_check_verifiable"):  # no usable trust anchors: refused now, not at every deliver
+            self.client._check_verifiable(operation)
         envelope = self.client._sign_body(operation, document)
         item_id = str(uuid.uuid4())
         with self._db() as db:
@@ -138,7 +141,8 @@ class Outbox:
                     if exc.status in (408, 429) or exc.status >= 500:
                         self._note(item_id, f"{exc.status} {exc.code}: {exc.detail}")
                         return delivered
-                    self._park(item_id, f"{exc.status} {exc.code}: {exc.detail} {[e.__dict__ for e in exc.errors]}")
+                    items = [e.as_problem_item() for e in exc.errors]  # problem+json items: path, code, message, rule
+                    self._park(item_id, f"{exc.status} {exc.code}: {exc.detail} {json.dumps(items, ensure_ascii=False)}")
                     continue
                 except (TransportError, requests.ConnectionError, requests.Timeout) as exc:
                     self._note(item_id, f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,130 @@
+"""The mistakes an ERP/MES integrator makes in the first hour, against the real platform: each
+one is a typed cedx error that names what to fix, raised before anything is sent where it can
+be, never a raw TypeError/AttributeError from deep inside (issue 16)."""
+
+import subprocess
+import sys
+import uuid
+import warnings
+
+import pytest
+from sqlalchemy import func, select
+
+import cedx
+from cedx.generated import models
+from cedx.platform.db import SubmissionRow
+from cedx.runtime.client import RetryPolicy, TokenProvider
+from cedx.runtime.outbox import Outbox
+from cedx.trust import x509 as tx
+
+
+def _stored(env, period):
+    with env.admin.sessions() as s:
+        return s.scalar(select(func.count()).select_from(SubmissionRow).where(
+            SubmissionRow.credit_code == env.power.credit_code, SubmissionRow.period == period))
+
+
+def _report(env, period):
+    report = env.power.report()
+    report.period, report.report_id = period, uuid.uuid4()
+    return report
+
+
+def _breaking_r_pow_004(env, february):
+    return _report(env, february)  # the example's 744 running hours do not fit February
+
+
+def test_the_outbox_parks_a_refused_item_with_its_problem_items(env, tmp_path):
+    """A 422 with field items used to crash deliver() (AttributeError: Issue has no __dict__)."""
+    client = env.client(env.power, validate=False)  # the platform, not the client, refuses it
+    box = Outbox(tmp_path / "o.db", client)
+    item = box.enqueue(_breaking_r_pow_004(env, "2015-02"))
+    assert box.deliver() == 0
+    parked = box.item(item)
+    assert parked.state == "failed" and box.counts() == {"failed": 1}
+    assert parked.last_error.startswith("422 RULE_VIOLATION")
+    assert '"rule": "R-POW-004"' in parked.last_error and "$.payload.power.units[0]" in parked.last_error
+
+
+def test_the_outbox_refuses_to_store_what_it_could_not_verify_the_receipt_of(env, tmp_path):
+    client = env.client(env.power, trust_anchors=None)
+    box = Outbox(tmp_path / "o.db", client)
+    with pytest.raises(cedx.ConfigurationError, match="trust_anchors"):
+        box.enqueue(_report(env, "2015-03"))
+    assert box.counts() == {}
+
+
+@pytest.mark.parametrize("anchors, words", [
+    ([b"not a certificate"], "trust_anchors[0] is not a CA certificate"),
+    ([b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"], "trust_anchors[0] is not a CA certificate"),
+])
+def test_unusable_trust_anchors_are_refused_before_the_report_is_sent(env, anchors, words):
+    """They used to be found only on the receipt: the report was stored, the caller got an error
+    and a retry a 409."""
+    client = env.client(env.power, trust_anchors=anchors)
+    with pytest.raises(cedx.ConfigurationError) as exc:
+        client.submit_monthly_report(_report(env, "2015-05"))
+    assert words in str(exc.value)
+    assert _stored(env, "2015-05") == 0
+
+
+def test_certificates_given_as_text_or_file_names_are_refused_when_the_client_is_made(env):
+    ca_pem = tx.to_pem(env.ca)
+    cases = [
+        (dict(trust_anchors=["platform-ca.pem"]), "trust_anchors[0] must be a certificate as PEM or DER bytes, not str"),
+        (dict(trust_anchors=[ca_pem.decode()]), "Path(...).read_bytes()"),
+        (dict(trust_anchors=ca_pem), "trust_anchors is a list of CA certificates"),
+        (dict(signing_certificate="entity.pem"), "signing_certificate must be a certificate as PEM or DER bytes"),
+    ]
+    for options, words in cases:
+        with pytest.raises(cedx.ConfigurationError) as exc:
+            env.client(env.power, **options)
+        assert words in str(exc.value), options
+
+
+def test_a_wrong_token_url_is_a_not_found_naming_the_url(env):
+    wrong = f"{env.url}/token"
+    client = cedx.ReportingClient(env.url, token_provider=TokenProvider(wrong, "x", "y"), trust_anchors=[env.ca],
+                                  retry=RetryPolicy(attempts=1))
+    with pytest.raises(cedx.NotFoundError) as exc:
+        client.list_submissions()
+    assert exc.value.code == "NOT_FOUND" and wrong in str(exc.value)
+
+
+def test_token_providers_of_the_other_kind_are_refused(env):
+    pytest.importorskip("httpx")
+    tokens = cedx.AsyncTokenProvider(f"{env.url}/oauth/token", "x", "y")
+    with pytest.raises(cedx.ConfigurationError, match="AsyncTokenProvider is for the asyncio clients"):
+        cedx.ReportingClient(env.url, token_provider=tokens, trust_anchors=[env.ca])
+    with pytest.raises(cedx.ConfigurationError, match="TokenProvider is for the blocking clients"):
+        cedx.AsyncReportingClient(env.url, token_provider=env.tokens(env.power), trust_anchors=[env.ca])
+
+
+def test_a_refusal_says_which_rule_and_path_in_its_message(env):
+    client = env.client(env.power, validate=False)
+    with pytest.raises(cedx.UnprocessableError) as exc:
+        client.submit_monthly_report(_breaking_r_pow_004(env, "2014-02"))
+    assert exc.value.rules == ["R-POW-004"]
+    assert "$.payload.power.units[0]: R-POW-004 Running hours" in str(exc.value)
+
+
+def test_a_correction_made_with_model_copy_and_a_str_id_sends_without_warnings(env):
+    """The integrator guide's correction: model_copy(update=...) with the id read from
+    receipt.json (a str where the model has a UUID) used to print pydantic's serializer warning."""
+    client = env.client(env.power)
+    report = _report(env, "2015-08")
+    first = client.submit_monthly_report(report)
+    correction = report.model_copy(update={"submission_kind": models.SubmissionKind.correction,
+                                           "replaces_submission_id": str(first.payload.submission_id),
+                                           "reason": "修正 / corrected"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        receipt = client.submit_monthly_report(correction)
+    assert receipt.payload.version == 2
+
+
+def test_the_asyncio_clients_without_httpx_name_the_extra():
+    probe = ("import sys; sys.modules['httpx'] = None\nimport cedx\n"
+             "try:\n    cedx.AsyncReportingClient\nexcept ModuleNotFoundError as e:\n    print(e.name, '|', e)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "httpx | the asyncio clients need httpx: pip install 'cedx[async]'"
