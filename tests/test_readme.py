@@ -108,6 +108,8 @@ def run_document(path: Path, tmp_path: Path) -> list[tuple[str, subprocess.Compl
                 f"{path.name} block {n} ({lang}) failed with {result.returncode}:\n{code}\n"
                 f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}")
             assert "Traceback" not in result.stderr, result.stderr
+            # nor a warning a reader would have to puzzle over (the portable-backend hint aside)
+            assert {w for w in re.findall(r"(\w+Warning): ", result.stderr)} <= {"PerformanceWarning"}, result.stderr
             results.append((code, result))
     finally:
         session.close()
