@@ -115,6 +115,6 @@ def face_names() -> list[dict[str, Any]]:
             obj = getattr(obj, attr) if attr else obj
             doc = _first_line(obj if isinstance(obj, type) or callable(obj) or inspect.ismodule(obj) else type(obj))
             if not (isinstance(obj, type) or callable(obj) or inspect.ismodule(obj)):
-                doc = f"a `{type(obj).__name__}` instance: {doc}"
+                doc = f"`{obj!r}`, a `{type(obj).__name__}` instance"  # its values, not its class's summary
         out.append({"name": name, "doc": doc})
     return out

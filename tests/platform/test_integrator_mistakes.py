@@ -128,3 +128,21 @@ def test_the_asyncio_clients_without_httpx_name_the_extra():
              "try:\n    cedx.AsyncReportingClient\nexcept ModuleNotFoundError as e:\n    print(e.name, '|', e)\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "httpx | the asyncio clients need httpx: pip install 'cedx[async]'"
+
+
+def test_the_outbox_refuses_an_asyncio_client_before_storing_anything(env, tmp_path):
+    """deliver() used to call the coroutine methods without awaiting them (AttributeError on a
+    coroutine, the item left pending after enqueue had stored it)."""
+    pytest.importorskip("httpx")
+    client = cedx.AsyncReportingClient(env.url, signing_key=env.power.key, trust_anchors=[env.ca])
+    with pytest.raises(cedx.ConfigurationError, match="blocking client"):
+        Outbox(tmp_path / "o.db", client)
+    assert not (tmp_path / "o.db").exists()
+
+
+def test_the_api_reference_describes_no_retry_by_its_values():
+    from generator.apidocs import face_names
+
+    rows = {f["name"]: f["doc"] for f in face_names()}
+    assert rows["NO_RETRY"].startswith("`RetryPolicy(attempts=1,")
+    assert "``pending``" in rows["OutboxItem"] and "``failed``" in rows["OutboxItem"]

@@ -291,6 +291,10 @@ class RetryPolicy:
                  retry_after_cap: float = 120.0, sleep: Callable[[float], None] = time.sleep):
         self.attempts, self.base, self.cap, self.retry_after_cap, self.sleep = attempts, base, cap, retry_after_cap, sleep
 
+    def __repr__(self) -> str:
+        return (f"RetryPolicy(attempts={self.attempts}, base={self.base}, cap={self.cap}, "
+                f"retry_after_cap={self.retry_after_cap})")
+
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         if retry_after:
             try:

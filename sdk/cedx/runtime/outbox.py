@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -27,7 +28,7 @@ import requests
 
 from .. import spec
 from ..spec.facts import SpecFacts
-from .errors import ApiError, TransportError
+from .errors import ApiError, ConfigurationError, TransportError
 from .operations import OperationInfo
 
 log = logging.getLogger("cedx.outbox")
@@ -53,6 +54,10 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 @dataclass(frozen=True)
 class OutboxItem:
+    """One queued document: ``state`` is ``pending`` (not delivered yet; ``last_error`` says why),
+    ``delivered`` (``receipt`` is the verified receipt as JSON) or ``failed`` (refused by the
+    platform; ``last_error`` holds the problem)."""
+
     id: str
     kind: str
     state: str
@@ -66,6 +71,10 @@ class Outbox:
     stores; ``deliver`` sends with the stored idempotency key, so each is stored exactly once."""
 
     def __init__(self, path: str | Path, client: Any):
+        aio = sys.modules.get("cedx.runtime.aio")  # loaded if the caller holds an asyncio client
+        if aio is not None and isinstance(client, aio.AsyncBaseClient):
+            raise ConfigurationError("the Outbox delivers with a blocking client (cedx.ReportingClient), "
+                                     f"not {type(client).__name__}; run deliver() in a thread from asyncio")
         self.path = str(path)
         self.client = client
         self._lock = threading.Lock()  # one delivery loop at a time per process
