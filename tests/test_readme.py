@@ -135,6 +135,7 @@ def test_first_hour_guides_run_as_written(tmp_path):
         runs = {g: pool.submit(run_document, ROOT / "docs" / "guides" / f"{g}.md", tmp_path / g) for g in guides}
     outputs = {g: "\n".join(r.stdout for _, r in run.result()) for g, run in runs.items()}
     assert "not sent: $.power.units[0] R-POW-004" in outputs["integrator"]
+    assert re.search(r"receipt [0-9a-f-]{36} verified, time-stamped 20", outputs["integrator"])
     assert "delivered {'delivered': 1}" in outputs["integrator"]
     assert "verified" in outputs["operator"]
     assert (tmp_path / "inspector" / "inspection" / "report.json").is_file()
