@@ -81,3 +81,16 @@ def test_issue_certificate_checks_the_csr_subject(capsys, tmp_path):
         if not ok:
             assert f"does not name entity {code}" in err and f'--subject "CN={code}"' in err
     assert (tmp_path / "c.pem").is_file()
+
+
+def test_the_portable_backend_hint_is_one_line_not_a_warning_with_a_source_line(tmp_path):
+    """`pip install 'cedx[server,async]'` (the README's) has no tongsuopy: every command printed
+    the library's file path and source line with the hint."""
+    probe = ("import sys; sys.modules['tongsuopy'] = None\nfrom cedx.cli import main\n"
+             "sys.exit(main(['keygen', '-o', 'k.pem']))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "CEDX_SM2_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "cedx: warning: using the portable (pure Python, slower) SM2 backend: native SM2 backend needs "
+        "tongsuopy (pip install 'cedx[fast]'); set CEDX_SM2_BACKEND=portable to silence this"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
@@ -84,9 +85,23 @@ def _one_line(exc: BaseException) -> str:
     return text if text.startswith("error:") else f"error: {text}"
 
 
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """cedx's own warnings (the portable SM2 backend's hint) as one line, like its errors, not
+    with the library's file and source line; other warnings as Python shows them."""
+    if not category.__module__.startswith("cedx."):
+        _python_showwarning(message, category, filename, lineno, file, line)
+        return
+    print(f"cedx: warning: {str(message).removeprefix('cedx: ')}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .._exceptions import CedxError, TrustError
 
+    warnings.showwarning = _show_warning
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or EXIT_OK)
