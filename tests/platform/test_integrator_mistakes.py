@@ -146,3 +146,17 @@ def test_the_api_reference_describes_no_retry_by_its_values():
     rows = {f["name"]: f["doc"] for f in face_names()}
     assert rows["NO_RETRY"].startswith("`RetryPolicy(attempts=1,")
     assert "``pending``" in rows["OutboxItem"] and "``failed``" in rows["OutboxItem"]
+
+
+def test_a_platform_that_is_down_is_said_in_the_systems_words(env):
+    from cedx.runtime.serve import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"
+    sleeps = []
+    client = cedx.ReportingClient(down, token_provider=TokenProvider(f"{down}/oauth/token", "erp", "s",
+                                                                     retry=RetryPolicy(attempts=3, sleep=sleeps.append)),
+                                  trust_anchors=[env.ca])
+    with pytest.raises(cedx.ConnectionFailed) as exc:
+        client.list_submissions()
+    assert str(exc.value) == f"POST {down}/oauth/token: Connection refused (3 attempts)"
+    assert len(sleeps) == 2 and "HTTPConnectionPool" in str(exc.value.__cause__)  # the whole story stays the cause

@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 
-def _transport_error(exc: httpx.HTTPError, method: str, url: str) -> TransportError:
-    what = f"{method} {url}: {type(exc).__name__}: {exc}"
+def _transport_error(exc: httpx.HTTPError, method: str, url: str, attempts: int = 1) -> TransportError:
+    what = f"{method} {url}: {type(exc).__name__}: {exc}" + (f" ({attempts} attempts)" if attempts > 1 else "")
     if isinstance(exc, httpx.TimeoutException):
         return RequestTimeout(what)
     if isinstance(exc, (httpx.ConnectError, httpx.NetworkError, httpx.RemoteProtocolError)):
@@ -68,7 +68,7 @@ async def _send_with_retry(policy: RetryPolicy, send: Callable[[], Awaitable[htt
         except _TRANSIENT as exc:
             attempt += 1
             if attempt >= policy.attempts:
-                raise _transport_error(exc, method, url) from exc
+                raise _transport_error(exc, method, url, attempt) from exc
             wait = policy.delay(attempt)
             log.warning("%s %s: %s; retry %d in %.2f s", method, url, type(exc).__name__, attempt, wait)
             await _sleep(policy, wait)

@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import random
+import re
 import sys
 import threading
 import time
@@ -311,9 +312,13 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(attempts=1)
 
 
-def _transport_error(exc: requests.RequestException, method: str, url: str) -> TransportError:
-    """A requests exception as cedx's own (the original stays as ``__cause__``)."""
-    what = f"{method} {url}: {type(exc).__name__}: {exc}"
+def _transport_error(exc: requests.RequestException, method: str, url: str, attempts: int = 1) -> TransportError:
+    """A requests exception as cedx's own (the original stays as ``__cause__``). The message
+    gives the system's reason ("Connection refused", "Name or service not known") when there is
+    one, rather than urllib3's pool text around it, and how many attempts were made."""
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")(]+)", str(exc))
+    reason = errno.group(1).strip() if errno else f"{type(exc).__name__}: {exc}"
+    what = f"{method} {url}: {reason}" + (f" ({attempts} attempts)" if attempts > 1 else "")
     if isinstance(exc, requests.Timeout) and not isinstance(exc, requests.ConnectionError):
         return RequestTimeout(what)
     if isinstance(exc, requests.ConnectionError):
@@ -331,7 +336,7 @@ def _send_with_retry(policy: RetryPolicy, send: Callable[[], requests.Response],
         except (requests.ConnectionError, requests.Timeout) as exc:
             attempt += 1
             if attempt >= policy.attempts:
-                raise _transport_error(exc, method, url) from exc
+                raise _transport_error(exc, method, url, attempt) from exc
             wait = policy.delay(attempt)
             log.warning("%s %s: %s; retry %d in %.2f s", method, url, type(exc).__name__, attempt, wait)
             policy.sleep(wait)
@@ -620,7 +625,7 @@ class BaseClient:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 attempt += 1
                 if attempt >= self.retry.attempts:
-                    raise _transport_error(exc, op.method, url) from exc
+                    raise _transport_error(exc, op.method, url, attempt) from exc
                 wait = self.retry.delay(attempt)
                 log.warning("%s %s: %s; retry %d in %.2f s", op.method, path, type(exc).__name__, attempt, wait)
                 self.retry.sleep(wait)
