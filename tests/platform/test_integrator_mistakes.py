@@ -160,3 +160,48 @@ def test_a_platform_that_is_down_is_said_in_the_systems_words(env):
         client.list_submissions()
     assert str(exc.value) == f"POST {down}/oauth/token: Connection refused (3 attempts)"
     assert len(sleeps) == 2 and "HTTPConnectionPool" in str(exc.value.__cause__)  # the whole story stays the cause
+
+
+def test_the_outbox_signs_again_what_waited_longer_than_the_freshness_window(env, tmp_path):
+    """docs/trust-profile.md §9: an outbox re-sending a document signed more than 7 days ago
+    signs it again under a new idempotency key (the platform refuses it as stale); it used to be
+    parked as failed, for a person to enqueue again."""
+    import datetime as dt
+    import json
+    import sqlite3
+
+    from cedx import trust
+
+    client = env.client(env.power)
+    box = Outbox(tmp_path / "o.db", client)
+    report = _report(env, "2014-03")
+    report.prepared_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10)
+    item = box.enqueue(report)
+    # as if enqueued 8 days ago and the platform unreachable since
+    db = sqlite3.connect(tmp_path / "o.db")
+    document, key = db.execute("SELECT document, idempotency_key FROM outbox WHERE id = ?", (item,)).fetchone()
+    old = trust.sign_document(json.loads(document)["payload"], env.power.key, certificate_chain=[env.power.cert],
+                              signing_time=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=8),
+                              envelope_fields={"specVersion": "1.0"})
+    db.execute("UPDATE outbox SET document = ? WHERE id = ?", (json.dumps(old), item))
+    db.commit()
+    assert box.deliver() == 1
+    delivered = box.item(item)
+    assert delivered.state == "delivered" and "signed again" in delivered.last_error
+    assert db.execute("SELECT idempotency_key FROM outbox WHERE id = ?", (item,)).fetchone()[0] != key
+    db.close()
+    assert _stored(env, "2014-03") == 1
+
+
+def test_the_outbox_parks_what_signing_again_cannot_help(env, tmp_path):
+    """signingTime before preparedAt: signed again once, refused again, parked."""
+    import datetime as dt
+
+    client = env.client(env.power)
+    box = Outbox(tmp_path / "o.db", client)
+    report = _report(env, "2014-05")
+    report.prepared_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
+    item = box.enqueue(report)
+    assert box.deliver() == 0
+    assert box.item(item).state == "failed" and "SIGNATURE_INVALID" in box.item(item).last_error
+    assert _stored(env, "2014-05") == 0

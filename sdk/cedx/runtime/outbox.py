@@ -6,7 +6,8 @@ sent (fsync'd: synchronous=FULL). ``deliver`` sends pending items in order with 
 key and exact bytes; whatever happened before — a crash after the platform stored it, a lost
 answer — the platform answers the same receipt for the same key and body, so a retry can never
 create a second submission. Items the platform refuses (4xx other than 408/429) are parked as
-failed with the problem, for a person to look at.
+failed with the problem, for a person to look at; except one refused as signed too long ago
+(an outage of more than 7 days), which is signed again under a new key and sent once more.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class Outbox:
         """Send pending items in order; stops at the first transient failure. Returns how many
         were delivered in this call."""
         delivered = 0
+        resigned: set[str] = set()
         with self._lock:
             while limit is None or delivered < limit:
                 with self._db() as db:
@@ -150,6 +152,9 @@ class Outbox:
                     if exc.status in (408, 429) or exc.status >= 500:
                         self._note(item_id, f"{exc.status} {exc.code}: {exc.detail}")
                         return delivered
+                    if item_id not in resigned and self._resign_if_stale(item_id, kind, document, exc):
+                        resigned.add(item_id)
+                        continue
                     items = [e.as_problem_item() for e in exc.errors]  # problem+json items: path, code, message, rule
                     self._park(item_id, f"{exc.status} {exc.code}: {exc.detail} {json.dumps(items, ensure_ascii=False)}")
                     continue
@@ -162,6 +167,25 @@ class Outbox:
                                "WHERE id = ?", (json.dumps(record, ensure_ascii=False), time.time(), item_id))
                 delivered += 1
         return delivered
+
+    def _resign_if_stale(self, item_id: str, kind: str, document: str, exc: ApiError) -> bool:
+        """A document refused for its signing time (docs/trust-profile.md §9: delivered more than
+        7 days after signing, say after a long outage) is signed again under a new idempotency
+        key, once per deliver(). Safe: the platform answers a key it has stored with the stored
+        receipt and never re-checks its freshness, so this refusal means nothing is stored under
+        the old key; a second copy stored some other way is refused as a conflict."""
+        if exc.code != "SIGNATURE_INVALID" or "$.signature.signingTime" not in exc.paths:
+            return False
+        if getattr(self.client, "signing_key", None) is None:
+            return False  # enqueued signed by the caller: only they can sign it again
+        envelope = json.loads(document)
+        fresh = self.client._sign_body(self.client_operation(kind), envelope["payload"])
+        log.warning("outbox item %s: %s; signed again under a new idempotency key", item_id, exc.detail)
+        with self._db() as db:
+            db.execute("UPDATE outbox SET document = ?, idempotency_key = ?, attempts = attempts + 1, last_error = ? "
+                       "WHERE id = ?", (json.dumps(fresh, ensure_ascii=False), str(uuid.uuid4()),
+                                        f"{exc.status} {exc.code}: {exc.detail} (signed again)", item_id))
+        return True
 
     def _note(self, item_id: str, error: str) -> None:
         log.warning("outbox item %s not delivered yet: %s", item_id, error)
