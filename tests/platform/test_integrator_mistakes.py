@@ -205,3 +205,23 @@ def test_the_outbox_parks_what_signing_again_cannot_help(env, tmp_path):
     assert box.deliver() == 0
     assert box.item(item).state == "failed" and "SIGNATURE_INVALID" in box.item(item).last_error
     assert _stored(env, "2014-05") == 0
+
+
+def test_refused_credentials_leave_the_outbox_pending_and_are_raised(env, tmp_path):
+    """A wrong or rotated secret used to park every queued item as failed (with no way to
+    queue them again): the documents were fine, the credentials were not."""
+    wrong = TokenProvider(f"{env.url}/oauth/token", f"{env.power.credit_code}-erp", "rotated-secret-0123456789")
+    box = Outbox(tmp_path / "o.db", env.client(env.power, token_provider=wrong))
+    for period in ("2013-01", "2013-03"):
+        box.enqueue(_report(env, period))
+    with pytest.raises(cedx.AuthenticationError) as exc:
+        box.deliver()
+    assert exc.value.code == "invalid_client" and box.counts() == {"pending": 2}
+    box.client = env.client(env.power)  # the secret put right
+    assert box.deliver() == 2 and box.counts() == {"delivered": 2}
+
+
+def test_enqueue_names_the_document_kinds(env, tmp_path):
+    box = Outbox(tmp_path / "o.db", env.client(env.power))
+    with pytest.raises(ValueError, match="unknown document kind 'monthly'; one of: annual_report, monthly_report"):
+        box.enqueue(_report(env, "2013-05"), kind="monthly")

@@ -7,7 +7,9 @@ key and exact bytes; whatever happened before — a crash after the platform sto
 answer — the platform answers the same receipt for the same key and body, so a retry can never
 create a second submission. Items the platform refuses (4xx other than 408/429) are parked as
 failed with the problem, for a person to look at; except one refused as signed too long ago
-(an outage of more than 7 days), which is signed again under a new key and sent once more.
+(an outage of more than 7 days), which is signed again under a new key and sent once more. A
+refusal of the client's credentials (401, or 403 SCOPE_INSUFFICIENT) parks nothing: the item
+stays pending and ``deliver`` raises it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import requests
 
 from .. import spec
 from ..spec.facts import SpecFacts
-from .errors import ApiError, ConfigurationError, TransportError
+from .errors import ApiError, AuthenticationError, ConfigurationError, TransportError
 from .operations import OperationInfo
 
 log = logging.getLogger("cedx.outbox")
@@ -100,7 +102,7 @@ class Outbox:
         document that breaks the schema or a quality rule raises ValidationError, and a client
         that could not verify the receipt (no trust anchors) ConfigurationError; neither is stored."""
         if kind not in self._facts().submit_operations:
-            raise ValueError(f"unknown document kind {kind!r}")
+            raise ValueError(f"unknown document kind {kind!r}; one of: {', '.join(sorted(self._facts().submit_operations))}")
         operation = self.client_operation(kind)
         if hasattr(self.client, "_validate_document"):
             self.client._validate_document(operation, document)
@@ -133,7 +135,8 @@ class Outbox:
     # --- delivering -----------------------------------------------------------------------
     def deliver(self, limit: int | None = None) -> int:
         """Send pending items in order; stops at the first transient failure. Returns how many
-        were delivered in this call."""
+        were delivered in this call. Raises ``AuthError`` when the platform refuses the client's
+        credentials (the items stay pending)."""
         delivered = 0
         resigned: set[str] = set()
         with self._lock:
@@ -152,6 +155,11 @@ class Outbox:
                     if exc.status in (408, 429) or exc.status >= 500:
                         self._note(item_id, f"{exc.status} {exc.code}: {exc.detail}")
                         return delivered
+                    if isinstance(exc, AuthenticationError) or exc.code == "SCOPE_INSUFFICIENT":
+                        # the client's credentials, not the document: parking would fail the whole
+                        # queue over a wrong or rotated secret; it stays pending and the caller hears
+                        self._note(item_id, f"{exc.status} {exc.code}: {exc.detail}")
+                        raise
                     if item_id not in resigned and self._resign_if_stale(item_id, kind, document, exc):
                         resigned.add(item_id)
                         continue
