@@ -228,3 +228,16 @@ def test_a_ratio_stated_in_percent_keeps_its_precision():
                          prepared_at="2026-03-20T10:00:00+08:00")["power"]["units"][0]
     assert (u["heatSupplyRatio"]["value"], u["heatSupplyRatio"]["unit"]) == ("0.0830", "1")
     assert annual.check(out, [a, b]) == []  # 8.30 % and 0.0830 are the same ratio: compared in SI
+
+
+def test_the_months_may_be_models_as_the_client_returns_them():
+    """``client.get_monthly_report(id).payload`` is a cedx.models.MonthlyReport: aggregate and
+    check take it as they take its JSON (they raised "'MonthlyReport' object is not subscriptable")."""
+    from cedx.generated import models
+
+    months = year_of("power")
+    as_models = [models.MonthlyReport.model_validate(m) for m in months]
+    made = annual.aggregate(as_models, report_id="3f2b8a10-6c1d-4e2a-9b7f-1a2b3c4d5e6f", prepared_at="2026-03-20T10:00:00+08:00")
+    assert made == annual.aggregate(months, report_id="3f2b8a10-6c1d-4e2a-9b7f-1a2b3c4d5e6f",
+                                    prepared_at="2026-03-20T10:00:00+08:00")
+    assert annual.check(models.AnnualReport.model_validate(made), as_models) == []

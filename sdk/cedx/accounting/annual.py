@@ -114,11 +114,20 @@ def _group(items: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any]
 
 
 # --- aggregate ------------------------------------------------------------------------------------
-def aggregate(monthlies: list[dict[str, Any]], *, report_id: str, prepared_at: str,
+def _wire(document: Any) -> Any:
+    """A payload as JSON: models (``client.get_monthly_report(id).payload``) are dumped in the
+    wire form the functions below read (camelCase members, decimals as strings)."""
+    if hasattr(document, "model_dump"):
+        return document.model_dump(mode="json", by_alias=True, exclude_none=True, warnings=False)
+    return document
+
+
+def aggregate(monthlies: list[Any], *, report_id: str, prepared_at: str,
               submission_ids: dict[str, str] | None = None) -> dict[str, Any]:
     """An AnnualReport payload from the year's MonthlyReport payloads (one per month, in any
-    order; the accepted version of each). ``submission_ids`` maps a period to the platform's
-    submission ID of that monthly report (the references of `months`)."""
+    order; the accepted version of each; JSON or ``cedx.models.MonthlyReport``). ``submission_ids``
+    maps a period to the platform's submission ID of that monthly report (the references of `months`)."""
+    monthlies = [_wire(m) for m in monthlies]
     if not monthlies:
         raise ValueError("no monthly reports")
     months = sorted(monthlies, key=lambda m: m["period"])
@@ -292,14 +301,15 @@ _SECTIONS: dict[str, Callable[[list[dict[str, Any]], list[str]], dict[str, Any]]
 
 
 # --- check (R-ANN-012) ------------------------------------------------------------------------------
-def check(annual: dict[str, Any], monthlies: list[dict[str, Any]]) -> list[Disagreement]:
+def check(annual: Any, monthlies: list[Any]) -> list[Disagreement]:
     """Compare an AnnualReport payload with the MonthlyReport payloads it references (the
     accepted version of each month; signatures verified by whoever fetched them). Every figure
     of the annual report that :func:`aggregate` would compute as a sum is recomputed from the
     months and must agree to half a unit of the annual figure's last place; weighted parameters
     (NCV, carbon content, oxidation rate, heat-supply ratio, CaO/MgO, product carbon), capacity
     and load factor are recomputed the same way and agree to the two sides' rounding; the
-    intensities follow from them by the document rule R-ANN-007."""
+    intensities follow from them by the document rule R-ANN-007. JSON payloads or models."""
+    annual, monthlies = _wire(annual), [_wire(m) for m in monthlies]
     out: list[Disagreement] = []
     by_period = {m["period"]: m for m in monthlies}
     for i, summary in enumerate(annual.get("months", [])):
