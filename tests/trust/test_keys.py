@@ -167,3 +167,20 @@ def test_encryption_roundtrip_and_c3_check(key):
 
 def test_repr_never_shows_private_value(key):
     assert f"{key.private_value:x}" not in repr(key)
+
+
+def test_a_file_name_or_a_certificate_given_as_a_key_is_named():
+    """An integrator's first mistakes: a file name (a TypeError from deep in the parser), the
+    certificate instead of the key (an OID as the message)."""
+    import pytest
+
+    from cedx import trust
+    from cedx.trust import x509 as tx
+
+    key = trust.generate_private_key()
+    for loader in (trust.load_private_key, trust.load_public_key):
+        with pytest.raises(trust.InvalidKey, match="takes the key as PEM or DER bytes, not str; read the file first"):
+            loader("entity.key.pem")
+    cert = tx.to_pem(tx.create_ca(key, {"common_name": "x"}))
+    with pytest.raises(trust.InvalidKey, match="expected a PRIVATE KEY PEM block, found 'CERTIFICATE'"):
+        trust.load_private_key(cert)

@@ -273,6 +273,8 @@ class SM2PrivateKey:
                 kind, _, data = pem.unarmor(data.strip())
             except ValueError as exc:
                 raise InvalidKey(f"malformed PEM: {exc}") from exc
+            if kind not in ("PRIVATE KEY", "ENCRYPTED PRIVATE KEY", "EC PRIVATE KEY"):
+                raise InvalidKey(f"expected a PRIVATE KEY PEM block, found {kind!r}")
         try:
             if kind == "ENCRYPTED PRIVATE KEY" or (kind is None and _looks_encrypted(data)):
                 if not password:
@@ -392,14 +394,23 @@ def _decrypt_pkcs8(data: bytes, password: bytes) -> bytes:
         raise InvalidKey("wrong password for the encrypted private key") from exc
 
 
+def _key_bytes(data: Any, what: str) -> bytes:
+    """The key as given, PEM or DER bytes; a file name or PEM text is named as the mistake
+    (instead of a TypeError from the parser)."""
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data)
+    raise InvalidKey(f"{what} takes the key as PEM or DER bytes, not {type(data).__name__}; "
+                     "read the file first: Path(...).read_bytes()")
+
+
 def load_private_key(data: bytes, password: bytes | None = None) -> SM2PrivateKey:
     """An SM2 private key from PEM or DER (PKCS#8, encrypted with ``password``, or SEC 1)."""
-    return SM2PrivateKey.from_bytes(data, password)
+    return SM2PrivateKey.from_bytes(_key_bytes(data, "load_private_key"), password)
 
 
 def load_public_key(data: bytes) -> SM2PublicKey:
     """An SM2 public key from PEM or DER (SubjectPublicKeyInfo)."""
-    return SM2PublicKey.from_bytes(data)
+    return SM2PublicKey.from_bytes(_key_bytes(data, "load_public_key"))
 
 
 def write_private_file(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> None:
