@@ -225,3 +225,22 @@ def test_enqueue_names_the_document_kinds(env, tmp_path):
     box = Outbox(tmp_path / "o.db", env.client(env.power))
     with pytest.raises(ValueError, match="unknown document kind 'monthly'; one of: annual_report, monthly_report"):
         box.enqueue(_report(env, "2013-05"), kind="monthly")
+
+
+def test_a_request_signed_with_a_key_the_platform_does_not_accept_says_why(env):
+    """It said "unknown request signing key <id>" whether the key had never been registered or
+    its certificate had been revoked."""
+    from cedx import trust
+
+    stranger = trust.generate_private_key()
+    with pytest.raises(cedx.AuthenticationError) as exc:
+        env.client(env.power, signing_key=stranger).submit_monthly_report(_report(env, "2013-07"))
+    assert exc.value.code == "REQUEST_SIGNATURE_INVALID"
+    assert f"request signing key {stranger.public_key().fingerprint()}: the signing key has no certificate registered" \
+        in exc.value.detail
+    revoked = trust.generate_private_key()
+    cert = env.admin.issue_certificate(env.power.credit_code, tx.create_csr(revoked, {"common_name": env.power.credit_code}))
+    env.admin.revoke_certificate(cert)
+    with pytest.raises(cedx.AuthenticationError) as exc:
+        env.client(env.power, signing_key=revoked, signing_certificate=cert).submit_monthly_report(_report(env, "2013-08"))
+    assert "the signing certificate was revoked at" in exc.value.detail

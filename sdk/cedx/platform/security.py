@@ -234,10 +234,16 @@ class PlatformHooks(ServerHooks):
     # --- signatures -------------------------------------------------------------------------
     def verify_request_signature(self, ctx: RequestContext) -> None:
         principal = ctx.principal
-        verifier = trust.RequestVerifier(
-            lambda key_id: self._entity_key(principal.credit_code, key_id, ctx) if principal else None,
-            nonce_store=self.nonces,
-        )
+
+        def resolve(key_id: str) -> trust.SM2PublicKey | None:
+            if principal is None:
+                return None
+            key, reason = self._entity_key_checked(principal.credit_code, key_id, ctx)
+            if key is None:  # why, for the integrator: not registered, revoked, expired...
+                raise trust.InvalidSignature(f"request signing key {key_id}: {reason}")
+            return key
+
+        verifier = trust.RequestVerifier(resolve, nonce_store=self.nonces)
         # the body's SM3 with prefix states: the receipt's documentDigest resumes from them
         ctx.body_digests = trust.PrefixDigests(ctx.raw_body)
         try:
