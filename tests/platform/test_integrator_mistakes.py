@@ -244,3 +244,21 @@ def test_a_request_signed_with_a_key_the_platform_does_not_accept_says_why(env):
     with pytest.raises(cedx.AuthenticationError) as exc:
         env.client(env.power, signing_key=revoked, signing_certificate=cert).submit_monthly_report(_report(env, "2013-08"))
     assert "the signing certificate was revoked at" in exc.value.detail
+
+
+def test_the_outbox_signs_again_with_the_new_key_after_a_rotation(env, tmp_path):
+    """docs/security.md §4: the entity switches to a new key, the operator revokes the old
+    certificate. Items queued (signed) under the old key were parked as CERTIFICATE_INVALID."""
+    from cedx import trust
+
+    old = trust.generate_private_key()
+    old_cert = env.admin.issue_certificate(env.power.credit_code, tx.create_csr(old, {"common_name": env.power.credit_code}))
+    box = Outbox(tmp_path / "o.db", env.client(env.power, signing_key=old, signing_certificate=old_cert))
+    item = box.enqueue(_report(env, "2012-01"))
+    env.admin.revoke_certificate(old_cert)
+    with pytest.raises(cedx.AuthenticationError):  # the old key cannot even sign the request now
+        box.deliver()
+    box.client = env.client(env.power)  # the new key (env.power's, registered)
+    assert box.deliver() == 1
+    assert box.item(item).state == "delivered" and "CERTIFICATE_INVALID" in box.item(item).last_error
+    assert _stored(env, "2012-01") == 1

@@ -7,7 +7,8 @@ key and exact bytes; whatever happened before — a crash after the platform sto
 answer — the platform answers the same receipt for the same key and body, so a retry can never
 create a second submission. Items the platform refuses (4xx other than 408/429) are parked as
 failed with the problem, for a person to look at; except one refused as signed too long ago
-(an outage of more than 7 days), which is signed again under a new key and sent once more. A
+(an outage of more than 7 days) or for a certificate the client has replaced (a key rotation),
+which is signed again under a new idempotency key and sent once more. A
 refusal of the client's credentials (401, or 403 SCOPE_INSUFFICIENT) parks nothing: the item
 stays pending and ``deliver`` raises it.
 """
@@ -177,16 +178,22 @@ class Outbox:
         return delivered
 
     def _resign_if_stale(self, item_id: str, kind: str, document: str, exc: ApiError) -> bool:
-        """A document refused for its signing time (docs/trust-profile.md §9: delivered more than
-        7 days after signing, say after a long outage) is signed again under a new idempotency
-        key, once per deliver(). Safe: the platform answers a key it has stored with the stored
-        receipt and never re-checks its freshness, so this refusal means nothing is stored under
-        the old key; a second copy stored some other way is refused as a conflict."""
-        if exc.code != "SIGNATURE_INVALID" or "$.signature.signingTime" not in exc.paths:
-            return False
-        if getattr(self.client, "signing_key", None) is None:
+        """A document the client can sign better now is signed again under a new idempotency
+        key, once per deliver(): one refused for its signing time (docs/trust-profile.md §9:
+        delivered more than 7 days after signing, say after a long outage), or for its
+        certificate when the client has another key now (docs/security.md §4: the old
+        certificate revoked after a key rotation). Neither can make a second submission: a
+        document stored under the old key is still the period's (or the replaced one's)
+        accepted version, so the platform refuses the new one as a conflict."""
+        key = getattr(self.client, "signing_key", None)
+        if key is None:
             return False  # enqueued signed by the caller: only they can sign it again
         envelope = json.loads(document)
+        stale = exc.code == "SIGNATURE_INVALID" and "$.signature.signingTime" in exc.paths
+        rekeyed = (exc.code == "CERTIFICATE_INVALID"
+                   and envelope.get("signature", {}).get("keyId") != key.public_key().fingerprint())
+        if not (stale or rekeyed):
+            return False
         fresh = self.client._sign_body(self.client_operation(kind), envelope["payload"])
         log.warning("outbox item %s: %s; signed again under a new idempotency key", item_id, exc.detail)
         with self._db() as db:
