@@ -262,3 +262,11 @@ def test_the_outbox_signs_again_with_the_new_key_after_a_rotation(env, tmp_path)
     assert box.deliver() == 1
     assert box.item(item).state == "delivered" and "CERTIFICATE_INVALID" in box.item(item).last_error
     assert _stored(env, "2012-01") == 1
+
+
+def test_a_base_url_with_a_path_shows_in_the_not_found(env):
+    client = cedx.ReportingClient(
+        f"{env.url}/v1/reporting", token_provider=env.tokens(env.power), trust_anchors=[env.ca])
+    with pytest.raises(cedx.NotFoundError) as exc:
+        client.list_submissions()
+    assert str(exc.value) == "404 NOT_FOUND: no resource at this address (/v1/reporting/v1/reporting/submissions)"

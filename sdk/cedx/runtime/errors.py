@@ -97,7 +97,9 @@ class ApiError(_Issues, CedxError):
         self.errors = errors or []
         self.body = body or {}
         items = f": {self._shown(self.errors)}" if self.errors else ""
-        super().__init__(f"{status} {code}: {detail or title}{items}")
+        # a 404 names the path asked for: a base URL with a path of its own shows at once
+        where = f" ({self.body['instance']})" if status == 404 and isinstance(self.body.get("instance"), str) else ""
+        super().__init__(f"{status} {code}: {detail or title}{where}{items}")
 
     @classmethod
     def from_problem(cls, status: int, body: dict[str, Any]) -> ApiError:
