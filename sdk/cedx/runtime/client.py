@@ -355,8 +355,8 @@ def _send_with_retry(policy: RetryPolicy, send: Callable[[], requests.Response],
 def _certificate_bytes(value: Any, what: str) -> bytes:
     """A certificate as the clients take it, PEM or DER bytes; anything else (a file name, PEM
     text) is named here, when the client is made, not deep in the trust layer after sending."""
-    if isinstance(value, bytes):
-        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
     hint = "; read the file first: Path(...).read_bytes()" if isinstance(value, str) or hasattr(value, "__fspath__") else ""
     raise ConfigurationError(f"{what} must be a certificate as PEM or DER bytes, not {type(value).__name__}{hint}")
 
