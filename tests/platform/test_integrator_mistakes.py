@@ -68,13 +68,15 @@ def test_unusable_trust_anchors_are_refused_before_the_report_is_sent(env, ancho
     assert _stored(env, "2015-05") == 0
 
 
-def test_certificates_given_as_text_or_file_names_are_refused_when_the_client_is_made(env):
+def test_keys_and_certificates_given_as_text_or_file_names_are_refused_when_the_client_is_made(env):
     ca_pem = tx.to_pem(env.ca)
     cases = [
         (dict(trust_anchors=["platform-ca.pem"]), "trust_anchors[0] must be a certificate as PEM or DER bytes, not str"),
         (dict(trust_anchors=[ca_pem.decode()]), "Path(...).read_bytes()"),
         (dict(trust_anchors=ca_pem), "trust_anchors is a list of CA certificates"),
         (dict(signing_certificate="entity.pem"), "signing_certificate must be a certificate as PEM or DER bytes"),
+        (dict(signing_key=env.power.key.to_pem()), "signing_key is a key object, not the key file or its bytes"),
+        (dict(signing_key="entity.key.pem"), "cedx.load_private_key(Path('entity.key.pem').read_bytes())"),
     ]
     for options, words in cases:
         with pytest.raises(cedx.ConfigurationError) as exc:

@@ -413,6 +413,9 @@ class BaseClient:
             raise ConfigurationError(f"{type(self).__name__} takes a cedx.TokenProvider; cedx.AsyncTokenProvider "
                                      "is for the asyncio clients (cedx.AsyncReportingClient...)")
         self._token, self._tokens = token, token_provider
+        if isinstance(signing_key, (bytes, bytearray, str)) or hasattr(signing_key, "__fspath__"):
+            raise ConfigurationError("signing_key is a key object, not the key file or its bytes: "
+                                     "signing_key=cedx.load_private_key(Path('entity.key.pem').read_bytes())")
         self.signing_key = signing_key
         if signing_certificate is not None:
             _certificate_bytes(signing_certificate, "signing_certificate")
