@@ -77,6 +77,8 @@ def test_keys_and_certificates_given_as_text_or_file_names_are_refused_when_the_
         (dict(signing_certificate="entity.pem"), "signing_certificate must be a certificate as PEM or DER bytes"),
         (dict(signing_key=env.power.key.to_pem()), "signing_key is a key object, not the key file or its bytes"),
         (dict(signing_key="entity.key.pem"), "cedx.load_private_key(Path('entity.key.pem').read_bytes())"),
+        (dict(token_provider="erp-secret-0123456789"), "token_provider is a cedx.TokenProvider(token_url, client_id"),
+        (dict(token_provider=None, token=env.tokens(env.power)), "a cedx.TokenProvider goes in token_provider="),
     ]
     for options, words in cases:
         with pytest.raises(cedx.ConfigurationError) as exc:

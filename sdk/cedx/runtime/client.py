@@ -412,6 +412,11 @@ class BaseClient:
         if aio is not None and isinstance(token_provider, aio.AsyncTokenProvider):
             raise ConfigurationError(f"{type(self).__name__} takes a cedx.TokenProvider; cedx.AsyncTokenProvider "
                                      "is for the asyncio clients (cedx.AsyncReportingClient...)")
+        if token is not None and not isinstance(token, str):
+            raise ConfigurationError("token is the bearer token itself (a str); a cedx.TokenProvider goes in token_provider=")
+        if token_provider is not None and not callable(getattr(token_provider, "token", None)):
+            raise ConfigurationError("token_provider is a cedx.TokenProvider(token_url, client_id, client_secret), "
+                                     f"not {type(token_provider).__name__}")
         self._token, self._tokens = token, token_provider
         if isinstance(signing_key, (bytes, bytearray, str)) or hasattr(signing_key, "__fspath__"):
             raise ConfigurationError("signing_key is a key object, not the key file or its bytes: "
