@@ -227,7 +227,7 @@ def test_refused_credentials_leave_the_outbox_pending_and_are_raised(env, tmp_pa
 
 def test_enqueue_names_the_document_kinds(env, tmp_path):
     box = Outbox(tmp_path / "o.db", env.client(env.power))
-    with pytest.raises(ValueError, match="unknown document kind 'monthly'; one of: annual_report, monthly_report"):
+    with pytest.raises(cedx.ConfigurationError, match="unknown document kind 'monthly'; one of: annual_report, monthly_report"):
         box.enqueue(_report(env, "2013-05"), kind="monthly")
 
 

@@ -103,7 +103,8 @@ class Outbox:
         document that breaks the schema or a quality rule raises ValidationError, and a client
         that could not verify the receipt (no trust anchors) ConfigurationError; neither is stored."""
         if kind not in self._facts().submit_operations:
-            raise ValueError(f"unknown document kind {kind!r}; one of: {', '.join(sorted(self._facts().submit_operations))}")
+            raise ConfigurationError(  # also a ValueError, as this once was
+                f"unknown document kind {kind!r}; one of: {', '.join(sorted(self._facts().submit_operations))}")
         operation = self.client_operation(kind)
         if hasattr(self.client, "_validate_document"):
             self.client._validate_document(operation, document)
@@ -241,10 +242,10 @@ class AddressFollower:
     def check(self, now: float | None = None) -> str | None:
         """Return the new base URL if the client switched, else None. Raises
         SignatureVerificationError for an unsigned or wrongly signed document."""
+        if not self.client.trust_anchors:  # a ConfigurationError is also a ValueError, as this once was
+            raise ConfigurationError("configure trust_anchors before following address changes")
         common = self.common_client(self.client.base_url, trust_anchors=self.client.trust_anchors,
                               session=self.client.session, verify=self.client.verify, retry=self.client.retry)
-        if not self.client.trust_anchors:
-            raise ValueError("configure trust_anchors before following address changes")
         config = common.get_configuration()  # verified on receipt (signed response)
         successor = config.payload.successor
         if successor is None:
