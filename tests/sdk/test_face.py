@@ -199,6 +199,22 @@ def test_the_portable_sm2_fallback_warns_once_with_the_install_hint():
     assert out.stdout.startswith("1 PerformanceWarning") and "pip install 'cedx[fast]'" in out.stdout
 
 
+def test_the_portable_sm2_warning_points_at_the_callers_line():
+    """It named cedx/trust/keys.py:193 and its source line: nothing the integrator wrote."""
+    code = textwrap.dedent("""
+        import sys, warnings
+        sys.modules["tongsuopy"] = None
+        warnings.simplefilter("always")
+        with warnings.catch_warnings(record=True) as caught:
+            import cedx
+            key = cedx.load_private_key(cedx.trust.generate_private_key().to_pem())
+        print(caught[0].filename, caught[0].lineno)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": ""})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["<string>", "7"]  # the load_private_key line
+
+
 def test_run_time_needs_no_yaml():
     code = textwrap.dedent("""
         import sys, cedx

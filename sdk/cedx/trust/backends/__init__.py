@@ -10,6 +10,7 @@ Choice: ``CEDX_SM2_BACKEND=native|portable``; default native when tongsuopy impo
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from functools import cache
 from typing import Any, Protocol
@@ -45,6 +46,15 @@ class Backend(Protocol):
     def multiply(self, k: int, point: Point) -> Point: ...
 
 
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside cedx: the warning then names the caller's
+    line (``report = ...``), not a line of cedx.trust.keys."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "cedx":
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 @cache
 def get_backend(name: str | None = None) -> Backend:
     """Return a backend by name, or the configured/default one when name is None."""
@@ -55,7 +65,7 @@ def get_backend(name: str | None = None) -> Backend:
         except BackendUnavailable as exc:
             # once per process (get_backend is cached); an explicit CEDX_SM2_BACKEND=portable is quiet
             warnings.warn(f"cedx: using the portable (pure Python, slower) SM2 backend: {exc}; "
-                          f"set {ENV_VAR}=portable to silence this", PerformanceWarning, stacklevel=2)
+                          f"set {ENV_VAR}=portable to silence this", PerformanceWarning, stacklevel=_caller_level())
             return get_backend("portable")
     if name == "native":
         try:
