@@ -274,3 +274,12 @@ def test_a_base_url_with_a_path_shows_in_the_not_found(env):
     with pytest.raises(cedx.NotFoundError) as exc:
         client.list_submissions()
     assert str(exc.value) == "404 NOT_FOUND: no resource at this address (/v1/reporting/v1/reporting/submissions)"
+
+
+def test_an_outbox_path_that_cannot_be_a_database_is_named(env, tmp_path):
+    (tmp_path / "not-a-db").write_bytes(b"x" * 4096)
+    for path, words in ((tmp_path / "missing" / "o.db", "unable to open database file"),
+                        (tmp_path / "not-a-db", "not a database")):
+        with pytest.raises(cedx.ConfigurationError) as exc:
+            Outbox(path, env.client(env.power))
+        assert str(exc.value).startswith(f"cannot use {path} as the outbox: ") and words in str(exc.value)

@@ -82,8 +82,11 @@ class Outbox:
         self.path = str(path)
         self.client = client
         self._lock = threading.Lock()  # one delivery loop at a time per process
-        with self._db() as db:
-            db.executescript(_SCHEMA)
+        try:
+            with self._db() as db:
+                db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:  # a directory that does not exist, a file that is not a database...
+            raise ConfigurationError(f"cannot use {self.path} as the outbox: {exc}") from exc
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
