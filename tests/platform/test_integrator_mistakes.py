@@ -283,3 +283,13 @@ def test_an_outbox_path_that_cannot_be_a_database_is_named(env, tmp_path):
         with pytest.raises(cedx.ConfigurationError) as exc:
             Outbox(path, env.client(env.power))
         assert str(exc.value).startswith(f"cannot use {path} as the outbox: ") and words in str(exc.value)
+
+
+def test_a_format_may_be_named_as_a_newcomer_writes_it(env):
+    assert cedx.Format("xml") is cedx.Format.XML and cedx.Format("JSON") is cedx.Format.JSON
+    assert cedx.Format("application/xml") is cedx.Format.XML
+    with pytest.raises(ValueError):
+        cedx.Format("yaml")
+    client = env.client(env.power, format="xml")
+    assert client.format is cedx.Format.XML
+    assert client.submit_monthly_report(_report(env, "2012-03")).payload.version == 1

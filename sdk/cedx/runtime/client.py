@@ -72,6 +72,13 @@ class Format(str, Enum):
     JSON = "application/json"
     XML = "application/xml"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Format | None:
+        """``format="xml"`` / ``"JSON"``: the member's name, as a newcomer writes it."""
+        if isinstance(value, str):
+            return cls.__members__.get(value.strip().upper())
+        return None
+
 
 def _query_value(value: Any) -> Any:
     if isinstance(value, Enum):
