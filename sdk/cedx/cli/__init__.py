@@ -79,12 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(exc: BaseException) -> str:
-    """A message for the user: no traceback, no doubled prefix."""
-    text = str(exc).strip() or type(exc).__name__
-    return text if text.startswith("error:") else f"error: {text}"
-
-
 _python_showwarning = warnings.showwarning
 
 
@@ -96,6 +90,12 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
         _python_showwarning(message, category, filename, lineno, file, line)
         return
     print(f"cedx: warning: {str(message).removeprefix('cedx: ')}", file=file or sys.stderr)
+
+
+def _one_line(exc: BaseException) -> str:
+    """A message for the user: no traceback, no doubled prefix."""
+    text = str(exc).strip() or type(exc).__name__
+    return text if text.startswith("error:") else f"error: {text}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
