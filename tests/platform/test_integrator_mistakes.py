@@ -293,3 +293,17 @@ def test_a_format_may_be_named_as_a_newcomer_writes_it(env):
     client = env.client(env.power, format="xml")
     assert client.format is cedx.Format.XML
     assert client.submit_monthly_report(_report(env, "2012-03")).payload.version == 1
+
+
+def test_a_report_given_as_its_file_or_text_is_named(env, tmp_path):
+    """The JSON text was validated as a string (a 300-character message quoting the file), a
+    Path or bytes gave a bare ValueError from the encoder."""
+    path = tmp_path / "report.json"
+    path.write_text(_report(env, "2012-05").model_dump_json(by_alias=True, exclude_none=True))
+    client = env.client(env.power, validate=False)
+    for body in (path, path.read_text(), path.read_bytes()):
+        with pytest.raises(cedx.ConfigurationError) as exc:
+            client.submit_monthly_report(body)
+        assert str(exc.value).startswith("submitMonthlyReport takes a cedx.models.MonthlyReport (or the same record as a dict)")
+        assert "cedx.models.MonthlyReport.model_validate_json(Path('report.json').read_bytes())" in str(exc.value)
+    assert _stored(env, "2012-05") == 0

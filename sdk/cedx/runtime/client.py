@@ -529,6 +529,12 @@ class BaseClient:
     def _validate_document(self, op: OperationInfo, body: Any) -> None:
         """Validate before signing: an unsigned payload against its payload schema, a signed
         envelope against the body schema; raises ValidationError (nothing is sent)."""
+        if op.body_schema and (isinstance(body, (str, bytes, bytearray)) or hasattr(body, "__fspath__")):
+            name = op.signed_request["payload"] if op.signed_request else op.body_schema
+            raise ConfigurationError(
+                f"{op.operation_id} takes a cedx.models.{name} (or the same record as a dict), not "
+                f"{type(body).__name__}: read the file first, e.g. "
+                f"cedx.models.{name}.model_validate_json(Path('report.json').read_bytes())")
         if not self.validate or not op.body_schema or body is None:
             return
         record = self._record(body)
