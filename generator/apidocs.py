@@ -65,7 +65,9 @@ def api_context(ops: list[Operation], schemas: dict[str, Any]) -> dict[str, Any]
             if op.body_ref and op.body_media != ("application/x-www-form-urlencoded",):
                 errors.append("ValidationError")
             if op.signed_response:
-                errors += ["SignatureVerificationError", "ConfigurationError"]
+                errors.append("SignatureVerificationError")
+            if op.signed_response or (op.body_ref and op.body_media != ("application/x-www-form-urlencoded",)):
+                errors.append("ConfigurationError")  # no trust anchors; a body given as a file or its text
             errors.append("TransportError")
             # what the method takes (the runtime sets request-signature headers itself and adds
             # an Idempotency-Key when none is given)
