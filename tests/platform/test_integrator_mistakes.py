@@ -307,3 +307,14 @@ def test_a_report_given_as_its_file_or_text_is_named(env, tmp_path):
         assert str(exc.value).startswith("submitMonthlyReport takes a cedx.models.MonthlyReport (or the same record as a dict)")
         assert "cedx.models.MonthlyReport.model_validate_json(Path('report.json').read_bytes())" in str(exc.value)
     assert _stored(env, "2012-05") == 0
+
+
+def test_an_unsigned_report_without_a_signing_key_says_how_to_give_one(env, tmp_path):
+    client = env.client(env.power, signing_key=None)
+    with pytest.raises(cedx.ConfigurationError) as exc:
+        client.submit_monthly_report(_report(env, "2012-07"))
+    assert "submitMonthlyReport sends a signed document: configure signing_key, e.g. signing_key=cedx.load_private_key(" \
+        in str(exc.value)
+    with pytest.raises(cedx.ConfigurationError):  # the outbox signs when it stores: nothing stored
+        Outbox(tmp_path / "o.db", client).enqueue(_report(env, "2012-07"))
+    assert Outbox(tmp_path / "o.db", client).counts() == {} and _stored(env, "2012-07") == 0

@@ -495,7 +495,8 @@ class BaseClient:
         if not op.signed_request or (isinstance(record, dict) and "signature" in record):
             return record
         if self.signing_key is None:
-            raise ConfigurationError(f"{op.operation_id} sends a signed document: configure signing_key")
+            raise ConfigurationError(f"{op.operation_id} sends a signed document: configure signing_key, e.g. "
+                                     "signing_key=cedx.load_private_key(Path('entity.key.pem').read_bytes())")
         chain = [self.signing_certificate] if self.signing_certificate else None
         version = spec.context(op.spec_package).index.spec_version
         return trust.sign_document(record, self.signing_key, certificate_chain=chain,
