@@ -1,0 +1,116 @@
+"""Rules of docs/trust-profile.md that the conformance flow does not reach, each sent by the
+independent client (stdlib + openssl, no cedx) to the reference platform exactly as the profile
+words them: I-JSON and fraction digits (§1.2, §1.4), signed reads, timestamp forms, nonce bounds,
+replay window (§5), a non-default SM2 user ID under both algorithms (§2, §6), the freshness
+window (§9), the token endpoint (§10), XML DTDs (§12) and idempotency across formats (§3)."""
+
+import base64
+import datetime as dt
+import json
+import secrets
+import urllib.parse
+import uuid
+
+import pytest
+
+from .client import http
+from .test_conformance import POWER, problem, report
+
+pytestmark = pytest.mark.openssl
+
+
+def _post(client, body: bytes, media="application/json"):
+    return client.request("POST", "/v1/reporting/monthly-reports", body=body, sign=True,
+                          headers={"Content-Type": media, "Idempotency-Key": str(uuid.uuid4())})
+
+
+def _now(offset: float = 0.0, tz=dt.timezone.utc, fmt="%Y-%m-%dT%H:%M:%SZ"):
+    return (dt.datetime.now(tz) + dt.timedelta(seconds=offset)).strftime(fmt)
+
+
+def test_non_i_json_is_400_and_ten_fraction_digits_422(power):
+    text = json.dumps(power.sign_document(report(POWER, period="2025-01")), ensure_ascii=False)
+    extra = lambda member: text.replace('"specVersion": "1.0"', f'"specVersion": "1.0", {member}', 1).encode()  # noqa: E731
+    for body in (extra('"x": 9007199254740993'), extra('"x": NaN'), extra('"x": "\\ud800"'),
+                 extra('"specVersion": "1.0"'), text.encode().replace(b'"specVersion"', b'"spec\xffVersion"', 1)):
+        problem(_post(power, body), 400, "MALFORMED_BODY")
+    problem(_post(power, text.replace('"value": "35.20"', '"value": 35.2', 1).encode()), 422, "SCHEMA_VIOLATION")
+    sent = json.loads(text)
+    sent["payload"]["preparedAt"] = sent["payload"]["preparedAt"][:19] + ".1234567891Z"  # never cut to nine digits
+    body = problem(_post(power, json.dumps(sent).encode()), 422, "SCHEMA_VIOLATION")
+    assert any(e["path"] == "$.payload.preparedAt" for e in body["errors"]), body
+    problem(_post(power, b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "b">]><SignedMonthlyReport xmlns="urn:cedx:1.0"/>',
+                  "application/xml"), 400, "XML_FORBIDDEN_CONSTRUCT")
+
+
+def test_signed_reads_timestamp_forms_nonces_and_window(power):
+    def get(stamp, nonce, signature=None, key_id=None, path="/v1/reporting/submissions"):
+        lines = ["CEDX-SM2-SM3", "GET", path, "", stamp, nonce, power.ssl.sm3(b"")]
+        value = signature or base64.b64encode(power.ssl.sign(power.key_pem, "\n".join(lines).encode())).decode()
+        return http("GET", power.base_url + path, {"Authorization": f"Bearer {power.token}", "X-Cedx-Timestamp": stamp,
+                                                   "X-Cedx-Nonce": nonce, "X-Cedx-Key-Id": key_id or power.key_id,
+                                                   "X-Cedx-Signature": value})
+
+    assert get(_now(), secrets.token_hex(16)).status == 200  # reads MAY be signed ...
+    problem(get(_now(), secrets.token_hex(16), signature=base64.b64encode(bytes(70)).decode()),  # ... and are then verified
+            401, "REQUEST_SIGNATURE_INVALID")
+    # receivers accept any DateTime and sign the text as received
+    beijing = _now(tz=dt.timezone(dt.timedelta(hours=8)), fmt="%Y-%m-%dT%H:%M:%S.250+08:00")
+    assert get(beijing, secrets.token_hex(16)).status == 200
+    assert get(_now(), "aB_-" * 16).status == 200  # 64 characters of the allowed set
+    problem(get(_now(), "a" * 15), 401, "REQUEST_SIGNATURE_INVALID")
+    problem(get(_now(), "a" * 16 + "."), 401, "REQUEST_SIGNATURE_INVALID")
+    nonce = secrets.token_hex(16)
+    assert get(_now(), nonce).status == 200
+    problem(get(_now(), nonce), 401, "REQUEST_REPLAYED")
+    problem(get(_now(-400), secrets.token_hex(16)), 401, "REQUEST_REPLAYED")
+    problem(get(_now(), secrets.token_hex(16), key_id="ab" * 32), 401, "REQUEST_SIGNATURE_INVALID")
+
+
+def test_a_non_default_user_id_under_both_algorithms(power):
+    """§2/§6: a block carrying `userId` is signed and verified with that ID (UTF-8)."""
+    cert = base64.b64encode(power.ssl.run("x509", "-in", power.cert_pem, "-outform", "DER").stdout).decode()
+    for period, user_id, algorithm in (("2025-07", "91320500MA1X2P3Q4R", "SM2-with-SM3"),
+                                       ("2025-05", "华东示范电厂", "SM2-with-SM3-prehash")):
+        block = {"algorithm": algorithm, "canonicalization": "cedx-jcs-1", "keyId": power.key_id, "userId": user_id,
+                 "signingTime": _now()}
+        sent = {"specVersion": "1.0", "payload": report(POWER, period=period), "signature": block}
+        value = power.ssl.run("dgst", "-sm3", "-sign", power.key_pem, "-sigopt", f"distid:{user_id}",
+                              input=power.signed_message(sent)).stdout
+        block.update(value=base64.b64encode(value).decode(), certificateChain=[cert])
+        power.check_receipt(power.submit(sent), sent)
+        block["userId"] = "1234567812345678"  # the same value under another ID is not a signature
+        sent["payload"]["reportId"] = str(uuid.uuid4())
+        problem(power.submit(sent), 422, "SIGNATURE_INVALID")
+
+
+def test_signing_time_from_the_future_is_refused(power):
+    body = problem(power.submit(power.sign_document(report(POWER, period="2025-03"), signing_time=_now(400))),
+                   422, "SIGNATURE_INVALID")
+    assert [e["path"] for e in body["errors"]] == ["$.signature.signingTime"]
+
+
+def test_the_same_document_as_xml_under_the_same_key_is_a_replay(power):
+    sent = power.sign_document(report(POWER, period="2025-08"))
+    key = str(uuid.uuid4())
+    first = power.check_receipt(power.submit(sent, key=key), sent)
+    again = power.submit(sent, key=key, xml=True)
+    assert again.status == 201 and again.headers.get("idempotency-replayed") == "true"
+    assert power.record(again)["payload"] == power.record(power.submit(sent, key=key))["payload"]
+    assert power.record(again)["payload"]["submissionId"] == first["submissionId"]
+
+
+def test_token_endpoint_client_authentication(power):
+    basic = base64.b64encode(f"{urllib.parse.quote_plus(power.client_id)}:{urllib.parse.quote_plus(power.client_secret)}"
+                             .encode()).decode()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    both = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": power.client_id,
+                                   "client_secret": power.client_secret}).encode()
+    answer = http("POST", power.base_url + "/oauth/token", {**form, "Authorization": f"Basic {basic}"}, both)
+    assert answer.status == 400 and answer.json()["error"] == "invalid_request"
+    wrong = base64.b64encode(f"{power.client_id}:wrong".encode()).decode()
+    answer = http("POST", power.base_url + "/oauth/token", {**form, "Authorization": f"Basic {wrong}"},
+                  b"grant_type=client_credentials")
+    assert answer.status == 401 and answer.json()["error"] == "invalid_client"
+    assert answer.headers["www-authenticate"].startswith("Basic")
+    assert http("POST", power.base_url + "/oauth/token", form, both).status == 200  # body parameters alone
