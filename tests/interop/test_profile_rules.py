@@ -7,14 +7,15 @@ window (§9), the token endpoint (§10), XML DTDs (§12) and idempotency across 
 import base64
 import datetime as dt
 import json
+import re
 import secrets
 import urllib.parse
 import uuid
 
 import pytest
 
-from .client import http
-from .test_conformance import POWER, problem, report
+from .client import PROFILE, http
+from .test_conformance import POWER, cedx_cli, problem, report
 
 pytestmark = pytest.mark.openssl
 
@@ -114,3 +115,26 @@ def test_token_endpoint_client_authentication(power):
     assert answer.status == 401 and answer.json()["error"] == "invalid_client"
     assert answer.headers["www-authenticate"].startswith("Basic")
     assert http("POST", power.base_url + "/oauth/token", form, both).status == 200  # body parameters alone
+
+
+def test_the_token_example_of_section_10_as_written(platform, monkeypatch):
+    """§10's example: the Authorization header is the form-encoded id and secret, and the platform
+    takes exactly that request (same secret, with '/', '+' and a space) for a client it knows."""
+    section = PROFILE.read_text(encoding="utf-8").split('<a id="oauth"></a>', 1)[1].split('<a id="urls"></a>', 1)[0]
+    client_id, secret = re.search(r"`client_id` = `([^`]+)`，`client_secret` = `([^`]+)`", section).groups()
+    block = re.search(r"```\n(POST /oauth/token\n.*?)```", section, re.S).group(1)
+    head, body = block.split("\n\n", 1)
+    headers = dict(line.split(": ", 1) for line in head.splitlines()[1:])
+    user, _, password = base64.b64decode(headers["Authorization"].removeprefix("Basic ")).decode().partition(":")
+    assert (urllib.parse.unquote_plus(user), urllib.parse.unquote_plus(password)) == (client_id, secret)
+    assert urllib.parse.quote_plus(secret) in section  # the form-encoded secret the text shows
+    code = client_id.rsplit("-", 1)[0]
+    monkeypatch.setenv("CEDX_PROFILE_EXAMPLE_SECRET", secret)
+    cedx_cli("platform", "add-client", code, "--client-id", client_id.replace("-erp", "-profile"),
+             "--secret-env", "CEDX_PROFILE_EXAMPLE_SECRET", data_dir=platform["dir"])
+    basic = base64.b64encode(f"{urllib.parse.quote_plus(client_id.replace('-erp', '-profile'))}:"
+                             f"{urllib.parse.quote_plus(secret)}".encode()).decode()
+    answer = http("POST", platform["base"] + "/oauth/token",
+                  {"Authorization": f"Basic {basic}", "Content-Type": headers["Content-Type"]}, body.strip().encode())
+    assert answer.status == 200, answer.body
+    assert set(answer.json()["scope"].split()) == {"reporting:submit", "reporting:read"}
