@@ -15,6 +15,7 @@ import json
 import re
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 
 try:
     from .client import DISTID, OpenSSL, http
@@ -27,6 +28,15 @@ MEMBERS = {"sourceId", "pointId", "granularity", "unit", "start", "step", "count
            "sequenceNumber", "previousBatchDigest", "sealedAt"}  # §1: exactly these
 DECIMAL = re.compile(r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?$")  # §1.3
 UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")  # §1.4
+BATCH_DOC = Path(__file__).resolve().parents[2] / "docs" / "trust-batches.md"
+
+
+def source_time_zone() -> dt.timezone:
+    """§1.5 names the source's time zone (local midnights and month starts bound the batches)."""
+    item = BATCH_DOC.read_text(encoding="utf-8").split("\n5. ", 1)[1].split("\n6. ", 1)[0]
+    sign, hours, minutes = re.search(r"UTC([+-])(\d{2}):(\d{2})", item).groups()
+    offset = dt.timedelta(hours=int(hours), minutes=int(minutes))
+    return dt.timezone(offset if sign == "+" else -offset)
 
 
 class BatchRefused(Exception):
@@ -63,6 +73,7 @@ class BatchReader:
     def __init__(self, ssl: OpenSSL, anchor_pem: str, point: str, granularity: str, head: ChainHead | None = None):
         self.ssl, self.anchor, self.point, self.granularity, self.head = ssl, anchor_pem, point, granularity, head
         self._trusted: dict[bytes, str] = {}  # signer certificate DER -> public key file, chain already validated
+        self.zone = source_time_zone()
 
     def _signer_key(self, block: dict) -> str:
         chain = [base64.b64decode(c) for c in block.get("certificateChain", [])]
@@ -106,6 +117,11 @@ class BatchReader:
                 raise BatchRefused(f"flag {flag} with value {value!r}")  # R-ACQ-001 / R-ACQ-005
         if not (UTC.match(payload["start"]) and UTC.match(payload["sealedAt"])):
             raise BatchRefused("start/sealedAt not canonical UTC")
+        # §1.5: a batch never crosses a local midnight (minute, hour) or a local month start (day)
+        first = _instant(payload["start"]).astimezone(self.zone)
+        last = (_instant(payload["start"]) + dt.timedelta(seconds=(count - 1) * seconds)).astimezone(self.zone)
+        if (first.year, first.month) != (last.year, last.month) or payload["granularity"] != "day" and first.day != last.day:
+            raise BatchRefused(f"batch {payload['sequenceNumber']} crosses a local day or month boundary")
         # §3: the hash chain and contiguity
         if payload["pointId"] != self.point or payload["granularity"] != self.granularity:
             raise BatchRefused("another point or granularity")
