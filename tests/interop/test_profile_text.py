@@ -60,3 +60,37 @@ def test_status_and_code_pairs_in_the_normative_docs_match_the_error_table():
             assert table.get(row[1]) == int(row[0]), f"docs/{doc}: {row}"
             pairs += 1
     assert pairs > 20
+
+
+def problem_convention():
+    """The problem-member rule of the spec's conventions: the `type` prefix it names."""
+    text = SPEC["info"]["description"]
+    return re.search(r"`type` is `(https://[^`]+/)` followed by the `code`", text).group(1)
+
+
+def check_problem(body: dict) -> None:
+    table = {e["code"]: e for e in SPEC["x-cedx-error-codes"]} if isinstance(SPEC["x-cedx-error-codes"], list) \
+        else SPEC["x-cedx-error-codes"]
+    entry = table[body["code"]]
+    assert body["status"] == entry["status"]
+    assert body["title"] == f"{entry['zh']} / {entry['en']}"
+    assert body["type"] == problem_convention() + body["code"].lower().replace("_", "-")
+    for item in body.get("errors", []):
+        assert item["path"].startswith("$") and item["code"] and item["message"]
+
+
+def test_every_problem_example_follows_the_stated_convention():
+    examples = []
+    for path in SPEC["paths"].values():
+        for op in path.values():
+            for response in (op.get("responses") or {}).values() if isinstance(op, dict) else ():
+                for media, content in (response.get("content") or {}).items():
+                    if media == "application/problem+json":
+                        examples += [e["value"] for e in (content.get("examples") or {}).values()]
+    for response in SPEC["components"]["responses"].values():
+        for media, content in (response.get("content") or {}).items():
+            if media == "application/problem+json":
+                examples += [e["value"] for e in (content.get("examples") or {}).values()]
+    assert len(examples) >= 10
+    for body in examples:
+        check_problem(body)
