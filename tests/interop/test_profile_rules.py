@@ -141,3 +141,16 @@ def test_the_token_example_of_section_10_as_written(platform, monkeypatch):
                   {"Authorization": f"Basic {basic}", "Content-Type": headers["Content-Type"]}, body.strip().encode())
     assert answer.status == 200, answer.body
     assert set(answer.json()["scope"].split()) == {"reporting:submit", "reporting:read"}
+
+
+def test_idempotency_keys_are_scoped_to_the_entity(power, cement):
+    """Spec `Idempotency-Key`: another entity's use of the same key is unrelated (no 409, no replay)."""
+    from .test_conformance import CEMENT
+
+    key = f"shared-{uuid.uuid4().hex}"
+    sent = power.sign_document(report(POWER, period="2024-01"))
+    first = power.check_receipt(power.submit(sent, key=key), sent)
+    other = cement.sign_document(report(CEMENT, period="2024-01"))
+    answer = cement.submit(other, key=key)
+    assert "idempotency-replayed" not in answer.headers
+    assert cement.check_receipt(answer, other)["submissionId"] != first["submissionId"]
