@@ -137,6 +137,32 @@ def test_verify_timestamp(tmp_path):
     assert run("verify-timestamp", tmp_path, check=False).returncode != 0
 
 
+def test_verify_timestamp_covers_every_step_of_section_4(tmp_path):
+    """The recipe checks the five verification steps §4 lists, in its numbering — (3), the
+    ESSCertIDv2 naming the TSA certificate, was once missing — and the anchor at genTime."""
+    import os
+
+    section = PROFILE.split('<a id="timestamps"></a>', 1)[1].split('<a id="requests"></a>', 1)[0]
+    steps = re.findall(r"\((\d)\) ", section.split("(1) imprint", 1)[1].split("\n\n", 1)[0])
+    assert steps == ["2", "3", "4", "5"]
+    assert re.findall(r"^# \((\d)\)", RECIPES["verify-timestamp"], re.M) == ["1", "2", "3", "4", "5"]
+    signature = base64.b64decode(STAMP["signatureDer"])
+    token = base64.b64decode(STAMP["token"])
+    tsa_hash = trust.sm3(tx.load_certificate(STAMP["tsaCertificatePem"].encode()).dump())
+    assert token.count(tsa_hash) == 1
+    (tmp_path / "signature.der").write_bytes(signature)
+    (tmp_path / "ca.pem").write_text(STAMP["caCertificatePem"])
+    (tmp_path / "token.der").write_bytes(token.replace(tsa_hash, bytes(32)))  # names another certificate
+    proc = subprocess.run(["bash", "-x", "-euo", "pipefail", "-c", RECIPES["verify-timestamp"]], cwd=tmp_path,
+                          capture_output=True, text=True, env=dict(os.environ))
+    assert proc.returncode != 0 and "+ cert_hash=" in proc.stderr and "attrs.der" not in proc.stderr  # stopped at (3)
+    (tmp_path / "token.der").write_bytes(token)
+    other = tx.create_ca(trust.generate_private_key(), {"common_name": "Another root"})
+    (tmp_path / "ca.pem").write_bytes(tx.to_pem(other))
+    proc = run("verify-timestamp", tmp_path, check=False)
+    assert proc.returncode != 0 and b"Verified OK" in proc.stdout  # (1)-(4) hold, (5) refuses the other anchor
+
+
 def test_openssl_3_cannot_verify_sm2_time_stamps_directly(tmp_path):
     """Why the recipe exists: `openssl ts -verify` fails on the (valid) token. When a future
     OpenSSL passes, the profile's limitation note can be relaxed."""
