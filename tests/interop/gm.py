@@ -155,3 +155,23 @@ def gcm_decrypt(key: bytes, nonce: bytes, sealed: bytes, aad: bytes = b"") -> by
     if expected(body) != tag:
         raise ValueError("SM4-GCM tag does not match")
     return plaintext
+
+
+def initiator(d_a: int, r_a: int, id_a: bytes, p_b: bytes, big_b: bytes, id_b: bytes, length: int) -> dict:
+    """The initiator's side alone (docs/key-exchange.md §3, A column): what a client computes from
+    its own keys and the responder's public and ephemeral keys (65-byte 04‖X‖Y)."""
+    def point(data: bytes):
+        assert len(data) == 65 and data[0] == 4, "not an uncompressed point"
+        x, y = int.from_bytes(data[1:33], "big"), int.from_bytes(data[33:], "big")
+        assert (y * y - (x * x * x + A * x + B)) % P == 0, "not on the curve"
+        return x, y
+
+    w = math.ceil(math.ceil(math.log2(N)) / 2) - 1
+    bar = lambda x: 2 ** w + (x % 2 ** w)  # noqa: E731
+    big_a, pb, rb = mul(r_a), point(p_b), point(big_b)
+    u = mul((d_a + bar(big_a[0]) * r_a) % N, _add(pb, mul(bar(rb[0]), rb)))
+    assert u is not None
+    z_a, z_b = z_value(id_a, mul(d_a)), z_value(id_b, pb)
+    inner = sm3(b32(u[0]) + z_a + z_b + b32(big_a[0]) + b32(big_a[1]) + b32(rb[0]) + b32(rb[1]))
+    return {"key": kdf(b32(u[0]) + b32(u[1]) + z_a + z_b, length), "R_a": point_bytes(big_a),
+            "s_a": sm3(b"\x03" + b32(u[1]) + inner), "expected_s_b": sm3(b"\x02" + b32(u[1]) + inner)}
