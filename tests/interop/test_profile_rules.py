@@ -154,3 +154,16 @@ def test_idempotency_keys_are_scoped_to_the_entity(power, cement):
     answer = cement.submit(other, key=key)
     assert "idempotency-replayed" not in answer.headers
     assert cement.check_receipt(answer, other)["submissionId"] != first["submissionId"]
+
+
+def test_a_submitters_time_stamp_token_is_stored_as_received(power):
+    """§2: the platform keeps a submitted document's timestampToken unevaluated, and it counts in
+    documentDigest (it is outside the signing input, so the signature still verifies)."""
+    from .client import canonical
+
+    sent = power.sign_document(report(POWER, period="2024-07"))
+    sent["signature"]["timestampToken"] = base64.b64encode(b"the submitter's own evidence").decode()
+    receipt = power.check_receipt(power.submit(sent), sent)  # documentDigest covers the token
+    stored = power.request("GET", f"/v1/reporting/monthly-reports/{receipt['submissionId']}").json()
+    assert stored["signature"]["timestampToken"] == sent["signature"]["timestampToken"]
+    assert power.ssl.sm3(canonical(stored, power.instants)) == receipt["documentDigest"]
