@@ -123,7 +123,7 @@ def test_the_client_imports_nothing_from_cedx():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
             assert not any(n == "cedx" or n.startswith("cedx.") for n in names), f"{path.name} imports {names}"
-    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import client, source_client; "
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import client, source_client, gm; "
             "assert not [m for m in sys.modules if m == 'cedx' or m.startswith('cedx.')]")
     subprocess.run([sys.executable, "-I", "-c", code], check=True, timeout=60)
 
