@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from .client import PROFILE, http
+from .client import PROFILE, REPO, http
 from .test_conformance import POWER, cedx_cli, problem, report
 from .test_profile_text import check_problem
 
@@ -167,3 +167,25 @@ def test_a_submitters_time_stamp_token_is_stored_as_received(power):
     stored = power.request("GET", f"/v1/reporting/monthly-reports/{receipt['submissionId']}").json()
     assert stored["signature"]["timestampToken"] == sent["signature"]["timestampToken"]
     assert power.ssl.sm3(canonical(stored, power.instants)) == receipt["documentDigest"]
+
+
+def test_registration_is_not_a_prerequisite_but_updates_need_it(power):
+    """Spec putFacility / updateEntity: a facility can be put for the token's entity before
+    registerEntity; updating the entity's details needs the registration (404 until then)."""
+    power.get_token("reporting:entity:write reporting:submit reporting:read")
+    code = POWER["creditCode"]
+    examples = REPO / "spec" / "examples"
+    facility = json.loads((examples / "facility-power.json").read_text(encoding="utf-8"))
+    entity = json.loads((examples / "entity-power.json").read_text(encoding="utf-8"))
+    body = lambda record: json.dumps(record, ensure_ascii=False).encode()  # noqa: E731
+    media = {"Content-Type": "application/json"}
+    put = power.request("PUT", f"/v1/reporting/entities/{code}/facilities/{facility['facilityId']}",
+                        body=body(facility), sign=True, headers=media)
+    assert put.status == 200, put.body
+    problem(power.request("PUT", f"/v1/reporting/entities/{code}", body=body(entity), sign=True, headers=media),
+            404, "NOT_FOUND")
+    registered = power.request("POST", "/v1/reporting/entities", body=body(entity), sign=True,
+                               headers={**media, "Idempotency-Key": str(uuid.uuid4())})
+    assert registered.status == 201, registered.body
+    assert power.request("PUT", f"/v1/reporting/entities/{code}", body=body(entity), sign=True, headers=media).status == 200
+    power.get_token()
