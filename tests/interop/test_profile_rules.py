@@ -189,3 +189,24 @@ def test_registration_is_not_a_prerequisite_but_updates_need_it(power):
     assert registered.status == 201, registered.body
     assert power.request("PUT", f"/v1/reporting/entities/{code}", body=body(entity), sign=True, headers=media).status == 200
     power.get_token()
+
+
+def test_time_stamp_service_errors_as_section_4_states(power):
+    """§4: query errors are a 200 TimeStampResp `rejection`; wrong media type 415, over 4096 bytes 413."""
+    url = power.configuration()["endpoints"]["timestamp"]
+    ssl = power.ssl
+    media = {"Content-Type": "application/timestamp-query"}
+
+    def status_text(body: bytes) -> str:
+        answer = http("POST", url, media, body)
+        assert answer.status == 200 and answer.media == "application/timestamp-reply", answer.status
+        return ssl.run("ts", "-reply", "-in", ssl.file(answer.body), "-text").stdout.decode()
+
+    assert "Rejected" in status_text(b"not DER") and "wrong format" in status_text(b"not DER")
+    sha256 = ssl.run("ts", "-query", "-digest", "ab" * 32, "-sha256", "-cert").stdout
+    assert "unsupported algorithm" in status_text(sha256)
+    sm3 = ssl.run("ts", "-query", "-digest", "ab" * 32, "-sm3", "-cert").stdout
+    assert "Granted" in status_text(sm3)
+    check_problem(problem(http("POST", url, {"Content-Type": "application/octet-stream"}, sm3),
+                          415, "UNSUPPORTED_MEDIA_TYPE"))
+    check_problem(problem(http("POST", url, media, sm3 + bytes(4097)), 413, "PAYLOAD_TOO_LARGE"))
