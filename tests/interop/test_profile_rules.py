@@ -210,3 +210,20 @@ def test_time_stamp_service_errors_as_section_4_states(power):
     check_problem(problem(http("POST", url, {"Content-Type": "application/octet-stream"}, sm3),
                           415, "UNSUPPORTED_MEDIA_TYPE"))
     check_problem(problem(http("POST", url, media, sm3 + bytes(4097)), 413, "PAYLOAD_TOO_LARGE"))
+
+
+def test_forgetting_distid_is_named_in_the_refusal(power):
+    """§6: OpenSSL 3 has no default SM2 user ID; a vendor who leaves out -sigopt distid: is told so."""
+    sent = power.sign_document(report(POWER, period="2024-08"))
+    message = power.signed_message(sent)
+    value = power.ssl.run("dgst", "-sm3", "-sign", power.key_pem, input=message).stdout  # no distid
+    sent["signature"]["value"] = base64.b64encode(value).decode()
+    body = problem(power.submit(sent), 422, "SIGNATURE_INVALID")
+    assert "empty SM2 user ID" in body["detail"] and "distid:1234567812345678" in body["detail"]
+    stamp, nonce = _now(), secrets.token_hex(16)
+    lines = ["CEDX-SM2-SM3", "GET", "/v1/reporting/submissions", "", stamp, nonce, power.ssl.sm3(b"")]
+    value = power.ssl.run("dgst", "-sm3", "-sign", power.key_pem, input="\n".join(lines).encode()).stdout
+    answer = http("GET", power.base_url + "/v1/reporting/submissions", {
+        "Authorization": f"Bearer {power.token}", "X-Cedx-Timestamp": stamp, "X-Cedx-Nonce": nonce,
+        "X-Cedx-Key-Id": power.key_id, "X-Cedx-Signature": base64.b64encode(value).decode()})
+    assert "empty SM2 user ID" in problem(answer, 401, "REQUEST_SIGNATURE_INVALID")["detail"]

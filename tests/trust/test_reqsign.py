@@ -101,3 +101,22 @@ def test_prefix_digests_equal_sm3_on_every_length_and_every_shared_prefix():
                 flipped = data[:shared] + bytes([data[shared] ^ 1]) + data[shared + 1:]
                 assert digests.sm3_of(flipped) == trust.sm3(flipped), (size, shared)
     assert trust.PrefixDigests(b"abc").digest.hex() == "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+
+
+def test_a_signature_made_with_an_empty_user_id_is_named(setup):
+    """OpenSSL 3 signs SM2 with an empty user ID unless given -sigopt distid: the refusal says so."""
+    import base64
+
+    from cedx.trust.reqsign import string_to_sign
+
+    key, verifier = setup
+    h = sign_request(key, "GET", "/v1/submissions")
+    signed = string_to_sign("GET", "/v1/submissions", "", h["X-Cedx-Timestamp"], h["X-Cedx-Nonce"], b"")
+    h["X-Cedx-Signature"] = base64.b64encode(key.sign(signed, b"")).decode()
+    with pytest.raises(InvalidSignature, match="empty SM2 user ID.*distid:1234567812345678"):
+        verifier.verify("GET", "/v1/submissions", "", h, b"")
+    h = sign_request(key, "GET", "/v1/submissions")
+    h["X-Cedx-Signature"] = sign_request(key, "GET", "/v1/other")["X-Cedx-Signature"]
+    with pytest.raises(InvalidSignature) as info:
+        verifier.verify("GET", "/v1/submissions", "", h, b"")
+    assert "user ID" not in str(info.value)  # a plain mismatch gets no misleading hint

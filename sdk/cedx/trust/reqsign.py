@@ -180,7 +180,11 @@ class RequestVerifier:
             sig = base64.b64decode(sig_b64, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidSignature(f"{H_SIGNATURE} is not valid base64") from exc
-        key.verify(sig, string_to_sign(method, path, query, timestamp, nonce, body, body_sm3=body_sm3))
+        signed = string_to_sign(method, path, query, timestamp, nonce, body, body_sm3=body_sm3)
+        try:
+            key.verify(sig, signed)
+        except InvalidSignature as exc:
+            raise InvalidSignature(f"{exc}{key.why_not(sig, signed)}") from exc
         # Record the nonce only after the signature holds, so forged requests cannot
         # poison the cache with nonces a legitimate client is about to use.
         if not self._nonces.add(f"{key_id}:{nonce}", signed_at.timestamp() + self._window):
