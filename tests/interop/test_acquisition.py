@@ -187,3 +187,25 @@ def test_an_xml_page_carries_the_same_signed_batches(source, token):
     reader = BatchReader(source["ssl"], "anchor.pem", POINT, "minute")
     for batch in page["items"]:
         reader.verify(batch)
+
+
+def test_ranges_as_trust_batches_section_4_states(source, token):
+    """§4.2: over the per-granularity maximum, `to` not after `from`, impossible dates and years
+    before 1000 are 400 INVALID_PARAMETER; before commissioning there is simply no data."""
+    first, start, _ = _range(source)
+    iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+
+    def ask(granularity, frm, to):
+        url = (f"{source['base']}/v1/acquisition/points/{POINT}/batches?"
+               + urllib.parse.urlencode({"granularity": granularity, "from": frm, "to": to}))
+        return http("GET", url, {"Authorization": f"Bearer {token}", "Accept": "application/json"})
+
+    for granularity, days in (("minute", 92), ("hour", 366), ("day", 3660)):
+        assert ask(granularity, iso(first), iso(first + dt.timedelta(days=days))).status == 200
+        too_long = ask(granularity, iso(first), iso(first + dt.timedelta(days=days, seconds=1)))
+        assert too_long.status == 400 and too_long.json()["code"] == "INVALID_PARAMETER", granularity
+    for frm, to in ((start, start), ("2026-02-30T00:00:00Z", start), ("0999-12-31T00:00:00Z", "0999-12-31T01:00:00Z")):
+        answer = ask("hour", frm, to)
+        assert answer.status == 400 and answer.json()["code"] == "INVALID_PARAMETER", (frm, to)
+    before = ask("hour", iso(first - dt.timedelta(days=30)), iso(first))
+    assert before.status == 200 and before.json()["items"] == []
