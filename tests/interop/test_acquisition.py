@@ -209,3 +209,17 @@ def test_ranges_as_trust_batches_section_4_states(source, token):
         assert answer.status == 400 and answer.json()["code"] == "INVALID_PARAMETER", (frm, to)
     before = ask("hour", iso(first - dt.timedelta(days=30)), iso(first))
     assert before.status == 200 and before.json()["items"] == []
+
+
+def test_request_signature_headers_on_source_reads_are_ignored(source, token):
+    """Profile §5: a source has no client-key registry, so it ignores X-Cedx-* on its reads."""
+    import secrets
+
+    _, start, end = _range(source)
+    url = (f"{source['base']}/v1/acquisition/points/{POINT}/batches?"
+           + urllib.parse.urlencode({"granularity": "hour", "from": start, "to": end}))
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    answer = http("GET", url, {"Authorization": f"Bearer {token}", "X-Cedx-Timestamp": stamp,
+                               "X-Cedx-Nonce": secrets.token_hex(16), "X-Cedx-Key-Id": "ab" * 32,
+                               "X-Cedx-Signature": base64.b64encode(bytes(70)).decode()})
+    assert answer.status == 200
