@@ -227,3 +227,17 @@ def test_forgetting_distid_is_named_in_the_refusal(power):
         "Authorization": f"Bearer {power.token}", "X-Cedx-Timestamp": stamp, "X-Cedx-Nonce": nonce,
         "X-Cedx-Key-Id": power.key_id, "X-Cedx-Signature": base64.b64encode(value).decode()})
     assert "empty SM2 user ID" in problem(answer, 401, "REQUEST_SIGNATURE_INVALID")["detail"]
+
+
+def test_token_revocation_as_the_configuration_announces(power):
+    """`endpoints.revocation`: RFC 7009, the client authenticating as at the token endpoint (§10)."""
+    url = power.configuration()["endpoints"]["revocation"]
+    token = power.get_token()
+    assert power.request("GET", "/v1/reporting/submissions").status == 200
+    basic = base64.b64encode(f"{urllib.parse.quote_plus(power.client_id)}:{urllib.parse.quote_plus(power.client_secret)}"
+                             .encode()).decode()
+    answer = http("POST", url, {"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"},
+                  urllib.parse.urlencode({"token": token, "token_type_hint": "access_token"}).encode())
+    assert answer.status == 200
+    problem(power.request("GET", "/v1/reporting/submissions"), 401, "TOKEN_INVALID")
+    power.get_token()
