@@ -241,3 +241,18 @@ def test_token_revocation_as_the_configuration_announces(power):
     assert answer.status == 200
     problem(power.request("GET", "/v1/reporting/submissions"), 401, "TOKEN_INVALID")
     power.get_token()
+
+
+def test_the_platform_crl_verifies_with_the_recipe(power, tmp_path):
+    """`endpoints.crl` (DER, application/pkix-crl) checked with profile §13 recipe verify-crl."""
+    import subprocess
+
+    url = power.configuration()["endpoints"]["crl"]
+    answer = http("GET", url)
+    assert answer.status == 200 and answer.media == "application/pkix-crl"
+    (tmp_path / "crl.der").write_bytes(answer.body)
+    (tmp_path / "ca.pem").write_bytes((power.ssl.dir / power.anchor_pem).read_bytes())
+    (tmp_path / "signer.pem").write_bytes((power.ssl.dir / power.cert_pem).read_bytes())
+    recipe = re.search(r"<!-- recipe: verify-crl -->\n.*?```sh\n(.*?)```", PROFILE.read_text(encoding="utf-8"), re.S).group(1)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", recipe], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0 and "signer.pem: not revoked" in proc.stdout, proc.stderr
