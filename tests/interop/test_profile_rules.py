@@ -256,3 +256,22 @@ def test_the_platform_crl_verifies_with_the_recipe(power, tmp_path):
     recipe = re.search(r"<!-- recipe: verify-crl -->\n.*?```sh\n(.*?)```", PROFILE.read_text(encoding="utf-8"), re.S).group(1)
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", recipe], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0 and "signer.pem: not revoked" in proc.stdout, proc.stderr
+
+
+def test_what_xml_cannot_carry_is_refused_as_section_1_2_says(power):
+    """§1.2: beyond I-JSON, a BOM, numbers beyond doubles, nesting past 64 and characters XML 1.0
+    cannot carry are 400; DEL and C1 controls are accepted (and answered in XML too)."""
+    section = PROFILE.read_text(encoding="utf-8").split("**1.2", 1)[1].split("**1.3", 1)[0]
+    assert all(word in section for word in ("BOM", "64", "U+FFFE", "TAB, LF and CR", "DEL"))
+    for reason in ("a\u0001b", "a\ufffeb", "a\u001fb"):
+        sent = power.sign_document(report(POWER, period="2024-10", reason=reason))
+        check_problem(problem(_post(power, json.dumps(sent, ensure_ascii=False).encode()), 400, "MALFORMED_BODY"))
+    text = json.dumps(power.sign_document(report(POWER, period="2024-10")))
+    for body in (b"\xef\xbb\xbf" + text.encode(),
+                 text.replace('"specVersion": "1.0"', '"specVersion": "1.0", "x": ' + "[" * 70 + "]" * 70, 1).encode(),
+                 text.replace('"specVersion": "1.0"', '"specVersion": "1.0", "x": 1e400', 1).encode()):
+        problem(_post(power, body), 400, "MALFORMED_BODY")
+    sent = power.sign_document(report(POWER, period="2024-10", reason="tab\there, DEL\u007f, NEL\u0085"))
+    receipt = power.check_receipt(power.submit(sent), sent)
+    back = power.request("GET", f"/v1/reporting/monthly-reports/{receipt['submissionId']}", accept="application/xml")
+    assert back.status == 200 and power.record(back)["payload"]["reason"] == sent["payload"]["reason"]
