@@ -120,3 +120,16 @@ def test_a_signature_made_with_an_empty_user_id_is_named(setup):
     with pytest.raises(InvalidSignature) as info:
         verifier.verify("GET", "/v1/submissions", "", h, b"")
     assert "user ID" not in str(info.value)  # a plain mismatch gets no misleading hint
+
+
+def test_signed_path_puts_the_base_urls_path_back():
+    """Profile §5/§11: the signed path is the full path the client sent; a server behind a proxy
+    that removes its base URL's path puts it back; without a path, or already there, nothing changes."""
+    from cedx.trust.reqsign import signed_path
+
+    assert signed_path("/v1/reporting/submissions", "https://p.example.cn/cedx") == "/cedx/v1/reporting/submissions"
+    assert signed_path("/v1/reporting/submissions", "https://p.example.cn/cedx/") == "/cedx/v1/reporting/submissions"
+    assert signed_path("/cedx/v1/reporting/submissions", "https://p.example.cn/cedx") == "/cedx/v1/reporting/submissions"
+    assert signed_path("/cedxx/v1", "https://p.example.cn/cedx") == "/cedx/cedxx/v1"
+    for base in (None, "", "https://p.example.cn", "https://p.example.cn/"):
+        assert signed_path("/v1/reporting/submissions", base) == "/v1/reporting/submissions"

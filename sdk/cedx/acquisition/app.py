@@ -266,7 +266,8 @@ def create_source_app(site: str | None = None, data_dir: str | Path | None = Non
                                 for f in os.environ.get("CEDX_SOURCE_CLIENT_CA", "").split(",") if f]
     if client_trust_anchors:
         source.enable_confidentiality(client_trust_anchors, user_id=signer.source_id, key=key, chain=chain,
-                                      required=confidential_only or os.environ.get("CEDX_SOURCE_CONFIDENTIAL_ONLY") == "1")
+                                      required=confidential_only or os.environ.get("CEDX_SOURCE_CONFIDENTIAL_ONLY") == "1",
+                                      base_url=public_url)
     hooks = SourceHooks(tokens, issuer, RateLimiter(rate_limit))
 
     def sealer() -> None:  # points fed by other writers (e.g. the HJ 212 bridge): seal what is due
