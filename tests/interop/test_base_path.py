@@ -102,5 +102,58 @@ def test_the_whole_flow_at_a_base_url_with_a_path(behind_proxy):
     assert [i["submissionId"] for i in listed.json()["items"]] == [receipt["submissionId"]]
     # a client that leaves the base URL's path out of the string to sign is refused
     client.base_path = ""
-    naive = client.request("GET", "/v1/reporting/submissions", query="limit=5", sign=True)
+    try:
+        naive = client.request("GET", "/v1/reporting/submissions", query="limit=5", sign=True)
+    finally:
+        client.base_path = PREFIX
     assert naive.status == 401 and naive.json()["code"] == "REQUEST_SIGNATURE_INVALID"
+
+
+def test_the_next_page_link_stays_under_the_base_url(behind_proxy):
+    """RFC 8288 Link of listSubmissions: followed as given, it reaches the next page through the
+    proxy (a bare /v1/… reference resolved to the proxy's root and lost the base URL's path)."""
+    client, base = behind_proxy["client"], behind_proxy["base"]
+    sent = client.sign_document(report(POWER, period="2026-08"))
+    client.check_receipt(client.submit(sent), sent)
+    first = client.request("GET", "/v1/reporting/submissions", query="limit=1")
+    link = first.headers["link"]
+    target = link[link.index("<") + 1:link.index(">")]
+    assert target.startswith(base + "/v1/reporting/submissions?"), link
+    second = http("GET", target, {"Authorization": f"Bearer {client.token}", "Accept": "application/json"})
+    assert second.status == 200 and second.json()["items"][0]["submissionId"] != first.json()["items"][0]["submissionId"]
+
+
+@pytest.fixture(scope="module")
+def source_behind_proxy(tmp_path_factory):
+    data = tmp_path_factory.mktemp("source-prefix")
+    port = _free_port()
+    proxy = _proxy(port)
+    base = f"http://127.0.0.1:{proxy.server_address[1]}{PREFIX}"
+    proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "acquisition", "--site", "power", "--dir", str(data),
+                             "--port", str(port), "--token", "source-token-0123456789", "--public-url", base,
+                             "--log-level", "warning"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(600):
+            try:
+                if http("GET", f"{base}/.well-known/cedx-configuration").status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        else:
+            pytest.fail("the source did not start")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proxy.shutdown()
+
+
+def test_a_sources_link_names_its_announced_base_url(source_behind_proxy):
+    base = source_behind_proxy
+    answer = http("GET", f"{base}/v1/acquisition/points?limit=1", {"Authorization": "Bearer source-token-0123456789"})
+    assert answer.status == 200
+    link = answer.headers["link"]
+    target = link[link.index("<") + 1:link.index(">")]
+    assert target.startswith(base + "/v1/acquisition/points?"), link  # not the proxy's backend address
+    assert http("GET", target, {"Authorization": "Bearer source-token-0123456789"}).status == 200

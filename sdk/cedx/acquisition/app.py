@@ -260,6 +260,7 @@ def create_source_app(site: str | None = None, data_dir: str | Path | None = Non
         simulation = Simulation(models, commissioned, seed)
     name = f"参考数据源（{site}） / reference source ({site})"
     source = Source(store, signer, name=name, simulation=simulation, clock=clock)
+    source.public_url = public_url
     issuer = TokenIssuer(clients, signer, name, public_url)
     if client_trust_anchors is None:
         client_trust_anchors = [tx.load_certificate(Path(f).read_bytes()).dump()
