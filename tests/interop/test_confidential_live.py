@@ -22,6 +22,7 @@ from . import gm
 from .client import DISTID, REPO, OpenSSL, http
 from .source_client import BatchReader
 from .test_acquisition import POINT, _month_before
+from .test_base_path import PREFIX, _proxy
 from .test_conformance import _free_port
 
 pytestmark = pytest.mark.openssl
@@ -43,13 +44,13 @@ def _client_pki(ssl: OpenSSL) -> None:
     ssl.run("verify", "-vfyopt", DISTID, "-CAfile", "cca.pem", "client.pem")
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory):
+def _start(tmp_path_factory, prefixed: bool):
     ssl = OpenSSL(tmp_path_factory.mktemp("conf-client"))
     _client_pki(ssl)
     data = tmp_path_factory.mktemp("conf-source")
     port = _free_port()
-    base = f"http://127.0.0.1:{port}"
+    proxy = _proxy(port) if prefixed else None
+    base = f"http://127.0.0.1:{proxy.server_address[1]}{PREFIX}" if proxy else f"http://127.0.0.1:{port}"
     env = {**os.environ, "CEDX_ACQ_SECRET": SECRET, "CEDX_SOURCE_CLIENT_CA": str(ssl.dir / "cca.pem")}
     env.pop("CEDX_DATABASE_URL", None)
     commissioned = _month_before(dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date())
@@ -75,6 +76,14 @@ def source(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if proxy:
+            proxy.shutdown()
+
+
+@pytest.fixture(scope="module", params=["root", "base-path"])
+def source(request, tmp_path_factory):
+    """The source at its own root, and announced at …/cedx behind a proxy that removes the path."""
+    yield from _start(tmp_path_factory, request.param == "base-path")
 
 
 def _private_scalar(ssl: OpenSSL, key: str) -> int:
@@ -88,7 +97,8 @@ def _signed_post(source, path: str, record: dict):
     ssl, body = source["ssl"], json.dumps(record).encode()
     pub = ssl.cert_pubkey("client.pem")
     stamp, nonce = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), secrets.token_hex(16)
-    lines = ["CEDX-SM2-SM3", "POST", path, "", stamp, nonce, ssl.sm3(body)]
+    signed = urllib.parse.urlsplit(source["base"]).path + path  # the full path, base path included (profile §5)
+    lines = ["CEDX-SM2-SM3", "POST", signed, "", stamp, nonce, ssl.sm3(body)]
     signature = base64.b64encode(ssl.sign("client.key", "\n".join(lines).encode())).decode()
     return http("POST", source["base"] + path, {
         "Authorization": f"Bearer {source['token']}", "Content-Type": "application/json", "Accept": "application/json",
