@@ -275,3 +275,13 @@ def test_what_xml_cannot_carry_is_refused_as_section_1_2_says(power):
     receipt = power.check_receipt(power.submit(sent), sent)
     back = power.request("GET", f"/v1/reporting/monthly-reports/{receipt['submissionId']}", accept="application/xml")
     assert back.status == 200 and power.record(back)["payload"]["reason"] == sent["payload"]["reason"]
+
+
+def test_signed_before_it_was_prepared_is_refused(power):
+    """§9: signingTime ≥ payload.preparedAt − 300 s."""
+    prepared = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    early = power.sign_document(report(POWER, period="2024-12", preparedAt=prepared), signing_time=_now(-400))
+    body = problem(power.submit(early), 422, "SIGNATURE_INVALID")
+    assert [e["path"] for e in body["errors"]] == ["$.signature.signingTime"]
+    on_time = power.sign_document(report(POWER, period="2024-12", preparedAt=prepared), signing_time=_now(-200))
+    power.check_receipt(power.submit(on_time), on_time)  # within the 300 s allowance
