@@ -94,3 +94,20 @@ def test_every_problem_example_follows_the_stated_convention():
     assert len(examples) >= 10
     for body in examples:
         check_problem(body)
+
+
+def test_the_instant_table_of_section_1_4():
+    """Every row of §1.4's table, read from the text, through the independent client's rule."""
+    from .client import canonical_instant
+
+    section = PROFILE.read_text(encoding="utf-8").split("**1.4", 1)[1].split("**1.5", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| (.+?) \|$", section, re.M)
+    assert len(rows) >= 6
+    for given, expected in rows:
+        if "rejected" in expected:
+            try:
+                canonical_instant(given)
+            except ValueError:
+                continue
+            raise AssertionError(f"{given} should be rejected")
+        assert f"`{canonical_instant(given)}`" == expected, given
