@@ -172,3 +172,23 @@ def test_a_wrong_confirmation_discards_the_session(source):
     again = _signed_post(source, f"/v1/acquisition/sessions/{sid}/confirmation",
                          {"specVersion": "1.0", "confirmation": base64.b64encode(agreed["s_a"]).decode()})
     assert again.status == 404 and again.json()["code"] == "SESSION_UNKNOWN"
+
+
+def test_at_most_sixteen_open_sessions_per_client(source):
+    """§6.2: a client holds at most 16 unexpired sessions; the next handshake is 429 with Retry-After."""
+    if PREFIX in source["base"]:
+        pytest.skip("once is enough (the root variant)")
+    ssl = source["ssl"]
+    cert = ssl.run("x509", "-in", "client.pem", "-outform", "DER").stdout
+    answers = []
+    for _ in range(17):
+        r_a = secrets.randbelow(gm.N - 1) + 1
+        request = {"specVersion": "1.0", "certificateChain": [base64.b64encode(cert).decode()], "userId": CODE,
+                   "ephemeralKey": base64.b64encode(gm.point_bytes(gm.mul(r_a))).decode()}
+        answers.append(_signed_post(source, "/v1/acquisition/sessions", request))
+        if answers[-1].status == 429:
+            break
+    # earlier tests of this module opened sessions too: the 429 comes at the 17th open one at the latest
+    assert answers[-1].status == 429 and answers[-1].json()["code"] == "RATE_LIMITED"
+    assert int(answers[-1].headers["retry-after"]) > 0
+    assert all(a.status == 201 for a in answers[:-1])
