@@ -256,7 +256,7 @@ def test_late_data_and_unknown_logger(tmp_path):
             assert h.bridge.sink.batches(POINT, "minute", 0, 2**40) == sealed      # a sealed batch never changes
             summary = h.bridge.summary()["readings"]
             assert summary["late (period already sealed)"] == 2
-            assert summary["not mapped (MN or code not in the table)"] == 2
+            assert summary["not mapped (MN or code not in the table, or no instrument record for the code)"] == 2
             conn[1].close()
     run(go())
 

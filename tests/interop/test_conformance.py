@@ -123,7 +123,7 @@ def test_the_client_imports_nothing_from_cedx():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
             assert not any(n == "cedx" or n.startswith("cedx.") for n in names), f"{path.name} imports {names}"
-    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import client; "
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import client, source_client, gm; "
             "assert not [m for m in sys.modules if m == 'cedx' or m.startswith('cedx.')]")
     subprocess.run([sys.executable, "-I", "-c", code], check=True, timeout=60)
 
@@ -212,20 +212,18 @@ def test_rejections(power, cement):
     assert unsigned.status in (400, 401)
 
 
-def test_documented_rules_the_platform_is_being_fixed_for(power):
-    """Profile §1.2 (duplicate keys → 400) and §9 (freshness): recorded, not failed, while the
-    platform helper implements them."""
+def test_duplicate_members_and_stale_signatures_are_refused(power):
+    """Profile §1.2 (duplicate member names → 400, never "last one wins") and §9 (a signingTime
+    more than 7 days before receipt → 422 at $.signature.signingTime)."""
     sent = power.sign_document(report(POWER, period="2026-01"))
     text = json.dumps(sent, ensure_ascii=False)
     duplicated = text.replace('"specVersion": "1.0"', '"specVersion": "1.0", "specVersion": "1.0"', 1).encode()
     answer = power.request("POST", "/v1/reporting/monthly-reports", body=duplicated, sign=True,
                            headers={"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())})
-    if answer.status != 400:
-        NOTES.append(f"duplicate member names accepted ({answer.status}), profile §1.2 says 400")
+    problem(answer, 400, "MALFORMED_BODY")
     stale = power.sign_document(report(POWER, period="2025-12"), signing_time="2020-01-01T00:00:00Z")
-    answer = power.submit(stale)
-    if answer.status != 422:
-        NOTES.append(f"signingTime years old accepted ({answer.status}), profile §9 says 422")
+    body = problem(power.submit(stale), 422, "SIGNATURE_INVALID")
+    assert [e["path"] for e in body["errors"]] == ["$.signature.signingTime"]
 
 
 def test_deviations_are_only_the_known_ones():

@@ -117,7 +117,7 @@ def test_listing_pages_through_everything(env):
         assert r.status_code == 200
         seen += [(i["documentType"], i["state"]) for i in r.json()["items"]]
         link = r.headers.get("Link")
-        url = f"{env.url}{link[1:link.index('>')]}" if link else None
+        url = link[1:link.index('>')] if link else None   # absolute, at the announced base URL
         assert link is None or ("documentType=monthly_report" in link and "state=accepted" in link)
     assert len(seen) >= 5 and set(seen) == {("monthly_report", "accepted")}
 

@@ -58,3 +58,31 @@ def test_vectors_verify_with_openssl(tmp_path):
         (tmp_path / f"p{i}").write_bytes(v["canonicalPayload"].encode())
         payload_digest = subprocess.run(["openssl", "dgst", "-sm3", "-r", tmp_path / f"p{i}"], capture_output=True, text=True)
         assert payload_digest.stdout.split()[0] == v["payloadSm3"] and digest.returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command line")
+def test_the_documented_openssl_check_runs_as_written(tmp_path):
+    """docs/trust-batches.md §5: the shell block, exactly as written, with the files it names.
+    (It once hashed an undefined shell variable `$P1`, printing the SM3 of nothing.)"""
+    import re
+
+    docs = (ROOT / "docs" / "trust-batches.md").read_text(encoding="utf-8")
+    (recipe,) = re.findall(r"```sh\n(.*?)```", docs.split("## 5.", 1)[1].split("## 6.", 1)[0], re.S)
+    pki = ROOT / "spec" / "examples" / "pki"
+    for name in ("source.pem", "ca.pem"):
+        (tmp_path / name).write_bytes((pki / name).read_bytes())
+    first = VECTORS["batches"][0]
+    (tmp_path / "in.bin").write_bytes(first["signingInput"].encode("utf-8"))
+    (tmp_path / "p1.bin").write_bytes(first["canonicalPayload"].encode("utf-8"))
+
+    def run():
+        return subprocess.run(["bash", "-euo", "pipefail", "-c", recipe], cwd=tmp_path, capture_output=True, text=True)
+
+    out = run()
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split()
+    assert "source.pem: OK" in out.stdout and "Verified OK" in out.stdout
+    assert first["envelope"]["signature"]["keyId"] in lines and first["payloadSm3"] in lines
+    assert VECTORS["batches"][1]["envelope"]["payload"]["previousBatchDigest"] == first["payloadSm3"]
+    (tmp_path / "in.bin").write_bytes(first["signingInput"].replace('"0"', '"1"').encode("utf-8"))
+    assert run().returncode != 0  # a changed value does not verify

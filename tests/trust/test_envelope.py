@@ -285,3 +285,28 @@ def test_instant_tree_refuses_a_path_that_is_an_instant_in_one_document_and_text
     assert instant_tree(spec, ["A"]) == {"payload": {"at": True}}
     with pytest.raises(ValueError, match="payload.at"):
         instant_tree(spec)
+
+
+def test_usual_signing_mistakes_are_named(key):
+    """A refused document says when its signature holds under the other algorithm or with an
+    empty SM2 user ID (OpenSSL 3 without -sigopt distid:), so another vendor finds the slip."""
+    import base64
+
+    from cedx.trust.envelope import message_for
+
+    doc = trust.sign_document(RECORD, key, algorithm=trust.PREHASH_ALGORITHM)
+    plain = message_for(trust.ALGORITHM, signing_input(doc))
+    mislabelled = json.loads(json.dumps(doc))
+    mislabelled["signature"]["value"] = base64.b64encode(key.sign(plain)).decode()  # M of the other algorithm
+    with pytest.raises(InvalidSignature, match="verifies as SM2-with-SM3"):
+        trust.verify_document(mislabelled, key.public_key())
+    empty = json.loads(json.dumps(doc))
+    empty["signature"]["value"] = base64.b64encode(key.sign(message_for(trust.PREHASH_ALGORITHM, signing_input(doc)),
+                                                            b"")).decode()
+    with pytest.raises(InvalidSignature, match="empty SM2 user ID"):
+        trust.verify_document(empty, key.public_key())
+    tampered = json.loads(json.dumps(doc))
+    tampered["payload"]["period"] = "2026-11"
+    with pytest.raises(InvalidSignature) as info:
+        trust.verify_document(tampered, key.public_key())
+    assert "verifies" not in str(info.value)

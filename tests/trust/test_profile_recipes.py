@@ -41,7 +41,7 @@ def run(name: str, cwd: Path, env: dict | None = None, check: bool = True) -> su
 def test_the_profile_has_every_recipe():
     assert set(RECIPES) >= {"keygen-csr", "key-id", "sign-document", "verify-document", "verify-chain",
                             "sign-document-prehash", "verify-document-prehash",
-                            "document-digest", "request-signature", "verify-timestamp", "timestamp-request"}
+                            "document-digest", "request-signature", "verify-timestamp", "timestamp-request", "verify-crl"}
     assert all("distid:1234567812345678" in RECIPES[n] for n in ("keygen-csr", "sign-document", "verify-document",
                                                                 "verify-chain", "request-signature"))
 
@@ -137,6 +137,32 @@ def test_verify_timestamp(tmp_path):
     assert run("verify-timestamp", tmp_path, check=False).returncode != 0
 
 
+def test_verify_timestamp_covers_every_step_of_section_4(tmp_path):
+    """The recipe checks the five verification steps §4 lists, in its numbering — (3), the
+    ESSCertIDv2 naming the TSA certificate, was once missing — and the anchor at genTime."""
+    import os
+
+    section = PROFILE.split('<a id="timestamps"></a>', 1)[1].split('<a id="requests"></a>', 1)[0]
+    steps = re.findall(r"\((\d)\) ", section.split("(1) imprint", 1)[1].split("\n\n", 1)[0])
+    assert steps == ["2", "3", "4", "5"]
+    assert re.findall(r"^# \((\d)\)", RECIPES["verify-timestamp"], re.M) == ["1", "2", "3", "4", "5"]
+    signature = base64.b64decode(STAMP["signatureDer"])
+    token = base64.b64decode(STAMP["token"])
+    tsa_hash = trust.sm3(tx.load_certificate(STAMP["tsaCertificatePem"].encode()).dump())
+    assert token.count(tsa_hash) == 1
+    (tmp_path / "signature.der").write_bytes(signature)
+    (tmp_path / "ca.pem").write_text(STAMP["caCertificatePem"])
+    (tmp_path / "token.der").write_bytes(token.replace(tsa_hash, bytes(32)))  # names another certificate
+    proc = subprocess.run(["bash", "-x", "-euo", "pipefail", "-c", RECIPES["verify-timestamp"]], cwd=tmp_path,
+                          capture_output=True, text=True, env=dict(os.environ))
+    assert proc.returncode != 0 and "+ cert_hash=" in proc.stderr and "attrs.der" not in proc.stderr  # stopped at (3)
+    (tmp_path / "token.der").write_bytes(token)
+    other = tx.create_ca(trust.generate_private_key(), {"common_name": "Another root"})
+    (tmp_path / "ca.pem").write_bytes(tx.to_pem(other))
+    proc = run("verify-timestamp", tmp_path, check=False)
+    assert proc.returncode != 0 and b"Verified OK" in proc.stdout  # (1)-(4) hold, (5) refuses the other anchor
+
+
 def test_openssl_3_cannot_verify_sm2_time_stamps_directly(tmp_path):
     """Why the recipe exists: `openssl ts -verify` fails on the (valid) token. When a future
     OpenSSL passes, the profile's limitation note can be relaxed."""
@@ -160,3 +186,41 @@ def test_timestamp_request(tmp_path):
     assert bytes(req["message_imprint"]["hashed_message"].native) == trust.sm3(signature)
     assert req["message_imprint"]["hash_algorithm"]["algorithm"].dotted == "1.2.156.10197.1.401"
     assert tts.make_request(trust.sm3(signature))  # cedx builds the same kind of request
+
+
+def _crl(revoked):
+    import datetime as dt
+
+    from cedx.trust.keys import load_private_key
+
+    ca = tx.load_certificate((PKI / "ca.pem").read_bytes()).dump()
+    key = load_private_key((PKI / "ca.key.pem").read_bytes())
+    return tx.create_crl(ca, key, [(serial, dt.datetime.now(dt.timezone.utc)) for serial in revoked])
+
+
+def test_verify_crl(tmp_path):
+    """Recipe verify-crl on CRLs made by cedx with the example CA: valid and not listing the
+    certificate, listing it, and tampered."""
+    (tmp_path / "ca.pem").write_bytes((PKI / "ca.pem").read_bytes())
+    (tmp_path / "signer.pem").write_bytes((PKI / "entity-power.pem").read_bytes())
+    serial = tx.load_certificate((PKI / "entity-power.pem").read_bytes())["tbs_certificate"]["serial_number"].native
+    (tmp_path / "crl.der").write_bytes(_crl([serial + 1]))
+    out = run("verify-crl", tmp_path).stdout
+    assert b"Verified OK" in out and b"signer.pem: not revoked" in out
+    (tmp_path / "crl.der").write_bytes(_crl([serial + 1, serial]))
+    proc = run("verify-crl", tmp_path, check=False)
+    assert proc.returncode != 0 and b"signer.pem: revoked" in proc.stdout
+    crl = bytearray(_crl([]))
+    crl[-5] ^= 1  # inside the signature
+    (tmp_path / "crl.der").write_bytes(bytes(crl))
+    assert run("verify-crl", tmp_path, check=False).returncode != 0
+
+
+def test_openssl_3_cannot_verify_sm2_crls_directly(tmp_path):
+    """Why the recipe exists (profile §13): OpenSSL 3.0 refuses the (valid) CRL's signature."""
+    (tmp_path / "crl.der").write_bytes(_crl([]))
+    proc = subprocess.run(["openssl", "crl", "-inform", "DER", "-in", "crl.der", "-CAfile", str(PKI / "ca.pem"), "-noout"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    version = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout
+    if version.startswith("OpenSSL 3.0"):
+        assert "verify failure" in proc.stdout + proc.stderr

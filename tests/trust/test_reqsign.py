@@ -101,3 +101,35 @@ def test_prefix_digests_equal_sm3_on_every_length_and_every_shared_prefix():
                 flipped = data[:shared] + bytes([data[shared] ^ 1]) + data[shared + 1:]
                 assert digests.sm3_of(flipped) == trust.sm3(flipped), (size, shared)
     assert trust.PrefixDigests(b"abc").digest.hex() == "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+
+
+def test_a_signature_made_with_an_empty_user_id_is_named(setup):
+    """OpenSSL 3 signs SM2 with an empty user ID unless given -sigopt distid: the refusal says so."""
+    import base64
+
+    from cedx.trust.reqsign import string_to_sign
+
+    key, verifier = setup
+    h = sign_request(key, "GET", "/v1/submissions")
+    signed = string_to_sign("GET", "/v1/submissions", "", h["X-Cedx-Timestamp"], h["X-Cedx-Nonce"], b"")
+    h["X-Cedx-Signature"] = base64.b64encode(key.sign(signed, b"")).decode()
+    with pytest.raises(InvalidSignature, match="empty SM2 user ID.*distid:1234567812345678"):
+        verifier.verify("GET", "/v1/submissions", "", h, b"")
+    h = sign_request(key, "GET", "/v1/submissions")
+    h["X-Cedx-Signature"] = sign_request(key, "GET", "/v1/other")["X-Cedx-Signature"]
+    with pytest.raises(InvalidSignature) as info:
+        verifier.verify("GET", "/v1/submissions", "", h, b"")
+    assert "user ID" not in str(info.value)  # a plain mismatch gets no misleading hint
+
+
+def test_signed_path_puts_the_base_urls_path_back():
+    """Profile §5/§11: the signed path is the full path the client sent; a server behind a proxy
+    that removes its base URL's path puts it back; without a path, or already there, nothing changes."""
+    from cedx.trust.reqsign import signed_path
+
+    assert signed_path("/v1/reporting/submissions", "https://p.example.cn/cedx") == "/cedx/v1/reporting/submissions"
+    assert signed_path("/v1/reporting/submissions", "https://p.example.cn/cedx/") == "/cedx/v1/reporting/submissions"
+    assert signed_path("/cedx/v1/reporting/submissions", "https://p.example.cn/cedx") == "/cedx/v1/reporting/submissions"
+    assert signed_path("/cedxx/v1", "https://p.example.cn/cedx") == "/cedx/cedxx/v1"
+    for base in (None, "", "https://p.example.cn", "https://p.example.cn/"):
+        assert signed_path("/v1/reporting/submissions", base) == "/v1/reporting/submissions"

@@ -142,3 +142,17 @@ def test_unknown_critical_extension_rejected(root):
 def test_malformed_certificate():
     with pytest.raises(CertificateError, match="malformed"):
         tx.load_certificate(b"\x30\x03\x02\x01\x01")
+
+
+def test_csr_signed_with_an_empty_user_id_is_named(tmp_path):
+    """`openssl req -new` without -sigopt distid: signs with an empty SM2 user ID."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command line")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "SM2", "-out", "k.pem"], cwd=tmp_path, check=True)
+    subprocess.run(["openssl", "req", "-new", "-key", "k.pem", "-sm3", "-subj", "/CN=x", "-out", "r.csr"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    with pytest.raises(CertificateError, match="empty SM2 user ID.*distid:1234567812345678"):
+        tx.load_csr((tmp_path / "r.csr").read_bytes())

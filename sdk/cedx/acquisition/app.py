@@ -260,13 +260,15 @@ def create_source_app(site: str | None = None, data_dir: str | Path | None = Non
         simulation = Simulation(models, commissioned, seed)
     name = f"参考数据源（{site}） / reference source ({site})"
     source = Source(store, signer, name=name, simulation=simulation, clock=clock)
+    source.public_url = public_url
     issuer = TokenIssuer(clients, signer, name, public_url)
     if client_trust_anchors is None:
         client_trust_anchors = [tx.load_certificate(Path(f).read_bytes()).dump()
                                 for f in os.environ.get("CEDX_SOURCE_CLIENT_CA", "").split(",") if f]
     if client_trust_anchors:
         source.enable_confidentiality(client_trust_anchors, user_id=signer.source_id, key=key, chain=chain,
-                                      required=confidential_only or os.environ.get("CEDX_SOURCE_CONFIDENTIAL_ONLY") == "1")
+                                      required=confidential_only or os.environ.get("CEDX_SOURCE_CONFIDENTIAL_ONLY") == "1",
+                                      base_url=public_url)
     hooks = SourceHooks(tokens, issuer, RateLimiter(rate_limit))
 
     def sealer() -> None:  # points fed by other writers (e.g. the HJ 212 bridge): seal what is due

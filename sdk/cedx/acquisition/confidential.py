@@ -116,6 +116,7 @@ class SessionTable:
     sessions: dict[str, _Session] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     nonces: reqsign.MemoryNonceStore = field(default_factory=reqsign.MemoryNonceStore)
+    base_url: str | None = None   # the announced base URL: its path is part of the signed path
 
     def verify_request(self, ctx: RequestContext, key: SM2PublicKey) -> None:
         """The request signature (X-Cedx-*), made with the key of the client certificate:
@@ -123,8 +124,8 @@ class SessionTable:
         verifier = reqsign.RequestVerifier(lambda kid: key if kid == key.fingerprint() else None,
                                            nonce_store=self.nonces)
         try:
-            verifier.verify(ctx.request.method, ctx.request.url.path, ctx.request.url.query, ctx.request.headers,
-                            ctx.raw_body or b"")
+            verifier.verify(ctx.request.method, reqsign.signed_path(ctx.request.url.path, self.base_url),
+                            ctx.request.url.query, ctx.request.headers, ctx.raw_body or b"")
         except ReplayError as exc:
             raise Problem("REQUEST_REPLAYED", str(exc)) from None
         except TrustError as exc:
@@ -156,8 +157,9 @@ class ConfidentialMode(AcquisitionService):
 
     def enable_confidentiality(self, client_trust_anchors: list[bytes], *, user_id: str, key: SM2PrivateKey,
                                chain: list[bytes], required: bool = False,
-                               lifetime: int = SESSION_LIFETIME) -> SessionTable:
-        self.sessions = SessionTable(list(client_trust_anchors), user_id, key, list(chain), required, lifetime)
+                               lifetime: int = SESSION_LIFETIME, base_url: str | None = None) -> SessionTable:
+        self.sessions = SessionTable(list(client_trust_anchors), user_id, key, list(chain), required, lifetime,
+                                     base_url=base_url)
         return self.sessions
 
     def _table(self) -> SessionTable:
@@ -338,7 +340,8 @@ def _post(client: BaseClient, op_id: str, record: dict[str, Any], key: SM2Privat
     method, path = OPERATIONS[op_id].method, _path(op_id, **params)
     body = json.dumps({"specVersion": SPEC_VERSION, **record}).encode()
     hdrs = {"Accept": "application/json, application/problem+json", "Content-Type": "application/json",
-            **client._auth_header(), **reqsign.sign_request(key, method, path, "", body)}
+            **client._auth_header(),
+            **reqsign.sign_request(key, method, reqsign.request_path(client.base_url, path), "", body)}
     resp = client.session.request(method, f"{client.base_url}{path}", data=body, headers=hdrs,
                                   timeout=client.timeout, verify=client.verify)
     if resp.status_code >= 400:

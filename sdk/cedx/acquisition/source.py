@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.responses import Response, StreamingResponse
 
@@ -63,6 +63,7 @@ class Source(ConfidentialMode, AcquisitionService):
         self.store, self.signer, self.name, self.simulation = store, signer, name, simulation
         self.source_id = signer.source_id
         self.operator, self.system_type = operator, system_type
+        self.public_url: str | None = None   # the announced base URL (Link headers point there)
         self.clock = clock or (lambda: dt.datetime.now(UTC))
         self.stopping = threading.Event()
         self.abandoned = 0                      # statistics requests stopped early (client gone)
@@ -119,7 +120,7 @@ class Source(ConfidentialMode, AcquisitionService):
         headers = {}
         if start + len(page) < len(docs):
             out["nextCursor"] = page[-1]["pointId"]
-            headers["Link"] = _link(ctx, {"cursor": out["nextCursor"]})
+            headers["Link"] = _link(ctx, {"cursor": out["nextCursor"]}, self.public_url)
         return Reply(out, headers=headers)
 
     def get_metering_point(self, ctx: RequestContext, *, point_id: str) -> Any:
@@ -154,7 +155,7 @@ class Source(ConfidentialMode, AcquisitionService):
         head = {"specVersion": SPEC_VERSION, "pointId": point_id, "granularity": granularity}
         headers = dict(ctx.response_headers)
         if more:
-            headers["Link"] = _link(ctx, {"cursor": str(page[-1].seq)})
+            headers["Link"] = _link(ctx, {"cursor": str(page[-1].seq)}, self.public_url)
         if ctx.format != "application/json":   # XML: through the codec (the stored bytes are JSON)
             record = {**head, "items": [json.loads(b.envelope) for b in page]}
             if more:
@@ -231,9 +232,16 @@ def _disconnected(ctx: RequestContext) -> bool:
     return bool(flag is not None and flag.is_set())
 
 
-def _link(ctx: RequestContext, changes: dict[str, Any]) -> str:
-    """RFC 8288 Link to the next page: the same request with the new cursor."""
+def _link(ctx: RequestContext, changes: dict[str, Any], public_url: str | None = None) -> str:
+    """RFC 8288 Link to the next page: the same request with the new cursor, at the announced
+    base URL when there is one (behind a proxy the received URL names the proxy's backend and
+    lacks the base URL's path, docs/trust-profile.md §11)."""
     query = dict(ctx.request.query_params)
     query.update(changes)
-    url = ctx.request.url.replace(query=urlencode(query))
-    return f'<{url}>; rel="next"'
+    if not public_url:
+        return f'<{ctx.request.url.replace(query=urlencode(query))}>; rel="next"'
+    base = public_url.rstrip("/")
+    prefix, path = urlsplit(base).path, ctx.request.url.path
+    if prefix and path.startswith(prefix + "/"):
+        path = path[len(prefix):]
+    return f'<{base}{path}?{urlencode(query)}>; rel="next"'

@@ -38,7 +38,7 @@ log = logging.getLogger("cedx.hj212.bridge")
 
 # fed: what feeding did with a reading
 PENDING, FED, NOT_MAPPED, NO_VALUE, OUT_OF_RANGE, LATE, EVIDENCE = 0, 1, 2, 3, 4, 5, 6
-FED_NAMES = {PENDING: "pending", FED: "fed", NOT_MAPPED: "not mapped (MN or code not in the table)",
+FED_NAMES = {PENDING: "pending", FED: "fed", NOT_MAPPED: "not mapped (MN or code not in the table, or no instrument record for the code)",
              NO_VALUE: "no value", OUT_OF_RANGE: "misaligned or before commissioning", LATE: "late (period already sealed)",
              EVIDENCE: "kept as evidence (not the logger's base granularity)"}
 

@@ -184,5 +184,5 @@ class Target:
             h["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
         signer = signing_key or self.key
         if signer is not None:
-            h.update(trust.sign_request(signer, method, path, "", body))
+            h.update(trust.sign_request(signer, method, trust.reqsign.request_path(self.url, path), "", body))  # base path included
         return h

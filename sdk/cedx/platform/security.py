@@ -21,6 +21,7 @@ from .. import trust
 from ..runtime.errors import Problem, ProblemItem
 from ..runtime.server import RequestContext, ServerHooks
 from ..trust import x509 as tx
+from ..trust.reqsign import signed_path
 from .settings import PlatformPki, PlatformSettings
 from .store import Store
 
@@ -247,7 +248,9 @@ class PlatformHooks(ServerHooks):
         # the body's SM3 with prefix states: the receipt's documentDigest resumes from them
         ctx.body_digests = trust.PrefixDigests(ctx.raw_body)
         try:
-            verifier.verify(ctx.request.method, ctx.request.url.path, ctx.request.url.query,
+            # the full path the client sent: behind a proxy that removes the base URL's path (§11)
+            path = signed_path(ctx.request.url.path, self.settings.base_url)
+            verifier.verify(ctx.request.method, path, ctx.request.url.query,
                             ctx.request.headers, ctx.raw_body, body_sm3=ctx.body_digests.digest)
         except trust.ReplayError as exc:
             raise Problem("REQUEST_REPLAYED", str(exc)) from exc

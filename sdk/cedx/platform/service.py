@@ -471,5 +471,6 @@ class Platform(ReportingService, CommonService):
             query = {"limit": str(limit), "cursor": out["nextCursor"], "documentType": document_type,
                      "period": period, "state": state}
             query_text = urllib.parse.urlencode({k: getattr(v, "value", v) for k, v in query.items() if v is not None})
-            headers["Link"] = f'<{OPERATIONS["listSubmissions"].path}?{query_text}>; rel="next"'
+            # absolute, at the announced base URL: a bare /v1/... would drop a base URL's path (§11)
+            headers["Link"] = f'<{self.base_url(ctx)}{OPERATIONS["listSubmissions"].path}?{query_text}>; rel="next"'
         return Reply(out, headers=headers)

@@ -244,7 +244,9 @@ class AsyncBaseClient(BaseClient):
 
         async def send() -> httpx.Response:
             if self.signing_key is not None and op.request_signature:
-                hdrs.update(trust.sign_request(self.signing_key, op.method, path, query_string, data))
+                # the full request path, the base URL's path included (profile §5, §11)
+                hdrs.update(trust.sign_request(self.signing_key, op.method, trust.reqsign.request_path(self.base_url, path),
+                                               query_string, data))
             return await self.http.request(op.method, url, content=data or None, headers=hdrs)
 
         while True:

@@ -26,7 +26,7 @@ import types
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 import requests.cookies
@@ -640,7 +640,9 @@ class BaseClient:
         attempt = 0
         while True:
             if self.signing_key is not None and op.request_signature:
-                hdrs.update(trust.sign_request(self.signing_key, op.method, path, query_string, data))
+                # the full request path, the base URL's path included (profile §5, §11)
+                hdrs.update(trust.sign_request(self.signing_key, op.method, urlsplit(self.base_url).path.rstrip("/") + path,
+                                               query_string, data))
             url = f"{self.base_url}{path}" + (f"?{query_string}" if query_string else "")
             try:
                 resp = send_prepared(self.session, op.method, url, data, hdrs, self.timeout, self.verify)

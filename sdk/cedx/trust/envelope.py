@@ -275,7 +275,9 @@ def verify_document(
     try:
         public.verify(value, message_for(block["algorithm"], message, body), uid)
     except InvalidSignature as exc:
-        raise InvalidSignature(f"document signature invalid: {exc}") from exc
+        other = next(a for a in ALGORITHMS if a != block["algorithm"])
+        hint = public.why_not(value, message_for(block["algorithm"], message), uid, (other, message_for(other, message)))
+        raise InvalidSignature(f"document signature invalid: {exc}{hint}") from exc
     token = block.get("timestampToken")
     return VerifiedDocument(
         payload=doc["payload"],

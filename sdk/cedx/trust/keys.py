@@ -148,6 +148,18 @@ class SM2PublicKey:
             return False
         return True
 
+    def why_not(self, signature: bytes, message: bytes, uid: bytes = DEFAULT_ID,
+                other_message: tuple[str, bytes] | None = None) -> str:
+        """After a failed verification: a hint when the signature holds under a usual mistake —
+        an empty SM2 user ID (OpenSSL 3 signs with one unless given `-sigopt distid:`) or, for
+        ``other_message`` = (name, M), the message of the other algorithm. Empty when neither."""
+        if other_message is not None and self.is_valid(signature, other_message[1], uid):
+            return f" (it verifies as {other_message[0]}: name the algorithm that was used)"
+        if uid and self.is_valid(signature, message, b""):
+            return (f" (it verifies with an empty SM2 user ID: sign with the user ID {uid.decode(errors='replace')}; "
+                    f"OpenSSL 3: -sigopt distid:{uid.decode(errors='replace')})")
+        return ""
+
     def encrypt(self, plaintext: bytes, *, k: int | None = None) -> bytes:
         """SM2 public-key encryption (GB/T 32918.4), output DER C1C3C2 (GB/T 35276)."""
         while True:

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from ..instants import INSTANT_PATTERN
 from .canonical import format_instant
@@ -53,6 +53,22 @@ def canonical_query(query: str | Iterable[tuple[str, str]]) -> str:
     pairs = parse_qsl(query, keep_blank_values=True) if isinstance(query, str) else list(query)
     enc = sorted((quote(k, safe="-._~"), quote(v, safe="-._~")) for k, v in pairs)
     return "&".join(f"{k}={v}" for k, v in enc)
+
+
+def request_path(base_url: str, path: str) -> str:
+    """The path a client signs (§5 line 3): its base URL's path followed by the operation's path."""
+    return urlsplit(base_url).path.rstrip("/") + path
+
+
+def signed_path(received: str, base_url: str | None) -> str:
+    """The request path the client signed (docs/trust-profile.md §5 line 3, §11): the full path
+    it sent, including its base URL's path. A server whose announced base URL has a path runs
+    behind a reverse proxy that removes that path, so it receives the rest only and puts the
+    base path back before verifying; a path that already starts with it is taken as it is."""
+    prefix = urlsplit(base_url).path.rstrip("/") if base_url else ""
+    if not prefix or received == prefix or received.startswith(prefix + "/"):
+        return received
+    return prefix + received
 
 
 def string_to_sign(
@@ -180,7 +196,11 @@ class RequestVerifier:
             sig = base64.b64decode(sig_b64, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidSignature(f"{H_SIGNATURE} is not valid base64") from exc
-        key.verify(sig, string_to_sign(method, path, query, timestamp, nonce, body, body_sm3=body_sm3))
+        signed = string_to_sign(method, path, query, timestamp, nonce, body, body_sm3=body_sm3)
+        try:
+            key.verify(sig, signed)
+        except InvalidSignature as exc:
+            raise InvalidSignature(f"{exc}{key.why_not(sig, signed)}") from exc
         # Record the nonce only after the signature holds, so forged requests cannot
         # poison the cache with nonces a legitimate client is about to use.
         if not self._nonces.add(f"{key_id}:{nonce}", signed_at.timestamp() + self._window):

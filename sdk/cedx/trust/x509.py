@@ -171,7 +171,8 @@ def load_csr(data: bytes) -> tuple[x509.Name, SM2PublicKey]:
     try:
         public.verify(sig, info.dump())
     except InvalidSignature as exc:
-        raise CertificateError("CSR signature does not verify (no proof of possession)") from exc
+        raise CertificateError("CSR signature does not verify (no proof of possession)"
+                               + public.why_not(sig, info.dump())) from exc
     return info["subject"], public
 
 
