@@ -84,6 +84,18 @@ def _one_line(exc: BaseException) -> str:
     return text if text.startswith("error:") else f"error: {text}"
 
 
+def _database_error(exc: BaseException) -> str | None:
+    """One line for a database that refuses or cannot be reached (SQLAlchemy is imported only
+    by the commands that use a database, so it is looked up rather than imported here)."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.SQLAlchemyError):
+        return None
+    cause = getattr(exc, "orig", None) or exc
+    # psycopg's own text names the host, port, user and database, never the password.
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    return f"database: {text}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .._exceptions import CedxError, TrustError
 
@@ -113,6 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except CedxError as exc:  # transport, refusals, invalid documents: what went wrong, once
         print(f"cedx: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        message = _database_error(exc)
+        if message is None:
+            raise
+        print(f"cedx: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -28,10 +28,44 @@ def _settings(args: argparse.Namespace, create: bool = False) -> PlatformSetting
                        "create one with: cedx platform init --dir DIR", 2)
     settings = PlatformSettings()
     settings.data_dir = Path(chosen)
+    url = settings.database_url
+    if url and not url.startswith(_DATABASE_SCHEMES):
+        # Told here rather than by a driver's traceback (psycopg2, MySQLdb, an unparsable URL).
+        raise CliError(f"error: CEDX_DATABASE_URL is not a database cedx can use; give "
+                       f"{_DATABASE_FORM} (or unset it for SQLite in the platform directory)", 2)
     if not create and not (settings.pki_dir / "ca.pem").is_file():
         raise CliError(f"error: {chosen} is not an initialised platform directory (no pki/ca.pem); "
                        f"create it with: cedx platform init --dir {chosen}", 2)
+    if not create and not url and not (settings.data_dir / "platform.db").is_file():
+        # A platform initialised on PostgreSQL has no platform.db: without its URL, a new SQLite
+        # database would be created here and used silently (entities the server never sees).
+        raise CliError(f"error: {chosen} has no SQLite database (platform.db); if this platform uses "
+                       f"PostgreSQL, set CEDX_DATABASE_URL={_DATABASE_FORM} as for `cedx platform init`", 2)
     return settings
+
+
+_DATABASE_SCHEMES = ("postgresql+psycopg://", "sqlite:///")
+_DATABASE_FORM = "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def _secret_from(var: str) -> str:
+    """A secret named by --secret-env: an unset or empty variable is a mistake, never a cue to
+    generate a secret that would then be shown to no one."""
+    from . import CliError
+
+    value = os.environ.get(var)
+    if not value:
+        raise CliError(f"error: environment variable {var} is {'empty' if value == '' else 'not set'}; "
+                       "set it to the client's secret, or omit --secret-env to have one generated and shown once", 2)
+    return value
+
+
+def _check_scopes(scopes: list[str] | None, allowed: list[str], whose: str) -> None:
+    from . import CliError
+
+    unknown = [s for s in scopes or [] if s not in allowed]
+    if unknown:
+        raise CliError(f"error: unknown scope {' '.join(unknown)}; {whose}: {' '.join(allowed)}", 2)
 
 
 def _admin(args: argparse.Namespace, create: bool = False) -> Admin:
@@ -66,8 +100,9 @@ def cmd_add_entity(args: argparse.Namespace) -> int:
 def cmd_add_client(args: argparse.Namespace) -> int:
     from ..platform.admin import DEFAULT_SCOPES, AdminError
 
+    _check_scopes(args.scope, DEFAULT_SCOPES.split(), "the platform's scopes are")
     args.scope = args.scope or DEFAULT_SCOPES.split()
-    secret = os.environ.get(args.secret_env) if args.secret_env else None
+    secret = _secret_from(args.secret_env) if args.secret_env else None
     try:
         secret = _admin(args).add_client(args.credit_code, args.client_id, " ".join(args.scope), secret)
     except AdminError as exc:
@@ -137,9 +172,16 @@ def cmd_disable_client(args: argparse.Namespace) -> int:
 
 def cmd_issue_token(args: argparse.Namespace) -> int:
     from ..platform.admin import AdminError
+    from . import CliError
 
+    if args.lifetime <= 0:
+        raise CliError(f"error: --lifetime must be a positive number of seconds, not {args.lifetime}", 2)
+    admin = _admin(args)
+    client = admin.store.client(args.client_id)
+    if client is not None:
+        _check_scopes(args.scope, client.scopes.split(), f"client {args.client_id} has")
     try:
-        token = _admin(args).issue_token(args.client_id, args.lifetime, " ".join(args.scope) if args.scope else None)
+        token = admin.issue_token(args.client_id, args.lifetime, " ".join(args.scope) if args.scope else None)
     except AdminError as exc:
         raise _fail(exc) from exc
     print(token)
@@ -149,8 +191,15 @@ def cmd_issue_token(args: argparse.Namespace) -> int:
 def cmd_revoke_certificate(args: argparse.Namespace) -> int:
     from ..platform.admin import AdminError
 
+    import re
+
+    from . import CliError
+
     target = args.certificate
-    value = Path(target).read_bytes() if Path(target).is_file() else target
+    if not Path(target).is_file() and not re.fullmatch(r"[0-9a-fA-F]{64}", target):
+        # Neither a certificate file nor a key ID: most likely a mistyped file name.
+        raise CliError(f"error: {target}: No such file (nor a key ID: 64 hexadecimal digits)", 2)
+    value = Path(target).read_bytes() if Path(target).is_file() else target.lower()
     try:
         key_id = _admin(args).revoke_certificate(value)
     except AdminError as exc:
@@ -169,6 +218,11 @@ def cmd_serve_platform(args: argparse.Namespace) -> int:
     from . import CliError
 
     settings = _settings(args)
+    # Open the PKI and the database once here: a refused database or PKI is then one line, not
+    # a traceback from inside the server's worker start-up.
+    from ..platform.admin import Admin
+
+    Admin(settings).store.dispose()
     os.environ["CEDX_PLATFORM_DIR"] = str(settings.data_dir)
     public = args.public_url or os.environ.get("CEDX_PUBLIC_URL")
     if not public:

@@ -1,0 +1,105 @@
+"""The platform operator's command line as the docs describe it, and the mistakes an operator
+makes: one line on stderr and exit status 2, never a traceback, never a silently lost secret or
+a silently created database."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cedx.cli import build_parser, main
+
+CODE = "91320500MA1X2P3Q4R"
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def one_line(err):
+    return err.count("\n") == 1 and err.startswith("cedx: error: ") and "Traceback" not in err
+
+
+@pytest.fixture
+def platform(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("CEDX_DATABASE_URL", raising=False)
+    d = str(tmp_path / "p")
+    monkeypatch.setenv("CEDX_HOME", d)
+    assert run(capsys, "platform", "init")[0] == 0
+    assert run(capsys, "platform", "add-entity", CODE)[0] == 0
+    return d
+
+
+def test_add_client_with_an_unset_secret_variable_creates_nothing(capsys, platform, monkeypatch):
+    # Before: a random secret was stored and never shown, so the client could never log in.
+    monkeypatch.delenv("NO_SUCH_SECRET_VAR", raising=False)
+    status, out, err = run(capsys, "platform", "add-client", CODE, "--client-id", "erp", "--secret-env", "NO_SUCH_SECRET_VAR")
+    assert status == 2 and one_line(err) and "NO_SUCH_SECRET_VAR" in err and out == ""
+    monkeypatch.setenv("EMPTY_SECRET_VAR", "")
+    status, _, err = run(capsys, "platform", "add-client", CODE, "--client-id", "erp", "--secret-env", "EMPTY_SECRET_VAR")
+    assert status == 2 and one_line(err) and "EMPTY_SECRET_VAR" in err
+    monkeypatch.setenv("GOOD_SECRET_VAR", "erp-secret-0123456789")
+    # The client id is still free: nothing was created by the refused attempts.
+    assert run(capsys, "platform", "add-client", CODE, "--client-id", "erp", "--secret-env", "GOOD_SECRET_VAR")[0] == 0
+
+
+def test_unknown_scopes_and_non_positive_lifetimes_are_refused(capsys, platform):
+    status, _, err = run(capsys, "platform", "add-client", CODE, "--client-id", "erp", "--scope", "reporting:sumbit")
+    assert status == 2 and one_line(err) and "reporting:sumbit" in err and "reporting:submit" in err
+    status, out, _ = run(capsys, "platform", "add-client", CODE, "--client-id", "erp", "--scope", "reporting:read")
+    assert status == 0 and "secret" in out
+    status, _, err = run(capsys, "platform", "issue-token", "erp", "--scope", "reporting:submit")
+    assert status == 2 and one_line(err) and "reporting:submit" in err  # not one of the client's scopes
+    for lifetime in ("0", "-5"):
+        status, out, err = run(capsys, "platform", "issue-token", "erp", "--lifetime", lifetime)
+        assert status == 2 and one_line(err) and out == "", (lifetime, out, err)
+    assert run(capsys, "platform", "issue-token", "erp", "--lifetime", "60")[0] == 0
+
+
+def test_client_id_help_says_what_each_command_does_with_it():
+    parser = build_parser()
+    seen = {}
+    for action in parser._subparsers._group_actions[0].choices["platform"]._subparsers._group_actions[0].choices.items():
+        name, sub = action
+        for a in sub._actions:
+            if a.dest == "client_id":
+                seen[name] = a.help
+    assert "create" in seen["add-client"]
+    for name in ("disable-client", "enable-client", "issue-token"):
+        assert "create" not in seen[name], (name, seen[name])
+
+
+def test_revoking_a_missing_file_says_so(capsys, platform, tmp_path):
+    status, _, err = run(capsys, "platform", "revoke-certificate", str(tmp_path / "entty.pem"))
+    assert status == 2 and one_line(err)
+    assert "No such file" in err or "no such file" in err, err
+
+
+def test_a_postgresql_platform_without_its_url_is_not_given_a_new_sqlite_database(capsys, platform, tmp_path, monkeypatch):
+    # A platform initialised on PostgreSQL has no platform.db; forgetting CEDX_DATABASE_URL in a
+    # new shell must not register entities in a fresh SQLite file the server never reads.
+    os.remove(os.path.join(platform, "platform.db"))
+    status, _, err = run(capsys, "platform", "add-entity", "91350100M000100Y43")
+    assert status == 2 and one_line(err) and "CEDX_DATABASE_URL" in err
+    assert not os.path.exists(os.path.join(platform, "platform.db"))
+    status, _, err = run(capsys, "serve", "platform", "--port", "1")
+    assert status == 2 and one_line(err) and "CEDX_DATABASE_URL" in err
+    assert not os.path.exists(os.path.join(platform, "platform.db"))
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgres://u:p@127.0.0.1:1/x", "postgresql+psycopg://"),
+    ("mysql://u:p@127.0.0.1/x", "postgresql+psycopg://"),
+    ("not a url", "postgresql+psycopg://"),
+    ("postgresql+psycopg://u:secret-pw@127.0.0.1:1/x", "127.0.0.1"),  # nothing listens on port 1
+])
+def test_a_wrong_database_url_is_one_line(tmp_path, url, expected):
+    env = {**os.environ, "CEDX_DATABASE_URL": url, "CEDX_HOME": str(tmp_path / "p")}
+    for argv in (["platform", "init"], ["serve", "platform", "--port", "1"]):
+        out = subprocess.run([sys.executable, "-m", "cedx", *argv], capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 2, out.stderr
+        assert one_line(out.stderr), out.stderr
+        assert expected in out.stderr and "secret-pw" not in out.stderr
