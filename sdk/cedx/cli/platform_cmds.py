@@ -189,10 +189,9 @@ def cmd_issue_token(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke_certificate(args: argparse.Namespace) -> int:
-    from ..platform.admin import AdminError
-
     import re
 
+    from ..platform.admin import AdminError
     from . import CliError
 
     target = args.certificate
