@@ -103,3 +103,24 @@ def test_a_wrong_database_url_is_one_line(tmp_path, url, expected):
         assert out.returncode == 2, out.stderr
         assert one_line(out.stderr), out.stderr
         assert expected in out.stderr and "secret-pw" not in out.stderr
+
+
+def test_inspecting_an_unreachable_target_says_why_once(capsys, tmp_path, monkeypatch):
+    from cedx.runtime.serve import free_port
+
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "keygen", "-o", "k.pem")[0] == 0
+    assert run(capsys, "ca", "init", "-k", "k.pem", "--subject", f"CN={CODE}", "-o", "c.pem")[0] == 0
+    monkeypatch.setenv("INSPECT_SECRET", "inspector-secret-0123456789")
+    port = free_port()
+    status, out, err = run(capsys, "inspect", "--target", f"http://127.0.0.1:{port}", "--interface", "reporting",
+                           "--client-id", "inspector", "--client-secret-env", "INSPECT_SECRET", "--key", "k.pem",
+                           "--cert", "c.pem", "--credit-code", CODE, "--ca", "c.pem", "--out", "report/")
+    assert status == 2
+    said = out + err
+    # The cause in words, once; not urllib3's retry-pool text.
+    assert said.count("Connection refused") == 1, said
+    assert "HTTPConnectionPool" not in said and "Max retries" not in said, said
+    assert f"127.0.0.1:{port}" in said and "report//" not in said
+    detail = (tmp_path / "report" / "report.json").read_text(encoding="utf-8")
+    assert "Connection refused" in detail and "HTTPConnectionPool" not in detail

@@ -77,15 +77,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     )
     if args.interface == "reporting" and not (args.client_id and args.key and args.cert and args.credit_code):
         raise CliError("error: the reporting interface needs --client-id, --client-secret-env, --key, --cert and --credit-code", 2)
-    report = run(target, args.item or None, progress=main_progress)
-    write(report, Path(args.out))
+    def progress(line: str) -> None:
+        if not line.startswith("INCONCLUSIVE"):  # said once, in the summary below
+            main_progress(line)
+
+    report = run(target, args.item or None, progress=progress)
+    out = Path(args.out)
+    write(report, out)
     s = report["summary"]
+    files = f"{out / 'report.json'} and {out / 'report.html'}"
     if report["result"] == "inconclusive":
         why = report["inconclusive"]
-        print(f"INCONCLUSIVE ({why['cause']}): {why['detail']}; nothing was judged. Reports in {args.out}/")
+        print(f"INCONCLUSIVE ({why['cause']}): {why['detail']}; nothing was judged. Reports in {files}")
         return 2
     print(f"{report['result'].upper()}: {s['pass']} passed, {s['fail']} failed, {s['blocked']} blocked, "
-          f"{s['not-applicable']} not applicable; reports in {args.out}/report.json and report.html")
+          f"{s['not-applicable']} not applicable; reports in {files}")
     return 0 if report["result"] == "pass" else 1
 
 

@@ -24,6 +24,18 @@ VERDICTS = ("pass", "fail", "blocked", "not-applicable")
 REFUSED = {"invalid_client", "unauthorized_client", "invalid_grant", "access_denied"}
 
 
+def _no_answer(exc: requests.RequestException) -> str:
+    """Why a request got no answer, in the system's words ("Connection refused", "Name or
+    service not known") rather than urllib3's retry-pool text around them."""
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")(]+)", text)
+    if errno:
+        return errno.group(1).strip()
+    if isinstance(exc, requests.Timeout):
+        return "no answer within 30 s"
+    return f"{type(exc).__name__}: {text}"
+
+
 def preflight(target: Target) -> dict[str, Any] | None:
     """Can the inspection say anything at all? None if so; otherwise why not: the target is
     unreachable, or it refuses the credentials the inspection body was given. Either makes
@@ -32,7 +44,7 @@ def preflight(target: Target) -> dict[str, Any] | None:
         try:
             return requests.request(method, url, timeout=30, **kw), None
         except requests.RequestException as exc:
-            return None, {"cause": "unreachable", "detail": f"{method} {url}: {type(exc).__name__}: {exc}"[:500]}
+            return None, {"cause": "unreachable", "detail": f"{method} {url}: {_no_answer(exc)}"[:500]}
 
     if target.interface == "acquisition" and (target.token_value or not target.client_id):
         resp, why = reach("GET", target.url_of("getSourceInfo"),
