@@ -1,0 +1,29 @@
+"""A source commissioned two days ago (the reference source early in any month, as the operator
+guide starts it) shows pagination with the batches it has: case A5.1 passes, not fails."""
+
+import datetime as dt
+
+from cedx.acquisition.app import create_source_app
+from cedx.inspect.runner import run
+from cedx.inspect.target import Target
+from cedx.instants import CST
+from cedx.trust import x509 as tx
+
+from ..loopback import serve
+
+
+def test_pagination_of_a_source_with_fewer_than_four_hourly_batches(tmp_path):
+    two_days_ago = dt.datetime.now(CST).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=2)
+    app = create_source_app("power", tmp_path, ["inspect-token-0123"], commissioned=two_days_ago)
+    ca = tx.load_certificate((tmp_path / "pki" / "ca.pem").read_bytes()).dump()
+    with serve(app) as url:
+        target = Target(url=url, interface="acquisition", trust_anchors=[ca], token_value="inspect-token-0123")
+        held = target.acquisition().list_measurement_batches(
+            target.acquisition().list_metering_points(limit=1).items[0].point_id, granularity="hour",
+            from_=(two_days_ago - dt.timedelta(days=1)).isoformat(), to=dt.datetime.now(CST).isoformat(), limit=100)
+        report = run(target, [5])
+    assert 2 <= len(held.items) < 4  # the situation of the first days of a month
+    cases = {c["case_id"]: c for item in report["items"] for c in item["cases"]}
+    assert cases["A5.1"]["verdict"] == "pass", cases["A5.1"]["reason"]
+    pages = [x["url"] for x in cases["A5.1"]["exchanges"] if "/batches" in x["url"] and "limit=100" not in x["url"]]
+    assert len(pages) >= 2  # paged, not read in one go
