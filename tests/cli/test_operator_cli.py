@@ -124,3 +124,30 @@ def test_inspecting_an_unreachable_target_says_why_once(capsys, tmp_path, monkey
     assert f"127.0.0.1:{port}" in said and "report//" not in said
     detail = (tmp_path / "report" / "report.json").read_text(encoding="utf-8")
     assert "Connection refused" in detail and "HTTPConnectionPool" not in detail
+
+
+@pytest.mark.parametrize("interface, drop", [
+    ("reporting", "--client-secret-env"),   # was judged "credentials refused" (exit 2 for the wrong reason)
+    ("acquisition", "--token-env"),
+])
+def test_inspect_names_missing_credentials_as_a_usage_error(capsys, tmp_path, monkeypatch, interface, drop):
+    from cedx.runtime.serve import free_port
+
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "keygen", "-o", "k.pem")[0] == 0
+    assert run(capsys, "ca", "init", "-k", "k.pem", "--subject", f"CN={CODE}", "-o", "c.pem")[0] == 0
+    monkeypatch.setenv("INSPECT_SECRET", "inspector-secret-0123456789")
+    given = {"--client-secret-env": "INSPECT_SECRET", "--token-env": "INSPECT_SECRET"}
+    argv = ["inspect", "--target", f"http://127.0.0.1:{free_port()}", "--interface", interface, "--ca", "c.pem",
+            "--out", "report"]
+    if interface == "reporting":
+        argv += ["--client-id", "inspector", "--key", "k.pem", "--cert", "c.pem", "--credit-code", CODE,
+                 "--client-secret-env", "INSPECT_SECRET"]
+    else:
+        argv += ["--token-env", "INSPECT_SECRET"]
+    i = argv.index(drop)
+    del argv[i:i + 2]
+    assert given[drop]
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and one_line(err) and drop in err and "INCONCLUSIVE" not in out + err, (out, err)
+    assert not (tmp_path / "report").exists()  # nothing was inspected
