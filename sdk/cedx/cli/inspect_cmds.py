@@ -39,15 +39,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             raise CliError(f"error: --{option}-key and --{option}-cert go together", 2)
         return Credential(load_private_key(read(key)), tx.load_certificate(read(cert)).dump())
 
-    # What the interface needs, checked before anything is sent: a missing option is a usage
-    # error, not "credentials refused" from the target.
-    if args.interface == "reporting" and not (args.client_id and args.client_secret_env and args.key and args.cert
-                                              and args.credit_code):
-        raise CliError("error: the reporting interface needs --client-id, --client-secret-env, --key, --cert and "
-                       "--credit-code", 2)
-    if args.interface == "acquisition" and not (args.token_env or (args.client_id and args.client_secret_env)):
-        raise CliError("error: the acquisition interface needs --token-env (a bearer token) or --client-id with "
-                       "--client-secret-env", 2)
     other = None
     if args.other_client_id or args.other_client_secret_env or args.other_credit_code:
         if not (args.other_client_id and args.other_client_secret_env and args.other_credit_code):
@@ -84,6 +75,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         expired=credential(args.expired_key, args.expired_cert, "expired"),
         rate_limit_budget=args.rate_limit_probe, expect_successor=args.expect_successor, agreement=agreement,
     )
+    # What the interface needs, checked before anything is sent: a missing option is a usage
+    # error, not "credentials refused" from the target.
+    if args.interface == "reporting" and not (args.client_id and args.client_secret_env and args.key and args.cert
+                                              and args.credit_code):
+        raise CliError("error: the reporting interface needs --client-id, --client-secret-env, --key, --cert and "
+                       "--credit-code", 2)
+    if args.interface == "acquisition" and not (args.token_env or (args.client_id and args.client_secret_env)):
+        raise CliError("error: the acquisition interface needs --token-env (a bearer token) or --client-id with "
+                       "--client-secret-env", 2)
+
     def progress(line: str) -> None:
         if not line.startswith("INCONCLUSIVE"):  # said once, in the summary below
             main_progress(line)
