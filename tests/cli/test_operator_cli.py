@@ -151,3 +151,45 @@ def test_inspect_names_missing_credentials_as_a_usage_error(capsys, tmp_path, mo
     status, out, err = run(capsys, *argv)
     assert status == 2 and one_line(err) and drop in err and "INCONCLUSIVE" not in out + err, (out, err)
     assert not (tmp_path / "report").exists()  # nothing was inspected
+
+
+@pytest.mark.parametrize("argv, env, expected", [
+    (["--successor-url", "http://127.0.0.1:9", "--successor-from", "2027-01-01"], {}, "2027-01-01"),
+    ([], {"CEDX_SUCCESSOR_URL": "http://127.0.0.1:9", "CEDX_SUCCESSOR_FROM": "next week"}, "next week"),
+    (["--successor-from", "2027-01-01T00:00:00+08:00"], {}, "--successor-url"),
+    (["--successor-url", "127.0.0.1:9"], {}, "127.0.0.1:9"),
+])
+def test_a_malformed_address_change_is_refused_before_serving(capsys, platform, monkeypatch, argv, env, expected):
+    # Before: the platform started and answered every configuration request with a 500.
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    status, _, err = run(capsys, "serve", "platform", "--port", "1", *argv)
+    assert status == 2 and one_line(err) and expected in err and "unrecognized" not in err, err
+
+
+def test_an_announced_address_change_is_served_canonical(tmp_path, platform):
+    import requests
+
+    from cedx.runtime.serve import free_port
+
+    port = free_port()
+    env = {**os.environ, "CEDX_HOME": platform, "CEDX_SUCCESSOR_URL": "http://127.0.0.1:9"}
+    env.pop("CEDX_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "platform", "--port", str(port),
+                             "--successor-from", "2027-01-01T00:00:00+08:00", "--log-level", "warning"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        import time
+
+        for _ in range(300):
+            try:
+                r = requests.get(f"http://127.0.0.1:{port}/.well-known/cedx-configuration", timeout=5)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert r.status_code == 200, r.text
+        assert r.json()["payload"]["successor"]["baseUrl"] == "http://127.0.0.1:9"
+        assert r.json()["payload"]["successor"]["effectiveFrom"] == "2026-12-31T16:00:00.000000Z"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

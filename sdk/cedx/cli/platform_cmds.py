@@ -210,6 +210,31 @@ def cmd_revoke_certificate(args: argparse.Namespace) -> int:
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
+def _announce_successor(args: argparse.Namespace) -> None:
+    """An address change (the specification's configuration-address change): the successor's
+    base URL and, optionally, the instant it takes effect (default: at once), checked here and
+    handed to every worker canonical, so that the signed configuration document stays valid."""
+    from ..instants import INSTANT_PATTERN, iso_z, parse_instant
+    from . import CliError
+
+    url = args.successor_url or os.environ.get("CEDX_SUCCESSOR_URL") or None
+    when = args.successor_from or os.environ.get("CEDX_SUCCESSOR_FROM") or None
+    if when and not url:
+        raise CliError("error: --successor-from (CEDX_SUCCESSOR_FROM) needs --successor-url (CEDX_SUCCESSOR_URL)", 2)
+    if url and not url.startswith(("https://", "http://")):
+        raise CliError(f"error: the successor address {url!r} is not an http(s):// base URL", 2)
+    if when:
+        if not INSTANT_PATTERN.match(when):
+            raise CliError(f"error: the successor's effective instant {when!r} is not an RFC 3339 instant with an offset, "
+                           "e.g. 2027-01-01T00:00:00+08:00", 2)
+        when = iso_z(parse_instant(when), "microseconds")
+    for name, value in (("CEDX_SUCCESSOR_URL", url), ("CEDX_SUCCESSOR_FROM", when)):
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
+
+
 def cmd_serve_platform(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -232,6 +257,7 @@ def cmd_serve_platform(args: argparse.Namespace) -> int:
         host = f"[{args.host}]" if ":" in args.host else args.host
         public = f"http://{host}:{args.port}"
     os.environ["CEDX_PUBLIC_URL"] = public
+    _announce_successor(args)
     uvicorn.run("cedx.platform.app:create_served_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level, http=NODELAY_HTTP)
     return 0
@@ -327,6 +353,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--public-url", help="base URL announced in the signed configuration document "
                    "(required unless serving on loopback; default there: http://HOST:PORT)")
+    p.add_argument("--successor-url", metavar="URL",
+                   help="announce an address change: the base URL clients move to (default $CEDX_SUCCESSOR_URL)")
+    p.add_argument("--successor-from", metavar="INSTANT",
+                   help="when the change takes effect, RFC 3339 with an offset, e.g. 2027-01-01T00:00:00+08:00 "
+                        "(default $CEDX_SUCCESSOR_FROM, else at once)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve_platform)
     p = serve.add_parser("acquisition", help="a reference acquisition source (simulated plant, or fed by other writers)")

@@ -1,0 +1,116 @@
+"""The platform's PKI as an operator runs it for months: the CRL it serves is re-signed before its
+nextUpdate passes, and `cedx platform init` issues a new platform or TSA key and certificate from
+the platform CA when the old ones were moved aside (docs/security.md, rotating keys)."""
+
+import dataclasses
+import datetime as dt
+import time
+
+from asn1crypto import crl as asn1crl
+
+from cedx.cli import main
+from cedx.platform.app import create_app
+from cedx.platform.settings import PlatformSettings, load_pki
+from cedx.trust import x509 as tx
+
+
+def test_the_served_crl_is_never_past_its_next_update(tmp_path):
+    # A platform up for longer than the CRL's validity without a revocation used to serve the
+    # first CRL it built for ever; clients then refuse it as stale. Here the validity is 0 days.
+    settings = dataclasses.replace(PlatformSettings(data_dir=tmp_path, database_url=None), crl_next_update_days=0)
+    platform = create_app(settings).state.platform
+    first = asn1crl.CertificateList.load(platform.crl())
+    time.sleep(1.1)  # certificate times have one-second resolution
+    asked = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    later = asn1crl.CertificateList.load(platform.crl())
+    assert later["tbs_cert_list"]["next_update"].native >= asked
+    assert later["tbs_cert_list"]["this_update"].native > first["tbs_cert_list"]["this_update"].native
+
+
+def test_init_issues_a_moved_platform_or_tsa_key_again_from_the_same_ca(tmp_path, capsys):
+    d = str(tmp_path / "p")
+    assert main(["platform", "init", "--dir", d]) == 0
+    pki = tmp_path / "p" / "pki"
+    before = load_pki(pki)
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for name in ("platform.pem", "platform.key.pem", "tsa.pem", "tsa.key.pem"):
+        (pki / name).rename(aside / name)
+    capsys.readouterr()
+    assert main(["platform", "init", "--dir", d]) == 0, capsys.readouterr().err
+    after = load_pki(pki)
+    assert after.ca == before.ca and after.ca_key.private_value == before.ca_key.private_value
+    assert after.platform_key.private_value != before.platform_key.private_value
+    assert after.tsa_key.private_value != before.tsa_key.private_value
+    for cert in (after.platform_cert, after.tsa_cert):
+        tx.validate_chain(cert, trust_anchors=[after.ca])
+    assert oct((pki / "platform.key.pem").stat().st_mode & 0o777) == "0o600"
+    # A half-moved pair is not silently replaced: the operator is told which file is missing.
+    (pki / "tsa.pem").unlink()
+    assert main(["platform", "init", "--dir", d]) == 2
+    err = capsys.readouterr().err
+    assert "tsa.pem" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def _security_block(marker: str) -> str:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"^ *```sh\n(.*?)^ *```", text, re.M | re.S) if marker in b]
+    assert len(blocks) == 1, marker
+    return "\n".join(line.strip() for line in blocks[0].splitlines())
+
+
+def _bash(code: str, **env):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CEDX_")}
+    return subprocess.Popen(["bash", "-e", "-c", code], env={**base, "PATH": path, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_docs_security_rotation_block_runs_as_written(tmp_path):
+    srv = tmp_path / "srv"
+    assert main(["platform", "init", "--dir", str(srv / "cedx")]) == 0
+    before = load_pki(srv / "cedx" / "pki")
+    proc = _bash(_security_block("cedx-retired").replace("/srv/", f"{srv}/"))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    after = load_pki(srv / "cedx" / "pki")
+    assert after.ca == before.ca and after.platform_cert != before.platform_cert
+    assert (srv / "cedx-retired" / "platform.key.pem").is_file()
+
+
+def test_docs_security_address_change_block_runs_as_written(tmp_path):
+    import os
+    import signal
+
+    import requests
+
+    from cedx.runtime.serve import free_port
+
+    srv = tmp_path / "srv"
+    assert main(["platform", "init", "--dir", str(srv / "cedx")]) == 0
+    port = free_port()
+    code = _security_block("--successor-url").replace("/srv/", f"{srv}/").replace("--port 8000", f"--port {port}")
+    proc = _bash(code.replace("\\\n", " "))
+    try:
+        for _ in range(300):
+            try:
+                r = requests.get(f"http://127.0.0.1:{port}/.well-known/cedx-configuration", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.1)
+        payload = r.json()["payload"]
+        assert payload["endpoints"]["token"] == "https://cedx.example.cn/oauth/token"
+        assert payload["successor"]["baseUrl"] == "https://cedx2.example.cn"
+        assert payload["successor"]["effectiveFrom"] == "2026-12-31T16:00:00.000000Z"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=30)
