@@ -193,3 +193,38 @@ def test_an_announced_address_change_is_served_canonical(tmp_path, platform):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_inspect_runs_the_confidentiality_case_from_the_command_line(capsys, tmp_path, monkeypatch):
+    # A9.4 could only be made applicable from Python (Target.confidential): an inspection body
+    # using the command line could never run it. The source trusts the client CA through
+    # CEDX_SOURCE_CLIENT_CA (docs/key-exchange.md §6).
+    import datetime as dt
+
+    from cedx.acquisition.app import create_source_app
+    from cedx.instants import CST
+
+    from ..loopback import serve
+
+    monkeypatch.chdir(tmp_path)
+    for argv in (["keygen", "-o", "client-ca.key"], ["keygen", "-o", "client.key"],
+                 ["ca", "init", "-k", "client-ca.key", "--subject", "CN=Inspection body CA", "-o", "client-ca.pem"],
+                 ["csr", "-k", "client.key", "--subject", f"CN={CODE}", "-o", "client.csr"],
+                 ["cert", "issue", "--ca", "client-ca.pem", "--ca-key", "client-ca.key", "--csr", "client.csr",
+                  "-o", "client.pem"]):
+        assert run(capsys, *argv)[0] == 0, argv
+    monkeypatch.setenv("CEDX_SOURCE_CLIENT_CA", str(tmp_path / "client-ca.pem"))
+    month = (dt.datetime.now(CST) - dt.timedelta(days=4)).replace(hour=0, minute=0, second=0, microsecond=0)
+    app = create_source_app("power", tmp_path / "source", ["tok-a-0123456789"], commissioned=month)
+    monkeypatch.setenv("SOURCE_TOKEN", "tok-a-0123456789")
+    with serve(app) as url:
+        status, out, err = run(capsys, "inspect", "--target", url, "--interface", "acquisition", "--token-env",
+                               "SOURCE_TOKEN", "--ca", str(tmp_path / "source" / "pki" / "ca.pem"), "--item", "9",
+                               "--confidential-key", "client.key", "--confidential-cert", "client.pem",
+                               "--out", "report")
+    assert status == 0, out + err
+    import json
+
+    report = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
+    a94 = next(c for i in report["items"] for c in i["cases"] if c["case_id"] == "A9.4")
+    assert a94["verdict"] == "pass", a94["reason"]

@@ -64,6 +64,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             args.agreement_source.rstrip("/"), [tx.load_certificate(read(p)).dump() for p in args.agreement_ca],
             token=env(args.agreement_token_env), client_id=args.agreement_client_id,
             client_secret=env(args.agreement_client_secret_env), submission_id=args.agreement_submission, report=document)
+    confidential = None
+    if args.confidential_key or args.confidential_cert:
+        if not (args.confidential_key and args.confidential_cert):
+            raise CliError("error: --confidential-key and --confidential-cert go together", 2)
+        from ..acquisition.confidential import ClientCredentials
+
+        chain = [tx.load_certificate(read(p)).dump() for p in args.confidential_cert]
+        user_id = args.confidential_user_id or str(tx.load_certificate(chain[0]).subject.native.get("common_name") or "")
+        if not user_id:
+            raise CliError("error: the confidential certificate's subject has no CN; give --confidential-user-id", 2)
+        confidential = ClientCredentials(load_private_key(read(args.confidential_key)), chain, user_id)
     target = Target(
         url=args.target.rstrip("/"), interface=args.interface, trust_anchors=anchors,
         client_id=args.client_id, client_secret=env(args.client_secret_env), token_value=env(args.token_env),
@@ -74,6 +85,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         revoked=credential(args.revoked_key, args.revoked_cert, "revoked"),
         expired=credential(args.expired_key, args.expired_cert, "expired"),
         rate_limit_budget=args.rate_limit_probe, expect_successor=args.expect_successor, agreement=agreement,
+        confidential=confidential,
     )
     # What the interface needs, checked before anything is sent: a missing option is a usage
     # error, not "credentials refused" from the target.
@@ -138,6 +150,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--agreement-client-secret-env", metavar="VAR", help="environment variable holding its secret")
     g.add_argument("--agreement-submission", metavar="ID", help="the monthly report to check: a submission on the platform")
     g.add_argument("--agreement-report", metavar="FILE", help="or the signed monthly report itself (JSON)")
+    g.add_argument("--confidential-key", metavar="PEM",
+                   help="acquisition, case A9.4: key of a client certificate the source trusts for its confidentiality mode")
+    g.add_argument("--confidential-cert", metavar="PEM", action="append",
+                   help="that client certificate, then any intermediate (repeatable)")
+    g.add_argument("--confidential-user-id", metavar="ID",
+                   help="the client's SM2 user ID in the key exchange (default: the certificate's subject CN)")
     p.add_argument("--item", type=int, action="append", choices=range(1, 10), help="run only this item (repeatable)")
     p.add_argument("--out", default="inspection", help="output directory")
     p.set_defaults(func=cmd_inspect)

@@ -320,7 +320,8 @@ def a9_4(t: Target) -> None:
 
     creds = t.confidential
     if creds is None:
-        raise NotApplicable("needs a client certificate the source trusts (Target.confidential = ClientCredentials)")
+        raise NotApplicable("needs a client certificate the source trusts for its confidentiality mode: "
+                            "--confidential-key and --confidential-cert")
     start, end = _window(t)
     point, client = _point(t), t.acquisition()
     try:

@@ -161,7 +161,7 @@ def c2_4(t: Target) -> None:
     check(any(rule == "R-QTY-001" and "coalConsumption" in (path or "") for rule, path in cited), f"R-QTY-001 not cited (got {cited})")
 
 
-AGREEMENT_OPTIONS = ("Target.agreement — cedx inspect --agreement-source URL --agreement-ca PEM "
+AGREEMENT_OPTIONS = ("cedx inspect --agreement-source URL --agreement-ca PEM "
                      "(--agreement-token-env VAR | --agreement-client-id ID --agreement-client-secret-env VAR) "
                      "with --agreement-submission ID or --agreement-report FILE")
 
