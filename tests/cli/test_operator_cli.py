@@ -228,3 +228,70 @@ def test_inspect_runs_the_confidentiality_case_from_the_command_line(capsys, tmp
     report = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
     a94 = next(c for i in report["items"] for c in i["cases"] if c["case_id"] == "A9.4")
     assert a94["verdict"] == "pass", a94["reason"]
+
+
+@pytest.mark.parametrize("interface", ["reporting", "acquisition"])
+def test_a_base_url_where_everything_is_404_is_inconclusive_not_a_failed_implementation(capsys, tmp_path, monkeypatch,
+                                                                                          interface):
+    # A mistyped --target (or a proxy answering 404 for unknown hosts) gave FAIL with 8 failed
+    # and 27 blocked cases, a report against an implementation that was never reached.
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def _404(self):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_PUT = do_DELETE = _404
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "keygen", "-o", "k.pem")[0] == 0
+    assert run(capsys, "ca", "init", "-k", "k.pem", "--subject", f"CN={CODE}", "-o", "c.pem")[0] == 0
+    monkeypatch.setenv("INSPECT_SECRET", "inspector-secret-0123456789")
+    argv = ["inspect", "--target", f"http://127.0.0.1:{server.server_port}", "--interface", interface, "--ca", "c.pem",
+            "--out", "report"]
+    if interface == "reporting":
+        argv += ["--client-id", "inspector", "--client-secret-env", "INSPECT_SECRET", "--key", "k.pem", "--cert", "c.pem",
+                 "--credit-code", CODE]
+    else:
+        argv += ["--token-env", "INSPECT_SECRET"]
+    try:
+        status, out, err = run(capsys, *argv)
+    finally:
+        server.shutdown()
+    assert status == 2, out + err
+    assert "INCONCLUSIVE (unreachable)" in out and "404" in out and "--target" in out
+
+
+def test_add_certificate_neither_moves_a_certificate_to_another_entity_nor_undoes_a_revocation(capsys, platform, tmp_path,
+                                                                                             monkeypatch):
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    other = "91350100M000100Y43"
+    assert run(capsys, "platform", "add-entity", other)[0] == 0
+    assert run(capsys, "keygen", "-o", "k.pem")[0] == 0
+    assert run(capsys, "csr", "-k", "k.pem", "--subject", f"CN={CODE}", "-o", "r.csr")[0] == 0
+    assert run(capsys, "platform", "issue-certificate", CODE, "--csr", "r.csr", "-o", "c.pem")[0] == 0
+
+    def owners():
+        with sqlite3.connect(os.path.join(platform, "platform.db")) as db:
+            return db.execute("SELECT credit_code, revoked FROM certificates").fetchall()
+
+    # Before: the certificate (CN = CODE) was silently re-registered to the other entity.
+    status, _, err = run(capsys, "platform", "add-certificate", other, "c.pem")
+    assert status == 2 and one_line(err) and other in err
+    assert owners() == [(CODE, 0)]
+    assert run(capsys, "platform", "add-certificate", CODE, "c.pem")[0] == 0  # again, same entity: harmless
+    assert run(capsys, "platform", "revoke-certificate", "c.pem")[0] == 0
+    # Before: registering it again set revoked = false, so a revoked key signed again.
+    status, _, err = run(capsys, "platform", "add-certificate", CODE, "c.pem")
+    assert status == 2 and one_line(err) and "revoked" in err
+    assert owners() == [(CODE, 1)]

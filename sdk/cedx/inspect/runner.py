@@ -36,6 +36,14 @@ def _no_answer(exc: requests.RequestException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+def _nothing_here(target: Target, asked: list[str]) -> dict[str, Any]:
+    """Every entry point answers 404: the interface is not at this address (a wrong base URL,
+    or no implementation there), so nothing about an implementation can be judged."""
+    return {"cause": "unreachable",
+            "detail": f"no {target.interface} interface at {target.url}: {' and '.join(asked)} answered 404 "
+                      "(is --target the implementation's base URL?)"}
+
+
 def preflight(target: Target) -> dict[str, Any] | None:
     """Can the inspection say anything at all? None if so; otherwise why not: the target is
     unreachable, or it refuses the credentials the inspection body was given. Either makes
@@ -54,11 +62,12 @@ def preflight(target: Target) -> dict[str, Any] | None:
         if resp.status_code in (401, 403):
             return {"cause": "credentials-refused",
                     "detail": f"the source answered {resp.status_code} to the bearer token given (--token-env)"}
+        if resp.status_code == 404:
+            return _nothing_here(target, [f"GET {target.url_of('getSourceInfo')}"])
         return None
-    if target.interface == "acquisition":
-        _, why = reach("GET", target.url_of("getSourceInfo"), headers={"Accept": "application/json"})
-    else:
-        _, why = reach("GET", f"{target.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
+    first = (target.url_of("getSourceInfo") if target.interface == "acquisition"
+             else f"{target.url}/.well-known/cedx-configuration")
+    found, why = reach("GET", first, headers={"Accept": "application/json"})
     if why:
         return why
     clients = [("the inspector's client", target.client_id, target.client_secret)]
@@ -71,6 +80,8 @@ def preflight(target: Target) -> dict[str, Any] | None:
         resp, why = reach("POST", f"{target.url}/oauth/token", data=form)
         if why:
             return why
+        if resp.status_code == 404 and found.status_code == 404:
+            return _nothing_here(target, [f"GET {first}", f"POST {target.url}/oauth/token"])
         try:
             error = resp.json().get("error") if resp.status_code in (400, 401) else None
         except ValueError:
