@@ -295,3 +295,13 @@ def test_add_certificate_neither_moves_a_certificate_to_another_entity_nor_undoe
     status, _, err = run(capsys, "platform", "add-certificate", CODE, "c.pem")
     assert status == 2 and one_line(err) and "revoked" in err
     assert owners() == [(CODE, 1)]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["serve", "platform", "--log-level", "verbose"], "invalid choice: 'verbose'"),   # was uvicorn's KeyError traceback
+    (["serve", "acquisition", "--token", "t", "--log-level", "loud"], "invalid choice: 'loud'"),
+    (["serve", "platform", "--workers", "0"], "0 is not at least 1"),
+])
+def test_server_options_are_checked_before_serving(capsys, platform, argv, expected):
+    status, _, err = run(capsys, *argv)
+    assert status == 2 and one_line(err) and expected in err, err

@@ -46,6 +46,20 @@ def port(text: str) -> int:
     return value
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def positive(text: str) -> int:
+    """An argparse type: a count of at least one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 def walk(parser: argparse.ArgumentParser) -> Iterator[tuple[argparse.ArgumentParser, argparse.Action]]:
     """Every (parser, action) of the command tree, subcommands included."""
     for action in parser._actions:
@@ -75,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
             action.help = HELP.get(f"{p.prog}:{action.dest}") or HELP.get(action.dest)
         if action.dest == "port" and action.type in (None, int):
             action.type = port
+        if action.dest == "log_level" and action.choices is None:  # uvicorn's names (a KeyError traceback otherwise)
+            action.choices = LOG_LEVELS
+        if action.dest == "workers" and action.type in (None, int):
+            action.type = positive
     return parser
 
 
