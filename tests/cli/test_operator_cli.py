@@ -305,3 +305,60 @@ def test_add_certificate_neither_moves_a_certificate_to_another_entity_nor_undoe
 def test_server_options_are_checked_before_serving(capsys, platform, argv, expected):
     status, _, err = run(capsys, *argv)
     assert status == 2 and one_line(err) and expected in err, err
+
+
+def test_a_tls_target_with_a_private_ca_says_how_to_trust_it(capsys, tmp_path, monkeypatch):
+    import datetime as dt
+    import http.server
+    import ipaddress
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "tls.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "tls.pem", tmp_path / "tls.key")
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("SOURCE_TOKEN", "t-0123456789")
+    assert run(capsys, "keygen", "-o", "k.pem")[0] == 0
+    assert run(capsys, "ca", "init", "-k", "k.pem", "--subject", f"CN={CODE}", "-o", "c.pem")[0] == 0
+    argv = ["inspect", "--target", f"https://127.0.0.1:{server.server_port}", "--interface", "acquisition",
+            "--token-env", "SOURCE_TOKEN", "--ca", "c.pem", "--out", "report"]
+    try:
+        status, out, _ = run(capsys, *argv)
+        assert status == 2 and "certificate verify failed" in out and "REQUESTS_CA_BUNDLE" in out, out
+        assert "HTTPSConnectionPool" not in out
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "tls.pem"))  # as the message says
+        status, out, _ = run(capsys, *argv)
+        assert status == 2 and "answered 404" in out, out  # reached now (nothing cedx there)
+    finally:
+        server.shutdown()

@@ -28,6 +28,10 @@ def _no_answer(exc: requests.RequestException) -> str:
     """Why a request got no answer, in the system's words ("Connection refused", "Name or
     service not known") rather than urllib3's retry-pool text around them."""
     text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        why = re.search(r"certificate verify failed: ([^'\"(]+)", text)
+        return (f"TLS: certificate verify failed: {why.group(1).strip()} (a certificate from a private CA: set "
+                "REQUESTS_CA_BUNDLE to that CA's PEM file)" if why else f"TLS: {text}")
     errno = re.search(r"\[Errno -?\d+\] ([^'\")(]+)", text)
     if errno:
         return errno.group(1).strip()
