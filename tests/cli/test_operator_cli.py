@@ -362,3 +362,24 @@ def test_a_tls_target_with_a_private_ca_says_how_to_trust_it(capsys, tmp_path, m
         assert status == 2 and "answered 404" in out, out  # reached now (nothing cedx there)
     finally:
         server.shutdown()
+
+
+def test_list_certificates_gives_the_key_id_to_revoke(capsys, platform, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ids = []
+    for n in range(2):
+        assert run(capsys, "keygen", "-o", f"k{n}.pem")[0] == 0
+        assert run(capsys, "csr", "-k", f"k{n}.pem", "--subject", f"CN={CODE}", "-o", f"r{n}.csr")[0] == 0
+        status, out, _ = run(capsys, "platform", "issue-certificate", CODE, "--csr", f"r{n}.csr", "-o", f"c{n}.pem")
+        assert status == 0
+    status, out, _ = run(capsys, "platform", "list-certificates", CODE)
+    assert status == 0
+    rows = [line.split("\t") for line in out.splitlines()[1:]]
+    assert len(rows) == 2 and all(r[1] == CODE and r[4] == "valid" for r in rows)
+    ids = [r[0] for r in rows]
+    assert run(capsys, "platform", "revoke-certificate", ids[0])[0] == 0
+    out = run(capsys, "platform", "list-certificates")[1]
+    states = {line.split("\t")[0]: line.split("\t")[4] for line in out.splitlines()[1:]}
+    assert states[ids[0]].startswith("revoked ") and states[ids[1]] == "valid"
+    status, _, err = run(capsys, "platform", "list-certificates", "91350100M000100Y43")
+    assert status == 2 and one_line(err)

@@ -207,6 +207,27 @@ def cmd_revoke_certificate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_list_certificates(args: argparse.Namespace) -> int:
+    """The registered certificates, one a line: what an operator needs to pick the key ID to
+    revoke (revoke-certificate) when the entity no longer has the file."""
+    import datetime as dt
+
+    from ..trust import x509 as tx
+    from . import CliError
+
+    admin = _admin(args)
+    if args.credit_code and not admin.store.entity_known(args.credit_code):
+        raise CliError(f"error: entity {args.credit_code} is not registered", 2)
+    now = dt.datetime.now(dt.timezone.utc)
+    print("key ID\tentity\tserial\tnot after\tstate")
+    for record in sorted(admin.store.certificates(args.credit_code or None), key=lambda r: (r.credit_code, r.key_id)):
+        not_after = tx.load_certificate(record.der)["tbs_certificate"]["validity"]["not_after"].native
+        state = (f"revoked {record.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if record.revoked_at
+                 else "expired" if not_after < now else "valid")
+        print(f"{record.key_id}\t{record.credit_code}\t{record.serial:X}\t{not_after:%Y-%m-%dT%H:%M:%SZ}\t{state}")
+    return 0
+
+
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -340,6 +361,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--lifetime", type=int, default=3600, metavar="SECONDS", help="token lifetime in seconds (default 3600)")
     p.add_argument("--scope", action="append", default=None, help="repeatable; default: the client's scopes")
     p.set_defaults(func=cmd_issue_token)
+    p = common(plat.add_parser("list-certificates", help="list registered certificates: key ID, entity, serial, "
+                               "expiry, state (valid, expired, revoked)"))
+    p.add_argument("credit_code", nargs="?", help="only this entity's (default: every entity's)")
+    p.set_defaults(func=cmd_list_certificates)
     p = common(plat.add_parser("revoke-certificate",
                                help="revoke an entity certificate (key ID or certificate file); effective at once"))
     p.add_argument("certificate", metavar="KEY_ID|CERT.pem", help="the key ID (hex SM3 of 04‖X‖Y) or the certificate file")
