@@ -91,7 +91,7 @@ def test_a_postgresql_platform_without_its_url_is_not_given_a_new_sqlite_databas
 
 
 @pytest.mark.parametrize("url, expected", [
-    ("postgres://u:p@127.0.0.1:1/x", "postgresql+psycopg://"),
+    ("postgres://u:p@127.0.0.1:1/x", "127.0.0.1"),  # taken as postgresql+psycopg:// (nothing listens on port 1)
     ("mysql://u:p@127.0.0.1/x", "postgresql+psycopg://"),
     ("not a url", "postgresql+psycopg://"),
     ("postgresql+psycopg://u:secret-pw@127.0.0.1:1/x", "127.0.0.1"),  # nothing listens on port 1

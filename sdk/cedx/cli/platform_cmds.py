@@ -29,6 +29,9 @@ def _settings(args: argparse.Namespace, create: bool = False) -> PlatformSetting
     settings = PlatformSettings()
     settings.data_dir = Path(chosen)
     url = settings.database_url
+    for alias in ("postgresql://", "postgres://"):  # the usual spellings, for the driver cedx installs
+        if url and url.startswith(alias):
+            url = settings.database_url = os.environ["CEDX_DATABASE_URL"] = "postgresql+psycopg://" + url[len(alias):]
     if url and not url.startswith(_DATABASE_SCHEMES):
         # Told here rather than by a driver's traceback (psycopg2, MySQLdb, an unparsable URL).
         raise CliError(f"error: CEDX_DATABASE_URL is not a database cedx can use; give "
