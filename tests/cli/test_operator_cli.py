@@ -383,3 +383,17 @@ def test_list_certificates_gives_the_key_id_to_revoke(capsys, platform, tmp_path
     assert states[ids[0]].startswith("revoked ") and states[ids[1]] == "valid"
     status, _, err = run(capsys, "platform", "list-certificates", "91350100M000100Y43")
     assert status == 2 and one_line(err)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--token", "t", "--commissioned", "2026-13"], "'2026-13' is not a month YYYY-MM"),  # was a ValueError traceback
+    (["--token", "t", "--database-url", "mysql://x/y"], "postgresql+psycopg://"),         # was MySQLdb's traceback
+    (["--token", "t", "--rate-limit", "0"], "0 is not at least 1"),
+    ([], "give --client ID[:ENVVAR]"),                                                     # had no "cedx: error:"
+    (["--client", "erp:NO_SUCH_SOURCE_SECRET"], "$NO_SUCH_SOURCE_SECRET"),
+])
+def test_serve_acquisition_mistakes_are_one_line(capsys, tmp_path, monkeypatch, argv, expected):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NO_SUCH_SOURCE_SECRET", raising=False)
+    status, _, err = run(capsys, "serve", "acquisition", "--dir", "src", "--port", "1", *argv)
+    assert status == 2 and one_line(err) and expected in err, err

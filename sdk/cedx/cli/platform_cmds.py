@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -231,6 +230,21 @@ def cmd_list_certificates(args: argparse.Namespace) -> int:
     return 0
 
 
+def _month(text: str) -> str:
+    """An argparse type: a month as YYYY-MM (a ValueError traceback from fromisoformat otherwise)."""
+    import re
+
+    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month YYYY-MM")
+    return text
+
+
+def _positive(text: str) -> int:
+    from . import positive
+
+    return positive(text)
+
+
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -294,22 +308,27 @@ def cmd_serve_acquisition(args: argparse.Namespace) -> int:
 
     from ..acquisition.app import create_source_app
     from ..runtime.serve import tune_gc_for_serving
+    from . import CliError
 
     clients = {}
     for spec_ in args.client or []:
         client_id, _, var = spec_.partition(":")
         secret = os.environ.get(var or "CEDX_SOURCE_CLIENT_SECRET")
         if not client_id or not secret:
-            print(f"--client {spec_}: the secret is read from ${var or 'CEDX_SOURCE_CLIENT_SECRET'}, which is empty",
-                  file=sys.stderr)
-            return 2
+            raise CliError(f"error: --client {spec_}: the secret is read from ${var or 'CEDX_SOURCE_CLIENT_SECRET'}, "
+                           "which is empty", 2)
         clients[client_id] = secret
     if not clients and not args.token:
-        print("give --client ID[:ENVVAR] (OAuth2 client credentials) or --token", file=sys.stderr)
-        return 2
+        raise CliError("error: give --client ID[:ENVVAR] (OAuth2 client credentials) or --token", 2)
+    url = args.database_url
+    for alias in ("postgresql://", "postgres://"):
+        if url and url.startswith(alias):
+            url = "postgresql+psycopg://" + url[len(alias):]
+    if url and not url.startswith(_DATABASE_SCHEMES):
+        raise CliError(f"error: --database-url is not a database cedx can use; give {_DATABASE_FORM}", 2)
     commissioned = (dt.datetime.fromisoformat(f"{args.commissioned}-01T00:00:00+08:00") if args.commissioned else None)
     app = create_source_app(args.site, args.dir or f"cedx-source-{args.site}", args.token or [], commissioned,
-                            clients=clients, database_url=args.database_url, public_url=args.public_url,
+                            clients=clients, database_url=url, public_url=args.public_url,
                             rate_limit=args.rate_limit, seal_interval=args.seal_interval)
     tune_gc_for_serving()
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
@@ -396,9 +415,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--client", action="append", metavar="ID[:ENVVAR]",
                    help="OAuth2 client (scope acquisition:read); secret from $ENVVAR (default $CEDX_SOURCE_CLIENT_SECRET)")
     p.add_argument("--token", action="append", help="also accept this static bearer token (simple set-ups; repeatable)")
-    p.add_argument("--commissioned", metavar="YYYY-MM", help="first month of the hash chain (default: this month)")
+    p.add_argument("--commissioned", metavar="YYYY-MM", type=_month, help="first month of the hash chain (default: this month)")
     p.add_argument("--public-url", help="base URL announced in the configuration document (default: as requested)")
-    p.add_argument("--rate-limit", type=int, help="requests per minute per client (default 1200)")
+    p.add_argument("--rate-limit", type=_positive, help="requests per minute per client (default 1200)")
     p.add_argument("--seal-interval", type=float, default=60.0,
                    help="seconds between sealing rounds for points other writers feed (0: never)")
     p.add_argument("--host", default="127.0.0.1")
