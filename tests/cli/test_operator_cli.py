@@ -397,3 +397,22 @@ def test_serve_acquisition_mistakes_are_one_line(capsys, tmp_path, monkeypatch, 
     monkeypatch.delenv("NO_SUCH_SOURCE_SECRET", raising=False)
     status, _, err = run(capsys, "serve", "acquisition", "--dir", "src", "--port", "1", *argv)
     assert status == 2 and one_line(err) and expected in err, err
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--credit-code", "12345"], "--credit-code 12345 is not a valid"),      # was a FAIL report against the target
+    (["--out", "afile"], "--out afile"),                                     # was found after the whole inspection
+])
+def test_inspect_refuses_the_inspectors_own_typos_before_sending(capsys, tmp_path, monkeypatch, extra, expected):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    assert run(capsys, "keygen", "-o", "k.pem")[0] == 0
+    assert run(capsys, "ca", "init", "-k", "k.pem", "--subject", f"CN={CODE}", "-o", "c.pem")[0] == 0
+    monkeypatch.setenv("INSPECT_SECRET", "inspector-secret-0123456789")
+    argv = ["inspect", "--target", "http://127.0.0.1:9", "--interface", "reporting", "--client-id", "inspector",
+            "--client-secret-env", "INSPECT_SECRET", "--key", "k.pem", "--cert", "c.pem", "--credit-code", CODE,
+            "--ca", "c.pem", "--out", "report"]
+    for i in range(0, len(extra), 2):
+        argv[argv.index(extra[i]) + 1] = extra[i + 1]
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and one_line(err) and expected in err and "INCONCLUSIVE" not in out, (out, err)

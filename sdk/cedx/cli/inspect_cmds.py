@@ -97,12 +97,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise CliError("error: the acquisition interface needs --token-env (a bearer token) or --client-id with "
                        "--client-secret-env", 2)
 
+    from ..spec.uscc import is_valid
+
+    for option, code in (("--credit-code", args.credit_code), ("--other-credit-code", args.other_credit_code)):
+        if code and not is_valid(code):  # the inspector's typo, not the implementation's fault
+            raise CliError(f"error: {option} {code} is not a valid unified social credit code (GB 32100)", 2)
+    out = Path(args.out)
+    try:  # before the inspection, not after it: an unusable --out loses no work
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"error: --out {args.out}: {exc.strerror}", 2) from exc
+
     def progress(line: str) -> None:
         if not line.startswith("INCONCLUSIVE"):  # said once, in the summary below
             main_progress(line)
 
     report = run(target, args.item or None, progress=progress)
-    out = Path(args.out)
     write(report, out)
     s = report["summary"]
     files = f"{out / 'report.json'} and {out / 'report.html'}"
