@@ -1,5 +1,5 @@
-"""A source commissioned two days ago (the reference source early in any month, as the operator
-guide starts it) shows pagination with the batches it has: case A5.1 passes, not fails."""
+"""Sources as the docs start them: one commissioned days or hours ago (the reference source early in
+any month) is judged on what it holds; `make inspect` applies every case to the reference pair."""
 
 import datetime as dt
 
@@ -47,3 +47,17 @@ def test_a_source_commissioned_today_fails_no_case(tmp_path):
     assert not [c for c in cases.values() if c["verdict"] in ("fail", "blocked")], cases
     young = {k for k, c in cases.items() if c["verdict"] == "not-applicable" and "commissioned today" in c["reason"]}
     assert young == {"A5.1", "A5.4", "A9.2"}
+
+
+def test_make_inspect_provisions_every_case(tmp_path):
+    # docs/inspection.md: "make inspect provisions all of it on the reference platform"; the
+    # source's confidentiality case (A9.4) was left not applicable.
+    import json
+
+    from cedx.inspect.local import main
+
+    assert main([str(tmp_path)]) == 0
+    for name in ("reporting", "acquisition"):
+        report = json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8"))
+        assert report["summary"]["not-applicable"] == 0, [
+            (c["case_id"], c["reason"]) for i in report["items"] for c in i["cases"] if c["verdict"] == "not-applicable"]
