@@ -158,8 +158,10 @@ def test_inspect_names_missing_credentials_as_a_usage_error(capsys, tmp_path, mo
     ([], {"CEDX_SUCCESSOR_URL": "http://127.0.0.1:9", "CEDX_SUCCESSOR_FROM": "next week"}, "next week"),
     (["--successor-from", "2027-01-01T00:00:00+08:00"], {}, "--successor-url"),
     (["--successor-url", "127.0.0.1:9"], {}, "127.0.0.1:9"),
+    (["--public-url", "cedx.example.cn"], {}, "cedx.example.cn"),  # was announced as the endpoints' base
+    ([], {"CEDX_PUBLIC_URL": "https://cedx.example.cn?x=1"}, "cedx.example.cn?x=1"),
 ])
-def test_a_malformed_address_change_is_refused_before_serving(capsys, platform, monkeypatch, argv, env, expected):
+def test_a_malformed_announced_address_is_refused_before_serving(capsys, platform, monkeypatch, argv, env, expected):
     # Before: the platform started and answered every configuration request with a 500.
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -248,6 +248,14 @@ def _positive(text: str) -> int:
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
+def _is_base_url(url: str) -> bool:
+    """An absolute http(s) address with a host, no query or fragment: what endpoints are built on."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query and not parts.fragment
+
+
 def _announce_successor(args: argparse.Namespace) -> None:
     """An address change (the specification's configuration-address change): the successor's
     base URL and, optionally, the instant it takes effect (default: at once), checked here and
@@ -259,8 +267,8 @@ def _announce_successor(args: argparse.Namespace) -> None:
     when = args.successor_from or os.environ.get("CEDX_SUCCESSOR_FROM") or None
     if when and not url:
         raise CliError("error: --successor-from (CEDX_SUCCESSOR_FROM) needs --successor-url (CEDX_SUCCESSOR_URL)", 2)
-    if url and not url.startswith(("https://", "http://")):
-        raise CliError(f"error: the successor address {url!r} is not an http(s):// base URL", 2)
+    if url and not _is_base_url(url):
+        raise CliError(f"error: the successor address {url!r} is not an http(s)://HOST[:PORT][/PATH] address", 2)
     if when:
         if not INSTANT_PATTERN.match(when):
             raise CliError(f"error: the successor's effective instant {when!r} is not an RFC 3339 instant with an offset, "
@@ -287,6 +295,9 @@ def cmd_serve_platform(args: argparse.Namespace) -> int:
     Admin(settings).store.dispose()
     os.environ["CEDX_PLATFORM_DIR"] = str(settings.data_dir)
     public = args.public_url or os.environ.get("CEDX_PUBLIC_URL")
+    if public and not _is_base_url(public):
+        # The signed configuration would announce endpoints no client can call.
+        raise CliError(f"error: the public URL {public!r} is not an http(s)://HOST[:PORT][/PATH] address", 2)
     if not public:
         # The signed configuration announces this address: never a guess. On loopback it is
         # the address served; anywhere else only the operator knows it (proxy, TLS, name).
