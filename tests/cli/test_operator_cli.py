@@ -418,3 +418,17 @@ def test_inspect_refuses_the_inspectors_own_typos_before_sending(capsys, tmp_pat
         argv[argv.index(extra[i]) + 1] = extra[i + 1]
     status, out, err = run(capsys, *argv)
     assert status == 2 and one_line(err) and expected in err and "INCONCLUSIVE" not in out, (out, err)
+
+
+def test_serving_on_a_port_in_use_is_one_line_and_status_2(capsys, platform, tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for argv in (["serve", "platform", "--port", port],
+                     ["serve", "acquisition", "--token", "t", "--dir", "src", "--port", port]):
+            status, _, err = run(capsys, *argv)  # was uvicorn's log lines and exit status 3
+            assert status == 2 and one_line(err) and f"127.0.0.1:{port}" in err and "in use" in err, err

@@ -248,6 +248,26 @@ def _positive(text: str) -> int:
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
+def _check_port(host: str, port: int) -> None:
+    """One line and exit status 2 for an address that cannot be served (in use, not ours), as
+    for any I/O error, instead of uvicorn's log lines and its exit status 3."""
+    import socket
+
+    from . import CliError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise CliError(f"error: cannot serve on {host}: {exc.strerror or exc}", 2) from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise CliError(f"error: cannot serve on {host}:{port}: {exc.strerror or exc}", 2) from exc
+
+
 def _is_base_url(url: str) -> bool:
     """An absolute http(s) address with a host, no query or fragment: what endpoints are built on."""
     import urllib.parse
@@ -307,6 +327,7 @@ def cmd_serve_platform(args: argparse.Namespace) -> int:
         public = f"http://{host}:{args.port}"
     os.environ["CEDX_PUBLIC_URL"] = public
     _announce_successor(args)
+    _check_port(args.host, args.port)
     uvicorn.run("cedx.platform.app:create_served_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level, http=NODELAY_HTTP)
     return 0
@@ -342,6 +363,7 @@ def cmd_serve_acquisition(args: argparse.Namespace) -> int:
                             clients=clients, database_url=url, public_url=args.public_url,
                             rate_limit=args.rate_limit, seal_interval=args.seal_interval)
     tune_gc_for_serving()
+    _check_port(args.host, args.port)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                                            timeout_graceful_shutdown=5))
     default_exit = server.handle_exit
