@@ -1,5 +1,6 @@
-"""Sources as the docs start them: one commissioned days or hours ago (the reference source early in
-any month) is judged on what it holds; `make inspect` applies every case to the reference pair."""
+"""Inspections as the docs set them up: a source commissioned days or hours ago (the reference
+source early in any month) is judged on what it holds; `make inspect` applies every case to the
+reference pair; a wrong trust anchor is named as the material to check."""
 
 import datetime as dt
 
@@ -61,3 +62,18 @@ def test_make_inspect_provisions_every_case(tmp_path):
         report = json.loads((tmp_path / name / "report.json").read_text(encoding="utf-8"))
         assert report["summary"]["not-applicable"] == 0, [
             (c["case_id"], c["reason"]) for i in report["items"] for c in i["cases"] if c["verdict"] == "not-applicable"]
+
+
+def test_a_wrong_trust_anchor_is_named_in_the_configuration_verdict(tmp_path):
+    # An inspector given another CA than the platform's got "signature or certificate invalid"
+    # with no hint that the material, not the implementation, may be wrong.
+    import dataclasses
+
+    from cedx.inspect.local import ReferencePlatform
+    from cedx.trust import generate_private_key
+
+    other_ca = tx.create_ca(generate_private_key(), {"common_name": "another CA"})
+    with ReferencePlatform(tmp_path / "p", successor=False, provision=False) as target:
+        report = run(dataclasses.replace(target, trust_anchors=[other_ca]), [8])
+    case = next(c for i in report["items"] for c in i["cases"] if c["case_id"] == "8.1")
+    assert case["verdict"] == "fail" and "--ca" in case["reason"], case["reason"]
