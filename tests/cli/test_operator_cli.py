@@ -432,3 +432,13 @@ def test_serving_on_a_port_in_use_is_one_line_and_status_2(capsys, platform, tmp
                      ["serve", "acquisition", "--token", "t", "--dir", "src", "--port", port]):
             status, _, err = run(capsys, *argv)  # was uvicorn's log lines and exit status 3
             assert status == 2 and one_line(err) and f"127.0.0.1:{port}" in err and "in use" in err, err
+
+
+def test_issue_certificate_never_overwrites_a_private_key(capsys, platform, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "keygen", "-o", "entity.key.pem")[0] == 0
+    assert run(capsys, "csr", "-k", "entity.key.pem", "--subject", f"CN={CODE}", "-o", "entity.csr")[0] == 0
+    key = (tmp_path / "entity.key.pem").read_bytes()
+    status, _, err = run(capsys, "platform", "issue-certificate", CODE, "--csr", "entity.csr", "-o", "entity.key.pem")
+    assert status == 2 and one_line(err) and "private key" in err
+    assert (tmp_path / "entity.key.pem").read_bytes() == key

@@ -150,6 +150,12 @@ def cmd_issue_certificate(args: argparse.Namespace) -> int:
     from ..platform.admin import AdminError
     from ..trust import x509 as tx
 
+    from . import CliError
+
+    out = Path(args.out)
+    if out.is_file() and b"PRIVATE KEY" in out.read_bytes():
+        # -o entity.key.pem by mistake would destroy the entity's key (keygen never overwrites one either)
+        raise CliError(f"error: {args.out} holds a private key; refusing to overwrite it with the certificate", 2)
     csr = Path(args.csr).read_bytes()
     _check_csr_subject(csr, args.credit_code)
     try:
