@@ -149,7 +149,6 @@ def _check_csr_subject(csr: bytes, credit_code: str) -> None:
 def cmd_issue_certificate(args: argparse.Namespace) -> int:
     from ..platform.admin import AdminError
     from ..trust import x509 as tx
-
     from . import CliError
 
     out = Path(args.out)
