@@ -442,3 +442,48 @@ def test_issue_certificate_never_overwrites_a_private_key(capsys, platform, tmp_
     status, _, err = run(capsys, "platform", "issue-certificate", CODE, "--csr", "entity.csr", "-o", "entity.key.pem")
     assert status == 2 and one_line(err) and "private key" in err
     assert (tmp_path / "entity.key.pem").read_bytes() == key
+
+
+def _token_failures(url, n, forwarded):
+    import requests
+
+    codes = []
+    for i in range(n):
+        headers = {"X-Forwarded-For": f"198.51.100.{i + 1}"} if forwarded else {}
+        codes.append(requests.post(f"{url}/oauth/token", headers=headers, timeout=10, data={
+            "grant_type": "client_credentials", "client_id": f"nobody{i}", "client_secret": "x"}).status_code)
+    return codes
+
+
+def test_x_forwarded_for_is_believed_only_from_the_proxies_named(tmp_path, platform):
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: a local client changing the
+    # header every time was never limited per address (docs/security.md says it is not trusted).
+    import time
+
+    import requests
+
+    from cedx.runtime.serve import free_port
+
+    env = {**os.environ, "CEDX_HOME": platform, "CEDX_AUTH_FAILURE_LIMIT": "5"}
+    env.pop("CEDX_DATABASE_URL", None)
+    results = {}
+    for trusted in (False, True):
+        port = free_port()
+        extra = ["--forwarded-allow-ips", "127.0.0.1"] if trusted else []
+        proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "platform", "--port", str(port),
+                                 "--log-level", "warning", *extra], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(300):
+                try:
+                    requests.get(f"{url}/health", timeout=5)
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            results[trusted] = _token_failures(url, 7, forwarded=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert results[False][-1] == 429, results   # one address (the socket's): limited
+    assert 429 not in results[True], results     # the named proxy's header: one address each

@@ -253,6 +253,15 @@ def _positive(text: str) -> int:
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
+def _proxy_headers(args: argparse.Namespace) -> dict[str, object]:
+    """X-Forwarded-For is believed only from the proxies named with --forwarded-allow-ips: by
+    default uvicorn believes it from 127.0.0.1, so any local client could pick its address and
+    pass the per-address limits (docs/security.md: the header is not trusted unless asked)."""
+    if not args.forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": args.forwarded_allow_ips}
+
+
 def _check_port(host: str, port: int) -> None:
     """One line and exit status 2 for an address that cannot be served (in use, not ours), as
     for any I/O error, instead of uvicorn's log lines and its exit status 3."""
@@ -334,7 +343,7 @@ def cmd_serve_platform(args: argparse.Namespace) -> int:
     _announce_successor(args)
     _check_port(args.host, args.port)
     uvicorn.run("cedx.platform.app:create_served_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, http=NODELAY_HTTP)
+                workers=args.workers, log_level=args.log_level, http=NODELAY_HTTP, **_proxy_headers(args))
     return 0
 
 
@@ -370,7 +379,7 @@ def cmd_serve_acquisition(args: argparse.Namespace) -> int:
     tune_gc_for_serving()
     _check_port(args.host, args.port)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
-                                           timeout_graceful_shutdown=5))
+                                           timeout_graceful_shutdown=5, **_proxy_headers(args)))
     default_exit = server.handle_exit
 
     def handle_exit(sig: int, frame: FrameType | None) -> None:  # SIGTERM/SIGINT: abandon long work at once, then drain and stop
@@ -438,6 +447,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--public-url", help="base URL announced in the signed configuration document "
                    "(required unless serving on loopback; default there: http://HOST:PORT)")
+    p.add_argument("--forwarded-allow-ips", metavar="IPS",
+                   help="reverse proxies (comma-separated addresses) whose X-Forwarded-For gives the client's address "
+                        "for per-address limits (default: none, the header is ignored)")
     p.add_argument("--successor-url", metavar="URL",
                    help="announce an address change: the base URL clients move to (default $CEDX_SUCCESSOR_URL)")
     p.add_argument("--successor-from", metavar="INSTANT",
@@ -456,6 +468,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--commissioned", metavar="YYYY-MM", type=_month, help="first month of the hash chain (default: this month)")
     p.add_argument("--public-url", help="base URL announced in the configuration document (default: as requested)")
     p.add_argument("--rate-limit", type=_positive, help="requests per minute per client (default 1200)")
+    p.add_argument("--forwarded-allow-ips", metavar="IPS",
+                   help="reverse proxies (comma-separated addresses) whose X-Forwarded-For gives the client's address "
+                        "(default: none, the header is ignored)")
     p.add_argument("--seal-interval", type=float, default=60.0,
                    help="seconds between sealing rounds for points other writers feed (0: never)")
     p.add_argument("--host", default="127.0.0.1")
