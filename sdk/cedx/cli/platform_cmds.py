@@ -253,13 +253,11 @@ def _positive(text: str) -> int:
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
-def _proxy_headers(args: argparse.Namespace) -> dict[str, object]:
+def _proxy_headers(args: argparse.Namespace) -> tuple[bool, str | None]:
     """X-Forwarded-For is believed only from the proxies named with --forwarded-allow-ips: by
     default uvicorn believes it from 127.0.0.1, so any local client could pick its address and
     pass the per-address limits (docs/security.md: the header is not trusted unless asked)."""
-    if not args.forwarded_allow_ips:
-        return {"proxy_headers": False}
-    return {"proxy_headers": True, "forwarded_allow_ips": args.forwarded_allow_ips}
+    return bool(args.forwarded_allow_ips), args.forwarded_allow_ips or None
 
 
 def _check_port(host: str, port: int) -> None:
@@ -343,7 +341,8 @@ def cmd_serve_platform(args: argparse.Namespace) -> int:
     _announce_successor(args)
     _check_port(args.host, args.port)
     uvicorn.run("cedx.platform.app:create_served_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, http=NODELAY_HTTP, **_proxy_headers(args))
+                workers=args.workers, log_level=args.log_level, http=NODELAY_HTTP,
+                proxy_headers=_proxy_headers(args)[0], forwarded_allow_ips=_proxy_headers(args)[1])
     return 0
 
 
@@ -379,7 +378,8 @@ def cmd_serve_acquisition(args: argparse.Namespace) -> int:
     tune_gc_for_serving()
     _check_port(args.host, args.port)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
-                                           timeout_graceful_shutdown=5, **_proxy_headers(args)))
+                                           timeout_graceful_shutdown=5, proxy_headers=_proxy_headers(args)[0],
+                                           forwarded_allow_ips=_proxy_headers(args)[1]))
     default_exit = server.handle_exit
 
     def handle_exit(sig: int, frame: FrameType | None) -> None:  # SIGTERM/SIGINT: abandon long work at once, then drain and stop
