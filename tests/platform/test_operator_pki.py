@@ -114,3 +114,30 @@ def test_docs_security_address_change_block_runs_as_written(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_a_postgresql_platform_as_the_operator_guide_sets_it_up(tmp_path, capsys, monkeypatch):
+    """docs/guides/operator.md §1 on PostgreSQL: the database exists, CEDX_DATABASE_URL is given
+    to every command; forgetting it is refused rather than answered from a new SQLite file."""
+    import os
+
+    import pytest
+
+    from .conftest import _fresh_postgres
+
+    base = os.environ.get("CEDX_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("CEDX_TEST_POSTGRES_URL not set")
+    url = _fresh_postgres(base)
+    d = str(tmp_path / "p")
+    monkeypatch.setenv("CEDX_DATABASE_URL", url)
+    assert main(["platform", "init", "--dir", d]) == 0
+    assert main(["platform", "add-entity", "91320500MA1X2P3Q4R", "--dir", d]) == 0
+    assert not (tmp_path / "p" / "platform.db").exists()
+    monkeypatch.delenv("CEDX_DATABASE_URL")
+    capsys.readouterr()
+    assert main(["platform", "add-entity", "91350100M000100Y43", "--dir", d]) == 2
+    assert "CEDX_DATABASE_URL" in capsys.readouterr().err
+    assert not (tmp_path / "p" / "platform.db").exists()
+    monkeypatch.setenv("CEDX_DATABASE_URL", url.replace("postgresql+psycopg://", "postgresql://"))
+    assert main(["platform", "add-entity", "91350100M000100Y43", "--dir", d]) == 0
