@@ -77,3 +77,20 @@ def test_a_wrong_trust_anchor_is_named_in_the_configuration_verdict(tmp_path):
         report = run(dataclasses.replace(target, trust_anchors=[other_ca]), [8])
     case = next(c for i in report["items"] for c in i["cases"] if c["case_id"] == "8.1")
     assert case["verdict"] == "fail" and "--ca" in case["reason"], case["reason"]
+
+
+def test_a_signing_key_the_platform_refuses_is_inconclusive_not_a_failed_implementation(tmp_path):
+    # The inspector was given a certificate that is revoked (or registered for another entity,
+    # or not registered): every submitting case failed with REQUEST_SIGNATURE_INVALID and the
+    # report blamed the implementation. The key is refused credentials (inspector guide §2).
+    from cedx.inspect.local import ReferencePlatform
+
+    ref = ReferencePlatform(tmp_path / "p", successor=False, provision=False)
+    with ref as target:
+        accepted = run(target, [3])
+        ref.admin.revoke_certificate(tx.certificate_public_key(target.certificate).fingerprint())
+        report = run(target, [3])
+    assert accepted["result"] == "pass", accepted.get("inconclusive")  # the probe itself stores nothing harmful
+    assert report["result"] == "inconclusive", report["summary"]
+    assert report["inconclusive"]["cause"] == "credentials-refused"
+    assert "signing key" in report["inconclusive"]["detail"] and "--key" in report["inconclusive"]["detail"]

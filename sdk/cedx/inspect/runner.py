@@ -74,6 +74,7 @@ def preflight(target: Target) -> dict[str, Any] | None:
     found, why = reach("GET", first, headers={"Accept": "application/json"})
     if why:
         return why
+    token: str | None = None
     clients = [("the inspector's client", target.client_id, target.client_secret)]
     if target.other:
         clients.append(("the second entity's client", target.other.client_id, target.other.client_secret))
@@ -93,6 +94,40 @@ def preflight(target: Target) -> dict[str, Any] | None:
         if resp.status_code == 401 or error in REFUSED:
             return {"cause": "credentials-refused",
                     "detail": f"the token endpoint refused {who} {client_id!r}: HTTP {resp.status_code} {error or ''}".rstrip()}
+        if client_id == target.client_id and resp.status_code == 200:
+            token = _access_token(resp)
+    if target.interface == "reporting" and target.key is not None and token:
+        return _signing_key_refused(target, token, reach)
+    return None
+
+
+def _access_token(resp: Any) -> str | None:
+    try:
+        token = resp.json().get("access_token")
+    except (ValueError, AttributeError):
+        return None
+    return token if isinstance(token, str) else None
+
+
+def _signing_key_refused(target: Target, token: str, reach: Callable[..., tuple[Any, dict[str, Any] | None]]
+                         ) -> dict[str, Any] | None:
+    """Is the entity's signing key (--key, --cert) one the platform accepts? A request signature
+    is checked before the body is parsed (trust profile, order of checks: step 6 before 7), so
+    an empty object, signed, answers 401 REQUEST_SIGNATURE_INVALID for a key the platform does
+    not accept and 422 otherwise; nothing is stored either way."""
+    path, body = target.path_of("submitMonthlyReport"), b"{}"
+    resp, why = reach("POST", f"{target.url}{path}", data=body, headers=target.headers(path, body, token=token))
+    if why:
+        return why
+    try:
+        problem = resp.json() if resp.status_code == 401 else {}
+    except ValueError:
+        problem = {}
+    if problem.get("code") == "REQUEST_SIGNATURE_INVALID":
+        key_id = target.key.public_key().fingerprint() if target.key else "?"
+        return {"cause": "credentials-refused",
+                "detail": f"the platform refused the entity's signing key {key_id} (--key, --cert): "
+                          f"{problem.get('detail') or 'REQUEST_SIGNATURE_INVALID'}"[:500]}
     return None
 
 
