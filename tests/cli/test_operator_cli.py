@@ -159,6 +159,7 @@ def test_inspect_names_missing_credentials_as_a_usage_error(capsys, tmp_path, mo
     (["--successor-from", "2027-01-01T00:00:00+08:00"], {}, "--successor-url"),
     (["--successor-url", "127.0.0.1:9"], {}, "127.0.0.1:9"),
     (["--public-url", "cedx.example.cn"], {}, "cedx.example.cn"),  # was announced as the endpoints' base
+    (["--public-url", "https://b.example.cn"], {"CEDX_SUCCESSOR_URL": "https://b.example.cn/"}, "own address"),
     ([], {"CEDX_PUBLIC_URL": "https://cedx.example.cn?x=1"}, "cedx.example.cn?x=1"),
 ])
 def test_a_malformed_announced_address_is_refused_before_serving(capsys, platform, monkeypatch, argv, env, expected):

@@ -288,7 +288,7 @@ def _is_base_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query and not parts.fragment
 
 
-def _announce_successor(args: argparse.Namespace) -> None:
+def _announce_successor(args: argparse.Namespace, public: str) -> None:
     """An address change (the specification's configuration-address change): the successor's
     base URL and, optionally, the instant it takes effect (default: at once), checked here and
     handed to every worker canonical, so that the signed configuration document stays valid."""
@@ -301,6 +301,10 @@ def _announce_successor(args: argparse.Namespace) -> None:
         raise CliError("error: --successor-from (CEDX_SUCCESSOR_FROM) needs --successor-url (CEDX_SUCCESSOR_URL)", 2)
     if url and not _is_base_url(url):
         raise CliError(f"error: the successor address {url!r} is not an http(s)://HOST[:PORT][/PATH] address", 2)
+    if url and url.rstrip("/") == public.rstrip("/"):
+        # e.g. the successor instance started from the shell that exported CEDX_SUCCESSOR_URL
+        raise CliError(f"error: the successor address {url} is this platform's own address; serve the successor "
+                       "without --successor-url (unset CEDX_SUCCESSOR_URL)", 2)
     if when:
         if not INSTANT_PATTERN.match(when):
             raise CliError(f"error: the successor's effective instant {when!r} is not an RFC 3339 instant with an offset, "
@@ -338,7 +342,7 @@ def cmd_serve_platform(args: argparse.Namespace) -> int:
         host = f"[{args.host}]" if ":" in args.host else args.host
         public = f"http://{host}:{args.port}"
     os.environ["CEDX_PUBLIC_URL"] = public
-    _announce_successor(args)
+    _announce_successor(args, public)
     _check_port(args.host, args.port)
     uvicorn.run("cedx.platform.app:create_served_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level, http=NODELAY_HTTP,
