@@ -23,6 +23,16 @@ def one_line(err):
     return err.count("\n") == 1 and err.startswith("cedx: error: ") and "Traceback" not in err
 
 
+@pytest.fixture(autouse=True)
+def _own_environment(monkeypatch):
+    """`cedx serve platform` hands its settings to its workers in CEDX_* variables; the tests that
+    run it in this process must not leave them to later tests."""
+    for name in ("CEDX_PUBLIC_URL", "CEDX_PLATFORM_DIR", "CEDX_SUCCESSOR_URL", "CEDX_SUCCESSOR_FROM",
+                 "CEDX_DATABASE_URL", "CEDX_SOURCE_CLIENT_CA"):
+        monkeypatch.setenv(name, "")  # recorded, so whatever the test sets is undone
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def platform(capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("CEDX_DATABASE_URL", raising=False)
