@@ -432,7 +432,10 @@ def test_inspect_refuses_the_inspectors_own_typos_before_sending(capsys, tmp_pat
 
 
 def test_serving_on_a_port_in_use_is_one_line_and_status_2(capsys, platform, tmp_path, monkeypatch):
+    import gc
     import socket
+
+    threshold = gc.get_threshold()
 
     monkeypatch.chdir(tmp_path)
     with socket.socket() as taken:
@@ -443,6 +446,7 @@ def test_serving_on_a_port_in_use_is_one_line_and_status_2(capsys, platform, tmp
                      ["serve", "acquisition", "--token", "t", "--dir", "src", "--port", port]):
             status, _, err = run(capsys, *argv)  # was uvicorn's log lines and exit status 3
             assert status == 2 and one_line(err) and f"127.0.0.1:{port}" in err and "in use" in err, err
+    assert gc.get_threshold() == threshold  # refused before the heap was tuned for serving
 
 
 def test_issue_certificate_never_overwrites_a_private_key(capsys, platform, tmp_path, monkeypatch):

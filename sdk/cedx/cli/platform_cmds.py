@@ -375,12 +375,12 @@ def cmd_serve_acquisition(args: argparse.Namespace) -> int:
             url = "postgresql+psycopg://" + url[len(alias):]
     if url and not url.startswith(_DATABASE_SCHEMES):
         raise CliError(f"error: --database-url is not a database cedx can use; give {_DATABASE_FORM}", 2)
+    _check_port(args.host, args.port)  # before the source is built (and the process's heap tuned for serving)
     commissioned = (dt.datetime.fromisoformat(f"{args.commissioned}-01T00:00:00+08:00") if args.commissioned else None)
     app = create_source_app(args.site, args.dir or f"cedx-source-{args.site}", args.token or [], commissioned,
                             clients=clients, database_url=url, public_url=args.public_url,
                             rate_limit=args.rate_limit, seal_interval=args.seal_interval)
     tune_gc_for_serving()
-    _check_port(args.host, args.port)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                                            timeout_graceful_shutdown=5, proxy_headers=_proxy_headers(args)[0],
                                            forwarded_allow_ips=_proxy_headers(args)[1]))
