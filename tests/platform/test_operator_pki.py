@@ -141,3 +141,27 @@ def test_a_postgresql_platform_as_the_operator_guide_sets_it_up(tmp_path, capsys
     assert not (tmp_path / "p" / "platform.db").exists()
     monkeypatch.setenv("CEDX_DATABASE_URL", url.replace("postgresql+psycopg://", "postgresql://"))
     assert main(["platform", "add-entity", "91350100M000100Y43", "--dir", d]) == 0
+
+
+def test_the_crl_lists_only_what_the_platform_ca_issued(tmp_path, capsys):
+    # A certificate from an extra trust anchor (pki/trust, docs/security.md) can be registered and
+    # revoked; the platform CA's CRL listed its serial number as if it had issued it.
+    from cedx.platform.admin import Admin
+    from cedx.trust import generate_private_key
+
+    d = tmp_path / "p"
+    assert main(["platform", "init", "--dir", str(d)]) == 0
+    other_key = generate_private_key()
+    other_ca = tx.create_ca(other_key, {"common_name": "another CA"})
+    (d / "pki" / "trust" / "other.pem").write_bytes(tx.to_pem(other_ca))
+    admin = Admin(PlatformSettings(data_dir=d, database_url=None))
+    admin.add_entity("91320500MA1X2P3Q4R")
+    ours, theirs = generate_private_key(), generate_private_key()
+    mine = admin.issue_certificate("91320500MA1X2P3Q4R", tx.create_csr(ours, {"common_name": "91320500MA1X2P3Q4R"}))
+    foreign = tx.issue_certificate(tx.create_csr(theirs, {"common_name": "91320500MA1X2P3Q4R"}), other_ca, other_key)
+    admin.add_certificate("91320500MA1X2P3Q4R", foreign)
+    for cert in (mine, foreign):
+        admin.revoke_certificate(tx.certificate_public_key(cert).fingerprint())
+    crl = asn1crl.CertificateList.load(create_app(PlatformSettings(data_dir=d, database_url=None)).state.platform.crl())
+    listed = {int(e["user_certificate"].native) for e in crl["tbs_cert_list"]["revoked_certificates"]}
+    assert listed == {int(tx.load_certificate(mine).serial_number)}

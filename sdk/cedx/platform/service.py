@@ -242,7 +242,11 @@ class Platform(ReportingService, CommonService):
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         with self._lock:
             if self._crl is None or self._crl[0] != counter or now >= self._crl[2]:
-                revoked = [(c.serial, c.revoked_at) for c in self.store.certificates() if c.revoked_at is not None]
+                # Only what the platform CA issued: a certificate from another anchor (pki/trust) is
+                # refused all the same, but its serial number means nothing in this CA's CRL.
+                issuer = tx.load_certificate(self.pki.ca).subject.dump()
+                revoked = [(c.serial, c.revoked_at) for c in self.store.certificates() if c.revoked_at is not None
+                           and tx.load_certificate(c.der).issuer.dump() == issuer]
                 days = self.settings.crl_next_update_days
                 der = tx.create_crl(self.pki.ca, self.pki.ca_key, revoked, this_update=now, next_update_days=days)
                 self._crl = (counter, der, now + dt.timedelta(days=days) / 2)
