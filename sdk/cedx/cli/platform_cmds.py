@@ -83,8 +83,13 @@ def _fail(exc: Exception) -> Exception:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    settings = _settings(args, create=True)
+    roles = ("ca", "platform", "tsa")
+    had = {role for role in roles if (settings.pki_dir / f"{role}.pem").exists()}
     admin = _admin(args, create=True)
     print(f"platform data in {admin.settings.data_dir.resolve()} (database {admin.settings.url.split('://')[0]})")
+    if had and had != set(roles):  # a rotation: say what was issued, and from which CA
+        print(f"issued from the existing CA: {', '.join(f'pki/{r}.pem' for r in roles if r not in had)}")
     return 0
 
 
