@@ -47,6 +47,20 @@ def port(text: str) -> int:
     return value
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def positive(text: str) -> int:
+    """An argparse type: a count of at least one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 def walk(parser: argparse.ArgumentParser) -> Iterator[tuple[argparse.ArgumentParser, argparse.Action]]:
     """Every (parser, action) of the command tree, subcommands included."""
     for action in parser._actions:
@@ -76,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
             action.help = HELP.get(f"{p.prog}:{action.dest}") or HELP.get(action.dest)
         if action.dest == "port" and action.type in (None, int):
             action.type = port
+        if action.dest == "log_level" and action.choices is None:  # uvicorn's names (a KeyError traceback otherwise)
+            action.choices = LOG_LEVELS
+        if action.dest == "workers" and action.type in (None, int):
+            action.type = positive
     return parser
 
 
@@ -96,6 +114,18 @@ def _one_line(exc: BaseException) -> str:
     """A message for the user: no traceback, no doubled prefix."""
     text = str(exc).strip() or type(exc).__name__
     return text if text.startswith("error:") else f"error: {text}"
+
+
+def _database_error(exc: BaseException) -> str | None:
+    """One line for a database that refuses or cannot be reached (SQLAlchemy is imported only
+    by the commands that use a database, so it is looked up rather than imported here)."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.SQLAlchemyError):
+        return None
+    cause = getattr(exc, "orig", None) or exc
+    # psycopg's own text names the host, port, user and database, never the password.
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    return f"database: {text}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,6 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except CedxError as exc:  # transport, refusals, invalid documents: what went wrong, once
         print(f"cedx: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        message = _database_error(exc)
+        if message is None:
+            raise
+        print(f"cedx: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

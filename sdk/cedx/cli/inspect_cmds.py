@@ -64,6 +64,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             args.agreement_source.rstrip("/"), [tx.load_certificate(read(p)).dump() for p in args.agreement_ca],
             token=env(args.agreement_token_env), client_id=args.agreement_client_id,
             client_secret=env(args.agreement_client_secret_env), submission_id=args.agreement_submission, report=document)
+    confidential = None
+    if args.confidential_key or args.confidential_cert:
+        if not (args.confidential_key and args.confidential_cert):
+            raise CliError("error: --confidential-key and --confidential-cert go together", 2)
+        from ..acquisition.confidential import ClientCredentials
+
+        chain = [tx.load_certificate(read(p)).dump() for p in args.confidential_cert]
+        user_id = args.confidential_user_id or str(tx.load_certificate(chain[0]).subject.native.get("common_name") or "")
+        if not user_id:
+            raise CliError("error: the confidential certificate's subject has no CN; give --confidential-user-id", 2)
+        confidential = ClientCredentials(load_private_key(read(args.confidential_key)), chain, user_id)
     target = Target(
         url=args.target.rstrip("/"), interface=args.interface, trust_anchors=anchors,
         client_id=args.client_id, client_secret=env(args.client_secret_env), token_value=env(args.token_env),
@@ -74,18 +85,43 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         revoked=credential(args.revoked_key, args.revoked_cert, "revoked"),
         expired=credential(args.expired_key, args.expired_cert, "expired"),
         rate_limit_budget=args.rate_limit_probe, expect_successor=args.expect_successor, agreement=agreement,
+        confidential=confidential,
     )
-    if args.interface == "reporting" and not (args.client_id and args.key and args.cert and args.credit_code):
-        raise CliError("error: the reporting interface needs --client-id, --client-secret-env, --key, --cert and --credit-code", 2)
-    report = run(target, args.item or None, progress=main_progress)
-    write(report, Path(args.out))
+    # What the interface needs, checked before anything is sent: a missing option is a usage
+    # error, not "credentials refused" from the target.
+    if args.interface == "reporting" and not (args.client_id and args.client_secret_env and args.key and args.cert
+                                              and args.credit_code):
+        raise CliError("error: the reporting interface needs --client-id, --client-secret-env, --key, --cert and "
+                       "--credit-code", 2)
+    if args.interface == "acquisition" and not (args.token_env or (args.client_id and args.client_secret_env)):
+        raise CliError("error: the acquisition interface needs --token-env (a bearer token) or --client-id with "
+                       "--client-secret-env", 2)
+
+    from ..spec.uscc import is_valid
+
+    for option, code in (("--credit-code", args.credit_code), ("--other-credit-code", args.other_credit_code)):
+        if code and not is_valid(code):  # the inspector's typo, not the implementation's fault
+            raise CliError(f"error: {option} {code} is not a valid unified social credit code (GB 32100)", 2)
+    out = Path(args.out)
+    try:  # before the inspection, not after it: an unusable --out loses no work
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"error: --out {args.out}: {exc.strerror}", 2) from exc
+
+    def progress(line: str) -> None:
+        if not line.startswith("INCONCLUSIVE"):  # said once, in the summary below
+            main_progress(line)
+
+    report = run(target, args.item or None, progress=progress)
+    write(report, out)
     s = report["summary"]
+    files = f"{out / 'report.json'} and {out / 'report.html'}"
     if report["result"] == "inconclusive":
         why = report["inconclusive"]
-        print(f"INCONCLUSIVE ({why['cause']}): {why['detail']}; nothing was judged. Reports in {args.out}/")
+        print(f"INCONCLUSIVE ({why['cause']}): {why['detail']}; nothing was judged. Reports in {files}")
         return 2
     print(f"{report['result'].upper()}: {s['pass']} passed, {s['fail']} failed, {s['blocked']} blocked, "
-          f"{s['not-applicable']} not applicable; reports in {args.out}/report.json and report.html")
+          f"{s['not-applicable']} not applicable; reports in {files}")
     return 0 if report["result"] == "pass" else 1
 
 
@@ -124,6 +160,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--agreement-client-secret-env", metavar="VAR", help="environment variable holding its secret")
     g.add_argument("--agreement-submission", metavar="ID", help="the monthly report to check: a submission on the platform")
     g.add_argument("--agreement-report", metavar="FILE", help="or the signed monthly report itself (JSON)")
+    g.add_argument("--confidential-key", metavar="PEM",
+                   help="acquisition, case A9.4: key of a client certificate the source trusts for its confidentiality mode")
+    g.add_argument("--confidential-cert", metavar="PEM", action="append",
+                   help="that client certificate, then any intermediate (repeatable)")
+    g.add_argument("--confidential-user-id", metavar="ID",
+                   help="the client's SM2 user ID in the key exchange (default: the certificate's subject CN)")
     p.add_argument("--item", type=int, action="append", choices=range(1, 10), help="run only this item (repeatable)")
     p.add_argument("--out", default="inspection", help="output directory")
     p.set_defaults(func=cmd_inspect)

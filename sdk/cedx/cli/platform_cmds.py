@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,10 +27,47 @@ def _settings(args: argparse.Namespace, create: bool = False) -> PlatformSetting
                        "create one with: cedx platform init --dir DIR", 2)
     settings = PlatformSettings()
     settings.data_dir = Path(chosen)
+    url = settings.database_url
+    for alias in ("postgresql://", "postgres://"):  # the usual spellings, for the driver cedx installs
+        if url and url.startswith(alias):
+            url = settings.database_url = os.environ["CEDX_DATABASE_URL"] = "postgresql+psycopg://" + url[len(alias):]
+    if url and not url.startswith(_DATABASE_SCHEMES):
+        # Told here rather than by a driver's traceback (psycopg2, MySQLdb, an unparsable URL).
+        raise CliError(f"error: CEDX_DATABASE_URL is not a database cedx can use; give "
+                       f"{_DATABASE_FORM} (or unset it for SQLite in the platform directory)", 2)
     if not create and not (settings.pki_dir / "ca.pem").is_file():
         raise CliError(f"error: {chosen} is not an initialised platform directory (no pki/ca.pem); "
                        f"create it with: cedx platform init --dir {chosen}", 2)
+    if not create and not url and not (settings.data_dir / "platform.db").is_file():
+        # A platform initialised on PostgreSQL has no platform.db: without its URL, a new SQLite
+        # database would be created here and used silently (entities the server never sees).
+        raise CliError(f"error: {chosen} has no SQLite database (platform.db); if this platform uses "
+                       f"PostgreSQL, set CEDX_DATABASE_URL={_DATABASE_FORM} as for `cedx platform init`", 2)
     return settings
+
+
+_DATABASE_SCHEMES = ("postgresql+psycopg://", "sqlite:///")
+_DATABASE_FORM = "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def _secret_from(var: str) -> str:
+    """A secret named by --secret-env: an unset or empty variable is a mistake, never a cue to
+    generate a secret that would then be shown to no one."""
+    from . import CliError
+
+    value = os.environ.get(var)
+    if not value:
+        raise CliError(f"error: environment variable {var} is {'empty' if value == '' else 'not set'}; "
+                       "set it to the client's secret, or omit --secret-env to have one generated and shown once", 2)
+    return value
+
+
+def _check_scopes(scopes: list[str] | None, allowed: list[str], whose: str) -> None:
+    from . import CliError
+
+    unknown = [s for s in scopes or [] if s not in allowed]
+    if unknown:
+        raise CliError(f"error: unknown scope {' '.join(unknown)}; {whose}: {' '.join(allowed)}", 2)
 
 
 def _admin(args: argparse.Namespace, create: bool = False) -> Admin:
@@ -47,8 +83,13 @@ def _fail(exc: Exception) -> Exception:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    settings = _settings(args, create=True)
+    roles = ("ca", "platform", "tsa")
+    had = {role for role in roles if (settings.pki_dir / f"{role}.pem").exists()}
     admin = _admin(args, create=True)
     print(f"platform data in {admin.settings.data_dir.resolve()} (database {admin.settings.url.split('://')[0]})")
+    if had and had != set(roles):  # a rotation: say what was issued, and from which CA
+        print(f"issued from the existing CA: {', '.join(f'pki/{r}.pem' for r in roles if r not in had)}")
     return 0
 
 
@@ -66,8 +107,9 @@ def cmd_add_entity(args: argparse.Namespace) -> int:
 def cmd_add_client(args: argparse.Namespace) -> int:
     from ..platform.admin import DEFAULT_SCOPES, AdminError
 
+    _check_scopes(args.scope, DEFAULT_SCOPES.split(), "the platform's scopes are")
     args.scope = args.scope or DEFAULT_SCOPES.split()
-    secret = os.environ.get(args.secret_env) if args.secret_env else None
+    secret = _secret_from(args.secret_env) if args.secret_env else None
     try:
         secret = _admin(args).add_client(args.credit_code, args.client_id, " ".join(args.scope), secret)
     except AdminError as exc:
@@ -112,7 +154,12 @@ def _check_csr_subject(csr: bytes, credit_code: str) -> None:
 def cmd_issue_certificate(args: argparse.Namespace) -> int:
     from ..platform.admin import AdminError
     from ..trust import x509 as tx
+    from . import CliError
 
+    out = Path(args.out)
+    if out.is_file() and b"PRIVATE KEY" in out.read_bytes():
+        # -o entity.key.pem by mistake would destroy the entity's key (keygen never overwrites one either)
+        raise CliError(f"error: {args.out} holds a private key; refusing to overwrite it with the certificate", 2)
     csr = Path(args.csr).read_bytes()
     _check_csr_subject(csr, args.credit_code)
     try:
@@ -137,9 +184,16 @@ def cmd_disable_client(args: argparse.Namespace) -> int:
 
 def cmd_issue_token(args: argparse.Namespace) -> int:
     from ..platform.admin import AdminError
+    from . import CliError
 
+    if args.lifetime <= 0:
+        raise CliError(f"error: --lifetime must be a positive number of seconds, not {args.lifetime}", 2)
+    admin = _admin(args)
+    client = admin.store.client(args.client_id)
+    if client is not None:
+        _check_scopes(args.scope, client.scopes.split(), f"client {args.client_id} has")
     try:
-        token = _admin(args).issue_token(args.client_id, args.lifetime, " ".join(args.scope) if args.scope else None)
+        token = admin.issue_token(args.client_id, args.lifetime, " ".join(args.scope) if args.scope else None)
     except AdminError as exc:
         raise _fail(exc) from exc
     print(token)
@@ -147,10 +201,16 @@ def cmd_issue_token(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke_certificate(args: argparse.Namespace) -> int:
+    import re
+
     from ..platform.admin import AdminError
+    from . import CliError
 
     target = args.certificate
-    value = Path(target).read_bytes() if Path(target).is_file() else target
+    if not Path(target).is_file() and not re.fullmatch(r"[0-9a-fA-F]{64}", target):
+        # Neither a certificate file nor a key ID: most likely a mistyped file name.
+        raise CliError(f"error: {target}: No such file (nor a key ID: 64 hexadecimal digits)", 2)
+    value = Path(target).read_bytes() if Path(target).is_file() else target.lower()
     try:
         key_id = _admin(args).revoke_certificate(value)
     except AdminError as exc:
@@ -159,7 +219,107 @@ def cmd_revoke_certificate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_list_certificates(args: argparse.Namespace) -> int:
+    """The registered certificates, one a line: what an operator needs to pick the key ID to
+    revoke (revoke-certificate) when the entity no longer has the file."""
+    import datetime as dt
+
+    from ..trust import x509 as tx
+    from . import CliError
+
+    admin = _admin(args)
+    if args.credit_code and not admin.store.entity_known(args.credit_code):
+        raise CliError(f"error: entity {args.credit_code} is not registered", 2)
+    now = dt.datetime.now(dt.timezone.utc)
+    print("key ID\tentity\tserial\tnot after\tstate")
+    for record in sorted(admin.store.certificates(args.credit_code or None), key=lambda r: (r.credit_code, r.key_id)):
+        not_after = tx.load_certificate(record.der)["tbs_certificate"]["validity"]["not_after"].native
+        state = (f"revoked {record.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if record.revoked_at
+                 else "expired" if not_after < now else "valid")
+        print(f"{record.key_id}\t{record.credit_code}\t{record.serial:X}\t{not_after:%Y-%m-%dT%H:%M:%SZ}\t{state}")
+    return 0
+
+
+def _month(text: str) -> str:
+    """An argparse type: a month as YYYY-MM (a ValueError traceback from fromisoformat otherwise)."""
+    import re
+
+    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month YYYY-MM")
+    return text
+
+
+def _positive(text: str) -> int:
+    from . import positive
+
+    return positive(text)
+
+
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _proxy_headers(args: argparse.Namespace) -> tuple[bool, str | None]:
+    """X-Forwarded-For is believed only from the proxies named with --forwarded-allow-ips: by
+    default uvicorn believes it from 127.0.0.1, so any local client could pick its address and
+    pass the per-address limits (docs/security.md: the header is not trusted unless asked)."""
+    return bool(args.forwarded_allow_ips), args.forwarded_allow_ips or None
+
+
+def _check_port(host: str, port: int) -> None:
+    """One line and exit status 2 for an address that cannot be served (in use, not ours), as
+    for any I/O error, instead of uvicorn's log lines and its exit status 3."""
+    import socket
+
+    from . import CliError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise CliError(f"error: cannot serve on {host}: {exc.strerror or exc}", 2) from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise CliError(f"error: cannot serve on {host}:{port}: {exc.strerror or exc}", 2) from exc
+
+
+def _is_base_url(url: str) -> bool:
+    """An absolute http(s) address with a host, no query or fragment: what endpoints are built on."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query and not parts.fragment
+
+
+def _announce_successor(args: argparse.Namespace, public: str) -> None:
+    """An address change (the specification's configuration-address change): the successor's
+    base URL and, optionally, the instant it takes effect (default: at once), checked here and
+    handed to every worker canonical, so that the signed configuration document stays valid."""
+    from ..instants import INSTANT_PATTERN, iso_z, parse_instant
+    from . import CliError
+
+    url = args.successor_url or os.environ.get("CEDX_SUCCESSOR_URL") or None
+    when = args.successor_from or os.environ.get("CEDX_SUCCESSOR_FROM") or None
+    if when and not url:
+        raise CliError("error: --successor-from (CEDX_SUCCESSOR_FROM) needs --successor-url (CEDX_SUCCESSOR_URL)", 2)
+    if url and not _is_base_url(url):
+        raise CliError(f"error: the successor address {url!r} is not an http(s)://HOST[:PORT][/PATH] address", 2)
+    if url and url.rstrip("/") == public.rstrip("/"):
+        # e.g. the successor instance started from the shell that exported CEDX_SUCCESSOR_URL
+        raise CliError(f"error: the successor address {url} is this platform's own address; serve the successor "
+                       "without --successor-url (unset CEDX_SUCCESSOR_URL)", 2)
+    if when:
+        if not INSTANT_PATTERN.match(when):
+            raise CliError(f"error: the successor's effective instant {when!r} is not an RFC 3339 instant with an offset, "
+                           "e.g. 2027-01-01T00:00:00+08:00", 2)
+        when = iso_z(parse_instant(when), "microseconds")
+    for name, value in (("CEDX_SUCCESSOR_URL", url), ("CEDX_SUCCESSOR_FROM", when)):
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
 
 
 def cmd_serve_platform(args: argparse.Namespace) -> int:
@@ -169,8 +329,16 @@ def cmd_serve_platform(args: argparse.Namespace) -> int:
     from . import CliError
 
     settings = _settings(args)
+    # Open the PKI and the database once here: a refused database or PKI is then one line, not
+    # a traceback from inside the server's worker start-up.
+    from ..platform.admin import Admin
+
+    Admin(settings).store.dispose()
     os.environ["CEDX_PLATFORM_DIR"] = str(settings.data_dir)
     public = args.public_url or os.environ.get("CEDX_PUBLIC_URL")
+    if public and not _is_base_url(public):
+        # The signed configuration would announce endpoints no client can call.
+        raise CliError(f"error: the public URL {public!r} is not an http(s)://HOST[:PORT][/PATH] address", 2)
     if not public:
         # The signed configuration announces this address: never a guess. On loopback it is
         # the address served; anywhere else only the operator knows it (proxy, TLS, name).
@@ -179,8 +347,11 @@ def cmd_serve_platform(args: argparse.Namespace) -> int:
         host = f"[{args.host}]" if ":" in args.host else args.host
         public = f"http://{host}:{args.port}"
     os.environ["CEDX_PUBLIC_URL"] = public
+    _announce_successor(args, public)
+    _check_port(args.host, args.port)
     uvicorn.run("cedx.platform.app:create_served_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, http=NODELAY_HTTP)
+                workers=args.workers, log_level=args.log_level, http=NODELAY_HTTP,
+                proxy_headers=_proxy_headers(args)[0], forwarded_allow_ips=_proxy_headers(args)[1])
     return 0
 
 
@@ -191,26 +362,33 @@ def cmd_serve_acquisition(args: argparse.Namespace) -> int:
 
     from ..acquisition.app import create_source_app
     from ..runtime.serve import tune_gc_for_serving
+    from . import CliError
 
     clients = {}
     for spec_ in args.client or []:
         client_id, _, var = spec_.partition(":")
         secret = os.environ.get(var or "CEDX_SOURCE_CLIENT_SECRET")
         if not client_id or not secret:
-            print(f"--client {spec_}: the secret is read from ${var or 'CEDX_SOURCE_CLIENT_SECRET'}, which is empty",
-                  file=sys.stderr)
-            return 2
+            raise CliError(f"error: --client {spec_}: the secret is read from ${var or 'CEDX_SOURCE_CLIENT_SECRET'}, "
+                           "which is empty", 2)
         clients[client_id] = secret
     if not clients and not args.token:
-        print("give --client ID[:ENVVAR] (OAuth2 client credentials) or --token", file=sys.stderr)
-        return 2
+        raise CliError("error: give --client ID[:ENVVAR] (OAuth2 client credentials) or --token", 2)
+    url = args.database_url
+    for alias in ("postgresql://", "postgres://"):
+        if url and url.startswith(alias):
+            url = "postgresql+psycopg://" + url[len(alias):]
+    if url and not url.startswith(_DATABASE_SCHEMES):
+        raise CliError(f"error: --database-url is not a database cedx can use; give {_DATABASE_FORM}", 2)
+    _check_port(args.host, args.port)  # before the source is built (and the process's heap tuned for serving)
     commissioned = (dt.datetime.fromisoformat(f"{args.commissioned}-01T00:00:00+08:00") if args.commissioned else None)
     app = create_source_app(args.site, args.dir or f"cedx-source-{args.site}", args.token or [], commissioned,
-                            clients=clients, database_url=args.database_url, public_url=args.public_url,
+                            clients=clients, database_url=url, public_url=args.public_url,
                             rate_limit=args.rate_limit, seal_interval=args.seal_interval)
     tune_gc_for_serving()
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
-                                           timeout_graceful_shutdown=5))
+                                           timeout_graceful_shutdown=5, proxy_headers=_proxy_headers(args)[0],
+                                           forwarded_allow_ips=_proxy_headers(args)[1]))
     default_exit = server.handle_exit
 
     def handle_exit(sig: int, frame: FrameType | None) -> None:  # SIGTERM/SIGINT: abandon long work at once, then drain and stop
@@ -261,6 +439,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--lifetime", type=int, default=3600, metavar="SECONDS", help="token lifetime in seconds (default 3600)")
     p.add_argument("--scope", action="append", default=None, help="repeatable; default: the client's scopes")
     p.set_defaults(func=cmd_issue_token)
+    p = common(plat.add_parser("list-certificates", help="list registered certificates: key ID, entity, serial, "
+                               "expiry, state (valid, expired, revoked)"))
+    p.add_argument("credit_code", nargs="?", help="only this entity's (default: every entity's)")
+    p.set_defaults(func=cmd_list_certificates)
     p = common(plat.add_parser("revoke-certificate",
                                help="revoke an entity certificate (key ID or certificate file); effective at once"))
     p.add_argument("certificate", metavar="KEY_ID|CERT.pem", help="the key ID (hex SM3 of 04‖X‖Y) or the certificate file")
@@ -274,6 +456,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--public-url", help="base URL announced in the signed configuration document "
                    "(required unless serving on loopback; default there: http://HOST:PORT)")
+    p.add_argument("--forwarded-allow-ips", metavar="IPS",
+                   help="reverse proxies (comma-separated addresses) whose X-Forwarded-For gives the client's address "
+                        "for per-address limits (default: none, the header is ignored)")
+    p.add_argument("--successor-url", metavar="URL",
+                   help="announce an address change: the base URL clients move to (default $CEDX_SUCCESSOR_URL)")
+    p.add_argument("--successor-from", metavar="INSTANT",
+                   help="when the change takes effect, RFC 3339 with an offset, e.g. 2027-01-01T00:00:00+08:00 "
+                        "(default $CEDX_SUCCESSOR_FROM, else at once)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve_platform)
     p = serve.add_parser("acquisition", help="a reference acquisition source (simulated plant, or fed by other writers)")
@@ -284,9 +474,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--client", action="append", metavar="ID[:ENVVAR]",
                    help="OAuth2 client (scope acquisition:read); secret from $ENVVAR (default $CEDX_SOURCE_CLIENT_SECRET)")
     p.add_argument("--token", action="append", help="also accept this static bearer token (simple set-ups; repeatable)")
-    p.add_argument("--commissioned", metavar="YYYY-MM", help="first month of the hash chain (default: this month)")
+    p.add_argument("--commissioned", metavar="YYYY-MM", type=_month, help="first month of the hash chain (default: this month)")
     p.add_argument("--public-url", help="base URL announced in the configuration document (default: as requested)")
-    p.add_argument("--rate-limit", type=int, help="requests per minute per client (default 1200)")
+    p.add_argument("--rate-limit", type=_positive, help="requests per minute per client (default 1200)")
+    p.add_argument("--forwarded-allow-ips", metavar="IPS",
+                   help="reverse proxies (comma-separated addresses) whose X-Forwarded-For gives the client's address "
+                        "(default: none, the header is ignored)")
     p.add_argument("--seal-interval", type=float, default=60.0,
                    help="seconds between sealing rounds for points other writers feed (0: never)")
     p.add_argument("--host", default="127.0.0.1")

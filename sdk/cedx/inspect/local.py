@@ -27,6 +27,7 @@ from typing import Any, cast
 import requests
 
 from ..acquisition.app import create_source_app
+from ..acquisition.confidential import ClientCredentials
 from ..generated import models
 from ..instants import CST
 from ..platform.admin import Admin
@@ -184,6 +185,17 @@ def provision_agreement(target: Target, source_url: str, source_token: str, sour
     return AgreementMaterial(source_url, [source_ca], token=source_token, submission_id=str(receipt.payload.submission_id))
 
 
+def _confidential_client() -> tuple[bytes, ClientCredentials]:
+    """A client CA the source trusts for its confidentiality mode, and a client certificate from
+    it (case A9.4): the material an inspection body brings for that mode."""
+    ca_key, key = generate_private_key(), generate_private_key()
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    ca = tx.create_ca(ca_key, {"country_name": "CN", "common_name": "inspection body CA"}, not_before=start)
+    cert = tx.issue_certificate(tx.create_csr(key, {"country_name": "CN", "common_name": ENTITY}), ca, ca_key,
+                                not_before=start)
+    return ca, ClientCredentials(key, [cert, ca], ENTITY)
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0] if argv else "build/inspection")
     with tempfile.TemporaryDirectory(prefix="cedx-inspect-") as tmp:
@@ -193,16 +205,18 @@ def main(argv: list[str]) -> int:
         results = {}
         # Limits of 600 (platform) and 300 (source) a minute leave the other cases room; the
         # probes may spend 700 and 400 requests.
+        client_ca, confidential = _confidential_client()
         with ReferencePlatform(root / "platform", rate_limit=600) as platform, \
-                serving(create_source_app("power", root / "source", [token], commissioned=month, rate_limit=300),
-                        free_port()) as source_url:
+                serving(create_source_app("power", root / "source", [token], commissioned=month, rate_limit=300,
+                                          client_trust_anchors=[client_ca]), free_port()) as source_url:
             platform.rate_limit_budget = 700
             source_ca = tx.load_certificate((root / "source" / "pki" / "ca.pem").read_bytes()).dump()
             # case 2.5: a report of the source's commissioning month, submitted beforehand
             platform.agreement = provision_agreement(platform, source_url, token, source_ca, month)
             targets = {
                 "reporting": platform,
-                "acquisition": Target(source_url, "acquisition", [source_ca], token_value=token, rate_limit_budget=400),
+                "acquisition": Target(source_url, "acquisition", [source_ca], token_value=token, rate_limit_budget=400,
+                                      confidential=confidential),
             }
             for name, target in targets.items():
                 print(f"== {name}: {target.url}", file=sys.stderr)

@@ -161,7 +161,7 @@ def c2_4(t: Target) -> None:
     check(any(rule == "R-QTY-001" and "coalConsumption" in (path or "") for rule, path in cited), f"R-QTY-001 not cited (got {cited})")
 
 
-AGREEMENT_OPTIONS = ("Target.agreement — cedx inspect --agreement-source URL --agreement-ca PEM "
+AGREEMENT_OPTIONS = ("cedx inspect --agreement-source URL --agreement-ca PEM "
                      "(--agreement-token-env VAR | --agreement-client-id ID --agreement-client-secret-env VAR) "
                      "with --agreement-submission ID or --agreement-report FILE")
 
@@ -418,7 +418,7 @@ def c7_4(t: Target) -> None:
 def c7_5(t: Target) -> None:
     if not t.expired_token:
         raise NotApplicable("no expired token supplied: ask the operator for a short-lived token of this client, "
-                            "let it expire, pass it with --expired-token-env")
+                            "let it expire, pass it with --expired-token-env (inspector guide §4)")
     r = t.session.get(t.url_of("listSubmissions", "?limit=1"), headers={"Authorization": f"Bearer {t.expired_token}"})
     _expect_problem(r, 401, "TOKEN_EXPIRED")
     check("invalid_token" in r.headers.get("www-authenticate", ""),
@@ -501,6 +501,11 @@ def c8_1(t: Target) -> None:
     check("signature" in doc, "the configuration document is not signed")
     try:
         trust.verify_document(doc, t.resolver())
+    except trust.CertificateError as exc:
+        # Either the platform signs with a certificate outside its announced PKI, or the trust
+        # anchor given is not the platform's: say which material to check.
+        raise AssertionError(f"the signer's certificate does not verify to the trust anchor given (--ca): {exc}; "
+                             "if --ca is not the platform's CA certificate, this verdict says nothing") from exc
     except trust.TrustError as exc:
         raise AssertionError(f"signature or certificate invalid: {exc}") from exc
 
@@ -542,7 +547,8 @@ def c8_4(t: Target) -> None:
         check(successor is not None and successor["baseUrl"].rstrip("/") == t.expect_successor.rstrip("/"),
               f"expected successor {t.expect_successor}; the platform announces {successor and successor.get('baseUrl')}")
     if successor is None:
-        raise NotApplicable("the platform announces no address change; stage one with the operator and pass --expect-successor")
+        raise NotApplicable("the platform announces no address change; the operator stages one (cedx serve platform "
+                            "--successor-url, docs/security.md §6), then pass --expect-successor")
     try:
         trust.verify_document(doc, t.resolver())
     except trust.TrustError as exc:
@@ -622,7 +628,7 @@ def c9_4(t: Target) -> None:
 def _refused_credential(t: Target, credential: Credential | None, option: str) -> Credential:
     if credential is None:
         raise NotApplicable(f"no such certificate supplied (--{option}-key, --{option}-cert): ask the operator to "
-                            f"register one for this entity that is {option}")
+                            f"register one for this entity that is {option} (inspector guide §4)")
     doc = t.signed(t.report(), key=credential.key, certificate=credential.certificate)
     exc = _api_error(lambda: t.reporting().submit_monthly_report(doc), 422, "CERTIFICATE_INVALID")
     check("$.signature.keyId" in exc.paths or not exc.paths, f"the refusal points at {exc.paths}, not $.signature.keyId")

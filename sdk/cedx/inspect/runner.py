@@ -24,6 +24,30 @@ VERDICTS = ("pass", "fail", "blocked", "not-applicable")
 REFUSED = {"invalid_client", "unauthorized_client", "invalid_grant", "access_denied"}
 
 
+def _no_answer(exc: requests.RequestException) -> str:
+    """Why a request got no answer, in the system's words ("Connection refused", "Name or
+    service not known") rather than urllib3's retry-pool text around them."""
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        why = re.search(r"certificate verify failed: ([^'\"(]+)", text)
+        return (f"TLS: certificate verify failed: {why.group(1).strip()} (a certificate from a private CA: set "
+                "REQUESTS_CA_BUNDLE to that CA's PEM file)" if why else f"TLS: {text}")
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")(]+)", text)
+    if errno:
+        return errno.group(1).strip()
+    if isinstance(exc, requests.Timeout):
+        return "no answer within 30 s"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _nothing_here(target: Target, asked: list[str]) -> dict[str, Any]:
+    """Every entry point answers 404: the interface is not at this address (a wrong base URL,
+    or no implementation there), so nothing about an implementation can be judged."""
+    return {"cause": "unreachable",
+            "detail": f"no {target.interface} interface at {target.url}: {' and '.join(asked)} answered 404 "
+                      "(is --target the implementation's base URL?)"}
+
+
 def preflight(target: Target) -> dict[str, Any] | None:
     """Can the inspection say anything at all? None if so; otherwise why not: the target is
     unreachable, or it refuses the credentials the inspection body was given. Either makes
@@ -32,7 +56,7 @@ def preflight(target: Target) -> dict[str, Any] | None:
         try:
             return requests.request(method, url, timeout=30, **kw), None
         except requests.RequestException as exc:
-            return None, {"cause": "unreachable", "detail": f"{method} {url}: {type(exc).__name__}: {exc}"[:500]}
+            return None, {"cause": "unreachable", "detail": f"{method} {url}: {_no_answer(exc)}"[:500]}
 
     if target.interface == "acquisition" and (target.token_value or not target.client_id):
         resp, why = reach("GET", target.url_of("getSourceInfo"),
@@ -42,13 +66,15 @@ def preflight(target: Target) -> dict[str, Any] | None:
         if resp.status_code in (401, 403):
             return {"cause": "credentials-refused",
                     "detail": f"the source answered {resp.status_code} to the bearer token given (--token-env)"}
+        if resp.status_code == 404:
+            return _nothing_here(target, [f"GET {target.url_of('getSourceInfo')}"])
         return None
-    if target.interface == "acquisition":
-        _, why = reach("GET", target.url_of("getSourceInfo"), headers={"Accept": "application/json"})
-    else:
-        _, why = reach("GET", f"{target.url}/.well-known/cedx-configuration", headers={"Accept": "application/json"})
+    first = (target.url_of("getSourceInfo") if target.interface == "acquisition"
+             else f"{target.url}/.well-known/cedx-configuration")
+    found, why = reach("GET", first, headers={"Accept": "application/json"})
     if why:
         return why
+    token: str | None = None
     clients = [("the inspector's client", target.client_id, target.client_secret)]
     if target.other:
         clients.append(("the second entity's client", target.other.client_id, target.other.client_secret))
@@ -59,6 +85,8 @@ def preflight(target: Target) -> dict[str, Any] | None:
         resp, why = reach("POST", f"{target.url}/oauth/token", data=form)
         if why:
             return why
+        if resp.status_code == 404 and found.status_code == 404:
+            return _nothing_here(target, [f"GET {first}", f"POST {target.url}/oauth/token"])
         try:
             error = resp.json().get("error") if resp.status_code in (400, 401) else None
         except ValueError:
@@ -66,6 +94,40 @@ def preflight(target: Target) -> dict[str, Any] | None:
         if resp.status_code == 401 or error in REFUSED:
             return {"cause": "credentials-refused",
                     "detail": f"the token endpoint refused {who} {client_id!r}: HTTP {resp.status_code} {error or ''}".rstrip()}
+        if client_id == target.client_id and resp.status_code == 200:
+            token = _access_token(resp)
+    if target.interface == "reporting" and target.key is not None and token:
+        return _signing_key_refused(target, token, reach)
+    return None
+
+
+def _access_token(resp: Any) -> str | None:
+    try:
+        token = resp.json().get("access_token")
+    except (ValueError, AttributeError):
+        return None
+    return token if isinstance(token, str) else None
+
+
+def _signing_key_refused(target: Target, token: str, reach: Callable[..., tuple[Any, dict[str, Any] | None]]
+                         ) -> dict[str, Any] | None:
+    """Is the entity's signing key (--key, --cert) one the platform accepts? A request signature
+    is checked before the body is parsed (trust profile, order of checks: step 6 before 7), so
+    an empty object, signed, answers 401 REQUEST_SIGNATURE_INVALID for a key the platform does
+    not accept and 422 otherwise; nothing is stored either way."""
+    path, body = target.path_of("submitMonthlyReport"), b"{}"
+    resp, why = reach("POST", f"{target.url}{path}", data=body, headers=target.headers(path, body, token=token))
+    if why:
+        return why
+    try:
+        problem = resp.json() if resp.status_code == 401 else {}
+    except ValueError:
+        problem = {}
+    if problem.get("code") == "REQUEST_SIGNATURE_INVALID":
+        key_id = target.key.public_key().fingerprint() if target.key else "?"
+        return {"cause": "credentials-refused",
+                "detail": f"the platform refused the entity's signing key {key_id} (--key, --cert): "
+                          f"{problem.get('detail') or 'REQUEST_SIGNATURE_INVALID'}"[:500]}
     return None
 
 

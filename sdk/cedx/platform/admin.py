@@ -81,9 +81,22 @@ class Admin:
             raise AdminError(f"certificate refused: {exc}") from exc
         if not self.store.entity_known(credit_code):
             raise AdminError(f"entity {credit_code} is not registered; add it first")
-        self.store.add_certificate(CertificateRecord(public.fingerprint(), credit_code, cert.dump(),
-                                                     int(cert.serial_number)))
-        return public.fingerprint()
+        # The certificate speaks for the entity its subject names (trust profile: CN = credit
+        # code), never for another one.
+        named = {str(v) for k, v in cert.subject.native.items()
+                 if k in ("common_name", "serial_number", "organization_identifier")}
+        if credit_code not in named:
+            raise AdminError(f"the certificate's subject ({cert.subject.human_friendly}) does not name entity {credit_code}")
+        key_id = public.fingerprint()
+        known = self.store.certificate(key_id)
+        if known is not None and known.revoked_at is not None:
+            # Registering it again must not undo the revocation (X.509 revocation is final).
+            raise AdminError(f"certificate {key_id} was revoked at {known.revoked_at:%Y-%m-%d %H:%M:%S} UTC and stays "
+                             "revoked; issue a new certificate for a new key")
+        if known is not None and known.credit_code != credit_code:
+            raise AdminError(f"certificate {key_id} is registered for entity {known.credit_code}")
+        self.store.add_certificate(CertificateRecord(key_id, credit_code, cert.dump(), int(cert.serial_number)))
+        return key_id
 
     def issue_certificate(self, credit_code: str, csr: bytes, days: int = 365,
                           not_before: dt.datetime | None = None) -> bytes:

@@ -110,7 +110,7 @@ class Platform(ReportingService, CommonService):
         self.limiter = limiter or RateLimiter(store, settings.rate_limit_per_minute, settings.auth_failures_per_minute)
         self.tsa = TimeStampAuthority(pki.tsa_key, pki.tsa_cert)
         self._configs: dict[str, dict[str, Any]] = {}
-        self._crl: tuple[int, bytes] | None = None
+        self._crl: tuple[int, bytes, dt.datetime] | None = None  # counter, DER, when to re-sign
         self._lock = threading.Lock()
         self.clock = _now  # the time of receipt (replaceable in tests of the upload deadline)
 
@@ -235,14 +235,21 @@ class Platform(ReportingService, CommonService):
         self.store.revoke_token(token_hash(token), client.client_id)
 
     def crl(self) -> bytes:
-        """The platform CA's CRL, rebuilt whenever the store's revocation counter moves."""
+        """The platform CA's CRL, rebuilt whenever the store's revocation counter moves, and
+        re-signed once half its validity has passed, so that a platform running for longer than
+        ``crl_next_update_days`` without a revocation never serves a CRL past its nextUpdate."""
         counter = self.store.revocation_counter()
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         with self._lock:
-            if self._crl is None or self._crl[0] != counter:
-                revoked = [(c.serial, c.revoked_at) for c in self.store.certificates() if c.revoked_at is not None]
-                der = tx.create_crl(self.pki.ca, self.pki.ca_key, revoked,
-                                    next_update_days=self.settings.crl_next_update_days)
-                self._crl = (counter, der)
+            if self._crl is None or self._crl[0] != counter or now >= self._crl[2]:
+                # Only what the platform CA issued: a certificate from another anchor (pki/trust) is
+                # refused all the same, but its serial number means nothing in this CA's CRL.
+                issuer = tx.load_certificate(self.pki.ca).subject.dump()
+                revoked = [(c.serial, c.revoked_at) for c in self.store.certificates() if c.revoked_at is not None
+                           and tx.load_certificate(c.der).issuer.dump() == issuer]
+                days = self.settings.crl_next_update_days
+                der = tx.create_crl(self.pki.ca, self.pki.ca_key, revoked, this_update=now, next_update_days=days)
+                self._crl = (counter, der, now + dt.timedelta(days=days) / 2)
             return self._crl[1]
 
     # --- entities and facilities ----------------------------------------------------------

@@ -73,17 +73,36 @@ def private_dir(path: Path) -> Path:
 
 
 def init_pki(pki_dir: Path, name: str = "cedx reference platform") -> None:
-    """Create the platform's CA, signing and TSA keys and certificates (once)."""
+    """Create the platform's CA, signing and TSA keys and certificates (once). With a CA in
+    place, a platform or TSA key and certificate moved aside (both files) are issued again
+    from that CA: the rotation of docs/security.md; a pair with one file missing is refused."""
     private_dir(pki_dir.parent)
     private_dir(pki_dir)
     private_dir(pki_dir / "trust")
-    if (pki_dir / "ca.pem").exists():
-        return
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
-    ca_key = SM2PrivateKey.generate()
-    ca = tx.create_ca(ca_key, {"country_name": "CN", "organization_name": name, "common_name": f"{name} CA"}, not_before=start)
-    items = {"ca": (ca_key, ca)}
-    for role, profile in (("platform", "signing"), ("tsa", "tsa")):
+    roles: tuple[tuple[str, str], ...] = (("platform", "signing"), ("tsa", "tsa"))
+    items: dict[str, tuple[SM2PrivateKey, bytes]] = {}
+    if (pki_dir / "ca.pem").exists():
+        missing = [role for role, _ in roles
+                   if not (pki_dir / f"{role}.pem").exists() and not (pki_dir / f"{role}.key.pem").exists()]
+        for role, _ in roles:
+            if role not in missing and not (pki_dir / f"{role}.pem").exists():
+                raise FileNotFoundError(2, f"No such file (move {role}.key.pem aside too, to have both issued "
+                                           "again)", str(pki_dir / f"{role}.pem"))
+            if role not in missing and not (pki_dir / f"{role}.key.pem").exists():
+                raise FileNotFoundError(2, f"No such file (move {role}.pem aside too, to have both issued again)",
+                                        str(pki_dir / f"{role}.key.pem"))
+        if not missing:
+            return
+        ca_key = SM2PrivateKey.from_bytes((pki_dir / "ca.key.pem").read_bytes())
+        ca = tx.load_certificate((pki_dir / "ca.pem").read_bytes()).dump()
+        roles = tuple(r for r in roles if r[0] in missing)
+    else:
+        ca_key = SM2PrivateKey.generate()
+        ca = tx.create_ca(ca_key, {"country_name": "CN", "organization_name": name, "common_name": f"{name} CA"},
+                          not_before=start)
+        items["ca"] = (ca_key, ca)
+    for role, profile in roles:
         key = SM2PrivateKey.generate()
         cert = tx.issue_certificate(tx.create_csr(key, {"country_name": "CN", "common_name": f"{name} {role}"}),
                                     ca, ca_key, profile=profile, not_before=start, days=3650)
