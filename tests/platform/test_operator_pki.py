@@ -53,6 +53,31 @@ def test_init_issues_a_moved_platform_or_tsa_key_again_from_the_same_ca(tmp_path
     assert "tsa.pem" in err and "Traceback" not in err and err.count("\n") == 1
 
 
+def test_only_init_issues_a_missing_key_again_never_another_command_or_the_server(tmp_path, capsys):
+    # A restore that missed pki/platform*.pem (or a volume not mounted) must not bring the
+    # platform up under a new signing identity: every command but `init` refuses, naming it.
+    d = str(tmp_path / "p")
+    assert main(["platform", "init", "--dir", d]) == 0
+    pki = tmp_path / "p" / "pki"
+    for name in ("platform.pem", "platform.key.pem"):
+        (pki / name).rename(tmp_path / name)
+    capsys.readouterr()
+    assert main(["platform", "add-entity", "91320500MA1X2P3Q4R", "--dir", d]) == 2
+    err = capsys.readouterr().err
+    assert "platform.pem" in err and "cedx platform init" in err and "Traceback" not in err
+    assert not (pki / "platform.pem").exists() and not (pki / "platform.key.pem").exists()
+    settings = PlatformSettings(data_dir=tmp_path / "p", database_url=None)
+    try:
+        create_app(settings)
+    except FileNotFoundError as exc:
+        assert "platform.pem" in str(exc)
+    else:
+        raise AssertionError("the server started without its signing key")
+    assert not (pki / "platform.pem").exists()
+    assert main(["platform", "init", "--dir", d]) == 0
+    assert "issued from the existing CA: pki/platform.pem" in capsys.readouterr().out
+
+
 def _security_block(marker: str) -> str:
     import re
     from pathlib import Path

@@ -86,6 +86,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     settings = _settings(args, create=True)
     roles = ("ca", "platform", "tsa")
     had = {role for role in roles if (settings.pki_dir / f"{role}.pem").exists()}
+    if "ca" in had:  # the rotation: a moved-aside pair is issued again (only here, never on another command)
+        from ..platform.settings import init_pki
+
+        init_pki(settings.pki_dir, reissue=True)
     admin = _admin(args, create=True)
     print(f"platform data in {admin.settings.data_dir.resolve()} (database {admin.settings.url.split('://')[0]})")
     if had and had != set(roles):  # a rotation: say what was issued, and from which CA

@@ -72,10 +72,13 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def init_pki(pki_dir: Path, name: str = "cedx reference platform") -> None:
+def init_pki(pki_dir: Path, name: str = "cedx reference platform", reissue: bool = False) -> None:
     """Create the platform's CA, signing and TSA keys and certificates (once). With a CA in
-    place, a platform or TSA key and certificate moved aside (both files) are issued again
-    from that CA: the rotation of docs/security.md; a pair with one file missing is refused."""
+    place and ``reissue`` (``cedx platform init`` only), a platform or TSA key and certificate
+    moved aside (both files) are issued again from that CA: the rotation of docs/security.md.
+    Without ``reissue`` (every other command, every worker) a missing pair is refused, never
+    replaced: a restore that missed it must not bring the platform up under a new signing key;
+    a pair with one file missing is always refused."""
     private_dir(pki_dir.parent)
     private_dir(pki_dir)
     private_dir(pki_dir / "trust")
@@ -94,6 +97,10 @@ def init_pki(pki_dir: Path, name: str = "cedx reference platform") -> None:
                                         str(pki_dir / f"{role}.key.pem"))
         if not missing:
             return
+        if not reissue:
+            raise FileNotFoundError(2, f"No such file ({missing[0]}.pem and {missing[0]}.key.pem are missing; run "
+                                       "`cedx platform init` to issue a new pair from the platform CA)",
+                                    str(pki_dir / f"{missing[0]}.pem"))
         ca_key = SM2PrivateKey.from_bytes((pki_dir / "ca.key.pem").read_bytes())
         ca = tx.load_certificate((pki_dir / "ca.pem").read_bytes()).dump()
         roles = tuple(r for r in roles if r[0] in missing)
