@@ -225,6 +225,20 @@ def test_refused_credentials_leave_the_outbox_pending_and_are_raised(env, tmp_pa
     assert box.deliver() == 2 and box.counts() == {"delivered": 2}
 
 
+def test_a_wrong_token_url_leaves_the_outbox_pending_and_is_raised(env, tmp_path):
+    """Its 404 (problem+json, a NotFoundError since the token endpoint's answers are typed) parked
+    every queued item as failed: a configuration mistake, not a refused document."""
+    wrong = TokenProvider(f"{env.url}/oauth/tokn", f"{env.power.credit_code}-erp", "erp-secret-0123456789")
+    box = Outbox(tmp_path / "o.db", env.client(env.power, token_provider=wrong, retry=RetryPolicy(attempts=1)))
+    for period in ("2013-07", "2013-08"):
+        box.enqueue(_report(env, period))
+    with pytest.raises(cedx.NotFoundError) as exc:
+        box.deliver()
+    assert "/oauth/tokn" in str(exc.value) and box.counts() == {"pending": 2}
+    box.client = env.client(env.power)  # the URL put right
+    assert box.deliver() == 2 and box.counts() == {"delivered": 2}
+
+
 def test_enqueue_names_the_document_kinds(env, tmp_path):
     box = Outbox(tmp_path / "o.db", env.client(env.power))
     with pytest.raises(cedx.ConfigurationError, match="unknown document kind 'monthly'; one of: annual_report, monthly_report"):

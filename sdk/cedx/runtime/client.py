@@ -136,6 +136,13 @@ def sorted_json(value: Any, default: Callable[[Any], Any] | None = None) -> byte
                       default=default).encode("utf-8")
 
 
+def _from_token_endpoint(exc: ApiError) -> ApiError:
+    """Marks an error as the token endpoint's answer (``exc.token_endpoint``): it is about the
+    client's credentials or configuration, never about a document (the outbox keeps its items)."""
+    exc.token_endpoint = True  # type: ignore[attr-defined]
+    return exc
+
+
 def token_from_response(resp: Any, token_url: str, client_id: str) -> tuple[str, float]:
     """(access token, lifetime in seconds) of a token endpoint's answer (a requests or httpx
     response), or the typed error it stands for; shared by the blocking and asyncio providers."""
@@ -149,12 +156,13 @@ def token_from_response(resp: Any, token_url: str, client_id: str) -> tuple[str,
     if resp.status_code != 200:
         if "error" not in body and "code" in body:  # problem+json, not RFC 6749: e.g. 404 for a wrong token URL
             problem = ApiError.from_problem(resp.status_code, body)
-            raise type(problem)(problem.status, problem.code, problem.title,
-                                f"token endpoint {token_url}: {problem.detail or problem.title}", problem.errors, body)
+            raise _from_token_endpoint(type(problem)(
+                problem.status, problem.code, problem.title,
+                f"token endpoint {token_url}: {problem.detail or problem.title}", problem.errors, body))
         error = str(body.get("error") or "TOKEN_INVALID")
         detail = str(body.get("error_description") or body.get("detail") or "")
         kind = AuthenticationError if resp.status_code in (400, 401, 403) else ApiError
-        raise kind(resp.status_code, error, f"token request refused ({client_id})", detail, body=body)
+        raise _from_token_endpoint(kind(resp.status_code, error, f"token request refused ({client_id})", detail, body=body))
     if not isinstance(body.get("access_token"), str):
         raise InvalidResponseError("token response has no access_token", resp.status_code)
     return body["access_token"], float(body.get("expires_in", 3600))

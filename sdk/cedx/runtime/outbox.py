@@ -160,9 +160,11 @@ class Outbox:
                     if exc.status in (408, 429) or exc.status >= 500:
                         self._note(item_id, f"{exc.status} {exc.code}: {exc.detail}")
                         return delivered
-                    if isinstance(exc, AuthenticationError) or exc.code == "SCOPE_INSUFFICIENT":
-                        # the client's credentials, not the document: parking would fail the whole
-                        # queue over a wrong or rotated secret; it stays pending and the caller hears
+                    if (isinstance(exc, AuthenticationError) or exc.code == "SCOPE_INSUFFICIENT"
+                            or getattr(exc, "token_endpoint", False)):
+                        # the client's credentials or token URL, not the document: parking would fail
+                        # the whole queue over a wrong or rotated secret (or a mistyped token URL's
+                        # 404); it stays pending and the caller hears
                         self._note(item_id, f"{exc.status} {exc.code}: {exc.detail}")
                         raise
                     if item_id not in resigned and self._resign_if_stale(item_id, kind, document, exc):
