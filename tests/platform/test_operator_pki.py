@@ -191,3 +191,30 @@ def test_the_crl_lists_only_what_the_platform_ca_issued(tmp_path, capsys):
     crl = asn1crl.CertificateList.load(create_app(PlatformSettings(data_dir=d, database_url=None)).state.platform.crl())
     listed = {int(e["user_certificate"].native) for e in crl["tbs_cert_list"]["revoked_certificates"]}
     assert listed == {int(tx.load_certificate(mine).serial_number)}
+
+
+def test_a_certificate_speaks_for_the_entity_its_cn_names_only(tmp_path):
+    """add-certificate took a credit code anywhere in the subject: CN = entity B with
+    serialNumber = entity A registered for A, so A's documents carried a certificate that by the
+    trust profile's rule (CN = credit code) speaks for B."""
+    from cedx import trust
+    from cedx.platform.admin import Admin, AdminError, names_entity
+
+    a, b = "91320500MA1X2P3Q4R", "91350100M000100Y43"
+    admin = Admin(PlatformSettings(data_dir=tmp_path, database_url=None))
+    admin.add_entity(a)
+    pki = load_pki(admin.settings.pki_dir)
+
+    def certificate(subject):
+        key = trust.generate_private_key()
+        return tx.to_pem(tx.issue_certificate(tx.create_csr(key, subject), pki.ca, pki.ca_key, profile="signing"))
+
+    try:
+        admin.add_certificate(a, certificate({"common_name": b, "serial_number": a}))
+    except AdminError as exc:
+        assert "CN" in str(exc) and a in str(exc)
+    else:
+        raise AssertionError("a certificate whose CN names another entity was registered")
+    assert admin.add_certificate(a, certificate({"common_name": a, "serial_number": a}))
+    assert not names_entity({"common_name": a, "organization_identifier": f"NTRCN-{b}"}, a)
+    assert names_entity({"common_name": a, "organization_identifier": f"NTRCN-{a}"}, a)

@@ -136,9 +136,9 @@ def cmd_add_certificate(args: argparse.Namespace) -> int:
 
 
 def _check_csr_subject(csr: bytes, credit_code: str) -> None:
-    """The certificate will speak for ``credit_code``: its subject must name that entity (as the
-    common name, serial number or organization identifier), so a CSR made for another entity,
-    or with a typo, is refused instead of being signed."""
+    """The certificate will speak for ``credit_code``: its subject must name that entity (its
+    common name; a serial number or organization identifier, where present, agreeing), so a CSR
+    made for another entity, or with a typo, is refused instead of being signed."""
     from ..trust import x509 as tx
     from ..trust.errors import CertificateError
     from . import CliError
@@ -147,9 +147,9 @@ def _check_csr_subject(csr: bytes, credit_code: str) -> None:
         name, _key = tx.load_csr(csr)
     except (CertificateError, ValueError) as exc:
         raise CliError(f"error: not a valid certificate signing request: {exc}", 2) from exc
-    values = {str(v) for k, v in name.native.items()
-              if k in ("common_name", "serial_number", "organization_identifier")}
-    if credit_code not in values:
+    from ..platform.admin import names_entity
+
+    if not names_entity(name.native, credit_code):
         subject = name.human_friendly or "(empty)"
         raise CliError(f"error: the CSR's subject ({subject}) does not name entity {credit_code}; "
                        f'make the CSR with --subject "CN={credit_code}"', 2)

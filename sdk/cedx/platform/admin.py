@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import Any
 
 from .. import trust
 from ..spec.uscc import is_valid
@@ -16,6 +17,14 @@ from .store import CertificateRecord, ClientRecord, StoreConflict, TokenRecord
 
 DEFAULT_SCOPES = "reporting:entity:write reporting:submit reporting:read"
 UTC = dt.timezone.utc
+
+
+def names_entity(subject: dict[str, Any], credit_code: str) -> bool:
+    """Whether a certificate's or CSR's subject (asn1crypto ``Name.native``) names this entity
+    and no other: its CN is the credit code (the trust profile), and a serialNumber or
+    organizationIdentifier, where present, carries the same code."""
+    others = [str(subject[k]) for k in ("serial_number", "organization_identifier") if k in subject]
+    return subject.get("common_name") == credit_code and all(credit_code in value for value in others)
 
 
 class AdminError(Exception):
@@ -83,10 +92,9 @@ class Admin:
             raise AdminError(f"entity {credit_code} is not registered; add it first")
         # The certificate speaks for the entity its subject names (trust profile: CN = credit
         # code), never for another one.
-        named = {str(v) for k, v in cert.subject.native.items()
-                 if k in ("common_name", "serial_number", "organization_identifier")}
-        if credit_code not in named:
-            raise AdminError(f"the certificate's subject ({cert.subject.human_friendly}) does not name entity {credit_code}")
+        if not names_entity(cert.subject.native, credit_code):
+            raise AdminError(f"the certificate's subject ({cert.subject.human_friendly}) does not name entity "
+                             f"{credit_code} (its CN must be the credit code)")
         key_id = public.fingerprint()
         known = self.store.certificate(key_id)
         if known is not None and known.revoked_at is not None:
