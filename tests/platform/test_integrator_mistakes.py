@@ -197,6 +197,35 @@ def test_the_outbox_signs_again_what_waited_longer_than_the_freshness_window(env
     assert _stored(env, "2014-03") == 1
 
 
+def test_signed_again_then_a_conflict_is_parked_saying_it_may_be_stored(env, tmp_path):
+    """A stale document signed again, then refused as a conflict (the period holds an accepted
+    version, perhaps this very document delivered before with its answer lost): parked, and the
+    reason says to look the period up rather than just 'failed'."""
+    import datetime as dt
+    import json
+    import sqlite3
+
+    from cedx import trust
+
+    client = env.client(env.power)
+    client.submit_monthly_report(_report(env, "2014-08"))  # the period's accepted original
+    box = Outbox(tmp_path / "o.db", client)
+    item = box.enqueue(_report(env, "2014-08"))
+    db = sqlite3.connect(tmp_path / "o.db")
+    document = db.execute("SELECT document FROM outbox WHERE id = ?", (item,)).fetchone()[0]
+    old = trust.sign_document(json.loads(document)["payload"], env.power.key, certificate_chain=[env.power.cert],
+                              signing_time=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=8),
+                              envelope_fields={"specVersion": "1.0"})
+    db.execute("UPDATE outbox SET document = ? WHERE id = ?", (json.dumps(old), item))
+    db.commit()
+    db.close()
+    assert box.deliver() == 0
+    parked = box.item(item)
+    assert parked.state == "failed" and parked.last_error.startswith("409 ")
+    assert "may already be stored" in parked.last_error and "list_submissions" in parked.last_error
+    assert _stored(env, "2014-08") == 1
+
+
 def test_the_outbox_parks_what_signing_again_cannot_help(env, tmp_path):
     """signingTime before preparedAt: signed again once, refused again, parked."""
     import datetime as dt

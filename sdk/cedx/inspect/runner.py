@@ -125,9 +125,13 @@ def _signing_key_refused(target: Target, token: str, reach: Callable[..., tuple[
         problem = {}
     if problem.get("code") == "REQUEST_SIGNATURE_INVALID":
         key_id = target.key.public_key().fingerprint() if target.key else "?"
+        # Not a verdict on the platform either way: a key it does not hold (unregistered, revoked,
+        # expired) and a faulty signature check look alike from here, so the reason names both.
+        said = f"{problem.get('detail') or 'REQUEST_SIGNATURE_INVALID'}"[:400]
         return {"cause": "credentials-refused",
-                "detail": f"the platform refused the entity's signing key {key_id} (--key, --cert): "
-                          f"{problem.get('detail') or 'REQUEST_SIGNATURE_INVALID'}"[:500]}
+                "detail": f"the platform refused the entity's signing key {key_id} (--key, --cert): {said}; "
+                          "if that key is registered, valid and not revoked, the platform's request-signature "
+                          "check is at fault (item 9)"}
     return None
 
 

@@ -171,7 +171,13 @@ class Outbox:
                         resigned.add(item_id)
                         continue
                     items = [e.as_problem_item() for e in exc.errors]  # problem+json items: path, code, message, rule
-                    self._park(item_id, f"{exc.status} {exc.code}: {exc.detail} {json.dumps(items, ensure_ascii=False)}")
+                    # Signed again and then a conflict: the first delivery may have been stored
+                    # (its answer lost) before the refusal that led to signing again; say so.
+                    maybe = (" (signed again in this delivery: the document as first signed may already be stored, "
+                             "its answer lost; look the period up with list_submissions)"
+                             if item_id in resigned and exc.status == 409 else "")
+                    self._park(item_id, f"{exc.status} {exc.code}: {exc.detail}{maybe} "
+                                        f"{json.dumps(items, ensure_ascii=False)}")
                     continue
                 except (TransportError, requests.ConnectionError, requests.Timeout) as exc:
                     self._note(item_id, f"{type(exc).__name__}: {exc}")
@@ -190,7 +196,8 @@ class Outbox:
         certificate when the client has another key now (docs/security.md §4: the old
         certificate revoked after a key rotation). Neither can make a second submission: a
         document stored under the old key is still the period's (or the replaced one's)
-        accepted version, so the platform refuses the new one as a conflict."""
+        accepted version, so the platform refuses the new one as a conflict. Such an item is
+        then parked with that said: it may be stored, its first answer lost (look it up)."""
         key = getattr(self.client, "signing_key", None)
         if key is None:
             return False  # enqueued signed by the caller: only they can sign it again
