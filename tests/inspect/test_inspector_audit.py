@@ -94,3 +94,35 @@ def test_a_signing_key_the_platform_refuses_is_inconclusive_not_a_failed_impleme
     assert report["result"] == "inconclusive", report["summary"]
     assert report["inconclusive"]["cause"] == "credentials-refused"
     assert "signing key" in report["inconclusive"]["detail"] and "--key" in report["inconclusive"]["detail"]
+
+
+class NarrowsEveryBatchQuery:
+    """A faulty source: its from/to filtering keeps only the last half hour of any range asked,
+    so it lists at most one hourly batch, a late one: not a young source but a wrong one."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].endswith("/batches"):
+            from urllib.parse import parse_qsl, urlencode
+
+            query = dict(parse_qsl(scope["query_string"].decode()))
+            if "to" in query:
+                query["from"] = (dt.datetime.fromisoformat(query["to"]) - dt.timedelta(minutes=30)).isoformat()
+                scope = {**scope, "query_string": urlencode(query).encode()}
+        await self.app(scope, receive, send)
+
+
+def test_a_source_listing_one_late_batch_is_failed_not_excused_as_young(tmp_path):
+    """Only a source whose single batch is its first (sequence number 1) is young; one listing
+    nothing or a later batch alone used to be 'not applicable' too (review)."""
+    month = (dt.datetime.now(CST) - dt.timedelta(days=40)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    app = create_source_app("power", tmp_path, ["inspect-token-0123"], commissioned=month)
+    ca = tx.load_certificate((tmp_path / "pki" / "ca.pem").read_bytes()).dump()
+    with serve(NarrowsEveryBatchQuery(app)) as url:
+        target = Target(url=url, interface="acquisition", trust_anchors=[ca], token_value="inspect-token-0123")
+        report = run(target, [5, 9])
+    cases = {c["case_id"]: c for item in report["items"] for c in item["cases"]}
+    for case_id in ("A5.1", "A9.2"):
+        assert cases[case_id]["verdict"] == "fail", (case_id, cases[case_id]["reason"])

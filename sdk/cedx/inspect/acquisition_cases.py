@@ -48,10 +48,13 @@ _TOO_YOUNG = ("the source holds a single hourly batch in the last three days (co
               "chaining need two; inspect again from its second day")
 
 
-def _held(t: Target, start: str, end: str) -> int:
-    """How many hourly batches the source holds in [start, end), read in one page."""
-    return len(t.acquisition().list_measurement_batches(_point(t), granularity="hour", from_=start, to=end,
-                                                        limit=100).items)
+def _young(t: Target, start: str, end: str) -> bool:
+    """Whether the source shows itself commissioned within the window: it lists exactly one
+    hourly batch in [start, end), and that is its first ever (sequence number 1, trust-batches
+    §4). A source listing nothing, or one later batch alone, is not young but wrong."""
+    items = t.acquisition().list_measurement_batches(_point(t), granularity="hour", from_=start, to=end,
+                                                     limit=100).items
+    return len(items) == 1 and items[0].payload.sequence_number == 1
 
 
 def _hourly(start: str, end: str, limit: int) -> dict[str, str | int]:
@@ -198,9 +201,11 @@ def a5_1(t: Target) -> None:
     client = t.acquisition()
     whole = client.list_measurement_batches(point, granularity="hour", from_=start, to=end, limit=100)
     expected = [b.payload.sequence_number for b in whole.items]
-    if len(expected) < 2:
+    if expected == [1]:  # its first batch alone: commissioned within the window
         raise NotApplicable(f"the source holds {len(expected)} hourly batch in the last eight days (commissioned "
                             "today?): paging needs two; inspect again from its second day")
+    check(len(expected) >= 2, f"the source lists {len(expected)} hourly batch(es) in the last eight days, not its "
+                              "first: a source older than that holds one an hour")
     # Pages of three; smaller for a source commissioned days ago, so that there are always two pages.
     size = min(3, len(expected) - 1)
     got, cursor = [], None
@@ -237,7 +242,7 @@ def a5_4(t: Target) -> None:
     r = t.session.get(url, params=params, headers={"Authorization": f"Bearer {t.token()}"})
     page = r.json()
     check(r.status_code == 200 and len(page.get("items", [])) == 1, f"limit=1 not honoured (HTTP {r.status_code})")
-    if not page.get("nextCursor") and _held(t, start, end) < 2:
+    if not page.get("nextCursor") and _young(t, start, end):
         raise NotApplicable(_TOO_YOUNG)
     check(bool(page.get("nextCursor")), "three days of hourly data in one page of limit=1: nextCursor expected")
     link = r.headers.get("link", "")
@@ -314,7 +319,7 @@ def a9_2(t: Target) -> None:
         cursor = page.next_cursor
         if not cursor:
             break
-    if seen < 2 and _held(t, start, end) < 2:
+    if seen < 2 and _young(t, start, end):
         raise NotApplicable(_TOO_YOUNG)
     check(seen >= 2, "fewer than two batches to chain")
 
