@@ -9,17 +9,13 @@ import base64
 import copy
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.parse
 
 import pytest
 
 from .client import REPO, OpenSSL, http, instant_paths_from_profile, signing_input
 from .source_client import BatchReader, BatchRefused, ChainHead, canonical_payload, pull
-from .test_conformance import _free_port
+from .test_conformance import _free_port, cedx_serving
 
 pytestmark = pytest.mark.openssl
 POINT = "PWR-U1-CO2"
@@ -37,27 +33,13 @@ def source(tmp_path_factory):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     commissioned = _month_before(dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date())
-    env = {**os.environ, "CEDX_ACQ_SECRET": SECRET}
-    env.pop("CEDX_DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "acquisition", "--site", "power", "--dir", str(data),
-                             "--port", str(port), "--client", "erp-acq:CEDX_ACQ_SECRET", "--commissioned", commissioned,
-                             "--public-url", base, "--log-level", "warning"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(600):
-            try:
-                if http("GET", f"{base}/.well-known/cedx-configuration").status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("the source did not start")
+    with cedx_serving("acquisition", "--site", "power", "--dir", str(data), "--port", str(port),
+                      "--client", "erp-acq:CEDX_ACQ_SECRET", "--commissioned", commissioned, "--public-url", base,
+                      "--log-level", "warning", probe=f"{base}/.well-known/cedx-configuration", what="source",
+                      env={"CEDX_ACQ_SECRET": SECRET}):
         ssl = OpenSSL(tmp_path_factory.mktemp("acq-client"))
         (ssl.dir / "anchor.pem").write_bytes((data / "pki" / "ca.pem").read_bytes())  # out of band
         yield {"base": base, "ssl": ssl, "commissioned": commissioned}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,13 @@ sends (/cedx/v1/…); the platform receives /v1/… and must verify the same str
 every signed request there)."""
 
 import http.client as httpclient
-import subprocess
-import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from .client import REPO, Client, OpenSSL, http
-from .test_conformance import POWER, _free_port, cedx_cli, report
+from .client import Client, OpenSSL, http
+from .test_conformance import POWER, _free_port, cedx_cli, cedx_serving, report
 
 pytestmark = pytest.mark.openssl
 PREFIX = "/cedx"
@@ -62,30 +59,18 @@ def behind_proxy(tmp_path_factory):
     port = _free_port()
     proxy = _proxy(port)
     base = f"http://127.0.0.1:{proxy.server_address[1]}{PREFIX}"
-    proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "platform", "--dir", str(data), "--port", str(port),
-                             "--public-url", base, "--log-level", "warning"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        for _ in range(300):
-            try:
-                if http("GET", f"{base}/.well-known/cedx-configuration").status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
-        else:
-            pytest.fail("the platform did not start")
-        ssl = OpenSSL(tmp_path_factory.mktemp("client-prefix"))
-        ssl.run("genpkey", "-algorithm", "SM2", "-out", "entity.key.pem")
-        ssl.run("req", "-new", "-key", "entity.key.pem", "-sm3", "-sigopt", "distid:1234567812345678",
-                "-subj", f"/CN={code}", "-out", "entity.csr")
-        cedx_cli("platform", "issue-certificate", code, "--csr", str(ssl.dir / "entity.csr"), "-o",
-                 str(ssl.dir / "entity.pem"), data_dir=data)
-        (ssl.dir / "ca.pem").write_bytes((data / "pki" / "ca.pem").read_bytes())
-        yield {"base": base, "client": Client(base, f"{code}-erp", secret, "entity.key.pem", "entity.pem", "ca.pem", ssl)}
+        with cedx_serving("platform", "--dir", str(data), "--port", str(port), "--public-url", base,
+                          "--log-level", "warning", probe=f"{base}/.well-known/cedx-configuration", what="platform"):
+            ssl = OpenSSL(tmp_path_factory.mktemp("client-prefix"))
+            ssl.run("genpkey", "-algorithm", "SM2", "-out", "entity.key.pem")
+            ssl.run("req", "-new", "-key", "entity.key.pem", "-sm3", "-sigopt", "distid:1234567812345678",
+                    "-subj", f"/CN={code}", "-out", "entity.csr")
+            cedx_cli("platform", "issue-certificate", code, "--csr", str(ssl.dir / "entity.csr"), "-o",
+                     str(ssl.dir / "entity.pem"), data_dir=data)
+            (ssl.dir / "ca.pem").write_bytes((data / "pki" / "ca.pem").read_bytes())
+            yield {"base": base, "client": Client(base, f"{code}-erp", secret, "entity.key.pem", "entity.pem", "ca.pem", ssl)}
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         proxy.shutdown()
 
 
@@ -129,23 +114,12 @@ def source_behind_proxy(tmp_path_factory):
     port = _free_port()
     proxy = _proxy(port)
     base = f"http://127.0.0.1:{proxy.server_address[1]}{PREFIX}"
-    proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "acquisition", "--site", "power", "--dir", str(data),
-                             "--port", str(port), "--token", "source-token-0123456789", "--public-url", base,
-                             "--log-level", "warning"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        for _ in range(600):
-            try:
-                if http("GET", f"{base}/.well-known/cedx-configuration").status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
-        else:
-            pytest.fail("the source did not start")
-        yield base
+        with cedx_serving("acquisition", "--site", "power", "--dir", str(data), "--port", str(port),
+                          "--token", "source-token-0123456789", "--public-url", base, "--log-level", "warning",
+                          probe=f"{base}/.well-known/cedx-configuration", what="source"):
+            yield base
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         proxy.shutdown()
 
 

@@ -8,22 +8,18 @@ docs/trust-batches.md; a wrong S_A discards the session."""
 import base64
 import datetime as dt
 import json
-import os
 import re
 import secrets
-import subprocess
-import sys
-import time
 import urllib.parse
 
 import pytest
 
 from . import gm
-from .client import DISTID, REPO, OpenSSL, http
+from .client import DISTID, OpenSSL, http
 from .source_client import BatchReader
 from .test_acquisition import POINT, _month_before
 from .test_base_path import PREFIX, _proxy
-from .test_conformance import _free_port
+from .test_conformance import _free_port, cedx_serving
 
 pytestmark = pytest.mark.openssl
 SECRET = "acq-secret-9876543210"
@@ -51,31 +47,20 @@ def _start(tmp_path_factory, prefixed: bool):
     port = _free_port()
     proxy = _proxy(port) if prefixed else None
     base = f"http://127.0.0.1:{proxy.server_address[1]}{PREFIX}" if proxy else f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CEDX_ACQ_SECRET": SECRET, "CEDX_SOURCE_CLIENT_CA": str(ssl.dir / "cca.pem")}
-    env.pop("CEDX_DATABASE_URL", None)
+    env = {"CEDX_ACQ_SECRET": SECRET, "CEDX_SOURCE_CLIENT_CA": str(ssl.dir / "cca.pem")}
     commissioned = _month_before(dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date())
-    proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "acquisition", "--site", "power", "--dir", str(data),
-                             "--port", str(port), "--client", "erp-acq:CEDX_ACQ_SECRET", "--commissioned", commissioned,
-                             "--public-url", base, "--log-level", "warning"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        for _ in range(600):
-            try:
-                if http("GET", f"{base}/.well-known/cedx-configuration").status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("the source did not start")
-        (ssl.dir / "anchor.pem").write_bytes((data / "pki" / "ca.pem").read_bytes())  # out of band
-        basic = base64.b64encode(f"erp-acq:{SECRET}".encode()).decode()
-        token = http("POST", f"{base}/oauth/token", {"Authorization": f"Basic {basic}",
-                                                      "Content-Type": "application/x-www-form-urlencoded"},
-                     b"grant_type=client_credentials&scope=acquisition%3Aread").json()["access_token"]
-        yield {"base": base, "ssl": ssl, "token": token, "commissioned": commissioned}
+        with cedx_serving("acquisition", "--site", "power", "--dir", str(data), "--port", str(port),
+                          "--client", "erp-acq:CEDX_ACQ_SECRET", "--commissioned", commissioned, "--public-url", base,
+                          "--log-level", "warning", probe=f"{base}/.well-known/cedx-configuration", what="source",
+                          env=env):
+            (ssl.dir / "anchor.pem").write_bytes((data / "pki" / "ca.pem").read_bytes())  # out of band
+            basic = base64.b64encode(f"erp-acq:{SECRET}".encode()).decode()
+            token = http("POST", f"{base}/oauth/token", {"Authorization": f"Basic {basic}",
+                                                          "Content-Type": "application/x-www-form-urlencoded"},
+                         b"grant_type=client_credentials&scope=acquisition%3Aread").json()["access_token"]
+            yield {"base": base, "ssl": ssl, "token": token, "commissioned": commissioned}
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         if proxy:
             proxy.shutdown()
 

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def cedx_serving(*args: str, probe: str, what: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """``cedx serve ARGS`` in its own process, as an operator starts it (its own --dir store:
+    CEDX_DATABASE_URL is not passed on), ready once ``probe`` answers 200; stopped on exit."""
+    env = {**os.environ, **(env or {})}
+    env.pop("CEDX_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(600):
+            try:
+                if http("GET", probe).status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"the {what} did not start")
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
     """The reference platform as an operator runs it: init, entities, clients, serve."""
@@ -55,24 +81,9 @@ def platform(tmp_path_factory):
         secrets[code] = out.rsplit(":", 1)[1].strip()
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CEDX_DATABASE_URL": ""}
-    env.pop("CEDX_DATABASE_URL")
-    proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "platform", "--dir", str(data), "--port", str(port),
-                             "--public-url", base, "--log-level", "warning"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(300):
-            try:
-                if http("GET", f"{base}/health").status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("the platform did not start")
+    with cedx_serving("platform", "--dir", str(data), "--port", str(port), "--public-url", base,
+                      "--log-level", "warning", probe=f"{base}/health", what="platform"):
         yield {"base": base, "dir": data, "secrets": secrets}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _enrol(platform, tmp_path_factory, payload) -> Client:

@@ -5,18 +5,15 @@ the values arriving — converted as the mapping table says — in signed minute
 independent acquisition client verifies (docs/trust-batches.md)."""
 
 import datetime as dt
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
 from .client import REPO, OpenSSL, http
 from .source_client import BatchReader, pull
-from .test_conformance import _free_port
+from .test_conformance import _free_port, cedx_serving
 
 pytestmark = pytest.mark.openssl
 DOC = (REPO / "docs" / "hj212.md").read_text(encoding="utf-8")
@@ -63,28 +60,13 @@ def bridge(tmp_path_factory):
     tcp, port = _free_port(), _free_port()
     while port == tcp:
         port = _free_port()
-    env = {**os.environ}
-    env.pop("CEDX_DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "hj212-bridge", "--dir", str(data), "--port", str(tcp),
-                             "--mapping", str(data / "site.yaml"), "--http-port", str(port), "--token", TOKEN,
-                             "--seal-interval", "1", "--seal-delay", "1", "--log-level", "warning"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if http("GET", f"{base}/.well-known/cedx-configuration").status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("the bridge did not start")
+    with cedx_serving("hj212-bridge", "--dir", str(data), "--port", str(tcp), "--mapping", str(data / "site.yaml"),
+                      "--http-port", str(port), "--token", TOKEN, "--seal-interval", "1", "--seal-delay", "1",
+                      "--log-level", "warning", probe=f"{base}/.well-known/cedx-configuration", what="bridge"):
         ssl = OpenSSL(tmp_path_factory.mktemp("bridge-client"))
         (ssl.dir / "anchor.pem").write_bytes((data / "pki" / "ca.pem").read_bytes())  # out of band
         yield {"tcp": tcp, "base": base, "ssl": ssl}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _exchange(bridge, packet: bytes, expect_reply: bool = True) -> bytes | None:

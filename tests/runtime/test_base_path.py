@@ -5,9 +5,6 @@ only the platform's matching mistake accepted — and submit, list and read back
 
 import asyncio
 import json
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -15,9 +12,8 @@ import cedx
 from cedx import trust
 from cedx.trust import x509 as tx
 
-from ..interop.client import http
 from ..interop.test_base_path import PREFIX, _proxy
-from ..interop.test_conformance import POWER, _free_port, cedx_cli, report
+from ..interop.test_conformance import POWER, _free_port, cedx_cli, cedx_serving, report
 
 pytestmark = pytest.mark.openssl
 
@@ -36,23 +32,12 @@ def platform(tmp_path_factory):
     port = _free_port()
     proxy = _proxy(port)
     base = f"http://127.0.0.1:{proxy.server_address[1]}{PREFIX}"
-    proc = subprocess.Popen([sys.executable, "-m", "cedx", "serve", "platform", "--dir", str(data), "--port", str(port),
-                             "--public-url", base, "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        for _ in range(300):
-            try:
-                if http("GET", f"{base}/.well-known/cedx-configuration").status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
-        else:
-            pytest.fail("the platform did not start")
-        yield {"base": base, "secret": secret, "key": key, "cert": (data / "entity.pem").read_bytes(),
-               "anchor": (data / "pki" / "ca.pem").read_bytes()}
+        with cedx_serving("platform", "--dir", str(data), "--port", str(port), "--public-url", base,
+                          "--log-level", "warning", probe=f"{base}/.well-known/cedx-configuration", what="platform"):
+            yield {"base": base, "secret": secret, "key": key, "cert": (data / "entity.pem").read_bytes(),
+                   "anchor": (data / "pki" / "ca.pem").read_bytes()}
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         proxy.shutdown()
 
 
