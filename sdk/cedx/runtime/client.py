@@ -26,7 +26,7 @@ import types
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import requests
 import requests.cookies
@@ -649,7 +649,7 @@ class BaseClient:
         while True:
             if self.signing_key is not None and op.request_signature:
                 # the full request path, the base URL's path included (profile §5, §11)
-                hdrs.update(trust.sign_request(self.signing_key, op.method, urlsplit(self.base_url).path.rstrip("/") + path,
+                hdrs.update(trust.sign_request(self.signing_key, op.method, trust.reqsign.request_path(self.base_url, path),
                                                query_string, data))
             url = f"{self.base_url}{path}" + (f"?{query_string}" if query_string else "")
             try:
