@@ -168,12 +168,12 @@ def token_from_response(resp: Any, token_url: str, client_id: str) -> tuple[str,
     return body["access_token"], float(body.get("expires_in", 3600))
 
 
-def environment_session(url: str, verify: Any = True) -> tuple[requests.Session, Any]:
+def environment_session(url: str, verify: Any = None) -> tuple[requests.Session, Any]:
     """A session for one server with the environment read once, and the ``verify`` to send with.
 
     What requests would read from the environment on every request is resolved here for
     ``url``: the proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) and, when ``verify`` is
-    True, the CA bundle (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE). The session then stops
+    True or None, the CA bundle (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE). The session then stops
     re-reading the environment (~0.5 ms of CPU per request, issue 14) and never adds ~/.netrc
     credentials, which would replace the bearer token. A session passed by the caller is used
     as it is. The proxy is resolved for ``url``'s host only: the clients send every request there."""
@@ -265,8 +265,10 @@ class TokenProvider:
     """OAuth2 client-credentials tokens, fetched on demand and refreshed before they expire."""
 
     def __init__(self, token_url: str, client_id: str, client_secret: str, scope: str | None = None,
-                 *, session: requests.Session | None = None, timeout: float = 30, verify: Any = True,
+                 *, session: requests.Session | None = None, timeout: float = 30, verify: Any = None,
                  refresh_margin: float = 60, retry: RetryPolicy | None = None):
+        # verify=None: the session's own setting (a given session's verify, e.g. a private CA
+        # bundle, is kept; requests' default True otherwise), as requests merges it
         self.token_url, self.client_id, self._secret, self.scope = token_url, client_id, client_secret, scope
         self._owns_session = session is None
         if session is None:
@@ -408,7 +410,7 @@ class BaseClient:
         format: Format = Format.JSON,
         session: requests.Session | None = None,
         timeout: float = 30,
-        verify: Any = True,
+        verify: Any = None,
         retry: RetryPolicy | None = None,
         verify_signatures: bool = True,
         validate: bool = True,
