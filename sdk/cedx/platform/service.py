@@ -31,6 +31,7 @@ from ..generated.server import CommonService, Reply, ReportingService
 from ..instants import UTC, iso_z
 from ..runtime.errors import OAuthError, Problem, ProblemItem
 from ..runtime.server import JSON, RequestContext, as_received, client_credentials
+from ..spec.facts import submission_period
 from ..trust import x509 as tx
 from ..trust.tsa import TimeStampAuthority
 from .security import (
@@ -66,11 +67,6 @@ def _document_type(ctx: RequestContext) -> str:
     """The document type the operation submits or reads (DocumentType, as the spec ties it to
     the operation): nothing here spells a document type, so a spec revision cannot leave one stale."""
     return DOCUMENT_OPERATIONS[ctx.operation.operation_id]
-
-
-def _period_of(payload: dict[str, Any]) -> str:
-    """A submission's period: the month of a monthly report, the year of an annual one."""
-    return str(payload.get("period") or payload["year"])
 
 
 def _fresh(record: dict[str, Any], settings: PlatformSettings, now: dt.datetime) -> bool:
@@ -308,7 +304,7 @@ class Platform(ReportingService, CommonService):
         credit_code = ctx.principal.credit_code
         # SM3 of the document's canonical form, spliced from what signature verification encoded
         verified = ctx.verified
-        digest = verified.document_digest() if verified is not None else trust.sm3(trust.canonicalize(record)).hex()
+        digest = verified.document_digest() if verified is not None else trust.document_digest(record)
         try:
             return self._accept(ctx, key, document_type, record, digest)
         except (Problem, StoreConflict) as exc:
@@ -326,7 +322,7 @@ class Platform(ReportingService, CommonService):
     def _accept(self, ctx: RequestContext, key: str, document_type: str, record: dict[str, Any], digest: str) -> Reply:
         payload = record["payload"]
         credit_code = ctx.principal.credit_code
-        period = _period_of(payload)
+        period = submission_period(payload)
         kind, replaces = payload["submissionKind"], payload.get("replacesSubmissionId")
         submission_id, now = str(uuid.uuid4()), self.clock()
         # One transaction per submission: decide, sign the receipt and write it with the
@@ -366,7 +362,7 @@ class Platform(ReportingService, CommonService):
         """The signed, time-stamped receipt and the row that stores it with the document."""
         payload = record["payload"]
         credit_code = ctx.principal.credit_code
-        period = _period_of(payload)
+        period = submission_period(payload)
         kind = payload["submissionKind"]
         version, supersedes = (replaced.version + 1, replaced.submission_id) if replaced else (1, None)
         receipt_id = str(uuid.uuid4())

@@ -30,6 +30,13 @@ def snake(name: str) -> str:
     return s + "_" if keyword.iskeyword(s) else s
 
 
+def submission_period(payload: dict[str, Any]) -> str:
+    """A submitted report's period, as its receipt and status name it (``Receipt.period``): the
+    month of a monthly report, the year of an annual one. The platform and the client's check
+    of a receipt both use this."""
+    return str(payload.get("period") or payload["year"])
+
+
 @dataclass(frozen=True)
 class SpecFacts:
     spec_version: str
@@ -134,4 +141,4 @@ def spec_facts(index: SchemaIndex) -> SpecFacts:
     )
 
 
-__all__ = ["SECTION_SCHEMA", "SpecFacts", "camel", "snake", "spec_facts"]
+__all__ = ["SECTION_SCHEMA", "SpecFacts", "camel", "snake", "spec_facts", "submission_period"]

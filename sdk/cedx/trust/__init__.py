@@ -18,6 +18,8 @@ from .envelope import (
     ALGORITHMS,
     PREHASH_ALGORITHM,
     VerifiedDocument,
+    binds_document,
+    document_digest,
     sign_document,
     verify_document,
 )
@@ -65,7 +67,9 @@ __all__ = [
     "VerifiedDocument",
     "available_backends",
     "batch_digest",
+    "binds_document",
     "canonicalize",
+    "document_digest",
     "generate_private_key",
     "get_backend",
     "link",

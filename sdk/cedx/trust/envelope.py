@@ -38,6 +38,7 @@ from .canonical import (
     OutOfRange,
     _Located,
     _rewrite,
+    canonicalize,
     child_node,
     default_instants,
     encode,
@@ -222,6 +223,50 @@ class VerifiedDocument:
         resumed from the request body's hash states where the two bytes agree (``body``)."""
         whole = self.canonical_document()
         return (sm3(whole) if self._body is None else self._body.sm3_of(whole)).hex()
+
+
+def document_digest(envelope: Any, *, instants: InstantNode = None) -> str:
+    """A receipt's ``documentDigest`` of a signed document (docs/trust-profile.md §3): hex SM3 of
+    the canonical form of the *whole* envelope, signature value, certificate chain and any
+    time-stamp token included. What a platform computes for a document it has not verified
+    itself; ``VerifiedDocument.document_digest()`` gives the same, spliced from the bytes
+    verification encoded. Raises CanonicalizationError for a document with no canonical form."""
+    return sm3(canonicalize(envelope, instants=instants)).hex()
+
+
+def binds_document(digest: str, envelope: Any, *, sent: PrefixDigests | None = None,
+                   instants: InstantNode = None) -> bool:
+    """Whether ``digest`` (a receipt's ``documentDigest``, hex) is that of ``envelope``, the signed
+    document a client sent (``document_digest``). ``sent``: the SM3 states of the JSON body it
+    was sent in (a client has them from signing the request); then, cheapest first:
+
+    1. the body's own SM3: the body was the canonical form (nothing to rewrite);
+    2. the SM3 of the body with its instants put in canonical form (``splice_instants``, as a
+       receiver splices them into its parser's encoding), resumed from the body's states: a
+       body written with sorted compact members, as cedx writes it, whose instants carry an
+       offset (``+08:00``);
+    3. ``document_digest(envelope)``, the canonical form encoded in full (an XML body, or a
+       body that is neither).
+
+    A digest that matches 1 or 2 is SM3 of the very bytes sent, or of those bytes with only
+    instants rewritten to the same instants in UTC, so it names the document sent and no
+    other; a platform following the profile matches at the first of them that is the canonical
+    form. False also when the document has no canonical form (no receipt can bind it)."""
+    if sent is not None:
+        if digest == sent.digest.hex():
+            return True
+        changes: list[tuple[str | None, str, str]] = []
+        try:
+            _rewrite(envelope, default_instants() if instants is None else instants, changes)
+        except _Located:  # an invalid instant: no canonical form, decided below
+            changes = []
+        spliced = splice_instants(sent.data, changes) if changes else None
+        if spliced is not None and digest == sent.sm3_of(spliced).hex():
+            return True
+    try:
+        return digest == document_digest(envelope, instants=instants)
+    except CanonicalizationError:
+        return False
 
 
 def verify_document(

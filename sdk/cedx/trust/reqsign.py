@@ -90,11 +90,14 @@ def sign_request(
     *,
     now: _dt.datetime | None = None,
     nonce: str | None = None,
+    body_sm3: bytes | None = None,
 ) -> dict[str, str]:
-    """Return the four headers that sign this request."""
+    """Return the four headers that sign this request. ``body_sm3``: SM3 of ``body`` when the
+    caller has it already (a client hashes a body once for all its attempts, and compares a
+    receipt's documentDigest with it)."""
     timestamp = format_instant(now or _dt.datetime.now(_dt.timezone.utc))
     nonce = nonce or secrets.token_hex(16)
-    sig = key.sign(string_to_sign(method, path, query, timestamp, nonce, body))
+    sig = key.sign(string_to_sign(method, path, query, timestamp, nonce, body, body_sm3=body_sm3))
     return {
         H_TIMESTAMP: timestamp,
         H_NONCE: nonce,
