@@ -66,6 +66,8 @@ def api_context(ops: list[Operation], schemas: dict[str, Any]) -> dict[str, Any]
                 errors.append("ValidationError")
             if op.signed_response:
                 errors.append("SignatureVerificationError")
+                if op.signed_request and op.signed_response.get("payload") == "Receipt":
+                    errors.append("ReceiptMismatch")  # a receipt for another document than the one sent
             if op.signed_response or (op.body_ref and op.body_media != ("application/x-www-form-urlencoded",)):
                 errors.append("ConfigurationError")  # no trust anchors; a body given as a file or its text
             errors.append("TransportError")

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         NotFoundError,
         PayloadTooLargeError,
         RateLimitedError,
+        ReceiptMismatch,
         RequestTimeout,
         ServerError,
         SignatureVerificationError,
@@ -88,8 +89,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 for _name in (
     "ApiError", "AuthError", "AuthenticationError", "BadRequestError", "ConflictError", "ConnectionFailed",
     "ForbiddenError", "InvalidResponseError", "NotAcceptableError", "NotFoundError", "PayloadTooLargeError",
-    "RateLimitedError", "RequestTimeout", "ServerError", "SignatureVerificationError", "TransportError",
-    "UnprocessableError", "UnsupportedMediaTypeError", "ValidationError",
+    "RateLimitedError", "ReceiptMismatch", "RequestTimeout", "ServerError", "SignatureVerificationError",
+    "TransportError", "UnprocessableError", "UnsupportedMediaTypeError", "ValidationError",
 ):
     _LAZY[_name] = ("cedx.runtime.errors", _name)
 del _name
@@ -99,7 +100,8 @@ __all__ = [
     "AsyncTokenProvider", "AddressFollower", "ApiError", "AuthError", "AuthenticationError",
     "BadRequestError", "CedxError", "CommonClient", "ConfigurationError", "ConflictError", "ConnectionFailed",
     "ForbiddenError", "Format", "InvalidResponseError", "NotAcceptableError", "NotFoundError", "Outbox",
-    "OutboxItem", "PayloadTooLargeError", "RateLimitedError", "ReportingClient", "RequestTimeout", "RetryPolicy",
+    "OutboxItem", "PayloadTooLargeError", "RateLimitedError", "ReceiptMismatch", "ReportingClient", "RequestTimeout",
+    "RetryPolicy",
     "SM2PrivateKey", "SM2PublicKey", "ServerError", "SignatureVerificationError", "TokenProvider",
     "TransportError", "TrustError", "UnprocessableError", "UnsupportedMediaTypeError", "ValidationError",
     "__version__", "errors", "load_private_key", "load_public_key", "models", "trust",

@@ -19,6 +19,7 @@ The whole tree, importable from ``cedx`` and ``cedx.errors``::
         ├── InvalidKey, InvalidSignature, DecryptionError, CertificateError, TimestampError,
         │   ReplayError, ChainError, BackendUnavailable
         └── SignatureVerificationError   a signed answer did not verify against the trust anchors
+            └── ReceiptMismatch          a receipt that verifies but is for another document than the one sent
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
                ├─ ConfigurationError
                └─ TrustError ─┬─ InvalidKey, InvalidSignature, DecryptionError, CertificateError,
                               │  TimestampError, ReplayError, ChainError, BackendUnavailable
-                              └─ SignatureVerificationError
+                              └─ SignatureVerificationError ── ReceiptMismatch
 
 ``ApiError`` and ``ValidationError`` carry ``code``, ``errors`` (path, code, message, rule),
 ``rules`` and ``paths``.
@@ -32,6 +32,7 @@ from .runtime.errors import (
     PayloadTooLargeError,
     ProblemItem,
     RateLimitedError,
+    ReceiptMismatch,
     RequestTimeout,
     ServerError,
     SignatureVerificationError,
@@ -56,6 +57,6 @@ __all__ = [
     "CertificateError", "ChainError", "ConfigurationError", "ConflictError", "ConnectionFailed",
     "DecryptionError", "ForbiddenError", "InvalidKey", "InvalidResponseError", "InvalidSignature",
     "NotAcceptableError", "NotFoundError", "PayloadTooLargeError", "ProblemItem", "RateLimitedError",
-    "ReplayError", "RequestTimeout", "ServerError", "SignatureVerificationError", "TimestampError",
+    "ReceiptMismatch", "ReplayError", "RequestTimeout", "ServerError", "SignatureVerificationError", "TimestampError",
     "TransportError", "TrustError", "UnprocessableError", "UnsupportedMediaTypeError", "ValidationError",
 ]

@@ -85,6 +85,20 @@ def test_item2_catches_unenforced_rules(tmp_path, monkeypatch):
     assert _inspect(tmp_path, 2)["result"] == "fail"
 
 
+def test_item2_catches_a_receipt_digest_of_another_document(tmp_path, monkeypatch):
+    sign = Platform._sign
+
+    def another_digest(self, payload, timestamp=False):
+        if "documentDigest" in payload:
+            payload = {**payload, "documentDigest": trust.sm3(b"another document").hex()}
+        return sign(self, payload, timestamp)
+    monkeypatch.setattr(Platform, "_sign", another_digest)
+    item = _inspect(tmp_path, 2)
+    case = _case(item, "2.3")  # its own failure: the cases that only need a submission are not blocked by it
+    assert item["result"] == "fail" and case["verdict"] == "fail" and "documentDigest" in case["reason"]
+    assert _case(item, "2.2")["verdict"] == "pass"
+
+
 def test_item3_catches_floats_for_decimals_and_wrong_content_types(tmp_path):
     def floats(scope, status, headers, body):
         if not headers.get("content-type", "").startswith("application/json"):

@@ -200,6 +200,7 @@ class AsyncBaseClient(BaseClient):
         hdrs.update(await self._auth_header_async())
         hdrs.update({k: v for k, v in (headers or {}).items() if v is not None})
         data = b""
+        envelope: Any = None
         if body is not None:
             if form:
                 data = urlencode(self._record(body)).encode()
@@ -214,7 +215,10 @@ class AsyncBaseClient(BaseClient):
                 hdrs["Content-Type"] = f"{fmt.value}; charset=utf-8"
         if op.idempotent and "Idempotency-Key" not in hdrs:
             hdrs["Idempotency-Key"] = str(uuid.uuid4())
-        resp = await self._send_async(op, path, query_string, hdrs, data)
+        checks_receipt = envelope is not None and self._checks_receipt(op)
+        # as the blocking client: the JSON body hashed once, for the request signature and the receipt
+        sent = trust.PrefixDigests(data) if checks_receipt and fmt is Format.JSON else None
+        resp = await self._send_async(op, path, query_string, hdrs, data, body_sm3=sent.digest if sent else None)
         if resp.status_code >= 400:
             try:
                 problem = resp.json()
@@ -227,6 +231,8 @@ class AsyncBaseClient(BaseClient):
             raise InvalidResponseError(f"{op.operation_id}: unreadable answer: {exc}", resp.status_code) from exc
         if op.signed_response and self.verify_signatures and isinstance(record, dict):
             self.verify_signed(record)
+            if checks_receipt:
+                self._check_receipt(op, record, envelope, sent)
         if model is None:
             return cast(_T, record)  # no model: the logical record itself
         try:
@@ -236,17 +242,19 @@ class AsyncBaseClient(BaseClient):
                                        resp.status_code) from exc
 
     async def _send_async(self, op: OperationInfo, path: str, query_string: str, hdrs: dict[str, Any],
-                          data: bytes) -> httpx.Response:
-        """As the blocking client: retried on transient failures, signed afresh per attempt,
-        one token refresh on 401."""
+                          data: bytes, body_sm3: bytes | None = None) -> httpx.Response:
+        """As the blocking client: retried on transient failures, signed afresh per attempt (the
+        body hashed once, ``body_sm3`` if given), one token refresh on 401."""
         url = f"{self.base_url}{path}" + (f"?{query_string}" if query_string else "")
         refreshed = False
+        if self.signing_key is not None and op.request_signature and body_sm3 is None:
+            body_sm3 = trust.sm3(data)
 
         async def send() -> httpx.Response:
             if self.signing_key is not None and op.request_signature:
                 # the full request path, the base URL's path included (profile §5, §11)
                 hdrs.update(trust.sign_request(self.signing_key, op.method, trust.reqsign.request_path(self.base_url, path),
-                                               query_string, data))
+                                               query_string, data, body_sm3=body_sm3))
             return await self.http.request(op.method, url, content=data or None, headers=hdrs)
 
         while True:

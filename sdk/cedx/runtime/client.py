@@ -43,6 +43,7 @@ from .errors import (
     ConfigurationError,
     ConnectionFailed,
     InvalidResponseError,
+    ReceiptMismatch,
     RequestTimeout,
     SignatureVerificationError,
     TransportError,
@@ -585,6 +586,63 @@ class BaseClient:
         except (trust.InvalidSignature, trust.CertificateError) as exc:
             raise SignatureVerificationError(str(exc)) from exc
 
+    #: whether receipts are checked against the document sent; cedx's inspector turns this off
+    #: for its clients: it judges a receipt's digest as an item of its own (2.3), rather than
+    #: every case that submits a report failing on it
+    _receipts_checked = True
+
+    def _checks_receipt(self, op: OperationInfo) -> bool:
+        """Whether the answer is a receipt for a signed document this call sends, to be checked
+        against it (``_check_receipt``): not when signed answers are not verified at all."""
+        return bool(self.verify_signatures and self._receipts_checked and op.signed_request and op.signed_response
+                    and op.signed_response.get("payload") == "Receipt")
+
+    #: Receipt members that repeat the document's own (the spec's Receipt schema)
+    RECEIPT_ECHOES = ("reportId", "creditCode", "submissionKind")
+
+    def _check_receipt(self, op: OperationInfo, receipt: Any, envelope: Any,
+                       sent: trust.PrefixDigests | None) -> None:
+        """A verified receipt must be for the document sent (docs/trust-profile.md §3): its
+        ``documentDigest`` that of the whole signed document as sent (``trust.binds_document``:
+        from the body's SM3, which signing the request computed, when the body is the canonical
+        form), and its document type, period, reportId, creditCode and submissionKind the
+        document's. Raises ReceiptMismatch."""
+        payload = receipt.get("payload") if isinstance(receipt, dict) else None
+        if not isinstance(payload, dict):
+            return  # not a receipt's shape: refused as such by the model
+        document = envelope.get("payload") if isinstance(envelope, dict) else None
+        document = document if isinstance(document, dict) else {}
+        got = payload.get("documentDigest")
+        if not (isinstance(got, str) and trust.binds_document(got, envelope, sent=sent)):
+            try:
+                expected = trust.document_digest(envelope)
+            except trust.CanonicalizationError as exc:
+                expected = f"none ({exc})"
+            raise self._receipt_mismatch(op, "documentDigest", got, expected, receipt, document)
+        from ..spec.facts import submission_period  # here: importing the client stays light
+
+        wanted = {name: document.get(name) for name in self.RECEIPT_ECHOES}
+        wanted["documentType"] = spec.context(op.spec_package).index.facts.document_operations.get(op.operation_id)
+        try:
+            wanted["period"] = submission_period(document)
+        except KeyError:
+            pass
+        for name, value in wanted.items():
+            if value is not None and name in payload and str(payload[name]) != str(value):
+                raise self._receipt_mismatch(op, name, payload[name], value, receipt, document)
+
+    @staticmethod
+    def _receipt_mismatch(op: OperationInfo, name: str, got: Any, expected: Any, receipt: Any,
+                          document: dict[str, Any]) -> ReceiptMismatch:
+        where = document.get("period") or document.get("year")
+        look = f"list_submissions(period={str(where)!r})" if where else "list_submissions()"
+        return ReceiptMismatch(
+            f"{op.operation_id}: the platform's receipt is not for the document sent: its {name} is {got!r}, "
+            f"the document sent's is {expected!r} (docs/trust-profile.md §3). The platform may or may not "
+            f"have stored the document sent: look it up ({look}) before relying on it; sending it again "
+            "with the same idempotency key is safe",
+            field=name, got=got, expected=expected, receipt=receipt)
+
     # --- the exchange ---------------------------------------------------------------------
     def _auth_header(self) -> dict[str, str]:
         if self._tokens is not None:
@@ -609,19 +667,24 @@ class BaseClient:
         hdrs.update(self._auth_header())
         hdrs.update({k: v for k, v in (headers or {}).items() if v is not None})
         data = b""
+        envelope: Any = None
         if body is not None:
             if op.body_media == ("application/x-www-form-urlencoded",):
                 data = urlencode(self._record(body)).encode()
                 hdrs["Content-Type"] = "application/x-www-form-urlencoded"
                 hdrs["Accept"] = "application/json"
             else:
-                data = self._encode(op, self._signed_once(op, body, (headers or {}).get("Idempotency-Key")), fmt)
+                envelope = self._signed_once(op, body, (headers or {}).get("Idempotency-Key"))
+                data = self._encode(op, envelope, fmt)
                 hdrs["Content-Type"] = f"{fmt.value}; charset=utf-8"
         if op.idempotent and "Idempotency-Key" not in hdrs:
             import uuid  # here: importing the client stays light (issue 14, target 4)
 
             hdrs["Idempotency-Key"] = str(uuid.uuid4())
-        resp = self._send(op, path, query_string, hdrs, data)
+        checks_receipt = envelope is not None and self._checks_receipt(op)
+        # a JSON body's SM3, with its states: signs the request and, usually, is the receipt's digest
+        sent = trust.PrefixDigests(data) if checks_receipt and fmt is Format.JSON else None
+        resp = self._send(op, path, query_string, hdrs, data, body_sm3=sent.digest if sent else None)
         if resp.status_code >= 400:
             try:
                 problem = resp.json()
@@ -634,6 +697,8 @@ class BaseClient:
             raise InvalidResponseError(f"{op.operation_id}: unreadable answer: {exc}", resp.status_code) from exc
         if op.signed_response and self.verify_signatures and isinstance(record, dict):
             self.verify_signed(record)
+            if checks_receipt:
+                self._check_receipt(op, record, envelope, sent)
         if model is None:
             return cast(_T, record)  # no model: the logical record itself
         try:
@@ -642,17 +707,19 @@ class BaseClient:
             raise InvalidResponseError(f"{op.operation_id}: answer does not match the spec: {exc}",
                                        resp.status_code) from exc
 
-    def _send(self, op: OperationInfo, path: str, query_string: str, hdrs: dict[str, str], data: bytes) -> requests.Response:
+    def _send(self, op: OperationInfo, path: str, query_string: str, hdrs: dict[str, str], data: bytes,
+              body_sm3: bytes | None = None) -> requests.Response:
         """One logical request, retried on transient failures. Retrying is safe: reads are
         idempotent and every write carries an idempotency key or is a PUT; each attempt is
-        signed afresh (new timestamp and nonce)."""
+        signed afresh (new timestamp and nonce; the body hashed once, ``body_sm3`` if given)."""
         refreshed = False
         attempt = 0
         while True:
             if self.signing_key is not None and op.request_signature:
+                body_sm3 = trust.sm3(data) if body_sm3 is None else body_sm3
                 # the full request path, the base URL's path included (profile §5, §11)
                 hdrs.update(trust.sign_request(self.signing_key, op.method, trust.reqsign.request_path(self.base_url, path),
-                                               query_string, data))
+                                               query_string, data, body_sm3=body_sm3))
             url = f"{self.base_url}{path}" + (f"?{query_string}" if query_string else "")
             try:
                 resp = send_prepared(self.session, op.method, url, data, hdrs, self.timeout, self.verify)

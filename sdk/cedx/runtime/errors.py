@@ -78,6 +78,17 @@ class SignatureVerificationError(TrustError):
     """A signed response did not verify against the configured trust anchors."""
 
 
+class ReceiptMismatch(SignatureVerificationError):
+    """A receipt that verifies but is not for the document sent: its ``documentDigest`` (or
+    ``reportId``, ``period``...) is another document's. The platform may or may not have stored
+    the document sent: look it up (``list_submissions``) before relying on it. ``field``, ``got``
+    (the receipt's), ``expected`` (the document sent's) and ``receipt`` (the record) say which."""
+
+    def __init__(self, message: str, *, field: str, got: Any, expected: Any, receipt: Any = None):
+        super().__init__(message)
+        self.field, self.got, self.expected, self.receipt = field, got, expected, receipt
+
+
 class ApiError(_Issues, CedxError):
     """A problem+json answer: ``status``, ``code`` (error-code table), ``title``, ``detail``,
     ``errors`` (field items), ``rules`` and ``paths`` (of the items), ``body`` (as received)."""
@@ -228,6 +239,6 @@ __all__ = [
     "ERROR_CLASSES", "ApiError", "AuthError", "AuthenticationError", "BadRequestError", "CedxError",
     "ConfigurationError", "ConflictError", "ConnectionFailed", "ForbiddenError", "InvalidResponseError",
     "NotAcceptableError", "NotFoundError", "OAuthError", "PayloadTooLargeError", "Problem", "ProblemItem",
-    "RateLimitedError", "RequestTimeout", "ServerError", "SignatureVerificationError", "TransportError",
-    "TrustError", "UnprocessableError", "UnsupportedMediaTypeError", "ValidationError",
+    "RateLimitedError", "ReceiptMismatch", "RequestTimeout", "ServerError", "SignatureVerificationError",
+    "TransportError", "TrustError", "UnprocessableError", "UnsupportedMediaTypeError", "ValidationError",
 ]

@@ -10,7 +10,11 @@ failed with the problem, for a person to look at; except one refused as signed t
 (an outage of more than 7 days) or for a certificate the client has replaced (a key rotation),
 which is signed again under a new idempotency key and sent once more. A
 refusal of the client's credentials (401, or 403 SCOPE_INSUFFICIENT) parks nothing: the item
-stays pending and ``deliver`` raises it.
+stays pending and ``deliver`` raises it. Nor does a receipt that is no proof of delivery (its
+signature does not verify, or it is for another document: ``ReceiptMismatch``): the item stays
+pending with the reason as ``last_error``, and ``deliver`` raises it. The platform answered 201,
+so nothing was refused, and the item keeps its key and bytes: once the platform answers the
+receipt it stored for them, the next ``deliver`` records it, still without a second submission.
 """
 
 from __future__ import annotations
@@ -32,7 +36,13 @@ import requests
 
 from .. import spec
 from ..spec.facts import SpecFacts
-from .errors import ApiError, AuthenticationError, ConfigurationError, TransportError
+from .errors import (
+    ApiError,
+    AuthenticationError,
+    ConfigurationError,
+    SignatureVerificationError,
+    TransportError,
+)
 from .operations import OperationInfo
 
 log = logging.getLogger("cedx.outbox")
@@ -141,7 +151,8 @@ class Outbox:
     def deliver(self, limit: int | None = None) -> int:
         """Send pending items in order; stops at the first transient failure. Returns how many
         were delivered in this call. Raises ``AuthError`` when the platform refuses the client's
-        credentials (the items stay pending)."""
+        credentials, and ``SignatureVerificationError`` (``ReceiptMismatch``) when a receipt is no
+        proof that the item was stored (the items stay pending)."""
         delivered = 0
         resigned: set[str] = set()
         with self._lock:
@@ -182,6 +193,14 @@ class Outbox:
                 except (TransportError, requests.ConnectionError, requests.Timeout) as exc:
                     self._note(item_id, f"{type(exc).__name__}: {exc}")
                     return delivered
+                except SignatureVerificationError as exc:
+                    # The answer is no proof of delivery (ReceiptMismatch: a receipt for another
+                    # document). Not parked: the platform refused nothing and may well have
+                    # stored the document; the item keeps its key and bytes, so a later deliver
+                    # gets the stored receipt without a second submission. Not passed over
+                    # either: the caller hears of a platform whose receipts prove nothing.
+                    self._note(item_id, f"{type(exc).__name__}: {exc}")
+                    raise
                 record = receipt.model_dump(mode="json", by_alias=True, exclude_none=True)
                 with self._db() as db:
                     db.execute("UPDATE outbox SET state = 'delivered', receipt = ?, delivered_at = ?, attempts = attempts + 1 "
