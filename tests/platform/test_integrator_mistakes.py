@@ -197,6 +197,65 @@ def test_the_outbox_signs_again_what_waited_longer_than_the_freshness_window(env
     assert _stored(env, "2014-03") == 1
 
 
+def test_the_outbox_does_not_sign_again_what_the_caller_signed(env, tmp_path):
+    """A document enqueued already signed (the caller's key, envelope and any time-stamp token of
+    its own) and refused as stale is parked saying so; signing its payload with the client's key
+    would have put another signature, and another envelope, on the caller's document."""
+    import datetime as dt
+    import json
+    import sqlite3
+
+    from cedx import trust
+
+    client = env.client(env.power)
+    box = Outbox(tmp_path / "o.db", client)
+    payload = _report(env, "2014-10").model_dump(mode="json", by_alias=True, exclude_none=True)
+    signed = trust.sign_document(payload, env.power.key, certificate_chain=[env.power.cert],
+                                 signing_time=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=8),
+                                 envelope_fields={"specVersion": "1.0"})
+    item = box.enqueue(signed)
+    assert box.deliver() == 0
+    parked = box.item(item)
+    assert parked.state == "failed" and parked.last_error.startswith("422 SIGNATURE_INVALID")
+    assert "enqueued signed by the caller" in parked.last_error and "signing time" in parked.last_error
+    with sqlite3.connect(tmp_path / "o.db") as db:  # as the caller signed it, not signed again
+        document = db.execute("SELECT document FROM outbox WHERE id = ?", (item,)).fetchone()[0]
+    assert json.loads(document) == signed
+    assert _stored(env, "2014-10") == 0
+
+
+def test_an_outbox_from_before_signed_here_gains_the_column_and_signs_its_items_again(env, tmp_path):
+    """An outbox file made by an earlier cedx (no signed_here column) opens, gains the column,
+    and treats its items as its own, as that cedx did: a stale one is signed again and delivered."""
+    import datetime as dt
+    import json
+    import sqlite3
+    import time
+
+    from cedx import trust
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the earlier schema, as that release created it
+        db.executescript("""
+            CREATE TABLE outbox (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, kind TEXT NOT NULL, document TEXT NOT NULL,
+                idempotency_key TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT, receipt TEXT, created_at REAL NOT NULL, delivered_at REAL);
+            CREATE INDEX outbox_pending ON outbox(state, seq);
+            CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);""")
+        payload = _report(env, "2014-12").model_dump(mode="json", by_alias=True, exclude_none=True)
+        old = trust.sign_document(payload, env.power.key, certificate_chain=[env.power.cert],
+                                  signing_time=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=8),
+                                  envelope_fields={"specVersion": "1.0"})
+        db.execute("INSERT INTO outbox (id, seq, kind, document, idempotency_key, created_at) VALUES (?, 1, ?, ?, ?, ?)",
+                   ("legacy-1", "monthly_report", json.dumps(old), str(uuid.uuid4()), time.time()))
+    box = Outbox(path, env.client(env.power))
+    with sqlite3.connect(path) as db:
+        assert "signed_here" in {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    assert box.deliver() == 1
+    assert box.item("legacy-1").state == "delivered" and "signed again" in box.item("legacy-1").last_error
+    assert _stored(env, "2014-12") == 1
+
+
 def test_signed_again_then_a_conflict_is_parked_saying_it_may_be_stored(env, tmp_path):
     """A stale document signed again, then refused as a conflict (the period holds an accepted
     version, perhaps this very document delivered before with its answer lost): parked, and the

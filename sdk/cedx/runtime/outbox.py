@@ -8,7 +8,9 @@ answer — the platform answers the same receipt for the same key and body, so a
 create a second submission. Items the platform refuses (4xx other than 408/429) are parked as
 failed with the problem, for a person to look at; except one refused as signed too long ago
 (an outage of more than 7 days) or for a certificate the client has replaced (a key rotation),
-which is signed again under a new idempotency key and sent once more. A
+which is signed again under a new idempotency key and sent once more — when the outbox signed it
+in the first place: a document the caller enqueued already signed is parked saying so (only
+the caller can sign it again, with its own key and envelope). A
 refusal of the client's credentials (401, or 403 SCOPE_INSUFFICIENT) parks nothing: the item
 stays pending and ``deliver`` raises it. Nor does a receipt that is no proof of delivery (its
 signature does not verify, or it is for another document: ``ReceiptMismatch``): the item stays
@@ -59,7 +61,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     receipt TEXT,
     created_at REAL NOT NULL,
-    delivered_at REAL
+    delivered_at REAL,
+    signed_here INTEGER
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, seq);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -95,6 +98,9 @@ class Outbox:
         try:
             with self._db() as db:
                 db.executescript(_SCHEMA)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+                if "signed_here" not in columns:  # an outbox made by cedx before this column
+                    db.execute("ALTER TABLE outbox ADD COLUMN signed_here INTEGER")
         except sqlite3.Error as exc:  # a directory that does not exist, a file that is not a database...
             raise ConfigurationError(f"cannot use {self.path} as the outbox: {exc}") from exc
 
@@ -123,14 +129,19 @@ class Outbox:
             self.client._validate_document(operation, document)
         if hasattr(self.client, "_check_verifiable"):  # no usable trust anchors: refused now, not at every deliver
             self.client._check_verifiable(operation)
-        envelope = self.client._sign_body(operation, document)
+        record = self.client._record(document)
+        # 1: the outbox signs it (it may sign it again, see _sign_again); 0: the caller did
+        signed_here = 0 if isinstance(record, dict) and "signature" in record else 1
+        envelope = self.client._sign_body(operation, record)
         item_id = str(uuid.uuid4())
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0]
             db.execute(
-                "INSERT INTO outbox (id, seq, kind, document, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (item_id, seq, kind, json.dumps(envelope, ensure_ascii=False), str(uuid.uuid4()), time.time()),
+                "INSERT INTO outbox (id, seq, kind, document, idempotency_key, created_at, signed_here) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (item_id, seq, kind, json.dumps(envelope, ensure_ascii=False), str(uuid.uuid4()), time.time(),
+                 signed_here),
             )
             db.execute("COMMIT")
         return item_id
@@ -159,11 +170,12 @@ class Outbox:
             while limit is None or delivered < limit:
                 with self._db() as db:
                     row = db.execute(
-                        "SELECT id, kind, document, idempotency_key FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT 1"
+                        "SELECT id, kind, document, idempotency_key, signed_here FROM outbox WHERE state = 'pending' "
+                        "ORDER BY seq LIMIT 1"
                     ).fetchone()
                 if row is None:
                     return delivered
-                item_id, kind, document, key = row
+                item_id, kind, document, key, signed_here = row
                 try:
                     method = self._facts().operations[self._facts().submit_operations[kind]]
                     receipt = getattr(self.client, method)(json.loads(document), idempotency_key=key)
@@ -178,7 +190,9 @@ class Outbox:
                         # 404); it stays pending and the caller hears
                         self._note(item_id, f"{exc.status} {exc.code}: {exc.detail}")
                         raise
-                    if item_id not in resigned and self._resign_if_stale(item_id, kind, document, exc):
+                    why, again = (None, False) if item_id in resigned else self._signable_again(document, exc, signed_here)
+                    if again:
+                        self._sign_again(item_id, kind, document, exc)
                         resigned.add(item_id)
                         continue
                     items = [e.as_problem_item() for e in exc.errors]  # problem+json items: path, code, message, rule
@@ -187,6 +201,9 @@ class Outbox:
                     maybe = (" (signed again in this delivery: the document as first signed may already be stored, "
                              "its answer lost; look the period up with list_submissions)"
                              if item_id in resigned and exc.status == 409 else "")
+                    if why and signed_here == 0:
+                        maybe = (f" (refused for its {why}; it was enqueued signed by the caller, so the outbox does not "
+                                 "sign it again: sign the payload afresh with your key and enqueue it)")
                     self._park(item_id, f"{exc.status} {exc.code}: {exc.detail}{maybe} "
                                         f"{json.dumps(items, ensure_ascii=False)}")
                     continue
@@ -208,31 +225,39 @@ class Outbox:
                 delivered += 1
         return delivered
 
-    def _resign_if_stale(self, item_id: str, kind: str, document: str, exc: ApiError) -> bool:
-        """A document the client can sign better now is signed again under a new idempotency
-        key, once per deliver(): one refused for its signing time (docs/trust-profile.md §9:
-        delivered more than 7 days after signing, say after a long outage), or for its
-        certificate when the client has another key now (docs/security.md §4: the old
-        certificate revoked after a key rotation). Neither can make a second submission: a
-        document stored under the old key is still the period's (or the replaced one's)
-        accepted version, so the platform refuses the new one as a conflict. Such an item is
-        then parked with that said: it may be stored, its first answer lost (look it up)."""
+    def _signable_again(self, document: str, exc: ApiError, signed_here: int | None) -> tuple[str | None, bool]:
+        """Why signing the document again might help, and whether the outbox will: refused for
+        its signing time (docs/trust-profile.md §9: delivered more than 7 days after signing,
+        say after a long outage), or for its certificate (docs/security.md §4: the old
+        certificate revoked after a key rotation). The outbox signs again only what it signed
+        itself (``signed_here``; None, an item enqueued before cedx kept it, counts as its own),
+        with a key, and for a certificate only when the client's key is another one."""
+        if exc.code == "SIGNATURE_INVALID" and "$.signature.signingTime" in exc.paths:
+            why = "signing time"
+        elif exc.code == "CERTIFICATE_INVALID":
+            why = "certificate"
+        else:
+            return None, False
         key = getattr(self.client, "signing_key", None)
-        if key is None:
-            return False  # enqueued signed by the caller: only they can sign it again
+        if signed_here == 0 or key is None:
+            return why, False
+        if why == "certificate" and json.loads(document).get("signature", {}).get("keyId") == key.public_key().fingerprint():
+            return None, False  # the same key again would be refused again
+        return why, True
+
+    def _sign_again(self, item_id: str, kind: str, document: str, exc: ApiError) -> None:
+        """The payload of a document the outbox signed, signed again under a new idempotency
+        key (once per deliver()). It cannot make a second submission: a document stored under
+        the old signature is still the period's (or the replaced one's) accepted version, so
+        the platform refuses the new one as a conflict. Such an item is then parked with that
+        said: it may be stored, its first answer lost (look it up)."""
         envelope = json.loads(document)
-        stale = exc.code == "SIGNATURE_INVALID" and "$.signature.signingTime" in exc.paths
-        rekeyed = (exc.code == "CERTIFICATE_INVALID"
-                   and envelope.get("signature", {}).get("keyId") != key.public_key().fingerprint())
-        if not (stale or rekeyed):
-            return False
         fresh = self.client._sign_body(self.client_operation(kind), envelope["payload"])
         log.warning("outbox item %s: %s; signed again under a new idempotency key", item_id, exc.detail)
         with self._db() as db:
             db.execute("UPDATE outbox SET document = ?, idempotency_key = ?, attempts = attempts + 1, last_error = ? "
                        "WHERE id = ?", (json.dumps(fresh, ensure_ascii=False), str(uuid.uuid4()),
                                         f"{exc.status} {exc.code}: {exc.detail} (signed again)", item_id))
-        return True
 
     def _note(self, item_id: str, error: str) -> None:
         log.warning("outbox item %s not delivered yet: %s", item_id, error)
