@@ -256,6 +256,35 @@ def test_an_outbox_from_before_signed_here_gains_the_column_and_signs_its_items_
     assert _stored(env, "2014-12") == 1
 
 
+def test_a_failed_item_is_requeued_once_the_platform_is_put_right(env, tmp_path):
+    """An item refused for a reason on the platform's side (here its body limit, 413) is parked;
+    once the operator raises the limit, requeue() sends the same bytes under the same key and it
+    is stored, once. Only failed items are requeued; items() lists them in order."""
+    client = env.client(env.power)
+    box = Outbox(tmp_path / "o.db", client)
+    first, second = box.enqueue(_report(env, "2011-01")), box.enqueue(_report(env, "2011-03"))
+    hooks = env.app.state.hooks
+    limit = hooks.max_body_bytes
+    hooks.max_body_bytes = 1024
+    try:
+        assert box.deliver() == 0
+    finally:
+        hooks.max_body_bytes = limit
+    assert [(i.id, i.state) for i in box.items()] == [(first, "failed"), (second, "failed")]
+    assert box.items("failed")[0].last_error.startswith("413 PAYLOAD_TOO_LARGE")
+    box.requeue(first)
+    assert [i.id for i in box.items("pending")] == [first]
+    assert box.deliver() == 1 and box.item(first).state == "delivered"
+    assert box.item(first).last_error.startswith("requeued after: 413 PAYLOAD_TOO_LARGE")
+    assert box.item(second).state == "failed" and _stored(env, "2011-01") == 1 and _stored(env, "2011-03") == 0
+    with pytest.raises(cedx.ConfigurationError, match="only a failed item is requeued"):
+        box.requeue(first)  # delivered: done
+    with pytest.raises(KeyError):
+        box.requeue("no-such-item")
+    with pytest.raises(cedx.ConfigurationError, match="state is one of"):
+        box.items("parked")
+
+
 def test_signed_again_then_a_conflict_is_parked_saying_it_may_be_stored(env, tmp_path):
     """A stale document signed again, then refused as a conflict (the period holds an accepted
     version, perhaps this very document delivered before with its answer lost): parked, and the

@@ -69,6 +69,9 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+_STATES = ("pending", "delivered", "failed")
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     """One queued document: ``state`` is ``pending`` (not delivered yet; ``last_error`` says why),
@@ -282,6 +285,36 @@ class Outbox:
     def counts(self) -> dict[str, int]:
         with self._db() as db:
             return dict(db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
+
+    def items(self, state: str | None = None) -> list[OutboxItem]:
+        """The items in the order they were enqueued; only those in ``state`` (``pending``,
+        ``delivered`` or ``failed``) if given."""
+        if state is not None and state not in _STATES:
+            raise ConfigurationError(f"state is one of {', '.join(_STATES)}, not {state!r}")
+        query = "SELECT id, kind, state, attempts, last_error, receipt FROM outbox"
+        with self._db() as db:
+            rows = (db.execute(query + " WHERE state = ? ORDER BY seq", (state,)) if state is not None
+                    else db.execute(query + " ORDER BY seq")).fetchall()
+        return [OutboxItem(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None) for r in rows]
+
+    def requeue(self, item_id: str) -> None:
+        """A failed item back to pending, once the cause of its refusal is put right on the
+        platform's side (a limit raised, a certificate registered...): it is sent again with
+        the same bytes and idempotency key, so it cannot be stored twice (a platform that did
+        store it answers its receipt). Its ``last_error`` keeps the refusal, marked as requeued.
+        A document that itself must change is not requeued but enqueued anew."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT state FROM outbox WHERE id = ?", (item_id,)).fetchone()
+            if row is None:
+                db.execute("ROLLBACK")
+                raise KeyError(item_id)
+            if row[0] != "failed":
+                db.execute("ROLLBACK")
+                raise ConfigurationError(f"outbox item {item_id} is {row[0]}: only a failed item is requeued")
+            db.execute("UPDATE outbox SET state = 'pending', last_error = 'requeued after: ' || COALESCE(last_error, '') "
+                       "WHERE id = ?", (item_id,))
+            db.execute("COMMIT")
 
 
 class AddressFollower:
