@@ -99,6 +99,29 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def child_cpu_seconds(pid: int) -> dict[int, float]:
+    """User + system CPU of each direct child of a process (uvicorn's worker processes), by PID."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for child in map(int, children):
+            try:
+                fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            out[child] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return out
+
+
+def machine_ticks() -> tuple[int, int]:
+    """All CPU ticks of the machine so far, and the idle (and I/O wait) ones among them (/proc/stat)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields), fields[3] + fields[4]
+
+
 def thread_cpu_seconds(pid: int) -> tuple[float, frozenset[str]]:
     """CPU of a process's live threads in seconds, at nanosecond resolution (/proc/<pid>/task/*/
     schedstat), and the thread IDs it summed: a difference is exact only while the same threads

@@ -60,9 +60,11 @@ from pathlib import Path
 
 import requests
 from common import (
+    child_cpu_seconds,
     cpu_seconds,
     figure,
     free_port,
+    machine_ticks,
     postgres_url,
     process,
     thread_cpu_seconds,
@@ -119,14 +121,22 @@ def signed_reports(entity: Entity, count: int, units: int, first: int = 0) -> li
     return out
 
 
-def timed(pid: int, fn, items, threads: int) -> tuple[float, float]:
+def timed(pid: int, fn, items, threads: int, shares: list | None = None) -> tuple[float, float]:
     """Calls per second of ``fn`` over ``items`` from ``threads`` client threads, and the server
-    process's CPU seconds per call (/proc)."""
+    process's CPU seconds per call (/proc). ``shares``, if given, receives how the server's CPU
+    split among its worker processes and how busy the whole machine was (fractions)."""
     items = list(items)
+    workers, machine = child_cpu_seconds(pid), machine_ticks()
     cpu, start = cpu_seconds(pid), time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(fn, items))
-    return len(items) / (time.perf_counter() - start), (cpu_seconds(pid) - cpu) / len(items)
+    rate, per_call = len(items) / (time.perf_counter() - start), (cpu_seconds(pid) - cpu) / len(items)
+    if shares is not None:
+        spent = {child: after - workers.get(child, 0.0) for child, after in child_cpu_seconds(pid).items()}
+        total = sum(spent.values()) or 1.0
+        ticks, idle = (after - before for after, before in zip(machine_ticks(), machine))
+        shares.extend([sorted((v / total for v in spent.values() if v > 0), reverse=True), 1 - idle / (ticks or 1)])
+    return rate, per_call
 
 
 def health_caller(url: str):
@@ -155,7 +165,8 @@ def throughput(kind: str, database_url: str | None, workers: int, n: int, thread
                 # a new connection each time, so that every worker process gets some
                 client.submit_monthly_report(body)
                 client.session.close()
-            reports, report_cpu = timed(proc.pid, client.submit_monthly_report, bodies[warm:], threads)
+            shares: list = []
+            reports, report_cpu = timed(proc.pid, client.submit_monthly_report, bodies[warm:], threads, shares)
             floor, trivial_cpu = timed(proc.pid, health_caller(platform.url), range(n * 5), threads)
     target = "≥ 0.50" if workers == 1 else ("≥ 0.30" if kind == "PostgreSQL" else "")
     label = f"{kind}, {workers_label(workers)}"
@@ -163,6 +174,11 @@ def throughput(kind: str, database_url: str | None, workers: int, n: int, thread
     # the platform's side alone: its CPU per request (inverse ratio: trivial / report)
     figure(f"  platform CPU per request, {label}", 1e3 * report_cpu, "ms", "trivial request", 1e3 * trivial_cpu,
            precision=2)
+    # what limited the rate: a worker left idle (connections pinned unevenly), or the machine full
+    split = " / ".join(f"{100 * share:.0f} %" for share in shares[0]) if workers > 1 else ""
+    print(f"    during the reports: machine busy {100 * shares[1]:.0f} % (client, platform"
+          f"{', PostgreSQL' if kind == 'PostgreSQL' else ''} on {os.cpu_count()} cores)"
+          + (f"; platform CPU per worker process {split}" if split else ""))
     return ratio
 
 
