@@ -502,3 +502,182 @@ def test_x_forwarded_for_is_believed_only_from_the_proxies_named(tmp_path, platf
             proc.wait(timeout=30)
     assert results[False][-1] == 429, results   # one address (the socket's): limited
     assert 429 not in results[True], results     # the named proxy's header: one address each
+
+
+def _listing(out):
+    """A tab-separated listing: its header's fields, then one dict per line."""
+    lines = out.splitlines()
+    header = lines[0].split("\t")
+    return header, [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]]
+
+
+def _platform_admin(platform):
+    from pathlib import Path
+
+    from cedx.platform.admin import Admin
+    from cedx.platform.settings import PlatformSettings
+
+    return Admin(PlatformSettings(data_dir=Path(platform), database_url=None))
+
+
+def test_list_clients_shows_each_client_and_never_a_secret(capsys, platform, monkeypatch):
+    import datetime as dt
+    import sqlite3
+
+    from cedx.platform.store import TokenRecord
+
+    other = "91350100M000100Y43"
+    assert run(capsys, "platform", "add-entity", other)[0] == 0
+    status, out, _ = run(capsys, "platform", "add-client", CODE, "--client-id", "erp")
+    secret = out.split("stored hashed): ")[1].strip()
+    monkeypatch.setenv("OTHER_SECRET", "other-secret-0123456789")
+    assert run(capsys, "platform", "add-client", other, "--client-id", "other-erp", "--scope", "reporting:read",
+               "--secret-env", "OTHER_SECRET")[0] == 0
+    assert run(capsys, "platform", "add-client", CODE, "--client-id", "old-erp")[0] == 0
+    for _ in range(2):
+        assert run(capsys, "platform", "issue-token", "erp")[0] == 0
+    admin = _platform_admin(platform)  # and one token expired already: not live
+    admin.store.add_token(TokenRecord("0" * 64, "erp", CODE, "reporting:read",
+                                      dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)))
+    admin.store.dispose()
+    assert run(capsys, "platform", "issue-token", "old-erp")[0] == 0
+    assert run(capsys, "platform", "disable-client", "old-erp")[0] == 0
+    status, out, err = run(capsys, "platform", "list-clients")
+    assert status == 0 and err == ""
+    header, rows = _listing(out)
+    assert header == ["client ID", "entity", "state", "created", "live tokens", "scopes"]
+    assert [(r["client ID"], r["entity"], r["state"], r["live tokens"]) for r in rows] == [
+        ("erp", CODE, "enabled", "2"), ("old-erp", CODE, "disabled", "0"), ("other-erp", other, "enabled", "0")]
+    assert rows[2]["scopes"] == "reporting:read"
+    now = dt.datetime.now(dt.timezone.utc)
+    for r in rows:
+        created = dt.datetime.strptime(r["created"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        assert now - dt.timedelta(minutes=5) < created <= now
+    # Neither a secret nor what is stored of it
+    with sqlite3.connect(os.path.join(platform, "platform.db")) as db:
+        hashes = [h for (h,) in db.execute("SELECT secret_hash FROM clients")]
+    for hidden in (secret, "other-secret-0123456789", *hashes, *(h.split("$")[-1] for h in hashes)):
+        assert hidden not in out
+    assert "scrypt" not in out
+    # One entity's, as list-certificates
+    status, out, _ = run(capsys, "platform", "list-clients", other)
+    assert status == 0 and [r["client ID"] for r in _listing(out)[1]] == ["other-erp"]
+    status, out, err = run(capsys, "platform", "list-clients", "91530100MA6K7L8M9M")
+    assert status == 2 and one_line(err) and "not registered" in err and out == ""
+
+
+def test_list_entities_counts_certificates_by_state_and_clients(capsys, platform, tmp_path, monkeypatch):
+    import datetime as dt
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    other = "91350100M000100Y43"
+    assert run(capsys, "platform", "add-entity", other)[0] == 0
+    assert run(capsys, "platform", "add-client", CODE, "--client-id", "erp")[0] == 0
+    for n, days in enumerate(("365", "365", "0")):
+        assert run(capsys, "keygen", "-o", f"k{n}.pem")[0] == 0
+        assert run(capsys, "csr", "-k", f"k{n}.pem", "--subject", f"CN={CODE}", "-o", f"r{n}.csr")[0] == 0
+        assert run(capsys, "platform", "issue-certificate", CODE, "--csr", f"r{n}.csr", "-o", f"c{n}.pem",
+                   "--days", days)[0] == 0
+    assert run(capsys, "platform", "revoke-certificate", "c1.pem")[0] == 0
+    admin = _platform_admin(platform)  # the entity's own details, as registered through the API
+    admin.store.register_entity(other, {"creditCode": other, "name": "示例水泥\t有限公司\n"})
+    admin.store.dispose()
+    time.sleep(1.1)  # the --days 0 certificate is past its notAfter (one-second resolution)
+    status, out, err = run(capsys, "platform", "list-entities")
+    assert status == 0 and err == ""
+    header, rows = _listing(out)
+    assert header == ["entity", "name", "registered", "valid certificates", "expired", "revoked", "clients"]
+    assert [(r["entity"], r["name"], r["valid certificates"], r["expired"], r["revoked"], r["clients"])
+            for r in rows] == [(CODE, "-", "1", "1", "1", "1"), (other, "示例水泥 有限公司", "0", "0", "0", "0")]
+    now = dt.datetime.now(dt.timezone.utc)
+    for r in rows:
+        registered = dt.datetime.strptime(r["registered"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        assert now - dt.timedelta(minutes=5) < registered <= now
+
+
+def test_issue_certificate_days_sets_the_validity_within_the_cas(capsys, platform, tmp_path, monkeypatch):
+    from cedx.trust import x509 as tx
+
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "keygen", "-o", "k.pem")[0] == 0
+    assert run(capsys, "csr", "-k", "k.pem", "--subject", f"CN={CODE}", "-o", "r.csr")[0] == 0
+
+    def validity(path):
+        v = tx.load_certificate((tmp_path / path).read_bytes())["tbs_certificate"]["validity"]
+        return v["not_after"].native - v["not_before"].native
+
+    def certificates():
+        return len(run(capsys, "platform", "list-certificates")[1].splitlines()) - 1
+
+    assert run(capsys, "platform", "issue-certificate", CODE, "--csr", "r.csr", "-o", "default.pem")[0] == 0
+    assert validity("default.pem").days == 365
+    assert run(capsys, "platform", "issue-certificate", CODE, "--csr", "r.csr", "-o", "d30.pem", "--days", "30")[0] == 0
+    assert validity("d30.pem").days == 30
+    # 0: valid only in the second it was issued (inspection case 9.6: an expired certificate)
+    assert run(capsys, "platform", "issue-certificate", CODE, "--csr", "r.csr", "-o", "d0.pem", "--days", "0")[0] == 0
+    assert validity("d0.pem").total_seconds() == 0
+    ca = tx.load_certificate((tmp_path / "p" / "pki" / "ca.pem").read_bytes())["tbs_certificate"]["validity"]
+    registered = certificates()
+    for days, expected in (("-1", "-1 is not 0 or more days"), ("a year", "'a year' is not a whole number of days"),
+                           ("4000", f"not after {ca['not_after'].native:%Y-%m-%dT%H:%M:%SZ}); give at most 36"),
+                           (str(10**15), "would outlive the platform CA")):
+        status, out, err = run(capsys, "platform", "issue-certificate", CODE, "--csr", "r.csr", "-o", "bad.pem",
+                               "--days", days)
+        assert status == 2 and one_line(err) and expected in err and out == "", (days, err)
+        assert not (tmp_path / "bad.pem").exists()
+    assert certificates() == registered  # nothing registered by a refused request
+    longest = int(err.rsplit("at most ", 1)[1].split()[0])
+    assert run(capsys, "platform", "issue-certificate", CODE, "--csr", "r.csr", "-o", "last.pem", "--days",
+               str(longest))[0] == 0
+    last = tx.load_certificate((tmp_path / "last.pem").read_bytes())["tbs_certificate"]["validity"]
+    assert last["not_after"].native <= ca["not_after"].native  # never outlives its issuer
+
+
+def test_serve_acquisition_refuses_a_commissioning_month_to_come(capsys, tmp_path, monkeypatch):
+    # 2026-11-30T16:30Z is already 2026-12-01 00:30 in China Standard Time: December is not in
+    # the future there (a check on UTC's month would refuse it), January is. The port is taken,
+    # so that a month let through is refused for that instead (and nothing is served).
+    import datetime as dt
+    import socket
+
+    from cedx.cli import platform_cmds
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(platform_cmds, "_now_cst", lambda: dt.datetime(2026, 11, 30, 16, 30, tzinfo=dt.timezone.utc)
+                        .astimezone(dt.timezone(dt.timedelta(hours=8))), raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for month in ("2027-01", "2999-12"):
+            status, out, err = run(capsys, "serve", "acquisition", "--dir", "src", "--token", "t", "--port", port,
+                                   "--commissioned", month)
+            assert status == 2 and one_line(err) and out == "", err
+            assert f"--commissioned {month} is in the future; this month is 2026-12 (China Standard Time" in err, err
+        for month in ("2026-12", "2019-06"):  # accepted: refused only later, for the port in use
+            status, _, err = run(capsys, "serve", "acquisition", "--dir", "src", "--token", "t", "--port", port,
+                                 "--commissioned", month)
+            assert status == 2 and one_line(err) and "in use" in err and "future" not in err, err
+    assert not (tmp_path / "src").exists()
+
+
+def test_serve_acquisition_says_where_its_default_directory_is(capsys, tmp_path, monkeypatch):
+    # The default directory (cedx-source-SITE in the working directory) was created silently.
+    import uvicorn
+
+    from cedx.runtime import serve
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, *a, **k: None)  # built, not served
+    monkeypatch.setattr(serve, "tune_gc_for_serving", lambda: None)
+    port = str(serve.free_port())
+    status, out, err = run(capsys, "serve", "acquisition", "--token", "t-0123456789", "--port", port)
+    assert status == 0 and out == "", err
+    where = tmp_path / "cedx-source-power"
+    assert (where / "pki" / "source.pem").is_file()
+    assert err == f"cedx: source data in {where} (created: keys, SQLite store); choose the directory with --dir\n"
+    status, _, err = run(capsys, "serve", "acquisition", "--token", "t-0123456789", "--port", port)
+    assert status == 0 and err == f"cedx: source data in {where} (existing: keys, SQLite store); choose the directory with --dir\n"
+    status, _, err = run(capsys, "serve", "acquisition", "--token", "t-0123456789", "--port", port, "--dir", "chosen")
+    assert status == 0 and err == "" and (tmp_path / "chosen" / "pki").is_dir()  # named by the operator already

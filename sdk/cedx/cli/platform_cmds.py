@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import datetime as dt
     from types import FrameType
 
     from ..platform.admin import Admin
@@ -167,7 +169,7 @@ def cmd_issue_certificate(args: argparse.Namespace) -> int:
     csr = Path(args.csr).read_bytes()
     _check_csr_subject(csr, args.credit_code)
     try:
-        cert = _admin(args).issue_certificate(args.credit_code, csr)
+        cert = _admin(args).issue_certificate(args.credit_code, csr, days=args.days)
     except AdminError as exc:
         raise _fail(exc) from exc
     Path(args.out).write_bytes(tx.to_pem(cert))
@@ -228,20 +230,64 @@ def cmd_list_certificates(args: argparse.Namespace) -> int:
     revoke (revoke-certificate) when the entity no longer has the file."""
     import datetime as dt
 
-    from ..trust import x509 as tx
-    from . import CliError
+    from ..platform.admin import certificate_state
 
     admin = _admin(args)
-    if args.credit_code and not admin.store.entity_known(args.credit_code):
-        raise CliError(f"error: entity {args.credit_code} is not registered", 2)
+    _check_entity(admin, args.credit_code)
     now = dt.datetime.now(dt.timezone.utc)
     print("key ID\tentity\tserial\tnot after\tstate")
     for record in sorted(admin.store.certificates(args.credit_code or None), key=lambda r: (r.credit_code, r.key_id)):
-        not_after = tx.load_certificate(record.der)["tbs_certificate"]["validity"]["not_after"].native
-        state = (f"revoked {record.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if record.revoked_at
-                 else "expired" if not_after < now else "valid")
-        print(f"{record.key_id}\t{record.credit_code}\t{record.serial:X}\t{not_after:%Y-%m-%dT%H:%M:%SZ}\t{state}")
+        not_after, state = certificate_state(record, now)
+        print(f"{record.key_id}\t{record.credit_code}\t{record.serial:X}\t{_instant(not_after)}\t{state}")
     return 0
+
+
+def cmd_list_clients(args: argparse.Namespace) -> int:
+    """The API clients, one a line, as list-certificates: the client ID to disable, the entity
+    it acts for, its state, when it was created, its tokens not yet expired. Never a secret
+    (the listing does not read their hashes)."""
+    admin = _admin(args)
+    _check_entity(admin, args.credit_code)
+    print("client ID\tentity\tstate\tcreated\tlive tokens\tscopes")
+    for c in admin.clients(args.credit_code or None):
+        created = _instant(c.created_at) if c.created_at else "-"  # created before the platform recorded it
+        print(f"{c.client_id}\t{c.credit_code}\t{'enabled' if c.active else 'disabled'}\t{created}\t"
+              f"{c.live_tokens}\t{c.scopes}")
+    return 0
+
+
+def cmd_list_entities(args: argparse.Namespace) -> int:
+    """The registered entities, one a line, as list-certificates: credit code, name (once the
+    entity registered its details), registration time, certificates by state, API clients."""
+    admin = _admin(args)
+    print("entity\tname\tregistered\tvalid certificates\texpired\trevoked\tclients")
+    for e in admin.entities():
+        name = " ".join(e.name.split()) if e.name else "-"  # the entity's own text: kept to one field
+        print(f"{e.credit_code}\t{name}\t{_instant(e.registered_at)}\t{e.valid_certificates}\t"
+              f"{e.expired_certificates}\t{e.revoked_certificates}\t{e.clients}")
+    return 0
+
+
+def _instant(value: dt.datetime) -> str:
+    import datetime
+
+    return f"{value.astimezone(datetime.timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _check_entity(admin: Admin, credit_code: str | None) -> None:
+    from . import CliError
+
+    if credit_code and not admin.store.entity_known(credit_code):
+        raise CliError(f"error: entity {credit_code} is not registered", 2)
+
+
+def _now_cst() -> dt.datetime:
+    """Now in China Standard Time, the acquisition source's time zone (docs: times are UTC+8)."""
+    import datetime
+
+    from ..instants import CST
+
+    return datetime.datetime.now(CST)
 
 
 def _month(text: str) -> str:
@@ -251,6 +297,17 @@ def _month(text: str) -> str:
     if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a month YYYY-MM")
     return text
+
+
+def _days(text: str) -> int:
+    """An argparse type: a validity in whole days, 0 or more (how far is the CA's to say)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not 0 or more days")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -384,11 +441,23 @@ def cmd_serve_acquisition(args: argparse.Namespace) -> int:
             url = "postgresql+psycopg://" + url[len(alias):]
     if url and not url.startswith(_DATABASE_SCHEMES):
         raise CliError(f"error: --database-url is not a database cedx can use; give {_DATABASE_FORM}", 2)
+    if args.commissioned:
+        # The source's months are China Standard Time's (its default is this month there); a hash
+        # chain from a month to come would have the source serve batches for hours not yet lived.
+        this_month = f"{_now_cst():%Y-%m}"
+        if args.commissioned > this_month:
+            raise CliError(f"error: --commissioned {args.commissioned} is in the future; this month is {this_month} "
+                           "(China Standard Time, UTC+8)", 2)
     _check_port(args.host, args.port)  # before the source is built (and the process's heap tuned for serving)
     commissioned = (dt.datetime.fromisoformat(f"{args.commissioned}-01T00:00:00+08:00") if args.commissioned else None)
-    app = create_source_app(args.site, args.dir or f"cedx-source-{args.site}", args.token or [], commissioned,
+    data_dir = Path(args.dir or f"cedx-source-{args.site}")
+    created = not data_dir.exists()
+    app = create_source_app(args.site, data_dir, args.token or [], commissioned,
                             clients=clients, database_url=url, public_url=args.public_url,
                             rate_limit=args.rate_limit, seal_interval=args.seal_interval)
+    if not args.dir:  # a directory chosen for the operator is named, never made (or reused) silently
+        print(f"cedx: source data in {data_dir.resolve()} ({'created' if created else 'existing'}: keys"
+              f"{'' if url else ', SQLite store'}); choose the directory with --dir", file=sys.stderr)
     tune_gc_for_serving()
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                                            timeout_graceful_shutdown=5, proxy_headers=_proxy_headers(args)[0],
@@ -430,6 +499,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("credit_code")
     p.add_argument("--csr", required=True)
     p.add_argument("-o", "--out", required=True)
+    p.add_argument("--days", type=_days, default=365,
+                   help="validity in days (default %(default)s; 0: valid only in the second it is issued, e.g. an "
+                        "expired certificate for inspection case 9.6; at most until the platform CA expires)")
     p.set_defaults(func=cmd_issue_certificate)
 
     p = common(plat.add_parser("disable-client", help="disable an API client and revoke its tokens (at once)"))
@@ -447,6 +519,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                "expiry, state (valid, expired, revoked)"))
     p.add_argument("credit_code", nargs="?", help="only this entity's (default: every entity's)")
     p.set_defaults(func=cmd_list_certificates)
+    p = common(plat.add_parser("list-clients", help="list API clients: client ID, entity, state (enabled, disabled), "
+                               "created, live tokens, scopes; never a secret"))
+    p.add_argument("credit_code", nargs="?", help="only this entity's (default: every entity's)")
+    p.set_defaults(func=cmd_list_clients)
+    p = common(plat.add_parser("list-entities", help="list registered entities: credit code, name, registered, "
+                               "certificates (valid, expired, revoked), clients"))
+    p.set_defaults(func=cmd_list_entities)
     p = common(plat.add_parser("revoke-certificate",
                                help="revoke an entity certificate (key ID or certificate file); effective at once"))
     p.add_argument("certificate", metavar="KEY_ID|CERT.pem", help="the key ID (hex SM3 of 04‖X‖Y) or the certificate file")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from .. import trust
@@ -13,7 +14,7 @@ from ..trust import x509 as tx
 from .db import SqlStore
 from .security import hash_secret, new_token, token_hash
 from .settings import PlatformSettings, init_pki, load_pki, private_dir
-from .store import CertificateRecord, ClientRecord, StoreConflict, TokenRecord
+from .store import CertificateRecord, ClientListing, ClientRecord, StoreConflict, TokenRecord
 
 DEFAULT_SCOPES = "reporting:entity:write reporting:submit reporting:read"
 UTC = dt.timezone.utc
@@ -29,6 +30,26 @@ def names_entity(subject: dict[str, Any], credit_code: str) -> bool:
 
 class AdminError(Exception):
     pass
+
+
+def certificate_state(record: CertificateRecord, now: dt.datetime) -> tuple[dt.datetime, str]:
+    """A registered certificate's notAfter and its state: "valid", "expired" or "revoked <instant>"."""
+    not_after: dt.datetime = tx.load_certificate(record.der)["tbs_certificate"]["validity"]["not_after"].native
+    state = (f"revoked {record.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if record.revoked_at
+             else "expired" if not_after < now else "valid")
+    return not_after, state
+
+
+@dataclass(frozen=True)
+class EntityOverview:
+    """A registered entity with what it has at the platform (``cedx platform list-entities``)."""
+    credit_code: str
+    name: str | None
+    registered_at: dt.datetime
+    valid_certificates: int
+    expired_certificates: int
+    revoked_certificates: int
+    clients: int
 
 
 class Admin:
@@ -55,6 +76,26 @@ class Admin:
         except StoreConflict as exc:
             raise AdminError(f"client {client_id} exists already") from exc
         return secret
+
+    def clients(self, credit_code: str | None = None) -> list[ClientListing]:
+        """The API clients (of one entity, or all), without their secrets."""
+        return self.store.clients(credit_code, dt.datetime.now(UTC))
+
+    def entities(self) -> list[EntityOverview]:
+        now = dt.datetime.now(UTC)
+        counts: dict[str, list[int]] = {}
+        for record in self.store.certificates():
+            state = certificate_state(record, now)[1].split()[0]
+            counts.setdefault(record.credit_code, [0, 0, 0])[("valid", "expired", "revoked").index(state)] += 1
+        clients: dict[str, int] = {}
+        for client in self.store.clients(None, now):
+            clients[client.credit_code] = clients.get(client.credit_code, 0) + 1
+        overviews = []
+        for e in self.store.entities():
+            valid, expired, revoked = counts.get(e.credit_code, [0, 0, 0])
+            overviews.append(EntityOverview(e.credit_code, e.name, e.registered_at, valid, expired, revoked,
+                                            clients.get(e.credit_code, 0)))
+        return overviews
 
     def set_client_active(self, client_id: str, active: bool) -> None:
         """Disabling takes effect on the next request of every worker: tokens are deleted and
@@ -117,9 +158,34 @@ class Admin:
         common_name = subject.native.get("common_name")
         if common_name != credit_code:
             raise AdminError(f"the CSR's subject CN is {common_name!r}; it must be the credit code {credit_code}")
+        self.check_validity(days, not_before)
         cert = tx.issue_certificate(csr, self.pki.ca, self.pki.ca_key, days=days, not_before=not_before)
         self.add_certificate(credit_code, cert)
         return cert
+
+    def _ca_not_after(self) -> dt.datetime:
+        value: dt.datetime = tx.load_certificate(self.pki.ca)["tbs_certificate"]["validity"]["not_after"].native
+        return value
+
+    def longest_validity(self, not_before: dt.datetime | None = None) -> int:
+        """The most whole days a certificate issued now (or from ``not_before``) may be valid:
+        none outlives the platform CA (path validation would refuse it from then on)."""
+        # now: a second's margin, for the clock passing a second before the certificate is made
+        start = not_before or dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
+        return (self._ca_not_after() - start).days
+
+    def check_validity(self, days: int, not_before: dt.datetime | None = None) -> None:
+        """Refuse (never shorten silently) a validity below 0 days or beyond the CA's notAfter."""
+        if days < 0:
+            raise AdminError(f"a certificate cannot be valid for {days} days; give 0 or more "
+                             "(0: valid only in the second it is issued)")
+        longest = self.longest_validity(not_before)
+        if longest < 0:
+            raise AdminError(f"the platform CA is no longer valid (not after {self._ca_not_after():%Y-%m-%dT%H:%M:%SZ}); "
+                             "no certificate it issues would verify")
+        if days > longest:
+            raise AdminError(f"a certificate valid for {days} days would outlive the platform CA (not after "
+                             f"{self._ca_not_after():%Y-%m-%dT%H:%M:%SZ}); give at most {longest} days")
 
     def revoke_certificate(self, key_id_or_certificate: str | bytes) -> str:
         """Revoke by key ID (SM3 of the public key) or by the certificate (PEM/DER). Effective

@@ -45,13 +45,16 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from .store import (
     CertificateRecord,
+    ClientListing,
     ClientRecord,
+    EntityRecord,
     IdempotencyRecord,
     Store,
     StoreConflict,
@@ -89,6 +92,8 @@ class ClientRow(Base):
     credit_code: Mapped[str] = mapped_column(ForeignKey("entities.credit_code"))
     scopes: Mapped[str] = mapped_column(String(512))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Added after the table (see _ADDED_COLUMNS): NULL for clients created before.
+    created_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, default=utcnow)
 
 
 class CertificateRow(Base):
@@ -237,6 +242,7 @@ def make_engine(url: str | URL, raw: bool = False, durable: bool = False) -> Eng
         # No ping per checkout (a round trip per request); stale connections are recycled instead.
         engine = create_engine(url, pool_recycle=1800)
     Base.metadata.create_all(engine)
+    _add_missing_columns(engine)
     with engine.begin() as conn:
         if conn.execute(select(RevocationRow.id)).first() is None:
             try:
@@ -244,6 +250,25 @@ def make_engine(url: str | URL, raw: bool = False, durable: bool = False) -> Eng
             except IntegrityError:  # another worker created it
                 pass
     return engine
+
+
+#: Columns declared after their table was first created: ``create_all`` makes missing tables,
+#: never missing columns, so a database from an earlier version gets them here (nullable).
+_ADDED_COLUMNS = ((ClientRow.__tablename__, "created_at"),)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the columns of _ADDED_COLUMNS a database lacks (one reflection at start-up; workers
+    starting together: SQLite holds the write lock while it looks, PostgreSQL's IF NOT EXISTS)."""
+    sqlite_ = engine.dialect.name == "sqlite"
+    with engine.execution_options(cedx_write=True).begin() as conn:
+        inspector = sa_inspect(conn)
+        for table, name in _ADDED_COLUMNS:
+            if name in {c["name"] for c in inspector.get_columns(table)}:
+                continue
+            column_type = Base.metadata.tables[table].c[name].type.compile(dialect=engine.dialect)
+            exists = "" if sqlite_ else "IF NOT EXISTS "
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {exists}{name} {column_type}")
 
 
 def _create_private_file(path: Path) -> None:
@@ -269,6 +294,11 @@ def _submission(row: Any) -> SubmissionRecord:
         supersedes=row.supersedes, superseded_by=row.superseded_by, document=row.document,
         document_digest=row.document_digest, receipt=row.receipt, receipt_id=row.receipt_id,
         received_at=_aware(row.received_at))
+
+
+def _entity_name(document: Any) -> str | None:
+    name = document.get("name") if isinstance(document, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def _rowcount(result: Any) -> int:
@@ -637,6 +667,12 @@ class SqlStore(Store):
         with self.sessions() as s:
             return s.get(EntityRow, credit_code) is not None
 
+    def entities(self) -> list[EntityRecord]:
+        with self.sessions() as s:
+            rows = s.execute(select(EntityRow.credit_code, EntityRow.document, EntityRow.created_at)
+                             .order_by(EntityRow.credit_code)).all()
+        return [EntityRecord(code, _entity_name(document), _aware(created)) for code, document, created in rows]
+
     def entity_document(self, credit_code: str) -> dict[str, Any] | None:
         with self.sessions() as s:
             row = s.get(EntityRow, credit_code)
@@ -683,6 +719,20 @@ class SqlStore(Store):
         with self.sessions() as s:
             row = s.get(ClientRow, client_id)
             return ClientRecord(row.client_id, row.secret_hash, row.credit_code, row.scopes, row.active) if row else None
+
+    def clients(self, credit_code: str | None, now: dt.datetime) -> list[ClientListing]:
+        # The secret's hash is never selected: a listing cannot show what it never read.
+        live = (select(TokenRow.client_id, func.count().label("n")).where(TokenRow.expires_at > now)
+                .group_by(TokenRow.client_id).subquery())
+        q = (select(ClientRow.client_id, ClientRow.credit_code, ClientRow.scopes, ClientRow.active,
+                    ClientRow.created_at, func.coalesce(live.c.n, 0))
+             .outerjoin(live, live.c.client_id == ClientRow.client_id))
+        if credit_code:
+            q = q.where(ClientRow.credit_code == credit_code)
+        with self.sessions() as s:
+            rows = s.execute(q.order_by(ClientRow.credit_code, ClientRow.client_id)).all()
+        return [ClientListing(client_id, code, scopes, bool(active), _aware(created) if created else None, int(n))
+                for client_id, code, scopes, active, created, n in rows]
 
     def set_client_active(self, client_id: str, active: bool) -> bool:
         with self._write() as s:

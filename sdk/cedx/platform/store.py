@@ -31,6 +31,25 @@ class ClientRecord:
 
 
 @dataclass(frozen=True)
+class ClientListing:
+    """An API client as the operator lists it: never its secret or the secret's hash."""
+    client_id: str
+    credit_code: str
+    scopes: str
+    active: bool
+    created_at: dt.datetime | None  # None: created before the platform recorded it
+    live_tokens: int                # tokens not yet expired
+
+
+@dataclass(frozen=True)
+class EntityRecord:
+    """A registered reporting entity as the operator lists it."""
+    credit_code: str
+    name: str | None                # from its Entity document, once it registered one
+    registered_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class TokenRecord:
     token_hash: str
     client_id: str
@@ -130,6 +149,10 @@ class Store(ABC):
     def entity_known(self, credit_code: str) -> bool: ...
 
     @abstractmethod
+    def entities(self) -> list[EntityRecord]:
+        """Every registered entity, by credit code."""
+
+    @abstractmethod
     def entity_document(self, credit_code: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
@@ -153,6 +176,10 @@ class Store(ABC):
 
     @abstractmethod
     def client(self, client_id: str) -> ClientRecord | None: ...
+
+    @abstractmethod
+    def clients(self, credit_code: str | None, now: dt.datetime) -> list[ClientListing]:
+        """Every client (or one entity's), by entity and client ID, with its tokens live at ``now``."""
 
     @abstractmethod
     def set_client_active(self, client_id: str, active: bool) -> bool:
