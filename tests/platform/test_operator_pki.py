@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import time
 
+import pytest
 from asn1crypto import crl as asn1crl
 
 from cedx.cli import main
@@ -218,3 +219,60 @@ def test_a_certificate_speaks_for_the_entity_its_cn_names_only(tmp_path):
     assert admin.add_certificate(a, certificate({"common_name": a, "serial_number": a}))
     assert not names_entity({"common_name": a, "organization_identifier": f"NTRCN-{b}"}, a)
     assert names_entity({"common_name": a, "organization_identifier": f"NTRCN-{a}"}, a)
+
+
+def _backend_url(backend):
+    import os
+
+    import pytest
+
+    from .conftest import _fresh_postgres
+
+    if backend == "sqlite":
+        return None
+    base = os.environ.get("CEDX_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("CEDX_TEST_POSTGRES_URL not set")
+    return _fresh_postgres(base)
+
+
+def _drop_clients_created_at(d, url):
+    """The clients table as platforms before list-clients made it (no created_at column)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url or f"sqlite:///{d}/platform.db")
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE clients DROP COLUMN created_at"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_listings_on_each_database_and_on_one_made_before_clients_had_a_creation_time(tmp_path, capsys, monkeypatch,
+                                                                                      backend):
+    """list-clients and list-entities on SQLite and PostgreSQL; a database from before clients
+    recorded their creation gets the column when the platform opens it (its clients: '-')."""
+    url = _backend_url(backend)
+    if url:
+        monkeypatch.setenv("CEDX_DATABASE_URL", url)
+    else:
+        monkeypatch.delenv("CEDX_DATABASE_URL", raising=False)
+    d = str(tmp_path / "p")
+    code, other = "91320500MA1X2P3Q4R", "91350100M000100Y43"
+    for argv in (["init"], ["add-entity", code], ["add-entity", other], ["add-client", code, "--client-id", "old"]):
+        assert main(["platform", *argv, "--dir", d]) == 0
+    _drop_clients_created_at(d, url)
+    capsys.readouterr()
+    assert main(["platform", "add-client", other, "--client-id", "new", "--dir", d]) == 0
+    secret = capsys.readouterr().out.split("stored hashed): ")[1].strip()
+    assert main(["platform", "issue-token", "new", "--dir", d]) == 0
+    assert main(["platform", "disable-client", "old", "--dir", d]) == 0
+    capsys.readouterr()
+    assert main(["platform", "list-clients", "--dir", d]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split("\t") for line in out.splitlines()[1:]]
+    assert [(r[0], r[1], r[2], r[4]) for r in rows] == [("old", code, "disabled", "0"), ("new", other, "enabled", "1")]
+    assert rows[0][3] == "-" and rows[1][3].startswith("20") and rows[1][3].endswith("Z")
+    assert secret not in out
+    assert main(["platform", "list-entities", "--dir", d]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [(r[0], r[1], r[3:]) for r in rows] == [(code, "-", ["0", "0", "0", "1"]), (other, "-", ["0", "0", "0", "1"])]
