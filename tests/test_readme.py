@@ -10,6 +10,7 @@ their own tests (make test, tests/test_demo.py) and skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -138,4 +139,9 @@ def test_first_hour_guides_run_as_written(tmp_path):
     assert re.search(r"receipt [0-9a-f-]{36} verified, time-stamped 20", outputs["integrator"])
     assert "delivered {'delivered': 1}" in outputs["integrator"]
     assert "verified" in outputs["operator"]
+    assert "client ID\tentity\tstate\tcreated\tlive tokens\tscopes\nerp\t91320500MA1X2P3Q4R\tenabled\t" in outputs["operator"]
     assert (tmp_path / "inspector" / "inspection" / "report.json").is_file()
+    # §4's material: the certificate `cedx platform issue-certificate --days 0` made is refused as expired
+    full = json.loads((tmp_path / "inspector" / "inspection-full" / "report.json").read_text(encoding="utf-8"))
+    verdicts = {c["case_id"]: c["verdict"] for item in full["items"] for c in item["cases"]}
+    assert verdicts["9.6"] == "pass"
