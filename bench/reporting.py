@@ -135,7 +135,8 @@ def timed(pid: int, fn, items, threads: int, shares: list | None = None) -> tupl
         spent = {child: after - workers.get(child, 0.0) for child, after in child_cpu_seconds(pid).items()}
         total = sum(spent.values()) or 1.0
         ticks, idle = (after - before for after, before in zip(machine_ticks(), machine))
-        shares.extend([sorted((v / total for v in spent.values() if v > 0), reverse=True), 1 - idle / (ticks or 1)])
+        # every child, an idle worker too (0 %)
+        shares.extend([sorted((v / total for v in spent.values()), reverse=True), 1 - idle / (ticks or 1)])
     return rate, per_call
 
 
@@ -175,7 +176,9 @@ def throughput(kind: str, database_url: str | None, workers: int, n: int, thread
     figure(f"  platform CPU per request, {label}", 1e3 * report_cpu, "ms", "trivial request", 1e3 * trivial_cpu,
            precision=2)
     # what limited the rate: a worker left idle (connections pinned unevenly), or the machine full
-    split = " / ".join(f"{100 * share:.0f} %" for share in shares[0]) if workers > 1 else ""
+    # the first ``workers`` shares (sorted, an idle worker's 0 % among them): the other child of
+    # uvicorn's supervisor (multiprocessing's resource tracker) uses none
+    split = " / ".join(f"{100 * share:.0f} %" for share in shares[0][:workers]) if workers > 1 else ""
     print(f"    during the reports: machine busy {100 * shares[1]:.0f} % (client, platform"
           f"{', PostgreSQL' if kind == 'PostgreSQL' else ''} on {os.cpu_count()} cores)"
           + (f"; platform CPU per worker process {split}" if split else ""))

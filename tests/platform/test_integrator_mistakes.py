@@ -260,6 +260,8 @@ def test_a_failed_item_is_requeued_once_the_platform_is_put_right(env, tmp_path)
     """An item refused for a reason on the platform's side (here its body limit, 413) is parked;
     once the operator raises the limit, requeue() sends the same bytes under the same key and it
     is stored, once. Only failed items are requeued; items() lists them in order."""
+    import sqlite3
+
     client = env.client(env.power)
     box = Outbox(tmp_path / "o.db", client)
     first, second = box.enqueue(_report(env, "2011-01")), box.enqueue(_report(env, "2011-03"))
@@ -272,8 +274,12 @@ def test_a_failed_item_is_requeued_once_the_platform_is_put_right(env, tmp_path)
         hooks.max_body_bytes = limit
     assert [(i.id, i.state) for i in box.items()] == [(first, "failed"), (second, "failed")]
     assert box.items("failed")[0].last_error.startswith("413 PAYLOAD_TOO_LARGE")
+    with sqlite3.connect(tmp_path / "o.db") as db:
+        before = db.execute("SELECT document, idempotency_key FROM outbox WHERE id = ?", (first,)).fetchone()
     box.requeue(first)
     assert [i.id for i in box.items("pending")] == [first]
+    with sqlite3.connect(tmp_path / "o.db") as db:  # the same bytes under the same key
+        assert db.execute("SELECT document, idempotency_key FROM outbox WHERE id = ?", (first,)).fetchone() == before
     assert box.deliver() == 1 and box.item(first).state == "delivered"
     assert box.item(first).last_error.startswith("requeued after: 413 PAYLOAD_TOO_LARGE")
     assert box.item(second).state == "failed" and _stored(env, "2011-01") == 1 and _stored(env, "2011-03") == 0
@@ -283,6 +289,30 @@ def test_a_failed_item_is_requeued_once_the_platform_is_put_right(env, tmp_path)
         box.requeue("no-such-item")
     with pytest.raises(cedx.ConfigurationError, match="state is one of"):
         box.items("parked")
+
+
+def test_outboxes_opened_at_once_on_an_older_file_add_its_column_once(env, tmp_path):
+    """Several processes (here threads) opening the same outbox file of an earlier release at
+    once: the column is added under the write lock, so none fails on a duplicate column."""
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = []
+    for n in range(8):
+        path = tmp_path / f"old{n}.db"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE outbox (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, kind TEXT NOT NULL, "
+                       "document TEXT NOT NULL, idempotency_key TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', "
+                       "attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, receipt TEXT, created_at REAL NOT NULL, "
+                       "delivered_at REAL)")
+        paths.append(path)
+    client = env.client(env.power)
+    with ThreadPoolExecutor(6) as pool:
+        boxes = list(pool.map(lambda path: Outbox(path, client), [p for p in paths for _ in range(6)]))
+    assert len(boxes) == 48
+    for path in paths:
+        with sqlite3.connect(path) as db:
+            assert [r[1] for r in db.execute("PRAGMA table_info(outbox)")].count("signed_here") == 1
 
 
 def test_signed_again_then_a_conflict_is_parked_saying_it_may_be_stored(env, tmp_path):

@@ -3,6 +3,7 @@ never lets ~/.netrc replace its bearer token (requests would do both on every re
 
 import http.server
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -148,9 +149,10 @@ def test_a_callers_session_verify_is_kept_over_tls(tls_server, monkeypatch):
 
     from cedx.runtime.errors import TransportError
 
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
     url, ca = tls_server
+    # a CA bundle in the environment that would not do: requests lets it replace session.verify
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(Path(ca).with_name("not-this-ca.pem")))
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     mine = requests.Session()
     mine.verify = ca
     tokens = TokenProvider(f"{url}/oauth/token", "id", "secret", session=mine, retry=_no_retry())
@@ -159,6 +161,7 @@ def test_a_callers_session_verify_is_kept_over_tls(tls_server, monkeypatch):
     with pytest.raises(NotFoundError):  # the platform answered: the TLS handshake passed
         client.get_entity("91320500MA1X2P3Q4R")
     assert _Recorder.seen == ["Bearer tls-token"]
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     # the same server without the private CA: refused by TLS (the test above can fail)
     with pytest.raises(TransportError):
         ReportingClient(url, token="t", retry=_no_retry()).get_entity("91320500MA1X2P3Q4R")

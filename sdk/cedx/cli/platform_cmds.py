@@ -262,7 +262,9 @@ def cmd_list_entities(args: argparse.Namespace) -> int:
     admin = _admin(args)
     print("entity\tname\tregistered\tvalid certificates\texpired\trevoked\tclients")
     for e in admin.entities():
-        name = " ".join(e.name.split()) if e.name else "-"  # the entity's own text: kept to one field
+        # the entity's own text: kept to one field, and what a terminal would act on (C1 controls,
+        # bidirectional overrides) shown as escapes
+        name = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in " ".join(e.name.split())) if e.name else "-"
         print(f"{e.credit_code}\t{name}\t{_instant(e.registered_at)}\t{e.valid_certificates}\t"
               f"{e.expired_certificates}\t{e.revoked_certificates}\t{e.clients}")
     return 0

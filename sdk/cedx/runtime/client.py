@@ -274,6 +274,8 @@ class TokenProvider:
         self._owns_session = session is None
         if session is None:
             session, verify = environment_session(token_url, verify)
+        elif verify is None and session.verify is not True:
+            verify = session.verify  # as the clients: kept over the CA-bundle environment variables
         self._session = session
         self.retry = retry or RetryPolicy()
         self._timeout, self._verify, self._margin = timeout, verify, refresh_margin
@@ -457,6 +459,10 @@ class BaseClient:
         self._owns_session = session is None
         if session is None:
             session, verify = environment_session(self.base_url, verify)
+        elif verify is None and session.verify is not True:
+            # requests would let REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace it (trust_env): the
+            # caller's own choice on the session is kept
+            verify = session.verify
         self.session = session
         self.timeout, self.verify = timeout, verify
 
@@ -639,8 +645,9 @@ class BaseClient:
         return ReceiptMismatch(
             f"{op.operation_id}: the platform's receipt is not for the document sent: its {name} is {got!r}, "
             f"the document sent's is {expected!r} (docs/trust-profile.md §3). The platform may or may not "
-            f"have stored the document sent: look it up ({look}) before relying on it; sending it again "
-            "with the same idempotency key is safe",
+            f"have stored the document sent: look it up ({look}) before relying on it. Sending it again is "
+            "safe only with the idempotency_key= this call was given (the Outbox keeps one per item); a call "
+            "without one signs the document anew under a new key",
             field=name, got=got, expected=expected, receipt=receipt)
 
     # --- the exchange ---------------------------------------------------------------------

@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 _STATES = ("pending", "delivered", "failed")
+_ITEM_COLUMNS = "id, kind, state, attempts, last_error, receipt"
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,13 @@ class Outbox:
         try:
             with self._db() as db:
                 db.executescript(_SCHEMA)
+                # an outbox made by cedx before this column: added under the write lock, so that
+                # processes opening the same file at once do not both add it
+                db.execute("BEGIN IMMEDIATE")
                 columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
-                if "signed_here" not in columns:  # an outbox made by cedx before this column
+                if "signed_here" not in columns:
                     db.execute("ALTER TABLE outbox ADD COLUMN signed_here INTEGER")
+                db.execute("COMMIT")
         except sqlite3.Error as exc:  # a directory that does not exist, a file that is not a database...
             raise ConfigurationError(f"cannot use {self.path} as the outbox: {exc}") from exc
 
@@ -276,11 +281,10 @@ class Outbox:
     # --- reading --------------------------------------------------------------------------
     def item(self, item_id: str) -> OutboxItem:
         with self._db() as db:
-            row = db.execute("SELECT id, kind, state, attempts, last_error, receipt FROM outbox WHERE id = ?",
-                             (item_id,)).fetchone()
+            row = db.execute(f"SELECT {_ITEM_COLUMNS} FROM outbox WHERE id = ?", (item_id,)).fetchone()
         if row is None:
             raise KeyError(item_id)
-        return OutboxItem(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else None)
+        return _item(row)
 
     def counts(self) -> dict[str, int]:
         with self._db() as db:
@@ -291,17 +295,18 @@ class Outbox:
         ``delivered`` or ``failed``) if given."""
         if state is not None and state not in _STATES:
             raise ConfigurationError(f"state is one of {', '.join(_STATES)}, not {state!r}")
-        query = "SELECT id, kind, state, attempts, last_error, receipt FROM outbox"
+        query = f"SELECT {_ITEM_COLUMNS} FROM outbox"
         with self._db() as db:
             rows = (db.execute(query + " WHERE state = ? ORDER BY seq", (state,)) if state is not None
                     else db.execute(query + " ORDER BY seq")).fetchall()
-        return [OutboxItem(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None) for r in rows]
+        return [_item(row) for row in rows]
 
     def requeue(self, item_id: str) -> None:
         """A failed item back to pending, once the cause of its refusal is put right on the
         platform's side (a limit raised, a certificate registered...): it is sent again with
         the same bytes and idempotency key, so it cannot be stored twice (a platform that did
-        store it answers its receipt). Its ``last_error`` keeps the refusal, marked as requeued.
+        store it answers its receipt); unless ``deliver`` then signs it again, as for any item,
+        after a refusal for its signing time or certificate (a conflict guards that one). Its ``last_error`` keeps the refusal, marked as requeued.
         A document that itself must change is not requeued but enqueued anew."""
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -315,6 +320,11 @@ class Outbox:
             db.execute("UPDATE outbox SET state = 'pending', last_error = 'requeued after: ' || COALESCE(last_error, '') "
                        "WHERE id = ?", (item_id,))
             db.execute("COMMIT")
+
+
+def _item(row: Any) -> OutboxItem:
+    """An OutboxItem from a row of ``_ITEM_COLUMNS``."""
+    return OutboxItem(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else None)
 
 
 class AddressFollower:
