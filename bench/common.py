@@ -82,6 +82,17 @@ def process(cmd: list[str], health: str, env: dict | None = None, ok=(200,)) -> 
             proc.kill()
 
 
+def _own_cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process, in seconds (/proc/<pid>/stat; FileNotFoundError once gone)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _children(pid: int) -> list[int]:
+    """The live direct children of a process (FileNotFoundError once it is gone)."""
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its live children (uvicorn workers), in seconds."""
     total = 0.0
@@ -89,11 +100,8 @@ def cpu_seconds(pid: int) -> float:
     while pids:
         p = pids.pop()
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-            for task in Path(f"/proc/{p}/task").iterdir():
-                children = (task / "children").read_text().split()
-                pids.extend(int(c) for c in children)
+            total += _own_cpu_seconds(p)
+            pids.extend(_children(p))
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
@@ -102,17 +110,15 @@ def cpu_seconds(pid: int) -> float:
 def child_cpu_seconds(pid: int) -> dict[int, float]:
     """User + system CPU of each direct child of a process (uvicorn's worker processes), by PID."""
     out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        children = _children(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return out
+    for child in children:
         try:
-            children = (task / "children").read_text().split()
+            out[child] = _own_cpu_seconds(child)
         except (FileNotFoundError, ProcessLookupError):
             continue
-        for child in map(int, children):
-            try:
-                fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            out[child] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return out
 
 

@@ -50,12 +50,17 @@ def port(text: str) -> int:
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
+def whole_number(text: str, of: str = "") -> int:
+    """``text`` as an int, or the argparse error saying it is not a whole number (``of``: "days"...)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number{' of ' + of if of else ''}") from None
+
+
 def positive(text: str) -> int:
     """An argparse type: a count of at least one."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not at least 1")
     return value

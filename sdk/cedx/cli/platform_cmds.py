@@ -303,10 +303,9 @@ def _month(text: str) -> str:
 
 def _days(text: str) -> int:
     """An argparse type: a validity in whole days, 0 or more (how far is the CA's to say)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    from . import whole_number
+
+    value = whole_number(text, "days")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is not 0 or more days")
     return value
